@@ -1,0 +1,1 @@
+"""Benchmarks (`zhisuan bench ...`): synthetic workloads and measurement, reported as medians."""

@@ -1,0 +1,1 @@
+"""Command-line face (Typer + Rich). Parses arguments, calls the layers below, renders tables."""

@@ -1,0 +1,50 @@
+"""Shared CLI plumbing: loading inputs with errors that name the field, and the ASSUMPTION marker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from zhisuan.model import JobSpec, Network, SpecError, check_spec, load_network, parse_job_spec
+
+# CI logs and pipes are not terminals; Rich would wrap tables at 80 columns there.
+console = Console(width=None if Console().is_terminal else 150)
+err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 150)
+ASSUMED = "†"
+
+
+def short_chip(name: str) -> str:
+    """The catalog's first alias (`910b`, `a100`) is what people say; fall back to the model name."""
+    from zhisuan.catalog import load_catalog
+
+    chip = load_catalog().lookup(name)
+    return chip.aliases[0].upper() if chip.aliases else chip.name
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def read_network(path: Path) -> Network:
+    try:
+        return load_network(path)
+    except FileNotFoundError:
+        fail(f"network file not found: {path}")
+    except SpecError as e:
+        fail(f"invalid network file {path}: {e}")
+
+
+def read_spec(path: Path, network: Network | None = None) -> JobSpec:
+    try:
+        spec = parse_job_spec(path.read_text(encoding="utf-8"))
+        if network is not None:
+            check_spec(spec, network)
+        return spec
+    except FileNotFoundError:
+        fail(f"job spec not found: {path}")
+    except SpecError as e:
+        fail(f"invalid job spec {path}: {e}")

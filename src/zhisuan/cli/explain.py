@@ -1,0 +1,74 @@
+"""`zhisuan explain`: the ranked candidate table for one job, like SkyPilot's optimizer table with
+expected start time and carbon added."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from zhisuan.cli.common import ASSUMED, console, read_network, read_spec, short_chip
+from zhisuan.model.units import format_duration
+from zhisuan.scheduler import get_policy, pending_from_spec, snapshot_from_network
+from zhisuan.scheduler.explain import explain
+from zhisuan.scheduler.policies import FILTERS
+
+
+def explain_command(
+    job: Annotated[Path, typer.Argument(help="job spec (YAML)")],
+    network: Annotated[Path, typer.Option("--network", "-n", help="network file")] = Path(
+        "examples/networks/toy3.yaml"),
+    policy: Annotated[str, typer.Option(help="scheduling policy")] = "zhisuan",
+    all_pools: Annotated[bool, typer.Option("--all", help="also list rejected pools")] = False,
+) -> None:
+    """Rank where JOB would run in NETWORK: center, pool, chips, expected start, ¥/job, kgCO2, score."""
+    net = read_network(network)
+    spec = read_spec(job, net)
+    pending = pending_from_spec(spec.name, spec, submit_time=0.0)
+    candidates = explain(snapshot_from_network(net), pending, now=0.0, policy=get_policy(policy))
+    pools = {(c.name, p.name): (c, p) for c in net.centers for p in c.pools}
+    table = Table(title=f"{spec.name}: {pending.request.nodes}×{pending.request.devices_per_node} devices, "
+                        f"{format_duration(pending.duration)} on the reference chip — network {net.name}")
+    for col, just in [("#", "right"), ("center", "left"), ("pool", "left"), ("chips", "left"),
+                      ("start", "right"), ("runtime", "right"), ("¥/job", "right"), ("kgCO2", "right"),
+                      ("score", "right"), ("note", "left")]:
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    assumed: set[str] = set()
+    shown = 0
+    for i, cand in enumerate(candidates, 1):
+        if cand.rejected and not all_pools:
+            continue
+        center, pool = pools[(cand.center, cand.pool)]
+        mark_price = ASSUMED if "price_per_device_hour" in pool.assumptions else ""
+        mark_carbon = ASSUMED if "pue" in center.assumptions or pool.chip.assumptions else ""
+        if mark_price or mark_carbon:
+            assumed.add(f"{center.name}/{pool.name}")
+        start = "never" if math.isinf(cand.start_delay) else format_duration(cand.start_delay)
+        table.add_row(
+            str(i), center.name, pool.name,
+            f"{pending.request.nodes}×{pending.request.devices_per_node} {short_chip(pool.chip.name)}",
+            "—" if cand.rejected else start, format_duration(cand.runtime),
+            f"{cand.cost:,.0f}{mark_price}", f"{cand.carbon:,.1f}{mark_carbon}",
+            "—" if math.isnan(cand.score) else f"{cand.score:.1f}",
+            "; ".join(cand.rejected) if cand.rejected else ("← chosen" if shown == 0 else ""),
+            style="dim" if cand.rejected else ("bold green" if shown == 0 else None),
+        )
+        shown += 1
+    console.print(table)
+    feasible = [c for c in candidates if not c.rejected]
+    console.print(f"{len(feasible)} of {len(candidates)} pools can run it. Score = weighted, normalised "
+                  "start time, price, carbon, data locality and fragmentation (100 = best).")
+    console.print("Runtime = time_limit ÷ speed factor (FP16 TFLOPS ratio to the requested chip: an approximation). "
+                  "kgCO2 uses TDP × PUE × grid factor (a power model, upper bound).")
+    if assumed:
+        console.print(f"{ASSUMED} ASSUMPTION in price or carbon inputs (see the network file's `assumptions`): "
+                      + ", ".join(sorted(assumed)))
+    used = {name for c in candidates if all_pools for name in c.rejected}
+    for f in FILTERS:
+        if f.name in used:
+            console.print(f"  [dim]{f.name}[/]: {f.reason}")
+    if not feasible:
+        raise typer.Exit(1)

@@ -1,0 +1,26 @@
+"""The `zhisuan` command."""
+
+from __future__ import annotations
+
+import typer
+
+from zhisuan.cli.bench import bench_app
+from zhisuan.cli.catalog import catalog_command
+from zhisuan.cli.demo import demo_command
+from zhisuan.cli.explain import explain_command
+from zhisuan.cli.network import network_command
+
+app = typer.Typer(
+    name="zhisuan",
+    help="zhisuan (智算): an open compute-power network for AI computing centers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("explain")(explain_command)
+app.command("catalog")(catalog_command)
+app.command("network")(network_command)
+app.command("demo")(demo_command)
+app.add_typer(bench_app, name="bench")
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,27 @@
+"""Domain types: job specs, networks of centers and pools, tenants, jobs and placements."""
+
+from zhisuan.model.job import Job, JobState
+from zhisuan.model.jobspec import JobSpec, SpecError, parse_job_spec
+from zhisuan.model.network import Center, Network, Pool, RunningLoad, Tenant, load_network, parse_network
+from zhisuan.model.placement import Placement
+from zhisuan.model.request import Request, request_from_spec
+from zhisuan.model.validate import check_spec
+
+__all__ = [
+    "Center",
+    "Job",
+    "JobSpec",
+    "JobState",
+    "Network",
+    "Placement",
+    "Pool",
+    "Request",
+    "RunningLoad",
+    "SpecError",
+    "Tenant",
+    "check_spec",
+    "load_network",
+    "parse_job_spec",
+    "parse_network",
+    "request_from_spec",
+]

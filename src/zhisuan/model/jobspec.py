@@ -1,0 +1,195 @@
+"""The job spec tenants write (YAML or JSON): what to run, on what, under which constraints.
+
+Validation names the offending field (pydantic's `loc`), so a bad spec is rejected with a message a
+user can act on and nothing half-valid reaches the store or the scheduler.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from zhisuan.catalog import load_catalog
+from zhisuan.model.units import parse_duration, parse_memory_gib
+
+_NAMED = re.compile(r"^\s*(?P<name>[^:]+?)\s*(?::\s*(?P<count>\d+))?\s*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AcceleratorClass(_Strict):
+    """Any accelerator of a software stack at or above a speed: `{stack: cuda, min_tflops: 300, count: 8}`."""
+
+    stack: str
+    min_tflops: float = Field(0.0, ge=0)
+    count: int = Field(1, ge=1, le=64)
+
+    @field_validator("stack")
+    @classmethod
+    def _known_stack(cls, v: str) -> str:
+        stacks = load_catalog().stacks
+        if v.lower() not in stacks:
+            raise ValueError(f"unknown software stack {v!r}; known: {', '.join(stacks)}")
+        return v.lower()
+
+
+class NamedAccelerator(_Strict):
+    """A catalog accelerator by name or alias, `count` per node: parsed from `A100-80GB:8`."""
+
+    name: str
+    count: int = Field(1, ge=1, le=64)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return load_catalog().lookup(v).name
+
+
+def _accelerator_kind(v: Any) -> str:
+    if isinstance(v, dict):
+        return "class" if "stack" in v or "min_tflops" in v else "named"
+    return "class" if isinstance(v, AcceleratorClass) else "named"
+
+
+AcceleratorRequest = Annotated[
+    Annotated[NamedAccelerator, Tag("named")] | Annotated[AcceleratorClass, Tag("class")],
+    Discriminator(_accelerator_kind),
+]
+
+
+class Resources(_Strict):
+    accelerators: AcceleratorRequest
+    nodes: int = Field(1, ge=1, le=1024)
+    cpus: int | None = Field(None, ge=1, description="CPUs per node")
+    memory: float | None = Field(None, gt=0, description="memory per node, GiB (accepts 256Gi, 64G)")
+    portable: list[str] = Field(default_factory=list, description="stacks the job can also run on")
+
+    @field_validator("accelerators", mode="before")
+    @classmethod
+    def _parse(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            m = _NAMED.match(v)
+            if not m:
+                raise ValueError(f"expected NAME:COUNT such as A100-80GB:8, got {v!r}")
+            return {"name": m["name"], "count": int(m["count"] or 1)}
+        if isinstance(v, dict) and "name" in v and "stack" in v:
+            raise ValueError("give either a name (A100-80GB:8) or a class {stack, min_tflops, count}")
+        return v
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> Any:
+        return None if v is None else parse_memory_gib(v)
+
+    @field_validator("portable")
+    @classmethod
+    def _stacks(cls, v: list[str]) -> list[str]:
+        stacks = load_catalog().stacks
+        bad = [s for s in v if s.lower() not in stacks]
+        if bad:
+            raise ValueError(f"unknown software stack {bad[0]!r}; known: {', '.join(stacks)}")
+        return sorted({s.lower() for s in v})
+
+    @property
+    def devices_per_node(self) -> int:
+        return self.accelerators.count
+
+    @property
+    def devices(self) -> int:
+        return self.accelerators.count * self.nodes
+
+
+class Constraints(_Strict):
+    regions: list[str] = Field(default_factory=list)
+    max_price: float | None = Field(None, gt=0, description="CNY per device-hour")
+    deadline: datetime | None = None
+    data: str | None = Field(None, description="center where the job's data lives")
+    time_limit: float | None = Field(None, description="expected/maximum run time, seconds (accepts 2h, 90m)")
+
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return None if v is None else parse_duration(v)
+
+    @field_validator("deadline")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("deadline needs a UTC offset, e.g. 2026-12-01T00:00:00+08:00")
+        return v
+
+
+class JobSpec(_Strict):
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    tenant: str = Field(min_length=1, max_length=64)
+    kind: Literal["training", "batch", "service"] = "batch"
+    resources: Resources
+    constraints: Constraints = Field(default_factory=Constraints)
+    priority: int = Field(0, ge=-1000, le=1000)
+    recovery: Literal["requeue", "fail"] = "requeue"
+    run: str = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _portable_includes_own_stack(self) -> JobSpec:
+        acc = self.resources.accelerators
+        if isinstance(acc, NamedAccelerator) and self.resources.portable:
+            own = load_catalog().lookup(acc.name).stack
+            if own not in self.resources.portable:
+                raise ValueError(f"resources.portable must include the accelerator's own stack {own!r}")
+        return self
+
+
+class SpecError(ValueError):
+    """A spec that failed validation; `errors` are (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in errors))
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    # pydantic adds the union member's model name to the path; users think in spec fields
+    skip = {"named", "class"}
+    return ".".join(str(p) for p in loc if str(p) not in skip)
+
+
+def spec_errors(exc: ValidationError) -> SpecError:
+    """Turn pydantic's errors into field-named messages; union noise is collapsed to the best one."""
+    seen: dict[str, str] = {}
+    for err in exc.errors():
+        loc = _loc(err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if loc not in seen or "unknown" in msg:
+            seen[loc] = msg
+    return SpecError(list(seen.items()))
+
+
+def parse_job_spec(data: str | bytes | dict[str, Any]) -> JobSpec:
+    """YAML/JSON text or a mapping -> JobSpec, or SpecError naming the field."""
+    if isinstance(data, str | bytes):
+        try:
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as e:
+            raise SpecError([("", f"malformed YAML: {e}")]) from e
+    if not isinstance(data, dict):
+        raise SpecError([("", "a job spec must be a mapping of fields")])
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as e:
+        raise spec_errors(e) from e

@@ -1,0 +1,168 @@
+"""A network file (YAML) lists the centers that join the network and the pools inside each.
+
+Any value that is ours rather than sourced is listed under `assumptions: {field: why}` of its center
+or pool; every table that prints such a value marks it, so an ASSUMPTION never passes as a fact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from zhisuan.catalog import Accelerator, load_catalog
+from zhisuan.model.jobspec import SpecError, spec_errors
+
+EngineKind = Literal["local", "slurm", "ray", "kubernetes"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Pool(_Strict):
+    """A homogeneous group of nodes: one accelerator model, the same devices per node."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    accelerator: str
+    nodes: int = Field(ge=1)
+    devices_per_node: int = Field(ge=1, le=64)
+    cpus_per_node: int = Field(128, ge=1)
+    memory_gib_per_node: float = Field(1024.0, gt=0)
+    price_per_device_hour: float = Field(ge=0, description="CNY per device-hour at the flat tariff")
+    device_ids: list[str] = Field(default_factory=list, description="local engine: ids per node slot")
+    assumptions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("accelerator")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return load_catalog().lookup(v).name
+
+    @property
+    def chip(self) -> Accelerator:
+        return load_catalog().lookup(self.accelerator)
+
+    @property
+    def devices(self) -> int:
+        return self.nodes * self.devices_per_node
+
+    @property
+    def pflops(self) -> float:
+        return self.chip.pflops(self.devices)
+
+
+class Center(_Strict):
+    """A site of the network: where it is, what its power costs in carbon, and who runs it."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name_zh: str | None = None
+    region: str
+    province: str | None = None
+    engine: EngineKind = "local"
+    engine_config: dict[str, Any] = Field(default_factory=dict)
+    pue: float = Field(ge=1.0, le=3.0)
+    carbon_kg_per_kwh: float = Field(ge=0, description="grid emission factor of the center's province")
+    tou_zone: str | None = None
+    healthy: bool = True
+    pools: list[Pool] = Field(min_length=1)
+    assumptions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> Center:
+        names = [p.name for p in self.pools]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"pool names repeat in center {self.name}: {sorted(dup)}")
+        return self
+
+    @property
+    def devices(self) -> int:
+        return sum(p.devices for p in self.pools)
+
+    @property
+    def pflops(self) -> float:
+        return sum(p.pflops for p in self.pools)
+
+
+class Tenant(_Strict):
+    """Who submits and pays. `quota_devices` caps the devices it may hold at once (None: no cap)."""
+
+    name: str = Field(min_length=1)
+    weight: float = Field(1.0, gt=0, description="fair-share weight")
+    quota_devices: int | None = Field(None, ge=0)
+
+
+class RunningLoad(_Strict):
+    """Work already running in a pool when the network file is read (examples and explain)."""
+
+    center: str
+    pool: str
+    nodes: int = Field(ge=1)
+    devices_per_node: int = Field(ge=1)
+    remaining: float = Field(gt=0, description="seconds until it is expected to end")
+    tenant: str = "other"
+    priority: int = 0
+
+
+class Network(_Strict):
+    name: str
+    description: str = ""
+    centers: list[Center] = Field(min_length=1)
+    tenants: list[Tenant] = Field(default_factory=list)
+    running: list[RunningLoad] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Network:
+        names = [c.name for c in self.centers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"center names repeat: {sorted(dup)}")
+        pools = {(c.name, p.name): p for c in self.centers for p in c.pools}
+        for i, r in enumerate(self.running):
+            pool = pools.get((r.center, r.pool))
+            if pool is None:
+                raise ValueError(f"running[{i}]: no pool {r.center}/{r.pool}")
+            if r.devices_per_node > pool.devices_per_node or r.nodes > pool.nodes:
+                raise ValueError(f"running[{i}]: larger than pool {r.center}/{r.pool}")
+        return self
+
+    def center(self, name: str) -> Center:
+        for c in self.centers:
+            if c.name == name:
+                return c
+        raise KeyError(f"no center {name!r} in network {self.name!r}")
+
+    def tenant(self, name: str) -> Tenant:
+        for t in self.tenants:
+            if t.name == name:
+                return t
+        return Tenant(name=name)
+
+    @property
+    def devices(self) -> int:
+        return sum(c.devices for c in self.centers)
+
+    @property
+    def pflops(self) -> float:
+        return sum(c.pflops for c in self.centers)
+
+
+def parse_network(data: str | dict[str, Any]) -> Network:
+    if isinstance(data, str):
+        try:
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as e:
+            raise SpecError([("", f"malformed YAML: {e}")]) from e
+    if not isinstance(data, dict):
+        raise SpecError([("", "a network file must be a mapping")])
+    try:
+        return Network.model_validate(data)
+    except ValidationError as e:
+        raise spec_errors(e) from e
+
+
+def load_network(path: str | Path) -> Network:
+    """Read a network YAML file; errors name the field (e.g. centers.2.pools.0.accelerator)."""
+    return parse_network(Path(path).read_text(encoding="utf-8"))

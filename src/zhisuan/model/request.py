@@ -1,0 +1,76 @@
+"""A job's resource request resolved against the catalog: what the scheduler matches pools with.
+
+Jobs with equal requests are interchangeable to the filters and scores, so the scheduler groups the
+queue by `Request` and does its matrix math once per distinct request, not once per job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from zhisuan.catalog import Accelerator, load_catalog
+from zhisuan.model.jobspec import JobSpec, NamedAccelerator
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Eligible chips are `model` exactly, or any chip of `stacks` with >= `min_tflops`.
+
+    `ref_tflops` is the chip speed the job's time estimate refers to (0: speed-independent).
+    """
+
+    devices_per_node: int
+    nodes: int = 1
+    model: str | None = None
+    stacks: frozenset[str] = frozenset()
+    min_tflops: float = 0.0
+    ref_tflops: float = 0.0
+    cpus: int = 0
+    memory_gib: float = 0.0
+    regions: frozenset[str] = frozenset()
+    max_price: float = math.inf
+    data_center: str | None = None
+    _hash: int = field(default=0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        key = (self.devices_per_node, self.nodes, self.model, self.stacks, self.min_tflops, self.ref_tflops,
+               self.cpus, self.memory_gib, self.regions, self.max_price, self.data_center)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @property
+    def devices(self) -> int:
+        return self.devices_per_node * self.nodes
+
+    def accepts(self, chip: Accelerator) -> bool:
+        if self.model is not None:
+            return chip.name == self.model
+        return chip.stack in self.stacks and chip.fp16_tflops >= self.min_tflops
+
+    def speed(self, chip: Accelerator) -> float:
+        """How much faster than the reference this chip runs the job (FP16 TFLOPS ratio: an approximation)."""
+        return chip.fp16_tflops / self.ref_tflops if self.ref_tflops > 0 else 1.0
+
+
+def request_from_spec(spec: JobSpec) -> Request:
+    res, con = spec.resources, spec.constraints
+    acc = res.accelerators
+    common = dict(
+        devices_per_node=acc.count,
+        nodes=res.nodes,
+        cpus=res.cpus or 0,
+        memory_gib=res.memory or 0.0,
+        regions=frozenset(con.regions),
+        max_price=con.max_price if con.max_price is not None else math.inf,
+        data_center=con.data,
+    )
+    if isinstance(acc, NamedAccelerator):
+        chip = load_catalog().lookup(acc.name)
+        if res.portable:
+            return Request(stacks=frozenset(res.portable), ref_tflops=chip.fp16_tflops, **common)  # type: ignore[arg-type]
+        return Request(model=chip.name, stacks=frozenset([chip.stack]), ref_tflops=chip.fp16_tflops, **common)  # type: ignore[arg-type]
+    stacks = frozenset([acc.stack, *res.portable])
+    return Request(stacks=stacks, min_tflops=acc.min_tflops, ref_tflops=acc.min_tflops, **common)  # type: ignore[arg-type]

@@ -1,0 +1,33 @@
+"""Rank every pool for one job, with expected start, price and carbon: the "why" before submitting.
+
+Used by `zhisuan explain` and, later, by quotes. Same filters and scores as the cycle; start delays
+come from the pools' release timelines.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from zhisuan.scheduler.capacity import capacities
+from zhisuan.scheduler.cycle import histograms
+from zhisuan.scheduler.decisions import Candidate, Why
+from zhisuan.scheduler.framework import Policy
+from zhisuan.scheduler.policies import DEFAULT
+from zhisuan.scheduler.ranking import rank
+from zhisuan.scheduler.snapshot import PendingJob, Snapshot
+from zhisuan.scheduler.tables import PoolTable, RequestTable
+from zhisuan.scheduler.timeline import earliest_start
+
+
+def explain(snapshot: Snapshot, job: PendingJob, now: float, policy: Policy = DEFAULT) -> list[Candidate]:
+    """All pools, best first; rejected pools last with the filters that rejected them."""
+    caps = capacities(snapshot)
+    ranking = rank(RequestTable.build([job.request]), PoolTable.build(snapshot.pools), policy, histograms(caps))
+    req = job.request
+    delays = np.full(len(caps), math.inf)
+    for p in ranking.prefs[0]:
+        delays[p] = earliest_start(caps[p], req.devices_per_node, req.nodes, now) - now
+    best = ranking.prefs[0][0] if ranking.prefs[0] else -1
+    return Why(ranking, 0, req.devices, job.duration, best, delays).candidates()

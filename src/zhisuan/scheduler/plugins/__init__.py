@@ -1,0 +1,1 @@
+"""Scheduling plugins, one per file: queue sorts, filters, scores and admission checks."""

@@ -1,0 +1,16 @@
+"""Filter: the pool's center answers its health checks (failover moves work away from it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zhisuan.scheduler.tables import B, PoolTable, RequestTable
+
+
+class CenterHealthy:
+    name = "healthy"
+    reason = "center unhealthy"
+
+    def mask(self, requests: RequestTable, pools: PoolTable) -> B:
+        out: B = np.broadcast_to(pools.healthy[None, :], (len(requests), len(pools)))
+        return out

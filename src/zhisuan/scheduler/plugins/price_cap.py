@@ -1,0 +1,14 @@
+"""Filter: the pool's price per device-hour is within the job's `max_price`."""
+
+from __future__ import annotations
+
+from zhisuan.scheduler.tables import B, PoolTable, RequestTable
+
+
+class PriceCap:
+    name = "price-cap"
+    reason = "price per device-hour above the job's max_price"
+
+    def mask(self, requests: RequestTable, pools: PoolTable) -> B:
+        out: B = pools.price[None, :] <= requests.max_price[:, None]
+        return out

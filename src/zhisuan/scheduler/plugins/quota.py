@@ -1,0 +1,16 @@
+"""Admit: a tenant never holds more devices at once than its quota."""
+
+from __future__ import annotations
+
+from zhisuan.scheduler.snapshot import PendingJob, Snapshot, TenantState
+
+
+class Quota:
+    name = "quota"
+    reason = "tenant quota of devices reached"
+
+    def applies(self, snapshot: Snapshot) -> bool:
+        return any(t.quota_devices is not None for t in snapshot.tenants.values())
+
+    def admits(self, job: PendingJob, devices: int, tenant: TenantState, held: int) -> bool:
+        return tenant.quota_devices is None or held + devices <= tenant.quota_devices

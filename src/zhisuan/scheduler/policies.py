@@ -1,0 +1,65 @@
+"""Named policies: the plugin sets users choose between (`--policy`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from zhisuan.scheduler.framework import Filter, Policy, Score
+from zhisuan.scheduler.plugins.carbon import Carbon
+from zhisuan.scheduler.plugins.fair_share import FairShare
+from zhisuan.scheduler.plugins.fifo import Fifo
+from zhisuan.scheduler.plugins.fits_gang import FitsGang
+from zhisuan.scheduler.plugins.fragmentation import Fragmentation
+from zhisuan.scheduler.plugins.healthy import CenterHealthy
+from zhisuan.scheduler.plugins.locality import DataLocality
+from zhisuan.scheduler.plugins.price import PricePerJob
+from zhisuan.scheduler.plugins.price_cap import PriceCap
+from zhisuan.scheduler.plugins.priority import Priority
+from zhisuan.scheduler.plugins.quota import Quota
+from zhisuan.scheduler.plugins.region import RegionAllowed
+from zhisuan.scheduler.plugins.shortest_first import ShortestFirst
+from zhisuan.scheduler.plugins.stack import StackCompatible
+from zhisuan.scheduler.plugins.start_time import StartTime
+
+FILTERS: tuple[Filter, ...] = (FitsGang(), StackCompatible(), RegionAllowed(), PriceCap(), CenterHealthy())
+
+# Weights: start time dominates (it is what users wait for), then money, then carbon and data movement;
+# fragmentation breaks ties. Normalised scores make the weights unit-free.
+SCORES: tuple[tuple[Score, float], ...] = (
+    (StartTime(), 4.0),
+    (PricePerJob(), 3.0),
+    (Carbon(), 2.0),
+    (DataLocality(), 2.0),
+    (Fragmentation(), 1.0),
+)
+
+DEFAULT = Policy(
+    name="zhisuan",
+    queue_sort=FairShare(),
+    filters=FILTERS,
+    scores=SCORES,
+    admits=(Quota(),),
+    backfill="easy",
+    description="fair share across tenants, EASY backfill, placement by start time, price, carbon, locality",
+)
+
+POLICIES: dict[str, Policy] = {
+    "zhisuan": DEFAULT,
+    "fifo": replace(DEFAULT, name="fifo", queue_sort=Fifo(), backfill="none",
+                    description="first come first served, no backfill (head-of-line blocking)"),
+    "easy": replace(DEFAULT, name="easy", queue_sort=Fifo(), backfill="easy",
+                    description="FIFO with EASY backfill (Slurm's default behaviour)"),
+    "priority": replace(DEFAULT, name="priority", queue_sort=Priority(), preemption=True,
+                        description="priority order, EASY backfill, preempts lower priority"),
+    "sjf": replace(DEFAULT, name="sjf", queue_sort=ShortestFirst(),
+                   description="shortest expected job first, EASY backfill"),
+    "qssf": replace(DEFAULT, name="qssf", queue_sort=ShortestFirst(by_device_time=True),
+                    description="smallest expected device-time first (Helios QSSF), EASY backfill"),
+}
+
+
+def get_policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}") from None

@@ -1,0 +1,31 @@
+"""Which running jobs to preempt so a higher-priority gang fits a pool, if any set suffices.
+
+Victims are taken lowest priority first, most recently started first (least work lost), and only
+among jobs that were running before this cycle and are preemptible.
+"""
+
+from __future__ import annotations
+
+from zhisuan.scheduler.capacity import Allocation, PoolCapacity
+
+
+def choose_victims(cap: PoolCapacity, devices: int, nodes: int, priority: int) -> list[Allocation] | None:
+    candidates = sorted(
+        (a for a in cap.allocations.values() if a.preemptible and not a.fresh and a.priority < priority),
+        key=lambda a: (a.priority, -a.start, a.job_id),
+    )
+    if not candidates or devices > cap.size:
+        return None
+    free = list(cap.free)
+    ready = sum(1 for f in free if f >= devices)
+    chosen = []
+    for a in candidates:
+        chosen.append(a)
+        for n in a.nodes:
+            before = free[n]
+            free[n] += a.devices_per_node
+            if before < devices <= free[n]:
+                ready += 1
+        if ready >= nodes:
+            return chosen
+    return None

@@ -1,0 +1,132 @@
+"""What the scheduler sees: pools, running allocations, pending jobs and tenants at one instant.
+
+A snapshot is plain data. The live control loop builds it from the store; the simulator from its
+in-memory state; `snapshot_from_network` from a network file (examples, `zhisuan explain`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zhisuan.catalog import Accelerator
+from zhisuan.model import JobSpec, Network, Request, request_from_spec
+
+
+@dataclass(slots=True)
+class PoolState:
+    center: str
+    name: str
+    chip: Accelerator
+    region: str
+    nodes: int
+    devices_per_node: int
+    price: float  # CNY per device-hour
+    pue: float
+    carbon_kg_per_kwh: float
+    healthy: bool = True
+    cpus_per_node: int = 128
+    memory_gib_per_node: float = 1024.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.center}/{self.name}"
+
+    @property
+    def kg_per_device_hour(self) -> float:
+        """Carbon of one busy device-hour under the TDP power model (an upper bound): TDP x PUE x grid."""
+        return (self.chip.tdp_w or 0.0) / 1000.0 * self.pue * self.carbon_kg_per_kwh
+
+
+@dataclass(slots=True)
+class RunningJob:
+    id: str
+    tenant: str
+    pool: str  # PoolState.key
+    nodes: tuple[int, ...]
+    devices_per_node: int
+    start: float
+    expected_end: float
+    priority: int = 0
+    preemptible: bool = True
+
+    @property
+    def devices(self) -> int:
+        return len(self.nodes) * self.devices_per_node
+
+
+@dataclass(slots=True)
+class PendingJob:
+    """`duration` is the expected run time on the request's reference chip (seconds)."""
+
+    id: str
+    tenant: str
+    request: Request
+    submit_time: float
+    duration: float
+    priority: int = 0
+    attained: float = 0.0  # device-seconds already received (preempted/requeued jobs; 2D-LAS)
+
+
+@dataclass(slots=True)
+class TenantState:
+    name: str
+    weight: float = 1.0
+    quota_devices: int | None = None
+    usage: float = 0.0  # device-seconds, decayed to `usage_at`
+    usage_at: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    pools: list[PoolState]
+    running: list[RunningJob] = field(default_factory=list)
+    pending: list[PendingJob] = field(default_factory=list)
+    tenants: dict[str, TenantState] = field(default_factory=dict)
+
+    def tenant(self, name: str) -> TenantState:
+        t = self.tenants.get(name)
+        return t if t is not None else TenantState(name)
+
+
+def pools_from_network(network: Network) -> list[PoolState]:
+    return [
+        PoolState(
+            center=c.name, name=p.name, chip=p.chip, region=c.region, nodes=p.nodes,
+            devices_per_node=p.devices_per_node, price=p.price_per_device_hour, pue=c.pue,
+            carbon_kg_per_kwh=c.carbon_kg_per_kwh, healthy=c.healthy, cpus_per_node=p.cpus_per_node,
+            memory_gib_per_node=p.memory_gib_per_node,
+        )
+        for c in network.centers
+        for p in c.pools
+    ]
+
+
+def snapshot_from_network(network: Network, now: float = 0.0) -> Snapshot:
+    """Pools of the network plus its declared running load, packed onto the lowest node indices."""
+    pools = pools_from_network(network)
+    used: dict[str, list[int]] = {p.key: [0] * p.nodes for p in pools}
+    size = {p.key: p.devices_per_node for p in pools}
+    running = []
+    for i, r in enumerate(network.running):
+        key = f"{r.center}/{r.pool}"
+        free = used[key]
+        nodes = [n for n in range(len(free)) if size[key] - free[n] >= r.devices_per_node][: r.nodes]
+        if len(nodes) < r.nodes:
+            raise ValueError(f"running[{i}] does not fit in {key} next to the load before it")
+        for n in nodes:
+            free[n] += r.devices_per_node
+        running.append(RunningJob(f"load-{i}", r.tenant, key, tuple(nodes), r.devices_per_node,
+                                  now, now + r.remaining, r.priority))
+    tenants = {t.name: TenantState(t.name, t.weight, t.quota_devices, 0.0, now) for t in network.tenants}
+    return Snapshot(pools=pools, running=running, tenants=tenants)
+
+
+DEFAULT_DURATION = 3600.0  # seconds assumed when a spec gives no time_limit
+
+
+def pending_from_spec(job_id: str, spec: JobSpec, submit_time: float,
+                      default_duration: float = DEFAULT_DURATION) -> PendingJob:
+    return PendingJob(
+        id=job_id, tenant=spec.tenant, request=request_from_spec(spec), submit_time=submit_time,
+        duration=spec.constraints.time_limit or default_duration, priority=spec.priority,
+    )

@@ -1,0 +1,100 @@
+"""Column arrays over pools and over distinct requests: the two axes of every filter and score matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from zhisuan.model import Request
+from zhisuan.scheduler.snapshot import PoolState
+
+F = npt.NDArray[np.float64]
+I = npt.NDArray[np.int64]  # noqa: E741
+B = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class PoolTable:
+    pools: Sequence[PoolState]
+    devices_per_node: I
+    nodes: I
+    cpus: I
+    memory: F
+    tflops: F
+    price: F
+    kg_per_device_hour: F
+    healthy: B
+    center: list[str]
+    region: list[str]
+    stack: list[str]
+    model: list[str]
+
+    @classmethod
+    def build(cls, pools: Sequence[PoolState]) -> PoolTable:
+        return cls(
+            pools=pools,
+            devices_per_node=np.array([p.devices_per_node for p in pools], dtype=np.int64),
+            nodes=np.array([p.nodes for p in pools], dtype=np.int64),
+            cpus=np.array([p.cpus_per_node for p in pools], dtype=np.int64),
+            memory=np.array([p.memory_gib_per_node for p in pools], dtype=np.float64),
+            tflops=np.array([p.chip.fp16_tflops for p in pools], dtype=np.float64),
+            price=np.array([p.price for p in pools], dtype=np.float64),
+            kg_per_device_hour=np.array([p.kg_per_device_hour for p in pools], dtype=np.float64),
+            healthy=np.array([p.healthy for p in pools], dtype=np.bool_),
+            center=[p.center for p in pools],
+            region=[p.region for p in pools],
+            stack=[p.chip.stack for p in pools],
+            model=[p.chip.name for p in pools],
+        )
+
+    def __len__(self) -> int:
+        return len(self.pools)
+
+    def membership(self, values: list[str], wanted: Sequence[frozenset[str]]) -> B:
+        """[request, pool] -> pool's value is in the request's set (string columns, few distinct values)."""
+        out = np.zeros((len(wanted), len(values)), dtype=np.bool_)
+        distinct = sorted(set(values))
+        cols = {v: np.array([x == v for x in values], dtype=np.bool_) for v in distinct}
+        for r, want in enumerate(wanted):
+            for v in want:
+                col = cols.get(v)
+                if col is not None:
+                    out[r] |= col
+        return out
+
+
+@dataclass(frozen=True)
+class RequestTable:
+    requests: Sequence[Request]
+    devices_per_node: I
+    nodes: I
+    cpus: I
+    memory: F
+    min_tflops: F
+    ref_tflops: F
+    max_price: F
+
+    @classmethod
+    def build(cls, requests: Sequence[Request]) -> RequestTable:
+        return cls(
+            requests=requests,
+            devices_per_node=np.array([r.devices_per_node for r in requests], dtype=np.int64),
+            nodes=np.array([r.nodes for r in requests], dtype=np.int64),
+            cpus=np.array([r.cpus for r in requests], dtype=np.int64),
+            memory=np.array([r.memory_gib for r in requests], dtype=np.float64),
+            min_tflops=np.array([r.min_tflops for r in requests], dtype=np.float64),
+            ref_tflops=np.array([r.ref_tflops for r in requests], dtype=np.float64),
+            max_price=np.array([r.max_price for r in requests], dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def speed(self, pools: PoolTable) -> F:
+        """[request, pool] speed factor vs the request's reference chip (FP16 TFLOPS ratio; 1 without one)."""
+        ref = self.ref_tflops[:, None]
+        ratio: F = np.where(ref > 0, pools.tflops[None, :] / np.where(ref > 0, ref, 1.0), 1.0)
+        return ratio

@@ -1,0 +1,35 @@
+"""Expected start time: when will a pool have `nodes` nodes with `devices` free each?
+
+Walks the pool's allocations in order of expected end and returns devices to their nodes until the
+gang fits. Ends are estimates (time limits or predicted run times), so starts are estimates too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from zhisuan.scheduler.capacity import PoolCapacity
+
+
+def earliest_start(cap: PoolCapacity, devices: int, nodes: int, now: float) -> float:
+    """`now` if it fits now, else the first allocation end after which it fits; inf if it never can."""
+    if devices > cap.size or nodes > len(cap.free):
+        return math.inf
+    if cap.fits(devices, nodes):
+        return now
+    free = list(cap.free)
+    ready = sum(1 for f in free if f >= devices)
+    for alloc in sorted(cap.allocations.values(), key=lambda a: (a.end, a.job_id)):
+        for n in alloc.nodes:
+            before = free[n]
+            free[n] += alloc.devices_per_node
+            if before < devices <= free[n]:
+                ready += 1
+        if ready >= nodes:
+            return max(alloc.end, now)
+    return math.inf
+
+
+def free_devices_at(cap: PoolCapacity, t: float) -> int:
+    """Devices free at time t if every allocation ends when expected."""
+    return sum(cap.free) + sum(a.devices for a in cap.allocations.values() if a.end <= t)
