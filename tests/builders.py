@@ -1,0 +1,29 @@
+"""Builders for small, hand-checkable scheduler inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zhisuan.catalog import load_catalog
+from zhisuan.model import Request
+from zhisuan.scheduler import PendingJob, PoolState
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pool(center: str = "c1", name: str = "p", chip: str = "a100", nodes: int = 2, size: int = 8,
+         price: float = 10.0, region: str = "east", pue: float = 1.2, grid: float = 0.5,
+         healthy: bool = True) -> PoolState:
+    return PoolState(center=center, name=name, chip=load_catalog().lookup(chip), region=region, nodes=nodes,
+                     devices_per_node=size, price=price, pue=pue, carbon_kg_per_kwh=grid, healthy=healthy)
+
+
+def named(chip: str = "a100", per_node: int = 1, nodes: int = 1, **kw: object) -> Request:
+    c = load_catalog().lookup(chip)
+    return Request(per_node, nodes, model=c.name, stacks=frozenset([c.stack]), ref_tflops=c.fp16_tflops,
+                   **kw)  # type: ignore[arg-type]
+
+
+def job(jid: str, req: Request, submit: float = 0.0, duration: float = 3600.0, tenant: str = "t",
+        priority: int = 0) -> PendingJob:
+    return PendingJob(jid, tenant, req, submit, duration, priority)

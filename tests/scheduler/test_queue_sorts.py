@@ -1,0 +1,48 @@
+from tests.builders import job, named, pool
+from zhisuan.scheduler import Snapshot, TenantState
+from zhisuan.scheduler.plugins.fair_share import FairShare, decayed_usage
+from zhisuan.scheduler.plugins.fifo import Fifo
+from zhisuan.scheduler.plugins.priority import Priority
+from zhisuan.scheduler.plugins.shortest_first import ShortestFirst
+
+
+def ids(sorter, jobs, snap=None, now=0.0):
+    snap = snap or Snapshot(pools=[pool()])
+    return [jobs[i].id for i in sorter.order(jobs, snap, now)]
+
+
+def test_fifo_orders_by_submit_then_snapshot_order():
+    jobs = [job("b", named(), 5), job("a", named(), 1), job("c", named(), 5)]
+    assert ids(Fifo(), jobs) == ["a", "b", "c"]
+
+
+def test_priority_first_then_fifo():
+    jobs = [job("low", named(), 0, priority=0), job("hi2", named(), 3, priority=5), job("hi1", named(), 2, priority=5)]
+    assert ids(Priority(), jobs) == ["hi1", "hi2", "low"]
+
+
+def test_fair_share_prefers_light_users_per_weight():
+    snap = Snapshot(pools=[pool()], tenants={
+        "heavy": TenantState("heavy", weight=1.0, usage=100.0),
+        "light": TenantState("light", weight=1.0, usage=10.0),
+        "big": TenantState("big", weight=20.0, usage=100.0),  # 100/20 = 5 < 10
+    })
+    jobs = [job("h", named(), 0, tenant="heavy"), job("l", named(), 1, tenant="light"),
+            job("b", named(), 2, tenant="big")]
+    assert ids(FairShare(), jobs, snap) == ["b", "l", "h"]
+
+
+def test_usage_decays_with_half_life():
+    t = TenantState("x", usage=80.0, usage_at=0.0)
+    assert decayed_usage(t, 2 * 3600.0, half_life=3600.0) == 20.0
+    # heavy usage long ago counts less than light usage now
+    snap = Snapshot(pools=[pool()], tenants={"old": TenantState("old", usage=1000.0, usage_at=0.0),
+                                             "new": TenantState("new", usage=100.0, usage_at=10 * 86400.0)})
+    jobs = [job("n", named(), tenant="new"), job("o", named(), tenant="old")]
+    assert ids(FairShare(half_life=86400.0), jobs, snap, now=10 * 86400.0) == ["o", "n"]
+
+
+def test_shortest_first_by_duration_or_device_time():
+    jobs = [job("long1", named(per_node=1), duration=100), job("short8", named(per_node=8), duration=50)]
+    assert ids(ShortestFirst(), jobs) == ["short8", "long1"]
+    assert ids(ShortestFirst(by_device_time=True), jobs) == ["long1", "short8"]

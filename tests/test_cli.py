@@ -1,0 +1,51 @@
+"""The CLI as a user runs it (Typer's runner, in-process)."""
+
+import re
+
+from typer.testing import CliRunner
+
+from zhisuan.cli.main import app
+
+runner = CliRunner()
+
+
+def test_explain_on_both_shipped_networks(root):
+    for net in ["toy3", "cn10"]:
+        res = runner.invoke(app, ["explain", str(root / "examples/jobs/llama-sft.yaml"),
+                                  "--network", str(root / f"examples/networks/{net}.yaml")])
+        assert res.exit_code == 0, res.output
+        assert "← chosen" in res.output and "ASSUMPTION" in res.output
+
+
+def test_explain_rejects_oversize_gang_naming_the_field(root):
+    res = runner.invoke(app, ["explain", str(root / "examples/jobs/too-big.yaml"),
+                              "--network", str(root / "examples/networks/toy3.yaml")])
+    assert res.exit_code == 2
+    assert "resources.accelerators" in res.output
+
+
+def test_explain_missing_file_and_bad_network(root, tmp_path):
+    assert runner.invoke(app, ["explain", str(tmp_path / "none.yaml")]).exit_code == 2
+    bad = tmp_path / "n.yaml"
+    bad.write_text("name: x\ncenters: []\n")
+    res = runner.invoke(app, ["explain", str(root / "examples/jobs/llama-sft.yaml"), "--network", str(bad)])
+    assert res.exit_code == 2 and "centers" in res.output
+
+
+def test_bench_scheduler_quick_prints_measured_last_line():
+    res = runner.invoke(app, ["bench", "scheduler", "--quick", "--repeats", "1"])
+    assert res.exit_code == 0, res.output
+    last = res.output.strip().splitlines()[-1]
+    m = re.fullmatch(r"placements/s: (\d+)", last)
+    assert m and int(m.group(1)) > 0
+
+
+def test_demo_network_and_catalog(root):
+    res = runner.invoke(app, ["demo", "--network", str(root / "examples/networks/toy3.yaml"),
+                              "--jobs", str(root / "examples/jobs")])
+    assert res.exit_code == 0, res.output
+    assert "rejected too-big.yaml" in res.output and "llama-7b-sft" in res.output
+    res = runner.invoke(app, ["network", str(root / "examples/networks/cn10.yaml")])
+    assert res.exit_code == 0 and "wuhan-aicc" in res.output
+    res = runner.invoke(app, ["catalog"])
+    assert res.exit_code == 0 and "Ascend 910B3" in res.output and "ASSUMPTION" in res.output

@@ -1,0 +1,100 @@
+import math
+
+import pytest
+
+from zhisuan.model import SpecError, check_spec, load_network, parse_job_spec, request_from_spec
+
+DESIGN_SPEC = """
+name: llama-7b-sft
+tenant: acme
+kind: training
+resources:
+  accelerators: A100-80GB:8
+  nodes: 2
+  cpus: 32
+  memory: 256Gi
+  portable: [cuda, cann]
+constraints:
+  regions: [east, west]
+  max_price: 18.0
+  deadline: 2026-12-01T00:00:00+08:00
+  data: shanghai
+run: torchrun --nproc-per-node 8 train.py
+"""
+
+
+def test_design_spec_parses():
+    spec = parse_job_spec(DESIGN_SPEC)
+    assert spec.resources.accelerators.name == "A100 SXM4 80GB"
+    assert spec.resources.devices == 16 and spec.resources.memory == 256.0
+    req = request_from_spec(spec)
+    assert req.model is None and req.stacks == {"cuda", "cann"} and req.ref_tflops == 312
+    assert req.max_price == 18.0 and req.regions == {"east", "west"}
+
+
+def test_class_request():
+    spec = parse_job_spec("name: j\ntenant: t\nresources: {accelerators: {stack: CUDA, min_tflops: 300, count: 4}}"
+                          "\nrun: x")
+    req = request_from_spec(spec)
+    assert (req.stacks, req.min_tflops, req.devices_per_node, req.max_price) == ({"cuda"}, 300, 4, math.inf)
+
+
+def test_named_request_without_portable_is_exact():
+    req = request_from_spec(parse_job_spec("name: j\ntenant: t\nresources: {accelerators: 910b3:2}\nrun: x"))
+    assert req.model == "Ascend 910B3" and req.devices_per_node == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("resources: {accelerators: A1000:8}", "resources.accelerators.name", "did you mean"),
+        ("resources: {accelerators: {stack: cudaa}}", "resources.accelerators.stack", "unknown software stack"),
+        ("resources: {accelerators: A100:8, nodes: 0}", "resources.nodes", "greater than or equal"),
+        ("resources: {accelerators: A100:8, gpus: 2}", "resources.gpus", "Extra inputs"),
+        ("resources: {accelerators: A100:8, portable: [cann]}", "", "own stack"),
+        ("resources: {accelerators: A100:8}\nconstraints: {time_limit: 2 hours}", "constraints.time_limit",
+         "not a duration"),
+        ("resources: {accelerators: A100:8}\nconstraints: {deadline: 2026-12-01T00:00:00}", "constraints.deadline",
+         "UTC offset"),
+        ("resources: {accelerators: A100:8}\nconstraints: {max_price: -1}", "constraints.max_price", "greater than"),
+        ("resources: {accelerators: A100:65}", "resources.accelerators.count", "less than or equal"),
+    ],
+)
+def test_bad_spec_names_the_field(text, field, words):
+    with pytest.raises(SpecError) as e:
+        parse_job_spec(f"name: j\ntenant: t\nrun: x\n{text}")
+    fields = dict(e.value.errors)
+    assert field in fields, e.value.errors
+    assert words in fields[field]
+
+
+def test_malformed_yaml_and_non_mapping():
+    with pytest.raises(SpecError, match="malformed YAML"):
+        parse_job_spec("name: [x")
+    with pytest.raises(SpecError, match="mapping"):
+        parse_job_spec("- a\n- b")
+
+
+@pytest.mark.parametrize(
+    ("resources", "field", "words"),
+    [
+        ("{accelerators: A100-80GB:16}", "resources.accelerators", "largest accepted node has 8"),
+        ("{accelerators: A100-80GB:8, nodes: 5}", "resources.nodes", "largest accepted pool has 4"),
+        ("{accelerators: H100:1}", "resources.accelerators", "no pool"),
+    ],
+)
+def test_oversize_or_unavailable_is_rejected_against_network(root, resources, field, words):
+    net = load_network(root / "examples/networks/toy3.yaml")
+    spec = parse_job_spec(f"name: j\ntenant: t\nrun: x\nresources: {resources}")
+    with pytest.raises(SpecError) as e:
+        check_spec(spec, net)
+    assert words in dict(e.value.errors)[field]
+
+
+def test_unknown_data_center_and_region(root):
+    net = load_network(root / "examples/networks/toy3.yaml")
+    spec = parse_job_spec("name: j\ntenant: t\nrun: x\nresources: {accelerators: a100:1}\n"
+                          "constraints: {data: mars, regions: [moon]}")
+    with pytest.raises(SpecError) as e:
+        check_spec(spec, net)
+    assert {"constraints.data", "constraints.regions"} == set(dict(e.value.errors))
