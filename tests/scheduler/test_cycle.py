@@ -31,7 +31,7 @@ def test_gang_is_all_or_nothing():
     res = cycle(snap, 0.0, EASY)
     assert "gang" not in starts(res)  # only one node has 8 free
     assert starts(res)["half"][2] == (0, 1)  # both nodes have 4 free, and it ends before the gang's reservation
-    assert [w.job_id for w in res.waiting] == ["gang"]
+    assert res.waiting == {"no accepted pool has room for the gang now": ["gang"]}
     slow = Snapshot(pools=snap.pools, running=snap.running,
                     pending=[snap.pending[0], job("half", named(per_node=4, nodes=2), duration=500)])
     assert cycle(slow, 0.0, EASY).starts == []  # would delay the reserved gang
@@ -87,7 +87,7 @@ def test_quota_never_exceeded_and_reported():
                     pending=[job(f"j{i}", named(per_node=4), i, tenant="lab") for i in range(4)])
     res = cycle(snap, 0.0)
     assert len(res.starts) == 2
-    assert {w.reason for w in res.waiting} == {"tenant quota of devices reached"}
+    assert res.waiting == {"tenant quota of devices reached": ["j2", "j3"]}
 
 
 def test_preemption_evicts_lowest_priority_latest_started():

@@ -76,7 +76,7 @@ def test_never_over_allocates_and_gangs_are_whole(snap, policy):
         assert len(s.placement.nodes) == req.nodes == len(set(s.placement.nodes))
         assert s.placement.devices_per_node == req.devices_per_node
     decided = [s.job_id for s in res.starts] + [u.job_id for u in res.unschedulable] + \
-        [w.job_id for w in res.waiting]
+        [j for ids in res.waiting.values() for j in ids]
     assert sorted(decided) == sorted(jobs)  # every pending job gets exactly one outcome
 
 

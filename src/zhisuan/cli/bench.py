@@ -24,10 +24,10 @@ def bench_scheduler(
     """One full scheduling cycle over a synthetic network: placements/s, cycle time, peak memory."""
     pol = get_policy(policy)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+                  console=console, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("starting", total=None)
         r = scheduler_bench.run(quick=quick, repeats=repeats, policy=pol,
-                                progress=lambda msg: bar.update(task, description=msg))
+                                progress=lambda msg: bar.update(task, description=msg, refresh=True))
     t = Table(title=f"zhisuan bench scheduler{' --quick' if quick else ''} (policy {pol.name})")
     t.add_column("measure")
     t.add_column("value", justify="right")
@@ -43,6 +43,7 @@ def bench_scheduler(
         ("cycle times", ", ".join(f"{s * 1000:.0f}" for s in r.cycle_seconds) + " ms"),
         ("peak traced memory of one cycle", f"{r.peak_traced_mb:.1f} MB"),
         ("process max RSS", f"{r.max_rss_mb:.0f} MB"),
+        ("GC", "snapshot frozen out of cyclic GC scans (gc.freeze), as a long-running scheduler does"),
     ]
     for k, v in rows:
         t.add_row(k, v)

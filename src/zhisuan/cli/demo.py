@@ -42,8 +42,9 @@ def demo_command(
                   runner)
     for r in result.reservations:
         t.add_row(r.job_id, "reserve", r.pool, "", format_duration(r.start), "", "", "")
-    for w in result.waiting:
-        t.add_row(w.job_id, "wait", w.reason, "", "", "", "", "")
+    for reason, ids in result.waiting.items():
+        for job_id in ids:
+            t.add_row(job_id, "wait", reason, "", "", "", "", "")
     for u in result.unschedulable:
         t.add_row(u.job_id, "unschedulable", u.reason, "", "", "", "", "")
     console.print(t)

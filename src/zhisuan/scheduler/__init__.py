@@ -8,7 +8,6 @@ from zhisuan.scheduler.decisions import (
     Reserve,
     Start,
     Unschedulable,
-    Wait,
     Why,
 )
 from zhisuan.scheduler.framework import Policy
@@ -39,7 +38,6 @@ __all__ = [
     "Start",
     "TenantState",
     "Unschedulable",
-    "Wait",
     "Why",
     "cycle",
     "get_policy",

@@ -15,7 +15,7 @@ import numpy as np
 
 from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
-from zhisuan.scheduler.decisions import NO_CAPACITY, CycleResult, Preempt, Reserve, Start, Unschedulable, Wait, Why
+from zhisuan.scheduler.decisions import NO_CAPACITY, CycleResult, Preempt, Reserve, Start, Unschedulable, Why
 from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.preemption import choose_victims
 from zhisuan.scheduler.ranking import Ranking
@@ -43,6 +43,8 @@ class Assigner:
         self.exhausted = [False] * n
         self.blocked = [False] * len(caps)
         self.reservations: list[Reservation] = []
+        self.reserved: set[int] = set()  # pools with a reservation: only these need the backfill check
+        self.shape = [(q.devices_per_node, q.nodes, q.devices) for q in ranking.requests.requests]
         self.held: dict[str, int] = {}
         for cap in caps:
             for a in cap.allocations.values():
@@ -51,24 +53,28 @@ class Assigner:
         self._unschedulable: dict[int, str] = {}
 
     def run(self, order: list[int]) -> CycleResult:
-        jobs = self.snapshot.pending
+        jobs, request_of, prefs, exhausted = self.snapshot.pending, self.request_of, self.ranking.prefs, self.exhausted
+        preemption = self.policy.preemption
+        no_capacity = self.result.waiting.setdefault(NO_CAPACITY, [])
         for i in order:
-            job, r = jobs[i], self.request_of[i]
-            if not self.ranking.prefs[r]:
+            job, r = jobs[i], request_of[i]
+            if not prefs[r]:
                 self.result.unschedulable.append(Unschedulable(job.id, self._why_not(r)))
                 continue
-            if self.exhausted[r] and not (self._may_reserve() or self.policy.preemption):
-                self.result.waiting.append(Wait(job.id, NO_CAPACITY))
+            if exhausted[r] and not (preemption or self._may_reserve()):
+                no_capacity.append(job.id)
                 continue
-            refused = self._refused(job, r)
+            refused = self._refused(job, r) if self.admits else None
             if refused:
-                self.result.waiting.append(Wait(job.id, refused))
+                self.result.wait(job.id, refused)
                 continue
-            p = -1 if self.exhausted[r] else self._find(job, r)
+            p = -1 if exhausted[r] else self._find(job, r)
             if p >= 0:
                 self._start(job, r, p)
-            elif not (self.policy.preemption and self._preempt(job, r)):
+            elif not (preemption and self._preempt(job, r)):
                 self._block(job, r)
+        if not no_capacity:
+            del self.result.waiting[NO_CAPACITY]
         return self.result
 
     def _may_reserve(self) -> bool:
@@ -90,9 +96,8 @@ class Assigner:
         return job.duration / self.speed[r][p]
 
     def _find(self, job: PendingJob, r: int) -> int:
-        prefs, caps, blocked = self.ranking.prefs[r], self.caps, self.blocked
-        req = self.ranking.requests.requests[r]
-        d, n = req.devices_per_node, req.nodes
+        prefs, caps, blocked, reserved = self.ranking.prefs[r], self.caps, self.blocked, self.reserved
+        d, n, devices = self.shape[r]
         i = self.pointer[r]
         while i < len(prefs):
             p = prefs[i]
@@ -101,7 +106,7 @@ class Assigner:
                     self.pointer[r] += 1
                 i += 1
                 continue
-            if self.reservations and self._conflicts(job, r, p, req.devices):
+            if reserved and p in reserved and self._conflicts(job, r, p, devices):
                 i += 1
                 continue
             return p
@@ -114,22 +119,21 @@ class Assigner:
         return any(res.pool == p and end > res.start and devices > res.extra for res in self.reservations)
 
     def _start(self, job: PendingJob, r: int, p: int) -> None:
-        req = self.ranking.requests.requests[r]
-        cap, pool = self.caps[p], self.snapshot.pools[p]
-        end = self.now + self._runtime(job, r, p)
-        for res in self.reservations:
-            if res.pool == p and end > res.start:
-                res.extra -= req.devices
-        nodes = cap.take(req.devices_per_node, req.nodes)
-        cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, req.devices_per_node, end,
-                                             job.priority, True, self.now, fresh=True)
-        self.held[job.tenant] = self.held.get(job.tenant, 0) + req.devices
-        placement = Placement(job.id, pool.center, pool.name, nodes, req.devices_per_node, self.now, end)
-        why = Why(self.ranking, r, req.devices, job.duration, p)
-        self.result.starts.append(Start(job.id, placement, self.total[r][p], why))
+        d, n, devices = self.shape[r]
+        cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
+        end = now + job.duration / self.speed[r][p]
+        if p in self.reserved:
+            for res in self.reservations:
+                if res.pool == p and end > res.start:
+                    res.extra -= devices
+        nodes = cap.take(d, n)
+        cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True)
+        self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
+        placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
+        self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p))
 
     def _block(self, job: PendingJob, r: int) -> None:
-        self.result.waiting.append(Wait(job.id, NO_CAPACITY))
+        self.result.wait(job.id, NO_CAPACITY)
         if self.policy.backfill == "none":
             for p in self.ranking.prefs[r]:
                 self.blocked[p] = True
@@ -148,6 +152,7 @@ class Assigner:
         start = self.now + float(delays[p])
         extra = free_devices_at(self.caps[p], start) - req.devices
         self.reservations.append(Reservation(p, start, extra))
+        self.reserved.add(p)
         why = Why(self.ranking, r, req.devices, job.duration, p, delays)
         self.result.reservations.append(Reserve(job.id, self.snapshot.pools[p].key, start, why))
 

@@ -1,5 +1,8 @@
 """What a cycle returns: starts, preemptions, reservations, and jobs no pool can ever take.
 
+Plain slotted dataclasses, not frozen ones: a cycle creates tens of thousands and frozen ones cost
+five times as much to build. Treat them as values.
+
 Every start and reservation carries its `Why`: the scored candidates that made the choice.
 """
 
@@ -13,7 +16,7 @@ from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.tables import F
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     center: str
     pool: str
@@ -25,7 +28,7 @@ class Candidate:
     rejected: tuple[str, ...] = ()  # names of the filters that reject this pool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Why:
     """The per-pool scores behind a decision, built lazily from the cycle's ranking."""
 
@@ -55,22 +58,30 @@ class Why:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Start:
     job_id: str
     placement: Placement
     score: float
-    why: Why
+    ranking: Ranking
+    request: int
+    duration: float
+    pool: int
+
+    @property
+    def why(self) -> Why:
+        """Built on demand: most starts are never asked why, and a cycle makes tens of thousands."""
+        return Why(self.ranking, self.request, self.placement.devices, self.duration, self.pool)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Preempt:
     job_id: str
     by: str
     pool: str  # center/pool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reserve:
     """Job cannot start now; it holds `pool` from `start` and later jobs may only backfill around it."""
 
@@ -80,16 +91,8 @@ class Reserve:
     why: Why
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unschedulable:
-    job_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """Job stays pending this cycle: no pool has room now, an admission check (quota) said no."""
-
     job_id: str
     reason: str
 
@@ -103,7 +106,17 @@ class CycleResult:
     preemptions: list[Preempt] = field(default_factory=list)
     reservations: list[Reserve] = field(default_factory=list)
     unschedulable: list[Unschedulable] = field(default_factory=list)
-    waiting: list[Wait] = field(default_factory=list)
+    waiting: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids of jobs left pending
+
+    def wait(self, job_id: str, reason: str) -> None:
+        ids = self.waiting.get(reason)
+        if ids is None:
+            self.waiting[reason] = ids = []
+        ids.append(job_id)
+
+    @property
+    def waiting_jobs(self) -> int:
+        return sum(len(v) for v in self.waiting.values())
     requests: int = 0  # distinct requests ranked
 
     @property
