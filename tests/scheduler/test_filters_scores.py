@@ -32,9 +32,9 @@ def mask(f, *reqs):
     return f.mask(RequestTable.build(list(reqs)), POOLS).tolist()
 
 
-def ctx(reqs, hist=None):
+def ctx(reqs):
     rt = RequestTable.build(reqs)
-    return rt, ScoreContext(speed=rt.speed(POOLS), histograms=hist if hist is not None else np.zeros((3, 9), int))
+    return rt, ScoreContext(speed=rt.speed(POOLS))
 
 
 def test_fits_gang():
@@ -84,22 +84,25 @@ def test_locality():
     assert DataLocality().raw(rt, POOLS, c).tolist() == [[1, 0, 1], [0, 0, 0]]
 
 
-def test_fragmentation_prefers_filling_a_partly_used_node():
-    caps = [PoolCapacity(2, 8), PoolCapacity(4, 8), PoolCapacity(1, 4)]
-    caps[0].take(4, 1)  # sh: one node with 4 free, one with 8
-    hist = np.zeros((3, 9), int)
-    for i, cap in enumerate(caps):
-        hist[i, : len(cap.histogram())] = cap.histogram()
-    rt, c = ctx([Request(4), Request(8)], hist)
-    raw = Fragmentation().raw(rt, POOLS, c)
-    assert raw[0].tolist() == [0.0, 0.5, 0.0]  # 4 devices fill sh's half node exactly
-    assert raw[1, 1] == 0.0 and raw[1, 2] == 1.0  # 8 on a 4-device node: no fit
+def test_fragmentation_sends_small_members_to_small_nodes():
+    rt, c = ctx([Request(4), Request(8), Request(1)])
+    raw = Fragmentation().raw(rt, POOLS, c)  # node sizes 8, 8, 4
+    assert raw[0].tolist() == [0.5, 0.5, 0.0]  # 4 fills a 4-device node exactly
+    assert raw[1].tolist() == [0.0, 0.0, 1.0]  # 8 on a 4-device node: no fit
+    assert raw[2, 2] < raw[2, 0]  # one device leaves less of a small node idle
+
+
+def test_best_fit_takes_the_fullest_node_that_fits():
+    cap = PoolCapacity(3, 8)
+    assert cap.take(6, 1) == (2,) or cap.free.count(2) == 1
+    first = cap.take(2, 1)  # the node with 2 free is filled, whole nodes stay whole
+    assert cap.free[first[0]] == 0 and cap.free.count(8) == 2
 
 
 def test_start_time_is_zero_in_cycle_and_delay_when_given():
     rt, c = ctx([Request(1)])
     assert StartTime().raw(rt, POOLS, c).tolist() == [[0, 0, 0]]
-    delayed = ScoreContext(c.speed, c.histograms, start_delay=np.array([[0.0, 60.0, np.inf]]))
+    delayed = ScoreContext(c.speed, start_delay=np.array([[0.0, 60.0, np.inf]]))
     assert StartTime().raw(rt, POOLS, delayed)[0, 1] == 60.0
 
 

@@ -104,3 +104,28 @@ def test_same_snapshot_same_decisions(snap, policy):
                 [(r.job_id, r.pool, r.start) for r in res.reservations], res.unschedulable, res.waiting)
 
     assert key(cycle(snap, 0.0, POLICIES[policy])) == key(cycle(snap, 0.0, POLICIES[policy]))
+
+
+@SETTINGS
+@given(snapshots(), st.sampled_from(sorted(POLICIES)), st.integers(0, 5), st.data())
+def test_incremental_state_decides_like_a_fresh_snapshot(snap, policy, finish, data):
+    """Cycle, end some jobs, submit more, cycle again: same pools and preemptions as a fresh snapshot."""
+    from zhisuan.scheduler.state import SchedulerState
+
+    pol = POLICIES[policy]
+    state = SchedulerState.from_snapshot(snap, pol)
+    first = state.cycle(0.0)
+    for s in first.starts[:finish]:
+        state.release(s.job_id, f"{s.placement.center}/{s.placement.pool}")
+    extra = data.draw(snapshots()).pending
+    for j in extra:
+        j.id = "new-" + j.id
+        state.submit(j)
+    fresh = cycle(state.snapshot(), 10.0, pol)
+    again = state.cycle(10.0)
+
+    def pools(res):
+        return ([(s.job_id, s.placement.center, s.placement.pool) for s in res.starts],
+                [p.job_id for p in res.preemptions], res.waiting, [u.job_id for u in res.unschedulable])
+
+    assert pools(again) == pools(fresh)

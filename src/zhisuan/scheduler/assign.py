@@ -32,11 +32,10 @@ class Reservation:
 
 class Assigner:
     def __init__(self, snapshot: Snapshot, now: float, policy: Policy, ranking: Ranking,
-                 caps: list[PoolCapacity], request_of: list[int]) -> None:
+                 caps: list[PoolCapacity], request_of: list[int], held: dict[str, int]) -> None:
         self.snapshot, self.now, self.policy, self.ranking = snapshot, now, policy, ranking
         self.caps, self.request_of = caps, request_of
-        self.speed: list[list[float]] = ranking.ctx.speed.tolist()  # python floats: cheap per-job indexing
-        self.total: list[list[float]] = ranking.total.tolist()
+        self.speed, self.total = ranking.speed_rows, ranking.total_rows
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
         n = len(ranking.requests)
         self.pointer = [0] * n
@@ -45,10 +44,7 @@ class Assigner:
         self.reservations: list[Reservation] = []
         self.reserved: set[int] = set()  # pools with a reservation: only these need the backfill check
         self.shape = [(q.devices_per_node, q.nodes, q.devices) for q in ranking.requests.requests]
-        self.held: dict[str, int] = {}
-        for cap in caps:
-            for a in cap.allocations.values():
-                self.held[a.tenant] = self.held.get(a.tenant, 0) + a.devices
+        self.held = held  # devices per tenant, updated as jobs start or are preempted
         self.result = CycleResult(requests=n)
         self._unschedulable: dict[int, str] = {}
 

@@ -66,7 +66,7 @@ class Start:
     ranking: Ranking
     request: int
     duration: float
-    pool: int
+    pool: int  # index into the cycle's pools
 
     @property
     def why(self) -> Why:

@@ -11,7 +11,6 @@ import math
 import numpy as np
 
 from zhisuan.scheduler.capacity import capacities
-from zhisuan.scheduler.cycle import histograms
 from zhisuan.scheduler.decisions import Candidate, Why
 from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.policies import DEFAULT
@@ -24,7 +23,7 @@ from zhisuan.scheduler.timeline import earliest_start
 def explain(snapshot: Snapshot, job: PendingJob, now: float, policy: Policy = DEFAULT) -> list[Candidate]:
     """All pools, best first; rejected pools last with the filters that rejected them."""
     caps = capacities(snapshot)
-    ranking = rank(RequestTable.build([job.request]), PoolTable.build(snapshot.pools), policy, histograms(caps))
+    ranking = rank(RequestTable.build([job.request]), PoolTable.build(snapshot.pools), policy)
     req = job.request
     delays = np.full(len(caps), math.inf)
     for p in ranking.prefs[0]:

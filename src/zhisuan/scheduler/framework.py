@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot, TenantState
-from zhisuan.scheduler.tables import B, F, I, PoolTable, RequestTable
+from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,6 @@ class ScoreContext:
     """Inputs a score may need beyond the two tables."""
 
     speed: F  # [request, pool] speed factor vs the request's reference chip
-    histograms: I  # [pool, free level] count of nodes with exactly that many devices free
     start_delay: F | None = None  # [request, pool] seconds until it could start (explain, reservations)
 
 

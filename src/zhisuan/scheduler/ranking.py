@@ -1,27 +1,32 @@
 """Filter and score every distinct request against every pool in a few matrix operations.
 
 Scores are normalised to 0..100 per request over its feasible pools (100 = best) and combined by
-the policy's weights; each request gets its feasible pools in preference order.
+the policy's weights; each request gets its feasible pools in preference order. Filters and scores
+depend only on the request and the pools, so rankings are memoised per request (`RankCache`) and a
+cycle only ranks requests it has not seen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from zhisuan.model import Request
 from zhisuan.scheduler.framework import Filter, Policy, ScoreContext
-from zhisuan.scheduler.tables import B, F, I, PoolTable, RequestTable
+from zhisuan.scheduler.snapshot import PendingJob
+from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
 
 
 def normalise(raw: F, feasible: B) -> F:
     """Per row: 100 at the best (lowest) feasible value, 0 at the worst; 100 when all are equal."""
-    lo = np.where(feasible, raw, np.inf).min(axis=1, keepdims=True)
-    hi = np.where(feasible, raw, -np.inf).max(axis=1, keepdims=True)
+    lo = np.where(feasible, raw, np.inf).min(axis=1, keepdims=True, initial=np.inf)
+    hi = np.where(feasible, raw, -np.inf).max(axis=1, keepdims=True, initial=-np.inf)
     span = hi - lo
-    safe = np.where(np.isfinite(span) & (span > 0), span, 1.0)
+    ok = np.isfinite(span) & (span > 0)
     with np.errstate(invalid="ignore"):
-        out = np.where(np.isfinite(span) & (span > 0), 100.0 * (hi - raw) / safe, 100.0)
+        out = np.where(ok, 100.0 * (hi - raw) / np.where(ok, span, 1.0), 100.0)
     result: F = np.where(feasible, out, 0.0)
     return result
 
@@ -37,6 +42,8 @@ class Ranking:
     total: F  # -inf where infeasible
     prefs: list[list[int]]
     ctx: ScoreContext
+    speed_rows: list[list[float]]  # python copies for cheap per-job indexing in the assign loop
+    total_rows: list[list[float]]
 
     def rejecting(self, r: int, p: int) -> list[Filter]:
         """The filters that reject pool p for request r (empty if it is feasible)."""
@@ -53,13 +60,29 @@ class Ranking:
         out: F = np.where(feasible[0], total, -np.inf)
         return out
 
+    def extended(self, more: Ranking) -> Ranking:
+        """This ranking with `more`'s requests appended (same pools and policy)."""
+        return Ranking(
+            requests=RequestTable.build([*self.requests.requests, *more.requests.requests]),
+            pools=self.pools,
+            masks=[(f, np.vstack([m, m2])) for (f, m), (_, m2) in zip(self.masks, more.masks, strict=True)],
+            feasible=np.vstack([self.feasible, more.feasible]),
+            raw={k: np.vstack([v, more.raw[k]]) for k, v in self.raw.items()},
+            weights=self.weights,
+            total=np.vstack([self.total, more.total]),
+            prefs=self.prefs + more.prefs,
+            ctx=ScoreContext(speed=np.vstack([self.ctx.speed, more.ctx.speed])),
+            speed_rows=self.speed_rows + more.speed_rows,
+            total_rows=self.total_rows + more.total_rows,
+        )
 
-def rank(requests: RequestTable, pools: PoolTable, policy: Policy, histograms: I) -> Ranking:
+
+def rank(requests: RequestTable, pools: PoolTable, policy: Policy) -> Ranking:
     masks = [(f, f.mask(requests, pools)) for f in policy.filters]
     feasible = np.ones((len(requests), len(pools)), dtype=np.bool_)
     for _, m in masks:
         feasible &= m
-    ctx = ScoreContext(speed=requests.speed(pools), histograms=histograms)
+    ctx = ScoreContext(speed=requests.speed(pools))
     raw = {s.name: s.raw(requests, pools, ctx) for s, _ in policy.scores}
     weights = {s.name: w for s, w in policy.scores}
     total = np.zeros(feasible.shape, dtype=np.float64)
@@ -70,4 +93,29 @@ def rank(requests: RequestTable, pools: PoolTable, policy: Policy, histograms: I
     order = np.argsort(-total, axis=1, kind="stable")
     counts = feasible.sum(axis=1)
     prefs = [row[:c].tolist() for row, c in zip(order, counts, strict=True)]
-    return Ranking(requests, pools, masks, feasible, raw, weights, total, prefs, ctx)
+    return Ranking(requests, pools, masks, feasible, raw, weights, total, prefs, ctx,
+                   ctx.speed.tolist(), total.tolist())
+
+
+class RankCache:
+    """Rankings of every request seen so far, in one append-only Ranking."""
+
+    def __init__(self, pools: PoolTable, policy: Policy) -> None:
+        self.pools, self.policy = pools, policy
+        self.index: dict[Request, int] = {}
+        self.ranking = rank(RequestTable.build([]), pools, policy)
+
+    def rows_of(self, jobs: Sequence[PendingJob]) -> list[int]:
+        """The ranking row of each job's request, ranking new requests in one batch."""
+        index = self.index
+        new: list[Request] = []
+        rows = []
+        for j in jobs:
+            r = index.get(j.request)
+            if r is None:
+                r = index[j.request] = len(index)
+                new.append(j.request)
+            rows.append(r)
+        if new:
+            self.ranking = self.ranking.extended(rank(RequestTable.build(new), self.pools, self.policy))
+        return rows

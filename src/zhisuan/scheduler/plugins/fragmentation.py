@@ -1,7 +1,8 @@
-"""Score: prefer pools where the gang fills a partly used node exactly, over breaking a whole node.
+"""Score: keep big nodes whole for big gangs: prefer the pool whose node size fits the gang member best.
 
-Raw value = devices left idle on the best-fitting node after placing one gang member there,
-as a fraction of the node (0 = perfect fit), from the free-level histogram at cycle start.
+Raw value = devices a node would have left after one gang member, as a fraction of the node
+(0 = the member fills the node exactly). Small jobs go to small nodes first; whole-node gangs score
+0 everywhere. Within a pool, nodes are taken best-fit (fullest node that fits), see capacity.py.
 """
 
 from __future__ import annotations
@@ -16,14 +17,7 @@ class Fragmentation:
     name = "fragmentation"
 
     def raw(self, requests: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
-        hist = ctx.histograms
-        levels = np.arange(hist.shape[1])
-        out: F = np.ones((len(requests), len(pools)), dtype=np.float64)
-        size = np.maximum(pools.devices_per_node, 1).astype(np.float64)
-        for d in np.unique(requests.devices_per_node):
-            usable = (hist > 0) & (levels[None, :] >= d)
-            has = usable.any(axis=1)
-            best = np.where(has, np.argmax(usable, axis=1), 0)
-            left = np.where(has, (best - d) / size, 1.0)
-            out[requests.devices_per_node == d] = left
+        size = pools.devices_per_node[None, :].astype(np.float64)
+        d = requests.devices_per_node[:, None].astype(np.float64)
+        out: F = np.where(d <= size, (size - d) / size, 1.0)
         return out
