@@ -126,6 +126,7 @@ def test_incremental_state_decides_like_a_fresh_snapshot(snap, policy, finish, d
 
     def pools(res):
         return ([(s.job_id, s.placement.center, s.placement.pool) for s in res.starts],
-                [p.job_id for p in res.preemptions], res.waiting, [u.job_id for u in res.unschedulable])
+                [p.job_id for p in res.preemptions], {k: sorted(v) for k, v in res.waiting.items()},
+                sorted(u.job_id for u in res.unschedulable))
 
     assert pools(again) == pools(fresh)

@@ -4,11 +4,19 @@ from zhisuan.scheduler.plugins.fair_share import FairShare, decayed_usage
 from zhisuan.scheduler.plugins.fifo import Fifo
 from zhisuan.scheduler.plugins.priority import Priority
 from zhisuan.scheduler.plugins.shortest_first import ShortestFirst
+from zhisuan.scheduler.queue import PendingQueue
 
 
 def ids(sorter, jobs, snap=None, now=0.0):
+    """Queue order, checked to be the same whether jobs arrive one by one or in bulk."""
     snap = snap or Snapshot(pools=[pool()])
-    return [jobs[i].id for i in sorter.order(jobs, snap, now)]
+    bulk, one_by_one = PendingQueue(sorter), PendingQueue(sorter)
+    bulk.add_many(jobs, [0] * len(jobs))
+    for j in jobs:
+        one_by_one.add(j, 0)
+    order = [j.id for j, _ in bulk.walk(snap, now, lambda r: False)]
+    assert order == [j.id for j, _ in one_by_one.walk(snap, now, lambda r: False)]
+    return order
 
 
 def test_fifo_orders_by_submit_then_snapshot_order():
@@ -46,3 +54,26 @@ def test_shortest_first_by_duration_or_device_time():
     jobs = [job("long1", named(per_node=1), duration=100), job("short8", named(per_node=8), duration=50)]
     assert ids(ShortestFirst(), jobs) == ["short8", "long1"]
     assert ids(ShortestFirst(by_device_time=True), jobs) == ["long1", "short8"]
+
+
+def test_queue_removal_and_rest():
+    q = PendingQueue(Fifo())
+    q.add_many([job(c, named(), i) for i, c in enumerate("abcd")], [0, 1, 0, 1])
+    assert q.remove("b").id == "b" and q.remove("zz") is None
+    walk = q.walk(Snapshot(pools=[pool()]), 0.0, lambda r: r == 1)  # row 1 is dead: d is never visited
+    assert [j.id for j, _ in walk] == ["a", "c"]
+    assert [e[2] for e in walk.rest()] == ["d"]
+    walk = q.walk(Snapshot(pools=[pool()]), 0.0, lambda r: False)
+    it = iter(walk)
+    assert next(it)[0].id == "a"
+    walk.stop()
+    assert sorted(e[2] for e in walk.rest()) == ["a", "c", "d"]  # from the current entry on
+
+
+def test_max_min_fair_resorts_by_service_share():
+    from zhisuan.scheduler.plugins.max_min_fair import MaxMinFair
+
+    served = job("served", named(), 0)
+    served.attained = 3000.0  # ran 3000 of its 3600 s in the system
+    jobs = [served, job("starved", named(), 100)]
+    assert ids(MaxMinFair(), jobs, now=3600.0) == ["starved", "served"]

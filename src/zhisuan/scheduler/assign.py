@@ -3,6 +3,8 @@
 Each request keeps a pointer into its preference list. Capacity only shrinks while a cycle assigns,
 so a pool that cannot hold a request's gang now cannot later in the same cycle: the pointer only
 moves forward, and once it runs off the list every later job with that request is skipped in O(1).
+Once every request still in the queue is exhausted (and nothing can reserve or preempt), the walk
+stops: the rest of the queue waits for capacity and is reported without being visited job by job.
 Backfilling checks a job against the reservations made for jobs ahead of it.
 """
 
@@ -15,9 +17,10 @@ import numpy as np
 
 from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
-from zhisuan.scheduler.decisions import NO_CAPACITY, CycleResult, Preempt, Reserve, Start, Unschedulable, Why
+from zhisuan.scheduler.decisions import NO_CAPACITY, CycleResult, Preempt, Reserve, Start, Why
 from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.preemption import choose_victims
+from zhisuan.scheduler.queue import QueueWalk
 from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 from zhisuan.scheduler.timeline import earliest_start, free_devices_at
@@ -32,9 +35,9 @@ class Reservation:
 
 class Assigner:
     def __init__(self, snapshot: Snapshot, now: float, policy: Policy, ranking: Ranking,
-                 caps: list[PoolCapacity], request_of: list[int], held: dict[str, int]) -> None:
+                 caps: list[PoolCapacity], held: dict[str, int]) -> None:
         self.snapshot, self.now, self.policy, self.ranking = snapshot, now, policy, ranking
-        self.caps, self.request_of = caps, request_of
+        self.caps = caps
         self.speed, self.total = ranking.speed_rows, ranking.total_rows
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
         n = len(ranking.requests)
@@ -46,20 +49,21 @@ class Assigner:
         self.shape = [(q.devices_per_node, q.nodes, q.devices) for q in ranking.requests.requests]
         self.held = held  # devices per tenant, updated as jobs start or are preempted
         self.result = CycleResult(requests=n)
-        self._unschedulable: dict[int, str] = {}
+        self._lowest_running: float | None = None
+        self._preempt_failed: set[tuple[int, float]] = set()
 
-    def run(self, order: list[int]) -> CycleResult:
-        jobs, request_of, prefs, exhausted = self.snapshot.pending, self.request_of, self.ranking.prefs, self.exhausted
+    def run(self, walk: QueueWalk) -> CycleResult:
+        exhausted = self.exhausted
         preemption = self.policy.preemption
-        no_capacity = self.result.waiting.setdefault(NO_CAPACITY, [])
-        for i in order:
-            job, r = jobs[i], request_of[i]
-            if not prefs[r]:
-                self.result.unschedulable.append(Unschedulable(job.id, self._why_not(r)))
-                continue
-            if exhausted[r] and not (preemption or self._may_reserve()):
-                no_capacity.append(job.id)
-                continue
+        no_capacity = self.result.waits.setdefault(NO_CAPACITY, [])
+        for job, r in walk:
+            if exhausted[r]:
+                if not self._may_reserve() and not self._may_preempt(job):
+                    walk.stop()  # a priority-ordered queue: no later job can preempt either
+                    break
+                if not (preemption or self._may_reserve()):
+                    no_capacity.append(job.id)
+                    continue
             refused = self._refused(job, r) if self.admits else None
             if refused:
                 self.result.wait(job.id, refused)
@@ -70,8 +74,28 @@ class Assigner:
             elif not (preemption and self._preempt(job, r)):
                 self._block(job, r)
         if not no_capacity:
-            del self.result.waiting[NO_CAPACITY]
+            del self.result.waits[NO_CAPACITY]
+        self.result.rest = walk.rest()
         return self.result
+
+    def dead(self, r: int) -> bool:
+        """Request r can place nothing more this cycle: no pool at all, or none left and nothing to
+        reserve or preempt. Its queued jobs wait without being visited."""
+        return not self.ranking.prefs[r] or (
+            self.exhausted[r] and not self.policy.preemption and not self._may_reserve())
+
+    def _may_preempt(self, job: PendingJob) -> bool:
+        """Could this job, or (in a priority-ordered queue) any after it, still preempt someone?"""
+        if not self.policy.preemption:
+            return False
+        if not self.policy.queue_sort.priority_ordered:
+            return True
+        if self._lowest_running is None:
+            prio = self.policy.priority_of
+            self._lowest_running = min(
+                (prio.of_running(a, self.now) for c in self.caps for a in c.allocations.values()
+                 if a.preemptible and not a.fresh), default=math.inf)
+        return self.policy.priority_of.of_pending(job, self.now) > self._lowest_running
 
     def _may_reserve(self) -> bool:
         return self.policy.backfill == "easy" and len(self.reservations) < self.policy.reservations
@@ -123,7 +147,8 @@ class Assigner:
                 if res.pool == p and end > res.start:
                     res.extra -= devices
         nodes = cap.take(d, n)
-        cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True)
+        cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True,
+                                             job.attained)
         self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p))
@@ -153,15 +178,24 @@ class Assigner:
         self.result.reservations.append(Reserve(job.id, self.snapshot.pools[p].key, start, why))
 
     def _preempt(self, job: PendingJob, r: int) -> bool:
-        req = self.ranking.requests.requests[r]
+        d, n, _ = self.shape[r]
+        prio = self.policy.priority_of
+        mine = prio.of_pending(job, self.now)
+        if (r, mine) in self._preempt_failed:
+            return False
+
+        def running(a: Allocation) -> float:
+            return prio.of_running(a, self.now)
+
         best = None
         for rank_, p in enumerate(self.ranking.prefs[r]):
-            victims = choose_victims(self.caps[p], req.devices_per_node, req.nodes, job.priority)
+            victims = choose_victims(self.caps[p], d, n, mine, running)
             if victims is not None:
-                cost = (max(v.priority for v in victims), sum(v.devices for v in victims), rank_)
+                cost = (max(running(v) for v in victims), sum(v.devices for v in victims), rank_)
                 if best is None or cost < best[0]:
                     best = (cost, p, victims)
         if best is None:
+            self._preempt_failed.add((r, mine))  # victims only dwindle within a cycle
             return False
         _, p, victims = best
         for v in victims:
@@ -171,14 +205,12 @@ class Assigner:
         self._start(job, r, p)
         return True
 
-    def _why_not(self, r: int) -> str:
+    def why_not(self, r: int) -> str:
         """Kubernetes-style summary: '0/12 pools: 8 stack mismatch, 4 gang too large'."""
-        if r not in self._unschedulable:
-            counts: dict[str, int] = {}
-            for f, m in self.ranking.masks:
-                k = int((~m[r]).sum())
-                if k:
-                    counts[f.reason] = k
-            parts = ", ".join(f"{k} {reason}" for reason, k in counts.items())
-            self._unschedulable[r] = f"0/{len(self.caps)} pools fit: {parts}"
-        return self._unschedulable[r]
+        counts: dict[str, int] = {}
+        for f, m in self.ranking.masks:
+            k = int((~m[r]).sum())
+            if k:
+                counts[f.reason] = k
+        parts = ", ".join(f"{k} {reason}" for reason, k in counts.items())
+        return f"0/{len(self.caps)} pools fit: {parts}"

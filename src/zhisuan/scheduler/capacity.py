@@ -25,6 +25,10 @@ class Allocation:
     preemptible: bool
     start: float
     fresh: bool = False
+    attained: float = 0.0  # device-seconds the job had received before this start
+
+    def attained_at(self, now: float) -> float:
+        return self.attained + self.devices * max(0.0, now - self.start)
 
     @property
     def devices(self) -> int:
@@ -96,7 +100,7 @@ class PoolCapacity:
 
 def allocation_of(job: RunningJob) -> Allocation:
     return Allocation(job.id, job.tenant, job.nodes, job.devices_per_node, job.expected_end,
-                      job.priority, job.preemptible, job.start)
+                      job.priority, job.preemptible, job.start, attained=job.attained)
 
 
 def capacities(snapshot: Snapshot) -> list[PoolCapacity]:

@@ -106,17 +106,28 @@ class CycleResult:
     preemptions: list[Preempt] = field(default_factory=list)
     reservations: list[Reserve] = field(default_factory=list)
     unschedulable: list[Unschedulable] = field(default_factory=list)
-    waiting: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids of jobs left pending
+    waits: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids, for jobs the walk reached
+    rest: list[tuple[tuple[float, ...], int, str, int]] = field(default_factory=list)  # queue not reached
+    rest_skip: frozenset[int] = frozenset()  # rows of unschedulable jobs, reported in `unschedulable`
 
     def wait(self, job_id: str, reason: str) -> None:
-        ids = self.waiting.get(reason)
+        ids = self.waits.get(reason)
         if ids is None:
-            self.waiting[reason] = ids = []
+            self.waits[reason] = ids = []
         ids.append(job_id)
 
     @property
+    def waiting(self) -> dict[str, list[str]]:
+        """Reason -> ids of the jobs left pending; the unreached rest waits for capacity (in queue order)."""
+        out = {k: list(v) for k, v in self.waits.items()}
+        rest = [e[2] for e in sorted(self.rest) if e[3] not in self.rest_skip]
+        if rest:
+            out.setdefault(NO_CAPACITY, []).extend(rest)
+        return out
+
+    @property
     def waiting_jobs(self) -> int:
-        return sum(len(v) for v in self.waiting.values())
+        return sum(len(v) for v in self.waits.values()) + sum(1 for e in self.rest if e[3] not in self.rest_skip)
     requests: int = 0  # distinct requests ranked
 
     @property

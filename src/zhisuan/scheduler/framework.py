@@ -4,16 +4,17 @@
 - Filter: which pools a request may use at all (vectorised: a [request, pool] boolean matrix);
 - Score: how good each allowed pool is (a [request, pool] matrix of raw values, lower is better),
   normalised to 0..100 per request and combined by the policy's weights;
-- Admit: per-job checks against state that changes while the cycle assigns (quotas).
+- Admit: per-job checks against state that changes while the cycle assigns (quotas);
+- PriorityOf: the priority preemption compares (static, or from attained service as in Tiresias).
 A Policy names one QueueSort, its Filters, weighted Scores, Admits and the backfill/preemption mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot, TenantState
 from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
 
@@ -27,12 +28,22 @@ class ScoreContext:
 
 
 class QueueSort(Protocol):
+    """Queue order by a per-job `key` (smaller first; ties in submission order), kept sorted as jobs
+    come and go. Optional extras, found by attribute:
+    - `group(job)` + `rank_groups(groups, snapshot, now)`: per-group queues concatenated in an order
+      chosen each cycle (fair share: groups are tenants);
+    - `dynamic = True` + `key_at(job, now)`: a key that changes with time, re-sorted every cycle.
+    `priority_ordered`: the effective priority (PriorityOf) never rises along the queue, so once no
+    job can preempt, no later one can either.
+    """
+
     @property
     def name(self) -> str: ...
 
-    def order(self, jobs: Sequence[PendingJob], snapshot: Snapshot, now: float) -> list[int]:
-        """Indices into `jobs`, first to be considered first. Must be deterministic."""
-        ...
+    @property
+    def priority_ordered(self) -> bool: ...
+
+    def key(self, job: PendingJob) -> tuple[float, ...]: ...
 
 
 class Filter(Protocol):
@@ -61,6 +72,29 @@ class Admit(Protocol):
         ...
 
 
+class PriorityOf(Protocol):
+    """Effective priority at `now`: a pending job may preempt running jobs of strictly lower priority."""
+
+    @property
+    def name(self) -> str: ...
+
+    def of_pending(self, job: PendingJob, now: float) -> float: ...
+
+    def of_running(self, alloc: Allocation, now: float) -> float: ...
+
+
+class StaticPriority:
+    """The job's own `priority` field."""
+
+    name = "static"
+
+    def of_pending(self, job: PendingJob, now: float) -> float:
+        return job.priority
+
+    def of_running(self, alloc: Allocation, now: float) -> float:
+        return alloc.priority
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
@@ -71,4 +105,5 @@ class Policy:
     backfill: Literal["none", "easy"] = "easy"
     reservations: int = 1  # jobs that get a reservation per cycle when backfilling
     preemption: bool = False
+    priority_of: PriorityOf = field(default_factory=StaticPriority)
     description: str = ""

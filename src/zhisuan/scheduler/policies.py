@@ -11,7 +11,9 @@ from zhisuan.scheduler.plugins.fifo import Fifo
 from zhisuan.scheduler.plugins.fits_gang import FitsGang
 from zhisuan.scheduler.plugins.fragmentation import Fragmentation
 from zhisuan.scheduler.plugins.healthy import CenterHealthy
+from zhisuan.scheduler.plugins.least_attained import LasPriority, LeastAttained
 from zhisuan.scheduler.plugins.locality import DataLocality
+from zhisuan.scheduler.plugins.max_min_fair import FairSharePriority, MaxMinFair, Throughput
 from zhisuan.scheduler.plugins.price import PricePerJob
 from zhisuan.scheduler.plugins.price_cap import PriceCap
 from zhisuan.scheduler.plugins.priority import Priority
@@ -55,6 +57,11 @@ POLICIES: dict[str, Policy] = {
                    description="shortest expected job first, EASY backfill"),
     "qssf": replace(DEFAULT, name="qssf", queue_sort=ShortestFirst(by_device_time=True),
                     description="smallest expected device-time first (Helios QSSF), EASY backfill"),
+    "las": replace(DEFAULT, name="las", queue_sort=LeastAttained(), priority_of=LasPriority(), preemption=True,
+                   reservations=0, description="Tiresias 2D-LAS: least attained device-time first, preemptive"),
+    "gavel": replace(DEFAULT, name="gavel", queue_sort=MaxMinFair(), priority_of=FairSharePriority(),
+                     preemption=True, reservations=0, scores=((Throughput(), 6.0), *SCORES),
+                     description="heterogeneity-aware max-min fairness (greedy approximation of Gavel; no LP)"),
 }
 
 

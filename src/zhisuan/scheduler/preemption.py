@@ -6,14 +6,17 @@ among jobs that were running before this cycle and are preemptible.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
 
 
-def choose_victims(cap: PoolCapacity, devices: int, nodes: int, priority: int) -> list[Allocation] | None:
-    candidates = sorted(
-        (a for a in cap.allocations.values() if a.preemptible and not a.fresh and a.priority < priority),
-        key=lambda a: (a.priority, -a.start, a.job_id),
-    )
+def choose_victims(cap: PoolCapacity, devices: int, nodes: int, priority: float,
+                   priority_of: Callable[[Allocation], float]) -> list[Allocation] | None:
+    """Lowest (effective) priority first, then most recently started; None if no set frees enough."""
+    ranked = [(priority_of(a), a) for a in cap.allocations.values() if a.preemptible and not a.fresh]
+    candidates = [a for _, a in sorted(((p, a) for p, a in ranked if p < priority),
+                                       key=lambda pa: (pa[0], -pa[1].start, pa[1].job_id))]
     if not candidates or devices > cap.size:
         return None
     free = list(cap.free)

@@ -105,6 +105,13 @@ class RankCache:
         self.index: dict[Request, int] = {}
         self.ranking = rank(RequestTable.build([]), pools, policy)
 
+    def row_of(self, request: Request) -> int:
+        r = self.index.get(request)
+        if r is None:
+            r = self.index[request] = len(self.index)
+            self.ranking = self.ranking.extended(rank(RequestTable.build([request]), self.pools, self.policy))
+        return r
+
     def rows_of(self, jobs: Sequence[PendingJob]) -> list[int]:
         """The ranking row of each job's request, ranking new requests in one batch."""
         index = self.index

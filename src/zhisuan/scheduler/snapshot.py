@@ -48,6 +48,7 @@ class RunningJob:
     expected_end: float
     priority: int = 0
     preemptible: bool = True
+    attained: float = 0.0  # device-seconds received before this start (requeued jobs)
 
     @property
     def devices(self) -> int:

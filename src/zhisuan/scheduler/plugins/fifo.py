@@ -1,17 +1,13 @@
-"""QueueSort: first come, first served (submit time, then snapshot order)."""
+"""QueueSort: first come, first served."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-
-from zhisuan.scheduler.snapshot import PendingJob, Snapshot
+from zhisuan.scheduler.snapshot import PendingJob
 
 
 class Fifo:
     name = "fifo"
+    priority_ordered = False
 
-    def order(self, jobs: Sequence[PendingJob], snapshot: Snapshot, now: float) -> list[int]:
-        submit = np.fromiter((j.submit_time for j in jobs), dtype=np.float64, count=len(jobs))
-        return [int(i) for i in np.argsort(submit, kind="stable")]
+    def key(self, job: PendingJob) -> tuple[float, ...]:
+        return (job.submit_time,)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-
-from zhisuan.scheduler.snapshot import PendingJob, Snapshot
+from zhisuan.scheduler.snapshot import PendingJob
 
 
 class Priority:
     name = "priority"
+    priority_ordered = True  # effective priority never rises along the queue
 
-    def order(self, jobs: Sequence[PendingJob], snapshot: Snapshot, now: float) -> list[int]:
-        n = len(jobs)
-        submit = np.fromiter((j.submit_time for j in jobs), dtype=np.float64, count=n)
-        prio = np.fromiter((j.priority for j in jobs), dtype=np.float64, count=n)
-        return [int(i) for i in np.lexsort((np.arange(n), submit, -prio))]
+    def key(self, job: PendingJob) -> tuple[float, ...]:
+        return (-job.priority, job.submit_time)

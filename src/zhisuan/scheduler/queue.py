@@ -1,0 +1,130 @@
+"""The pending queue, kept in the policy's order as jobs come and go.
+
+Jobs are kept in one sorted list per (group, request row); entries are (key, sequence, job id, row)
+and the sequence number breaks ties in submission order. A cycle walks the queue in order by merging
+the lists' heads with a heap. When a request can no longer be placed this cycle (the assigner says it
+is dead), its list leaves the merge: its jobs wait without being visited one by one, and `rest()`
+hands them back as slices (copied in C).
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterator, Sequence
+
+from zhisuan.scheduler.framework import QueueSort
+from zhisuan.scheduler.snapshot import PendingJob, Snapshot
+
+Entry = tuple[tuple[float, ...], int, str, int]
+
+
+class QueueWalk:
+    def __init__(self, lists: list[tuple[int, list[Entry]]], jobs: dict[str, PendingJob],
+                 dead: Callable[[int], bool], per_row: bool) -> None:
+        self.lists, self.jobs, self.dead, self.per_row = lists, jobs, dead, per_row
+        self.heap = [(rank, lst[0][0], lst[0][1], i, 0) for i, (rank, lst) in enumerate(lists) if lst]
+        heapq.heapify(self.heap)
+        self.slices: list[tuple[int, int]] = []  # (list, position): the list from there on waits
+        self.items: list[Entry] = []
+        self.current: tuple[int, int] | None = None
+
+    def __iter__(self) -> Iterator[tuple[PendingJob, int]]:
+        heap, lists, jobs, dead = self.heap, self.lists, self.jobs, self.dead
+        while heap:
+            rank, _, _, i, pos = heapq.heappop(heap)
+            lst = lists[i][1]
+            e = lst[pos]
+            if dead(e[3]):
+                if self.per_row:
+                    self.slices.append((i, pos))
+                    continue
+                self.items.append(e)
+            else:
+                self.current = (i, pos)
+                yield jobs[e[2]], e[3]
+                self.current = None
+            if pos + 1 < len(lst):
+                nxt = lst[pos + 1]
+                heapq.heappush(heap, (rank, nxt[0], nxt[1], i, pos + 1))
+
+    def stop(self) -> None:
+        """Nothing from the current job on can be placed: all of it waits."""
+        if self.current is not None:
+            self.slices.append(self.current) if self.per_row else self.items.append(self._entry(*self.current))
+            self.current = None
+        for _, _, _, i, pos in self.heap:
+            if self.per_row:
+                self.slices.append((i, pos))
+            else:
+                self.items.extend(self.lists[i][1][pos:])
+        self.heap.clear()
+
+    def _entry(self, i: int, pos: int) -> Entry:
+        return self.lists[i][1][pos]
+
+    def rest(self) -> list[Entry]:
+        out = list(self.items)
+        for i, pos in self.slices:
+            out += self.lists[i][1][pos:]
+        return out
+
+
+class PendingQueue:
+    def __init__(self, sort: QueueSort) -> None:
+        self.sort = sort
+        self.dynamic = bool(getattr(sort, "dynamic", False))
+        self.grouped = hasattr(sort, "group")
+        self.lists: dict[tuple[str, int], list[Entry]] = {}
+        self.where: dict[str, tuple[tuple[str, int], Entry]] = {}
+        self.jobs: dict[str, PendingJob] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def _entry(self, job: PendingJob, row: int) -> tuple[tuple[str, int], Entry]:
+        if job.id in self.jobs:
+            raise ValueError(f"job {job.id} is already pending")
+        group: str = self.sort.group(job) if self.grouped else ""  # type: ignore[attr-defined]
+        entry = (self.sort.key(job), self._seq, job.id, row)
+        self._seq += 1
+        self.where[job.id] = ((group, row), entry)
+        self.jobs[job.id] = job
+        return (group, row), entry
+
+    def add(self, job: PendingJob, row: int) -> None:
+        place, entry = self._entry(job, row)
+        insort(self.lists.setdefault(place, []), entry)
+
+    def add_many(self, jobs: Sequence[PendingJob], rows: Sequence[int]) -> None:
+        """Bulk insert (a snapshot's queue): one sort per list instead of an insertion per job."""
+        for job, row in zip(jobs, rows, strict=True):
+            place, entry = self._entry(job, row)
+            self.lists.setdefault(place, []).append(entry)
+        for lst in self.lists.values():
+            lst.sort()
+
+    def remove(self, job_id: str) -> PendingJob | None:
+        found = self.where.pop(job_id, None)
+        if found is None:
+            return None
+        place, entry = found
+        lst = self.lists[place]
+        del lst[bisect_left(lst, entry)]
+        if not lst:
+            del self.lists[place]
+        return self.jobs.pop(job_id)
+
+    def walk(self, snapshot: Snapshot, now: float, dead: Callable[[int], bool]) -> QueueWalk:
+        if self.dynamic:
+            key_at = self.sort.key_at  # type: ignore[attr-defined]
+            everything = sorted((key_at(self.jobs[e[2]], now), e[1], e[2], e[3])
+                                for lst in self.lists.values() for e in lst)
+            return QueueWalk([(0, everything)], self.jobs, dead, per_row=False)
+        if self.grouped:
+            groups = sorted({g for g, _ in self.lists})
+            ranked = self.sort.rank_groups(groups, snapshot, now)  # type: ignore[attr-defined]
+            rank = {g: i for i, g in enumerate(ranked)}
+            return QueueWalk([(rank[g], lst) for (g, _), lst in self.lists.items()], self.jobs, dead, True)
+        return QueueWalk([(0, lst) for lst in self.lists.values()], self.jobs, dead, per_row=True)
