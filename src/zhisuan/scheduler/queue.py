@@ -99,10 +99,23 @@ class PendingQueue:
 
     def add_many(self, jobs: Sequence[PendingJob], rows: Sequence[int]) -> None:
         """Bulk insert (a snapshot's queue): one sort per list instead of an insertion per job."""
+        key, where, known, lists = self.sort.key, self.where, self.jobs, self.lists
+        group = self.sort.group if self.grouped else None  # type: ignore[attr-defined]
+        seq = self._seq
         for job, row in zip(jobs, rows, strict=True):
-            place, entry = self._entry(job, row)
-            self.lists.setdefault(place, []).append(entry)
-        for lst in self.lists.values():
+            if job.id in known:
+                raise ValueError(f"job {job.id} is already pending")
+            place = (group(job) if group else "", row)
+            entry = (key(job), seq, job.id, row)
+            seq += 1
+            where[job.id] = (place, entry)
+            known[job.id] = job
+            lst = lists.get(place)
+            if lst is None:
+                lists[place] = lst = []
+            lst.append(entry)
+        self._seq = seq
+        for lst in lists.values():
             lst.sort()
 
     def remove(self, job_id: str) -> PendingJob | None:
