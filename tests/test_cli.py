@@ -49,3 +49,35 @@ def test_demo_network_and_catalog(root):
     assert res.exit_code == 0 and "wuhan-aicc" in res.output
     res = runner.invoke(app, ["catalog"])
     assert res.exit_code == 0 and "Ascend 910B3" in res.output and "ASSUMPTION" in res.output
+
+
+def test_sim_on_own_csv_writes_the_report(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("submit,duration,devices,chip,tenant,home\n0,600,8,V100,a,x\n60,60,1,V100,b,y\n"
+                     "120,30,2,V100,a,x\n", encoding="utf-8")
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["sim", "--trace", str(trace), "--policies", "fifo,sjf,qssf-pred", "--mode",
+                              "network", "--out", str(out), "--interval", "0"])
+    assert res.exit_code == 0, res.output
+    assert (out / "index.html").read_text().count("<svg") == 2
+    assert {p.name for p in out.iterdir()} >= {"summary.csv", "jobs-network-fifo.csv", "jobs-network-qssf-pred.csv"}
+    rows = (out / "jobs-network-fifo.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("job,tenant")
+
+
+def test_sim_rejects_bad_rows_and_policies(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("submit,duration,devices\n0,60,1\n1,x,1\n", encoding="utf-8")
+    res = runner.invoke(app, ["sim", "--trace", str(bad), "--mode", "network", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "line 3" in res.output
+    res = runner.invoke(app, ["sim", "--trace", str(bad), "--skip-bad", "--mode", "network", "--policies", "fifo",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0 and "skipped 1 malformed" in res.output
+    res = runner.invoke(app, ["sim", "--policies", "magic", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "unknown policy" in res.output
+
+
+def test_bench_sim_prints_measured_last_line():
+    res = runner.invoke(app, ["bench", "sim", "--limit", "500", "--policies", "fifo,easy"])
+    assert res.exit_code == 0, res.output
+    assert re.fullmatch(r"philly-seconds-per-policy: \d+\.\d\d", res.output.strip().splitlines()[-1])

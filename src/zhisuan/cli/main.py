@@ -9,6 +9,7 @@ from zhisuan.cli.catalog import catalog_command
 from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
+from zhisuan.cli.sim import sim_command
 
 app = typer.Typer(
     name="zhisuan",
@@ -20,6 +21,7 @@ app.command("explain")(explain_command)
 app.command("catalog")(catalog_command)
 app.command("network")(network_command)
 app.command("demo")(demo_command)
+app.command("sim")(sim_command)
 app.add_typer(bench_app, name="bench")
 
 if __name__ == "__main__":

@@ -51,7 +51,11 @@ class QueueWalk:
     def stop(self) -> None:
         """Nothing from the current job on can be placed: all of it waits."""
         if self.current is not None:
-            self.slices.append(self.current) if self.per_row else self.items.append(self._entry(*self.current))
+            i, pos = self.current
+            if self.per_row:
+                self.slices.append((i, pos))
+            else:
+                self.items.extend(self.lists[i][1][pos:])  # its successor was not pushed yet
             self.current = None
         for _, _, _, i, pos in self.heap:
             if self.per_row:
@@ -59,9 +63,6 @@ class QueueWalk:
             else:
                 self.items.extend(self.lists[i][1][pos:])
         self.heap.clear()
-
-    def _entry(self, i: int, pos: int) -> Entry:
-        return self.lists[i][1][pos]
 
     def rest(self) -> list[Entry]:
         out = list(self.items)

@@ -8,6 +8,7 @@ cycle only ranks requests it has not seen.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,21 +45,34 @@ class Ranking:
     ctx: ScoreContext
     speed_rows: list[list[float]]  # python copies for cheap per-job indexing in the assign loop
     total_rows: list[list[float]]
+    raw_rows: dict[str, list[list[float]]]
 
     def rejecting(self, r: int, p: int) -> list[Filter]:
         """The filters that reject pool p for request r (empty if it is feasible)."""
         return [f for f, m in self.masks if not m[r, p]]
 
     def total_with_delay(self, r: int, delay: F) -> F:
-        """Row r's total score when each pool starts after `delay` seconds (inf: never)."""
-        feasible = self.feasible[r : r + 1] & np.isfinite(delay)[None, :]
-        total = np.zeros(len(self.pools), dtype=np.float64)
+        """Row r's total score when each pool starts after `delay` seconds (inf: never).
+
+        Same normalisation as `normalise`, over the request's few candidate pools in plain Python:
+        it runs once per reservation per cycle, where numpy's per-call overhead dominates.
+        """
+        delays = delay.tolist()
+        cands = [p for p in self.prefs[r] if math.isfinite(delays[p])]
+        total = np.full(len(self.pools), -np.inf)
+        if not cands:
+            return total
+        wsum = max(sum(self.weights.values()), 1e-12)
+        acc = dict.fromkeys(cands, 0.0)
         for name, w in self.weights.items():
-            row = delay if name == "start" else self.raw[name][r]
-            total += w * normalise(row[None, :], feasible)[0]
-        total /= max(sum(self.weights.values()), 1e-12)
-        out: F = np.where(feasible[0], total, -np.inf)
-        return out
+            row = delays if name == "start" else self.raw_rows[name][r]
+            vals = [row[p] for p in cands]
+            lo, hi = min(vals), max(vals)
+            for p, v in zip(cands, vals, strict=True):
+                acc[p] += w * (100.0 * (hi - v) / (hi - lo) if hi > lo else 100.0)
+        for p, v in acc.items():
+            total[p] = v / wsum
+        return total
 
     def extended(self, more: Ranking) -> Ranking:
         """This ranking with `more`'s requests appended (same pools and policy)."""
@@ -74,6 +88,7 @@ class Ranking:
             ctx=ScoreContext(speed=np.vstack([self.ctx.speed, more.ctx.speed])),
             speed_rows=self.speed_rows + more.speed_rows,
             total_rows=self.total_rows + more.total_rows,
+            raw_rows={k: v + more.raw_rows[k] for k, v in self.raw_rows.items()},
         )
 
 
@@ -94,7 +109,7 @@ def rank(requests: RequestTable, pools: PoolTable, policy: Policy) -> Ranking:
     counts = feasible.sum(axis=1)
     prefs = [row[:c].tolist() for row, c in zip(order, counts, strict=True)]
     return Ranking(requests, pools, masks, feasible, raw, weights, total, prefs, ctx,
-                   ctx.speed.tolist(), total.tolist())
+                   ctx.speed.tolist(), total.tolist(), {k: v.tolist() for k, v in raw.items()})
 
 
 class RankCache:

@@ -3,7 +3,8 @@
 Gavel solves an LP for the share of time each job gets on each accelerator type, maximising the
 minimum normalised throughput, and runs it in rounds. Here, without an LP or space sharing: jobs are
 served least-normalised-service first (device-seconds received over devices x time in the system),
-running jobs well above a waiting job's share may be preempted (in quarters, to avoid thrashing), and
+running jobs well above a waiting job's share may be preempted (in quarters, and only after a lease of
+one round — Gavel's 6-minute rounds — so jobs are not preempted as soon as they start), and
 the `Throughput` score sends each job to the chip on which it runs fastest relative to its reference.
 """
 
@@ -42,16 +43,23 @@ class MaxMinFair:
         return (math.floor(4 * share), job.submit_time)
 
 
+ROUND = 360.0  # seconds: Gavel's round (time_per_iteration)
+
+
 @dataclass(frozen=True)
 class FairSharePriority:
-    """PriorityOf: minus the quarter of normalised service; running jobs count their current run."""
+    """PriorityOf: minus the quarter of normalised service; running jobs count their current run and
+    cannot be preempted during their first round."""
 
     name: str = "max-min-fair"
+    lease: float = ROUND
 
     def of_pending(self, job: PendingJob, now: float) -> float:
         return -math.floor(4 * normalised_service(job.attained, job.request.devices, job.submit_time, now))
 
     def of_running(self, alloc: Allocation, now: float) -> float:
+        if now - alloc.start < self.lease:
+            return math.inf
         since = alloc.start - alloc.attained / max(alloc.devices, 1)  # time in system, at least the runs
         return -math.floor(4 * normalised_service(alloc.attained_at(now), alloc.devices, since, now))
 

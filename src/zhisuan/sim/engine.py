@@ -1,0 +1,200 @@
+"""The simulator: arrivals, completions, outages and scheduling cycles on a virtual clock.
+
+It keeps one `SchedulerState` (the same scheduler the live system runs) and tells it what happened.
+Cycles run at multiples of `interval` seconds when something happened since the last one (interval 0:
+at every event time). A job's run time on a chip = its remaining work / the chip's speed factor.
+Preempted jobs keep their progress (checkpointing assumed, as in Tiresias and Gavel); jobs on a
+center that goes down restart from scratch elsewhere (recovery = requeue).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Literal
+
+from zhisuan.model import Request
+from zhisuan.scheduler import PendingJob, Policy, TenantState
+from zhisuan.scheduler.plugins.fair_share import FairShare, decayed_usage
+from zhisuan.scheduler.state import SchedulerState
+from zhisuan.sim.events import EventQueue, Kind
+from zhisuan.sim.predict import DurationPredictor
+from zhisuan.sim.scenario import Scenario, request_for
+from zhisuan.sim.speed import SpeedModel
+from zhisuan.sim.trace import Trace, TraceJob
+
+HALF_LIFE = FairShare().half_life
+
+
+@dataclass(frozen=True)
+class Outage:
+    center: str
+    start: float
+    end: float
+
+
+@dataclass(slots=True)
+class SimJob:
+    trace: TraceJob
+    request: Request
+    remaining: float  # work left, seconds on the trace's chip
+    attained: float = 0.0  # device-seconds received
+    first_start: float = math.nan
+    end: float = math.nan
+    run_seconds: float = 0.0  # wall time spent running (all runs)
+    started: float = math.nan  # start of the current run
+    pool: int = -1  # pool of the current (or last) run
+    version: int = 0  # bumps when a run is cut short, invalidating its finish event
+    preemptions: int = 0
+    restarts: int = 0
+    measured_speed: bool = False
+
+
+@dataclass
+class SimResult:
+    trace: str
+    scenario: Scenario
+    policy: str
+    estimates: str
+    jobs: list[SimJob]
+    device_seconds: list[float]  # allocated, per scenario pool
+    utilization: list[tuple[float, int]]  # (time, devices allocated) after each change
+    cycles: int
+    wall_seconds: float
+    notes: list[str] = field(default_factory=list)
+    busy_fraction: float | None = None  # mean measured utilisation of allocated devices, where known
+
+
+class Simulator:
+    def __init__(self, trace: Trace, scenario: Scenario, policy: Policy, *, interval: float = 60.0,
+                 estimates: Literal["oracle", "predicted"] = "oracle", outages: tuple[Outage, ...] = (),
+                 stacks: frozenset[str] | None = None) -> None:
+        self.trace, self.scenario, self.policy = trace, scenario, policy
+        self.interval, self.estimates, self.outages = interval, estimates, outages
+        tenants = {j.tenant for j in trace.jobs}
+        self.tenants = {t: TenantState(t) for t in sorted(tenants)}
+        self.state = SchedulerState(scenario.pools, policy, self.tenants)
+        self.speed = SpeedModel(trace.chip)
+        self.predictor = DurationPredictor()
+        stacks = stacks or frozenset([self.speed.trace_chip.stack])
+        shapes: dict[tuple[int, str | None, str | None], Request] = {}
+        self.jobs = []
+        for j in trace.jobs:
+            key = (j.devices, j.chip, j.home if scenario.siloed else None)
+            req = shapes.get(key)
+            if req is None:
+                req = shapes[key] = request_for(j, scenario, trace.chip, stacks)
+            self.jobs.append(SimJob(j, req, j.duration))
+        self.index = {j.trace.id: i for i, j in enumerate(self.jobs)}
+        self.device_seconds = [0.0] * len(scenario.pools)
+        self.allocated = 0
+        self.utilization: list[tuple[float, int]] = [(0.0, 0)]
+        self.cycles = 0
+
+    def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
+        t0 = time.perf_counter()
+        events = EventQueue()
+        events.extend([(j.trace.submit, Kind.ARRIVE, i) for i, j in enumerate(self.jobs)])
+        for k, o in enumerate(self.outages):
+            events.push(o.start, Kind.DOWN, k)
+            events.push(o.end, Kind.UP, k)
+        done = 0
+        while events:
+            t = events.peek_time()
+            tick = t if self.interval <= 0 else math.ceil(t / self.interval) * self.interval
+            for when, _, kind, subject, version in events.pop_until(tick):
+                if kind is Kind.ARRIVE:
+                    self._submit(self.jobs[subject])
+                elif kind is Kind.FINISH and self.jobs[subject].version == version:
+                    self._finish(self.jobs[subject], when)
+                    done += 1
+                elif kind is Kind.DOWN:
+                    self._down(self.outages[subject].center, when)
+                elif kind is Kind.UP:
+                    self.state.set_healthy(self.outages[subject].center, True)
+            if self.state.pending:
+                self._cycle(tick, events)
+            if progress is not None and done:
+                progress(done)
+                done = 0
+        return SimResult(self.trace.name, self.scenario, self.policy.name, self.estimates, self.jobs,
+                         self.device_seconds, self.utilization, self.cycles, time.perf_counter() - t0,
+                         [*self.trace.notes, *self.scenario.notes], self._busy_fraction())
+
+    def _estimate(self, job: SimJob) -> float:
+        if self.estimates == "oracle":
+            return job.remaining
+        done = job.trace.duration - job.remaining
+        return max(self.predictor.predict(job.trace.tenant, job.trace.devices) - done, 60.0)
+
+    def _submit(self, job: SimJob) -> None:
+        t = job.trace
+        self.state.submit(PendingJob(t.id, t.tenant, job.request, t.submit, self._estimate(job),
+                                     attained=job.attained))
+
+    def _cycle(self, now: float, events: EventQueue) -> None:
+        result = self.state.cycle(now)
+        self.cycles += 1
+        for p in result.preemptions:
+            job = self.jobs[self.index[p.job_id]]
+            self._stop(job, now)
+            job.preemptions += 1
+            self._submit(job)
+        for s in result.starts:
+            i = self.index[s.job_id]
+            job = self.jobs[i]
+            factor, job.measured_speed = self.speed.factor(job.trace.application, self.scenario.pools[s.pool].chip)
+            job.pool, job.started = s.pool, now
+            if math.isnan(job.first_start):
+                job.first_start = now
+            self.allocated += job.trace.devices
+            events.push(now + job.remaining / factor, Kind.FINISH, i, job.version)
+        if result.starts or result.preemptions:
+            self.utilization.append((now, self.allocated))
+
+    def _stop(self, job: SimJob, now: float) -> None:
+        """End the current run at `now`: account its device-time and progress."""
+        ran = now - job.started
+        devices = job.trace.devices
+        factor, _ = self.speed.factor(job.trace.application, self.scenario.pools[job.pool].chip)
+        job.remaining = max(job.remaining - ran * factor, 0.0)
+        job.attained += devices * ran
+        job.run_seconds += ran
+        job.version += 1
+        self.device_seconds[job.pool] += devices * ran
+        self.allocated -= devices
+        tenant = self.tenants[job.trace.tenant]
+        tenant.usage = decayed_usage(tenant, now, HALF_LIFE) + devices * ran
+        tenant.usage_at = now
+
+    def _finish(self, job: SimJob, now: float) -> None:
+        self.state.release(job.trace.id, self.scenario.pools[job.pool].key)
+        self._stop(job, now)
+        job.end = now
+        self.predictor.observe(job.trace.tenant, job.trace.devices, job.trace.duration)
+        self.utilization.append((now, self.allocated))
+
+    def _down(self, center: str, now: float) -> None:
+        self.state.set_healthy(center, False)
+        for pool in self.scenario.pools:
+            if pool.center != center:
+                continue
+            for alloc in self.state.running(pool.key):
+                job = self.jobs[self.index[alloc.job_id]]
+                self.state.release(alloc.job_id, pool.key)
+                self._stop(job, now)
+                job.remaining = job.trace.duration  # restarts from scratch elsewhere
+                job.restarts += 1
+                self._submit(job)
+        self.utilization.append((now, self.allocated))
+
+    def _busy_fraction(self) -> float | None:
+        cdf = self.trace.busy_cdf
+        if not cdf:
+            return None
+        # mean of the measured utilisation distribution (trapezoid over its quantiles), 0..1
+        area = sum((u0 + u1) / 2 * (c1 - c0) for (u0, c0), (u1, c1) in pairwise(cdf))
+        return area / 100.0 / 100.0

@@ -1,0 +1,127 @@
+"""What a replay measured: JCT, queueing delay, slowdown, makespan, utilisation, cost and energy.
+
+Slowdown = JCT / run time (1.0 = never waited). Allocated utilisation = allocated device-seconds /
+(devices x makespan). Busy utilisation only where the trace measured it (Philly's GPU-utilisation
+distribution), applied to allocated time; never guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from zhisuan.metering import usage_cost
+from zhisuan.sim.engine import SimResult
+
+
+@dataclass(frozen=True)
+class Summary:
+    scenario: str
+    policy: str
+    jobs: int
+    finished: int
+    avg_jct: float
+    p50_jct: float
+    p99_jct: float
+    avg_queue: float
+    p50_queue: float
+    p99_queue: float
+    avg_slowdown: float
+    p99_slowdown: float
+    makespan: float
+    allocated_util: float
+    busy_util: float | None
+    cny: float
+    kwh: float
+    kg_co2: float
+    preemptions: int
+    wall_seconds: float
+    cycles: int
+
+
+@dataclass(frozen=True)
+class CenterUsage:
+    center: str
+    devices: int
+    allocated_util: float
+    device_hours: float
+    cny: float
+    kwh: float
+    kg_co2: float
+
+
+def job_arrays(r: SimResult) -> dict[str, np.ndarray]:
+    submit = np.array([j.trace.submit for j in r.jobs])
+    first = np.array([j.first_start for j in r.jobs])
+    end = np.array([j.end for j in r.jobs])
+    run = np.array([j.run_seconds for j in r.jobs])
+    return {"submit": submit, "start": first, "end": end, "run": run, "jct": end - submit,
+            "queue": first - submit, "devices": np.array([j.trace.devices for j in r.jobs])}
+
+
+def makespan(r: SimResult) -> float:
+    a = job_arrays(r)
+    done = np.isfinite(a["end"])
+    return float(a["end"][done].max() - a["submit"].min()) if done.any() else 0.0
+
+
+def per_center(r: SimResult) -> list[CenterUsage]:
+    span = max(makespan(r), 1.0)
+    busy = r.busy_fraction if r.busy_fraction is not None else 1.0
+    out: dict[str, list[float]] = {}
+    for pool, secs in zip(r.scenario.pools, r.device_seconds, strict=True):
+        u = usage_cost(secs, pool.price, pool.chip.tdp_w or 0.0, pool.pue, pool.carbon_kg_per_kwh, busy)
+        row = out.setdefault(pool.center, [0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        row[0] += pool.nodes * pool.devices_per_node
+        row[1] += secs
+        row[2] += u.device_hours
+        row[3] += u.cny
+        row[4] += u.kwh
+        row[5] += u.kg_co2
+    return [CenterUsage(c, int(v[0]), v[1] / (v[0] * span), v[2], v[3], v[4], v[5]) for c, v in out.items()]
+
+
+def summarize(r: SimResult) -> Summary:
+    a = job_arrays(r)
+    done = np.isfinite(a["end"])
+    jct, queue = a["jct"][done], a["queue"][done]
+    slowdown = jct / np.maximum(a["run"][done], 1e-9)
+    centers = per_center(r)
+    devices = r.scenario.devices
+    span = max(makespan(r), 1.0)
+    alloc = sum(r.device_seconds) / (devices * span)
+
+    def q(x: np.ndarray, p: float) -> float:
+        return float(np.percentile(x, p)) if len(x) else float("nan")
+
+    return Summary(
+        scenario=r.scenario.name, policy=r.policy + ("-pred" if r.estimates == "predicted" else ""),
+        jobs=len(r.jobs), finished=int(done.sum()),
+        avg_jct=float(jct.mean()) if len(jct) else float("nan"), p50_jct=q(jct, 50), p99_jct=q(jct, 99),
+        avg_queue=float(queue.mean()) if len(queue) else float("nan"), p50_queue=q(queue, 50),
+        p99_queue=q(queue, 99), avg_slowdown=float(slowdown.mean()) if len(slowdown) else float("nan"),
+        p99_slowdown=q(slowdown, 99), makespan=span, allocated_util=alloc,
+        busy_util=alloc * r.busy_fraction if r.busy_fraction is not None else None,
+        cny=sum(c.cny for c in centers), kwh=sum(c.kwh for c in centers), kg_co2=sum(c.kg_co2 for c in centers),
+        preemptions=sum(j.preemptions for j in r.jobs), wall_seconds=r.wall_seconds, cycles=r.cycles,
+    )
+
+
+def utilization_series(r: SimResult, points: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Allocated fraction of devices over time (step function sampled at `points` instants), in days."""
+    t = np.array([p[0] for p in r.utilization])
+    used = np.array([p[1] for p in r.utilization], dtype=np.float64)
+    grid = np.linspace(0.0, max(float(t.max()), 1.0), points)
+    idx = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, len(t) - 1)
+    return grid / 86400.0, used[idx] / max(r.scenario.devices, 1)
+
+
+def jct_cdf(r: SimResult, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """JCT quantiles (hours) against cumulative fraction of jobs."""
+    jct = job_arrays(r)["jct"]
+    jct = np.sort(jct[np.isfinite(jct)]) / 3600.0
+    if not len(jct):
+        return np.zeros(1), np.zeros(1)
+    frac = np.linspace(0.0, 1.0, points)
+    return np.quantile(jct, frac), frac

@@ -1,0 +1,94 @@
+"""Write a replay's results: a CSV of per-job results per run and one HTML report with plots."""
+
+from __future__ import annotations
+
+import csv
+from html import escape
+from pathlib import Path
+
+from zhisuan.sim.engine import SimResult
+from zhisuan.sim.metrics import Summary, jct_cdf, per_center, summarize, utilization_series
+from zhisuan.sim.svg import line_chart
+
+COLUMNS = ["job", "tenant", "home", "devices", "submit_s", "first_start_s", "end_s", "jct_s", "queue_s",
+           "run_s", "center", "pool", "chip", "preemptions", "restarts", "speed_basis"]
+
+
+def run_name(r: SimResult) -> str:
+    return f"{r.scenario.name}-{r.policy}" + ("-pred" if r.estimates == "predicted" else "")
+
+
+def write_jobs_csv(r: SimResult, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for j in r.jobs:
+            pool = r.scenario.pools[j.pool] if j.pool >= 0 else None
+            w.writerow([j.trace.id, j.trace.tenant, j.trace.home or "", j.trace.devices, f"{j.trace.submit:.0f}",
+                        f"{j.first_start:.0f}", f"{j.end:.0f}", f"{j.end - j.trace.submit:.0f}",
+                        f"{j.first_start - j.trace.submit:.0f}", f"{j.run_seconds:.0f}",
+                        pool.center if pool else "", pool.name if pool else "", pool.chip.name if pool else "",
+                        j.preemptions, j.restarts, "measured" if j.measured_speed else "FP16 TFLOPS ratio (approx.)"])
+
+
+def _h(seconds: float) -> str:
+    return f"{seconds / 3600:.2f}"
+
+
+def summary_rows(s: Summary) -> list[str]:
+    busy = "—" if s.busy_util is None else f"{100 * s.busy_util:.1f}"
+    return [s.scenario, s.policy, f"{s.finished:,}/{s.jobs:,}", _h(s.avg_jct), _h(s.p50_jct), _h(s.p99_jct),
+            _h(s.avg_queue), _h(s.p99_queue), f"{s.avg_slowdown:.2f}", f"{s.p99_slowdown:.1f}",
+            f"{s.makespan / 86400:.1f}", f"{100 * s.allocated_util:.1f}", busy, f"{s.cny:,.0f}",
+            f"{s.kwh:,.0f}", f"{s.kg_co2:,.0f}", str(s.preemptions), f"{s.wall_seconds:.1f}"]
+
+
+HEADERS = ["scenario", "policy", "finished", "avg JCT h", "p50 JCT h", "p99 JCT h", "avg queue h", "p99 queue h",
+           "avg slowdown", "p99 slowdown", "makespan d", "allocated %", "busy %", "¥", "kWh", "kgCO2",
+           "preemptions", "wall s"]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(results: list[SimResult], out: Path, notes: list[str]) -> Path:
+    """out/index.html, out/summary.csv and out/jobs-<scenario>-<policy>.csv."""
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = [summarize(r) for r in results]
+    with (out / "summary.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(HEADERS)
+        w.writerows(summary_rows(s) for s in summaries)
+    for r in results:
+        write_jobs_csv(r, out / f"jobs-{run_name(r)}.csv")
+    sections = []
+    for scenario in dict.fromkeys(r.scenario.name for r in results):
+        runs = [r for r in results if r.scenario.name == scenario]
+        cdf = line_chart([(run_name(r), *jct_cdf(r)) for r in runs], "job completion time (hours, log)",
+                         "fraction of jobs", log_x=True, title=f"JCT CDF, {scenario}")
+        util = line_chart([(run_name(r), *utilization_series(r)) for r in runs], "days since the first submit",
+                          "devices allocated (fraction)", title=f"utilisation, {scenario}")
+        centers = _table(["run", "center", "devices", "allocated %", "device-h", "¥", "kWh", "kgCO2"],
+                         [[run_name(r), c.center, str(c.devices), f"{100 * c.allocated_util:.1f}",
+                           f"{c.device_hours:,.0f}", f"{c.cny:,.0f}", f"{c.kwh:,.0f}", f"{c.kg_co2:,.0f}"]
+                          for r in runs for c in per_center(r)])
+        sections.append(f"<h2>{escape(scenario)}</h2><h3>Job completion time</h3>{cdf}"
+                        f"<h3>Allocated utilisation over time</h3>{util}<h3>By center</h3>{centers}")
+    note_items = "".join(f"<li>{escape(n)}</li>" for n in dict.fromkeys(notes))
+    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>zhisuan simulation report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f3f3f3}}</style></head><body>
+<h1>zhisuan simulation report</h1>
+<h2>Policies</h2>{_table(HEADERS, [summary_rows(s) for s in summaries])}
+<p>Slowdown = JCT / run time (1.0 = no wait). Busy % applies the trace's measured GPU-utilisation distribution
+to allocated time, where the trace has one. Energy: TDP x utilisation model x PUE (a power model); carbon: x the
+grid factor. Per-job results: <code>jobs-*.csv</code>.</p>
+<h2>Assumptions and notes</h2><ul>{note_items}</ul>
+{"".join(sections)}
+</body></html>"""
+    path = out / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,52 @@
+"""Run a set of policies over a trace in one or more scenarios (what `zhisuan sim` does)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from zhisuan.model import Network
+from zhisuan.scheduler import get_policy
+from zhisuan.sim.engine import Outage, SimResult, Simulator
+from zhisuan.sim.readers import load_trace
+from zhisuan.sim.scenario import Scenario, network_scenario, trace_cluster
+from zhisuan.sim.trace import Trace
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """`qssf` uses oracle durations as estimates; `qssf-pred` the history-based prediction."""
+
+    name: str
+    estimates: str
+
+    @classmethod
+    def parse(cls, text: str) -> PolicyRun:
+        name, pred = (text[:-5], "predicted") if text.endswith("-pred") else (text, "oracle")
+        get_policy(name)  # unknown names fail here, before anything runs
+        return cls(name, pred)
+
+
+def scenarios(trace: Trace, mode: str, per_node: int, network: Network | None) -> list[Scenario]:
+    modes = {"both": [True, False], "siloed": [True], "network": [False]}.get(mode)
+    if modes is None:
+        raise ValueError(f"unknown mode {mode!r}; use network, siloed or both")
+    if network is not None:
+        return [network_scenario(network, s) for s in modes]
+    return [trace_cluster(trace, s, per_node) for s in modes]
+
+
+def run_all(trace_name: str, policies: list[str], mode: str = "both", *, per_node: int = 2,
+            interval: float = 60.0, limit: int | None = None, skip_bad: bool = False,
+            network: Network | None = None, outages: tuple[Outage, ...] = (),
+            on_progress: Callable[[str, int], None] = lambda _run, _n: None) -> tuple[Trace, list[SimResult]]:
+    runs = [PolicyRun.parse(p) for p in policies]
+    trace = load_trace(trace_name, skip_bad=skip_bad, gpus_per_node=per_node).limit(limit)
+    results = []
+    for sc in scenarios(trace, mode, per_node, network):
+        for run in runs:
+            label = f"{sc.name}/{run.name}" + ("-pred" if run.estimates == "predicted" else "")
+            sim = Simulator(trace, sc, get_policy(run.name), interval=interval,
+                            estimates="predicted" if run.estimates == "predicted" else "oracle", outages=outages)
+            results.append(sim.run(lambda n, label=label: on_progress(label, n)))  # type: ignore[misc]
+    return trace, results

@@ -1,0 +1,97 @@
+"""The simulator against traces small enough to compute by hand, and its conservation laws."""
+
+import math
+
+import pytest
+
+from tests.builders import pool
+from zhisuan.scheduler import get_policy
+from zhisuan.sim.engine import Outage, Simulator
+from zhisuan.sim.predict import DurationPredictor
+from zhisuan.sim.scenario import Scenario
+from zhisuan.sim.speed import SpeedModel
+from zhisuan.sim.trace import parse_csv
+
+
+def trace(rows: str):
+    return parse_csv("submit,duration,devices,chip,tenant\n" + rows, "t.csv")
+
+
+def run(rows: str, policy: str, pools=None, interval=0.0, outages=()):
+    sc = Scenario("network", pools or [pool("c", "p", "v100", nodes=1, size=2)])
+    return Simulator(trace(rows), sc, get_policy(policy), interval=interval, outages=outages).run()
+
+
+def jcts(result):
+    return [j.end - j.trace.submit for j in result.jobs]
+
+
+TWO_GANG = "0,100,2,V100,a\n10,50,2,V100,a\n20,10,1,V100,a\n"
+
+
+def test_fifo_exact_jcts():
+    # A holds both devices 0-100; B (2) starts at 100; C waits behind B in strict FIFO: 150-160
+    assert jcts(run(TWO_GANG, "fifo")) == [100, 140, 140]
+
+
+def test_shortest_first_exact_jcts():
+    # at 100 the 10-second C goes first; B needs both devices and starts when C ends at 110
+    assert jcts(run(TWO_GANG, "sjf")) == [100, 150, 90]
+
+
+def test_easy_backfill_exact_jcts():
+    rows = "0,100,1,V100,a\n10,50,2,V100,a\n20,30,1,V100,a\n"
+    assert jcts(run(rows, "fifo")) == [100, 140, 160]  # C waits behind the blocked B
+    assert jcts(run(rows, "easy")) == [100, 140, 30]  # C ends at 50, before B's reservation at 100
+
+
+def test_cycle_interval_delays_starts_to_the_next_tick():
+    r = run("5,100,1,V100,a\n", "fifo", interval=60.0)
+    assert r.jobs[0].first_start == 60 and jcts(r) == [155]
+
+
+def test_faster_chip_runs_shorter_by_tflops_ratio():
+    r = run("0,1000,1,V100,a\n", "fifo", pools=[pool("c", "p", "a100", nodes=1, size=1)])
+    assert jcts(r)[0] == pytest.approx(1000 * 125 / 312)
+    assert not r.jobs[0].measured_speed
+
+
+def test_measured_speed_for_profiled_applications():
+    speed = SpeedModel("V100 SXM2 32GB")
+    factor, measured = speed.factor("cifar10", pool(chip="a100").chip)
+    assert measured and factor == pytest.approx(2.4955)
+    assert speed.factor(None, pool(chip="a100").chip) == (312 / 125, False)
+
+
+def test_outage_restarts_running_jobs_elsewhere():
+    pools = [pool("a", "p", "v100", nodes=1, size=1, price=1), pool("b", "p", "v100", nodes=1, size=1, price=9)]
+    r = run("0,100,1,V100,a\n", "fifo", pools=pools, outages=(Outage("a", 50, 500),))
+    job = r.jobs[0]
+    assert job.restarts == 1 and job.end == 150  # restarted from scratch on b at 50
+    assert r.device_seconds == [50.0, 100.0]
+
+
+@pytest.mark.parametrize("policy", ["fifo", "easy", "sjf", "qssf", "las", "zhisuan", "gavel"])
+def test_conservation_on_a_philly_prefix(policy):
+    from zhisuan.sim.readers import load_trace
+    from zhisuan.sim.scenario import trace_cluster
+
+    tr = load_trace("philly").limit(1500)
+    sc = trace_cluster(tr, siloed=False, per_node=2)
+    r = Simulator(tr, sc, get_policy(policy)).run()
+    for j in r.jobs:  # every job finishes exactly once, after it started, after it was submitted
+        assert math.isfinite(j.end) and j.trace.submit <= j.first_start <= j.end
+        assert j.remaining == 0.0
+    # device-seconds add up: per pool == per job, and equal the work at speed 1
+    per_job = sum(j.trace.devices * j.run_seconds for j in r.jobs)
+    assert sum(r.device_seconds) == pytest.approx(per_job)
+    assert per_job == pytest.approx(sum(j.trace.devices * j.trace.duration for j in r.jobs))
+    assert max(u for _, u in r.utilization) <= sc.devices and r.utilization[-1][1] == 0
+
+
+def test_predictor_learns_from_finished_jobs_only():
+    p = DurationPredictor(default=7.0)
+    assert p.predict("vc", 2) == 7.0
+    p.observe("vc", 2, 100.0)
+    p.observe("vc", 4, 300.0)
+    assert p.predict("vc", 2) == 100.0 and p.predict("vc", 8) == 200.0 and p.predict("other", 1) == 200.0
