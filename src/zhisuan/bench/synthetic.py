@@ -1,7 +1,7 @@
 """A synthetic network and queue at the scale the scheduler must handle, seeded and reproducible.
 
 Job sizes follow Philly's mix (mostly one device, a tail of multi-node gangs up to 64 devices);
-requests are a mix of named chips, portable jobs and stack classes, over 20 tenants.
+reqs are a mix of named chips, portable jobs and stack classes, over 20 tenants.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _requests(rng: np.random.Generator, count: int) -> list[Request]:
 
 
 def queue(jobs: int = 100_000, tenants: int = 20, seed: int = 2, shapes: int = 400) -> list[PendingJob]:
-    """`jobs` pending jobs drawn from `shapes` distinct requests (real queues repeat a few shapes a lot)."""
+    """`jobs` pending jobs drawn from `shapes` distinct resource asks (real queues repeat a few shapes a lot)."""
     rng = np.random.default_rng(seed)
     reqs = _requests(rng, shapes)
     pick = rng.zipf(1.3, size=jobs) % shapes

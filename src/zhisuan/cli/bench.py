@@ -37,7 +37,7 @@ def bench_scheduler(
         ("centers / pools", f"{r.centers} / {r.pools}"),
         ("nodes / devices", f"{r.nodes:,} / {r.devices:,}"),
         ("chip types", str(r.chip_types)),
-        ("pending jobs / distinct requests", f"{r.pending:,} / {r.requests:,}"),
+        ("pending jobs / distinct resource asks", f"{r.pending:,} / {r.reqs:,}"),
         ("running jobs before the cycle", f"{r.running:,}"),
         ("placements in the cycle", f"{r.placed:,}"),
         ("reservations", str(r.reservations)),

@@ -40,15 +40,15 @@ class Assigner:
         self.caps = caps
         self.speed, self.total = ranking.speed_rows, ranking.total_rows
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
-        n = len(ranking.requests)
+        n = len(ranking.reqs)
         self.pointer = [0] * n
         self.exhausted = [False] * n
         self.blocked = [False] * len(caps)
         self.reservations: list[Reservation] = []
         self.reserved: set[int] = set()  # pools with a reservation: only these need the backfill check
-        self.shape = [(q.devices_per_node, q.nodes, q.devices) for q in ranking.requests.requests]
+        self.shape = [(q.devices_per_node, q.nodes, q.devices) for q in ranking.reqs.reqs]
         self.held = held  # devices per tenant, updated as jobs start or are preempted
-        self.result = CycleResult(requests=n)
+        self.result = CycleResult(reqs=n)
         self._lowest_running: float | None = None
         self._preempt_failed: set[tuple[int, float]] = set()
 
@@ -104,7 +104,7 @@ class Assigner:
         """The reason of the first admission check that refuses the job now, else None."""
         if not self.admits:
             return None
-        devices = self.ranking.requests.requests[r].devices
+        devices = self.ranking.reqs.reqs[r].devices
         tenant = self.snapshot.tenant(job.tenant)
         held = self.held.get(job.tenant, 0)
         for a in self.admits:
@@ -162,7 +162,7 @@ class Assigner:
             self._reserve(job, r)
 
     def _reserve(self, job: PendingJob, r: int) -> None:
-        req = self.ranking.requests.requests[r]
+        req = self.ranking.reqs.reqs[r]
         delays = np.full(len(self.caps), math.inf)
         for p in self.ranking.prefs[r]:
             delays[p] = earliest_start(self.caps[p], req.devices_per_node, req.nodes, self.now) - self.now

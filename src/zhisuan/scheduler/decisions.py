@@ -128,7 +128,7 @@ class CycleResult:
     @property
     def waiting_jobs(self) -> int:
         return sum(len(v) for v in self.waits.values()) + sum(1 for e in self.rest if e[3] not in self.rest_skip)
-    requests: int = 0  # distinct requests ranked
+    reqs: int = 0  # distinct resource asks ranked
 
     @property
     def placed(self) -> int:

@@ -50,13 +50,13 @@ class Filter(Protocol):
     name: str
     reason: str  # why a pool was rejected, shown by `zhisuan explain`
 
-    def mask(self, requests: RequestTable, pools: PoolTable) -> B: ...
+    def mask(self, reqs: RequestTable, pools: PoolTable) -> B: ...
 
 
 class Score(Protocol):
     name: str
 
-    def raw(self, requests: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F: ...
+    def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F: ...
 
 
 class Admit(Protocol):

@@ -3,7 +3,7 @@
 Scores are normalised to 0..100 per request over its feasible pools (100 = best) and combined by
 the policy's weights; each request gets its feasible pools in preference order. Filters and scores
 depend only on the request and the pools, so rankings are memoised per request (`RankCache`) and a
-cycle only ranks requests it has not seen.
+cycle only ranks reqs it has not seen.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def normalise(raw: F, feasible: B) -> F:
 
 @dataclass
 class Ranking:
-    requests: RequestTable
+    reqs: RequestTable
     pools: PoolTable
     masks: list[tuple[Filter, B]]
     feasible: B
@@ -75,9 +75,9 @@ class Ranking:
         return total
 
     def extended(self, more: Ranking) -> Ranking:
-        """This ranking with `more`'s requests appended (same pools and policy)."""
+        """This ranking with `more`'s rows appended (same pools and policy)."""
         return Ranking(
-            requests=RequestTable.build([*self.requests.requests, *more.requests.requests]),
+            reqs=RequestTable.build([*self.reqs.reqs, *more.reqs.reqs]),
             pools=self.pools,
             masks=[(f, np.vstack([m, m2])) for (f, m), (_, m2) in zip(self.masks, more.masks, strict=True)],
             feasible=np.vstack([self.feasible, more.feasible]),
@@ -92,13 +92,13 @@ class Ranking:
         )
 
 
-def rank(requests: RequestTable, pools: PoolTable, policy: Policy) -> Ranking:
-    masks = [(f, f.mask(requests, pools)) for f in policy.filters]
-    feasible = np.ones((len(requests), len(pools)), dtype=np.bool_)
+def rank(reqs: RequestTable, pools: PoolTable, policy: Policy) -> Ranking:
+    masks = [(f, f.mask(reqs, pools)) for f in policy.filters]
+    feasible = np.ones((len(reqs), len(pools)), dtype=np.bool_)
     for _, m in masks:
         feasible &= m
-    ctx = ScoreContext(speed=requests.speed(pools))
-    raw = {s.name: s.raw(requests, pools, ctx) for s, _ in policy.scores}
+    ctx = ScoreContext(speed=reqs.speed(pools))
+    raw = {s.name: s.raw(reqs, pools, ctx) for s, _ in policy.scores}
     weights = {s.name: w for s, w in policy.scores}
     total = np.zeros(feasible.shape, dtype=np.float64)
     for name, w in weights.items():
@@ -108,7 +108,7 @@ def rank(requests: RequestTable, pools: PoolTable, policy: Policy) -> Ranking:
     order = np.argsort(-total, axis=1, kind="stable")
     counts = feasible.sum(axis=1)
     prefs = [row[:c].tolist() for row, c in zip(order, counts, strict=True)]
-    return Ranking(requests, pools, masks, feasible, raw, weights, total, prefs, ctx,
+    return Ranking(reqs, pools, masks, feasible, raw, weights, total, prefs, ctx,
                    ctx.speed.tolist(), total.tolist(), {k: v.tolist() for k, v in raw.items()})
 
 
@@ -128,7 +128,7 @@ class RankCache:
         return r
 
     def rows_of(self, jobs: Sequence[PendingJob]) -> list[int]:
-        """The ranking row of each job's request, ranking new requests in one batch."""
+        """The ranking row of each job's request, ranking new ones in one batch."""
         index = self.index
         new: list[Request] = []
         rows = []

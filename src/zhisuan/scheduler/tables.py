@@ -1,4 +1,4 @@
-"""Column arrays over pools and over distinct requests: the two axes of every filter and score matrix."""
+"""Column arrays over pools and over distinct resource asks: the two axes of every filter and score matrix."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class PoolTable:
 
 @dataclass(frozen=True)
 class RequestTable:
-    requests: Sequence[Request]
+    reqs: Sequence[Request]
     devices_per_node: I
     nodes: I
     cpus: I
@@ -78,20 +78,20 @@ class RequestTable:
     max_price: F
 
     @classmethod
-    def build(cls, requests: Sequence[Request]) -> RequestTable:
+    def build(cls, reqs: Sequence[Request]) -> RequestTable:
         return cls(
-            requests=requests,
-            devices_per_node=np.array([r.devices_per_node for r in requests], dtype=np.int64),
-            nodes=np.array([r.nodes for r in requests], dtype=np.int64),
-            cpus=np.array([r.cpus for r in requests], dtype=np.int64),
-            memory=np.array([r.memory_gib for r in requests], dtype=np.float64),
-            min_tflops=np.array([r.min_tflops for r in requests], dtype=np.float64),
-            ref_tflops=np.array([r.ref_tflops for r in requests], dtype=np.float64),
-            max_price=np.array([r.max_price for r in requests], dtype=np.float64),
+            reqs=reqs,
+            devices_per_node=np.array([r.devices_per_node for r in reqs], dtype=np.int64),
+            nodes=np.array([r.nodes for r in reqs], dtype=np.int64),
+            cpus=np.array([r.cpus for r in reqs], dtype=np.int64),
+            memory=np.array([r.memory_gib for r in reqs], dtype=np.float64),
+            min_tflops=np.array([r.min_tflops for r in reqs], dtype=np.float64),
+            ref_tflops=np.array([r.ref_tflops for r in reqs], dtype=np.float64),
+            max_price=np.array([r.max_price for r in reqs], dtype=np.float64),
         )
 
     def __len__(self) -> int:
-        return len(self.requests)
+        return len(self.reqs)
 
     def speed(self, pools: PoolTable) -> F:
         """[request, pool] speed factor vs the request's reference chip (FP16 TFLOPS ratio; 1 without one)."""

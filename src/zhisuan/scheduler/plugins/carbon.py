@@ -9,6 +9,6 @@ from zhisuan.scheduler.tables import F, PoolTable, RequestTable
 class Carbon:
     name = "carbon"
 
-    def raw(self, requests: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
+    def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
         out: F = pools.kg_per_device_hour[None, :] / ctx.speed
         return out

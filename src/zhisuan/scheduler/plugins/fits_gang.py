@@ -13,11 +13,11 @@ class FitsGang:
     name = "fits-gang"
     reason = "gang larger than the pool (devices per node, nodes, CPUs or memory)"
 
-    def mask(self, requests: RequestTable, pools: PoolTable) -> B:
+    def mask(self, reqs: RequestTable, pools: PoolTable) -> B:
         out: B = (
-            (requests.devices_per_node[:, None] <= pools.devices_per_node[None, :])
-            & (requests.nodes[:, None] <= pools.nodes[None, :])
-            & (requests.cpus[:, None] <= pools.cpus[None, :])
-            & (requests.memory[:, None] <= pools.memory[None, :])
+            (reqs.devices_per_node[:, None] <= pools.devices_per_node[None, :])
+            & (reqs.nodes[:, None] <= pools.nodes[None, :])
+            & (reqs.cpus[:, None] <= pools.cpus[None, :])
+            & (reqs.memory[:, None] <= pools.memory[None, :])
         )
         return out

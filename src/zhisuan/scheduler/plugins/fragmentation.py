@@ -16,8 +16,8 @@ from zhisuan.scheduler.tables import F, PoolTable, RequestTable
 class Fragmentation:
     name = "fragmentation"
 
-    def raw(self, requests: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
+    def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
         size = pools.devices_per_node[None, :].astype(np.float64)
-        d = requests.devices_per_node[:, None].astype(np.float64)
+        d = reqs.devices_per_node[:, None].astype(np.float64)
         out: F = np.where(d <= size, (size - d) / size, 1.0)
         return out

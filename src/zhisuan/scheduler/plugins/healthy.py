@@ -11,6 +11,6 @@ class CenterHealthy:
     name = "healthy"
     reason = "center unhealthy"
 
-    def mask(self, requests: RequestTable, pools: PoolTable) -> B:
-        out: B = np.broadcast_to(pools.healthy[None, :], (len(requests), len(pools)))
+    def mask(self, reqs: RequestTable, pools: PoolTable) -> B:
+        out: B = np.broadcast_to(pools.healthy[None, :], (len(reqs), len(pools)))
         return out

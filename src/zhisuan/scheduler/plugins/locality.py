@@ -11,9 +11,9 @@ from zhisuan.scheduler.tables import F, PoolTable, RequestTable
 class DataLocality:
     name = "locality"
 
-    def raw(self, requests: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
-        wanted = [frozenset([r.data_center]) if r.data_center else frozenset() for r in requests.requests]
+    def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
+        wanted = [frozenset([r.data_center]) if r.data_center else frozenset() for r in reqs.reqs]
         local = pools.membership(pools.center, wanted)
-        no_data = np.array([r.data_center is None for r in requests.requests], dtype=np.bool_)[:, None]
+        no_data = np.array([r.data_center is None for r in reqs.reqs], dtype=np.bool_)[:, None]
         out: F = np.where(no_data | local, 0.0, 1.0)
         return out

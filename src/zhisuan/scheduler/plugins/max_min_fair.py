@@ -69,6 +69,6 @@ class Throughput:
 
     name = "throughput"
 
-    def raw(self, requests: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
+    def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
         out: F = -ctx.speed
         return out

@@ -10,6 +10,6 @@ from zhisuan.scheduler.tables import F, PoolTable, RequestTable
 class PricePerJob:
     name = "price"
 
-    def raw(self, requests: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
+    def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
         out: F = pools.price[None, :] / ctx.speed
         return out

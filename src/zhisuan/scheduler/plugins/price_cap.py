@@ -9,6 +9,6 @@ class PriceCap:
     name = "price-cap"
     reason = "price per device-hour above the job's max_price"
 
-    def mask(self, requests: RequestTable, pools: PoolTable) -> B:
-        out: B = pools.price[None, :] <= requests.max_price[:, None]
+    def mask(self, reqs: RequestTable, pools: PoolTable) -> B:
+        out: B = pools.price[None, :] <= reqs.max_price[:, None]
         return out

@@ -11,8 +11,8 @@ class RegionAllowed:
     name = "region"
     reason = "center not in the job's regions"
 
-    def mask(self, requests: RequestTable, pools: PoolTable) -> B:
-        wanted = [r.regions for r in requests.requests]
+    def mask(self, reqs: RequestTable, pools: PoolTable) -> B:
+        wanted = [r.regions for r in reqs.reqs]
         anywhere = np.array([not w for w in wanted], dtype=np.bool_)[:, None]
         out: B = anywhere | pools.membership(pools.region, wanted)
         return out

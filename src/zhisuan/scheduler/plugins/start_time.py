@@ -12,7 +12,7 @@ from zhisuan.scheduler.tables import F, PoolTable, RequestTable
 class StartTime:
     name = "start"
 
-    def raw(self, requests: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
+    def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
         if ctx.start_delay is None:
-            return np.zeros((len(requests), len(pools)), dtype=np.float64)
+            return np.zeros((len(reqs), len(pools)), dtype=np.float64)
         return ctx.start_delay
