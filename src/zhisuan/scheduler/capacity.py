@@ -113,3 +113,18 @@ def capacities(snapshot: Snapshot) -> list[PoolCapacity]:
             raise ValueError(f"running job {job.id} is in unknown pool {job.pool!r}")
         caps[i].hold(allocation_of(job))
     return caps
+
+
+def releases_until_fit(free: list[int], allocs: list[Allocation], devices: int, nodes: int) -> int:
+    """How many of `allocs`, released in order, until `nodes` nodes have `devices` free (0: never)."""
+    free = list(free)
+    ready = sum(1 for f in free if f >= devices)
+    for k, alloc in enumerate(allocs, 1):
+        for n in alloc.nodes:
+            before = free[n]
+            free[n] += alloc.devices_per_node
+            if before < devices <= free[n]:
+                ready += 1
+        if ready >= nodes:
+            return k
+    return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from zhisuan.scheduler.capacity import Allocation, PoolCapacity
+from zhisuan.scheduler.capacity import Allocation, PoolCapacity, releases_until_fit
 
 
 def choose_victims(cap: PoolCapacity, devices: int, nodes: int, priority: float,
@@ -19,16 +19,5 @@ def choose_victims(cap: PoolCapacity, devices: int, nodes: int, priority: float,
                                        key=lambda pa: (pa[0], -pa[1].start, pa[1].job_id))]
     if not candidates or devices > cap.size:
         return None
-    free = list(cap.free)
-    ready = sum(1 for f in free if f >= devices)
-    chosen = []
-    for a in candidates:
-        chosen.append(a)
-        for n in a.nodes:
-            before = free[n]
-            free[n] += a.devices_per_node
-            if before < devices <= free[n]:
-                ready += 1
-        if ready >= nodes:
-            return chosen
-    return None
+    k = releases_until_fit(cap.free, candidates, devices, nodes)
+    return candidates[:k] if k else None

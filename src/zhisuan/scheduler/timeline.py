@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from zhisuan.scheduler.capacity import PoolCapacity
+from zhisuan.scheduler.capacity import PoolCapacity, releases_until_fit
 
 
 def earliest_start(cap: PoolCapacity, devices: int, nodes: int, now: float) -> float:
@@ -17,17 +17,9 @@ def earliest_start(cap: PoolCapacity, devices: int, nodes: int, now: float) -> f
         return math.inf
     if cap.fits(devices, nodes):
         return now
-    free = list(cap.free)
-    ready = sum(1 for f in free if f >= devices)
-    for alloc in sorted(cap.allocations.values(), key=lambda a: (a.end, a.job_id)):
-        for n in alloc.nodes:
-            before = free[n]
-            free[n] += alloc.devices_per_node
-            if before < devices <= free[n]:
-                ready += 1
-        if ready >= nodes:
-            return max(alloc.end, now)
-    return math.inf
+    by_end = sorted(cap.allocations.values(), key=lambda a: (a.end, a.job_id))
+    k = releases_until_fit(cap.free, by_end, devices, nodes)
+    return max(by_end[k - 1].end, now) if k else math.inf
 
 
 def free_devices_at(cap: PoolCapacity, t: float) -> int:
