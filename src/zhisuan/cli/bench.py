@@ -19,7 +19,7 @@ bench_app = typer.Typer(help="Benchmarks; each prints its figures, last line `na
 
 @bench_app.command("scheduler")
 def bench_scheduler(
-    quick: Annotated[bool, typer.Option(help="10× smaller case (2,000 nodes... 10,000 jobs)")] = False,
+    quick: Annotated[bool, typer.Option(help="10× smaller case: 1,000 nodes, 10,000 pending jobs")] = False,
     repeats: Annotated[int, typer.Option(min=1, help="cycles to time; the median is reported")] = 5,
     policy: Annotated[str, typer.Option(help="scheduling policy")] = "zhisuan",
 ) -> None:

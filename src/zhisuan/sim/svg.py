@@ -12,10 +12,14 @@ W, H, L, B, T, R = 640, 320, 60, 40, 20, 160
 
 
 def _ticks(lo: float, hi: float, log: bool) -> list[float]:
+    """Decades on a log axis; otherwise about five round steps (1, 2 or 5 x 10^k)."""
     if log:
         return [10.0**e for e in range(math.floor(lo), math.ceil(hi) + 1)]
-    step = (hi - lo) / 5 or 1.0
-    return [lo + i * step for i in range(6)]
+    raw = (hi - lo) / 5 or 1.0
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 5, 10) if m * mag >= raw), default=raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step) + 1)]
 
 
 def line_chart(series: list[tuple[str, np.ndarray, np.ndarray]], x_label: str, y_label: str,
