@@ -50,6 +50,8 @@ class Assigner:
         self.held = held  # devices per tenant, updated as jobs start or are preempted
         self.result = CycleResult(reqs=n)
         self._lowest_running: float | None = None
+        self._running_priority: dict[str, float] = {}  # effective priorities are fixed within a cycle
+        self._pool_floor: dict[int, float] = {}  # lowest preemptible priority per pool at cycle start
         self._preempt_failed: set[tuple[int, float]] = set()
 
     def run(self, walk: QueueWalk) -> CycleResult:
@@ -78,6 +80,21 @@ class Assigner:
         self.result.rest = walk.rest()
         return self.result
 
+    def _floor(self, p: int) -> float:
+        """Lowest priority a job may be preempted at in pool p (only rises as victims leave)."""
+        floor = self._pool_floor.get(p)
+        if floor is None:
+            floor = self._pool_floor[p] = min(
+                (self._priority(a) for a in self.caps[p].allocations.values() if a.preemptible and not a.fresh),
+                default=math.inf)
+        return floor
+
+    def _priority(self, a: Allocation) -> float:
+        p = self._running_priority.get(a.job_id)
+        if p is None:
+            p = self._running_priority[a.job_id] = self.policy.priority_of.of_running(a, self.now)
+        return p
+
     def dead(self, r: int) -> bool:
         """Request r can place nothing more this cycle: no pool at all, or none left and nothing to
         reserve or preempt. Its queued jobs wait without being visited."""
@@ -91,9 +108,8 @@ class Assigner:
         if not self.policy.queue_sort.priority_ordered:
             return True
         if self._lowest_running is None:
-            prio = self.policy.priority_of
             self._lowest_running = min(
-                (prio.of_running(a, self.now) for c in self.caps for a in c.allocations.values()
+                (self._priority(a) for c in self.caps for a in c.allocations.values()
                  if a.preemptible and not a.fresh), default=math.inf)
         return self.policy.priority_of.of_pending(job, self.now) > self._lowest_running
 
@@ -179,16 +195,14 @@ class Assigner:
 
     def _preempt(self, job: PendingJob, r: int) -> bool:
         d, n, _ = self.shape[r]
-        prio = self.policy.priority_of
-        mine = prio.of_pending(job, self.now)
+        mine = self.policy.priority_of.of_pending(job, self.now)
         if (r, mine) in self._preempt_failed:
             return False
-
-        def running(a: Allocation) -> float:
-            return prio.of_running(a, self.now)
-
+        running = self._priority
         best = None
         for rank_, p in enumerate(self.ranking.prefs[r]):
+            if mine <= self._floor(p):
+                continue  # nobody there is of lower priority
             victims = choose_victims(self.caps[p], d, n, mine, running)
             if victims is not None:
                 cost = (max(running(v) for v in victims), sum(v.devices for v in victims), rank_)
