@@ -26,6 +26,8 @@ class SchedulerBench:
     running: int
     reqs: int
     placed: int
+    waiting: int
+    unschedulable: int
     reservations: int
     cycle_seconds: list[float]
     build_seconds: list[float]
@@ -73,7 +75,8 @@ def run(quick: bool = False, repeats: int = 5, policy: Policy = DEFAULT,
         centers=len({p.center for p in snap.pools}), pools=len(snap.pools),
         nodes=sum(p.nodes for p in snap.pools), devices=sum(p.nodes * p.devices_per_node for p in snap.pools),
         chip_types=len({p.chip.name for p in snap.pools}), pending=len(snap.pending), running=len(snap.running),
-        reqs=result.reqs, placed=result.placed, reservations=len(result.reservations),
+        reqs=result.reqs, placed=result.placed, waiting=result.waiting_jobs,
+        unschedulable=len(result.unschedulable), reservations=len(result.reservations),
         cycle_seconds=times, build_seconds=builds, peak_traced_mb=peak / 2**20,
         max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )

@@ -40,6 +40,7 @@ def bench_scheduler(
         ("pending jobs / distinct resource asks", f"{r.pending:,} / {r.reqs:,}"),
         ("running jobs before the cycle", f"{r.running:,}"),
         ("placements in the cycle", f"{r.placed:,}"),
+        ("left waiting / unschedulable", f"{r.waiting:,} / {r.unschedulable:,}"),
         ("reservations", str(r.reservations)),
         ("cycle time (warm scheduler state), median of " + str(len(r.cycle_seconds)),
          f"{r.median_cycle * 1000:.1f} ms"),

@@ -45,9 +45,6 @@ class PoolCapacity:
         self.buckets[size] = dict.fromkeys(range(nodes))
         self.allocations: dict[str, Allocation] = {}
 
-    def count_at_least(self, devices: int) -> int:
-        return sum(len(self.buckets[k]) for k in range(devices, self.size + 1))
-
     def fits(self, devices: int, nodes: int) -> bool:
         if devices > self.size:
             return False
@@ -93,9 +90,6 @@ class PoolCapacity:
         for n in alloc.nodes:
             self._move(n, self.free[n] + alloc.devices_per_node)
         return alloc
-
-    def histogram(self) -> list[int]:
-        return [len(b) for b in self.buckets]
 
 
 def allocation_of(job: RunningJob) -> Allocation:
