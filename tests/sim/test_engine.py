@@ -95,3 +95,20 @@ def test_predictor_learns_from_finished_jobs_only():
     p.observe("vc", 2, 100.0)
     p.observe("vc", 4, 300.0)
     assert p.predict("vc", 2) == 100.0 and p.predict("vc", 8) == 200.0 and p.predict("other", 1) == 200.0
+
+
+def test_jobs_no_pool_can_run_are_set_aside_and_counted():
+    r = run("0,10,1,V100,a\n0,10,4,V100,a\n", "fifo")  # one node of 2 devices: the 4-device gang never fits
+    assert math.isfinite(r.jobs[0].end) and math.isnan(r.jobs[1].end)
+    assert any("1 jobs no pool" in n for n in r.notes)
+
+
+def test_siloed_replay_on_a_network_needs_homes_naming_its_centers(root):
+    from zhisuan.model import load_network
+    from zhisuan.sim.runner import scenarios
+
+    net = load_network(root / "examples/networks/toy3.yaml")
+    with pytest.raises(ValueError, match="unknown homes"):
+        scenarios(trace("0,10,1,V100,a\n"), "siloed", 2, net)
+    homed = parse_csv("submit,duration,devices,chip,tenant,home\n0,10,1,A100,a,shanghai\n", "h.csv")
+    assert [s.siloed for s in scenarios(homed, "both", 2, net)] == [True, False]

@@ -89,6 +89,12 @@ class Simulator:
                 req = shapes[key] = request_for(j, scenario, trace.chip, stacks)
             self.jobs.append(SimJob(j, req, j.duration))
         self.index = {j.trace.id: i for i, j in enumerate(self.jobs)}
+        # jobs no pool of the scenario could ever run are set aside (counted), not queued forever
+        cache, possible = self.state.cache, {}
+        for req in shapes.values():
+            row = cache.row_of(req)  # may extend cache.ranking: read it after
+            possible[req] = bool(cache.ranking.prefs[row])
+        self.impossible = {i for i, j in enumerate(self.jobs) if not possible[j.request]}
         self.device_seconds = [0.0] * len(scenario.pools)
         self.allocated = 0
         self.utilization: list[tuple[float, int]] = [(0.0, 0)]
@@ -97,7 +103,7 @@ class Simulator:
     def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
         t0 = time.perf_counter()
         events = EventQueue()
-        events.extend([(j.trace.submit, Kind.ARRIVE, i) for i, j in enumerate(self.jobs)])
+        events.extend([(j.trace.submit, Kind.ARRIVE, i) for i, j in enumerate(self.jobs) if i not in self.impossible])
         for k, o in enumerate(self.outages):
             events.push(o.start, Kind.DOWN, k)
             events.push(o.end, Kind.UP, k)
@@ -120,9 +126,13 @@ class Simulator:
             if progress is not None and done:
                 progress(done)
                 done = 0
+        notes = [*self.trace.notes, *self.scenario.notes]
+        if self.impossible:
+            notes.append(f"{len(self.impossible)} jobs no pool of scenario {self.scenario.name} can run were "
+                         "left out (e.g. too large a gang, or a chip the network lacks)")
         return SimResult(self.trace.name, self.scenario, self.policy.name, self.estimates, self.jobs,
                          self.device_seconds, self.utilization, self.cycles, time.perf_counter() - t0,
-                         [*self.trace.notes, *self.scenario.notes], self._busy_fraction())
+                         notes, self._busy_fraction())
 
     def _estimate(self, job: SimJob) -> float:
         if self.estimates == "oracle":

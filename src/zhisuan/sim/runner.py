@@ -32,6 +32,11 @@ def scenarios(trace: Trace, mode: str, per_node: int, network: Network | None) -
     if modes is None:
         raise ValueError(f"unknown mode {mode!r}; use network, siloed or both")
     if network is not None:
+        homes = {j.home for j in trace.jobs if j.home}
+        unknown = sorted(homes - {c.name for c in network.centers})
+        if True in modes and (not homes or unknown):
+            raise ValueError(f"a siloed replay on network {network.name} needs the trace's `home` column to name "
+                             f"its centers; unknown homes: {unknown[:5] or 'none given'}")
         return [network_scenario(network, s) for s in modes]
     return [trace_cluster(trace, s, per_node) for s in modes]
 
