@@ -1,6 +1,6 @@
 """Domain types: job specs, networks of centers and pools, tenants, jobs and placements."""
 
-from zhisuan.model.job import Job, JobState
+from zhisuan.model.job import TRANSITIONS, Job, JobState, check_transition
 from zhisuan.model.jobspec import JobSpec, SpecError, parse_job_spec
 from zhisuan.model.network import Center, Network, Pool, RunningLoad, Tenant, load_network, parse_network
 from zhisuan.model.placement import Placement
@@ -8,6 +8,7 @@ from zhisuan.model.request import Request, request_from_spec
 from zhisuan.model.validate import check_spec
 
 __all__ = [
+    "TRANSITIONS",
     "Center",
     "Job",
     "JobSpec",
@@ -20,6 +21,7 @@ __all__ = [
     "SpecError",
     "Tenant",
     "check_spec",
+    "check_transition",
     "load_network",
     "parse_job_spec",
     "parse_network",

@@ -1,0 +1,112 @@
+"""Jobs in the store. Every state change is one transaction that checks the lifecycle, updates the job
+and appends a timestamped transition, so the store never holds a half-made change: a control process
+killed at any point restarts from a consistent record."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from zhisuan.model import JobSpec, JobState, check_transition
+from zhisuan.store.schema import JobRow, TransitionRow
+
+UPDATABLE = {"center", "pool", "nodes", "devices_per_node", "engine_handle", "exit_code", "reason", "attempts"}
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    tenant: str
+    name: str
+    spec: JobSpec
+    state: JobState
+    priority: int
+    submitted_at: float
+    updated_at: float
+    center: str | None
+    pool: str | None
+    nodes: tuple[int, ...]
+    devices_per_node: int | None
+    engine_handle: str | None
+    exit_code: int | None
+    reason: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Transition:
+    job_id: str
+    from_state: JobState | None
+    to_state: JobState
+    at: float
+    reason: str
+
+
+def _record(row: JobRow) -> JobRecord:
+    return JobRecord(
+        id=row.id, tenant=row.tenant, name=row.name, spec=JobSpec.model_validate_json(row.spec),
+        state=JobState(row.state), priority=row.priority, submitted_at=row.submitted_at,
+        updated_at=row.updated_at, center=row.center, pool=row.pool,
+        nodes=tuple(json.loads(row.nodes)) if row.nodes else (), devices_per_node=row.devices_per_node,
+        engine_handle=row.engine_handle, exit_code=row.exit_code, reason=row.reason, attempts=row.attempts,
+    )
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.session = sessionmaker(engine, expire_on_commit=False)
+
+    def submit(self, spec: JobSpec, now: float) -> str:
+        """Store a validated spec as a pending job; returns its id."""
+        job_id = f"j-{uuid.uuid4().hex[:12]}"
+        with self.session.begin() as s:
+            s.add(JobRow(id=job_id, tenant=spec.tenant, name=spec.name, spec=spec.model_dump_json(),
+                         state=JobState.PENDING.value, priority=spec.priority, submitted_at=now, updated_at=now,
+                         attempts=0))
+            s.flush()
+            s.add(TransitionRow(job_id=job_id, from_state=None, to_state=JobState.PENDING.value, at=now,
+                                reason="submitted"))
+        return job_id
+
+    def transition(self, job_id: str, target: JobState, now: float, reason: str = "", **fields: Any) -> JobRecord:
+        """Move a job to `target` if its lifecycle allows, setting `fields` in the same transaction."""
+        unknown = set(fields) - UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot set {sorted(unknown)} on a job")
+        with self.session.begin() as s:
+            row = s.get(JobRow, job_id, with_for_update=True)
+            if row is None:
+                raise KeyError(f"no job {job_id}")
+            current = JobState(row.state)
+            check_transition(current, target)
+            for key, value in fields.items():
+                setattr(row, key, json.dumps(list(value)) if key == "nodes" else value)
+            row.state, row.updated_at = target.value, now
+            s.add(TransitionRow(job_id=job_id, from_state=current.value, to_state=target.value, at=now,
+                                reason=reason))
+            return _record(row)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self.session() as s:
+            row = s.get(JobRow, job_id)
+            return _record(row) if row else None
+
+    def list(self, tenant: str | None = None, states: set[JobState] | None = None) -> list[JobRecord]:
+        query = select(JobRow).order_by(JobRow.submitted_at, JobRow.id)
+        if tenant is not None:
+            query = query.where(JobRow.tenant == tenant)
+        if states:
+            query = query.where(JobRow.state.in_([st.value for st in states]))
+        with self.session() as s:
+            return [_record(r) for r in s.scalars(query)]
+
+    def transitions(self, job_id: str) -> list[Transition]:
+        query = select(TransitionRow).where(TransitionRow.job_id == job_id).order_by(TransitionRow.id)
+        with self.session() as s:
+            return [Transition(r.job_id, JobState(r.from_state) if r.from_state else None, JobState(r.to_state),
+                               r.at, r.reason) for r in s.scalars(query)]
