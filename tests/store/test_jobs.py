@@ -51,7 +51,7 @@ def test_list_filters_and_survives_a_new_engine(store, tmp_path):
     a = store.submit(SPEC, now=1.0)
     b = store.submit(SPEC.model_copy(update={"tenant": "lab"}), now=2.0)
     store.transition(b, JobState.CANCELLED, 3.0, "by tenant")
-    assert [r.id for r in store.list(tenant="acme")] == [a]
-    assert [r.id for r in store.list(states={JobState.CANCELLED})] == [b]
+    assert [r.id for r in store.find(tenant="acme")] == [a]
+    assert [r.id for r in store.find(states={JobState.CANCELLED})] == [b]
     reopened = JobStore(connect(f"sqlite:///{tmp_path / 'z.db'}"))
-    assert {r.id for r in reopened.list()} == {a, b}
+    assert {r.id for r in reopened.find()} == {a, b}

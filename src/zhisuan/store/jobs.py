@@ -96,7 +96,7 @@ class JobStore:
             row = s.get(JobRow, job_id)
             return _record(row) if row else None
 
-    def list(self, tenant: str | None = None, states: set[JobState] | None = None) -> list[JobRecord]:
+    def find(self, tenant: str | None = None, states: set[JobState] | None = None) -> list[JobRecord]:
         query = select(JobRow).order_by(JobRow.submitted_at, JobRow.id)
         if tenant is not None:
             query = query.where(JobRow.tenant == tenant)

@@ -1,0 +1,121 @@
+"""The local engine: each gang member is a subprocess on this machine, with the devices assigned to it.
+
+Every member runs under `sh`, which writes the command's exit code to a file when it ends. A handle is
+the job's run folder, so a control process restarted after a crash re-adopts running jobs from disk:
+alive pids are running, exit files are results, a dead pid without one was lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+VISIBLE = {"cuda": "CUDA_VISIBLE_DEVICES", "cann": "ASCEND_RT_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES",
+           "dtk": "HIP_VISIBLE_DEVICES", "neuware": "MLU_VISIBLE_DEVICES", "synapseai": "HABANA_VISIBLE_MODULES"}
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    state: str  # running | succeeded | failed
+    exit_code: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What handle.json records about a started job."""
+
+    pids: list[int]
+    started: float
+    timeout: float | None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a finished child of ours is a zombie until reaped
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+class LocalEngine:
+    def __init__(self, root: Path, grace: float = 5.0) -> None:
+        self.root = Path(root)
+        self.grace = grace
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def run_dir(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def submit(self, job_id: str, command: str, devices: list[list[str]], stack: str,
+               env: dict[str, str] | None = None, timeout: float | None = None) -> str:
+        """Start one process per node of the gang; `devices[i]` are the device ids of member i."""
+        run = self.run_dir(job_id)
+        run.mkdir(parents=True, exist_ok=True)
+        pids = []
+        for rank, ids in enumerate(devices):
+            member_env = {**os.environ, **(env or {}), VISIBLE.get(stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(ids),
+                          "ZHISUAN_JOB_ID": job_id, "ZHISUAN_NODE_RANK": str(rank), "ZHISUAN_NNODES": str(len(devices))}
+            script = f'(\n{command}\n)\necho $? > "{run}/exit-{rank}"'
+            with (run / f"out-{rank}.log").open("ab") as out:
+                proc = subprocess.Popen(["/bin/sh", "-c", script], cwd=run, env=member_env, stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            pids.append(proc.pid)
+        meta = {"pids": pids, "started": time.time(), "timeout": timeout}
+        (run / "handle.json").write_text(json.dumps(meta), encoding="utf-8")
+        return str(run)
+
+    @staticmethod
+    def _run(handle: str) -> _Run:
+        d = json.loads((Path(handle) / "handle.json").read_text(encoding="utf-8"))
+        return _Run([int(p) for p in d["pids"]], float(d["started"]), d["timeout"])
+
+    def poll(self, handle: str) -> EngineStatus:
+        run = self._run(handle)
+        codes = []
+        for rank, pid in enumerate(run.pids):
+            exit_file = Path(handle) / f"exit-{rank}"
+            if exit_file.exists() and not _alive(pid):
+                codes.append(int(exit_file.read_text().strip() or 1))
+            elif _alive(pid):
+                if run.timeout is not None and time.time() - run.started > run.timeout:
+                    self.cancel(handle)
+                    return EngineStatus("failed", None, f"timeout after {run.timeout:g} s")
+                return EngineStatus("running")
+            else:
+                return EngineStatus("failed", None, f"process of node {rank} ended without an exit code (killed)")
+        bad = [c for c in codes if c != 0]
+        return EngineStatus("failed", bad[0], "non-zero exit") if bad else EngineStatus("succeeded", 0)
+
+    def cancel(self, handle: str) -> None:
+        """SIGTERM each member's process group, SIGKILL what is left after the grace period."""
+        pids = self._run(handle).pids
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, sig)
+            deadline = time.time() + self.grace
+            while time.time() < deadline and any(_alive(p) for p in pids):
+                time.sleep(0.05)
+            if not any(_alive(p) for p in pids):
+                return
+
+    def logs(self, handle: str) -> str:
+        """stdout+stderr of every gang member; members are headed by their node rank when there are several."""
+        files = sorted(Path(handle).glob("out-*.log"))
+        texts = [f.read_text(encoding="utf-8", errors="replace") for f in files]
+        if len(texts) == 1:
+            return texts[0]
+        return "".join(f"== node {f.stem[4:]} ==\n{t}" for f, t in zip(files, texts, strict=True))

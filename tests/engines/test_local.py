@@ -1,0 +1,57 @@
+"""The local engine with real subprocesses."""
+
+import time
+
+from zhisuan.engines import LocalEngine
+
+
+def wait(engine, handle, limit=10.0):
+    end = time.time() + limit
+    while time.time() < end:
+        st = engine.poll(handle)
+        if st.state != "running":
+            return st
+        time.sleep(0.05)
+    raise AssertionError("still running")
+
+
+def test_gang_members_see_their_devices_and_logs_are_kept(tmp_path):
+    eng = LocalEngine(tmp_path)
+    h = eng.submit("j1", 'echo "rank=$ZHISUAN_NODE_RANK of $ZHISUAN_NNODES sees $CUDA_VISIBLE_DEVICES"',
+                   [["0", "1"], ["2", "3"]], "cuda")
+    assert wait(eng, h).state == "succeeded"
+    logs = eng.logs(h)
+    assert "rank=0 of 2 sees 0,1" in logs and "rank=1 of 2 sees 2,3" in logs
+
+
+def test_ascend_devices_and_failed_exit_code(tmp_path):
+    eng = LocalEngine(tmp_path)
+    h = eng.submit("j2", 'echo "npu=$ASCEND_RT_VISIBLE_DEVICES"; echo boom >&2; exit 3', [["4"]], "cann")
+    st = wait(eng, h)
+    assert (st.state, st.exit_code) == ("failed", 3)
+    assert "npu=4" in eng.logs(h) and "boom" in eng.logs(h)
+
+
+def test_cancel_kills_the_whole_process_group(tmp_path):
+    eng = LocalEngine(tmp_path, grace=0.5)
+    h = eng.submit("j3", "trap '' TERM; sleep 30 & wait", [["0"]], "cuda")
+    time.sleep(0.2)
+    assert eng.poll(h).state == "running"
+    eng.cancel(h)
+    st = wait(eng, h)
+    assert st.state == "failed" and "killed" in st.reason
+
+
+def test_timeout_fails_the_job(tmp_path):
+    eng = LocalEngine(tmp_path, grace=0.5)
+    h = eng.submit("j4", "sleep 30", [["0"]], "cuda", timeout=0.3)
+    time.sleep(0.5)
+    st = eng.poll(h)
+    assert st.state == "failed" and "timeout" in st.reason
+
+
+def test_a_new_engine_re_adopts_jobs_from_disk(tmp_path):
+    h = LocalEngine(tmp_path).submit("j5", "sleep 0.3; exit 0", [["0"]], "cuda")
+    fresh = LocalEngine(tmp_path)  # as after a control-process restart
+    assert fresh.poll(h).state == "running"
+    assert wait(fresh, h).state == "succeeded"
