@@ -59,6 +59,11 @@ class LocalEngine:
     def run_dir(self, job_id: str) -> Path:
         return self.root / job_id
 
+    def handle_of(self, job_id: str) -> str | None:
+        """The handle of a job this engine started (from disk, so it survives restarts), else None."""
+        run = self.run_dir(job_id)
+        return str(run) if (run / "handle.json").exists() else None
+
     def submit(self, job_id: str, command: str, devices: list[list[str]], stack: str,
                env: dict[str, str] | None = None, timeout: float | None = None) -> str:
         """Start one process per node of the gang; `devices[i]` are the device ids of member i."""

@@ -15,7 +15,9 @@ from sqlalchemy.orm import sessionmaker
 from zhisuan.model import JobSpec, JobState, check_transition
 from zhisuan.store.schema import JobRow, TransitionRow
 
-UPDATABLE = {"center", "pool", "nodes", "devices_per_node", "engine_handle", "exit_code", "reason", "attempts"}
+UPDATABLE = {"center", "pool", "nodes", "devices_per_node", "devices", "engine_handle", "exit_code", "reason",
+             "attempts"}
+JSON_FIELDS = {"nodes", "devices"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class JobRecord:
     pool: str | None
     nodes: tuple[int, ...]
     devices_per_node: int | None
+    devices: tuple[tuple[str, ...], ...]
     engine_handle: str | None
     exit_code: int | None
     reason: str | None
@@ -53,6 +56,7 @@ def _record(row: JobRow) -> JobRecord:
         state=JobState(row.state), priority=row.priority, submitted_at=row.submitted_at,
         updated_at=row.updated_at, center=row.center, pool=row.pool,
         nodes=tuple(json.loads(row.nodes)) if row.nodes else (), devices_per_node=row.devices_per_node,
+        devices=tuple(tuple(d) for d in json.loads(row.devices)) if row.devices else (),
         engine_handle=row.engine_handle, exit_code=row.exit_code, reason=row.reason, attempts=row.attempts,
     )
 
@@ -73,8 +77,9 @@ class JobStore:
                                 reason="submitted"))
         return job_id
 
-    def transition(self, job_id: str, target: JobState, now: float, reason: str = "", **fields: Any) -> JobRecord:
-        """Move a job to `target` if its lifecycle allows, setting `fields` in the same transaction."""
+    def transition(self, job_id: str, target: JobState, now: float, why: str = "", **fields: Any) -> JobRecord:
+        """Move a job to `target` if its lifecycle allows, setting `fields` in the same transaction;
+        `why` goes into the transition record."""
         unknown = set(fields) - UPDATABLE
         if unknown:
             raise ValueError(f"cannot set {sorted(unknown)} on a job")
@@ -85,10 +90,11 @@ class JobStore:
             current = JobState(row.state)
             check_transition(current, target)
             for key, value in fields.items():
-                setattr(row, key, json.dumps(list(value)) if key == "nodes" else value)
+                setattr(row, key, json.dumps([list(v) if isinstance(v, tuple | list) else v for v in value])
+                        if key in JSON_FIELDS and value is not None else value)
             row.state, row.updated_at = target.value, now
             s.add(TransitionRow(job_id=job_id, from_state=current.value, to_state=target.value, at=now,
-                                reason=reason))
+                                reason=why))
             return _record(row)
 
     def get(self, job_id: str) -> JobRecord | None:

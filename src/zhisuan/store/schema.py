@@ -25,6 +25,7 @@ class JobRow(Base):
     pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
     nodes: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of node indices
     devices_per_node: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    devices: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: device ids per gang member
     engine_handle: Mapped[str | None] = mapped_column(String(128), nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)

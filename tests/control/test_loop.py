@@ -1,0 +1,98 @@
+"""The control loop end to end on SQLite with the real local engine (no HTTP yet)."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from zhisuan.control import ControlLoop
+from zhisuan.engines import LocalEngine
+from zhisuan.model import JobState, parse_job_spec, parse_network
+from zhisuan.store import JobStore, connect, migrate
+
+NETWORK = parse_network("""
+name: one
+centers:
+  - name: here
+    region: east
+    pue: 1.2
+    carbon_kg_per_kwh: 0.5
+    pools:
+      - {name: gpu, accelerator: a100, nodes: 1, devices_per_node: 2, price_per_device_hour: 10,
+         device_ids: ["g0", "g1"]}
+""")
+
+
+def spec(name, devices, run, tenant="acme"):
+    return parse_job_spec(f"name: {name}\ntenant: {tenant}\nresources: {{accelerators: a100:{devices}}}\n"
+                          f"constraints: {{time_limit: 60}}\nrun: {run!r}")
+
+
+@pytest.fixture
+def world(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(engine)
+    store = JobStore(engine)
+    return store, LocalEngine(tmp_path / "runs", grace=0.5)
+
+
+def run_until_done(loop, store, limit=15.0):
+    end = time.time() + limit
+    while time.time() < end:
+        loop.step(time.time())
+        if all(r.state.terminal for r in store.find()):
+            return
+        time.sleep(0.05)
+    raise AssertionError([(r.name, r.state) for r in store.find()])
+
+
+def test_jobs_run_to_their_end_on_their_own_devices(world):
+    store, engine = world
+    a = store.submit(spec("a", 1, "echo a=$CUDA_VISIBLE_DEVICES; sleep 0.3"), time.time())
+    b = store.submit(spec("b", 1, "echo b=$CUDA_VISIBLE_DEVICES; sleep 0.3"), time.time())
+    c = store.submit(spec("c", 2, "exit 3"), time.time())
+    loop = ControlLoop(store, NETWORK, engine)
+    run_until_done(loop, store)
+    ra, rb, rc = store.get(a), store.get(b), store.get(c)
+    assert (ra.state, rb.state, rc.state) == (JobState.SUCCEEDED, JobState.SUCCEEDED, JobState.FAILED)
+    assert {ra.devices, rb.devices} == {(("g0",),), (("g1",),)}  # concurrent jobs got different devices
+    assert engine.logs(ra.engine_handle).strip() == f"a={ra.devices[0][0]}"  # it saw the device it was given
+    assert engine.logs(rb.engine_handle).strip() == f"b={rb.devices[0][0]}"
+    assert rc.exit_code == 3 and rc.devices == (("g0", "g1"),)
+    assert [t.to_state for t in store.transitions(a)] == [JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING,
+                                                          JobState.SUCCEEDED]
+
+
+def test_recover_requeues_unstarted_and_readopts_started(world):
+    store, engine = world
+    now = time.time()
+    lost = store.submit(spec("lost", 1, "true"), now)
+    store.transition(lost, JobState.SCHEDULED, now, "placed", center="here", pool="gpu", nodes=(0,),
+                     devices_per_node=1, devices=[["g0"]])  # then the process died before submitting
+    started = store.submit(spec("started", 1, "sleep 0.2"), now)
+    store.transition(started, JobState.SCHEDULED, now, "placed", center="here", pool="gpu", nodes=(0,),
+                     devices_per_node=1, devices=[["g1"]])
+    engine.submit(started, "sleep 0.2", [["g1"]], "cuda")  # ...and died before recording 'running'
+    loop = ControlLoop(store, NETWORK, LocalEngine(engine.root))  # a fresh process
+    loop.recover(time.time())
+    assert store.get(lost).state is JobState.PENDING
+    assert store.get(started).state is JobState.RUNNING
+    run_until_done(loop, store)
+    assert store.get(lost).state is JobState.SUCCEEDED and store.get(lost).attempts == 1
+    assert store.get(started).state is JobState.SUCCEEDED
+
+
+def test_a_killed_job_is_failed_with_the_reason(world):
+    store, engine = world
+    job = store.submit(spec("victim", 1, "sleep 30"), time.time())
+    loop = ControlLoop(store, NETWORK, engine)
+    loop.step(time.time())
+    rec = store.get(job)
+    assert rec.state is JobState.RUNNING
+    pid = int(__import__("json").loads((engine.run_dir(job) / "handle.json").read_text())["pids"][0])
+    os.killpg(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    loop.step(time.time())
+    rec = store.get(job)
+    assert rec.state is JobState.FAILED and "without an exit code" in rec.reason
