@@ -15,6 +15,7 @@ from zhisuan.scheduler import (
     DEFAULT,
     CycleResult,
     Policy,
+    PoolState,
     RunningJob,
     Snapshot,
     Start,
@@ -27,6 +28,18 @@ from zhisuan.scheduler.snapshot import DEFAULT_DURATION
 from zhisuan.store import JobRecord, JobStore
 
 HELD = {JobState.SCHEDULED, JobState.RUNNING}
+
+
+def live_snapshot(store: JobStore, network: Network, pools: list[PoolState] | None = None) -> Snapshot:
+    """The network as the store has it now: held devices, pending jobs, tenants."""
+    running = [
+        RunningJob(r.id, r.tenant, f"{r.center}/{r.pool}", r.nodes, r.devices_per_node or 0, r.updated_at,
+                   r.updated_at + (r.spec.constraints.time_limit or DEFAULT_DURATION), r.priority)
+        for r in store.find(states=HELD)
+    ]
+    pending = [pending_from_spec(r.id, r.spec, r.submitted_at) for r in store.find(states={JobState.PENDING})]
+    tenants = {t.name: TenantState(t.name, t.weight, t.quota_devices) for t in network.tenants}
+    return Snapshot(pools if pools is not None else pools_from_network(network), running, pending, tenants)
 
 
 class ControlLoop:
@@ -56,21 +69,17 @@ class ControlLoop:
             if rec.engine_handle is None:
                 continue
             status = self.engine.poll(rec.engine_handle)
-            if status.state == "succeeded":
-                self.store.transition(rec.id, JobState.SUCCEEDED, now, "exit 0", exit_code=0)
-            elif status.state == "failed":
-                self.store.transition(rec.id, JobState.FAILED, now, status.reason, exit_code=status.exit_code,
-                                      reason=status.reason)
+            try:
+                if status.state == "succeeded":
+                    self.store.transition(rec.id, JobState.SUCCEEDED, now, "exit 0", exit_code=0)
+                elif status.state == "failed":
+                    self.store.transition(rec.id, JobState.FAILED, now, status.reason, exit_code=status.exit_code,
+                                          reason=status.reason)
+            except ValueError:
+                continue  # cancelled meanwhile: its end is already recorded
 
     def _snapshot(self) -> Snapshot:
-        running = [
-            RunningJob(r.id, r.tenant, f"{r.center}/{r.pool}", r.nodes, r.devices_per_node or 0, r.updated_at,
-                       r.updated_at + (r.spec.constraints.time_limit or DEFAULT_DURATION), r.priority)
-            for r in self.store.find(states=HELD)
-        ]
-        pending = [pending_from_spec(r.id, r.spec, r.submitted_at) for r in self.store.find(states={JobState.PENDING})]
-        tenants = {t.name: TenantState(t.name, t.weight, t.quota_devices) for t in self.network.tenants}
-        return Snapshot(self.pools, running, pending, tenants)
+        return live_snapshot(self.store, self.network, self.pools)
 
     def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int) -> list[list[str]]:
         """Concrete device ids on each placed node: the first free slots, given what running jobs hold."""

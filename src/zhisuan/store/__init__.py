@@ -2,5 +2,6 @@
 
 from zhisuan.store.db import connect, migrate
 from zhisuan.store.jobs import JobRecord, JobStore, Transition
+from zhisuan.store.tokens import Principal, TokenStore
 
-__all__ = ["JobRecord", "JobStore", "Transition", "connect", "migrate"]
+__all__ = ["JobRecord", "JobStore", "Principal", "TokenStore", "Transition", "connect", "migrate"]

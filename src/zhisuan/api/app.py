@@ -1,0 +1,94 @@
+"""The REST API. Bearer tokens per tenant (stored hashed); a tenant sees and cancels only its own jobs;
+errors are RFC 7807 problem+json that name the field; OpenAPI at /openapi.json and /docs."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from zhisuan.control.service import Forbidden, NotFound, Service
+from zhisuan.model import SpecError
+from zhisuan.store import JobRecord, Principal, TokenStore
+
+PROBLEM = "application/problem+json"
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def job_json(r: JobRecord) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "tenant": r.tenant, "state": r.state.value, "priority": r.priority,
+            "submitted_at": r.submitted_at, "updated_at": r.updated_at, "center": r.center, "pool": r.pool,
+            "nodes": list(r.nodes), "devices": [list(d) for d in r.devices], "exit_code": r.exit_code,
+            "reason": r.reason, "attempts": r.attempts}
+
+
+def create_app(service: Service, tokens: TokenStore) -> FastAPI:
+    app = FastAPI(title="zhisuan", version="0.1.0", description="an open compute-power network for AI centers")
+    bearer = HTTPBearer(auto_error=False)
+
+    def principal(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:  # noqa: B008
+        who = tokens.principal(cred.credentials) if cred else None
+        if who is None:
+            raise Unauthorized()
+        return who
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, __: Unauthorized) -> JSONResponse:
+        return problem(401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer ...)")
+
+    @app.exception_handler(SpecError)
+    async def _bad_spec(_: Request, e: SpecError) -> JSONResponse:
+        return problem(422, "Invalid job spec", str(e), [{"field": f, "message": m} for f, m in e.errors])
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, e: Forbidden) -> JSONResponse:
+        return problem(403, "Forbidden", str(e))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, e: NotFound) -> JSONResponse:
+        return problem(404, "Not found", f"no job {e.args[0]!r}")
+
+    @app.post("/v1/jobs", status_code=201)
+    async def submit(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        return job_json(service.submit(await request.body(), who, time.time()))
+
+    @app.get("/v1/jobs")
+    def jobs(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+        return [job_json(r) for r in service.jobs(who)]
+
+    @app.get("/v1/jobs/{job_id}")
+    def job(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        return job_json(service.job(job_id, who))
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    def cancel(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        return job_json(service.cancel(job_id, who, time.time()))
+
+    @app.get("/v1/jobs/{job_id}/logs", response_class=PlainTextResponse)
+    def logs(job_id: str, who: Principal = Depends(principal)) -> str:  # noqa: B008
+        return service.logs(job_id, who)
+
+    @app.post("/v1/quote")
+    async def quote(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        spec, candidates = service.quote(await request.body(), who, time.time())
+        return {"job": spec.name, "candidates": [
+            {"center": c.center, "pool": c.pool, "score": None if math.isnan(c.score) else round(c.score, 2),
+             "expected_start_s": None if math.isinf(c.start_delay) else c.start_delay, "cny": round(c.cost, 2),
+             "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected)}
+            for c in candidates]}
+
+    return app

@@ -1,0 +1,70 @@
+"""What tenants can do, independent of how they ask (HTTP today): submit, look, cancel, quote.
+
+Every check happens before anything is written: a spec that fails validation, names an unknown chip
+or asks for a gang no pool can hold is refused with the field named and leaves no trace in the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zhisuan.control.loop import live_snapshot
+from zhisuan.engines import LocalEngine
+from zhisuan.model import JobSpec, JobState, Network, check_spec, parse_job_spec
+from zhisuan.scheduler import Candidate, pending_from_spec
+from zhisuan.scheduler.explain import explain
+from zhisuan.store import JobRecord, JobStore, Principal
+
+
+class Forbidden(PermissionError):
+    """The caller may not do this (another tenant's job or name)."""
+
+
+class NotFound(KeyError):
+    """No such job visible to the caller."""
+
+
+@dataclass
+class Service:
+    store: JobStore
+    network: Network
+    engine: LocalEngine
+
+    def validate(self, text: str | bytes, who: Principal) -> JobSpec:
+        spec = parse_job_spec(text)
+        if spec.tenant != who.tenant and not who.admin:
+            raise Forbidden(f"tenant: you act for {who.tenant!r}, the spec names {spec.tenant!r}")
+        check_spec(spec, self.network)
+        return spec
+
+    def submit(self, text: str | bytes, who: Principal, now: float) -> JobRecord:
+        spec = self.validate(text, who)
+        job = self.store.get(self.store.submit(spec, now))
+        assert job is not None
+        return job
+
+    def job(self, job_id: str, who: Principal) -> JobRecord:
+        rec = self.store.get(job_id)
+        if rec is None or (rec.tenant != who.tenant and not who.admin):
+            raise NotFound(job_id)  # another tenant's job is indistinguishable from none
+        return rec
+
+    def jobs(self, who: Principal) -> list[JobRecord]:
+        return self.store.find(tenant=None if who.admin else who.tenant)
+
+    def cancel(self, job_id: str, who: Principal, now: float) -> JobRecord:
+        rec = self.job(job_id, who)
+        if rec.state.terminal:
+            return rec
+        if rec.state is JobState.RUNNING and rec.engine_handle:
+            self.engine.cancel(rec.engine_handle)
+        return self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.tenant}")
+
+    def logs(self, job_id: str, who: Principal) -> str:
+        rec = self.job(job_id, who)
+        return self.engine.logs(rec.engine_handle) if rec.engine_handle else ""
+
+    def quote(self, text: str | bytes, who: Principal, now: float) -> tuple[JobSpec, list[Candidate]]:
+        spec = self.validate(text, who)
+        snapshot = live_snapshot(self.store, self.network)
+        return spec, explain(snapshot, pending_from_spec("quote", spec, now), now)

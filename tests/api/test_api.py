@@ -1,0 +1,89 @@
+"""The REST API in-process: tokens, tenant isolation, problem+json naming the field, nothing stored on errors."""
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.control.test_loop import NETWORK
+from zhisuan.api import create_app
+from zhisuan.control import ControlLoop
+from zhisuan.control.service import Service
+from zhisuan.engines import LocalEngine
+from zhisuan.store import JobStore, TokenStore, connect, migrate
+
+JOB = "name: hello\ntenant: acme\nresources: {accelerators: a100:1}\nconstraints: {time_limit: 60}\nrun: echo hi"
+
+
+@pytest.fixture
+def api(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(engine)
+    store, tokens = JobStore(engine), TokenStore(engine)
+    runner = LocalEngine(tmp_path / "runs", grace=0.5)
+    client = TestClient(create_app(Service(store, NETWORK, runner), tokens))
+    keys = {"acme": tokens.issue("acme", 0.0), "lab": tokens.issue("lab", 0.0),
+            "admin": tokens.issue("ops", 0.0, admin=True)}
+    return client, keys, store, ControlLoop(store, NETWORK, runner)
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_submit_run_and_read_logs(api):
+    client, keys, _, loop = api
+    r = client.post("/v1/jobs", content=JOB, headers=auth(keys["acme"]))
+    assert r.status_code == 201 and r.json()["state"] == "pending"
+    job = r.json()["id"]
+    for _ in range(100):
+        loop.step(time.time())
+        if client.get(f"/v1/jobs/{job}", headers=auth(keys["acme"])).json()["state"] == "succeeded":
+            break
+        time.sleep(0.05)
+    assert client.get(f"/v1/jobs/{job}", headers=auth(keys["acme"])).json()["state"] == "succeeded"
+    assert client.get(f"/v1/jobs/{job}/logs", headers=auth(keys["acme"])).text.strip() == "hi"
+
+
+def test_bad_tokens_are_401_problem_json(api):
+    client, *_ = api
+    for headers in ({}, auth("zs_forged")):
+        r = client.get("/v1/jobs", headers=headers)
+        assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ("name: x\ntenant: acme\nresources: {accelerators: A1000:1}\nrun: x", "resources.accelerators.name"),
+    ("name: x\ntenant: acme\nresources: {accelerators: a100:4}\nrun: x", "resources.accelerators"),
+    ("name: [x", ""),
+])
+def test_bad_specs_are_422_naming_the_field_and_store_nothing(api, body, field):
+    client, keys, store, _ = api
+    r = client.post("/v1/jobs", content=body, headers=auth(keys["acme"]))
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert field in [e["field"] for e in r.json()["errors"]]
+    assert store.find() == []
+
+
+def test_tenants_see_and_cancel_only_their_own_jobs(api):
+    client, keys, store, _ = api
+    job = client.post("/v1/jobs", content=JOB, headers=auth(keys["acme"])).json()["id"]
+    assert client.get("/v1/jobs", headers=auth(keys["lab"])).json() == []
+    assert client.get(f"/v1/jobs/{job}", headers=auth(keys["lab"])).status_code == 404
+    assert client.post(f"/v1/jobs/{job}/cancel", headers=auth(keys["lab"])).status_code == 404
+    assert client.post("/v1/jobs", content=JOB, headers=auth(keys["lab"])).status_code == 403  # spec names acme
+    assert [j["id"] for j in client.get("/v1/jobs", headers=auth(keys["admin"])).json()] == [job]
+    r = client.post(f"/v1/jobs/{job}/cancel", headers=auth(keys["acme"]))
+    assert r.json()["state"] == "cancelled" and len(store.find()) == 1
+
+
+def test_quote_ranks_without_submitting(api):
+    client, keys, store, _ = api
+    r = client.post("/v1/quote", content=JOB, headers=auth(keys["acme"]))
+    assert r.status_code == 200 and r.json()["candidates"][0]["center"] == "here"
+    assert r.json()["candidates"][0]["expected_start_s"] == 0 and store.find() == []
+
+
+def test_openapi_is_served(api):
+    client, *_ = api
+    assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
