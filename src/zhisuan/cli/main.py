@@ -9,6 +9,7 @@ from zhisuan.cli.catalog import catalog_command
 from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
+from zhisuan.cli.server import server_command
 from zhisuan.cli.sim import sim_command
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.command("catalog")(catalog_command)
 app.command("network")(network_command)
 app.command("demo")(demo_command)
 app.command("sim")(sim_command)
+app.command("server")(server_command)
 app.add_typer(bench_app, name="bench")
 
 if __name__ == "__main__":

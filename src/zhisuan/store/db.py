@@ -16,8 +16,10 @@ DEFAULT_URL = "sqlite:///zhisuan.db"
 def connect(url: str | None = None) -> Engine:
     """An engine for `url`, else $ZHISUAN_DB, else ./zhisuan.db (SQLite, WAL)."""
     url = url or os.environ.get("ZHISUAN_DB") or DEFAULT_URL
-    engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
+    sqlite = url.startswith("sqlite")
+    # the API serves requests on worker threads while the control loop runs on its own
+    engine = create_engine(url, connect_args={"check_same_thread": False} if sqlite else {})
+    if sqlite:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,27 @@
+"""`zhisuan server`: API + control loop (SQLite + local engine by default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from zhisuan.cli.common import console, read_network
+
+
+def server_command(
+    network: Annotated[Path, typer.Option("--network", "-n")] = Path("examples/networks/toy3.yaml"),
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL; default $ZHISUAN_DB or sqlite:///zhisuan.db")] = None,
+    runs: Annotated[Path, typer.Option(help="folder for job runs, logs and the first tokens")] = Path("runs"),
+    host: Annotated[str, typer.Option(help="listen address (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8470,
+    interval: Annotated[float, typer.Option(help="seconds between control steps")] = 1.0,
+) -> None:
+    """Serve the REST API and run the control loop: place, start, follow and record jobs."""
+    from zhisuan.control.server import serve
+
+    net = read_network(network)
+    console.print(f"zhisuan server on http://{host}:{port} — network {net.name}, runs in {runs}/, "
+                  f"first tokens in {runs / 'tokens.json'}")
+    serve(net, db, runs, host, port, interval)

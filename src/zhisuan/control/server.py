@@ -1,0 +1,65 @@
+"""`zhisuan server`: the API and the control loop in one process, on the embedded default or a URL.
+
+On the first start the tokens table is empty: a token per tenant of the network and an admin token are
+issued and written to `<runs>/tokens.json` (mode 600). Only their hashes are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import select
+
+from zhisuan.api import create_app
+from zhisuan.control.loop import ControlLoop
+from zhisuan.control.service import Service
+from zhisuan.engines import LocalEngine
+from zhisuan.model import Network
+from zhisuan.store import JobStore, TokenStore, connect, migrate
+from zhisuan.store.schema import TokenRow
+
+log = logging.getLogger("zhisuan.server")
+
+
+def bootstrap_tokens(tokens: TokenStore, network: Network, path: Path) -> None:
+    with tokens.session() as s:
+        if s.scalars(select(TokenRow).limit(1)).first() is not None:
+            return
+    now = time.time()
+    issued = {t.name: tokens.issue(t.name, now) for t in network.tenants}
+    issued["admin"] = tokens.issue("admin", now, admin=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(issued, indent=2), encoding="utf-8")
+    path.chmod(0o600)
+
+
+def control_thread(loop: ControlLoop, interval: float, stop: threading.Event) -> threading.Thread:
+    def run() -> None:
+        loop.recover(time.time())
+        while not stop.is_set():
+            try:
+                loop.step(time.time())
+            except Exception:  # a bad step must not stop the loop; the next one retries
+                log.exception("control step failed")
+            stop.wait(interval)
+
+    return threading.Thread(target=run, name="zhisuan-control", daemon=True)
+
+
+def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float) -> None:
+    engine = connect(db)
+    migrate(engine)
+    store, tokens = JobStore(engine), TokenStore(engine)
+    bootstrap_tokens(tokens, network, runs / "tokens.json")
+    runner = LocalEngine(runs)
+    stop = threading.Event()
+    control_thread(ControlLoop(store, network, runner), interval, stop).start()
+    try:
+        uvicorn.run(create_app(Service(store, network, runner), tokens), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
