@@ -91,16 +91,17 @@ class LocalEngine:
         run = self._run(handle)
         codes = []
         for rank, pid in enumerate(run.pids):
-            exit_file = Path(handle) / f"exit-{rank}"
-            if exit_file.exists() and not _alive(pid):
-                codes.append(int(exit_file.read_text().strip() or 1))
-            elif _alive(pid):
+            # liveness first: the wrapper writes its exit file before it exits, so once the process is
+            # seen dead the file is final (checking the file first races with a process just ending)
+            if _alive(pid):
                 if run.timeout is not None and time.time() - run.started > run.timeout:
                     self.cancel(handle)
                     return EngineStatus("failed", None, f"timeout after {run.timeout:g} s")
                 return EngineStatus("running")
-            else:
+            exit_file = Path(handle) / f"exit-{rank}"
+            if not exit_file.exists():
                 return EngineStatus("failed", None, f"process of node {rank} ended without an exit code (killed)")
+            codes.append(int(exit_file.read_text().strip() or 1))
         bad = [c for c in codes if c != 0]
         return EngineStatus("failed", bad[0], "non-zero exit") if bad else EngineStatus("succeeded", 0)
 
