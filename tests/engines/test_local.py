@@ -55,3 +55,10 @@ def test_a_new_engine_re_adopts_jobs_from_disk(tmp_path):
     fresh = LocalEngine(tmp_path)  # as after a control-process restart
     assert fresh.poll(h).state == "running"
     assert wait(fresh, h).state == "succeeded"
+
+
+def test_a_relative_runs_folder_works(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    eng = LocalEngine("runs")
+    h = eng.submit("j6", "echo ok", [["0"]], "cuda")
+    assert wait(eng, h).state == "succeeded" and eng.logs(h).strip() == "ok"

@@ -52,7 +52,7 @@ def _alive(pid: int) -> bool:
 
 class LocalEngine:
     def __init__(self, root: Path, grace: float = 5.0) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # jobs run in their own folder: relative paths would break
         self.grace = grace
         self.root.mkdir(parents=True, exist_ok=True)
 
