@@ -110,3 +110,31 @@ def test_kill_9_mid_run_neither_loses_nor_repeats_a_job(server):
     second = server.wait(acme, queued, "succeeded")
     assert first["attempts"] == 1 and second["attempts"] == 1
     assert acme.get(f"/v1/jobs/{running}/logs").text.count("ran") == 1
+
+
+def test_cli_client_against_the_server(server, tmp_path):
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+
+    env = {"ZHISUAN_URL": server.url, "ZHISUAN_TOKEN": server.token("acme")}
+    cli = CliRunner()
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(job("cli-ok", "echo from-cli"))
+    res = cli.invoke(app, ["submit", str(ok), "--follow"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "succeeded" in res.output and "from-cli" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(job("cli-bad", "exit 4"))
+    res = cli.invoke(app, ["submit", str(bad), "-f"], env=env)
+    assert res.exit_code == 1 and "failed" in res.output
+    res = cli.invoke(app, ["jobs"], env=env)
+    assert res.exit_code == 0 and "cli-ok" in res.output and "cli-bad" in res.output
+    res = cli.invoke(app, ["quote", str(ok)], env=env)
+    assert res.exit_code == 0 and "here" in res.output
+    big = tmp_path / "big.yaml"
+    big.write_text(job("big", "x").replace("a100:1", "a100:16"))
+    res = cli.invoke(app, ["submit", str(big)], env=env)
+    assert res.exit_code == 2 and "resources.accelerators" in res.output
+    res = cli.invoke(app, ["jobs"], env={**env, "ZHISUAN_TOKEN": "zs_wrong"})
+    assert res.exit_code == 2 and "401" in res.output

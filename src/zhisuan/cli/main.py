@@ -6,6 +6,7 @@ import typer
 
 from zhisuan.cli.bench import bench_app
 from zhisuan.cli.catalog import catalog_command
+from zhisuan.cli.client import cancel_command, jobs_command, logs_command, quote_command, submit_command
 from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
@@ -24,6 +25,9 @@ app.command("network")(network_command)
 app.command("demo")(demo_command)
 app.command("sim")(sim_command)
 app.command("server")(server_command)
+for _name, _command in [("submit", submit_command), ("jobs", jobs_command), ("logs", logs_command),
+                       ("cancel", cancel_command), ("quote", quote_command)]:
+    app.command(_name)(_command)
 app.add_typer(bench_app, name="bench")
 
 if __name__ == "__main__":

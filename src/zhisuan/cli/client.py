@@ -1,0 +1,121 @@
+"""Client commands: talk to `zhisuan server` over HTTP (httpx). Token from $ZHISUAN_TOKEN or
+~/.config/zhisuan/token; server from $ZHISUAN_URL (default http://127.0.0.1:8470)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.table import Table
+
+from zhisuan.cli.common import console, fail
+from zhisuan.model.units import format_duration
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+Url = Annotated[str | None, typer.Option("--url", help="server URL (default $ZHISUAN_URL or local)")]
+Token = Annotated[str | None, typer.Option("--token", help="bearer token (default $ZHISUAN_TOKEN)")]
+
+
+def connect(url: str | None, token: str | None) -> httpx.Client:
+    token = token or os.environ.get("ZHISUAN_TOKEN")
+    config = Path.home() / ".config" / "zhisuan" / "token"
+    if not token and config.exists():
+        token = config.read_text(encoding="utf-8").strip()
+    if not token:
+        fail("no token: set ZHISUAN_TOKEN, pass --token, or put it in ~/.config/zhisuan/token")
+    base = url or os.environ.get("ZHISUAN_URL", "http://127.0.0.1:8470")
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def call(client: httpx.Client, method: str, path: str, **kw: Any) -> Any:
+    try:
+        r = client.request(method, path, **kw)
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the server at {client.base_url}: {e}")
+    if r.status_code >= 400:
+        body = r.json() if r.headers.get("content-type", "").endswith("json") else {"detail": r.text}
+        fields = "; ".join(f"{e['field']}: {e['message']}" for e in body.get("errors", []))
+        fail(f"{r.status_code} {body.get('title', '')}: {fields or body.get('detail', '')}")
+    return r.json() if r.headers.get("content-type", "").endswith("json") else r.text
+
+
+def _follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    state, shown = "", 0
+    while True:
+        job = call(client, "GET", f"/v1/jobs/{job_id}")
+        if job["state"] != state:
+            state = job["state"]
+            where = f" on {job['center']}/{job['pool']}" if job["center"] else ""
+            console.print(f"{job_id}: {state}{where}")
+        text = call(client, "GET", f"/v1/jobs/{job_id}/logs")
+        if len(text) > shown:
+            console.out(text[shown:], end="")
+            shown = len(text)
+        if state in TERMINAL:
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.5)
+
+
+def submit_command(spec: Annotated[Path, typer.Argument(help="job spec (YAML or JSON)")],
+                   follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+                   url: Url = None, token: Token = None) -> None:
+    """Submit a job; with --follow, stream its state and logs until it ends."""
+    if not spec.exists():
+        fail(f"job spec not found: {spec}")
+    with connect(url, token) as client:
+        job = call(client, "POST", "/v1/jobs", content=spec.read_bytes())
+        console.print(f"submitted {job['id']} ({job['name']}): {job['state']}")
+        if follow and _follow(client, job["id"])["state"] != "succeeded":
+            raise typer.Exit(1)
+
+
+def jobs_command(url: Url = None, token: Token = None) -> None:
+    """List your jobs (an admin token lists everyone's)."""
+    with connect(url, token) as client:
+        rows = call(client, "GET", "/v1/jobs")
+    t = Table(title="jobs")
+    for col in ["id", "name", "tenant", "state", "where", "devices", "age", "exit"]:
+        t.add_column(col)
+    now = time.time()
+    for j in rows:
+        where = f"{j['center']}/{j['pool']}" if j["center"] else ""
+        t.add_row(j["id"], j["name"], j["tenant"], j["state"], where, " ".join(",".join(d) for d in j["devices"]),
+                  format_duration(now - j["submitted_at"]), "" if j["exit_code"] is None else str(j["exit_code"]))
+    console.print(t)
+
+
+def logs_command(job_id: str, follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+                 url: Url = None, token: Token = None) -> None:
+    """Print a job's logs; with -f, follow them until the job ends."""
+    with connect(url, token) as client:
+        if follow:
+            _follow(client, job_id)
+        else:
+            console.out(call(client, "GET", f"/v1/jobs/{job_id}/logs"), end="")
+
+
+def cancel_command(job_id: str, url: Url = None, token: Token = None) -> None:
+    """Cancel a job (SIGTERM, then SIGKILL after a grace period, if it runs)."""
+    with connect(url, token) as client:
+        job = call(client, "POST", f"/v1/jobs/{job_id}/cancel")
+    console.print(f"{job['id']}: {job['state']}")
+
+
+def quote_command(spec: Annotated[Path, typer.Argument(help="job spec")], url: Url = None, token: Token = None) -> None:
+    """Ranked placements with expected start, ¥ and kgCO2 on the live network, without submitting."""
+    if not spec.exists():
+        fail(f"job spec not found: {spec}")
+    with connect(url, token) as client:
+        q = call(client, "POST", "/v1/quote", content=spec.read_bytes())
+    t = Table(title=f"quote for {q['job']}")
+    for col in ["center", "pool", "start", "¥/job", "kgCO2", "score", "rejected by"]:
+        t.add_column(col)
+    for c in q["candidates"]:
+        start = "never" if c["expected_start_s"] is None else format_duration(c["expected_start_s"])
+        t.add_row(c["center"], c["pool"], "—" if c["rejected_by"] else start, f"{c['cny']:,.0f}",
+                  f"{c['kg_co2']:.1f}", "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]))
+    console.print(t)
