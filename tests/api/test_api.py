@@ -87,3 +87,12 @@ def test_quote_ranks_without_submitting(api):
 def test_openapi_is_served(api):
     client, *_ = api
     assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
+
+
+def test_centers_show_free_devices_and_tenants_are_scoped(api):
+    client, keys, _, loop = api
+    client.post("/v1/jobs", content=JOB.replace("echo hi", "sleep 1"), headers=auth(keys["acme"]))
+    loop.step(time.time())
+    pool = client.get("/v1/centers", headers=auth(keys["lab"])).json()[0]["pools"][0]
+    assert (pool["devices"], pool["free"], pool["stack"]) == (2, 1, "cuda")
+    assert client.get("/v1/tenants", headers=auth(keys["lab"])).json() == []  # the toy network names no tenants

@@ -130,6 +130,8 @@ def test_cli_client_against_the_server(server, tmp_path):
     assert res.exit_code == 1 and "failed" in res.output
     res = cli.invoke(app, ["jobs"], env=env)
     assert res.exit_code == 0 and "cli-ok" in res.output and "cli-bad" in res.output
+    res = cli.invoke(app, ["centers"], env=env)
+    assert res.exit_code == 0 and "A100 SXM4 80GB" in res.output and "here" in res.output
     res = cli.invoke(app, ["quote", str(ok)], env=env)
     assert res.exit_code == 0 and "here" in res.output
     big = tmp_path / "big.yaml"

@@ -82,6 +82,14 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
     def logs(job_id: str, who: Principal = Depends(principal)) -> str:  # noqa: B008
         return service.logs(job_id, who)
 
+    @app.get("/v1/centers")
+    def centers(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+        return service.centers()
+
+    @app.get("/v1/tenants")
+    def tenants(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+        return service.tenants(who)
+
     @app.post("/v1/quote")
     async def quote(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         spec, candidates = service.quote(await request.body(), who, time.time())

@@ -119,3 +119,19 @@ def quote_command(spec: Annotated[Path, typer.Argument(help="job spec")], url: U
         t.add_row(c["center"], c["pool"], "—" if c["rejected_by"] else start, f"{c['cny']:,.0f}",
                   f"{c['kg_co2']:.1f}", "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]))
     console.print(t)
+
+
+def centers_command(url: Url = None, token: Token = None) -> None:
+    """Centers of the network: engine, health, capacity in P, devices and free devices per chip."""
+    with connect(url, token) as client:
+        rows = call(client, "GET", "/v1/centers")
+    t = Table(title="centers")
+    for col in ["center", "region", "engine", "health", "pool", "chip", "devices", "free", "P"]:
+        t.add_column(col, justify="right" if col in {"devices", "free", "P"} else "left")
+    for c in rows:
+        for i, p in enumerate(c["pools"]):
+            first = i == 0
+            t.add_row(c["name"] if first else "", c["region"] if first else "", c["engine"] if first else "",
+                      ("ok" if c["healthy"] else "DOWN") if first else "", p["name"], p["accelerator"],
+                      f"{p['devices']:,}", f"{p['free']:,}", f"{p['pflops']:,.1f}")
+    console.print(t)

@@ -6,7 +6,14 @@ import typer
 
 from zhisuan.cli.bench import bench_app
 from zhisuan.cli.catalog import catalog_command
-from zhisuan.cli.client import cancel_command, jobs_command, logs_command, quote_command, submit_command
+from zhisuan.cli.client import (
+    cancel_command,
+    centers_command,
+    jobs_command,
+    logs_command,
+    quote_command,
+    submit_command,
+)
 from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
@@ -26,7 +33,7 @@ app.command("demo")(demo_command)
 app.command("sim")(sim_command)
 app.command("server")(server_command)
 for _name, _command in [("submit", submit_command), ("jobs", jobs_command), ("logs", logs_command),
-                       ("cancel", cancel_command), ("quote", quote_command)]:
+                       ("cancel", cancel_command), ("quote", quote_command), ("centers", centers_command)]:
     app.command(_name)(_command)
 app.add_typer(bench_app, name="bench")
 

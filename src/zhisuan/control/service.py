@@ -64,6 +64,25 @@ class Service:
         rec = self.job(job_id, who)
         return self.engine.logs(rec.engine_handle) if rec.engine_handle else ""
 
+    def centers(self) -> list[dict[str, object]]:
+        """Every center with its pools: chip, size, capacity in P, devices free now."""
+        held: dict[str, int] = {}
+        for r in live_snapshot(self.store, self.network).running:
+            held[r.pool] = held.get(r.pool, 0) + r.devices
+        return [{
+            "name": c.name, "name_zh": c.name_zh, "region": c.region, "engine": c.engine, "healthy": c.healthy,
+            "pue": c.pue, "carbon_kg_per_kwh": c.carbon_kg_per_kwh, "pflops": round(c.pflops, 3),
+            "pools": [{"name": p.name, "accelerator": p.accelerator, "stack": p.chip.stack, "nodes": p.nodes,
+                       "devices_per_node": p.devices_per_node, "devices": p.devices, "pflops": round(p.pflops, 3),
+                       "free": p.devices - held.get(f"{c.name}/{p.name}", 0),
+                       "price_per_device_hour": p.price_per_device_hour,
+                       "assumptions": sorted({*p.assumptions, *c.assumptions})} for p in c.pools],
+        } for c in self.network.centers]
+
+    def tenants(self, who: Principal) -> list[dict[str, object]]:
+        return [{"name": t.name, "weight": t.weight, "quota_devices": t.quota_devices}
+                for t in self.network.tenants if who.admin or t.name == who.tenant]
+
     def quote(self, text: str | bytes, who: Principal, now: float) -> tuple[JobSpec, list[Candidate]]:
         spec = self.validate(text, who)
         snapshot = live_snapshot(self.store, self.network)
