@@ -23,9 +23,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The store tests run on SQLite and on a real PostgreSQL that this target starts (scripts/postgres-up.sh).
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+PG_ROOT ?= /tmp/zhisuan-pg
 test: lint typecheck
-	$(PY) -m pytest -q; rc=$$?; \
+	bash scripts/postgres-up.sh
+	. $(PG_ROOT)/env.sh; $(PY) -m pytest -q; rc=$$?; bash scripts/postgres-down.sh; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)

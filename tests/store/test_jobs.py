@@ -1,7 +1,10 @@
-"""The store on SQLite (PostgreSQL arrives with the control plane): lifecycle, atomicity, restart."""
+"""The store on SQLite and on a real PostgreSQL (started by `make test`): lifecycle, atomicity, restart."""
+
+import os
+import uuid
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from zhisuan.model import JobState, parse_job_spec
 from zhisuan.store import JobStore, connect, migrate
@@ -9,12 +12,34 @@ from zhisuan.store import JobStore, connect, migrate
 SPEC = parse_job_spec("name: j\ntenant: acme\nresources: {accelerators: a100:2}\nrun: echo hi")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database per test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'z.db'}"
+        return
+    server = os.environ.get("ZHISUAN_TEST_PG_URL")
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail("ZHISUAN_TEST_PG_URL is not set: run the suite with `make test`, which starts PostgreSQL")
+        pytest.skip("no PostgreSQL (run `make test` to start one)")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    yield server.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
 @pytest.fixture
-def store(tmp_path):
-    engine = connect(f"sqlite:///{tmp_path / 'z.db'}")
+def store(db_url):
+    engine = connect(db_url)
     migrate(engine)
     migrate(engine)  # idempotent
-    return JobStore(engine)
+    yield JobStore(engine)
+    engine.dispose()
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path):
@@ -47,11 +72,26 @@ def test_illegal_transition_changes_nothing(store):
         store.transition("j-missing", JobState.SCHEDULED, 2.0)
 
 
-def test_list_filters_and_survives_a_new_engine(store, tmp_path):
+def test_list_filters_and_survives_a_new_engine(store, db_url):
     a = store.submit(SPEC, now=1.0)
     b = store.submit(SPEC.model_copy(update={"tenant": "lab"}), now=2.0)
     store.transition(b, JobState.CANCELLED, 3.0, "by tenant")
     assert [r.id for r in store.find(tenant="acme")] == [a]
     assert [r.id for r in store.find(states={JobState.CANCELLED})] == [b]
-    reopened = JobStore(connect(f"sqlite:///{tmp_path / 'z.db'}"))
-    assert {r.id for r in reopened.find()} == {a, b}
+    engine = connect(db_url)
+    assert {r.id for r in JobStore(engine).find()} == {a, b}
+    engine.dispose()
+
+
+def test_tokens_are_stored_hashed(db_url):
+    from zhisuan.store import TokenStore
+
+    engine = connect(db_url)
+    migrate(engine)
+    tokens = TokenStore(engine)
+    token = tokens.issue("acme", 0.0)
+    assert tokens.principal(token).tenant == "acme" and tokens.principal(token + "x") is None
+    with engine.connect() as c:
+        stored = c.execute(text("SELECT token_hash FROM tokens")).scalar()
+    assert token not in stored and len(stored) == 64
+    engine.dispose()
