@@ -40,11 +40,15 @@ def test_bench_scheduler_quick_prints_measured_last_line():
     assert m and int(m.group(1)) > 0
 
 
-def test_demo_network_and_catalog(root):
+def test_demo_runs_the_examples_through_a_real_server(root):
     res = runner.invoke(app, ["demo", "--network", str(root / "examples/networks/toy3.yaml"),
-                              "--jobs", str(root / "examples/jobs")])
+                              "--jobs", str(root / "examples/demo")])
     assert res.exit_code == 0, res.output
-    assert "rejected too-big.yaml" in res.output and "llama-7b-sft" in res.output
+    assert "too-big.yaml: rejected (422) resources.accelerators" in res.output
+    assert "rank 1 step 3" in res.output and "demo finished" in res.output
+
+
+def test_network_and_catalog(root):
     res = runner.invoke(app, ["network", str(root / "examples/networks/cn10.yaml")])
     assert res.exit_code == 0 and "wuhan-aicc" in res.output
     res = runner.invoke(app, ["catalog"])

@@ -72,7 +72,8 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
-        return job_json(service.job(job_id, who))
+        history = [{"state": t.to_state.value, "at": t.at, "why": t.reason} for t in service.history(job_id, who)]
+        return {**job_json(service.job(job_id, who)), "history": history}
 
     @app.post("/v1/jobs/{job_id}/cancel")
     def cancel(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008

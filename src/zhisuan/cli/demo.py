@@ -1,51 +1,122 @@
-"""`zhisuan demo`: the example jobs through one scheduling cycle on the toy network, with the why."""
+"""`zhisuan demo`: the main job on the embedded default — a real `zhisuan server` (SQLite + local engine,
+the 3-center sample network), example jobs submitted over HTTP, followed to their end; prints where
+each ran and why. Ends by itself and cleans up."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.table import Table
 
-from zhisuan.cli.common import console, err_console, read_network
-from zhisuan.model import SpecError, check_spec, parse_job_spec
-from zhisuan.model.units import format_duration
-from zhisuan.scheduler import cycle, pending_from_spec, snapshot_from_network
+from zhisuan.cli.common import console, fail, read_network
+from zhisuan.model import parse_job_spec
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(network: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(network), "--db",
+         f"sqlite:///{work / 'demo.db'}", "--runs", str(work / "runs"), "--port", str(port), "--interval", "0.3"],
+        stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("wb"), start_new_session=True)
+    end = time.time() + 30
+    while time.time() < end:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    fail(f"the server did not start; see {work / 'server.log'}")
 
 
 def demo_command(
     network: Annotated[Path, typer.Option("--network", "-n")] = Path("examples/networks/toy3.yaml"),
-    jobs: Annotated[Path, typer.Option(help="folder of job specs")] = Path("examples/jobs"),
+    jobs: Annotated[Path, typer.Option(help="folder of job specs to submit")] = Path("examples/demo"),
 ) -> None:
-    """Validate the example jobs, run one scheduling cycle and show where each goes and why."""
-    net = read_network(network)
-    snap = snapshot_from_network(net)
-    for i, path in enumerate(sorted(jobs.glob("*.yaml"))):
-        try:
-            spec = parse_job_spec(path.read_text(encoding="utf-8"))
-            check_spec(spec, net)
-        except SpecError as e:
-            err_console.print(f"[yellow]rejected[/] {path.name}: {e}")
-            continue
-        snap.pending.append(pending_from_spec(spec.name, spec, submit_time=float(i)))
-    result = cycle(snap, now=0.0)
-    t = Table(title=f"one scheduling cycle on {net.name}")
-    for col in ["job", "decision", "center/pool", "nodes", "start", "¥/job", "kgCO2", "runner-up"]:
+    """Start a server on the sample network, submit the example jobs, follow them, show where and why."""
+    read_network(network)
+    work = Path(tempfile.mkdtemp(prefix="zhisuan-demo-"))
+    port = _free_port()
+    console.print(f"[bold]1.[/] zhisuan server on 127.0.0.1:{port} (SQLite + local engine, network {network.name})")
+    proc = _start_server(network, work, port)
+    try:
+        tokens = json.loads((work / "runs" / "tokens.json").read_text(encoding="utf-8"))
+        base = f"http://127.0.0.1:{port}"
+        submitted: list[tuple[str, dict[str, Any]]] = []
+        console.print("[bold]2.[/] submitting the example jobs")
+        for path in sorted(jobs.glob("*.yaml")):
+            tenant = parse_job_spec(path.read_text(encoding="utf-8")).tenant
+            client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens[tenant]}"}, timeout=10)
+            r = client.post("/v1/jobs", content=path.read_bytes())
+            if r.status_code == 201:
+                quote = client.post("/v1/quote", content=path.read_bytes()).json()["candidates"]
+                submitted.append((tenant, {**r.json(), "quote": quote}))
+                console.print(f"   {path.name}: accepted as {r.json()['id']}")
+            else:
+                errors = "; ".join(f"{e['field']}: {e['message']}" for e in r.json().get("errors", []))
+                console.print(f"   {path.name}: [yellow]rejected[/] ({r.status_code}) {errors or r.json()['detail']}")
+        console.print("[bold]3.[/] following them to the end")
+        final = _follow_all(base, tokens, submitted)
+        _report(final, submitted)
+        failed = [j for j in final if j["state"] != "succeeded"]
+        if failed:
+            fail(f"{len(failed)} job(s) did not succeed; server log: {work / 'server.log'}", code=1)
+        console.print("[green]demo finished: every accepted job succeeded, the oversize one was refused[/]")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _follow_all(base: str, tokens: dict[str, str], submitted: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    end = time.time() + 120
+    seen: dict[str, str] = {}
+    while True:
+        final = []
+        for tenant, job in submitted:
+            c = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens[tenant]}"}, timeout=10)
+            now = c.get(f"/v1/jobs/{job['id']}").json()
+            if seen.get(now["id"]) != now["state"]:
+                seen[now["id"]] = now["state"]
+                where = f" on {now['center']}/{now['pool']}" if now["center"] else ""
+                console.print(f"   {now['name']}: {now['state']}{where}")
+            final.append({**now, "logs": c.get(f"/v1/jobs/{job['id']}/logs").text})
+        if all(j["state"] in TERMINAL for j in final) or time.time() > end:
+            return final
+        time.sleep(0.3)
+
+
+def _report(final: list[Any], submitted: list[tuple[str, dict[str, Any]]]) -> None:
+    quotes = {job["id"]: job["quote"] for _, job in submitted}
+    t = Table(title="where each job ran, and why")
+    for col in ["job", "tenant", "state", "center/pool", "devices", "why (scheduler)", "runner-up"]:
         t.add_column(col)
-    for s in result.starts:
-        cands = s.why.candidates(limit=2)
-        runner = f"{cands[1].center}/{cands[1].pool} ({cands[1].score:.0f})" if len(cands) > 1 and \
-            not cands[1].rejected else "—"
-        t.add_row(s.job_id, f"start (score {s.score:.0f})", f"{s.placement.center}/{s.placement.pool}",
-                  ",".join(map(str, s.placement.nodes)), "now", f"{cands[0].cost:,.0f}", f"{cands[0].carbon:.1f}",
-                  runner)
-    for r in result.reservations:
-        t.add_row(r.job_id, "reserve", r.pool, "", format_duration(r.start), "", "", "")
-    for reason, ids in result.waiting.items():
-        for job_id in ids:
-            t.add_row(job_id, "wait", reason, "", "", "", "", "")
-    for u in result.unschedulable:
-        t.add_row(u.job_id, "unschedulable", u.reason, "", "", "", "", "")
+    for j in final:
+        placed = next((h["why"] for h in j["history"] if h["state"] == "scheduled"), "")
+        ok = [c for c in quotes[j["id"]] if not c["rejected_by"]]
+        runner = f"{ok[1]['center']}/{ok[1]['pool']} (score {ok[1]['score']})" if len(ok) > 1 else "—"
+        t.add_row(j["name"], j["tenant"], j["state"], f"{j['center']}/{j['pool']}",
+                  " | ".join(",".join(d) for d in j["devices"]), placed, runner)
     console.print(t)
-    console.print("Next: [bold]zhisuan explain examples/jobs/llama-sft.yaml --network examples/networks/cn10.yaml[/]")
+    for j in final:
+        console.print(f"[dim]--- {j['name']} logs ---[/]")
+        console.out(j["logs"].rstrip())

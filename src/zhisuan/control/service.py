@@ -13,7 +13,7 @@ from zhisuan.engines import LocalEngine
 from zhisuan.model import JobSpec, JobState, Network, check_spec, parse_job_spec
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
-from zhisuan.store import JobRecord, JobStore, Principal
+from zhisuan.store import JobRecord, JobStore, Principal, Transition
 
 
 class Forbidden(PermissionError):
@@ -48,6 +48,10 @@ class Service:
         if rec is None or (rec.tenant != who.tenant and not who.admin):
             raise NotFound(job_id)  # another tenant's job is indistinguishable from none
         return rec
+
+    def history(self, job_id: str, who: Principal) -> list[Transition]:
+        self.job(job_id, who)
+        return self.store.transitions(job_id)
 
     def jobs(self, who: Principal) -> list[JobRecord]:
         return self.store.find(tenant=None if who.admin else who.tenant)
