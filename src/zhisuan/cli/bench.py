@@ -9,6 +9,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from zhisuan.bench import api as api_bench
 from zhisuan.bench import scheduler as scheduler_bench
 from zhisuan.bench import sim as sim_bench
 from zhisuan.cli.common import console
@@ -82,3 +83,22 @@ def bench_sim(
     console.print(f"trace load (parse + sort, once): {load:.2f} s; slowest policy "
                   f"{max(timings, key=lambda r: r.seconds).policy} {max(r.seconds for r in timings):.2f} s")
     print(f"philly-seconds-per-policy: {sim_bench.median_seconds(timings):.2f}")
+
+
+@bench_app.command("api")
+def bench_api(n: Annotated[int, typer.Option(min=20, help="submissions per side")] = 500) -> None:
+    """Submissions/s and p50/p99 latency: zhisuan API on SQLite and PostgreSQL vs sbatch to slurmctld."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True, auto_refresh=False) as bar:
+        task = bar.add_task("starting", total=None)
+        rates = api_bench.run(n, progress=lambda msg: bar.update(task, description=msg, refresh=True))
+    t = Table(title=f"zhisuan bench api: {n} sequential submissions each (queue only: nothing runs)")
+    for col in ["side", "submits/s", "p50 ms", "p99 ms"]:
+        t.add_column(col, justify="left" if col == "side" else "right")
+    for r in rates:
+        t.add_row(r.name, f"{r.per_second:,.0f}", f"{r.pct(50):.1f}", f"{r.pct(99):.1f}")
+    console.print(t)
+    sbatch = rates[-1].per_second
+    for r in rates[:-1]:
+        console.print(f"{r.name}: {r.per_second / sbatch:.1f}x sbatch")
+    print(f"submit-ratio-vs-sbatch: {rates[0].per_second / sbatch:.1f}")

@@ -38,10 +38,7 @@ class Service:
         return spec
 
     def submit(self, text: str | bytes, who: Principal, now: float) -> JobRecord:
-        spec = self.validate(text, who)
-        job = self.store.get(self.store.submit(spec, now))
-        assert job is not None
-        return job
+        return self.store.submit_record(self.validate(text, who), now)
 
     def job(self, job_id: str, who: Principal) -> JobRecord:
         rec = self.store.get(job_id)

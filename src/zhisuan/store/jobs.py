@@ -67,15 +67,21 @@ class JobStore:
 
     def submit(self, spec: JobSpec, now: float) -> str:
         """Store a validated spec as a pending job; returns its id."""
+        return self.submit_record(spec, now).id
+
+    def submit_record(self, spec: JobSpec, now: float) -> JobRecord:
+        """Store a validated spec as a pending job; returns the stored record (one transaction, no re-read)."""
         job_id = f"j-{uuid.uuid4().hex[:12]}"
+        row = JobRow(id=job_id, tenant=spec.tenant, name=spec.name, spec=spec.model_dump_json(),
+                     state=JobState.PENDING.value, priority=spec.priority, submitted_at=now, updated_at=now,
+                     attempts=0)
         with self.session.begin() as s:
-            s.add(JobRow(id=job_id, tenant=spec.tenant, name=spec.name, spec=spec.model_dump_json(),
-                         state=JobState.PENDING.value, priority=spec.priority, submitted_at=now, updated_at=now,
-                         attempts=0))
+            s.add(row)
             s.flush()
             s.add(TransitionRow(job_id=job_id, from_state=None, to_state=JobState.PENDING.value, at=now,
                                 reason="submitted"))
-        return job_id
+        return JobRecord(job_id, spec.tenant, spec.name, spec, JobState.PENDING, spec.priority, now, now, None, None,
+                         (), None, (), None, None, None, 0)
 
     def transition(self, job_id: str, target: JobState, now: float, why: str = "", **fields: Any) -> JobRecord:
         """Move a job to `target` if its lifecycle allows, setting `fields` in the same transaction;

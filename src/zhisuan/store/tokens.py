@@ -25,6 +25,7 @@ def _hash(token: str) -> str:
 class TokenStore:
     def __init__(self, engine: Engine) -> None:
         self.session = sessionmaker(engine, expire_on_commit=False)
+        self._known: dict[str, Principal] = {}  # valid tokens seen; tokens are immutable (no revocation yet)
 
     def issue(self, tenant: str, now: float, admin: bool = False) -> str:
         """A new token for `tenant` (admin tokens see and act on every tenant's jobs)."""
@@ -34,6 +35,13 @@ class TokenStore:
         return token
 
     def principal(self, token: str) -> Principal | None:
+        digest = _hash(token)
+        known = self._known.get(digest)
+        if known is not None:
+            return known
         with self.session() as s:
-            row = s.get(TokenRow, _hash(token))
-            return Principal(row.tenant, row.admin) if row else None
+            row = s.get(TokenRow, digest)
+        if row is None:
+            return None
+        self._known[digest] = Principal(row.tenant, row.admin)
+        return self._known[digest]
