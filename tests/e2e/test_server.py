@@ -1,15 +1,11 @@
 """`zhisuan server` as a real process (uvicorn on loopback), driven over HTTP; killed with SIGKILL mid-run."""
 
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
+
+from zhisuan.control.launch import ServerProcess
 
 NETWORK = """
 name: e2e
@@ -26,61 +22,22 @@ tenants:
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, tmp_path):
-        self.tmp = tmp_path
-        (tmp_path / "net.yaml").write_text(NETWORK)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(self.tmp / "net.yaml"),
-             "--db", f"sqlite:///{self.tmp / 'z.db'}", "--runs", str(self.tmp / "runs"), "--port", str(self.port),
-             "--interval", "0.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        end = time.time() + 30
-        while time.time() < end:
-            try:
-                if httpx.get(self.url + "/openapi.json", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("server did not come up")
-
-    def kill(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def token(self, tenant):
-        return json.loads((self.tmp / "runs" / "tokens.json").read_text())[tenant]
-
-    def client(self, tenant):
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(tenant)}"}, timeout=10)
-
-    def wait(self, client, job, state, limit=20.0):
-        end = time.time() + limit
-        while time.time() < end:
-            got = client.get(f"/v1/jobs/{job}").json()
-            if got["state"] == state:
-                return got
-            time.sleep(0.1)
-        raise AssertionError(f"{job} stayed {got['state']}")
+def wait(client, job_id, state, limit=20.0):
+    end = time.time() + limit
+    while time.time() < end:
+        got = client.get(f"/v1/jobs/{job_id}").json()
+        if got["state"] == state:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"{job_id} stayed {got['state']}")
 
 
 @pytest.fixture
 def server(tmp_path):
-    s = Server(tmp_path)
-    s.start()
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.kill()
+    (tmp_path / "net.yaml").write_text(NETWORK)
+    s = ServerProcess(tmp_path / "net.yaml", f"sqlite:///{tmp_path / 'z.db'}", tmp_path / "runs", interval=0.2)
+    yield s.start()
+    s.stop(signal.SIGKILL)
 
 
 def job(name, run, tenant="acme"):
@@ -91,7 +48,7 @@ def test_submit_over_http_runs_to_completion(server):
     acme = server.client("acme")
     r = acme.post("/v1/jobs", content=job("hello", "echo hello from $CUDA_VISIBLE_DEVICES"))
     assert r.status_code == 201
-    done = server.wait(acme, r.json()["id"], "succeeded")
+    done = wait(acme, r.json()["id"], "succeeded")
     assert acme.get(f"/v1/jobs/{done['id']}/logs").text.strip() == f"hello from {done['devices'][0][0]}"
     bad = acme.post("/v1/jobs", content=job("big", "x").replace("a100:1", "a100:16"))
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "resources.accelerators"
@@ -101,13 +58,13 @@ def test_submit_over_http_runs_to_completion(server):
 def test_kill_9_mid_run_neither_loses_nor_repeats_a_job(server):
     acme = server.client("acme")
     running = acme.post("/v1/jobs", content=job("long", "sleep 1.5; echo ran")).json()["id"]
-    server.wait(acme, running, "running")
+    wait(acme, running, "running")
     queued = acme.post("/v1/jobs", content=job("after", "echo after")).json()["id"]
-    server.kill()  # SIGKILL: no shutdown code runs
+    server.stop(signal.SIGKILL)  # no shutdown code runs
     server.start()
     acme = server.client("acme")
-    first = server.wait(acme, running, "succeeded")
-    second = server.wait(acme, queued, "succeeded")
+    first = wait(acme, running, "succeeded")
+    second = wait(acme, queued, "succeeded")
     assert first["attempts"] == 1 and second["attempts"] == 1
     assert acme.get(f"/v1/jobs/{running}/logs").text.count("ran") == 1
 

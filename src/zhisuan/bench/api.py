@@ -7,20 +7,16 @@ measures accepting a job durably, not running it. Run from the repo root (it use
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from zhisuan.control.launch import ServerProcess
 
 SPEC = b"name: bench\ntenant: acme\nresources: {accelerators: a100:1}\nrun: 'true'\n"
 NETWORK = """name: bench
@@ -58,22 +54,9 @@ def _timed(n: int, one: Callable[[], None]) -> tuple[list[float], float]:
 def api_rate(name: str, db: str, n: int) -> Rate:
     work = Path(tempfile.mkdtemp(prefix="zhisuan-bench-"))
     (work / "net.yaml").write_text(NETWORK)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(work / "net.yaml"),
-                             "--db", db, "--runs", str(work / "runs"), "--port", str(port), "--interval", "3600"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = ServerProcess(work / "net.yaml", db, work / "runs", interval=3600).start()
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(150):
-            try:
-                if httpx.get(url + "/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        token = json.loads((work / "runs" / "tokens.json").read_text())["acme"]
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        with server.client("acme") as client:
             for _ in range(20):  # warm-up
                 client.post("/v1/jobs", content=SPEC)
 
@@ -85,8 +68,7 @@ def api_rate(name: str, db: str, n: int) -> Rate:
             lat, wall = _timed(n, submit)
         return Rate(name, lat, wall)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        server.stop()
 
 
 def sbatch_rate(n: int, slurm_conf: str) -> Rate:

@@ -5,12 +5,7 @@ each ran and why. Ends by itself and cleans up."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,31 +16,10 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.common import console, fail, read_network
+from zhisuan.control.launch import ServerProcess
 from zhisuan.model import parse_job_spec
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_server(network: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(network), "--db",
-         f"sqlite:///{work / 'demo.db'}", "--runs", str(work / "runs"), "--port", str(port), "--interval", "0.3"],
-        stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("wb"), start_new_session=True)
-    end = time.time() + 30
-    while time.time() < end:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    fail(f"the server did not start; see {work / 'server.log'}")
 
 
 def demo_command(
@@ -55,12 +29,15 @@ def demo_command(
     """Start a server on the sample network, submit the example jobs, follow them, show where and why."""
     read_network(network)
     work = Path(tempfile.mkdtemp(prefix="zhisuan-demo-"))
-    port = _free_port()
-    console.print(f"[bold]1.[/] zhisuan server on 127.0.0.1:{port} (SQLite + local engine, network {network.name})")
-    proc = _start_server(network, work, port)
+    server = ServerProcess(network, f"sqlite:///{work / 'demo.db'}", work / "runs")
+    console.print(f"[bold]1.[/] zhisuan server on {server.url} (SQLite + local engine, network {network.name})")
     try:
-        tokens = json.loads((work / "runs" / "tokens.json").read_text(encoding="utf-8"))
-        base = f"http://127.0.0.1:{port}"
+        server.start()
+    except RuntimeError as e:
+        fail(str(e))
+    try:
+        tokens = json.loads((server.runs / "tokens.json").read_text(encoding="utf-8"))
+        base = server.url
         submitted: list[tuple[str, dict[str, Any]]] = []
         console.print("[bold]2.[/] submitting the example jobs")
         for path in sorted(jobs.glob("*.yaml")):
@@ -79,11 +56,10 @@ def demo_command(
         _report(final, submitted)
         failed = [j for j in final if j["state"] != "succeeded"]
         if failed:
-            fail(f"{len(failed)} job(s) did not succeed; server log: {work / 'server.log'}", code=1)
+            fail(f"{len(failed)} job(s) did not succeed; server log: {work / 'runs' / 'server.log'}", code=1)
         console.print("[green]demo finished: every accepted job succeeded, the oversize one was refused[/]")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

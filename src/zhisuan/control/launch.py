@@ -1,0 +1,59 @@
+"""Start `zhisuan server` as a child process on a free loopback port (demo, benchmarks, end-to-end tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A `zhisuan server` child in its own process group; its jobs' processes survive a kill of it."""
+
+    def __init__(self, network: Path, db: str, runs: Path, interval: float = 0.3, port: int | None = None) -> None:
+        self.network, self.db, self.runs, self.interval = network, db, runs, interval
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(self.network), "--db", self.db,
+             "--runs", str(self.runs), "--port", str(self.port), "--interval", str(self.interval)],
+            stdout=subprocess.DEVNULL, stderr=(self.runs / "server.log").open("ab"), start_new_session=True)
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                if httpx.get(self.url + "/openapi.json", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.stop(signal.SIGKILL)
+        raise RuntimeError(f"zhisuan server did not start; see {self.runs / 'server.log'}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=20)
+
+    def token(self, tenant: str) -> str:
+        return str(json.loads((self.runs / "tokens.json").read_text(encoding="utf-8"))[tenant])
+
+    def client(self, tenant: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(tenant)}"}, timeout=30)
