@@ -25,6 +25,14 @@ from pydantic import (
 from zhisuan.catalog import load_catalog
 from zhisuan.model.units import parse_duration, parse_memory_gib
 
+# libyaml's loader when PyYAML was built with it (its wheels are): same results, ~10x faster than pure Python
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str | bytes) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
 _NAMED = re.compile(r"^\s*(?P<name>[^:]+?)\s*(?::\s*(?P<count>\d+))?\s*$")
 
 
@@ -184,7 +192,7 @@ def parse_job_spec(data: str | bytes | dict[str, Any]) -> JobSpec:
     """YAML/JSON text or a mapping -> JobSpec, or SpecError naming the field."""
     if isinstance(data, str | bytes):
         try:
-            data = yaml.safe_load(data)
+            data = load_yaml(data)
         except yaml.YAMLError as e:
             raise SpecError([("", f"malformed YAML: {e}")]) from e
     if not isinstance(data, dict):
