@@ -1,6 +1,6 @@
 """Domain types: job specs, networks of centers and pools, tenants, jobs and placements."""
 
-from zhisuan.model.job import TRANSITIONS, Job, JobState, check_transition
+from zhisuan.model.job import TRANSITIONS, JobState, check_transition
 from zhisuan.model.jobspec import JobSpec, SpecError, parse_job_spec
 from zhisuan.model.network import Center, Network, Pool, RunningLoad, Tenant, load_network, parse_network
 from zhisuan.model.placement import Placement
@@ -10,7 +10,6 @@ from zhisuan.model.validate import check_spec
 __all__ = [
     "TRANSITIONS",
     "Center",
-    "Job",
     "JobSpec",
     "JobState",
     "Network",

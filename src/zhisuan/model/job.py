@@ -1,12 +1,8 @@
-"""A job is a spec plus a lifecycle: pending -> scheduled -> running -> an end state."""
+"""A job's lifecycle: pending -> scheduled -> running -> an end state (stored by zhisuan.store)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-
-from zhisuan.model.jobspec import JobSpec
-from zhisuan.model.placement import Placement
 
 
 class JobState(StrEnum):
@@ -21,15 +17,6 @@ class JobState(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
-
-
-@dataclass
-class Job:
-    id: str
-    spec: JobSpec
-    submitted_at: float
-    state: JobState = JobState.PENDING
-    placement: Placement | None = None
 
 
 # The job lifecycle: which state may follow which. Preempted jobs are requeued (pending) by policy.
