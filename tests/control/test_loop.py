@@ -96,3 +96,19 @@ def test_a_killed_job_is_failed_with_the_reason(world):
     loop.step(time.time())
     rec = store.get(job)
     assert rec.state is JobState.FAILED and "without an exit code" in rec.reason
+
+
+def test_a_job_cancelled_while_starting_is_stopped(world):
+    store, engine = world
+
+    class CancelDuringSubmit(LocalEngine):
+        def submit(self, job_id, *args, **kw):
+            handle = super().submit(job_id, *args, **kw)
+            store.transition(job_id, JobState.CANCELLED, time.time(), "cancelled by acme")  # the API, meanwhile
+            return handle
+
+    racing = CancelDuringSubmit(engine.root, grace=0.5)
+    job = store.submit(spec("race", 1, "sleep 30"), time.time())
+    ControlLoop(store, NETWORK, racing).step(time.time())
+    assert store.get(job).state is JobState.CANCELLED
+    assert racing.poll(str(racing.run_dir(job))).state == "failed"  # its process was killed, not left running

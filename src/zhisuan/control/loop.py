@@ -96,14 +96,20 @@ class ControlLoop:
         p = start.placement
         key = f"{p.center}/{p.pool}"
         devices = self._device_ids(key, p.nodes, p.devices_per_node)
-        rec: JobRecord = self.store.transition(
-            start.job_id, JobState.SCHEDULED, now, f"placed on {key} (score {start.score:.1f})", center=p.center,
-            pool=p.pool, nodes=p.nodes, devices_per_node=p.devices_per_node, devices=devices)
+        try:
+            rec: JobRecord = self.store.transition(
+                start.job_id, JobState.SCHEDULED, now, f"placed on {key} (score {start.score:.1f})", center=p.center,
+                pool=p.pool, nodes=p.nodes, devices_per_node=p.devices_per_node, devices=devices)
+        except ValueError:
+            return  # cancelled since the snapshot was taken
         try:
             handle = self.engine.submit(rec.id, rec.spec.run, devices, self.pool_of[key].chip.stack,
                                         env=rec.spec.env, timeout=rec.spec.constraints.time_limit)
         except OSError as e:
             self.store.transition(rec.id, JobState.FAILED, now, f"the engine could not start it: {e}", reason=str(e))
             return
-        self.store.transition(rec.id, JobState.RUNNING, now, "started", engine_handle=handle,
-                              attempts=rec.attempts + 1)
+        try:
+            self.store.transition(rec.id, JobState.RUNNING, now, "started", engine_handle=handle,
+                                  attempts=rec.attempts + 1)
+        except ValueError:
+            self.engine.cancel(handle)  # cancelled while it was being started: stop what the engine began
