@@ -97,3 +97,33 @@ def test_cli_client_against_the_server(server, tmp_path):
     assert res.exit_code == 2 and "resources.accelerators" in res.output
     res = cli.invoke(app, ["jobs"], env={**env, "ZHISUAN_TOKEN": "zs_wrong"})
     assert res.exit_code == 2 and "401" in res.output
+
+
+def test_logs_follow_streams_lines_while_the_job_runs(server):
+    with server.client("acme") as c:
+        job_id = c.post("/v1/jobs", content=job("slow", "for i in 1 2 3; do echo line$i; sleep 0.4; done")).json()["id"]
+        arrivals = []
+        with c.stream("GET", f"/v1/jobs/{job_id}/logs", params={"follow": "true"}) as r:
+            assert r.status_code == 200
+            for chunk in r.iter_text():
+                arrivals.append((time.monotonic(), chunk))
+        text = "".join(chunk for _, chunk in arrivals)
+        assert text == "line1\nline2\nline3\n"
+        assert len(arrivals) >= 2 and arrivals[-1][0] - arrivals[0][0] > 0.3  # streamed, not one body at the end
+        assert c.get(f"/v1/jobs/{job_id}").json()["state"] == "succeeded"  # the stream ends with the job
+        with server.client("lab") as other:
+            assert other.get(f"/v1/jobs/{job_id}/logs", params={"follow": "true"}).status_code == 404
+
+
+def test_bench_api_submits_every_job_it_counts(tmp_path):
+    from sqlalchemy import func, select
+
+    from zhisuan.bench.api import api_rate
+    from zhisuan.store import connect
+    from zhisuan.store.schema import JobRow
+
+    db = f"sqlite:///{tmp_path / 'b.db'}"
+    rate = api_rate("sqlite", db, 40, 4)
+    assert len(rate.latencies) == 40 and len(rate.block_rates) == 4 and rate.per_second > 0
+    with connect(db).connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(JobRow)) == 40 + 20  # measured + warm-up

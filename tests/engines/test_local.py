@@ -62,3 +62,14 @@ def test_a_relative_runs_folder_works(tmp_path, monkeypatch):
     eng = LocalEngine("runs")
     h = eng.submit("j6", "echo ok", [["0"]], "cuda")
     assert wait(eng, h).state == "succeeded" and eng.logs(h).strip() == "ok"
+
+
+def test_log_delta_gives_whole_new_lines_per_member(tmp_path):
+    eng = LocalEngine(tmp_path)
+    h = eng.submit("j7", 'echo "a$ZHISUAN_NODE_RANK"; printf "tail$ZHISUAN_NODE_RANK"', [["0"], ["1"]], "cuda")
+    assert wait(eng, h).state == "succeeded"
+    offsets: dict[str, int] = {}
+    assert eng.log_delta(h, offsets) == "[node 0] a0\n[node 1] a1\n"
+    assert eng.log_delta(h, offsets) == ""  # nothing new, the partial last lines wait
+    assert eng.log_rest(h, offsets) == "[node 0] tail0[node 1] tail1"
+    assert eng.log_rest(h, offsets) == ""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -37,27 +37,45 @@ def call(client: httpx.Client, method: str, path: str, **kw: Any) -> Any:
     except httpx.HTTPError as e:
         fail(f"cannot reach the server at {client.base_url}: {e}")
     if r.status_code >= 400:
-        body = r.json() if r.headers.get("content-type", "").endswith("json") else {"detail": r.text}
-        fields = "; ".join(f"{e['field']}: {e['message']}" for e in body.get("errors", []))
-        fail(f"{r.status_code} {body.get('title', '')}: {fields or body.get('detail', '')}")
+        call_failed(r)
     return r.json() if r.headers.get("content-type", "").endswith("json") else r.text
 
 
+def call_failed(r: httpx.Response) -> NoReturn:
+    """Exit non-zero with the server's problem: title, and each field it names."""
+    body = r.json() if r.headers.get("content-type", "").endswith("json") else {"detail": r.text}
+    fields = "; ".join(f"{e['field']}: {e['message']}" for e in body.get("errors", []))
+    fail(f"{r.status_code} {body.get('title', '')}: {fields or body.get('detail', '')}")
+
+
+def _show_state(job: dict[str, Any]) -> None:
+    where = f" on {job['center']}/{job['pool']}" if job["center"] else ""
+    console.print(f"{job['id']}: {job['state']}{where}")
+
+
 def _follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    state, shown = "", 0
-    while True:
-        job = call(client, "GET", f"/v1/jobs/{job_id}")
-        if job["state"] != state:
-            state = job["state"]
-            where = f" on {job['center']}/{job['pool']}" if job["center"] else ""
-            console.print(f"{job_id}: {state}{where}")
-        text = call(client, "GET", f"/v1/jobs/{job_id}/logs")
-        if len(text) > shown:
-            console.out(text[shown:], end="")
-            shown = len(text)
-        if state in TERMINAL:
-            return job  # type: ignore[no-any-return]
+    """Show state changes until the job starts, stream its logs until it ends, then its final state."""
+    job = call(client, "GET", f"/v1/jobs/{job_id}")
+    _show_state(job)
+    while job["state"] in ("pending", "scheduled"):
         time.sleep(0.5)
+        state, job = job["state"], call(client, "GET", f"/v1/jobs/{job_id}")
+        if job["state"] != state:
+            _show_state(job)
+    try:
+        with client.stream("GET", f"/v1/jobs/{job_id}/logs", params={"follow": "true"},
+                           timeout=httpx.Timeout(30, read=None)) as r:
+            if r.status_code >= 400:
+                r.read()
+                call_failed(r)
+            for chunk in r.iter_text():
+                console.out(chunk, end="", highlight=False)
+    except httpx.HTTPError as e:
+        fail(f"lost the log stream from {client.base_url}: {e}")
+    final = call(client, "GET", f"/v1/jobs/{job_id}")
+    if final["state"] != job["state"]:
+        _show_state(final)
+    return final  # type: ignore[no-any-return]
 
 
 def submit_command(spec: Annotated[Path, typer.Argument(help="job spec (YAML or JSON)")],

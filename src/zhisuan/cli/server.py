@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from zhisuan.cli.common import console, read_network
+from zhisuan.cli.common import console, fail, read_network
 
 
 def server_command(
@@ -20,8 +20,18 @@ def server_command(
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.control.server import serve
+    from zhisuan.engines.nvml import DiscoveryError, bind_discovered
 
     net = read_network(network)
+    try:
+        net = bind_discovered(net)
+    except DiscoveryError as e:
+        fail(f"{network}: {e}")
+    for c in net.centers:
+        for p in c.pools:
+            if p.discover:
+                console.print(f"{c.name}/{p.name}: {p.devices_per_node}× {p.accelerator} found by NVML "
+                              f"(devices {', '.join(p.device_ids)})")
     console.print(f"zhisuan server on http://{host}:{port} — network {net.name}, runs in {runs}/, "
                   f"first tokens in {runs / 'tokens.json'}")
     serve(net, db, runs, host, port, interval)

@@ -6,6 +6,8 @@ or asks for a gang no pool can hold is refused with the field named and leaves n
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from zhisuan.control.loop import live_snapshot
@@ -64,6 +66,23 @@ class Service:
     def logs(self, job_id: str, who: Principal) -> str:
         rec = self.job(job_id, who)
         return self.engine.logs(rec.engine_handle) if rec.engine_handle else ""
+
+    async def follow_logs(self, job_id: str, who: Principal, poll: float = 0.25) -> AsyncIterator[str]:
+        """A job's logs as they are written, until it ends (like `kubectl logs -f`): waits while it is
+        pending, then streams whole lines, then what is left once it has ended."""
+        offsets: dict[str, int] = {}
+        while True:
+            rec = self.job(job_id, who)
+            if rec.engine_handle:
+                chunk = self.engine.log_delta(rec.engine_handle, offsets)
+                if chunk:
+                    yield chunk
+            if rec.state.terminal:
+                rest = self.engine.log_rest(rec.engine_handle, offsets) if rec.engine_handle else ""
+                if rest:
+                    yield rest
+                return
+            await asyncio.sleep(poll)
 
     def centers(self) -> list[dict[str, object]]:
         """Every center with its pools: chip, size, capacity in P, devices free now."""

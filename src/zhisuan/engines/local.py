@@ -125,3 +125,36 @@ class LocalEngine:
         if len(texts) == 1:
             return texts[0]
         return "".join(f"== node {f.stem[4:]} ==\n{t}" for f, t in zip(files, texts, strict=True))
+
+    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
+        """What the gang's log files gained since `offsets` (updated in place). Whole lines only, so a
+        follower never sees half a line; with several members each line is prefixed by its node rank."""
+        files = sorted(Path(handle).glob("out-*.log"))
+        out = []
+        for f in files:
+            start = offsets.get(f.name, 0)
+            with f.open("rb") as fh:
+                fh.seek(start)
+                data = fh.read()
+            end = data.rfind(b"\n") + 1
+            if end == 0:
+                continue
+            offsets[f.name] = start + end
+            text = data[:end].decode("utf-8", errors="replace")
+            out.append(text if len(files) == 1 else "".join(f"[node {f.stem[4:]}] {line}"
+                                                            for line in text.splitlines(keepends=True)))
+        return "".join(out)
+
+    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
+        """The last partial lines once a job has ended (a final line without a newline)."""
+        files = sorted(Path(handle).glob("out-*.log"))
+        out = []
+        for f in files:
+            with f.open("rb") as fh:
+                fh.seek(offsets.get(f.name, 0))
+                data = fh.read()
+            if data:
+                offsets[f.name] = offsets.get(f.name, 0) + len(data)
+                text = data.decode("utf-8", errors="replace")
+                out.append(text if len(files) == 1 else f"[node {f.stem[4:]}] {text}")
+        return "".join(out)

@@ -33,6 +33,7 @@ class Pool(_Strict):
     memory_gib_per_node: float = Field(1024.0, gt=0)
     price_per_device_hour: float = Field(ge=0, description="CNY per device-hour at the flat tariff")
     device_ids: list[str] = Field(default_factory=list, description="local engine: ids per node slot")
+    discover: Literal["nvml"] | None = Field(None, description="local engine: take devices from NVML at start")
     assumptions: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("accelerator")
