@@ -23,12 +23,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# The store tests run on SQLite and on a real PostgreSQL that this target starts (scripts/postgres-up.sh).
+# The tests run against real daemons that this target starts on loopback and stops afterwards:
+# PostgreSQL (scripts/postgres-up.sh) and two Slurm clusters (scripts/slurm-up.sh).
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 PG_ROOT ?= /tmp/zhisuan-pg
+SLURM_ROOT ?= /tmp/zhisuan-slurm
 test: lint typecheck
 	bash scripts/postgres-up.sh
-	. $(PG_ROOT)/env.sh; $(PY) -m pytest -q; rc=$$?; bash scripts/postgres-down.sh; \
+	ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-up.sh
+	. $(PG_ROOT)/env.sh; ZHISUAN_TEST_SLURM=$(SLURM_ROOT) $(PY) -m pytest -q; rc=$$?; \
+	  bash scripts/postgres-down.sh; ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-down.sh; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)

@@ -1,16 +1,35 @@
 #!/usr/bin/env bash
-# Start a throw-away Slurm cluster on loopback (munge + slurmctld + one slurmd with 8 fake a100 GPUs),
-# without systemd and without accounting. After the verified recipe in shared/engines/slurm-up.sh.
-# Writes $ROOT/env.sh with SLURM_CONF. Knobs: ZHISUAN_SLURM_ROOT (/tmp/zhisuan-slurm), ZHISUAN_SLURM_PORT (6917).
+# Start two throw-away Slurm clusters on loopback, without systemd, after the verified recipe in
+# shared/engines/slurm-up.sh:
+#   alpha: slurmctld :6917, slurmd a100-0 :6918 and a100-1 :6919 (gpu:a100:8 each), 910b-0 :6920 (gpu:910b:8)
+#   beta:  slurmctld :6927, slurmd 910b-1 :6928 (gpu:910b:8)
+# with one munged, and accounting (mariadbd 127.0.0.1:3317 + slurmdbd :6909) so sacct works on both.
+# Fake GPUs are character devices (gres/gpu drops file-less GPUs). Writes $ROOT/env-<cluster>.sh with SLURM_CONF.
+# Knobs: ZHISUAN_SLURM_ROOT (/tmp/zhisuan-slurm), ZHISUAN_SLURM_CLUSTERS ("alpha beta"). About 10 s when installed.
 set -euo pipefail
 unset SLURM_CLUSTERS SLURM_CONF
 ROOT=${ZHISUAN_SLURM_ROOT:-/tmp/zhisuan-slurm}
-CTLD=${ZHISUAN_SLURM_PORT:-6917}
+CLUSTERS=${ZHISUAN_SLURM_CLUSTERS:-"alpha beta"}
+DB_PORT=3317
+DBD_PORT=6909
+M=$ROOT/munge
 log() { printf '[slurm-up] %s\n' "$*"; }
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+wait_for() {  # wait_for <seconds> <what> <command...>
+  local t=$1 what=$2 i; shift 2
+  for ((i = 0; i < t * 5; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "timeout waiting for $what (logs under $ROOT)" >&2; return 1
+}
+spec() {  # <slurmctld port>|<node>:<gpu type>:<count> ...   (slurmd ports: ctld+1, ctld+2, ...)
+  case "$1" in
+    alpha) echo "6917|a100-0:a100:8 a100-1:a100:8 910b-0:910b:8" ;;
+    beta) echo "6927|910b-1:910b:8" ;;
+    *) echo "unknown cluster $1" >&2; exit 2 ;;
+  esac
+}
 
 missing=()
-for p in munge slurmctld slurmd slurm-client; do
+for p in munge slurmctld slurmd slurm-client slurmdbd mariadb-server mariadb-client; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -19,8 +38,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-M=$ROOT/munge
-mkdir -p "$M" "$ROOT"/{etc,state,spool,log,run,dev,jobs}
+mkdir -p "$M" "$ROOT/jobs"; chmod 1777 "$ROOT/jobs"
 chown munge:munge "$M"; chmod 0755 "$M"
 [[ -f $M/munge.key ]] || runuser -u munge -- mungekey --create --keyfile="$M/munge.key"
 if ! alive "$M/munged.pid"; then
@@ -28,47 +46,120 @@ if ! alive "$M/munged.pid"; then
   runuser -u munge -- munged --socket="$M/munge.socket" --key-file="$M/munge.key" --log-file="$M/munged.log" \
     --pid-file="$M/munged.pid" --seed-file="$M/munged.seed"
 fi
-# gres/gpu drops file-less GPUs: each fake GPU gets a /dev/null-like character device
-for g in 0 1 2 3 4 5 6 7; do [[ -e $ROOT/dev/gpu$g ]] || mknod "$ROOT/dev/gpu$g" c 1 3; done
-cat >"$ROOT/etc/slurm.conf" <<CONF
-ClusterName=zhisuan
+
+for c in $CLUSTERS; do
+  IFS='|' read -r ctld nodes <<<"$(spec "$c")"
+  R=$ROOT/$c
+  mkdir -p "$R"/{etc,state,spool,log,run,dev}
+  cat >"$R/etc/slurm.conf" <<CONF
+ClusterName=$c
 SlurmctldHost=localhost(127.0.0.1)
-SlurmctldPort=$CTLD
+SlurmctldPort=$ctld
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket=$M/munge.socket
 CredType=cred/munge
-StateSaveLocation=$ROOT/state
-SlurmdSpoolDir=$ROOT/spool/%n
-SlurmctldPidFile=$ROOT/run/slurmctld.pid
-SlurmdPidFile=$ROOT/run/slurmd-%n.pid
-SlurmctldLogFile=$ROOT/log/slurmctld.log
-SlurmdLogFile=$ROOT/log/slurmd-%n.log
+StateSaveLocation=$R/state
+SlurmdSpoolDir=$R/spool/%n
+SlurmctldPidFile=$R/run/slurmctld.pid
+SlurmdPidFile=$R/run/slurmd-%n.pid
+SlurmctldLogFile=$R/log/slurmctld.log
+SlurmdLogFile=$R/log/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=5
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2
 MpiDefault=none
 MailProg=/bin/true
 ReturnToService=2
 SlurmdParameters=config_overrides
 GresTypes=gpu
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=$DBD_PORT
+AccountingStoragePass=$M/munge.socket
+AccountingStorageTRES=gres/gpu,gres/gpu:a100,gres/gpu:910b
 JobCompType=jobcomp/none
-NodeName=a100-0 NodeAddr=127.0.0.1 NodeHostname=localhost Port=$((CTLD + 1)) CPUs=32 RealMemory=256000 Gres=gpu:a100:8 State=UNKNOWN
-PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-printf 'AutoDetect=off\nNodeName=a100-0 Name=gpu Type=a100 File=%s/dev/gpu[0-7]\n' "$ROOT" >"$ROOT/etc/gres.conf"
-echo "CgroupPlugin=autodetect" >"$ROOT/etc/cgroup.conf"
-mkdir -p "$ROOT/spool/a100-0"
-export SLURM_CONF=$ROOT/etc/slurm.conf
-alive "$ROOT/run/slurmctld.pid" || slurmctld -f "$SLURM_CONF"
-for i in $(seq 150); do scontrol ping >/dev/null 2>&1 && break; sleep 0.2; done
-alive "$ROOT/run/slurmd-a100-0.pid" || slurmd -f "$SLURM_CONF" -N a100-0
-for i in $(seq 300); do sinfo -h -N -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)$' && break; sleep 0.2; done
-echo "export SLURM_CONF=$SLURM_CONF" >"$ROOT/env.sh"
-log "slurm $(slurmctld -V | awk '{print $2}') up: $(sinfo -h -N -o '%N=%T/%G')"
+  : >"$R/etc/gres.conf"; echo "AutoDetect=off" >>"$R/etc/gres.conf"
+  i=0
+  for n in $nodes; do
+    IFS=: read -r name gtype cnt <<<"$n"
+    i=$((i + 1))
+    echo "NodeName=$name NodeAddr=127.0.0.1 NodeHostname=localhost Port=$((ctld + i)) CPUs=32 RealMemory=256000 Gres=gpu:$gtype:$cnt State=UNKNOWN" >>"$R/etc/slurm.conf"
+    mkdir -p "$R/dev/$name" "$R/spool/$name"
+    for ((g = 0; g < cnt; g++)); do [[ -e $R/dev/$name/gpu$g ]] || mknod "$R/dev/$name/gpu$g" c 1 3; done
+    echo "NodeName=$name Name=gpu Type=$gtype File=$R/dev/$name/gpu[0-$((cnt - 1))]" >>"$R/etc/gres.conf"
+  done
+  echo "PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP" >>"$R/etc/slurm.conf"
+  echo "CgroupPlugin=autodetect" >"$R/etc/cgroup.conf"
+  echo "export SLURM_CONF=$R/etc/slurm.conf" >"$ROOT/env-$c.sh"
+done
+
+D=$ROOT/mysql
+mkdir -p "$D"; chown mysql:mysql "$D"
+if [[ ! -d $D/data/mysql ]]; then
+  mariadb-install-db --no-defaults --user=mysql --datadir="$D/data" --skip-test-db \
+    --auth-root-authentication-method=socket >"$D/install.log" 2>&1
+fi
+if ! alive "$D/mariadbd.pid"; then
+  rm -f "$D/mariadbd.pid"
+  setsid nohup mariadbd --no-defaults --user=mysql --datadir="$D/data" --socket="$D/mysql.sock" --port=$DB_PORT \
+    --bind-address=127.0.0.1 --pid-file="$D/mariadbd.pid" --log-error="$D/error.log" --skip-name-resolve \
+    --skip-log-bin --performance-schema=OFF --innodb-buffer-pool-size=64M --max-connections=50 \
+    </dev/null >/dev/null 2>&1 &
+fi
+wait_for 60 mariadbd mariadb-admin --no-defaults -S "$D/mysql.sock" -u root ping
+mariadb --no-defaults -S "$D/mysql.sock" -u root -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurmpw';
+  GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
+mkdir -p "$ROOT/dbd"
+cat >"$ROOT/dbd/slurmdbd.conf" <<CONF
+AuthType=auth/munge
+AuthInfo=socket=$M/munge.socket
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=$DBD_PORT
+CommunicationParameters=NoInAddrAny
+SlurmUser=root
+LogFile=$ROOT/dbd/slurmdbd.log
+PidFile=$ROOT/dbd/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=slurmpw
+StorageLoc=slurm_acct_db
+CONF
+chmod 0600 "$ROOT/dbd/slurmdbd.conf"
+alive "$ROOT/dbd/slurmdbd.pid" || SLURM_CONF=$ROOT/dbd/slurm.conf slurmdbd
+first=${CLUSTERS%% *}
+export SLURM_CONF=$ROOT/$first/etc/slurm.conf
+wait_for 60 slurmdbd sacctmgr -n list cluster
+for c in $CLUSTERS; do
+  sacctmgr -n -P list cluster format=cluster | grep -qx "$c" || sacctmgr -i add cluster "$c" >/dev/null
+done
+
+for c in $CLUSTERS; do
+  R=$ROOT/$c; export SLURM_CONF=$R/etc/slurm.conf
+  IFS='|' read -r ctld nodes <<<"$(spec "$c")"
+  alive "$R/run/slurmctld.pid" || slurmctld -f "$SLURM_CONF"
+  wait_for 30 "slurmctld $c" scontrol ping
+  for n in $nodes; do
+    name=${n%%:*}
+    alive "$R/run/slurmd-$name.pid" || slurmd -f "$SLURM_CONF" -N "$name"
+  done
+done
+for c in $CLUSTERS; do
+  export SLURM_CONF=$ROOT/$c/etc/slurm.conf
+  # a controller that crashed may drain nodes it finds running jobs it forgot: bring them back
+  for n in $(sinfo -h -N -t drain,drained,draining -o %N); do scontrol update NodeName="$n" State=RESUME; done
+  wait_for 60 "nodes of $c" bash -c '! sinfo -h -N -o "%T" | grep -qvE "^(idle|mixed|allocated)$"'
+  log "$c up: $(sinfo -h -N -o '%N=%T/%G' | tr '\n' ' ')"
+done

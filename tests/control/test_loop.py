@@ -73,7 +73,7 @@ def test_recover_requeues_unstarted_and_readopts_started(world):
     started = store.submit(spec("started", 1, "sleep 0.2"), now)
     store.transition(started, JobState.SCHEDULED, now, "placed", center="here", pool="gpu", nodes=(0,),
                      devices_per_node=1, devices=[["g1"]])
-    engine.submit(started, "sleep 0.2", [["g1"]], "cuda")  # ...and died before recording 'running'
+    engine.run(started, "sleep 0.2", [["g1"]], "cuda")  # ...and died before recording 'running'
     loop = ControlLoop(store, NETWORK, LocalEngine(engine.root))  # a fresh process
     loop.recover(time.time())
     assert store.get(lost).state is JobState.PENDING
@@ -102,9 +102,9 @@ def test_a_job_cancelled_while_starting_is_stopped(world):
     store, engine = world
 
     class CancelDuringSubmit(LocalEngine):
-        def submit(self, job_id, *args, **kw):
-            handle = super().submit(job_id, *args, **kw)
-            store.transition(job_id, JobState.CANCELLED, time.time(), "cancelled by acme")  # the API, meanwhile
+        def submit(self, launch):
+            handle = super().submit(launch)
+            store.transition(launch.job_id, JobState.CANCELLED, time.time(), "cancelled by acme")  # the API, meanwhile
             return handle
 
     racing = CancelDuringSubmit(engine.root, grace=0.5)

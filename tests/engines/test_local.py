@@ -17,7 +17,7 @@ def wait(engine, handle, limit=10.0):
 
 def test_gang_members_see_their_devices_and_logs_are_kept(tmp_path):
     eng = LocalEngine(tmp_path)
-    h = eng.submit("j1", 'echo "rank=$ZHISUAN_NODE_RANK of $ZHISUAN_NNODES sees $CUDA_VISIBLE_DEVICES"',
+    h = eng.run("j1", 'echo "rank=$ZHISUAN_NODE_RANK of $ZHISUAN_NNODES sees $CUDA_VISIBLE_DEVICES"',
                    [["0", "1"], ["2", "3"]], "cuda")
     assert wait(eng, h).state == "succeeded"
     logs = eng.logs(h)
@@ -26,7 +26,7 @@ def test_gang_members_see_their_devices_and_logs_are_kept(tmp_path):
 
 def test_ascend_devices_and_failed_exit_code(tmp_path):
     eng = LocalEngine(tmp_path)
-    h = eng.submit("j2", 'echo "npu=$ASCEND_RT_VISIBLE_DEVICES"; echo boom >&2; exit 3', [["4"]], "cann")
+    h = eng.run("j2", 'echo "npu=$ASCEND_RT_VISIBLE_DEVICES"; echo boom >&2; exit 3', [["4"]], "cann")
     st = wait(eng, h)
     assert (st.state, st.exit_code) == ("failed", 3)
     assert "npu=4" in eng.logs(h) and "boom" in eng.logs(h)
@@ -34,7 +34,7 @@ def test_ascend_devices_and_failed_exit_code(tmp_path):
 
 def test_cancel_kills_the_whole_process_group(tmp_path):
     eng = LocalEngine(tmp_path, grace=0.5)
-    h = eng.submit("j3", "trap '' TERM; sleep 30 & wait", [["0"]], "cuda")
+    h = eng.run("j3", "trap '' TERM; sleep 30 & wait", [["0"]], "cuda")
     time.sleep(0.2)
     assert eng.poll(h).state == "running"
     eng.cancel(h)
@@ -44,14 +44,14 @@ def test_cancel_kills_the_whole_process_group(tmp_path):
 
 def test_timeout_fails_the_job(tmp_path):
     eng = LocalEngine(tmp_path, grace=0.5)
-    h = eng.submit("j4", "sleep 30", [["0"]], "cuda", timeout=0.3)
+    h = eng.run("j4", "sleep 30", [["0"]], "cuda", timeout=0.3)
     time.sleep(0.5)
     st = eng.poll(h)
     assert st.state == "failed" and "timeout" in st.reason
 
 
 def test_a_new_engine_re_adopts_jobs_from_disk(tmp_path):
-    h = LocalEngine(tmp_path).submit("j5", "sleep 0.3; exit 0", [["0"]], "cuda")
+    h = LocalEngine(tmp_path).run("j5", "sleep 0.3; exit 0", [["0"]], "cuda")
     fresh = LocalEngine(tmp_path)  # as after a control-process restart
     assert fresh.poll(h).state == "running"
     assert wait(fresh, h).state == "succeeded"
@@ -60,13 +60,13 @@ def test_a_new_engine_re_adopts_jobs_from_disk(tmp_path):
 def test_a_relative_runs_folder_works(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     eng = LocalEngine("runs")
-    h = eng.submit("j6", "echo ok", [["0"]], "cuda")
+    h = eng.run("j6", "echo ok", [["0"]], "cuda")
     assert wait(eng, h).state == "succeeded" and eng.logs(h).strip() == "ok"
 
 
 def test_log_delta_gives_whole_new_lines_per_member(tmp_path):
     eng = LocalEngine(tmp_path)
-    h = eng.submit("j7", 'echo "a$ZHISUAN_NODE_RANK"; printf "tail$ZHISUAN_NODE_RANK"', [["0"], ["1"]], "cuda")
+    h = eng.run("j7", 'echo "a$ZHISUAN_NODE_RANK"; printf "tail$ZHISUAN_NODE_RANK"', [["0"], ["1"]], "cuda")
     assert wait(eng, h).state == "succeeded"
     offsets: dict[str, int] = {}
     assert eng.log_delta(h, offsets) == "[node 0] a0\n[node 1] a1\n"

@@ -115,7 +115,7 @@ def run(n: int, rounds: int = 5, progress: Callable[[str], None] = lambda _: Non
     subprocess.run(["bash", "scripts/slurm-up.sh"], check=True, capture_output=True)
     try:
         progress("sbatch")
-        rates.append(sbatch_rate(n, rounds, "/tmp/zhisuan-slurm/etc/slurm.conf"))
+        rates.append(sbatch_rate(n, rounds, "/tmp/zhisuan-slurm/alpha/etc/slurm.conf"))
     finally:
         subprocess.run(["bash", "scripts/slurm-down.sh"], check=False, capture_output=True)
     return rates

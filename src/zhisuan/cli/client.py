@@ -144,12 +144,16 @@ def centers_command(url: Url = None, token: Token = None) -> None:
     with connect(url, token) as client:
         rows = call(client, "GET", "/v1/centers")
     t = Table(title="centers")
-    for col in ["center", "region", "engine", "health", "pool", "chip", "devices", "free", "P"]:
-        t.add_column(col, justify="right" if col in {"devices", "free", "P"} else "left")
+    for col in ["center", "region", "engine", "health", "pool", "chip", "nodes", "devices", "free", "P"]:
+        t.add_column(col, justify="right" if col in {"nodes", "devices", "free", "P"} else "left")
     for c in rows:
         for i, p in enumerate(c["pools"]):
             first = i == 0
             t.add_row(c["name"] if first else "", c["region"] if first else "", c["engine"] if first else "",
-                      ("ok" if c["healthy"] else "DOWN") if first else "", p["name"], p["accelerator"],
-                      f"{p['devices']:,}", f"{p['free']:,}", f"{p['pflops']:,.1f}")
+                      ("ok" if c["healthy"] else "[red]DOWN[/]") if first else "", p["name"], p["accelerator"],
+                      f"{p['nodes']}×{p['devices_per_node']}", f"{p['devices']:,}", f"{p['free']:,}",
+                      f"{p['pflops']:,.1f}")
     console.print(t)
+    for c in rows:
+        if c.get("down_reason"):
+            console.print(f"[red]{c['name']} is down:[/] {c['down_reason']}")

@@ -5,11 +5,19 @@ truth), runs the scheduling cycle and starts what it placed. Each transition is 
 action it announces (scheduled, then submit to the engine, then running), so a process killed at any
 point restarts with `recover()`: a job left `scheduled` is re-adopted if the engine had started it,
 else requeued; a `running` job whose processes died without an exit code is failed with the reason.
+
+Failover: every `health_every` seconds each center's engine is asked whether it answers. After
+`misses` failed checks in a row the center is down: its pools leave the next cycles (pending jobs go
+elsewhere) and its running jobs follow their spec's `recovery` (requeue elsewhere, or fail). A
+center that answers again is back from the next cycle on.
 """
 
 from __future__ import annotations
 
-from zhisuan.engines import LocalEngine
+import logging
+from dataclasses import replace
+
+from zhisuan.engines import Engine, EngineDown, Fleet, Launch
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler import (
     DEFAULT,
@@ -28,6 +36,7 @@ from zhisuan.scheduler.snapshot import DEFAULT_DURATION
 from zhisuan.store import JobRecord, JobStore
 
 HELD = {JobState.SCHEDULED, JobState.RUNNING}
+log = logging.getLogger("zhisuan.control")
 
 
 def live_snapshot(store: JobStore, network: Network, pools: list[PoolState] | None = None) -> Snapshot:
@@ -43,32 +52,89 @@ def live_snapshot(store: JobStore, network: Network, pools: list[PoolState] | No
 
 
 class ControlLoop:
-    def __init__(self, store: JobStore, network: Network, engine: LocalEngine, policy: Policy = DEFAULT) -> None:
-        self.store, self.network, self.engine, self.policy = store, network, engine, policy
+    def __init__(self, store: JobStore, network: Network, engines: Engine | Fleet, policy: Policy = DEFAULT,
+                 health_every: float = 2.0, misses: int = 2) -> None:
+        self.store, self.network, self.policy = store, network, policy
+        self.fleet = engines if isinstance(engines, Fleet) else Fleet.single(network, engines)
         self.pools = pools_from_network(network)
         self.pool_of = {f"{c.name}/{p.name}": p for c in network.centers for p in c.pools}
+        self.health_every, self.misses = health_every, misses
+        self.failures: dict[str, int] = {}
+        self.down: dict[str, str] = {}  # center -> why it is considered down
+        self.orphans: dict[str, list[str]] = {}  # center -> handles of jobs requeued away from it while down
+        self._checked = float("-inf")
 
     def recover(self, now: float) -> None:
         """After a restart: settle jobs caught between 'scheduled' and 'running'."""
         for rec in self.store.find(states={JobState.SCHEDULED}):
-            handle = self.engine.handle_of(rec.id)
+            handle = self.fleet.of(rec.center or "").handle_of(rec.id)
             if handle is not None:
                 self.store.transition(rec.id, JobState.RUNNING, now, "re-adopted after a restart", engine_handle=handle)
             else:
                 self.store.transition(rec.id, JobState.PENDING, now, "requeued: not started before a restart")
 
     def step(self, now: float) -> CycleResult:
+        if now - self._checked >= self.health_every:
+            self._checked = now
+            self.check_health(now)
         self._poll(now)
         result = cycle(self._snapshot(), now, self.policy)
         for start in result.starts:
             self._start(start, now)
         return result
 
+    def check_health(self, now: float) -> None:
+        for center in self.network.centers:
+            try:
+                self.fleet.of(center.name).health()
+            except EngineDown as e:
+                self.failures[center.name] = self.failures.get(center.name, 0) + 1
+                if self.failures[center.name] >= self.misses and center.name not in self.down:
+                    self.down[center.name] = str(e)
+                    log.warning("center %s is down: %s", center.name, e)
+                    self._fail_over(center.name, str(e), now)
+                continue
+            self.failures.pop(center.name, None)
+            if self.down.pop(center.name, None) is not None:
+                log.warning("center %s answers again", center.name)
+                self._stop_orphans(center.name)
+
+    def _stop_orphans(self, center: str) -> None:
+        """Jobs that were requeued elsewhere may still run on a center that comes back: stop them there,
+        so a requeued job does not run twice."""
+        for handle in self.orphans.pop(center, []):
+            try:
+                self.fleet.of(center).cancel(handle)
+            except (OSError, EngineDown) as e:
+                log.warning("could not stop %s on %s: %s", handle, center, e)
+
+    def _fail_over(self, center: str, why: str, now: float) -> None:
+        """Running jobs of a down center follow their recovery policy."""
+        for rec in self.store.find(states=HELD):
+            if rec.center != center:
+                continue
+            try:
+                if rec.engine_handle:
+                    self.orphans.setdefault(center, []).append(rec.engine_handle)
+                if rec.spec.recovery == "requeue" and rec.state is JobState.RUNNING:
+                    self.store.transition(rec.id, JobState.PREEMPTED, now, f"center {center} down: {why}")
+                    self.store.transition(rec.id, JobState.PENDING, now, "requeued elsewhere (recovery: requeue)")
+                elif rec.spec.recovery == "requeue":
+                    self.store.transition(rec.id, JobState.PENDING, now, f"center {center} down before start")
+                else:
+                    self.store.transition(rec.id, JobState.FAILED, now, f"center {center} down: {why}",
+                                          reason=f"center {center} down (recovery: fail)")
+            except ValueError:
+                continue  # ended or cancelled meanwhile
+
     def _poll(self, now: float) -> None:
         for rec in self.store.find(states={JobState.RUNNING}):
-            if rec.engine_handle is None:
+            if rec.engine_handle is None or rec.center in self.down:
                 continue
-            status = self.engine.poll(rec.engine_handle)
+            try:
+                status = self.fleet.of(rec.center or "").poll(rec.engine_handle)
+            except EngineDown:
+                continue  # the health check decides what a silent center means
             try:
                 if status.state == "succeeded":
                     self.store.transition(rec.id, JobState.SUCCEEDED, now, "exit 0", exit_code=0)
@@ -79,7 +145,8 @@ class ControlLoop:
                 continue  # cancelled meanwhile: its end is already recorded
 
     def _snapshot(self) -> Snapshot:
-        return live_snapshot(self.store, self.network, self.pools)
+        pools = [replace(p, healthy=False) if p.center in self.down else p for p in self.pools]
+        return live_snapshot(self.store, self.network, pools)
 
     def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int) -> list[list[str]]:
         """Concrete device ids on each placed node: the first free slots, given what running jobs hold."""
@@ -102,9 +169,14 @@ class ControlLoop:
                 pool=p.pool, nodes=p.nodes, devices_per_node=p.devices_per_node, devices=devices)
         except ValueError:
             return  # cancelled since the snapshot was taken
+        engine = self.fleet.of(p.center)
+        launch = Launch(rec.id, rec.name, rec.spec.run, self.pool_of[key], p.nodes, p.devices_per_node, devices,
+                        dict(rec.spec.env), rec.spec.constraints.time_limit)
         try:
-            handle = self.engine.submit(rec.id, rec.spec.run, devices, self.pool_of[key].chip.stack,
-                                        env=rec.spec.env, timeout=rec.spec.constraints.time_limit)
+            handle = engine.submit(launch)
+        except EngineDown as e:
+            self.store.transition(rec.id, JobState.PENDING, now, f"requeued: {p.center} did not take it ({e})")
+            return
         except OSError as e:
             self.store.transition(rec.id, JobState.FAILED, now, f"the engine could not start it: {e}", reason=str(e))
             return
@@ -112,4 +184,4 @@ class ControlLoop:
             self.store.transition(rec.id, JobState.RUNNING, now, "started", engine_handle=handle,
                                   attempts=rec.attempts + 1)
         except ValueError:
-            self.engine.cancel(handle)  # cancelled while it was being started: stop what the engine began
+            engine.cancel(handle)  # cancelled while it was being started: stop what the engine began

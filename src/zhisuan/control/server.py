@@ -18,7 +18,7 @@ from sqlalchemy import select
 from zhisuan.api import create_app
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.service import Service
-from zhisuan.engines import LocalEngine
+from zhisuan.engines import build_fleet, with_inventory
 from zhisuan.model import Network
 from zhisuan.store import JobStore, TokenStore, connect, migrate
 from zhisuan.store.schema import TokenRow
@@ -56,10 +56,13 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     migrate(engine)
     store, tokens = JobStore(engine), TokenStore(engine)
     bootstrap_tokens(tokens, network, runs / "tokens.json")
-    runner = LocalEngine(runs)
+    fleet = build_fleet(network, runs)
+    network = with_inventory(network, fleet)
+    loop = ControlLoop(store, network, fleet)
     stop = threading.Event()
-    control_thread(ControlLoop(store, network, runner), interval, stop).start()
+    control_thread(loop, interval, stop).start()
     try:
-        uvicorn.run(create_app(Service(store, network, runner), tokens), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(Service(store, network, fleet, loop.down), tokens), host=host, port=port,
+                    log_level="warning")
     finally:
         stop.set()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zhisuan.control.loop import live_snapshot
-from zhisuan.engines import LocalEngine
+from zhisuan.engines import Engine, Fleet
 from zhisuan.model import JobSpec, JobState, Network, check_spec, parse_job_spec
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
@@ -30,7 +30,14 @@ class NotFound(KeyError):
 class Service:
     store: JobStore
     network: Network
-    engine: LocalEngine
+    engines: Engine | Fleet
+    down: dict[str, str] = field(default_factory=dict)  # the control loop's view: center -> why it is down
+
+    def __post_init__(self) -> None:
+        self.fleet = self.engines if isinstance(self.engines, Fleet) else Fleet.single(self.network, self.engines)
+
+    def _engine(self, rec: JobRecord) -> Engine:
+        return self.fleet.of(rec.center or "")
 
     def validate(self, text: str | bytes, who: Principal) -> JobSpec:
         spec = parse_job_spec(text)
@@ -60,12 +67,12 @@ class Service:
         if rec.state.terminal:
             return rec
         if rec.state is JobState.RUNNING and rec.engine_handle:
-            self.engine.cancel(rec.engine_handle)
+            self._engine(rec).cancel(rec.engine_handle)
         return self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.tenant}")
 
     def logs(self, job_id: str, who: Principal) -> str:
         rec = self.job(job_id, who)
-        return self.engine.logs(rec.engine_handle) if rec.engine_handle else ""
+        return self._engine(rec).logs(rec.engine_handle) if rec.engine_handle else ""
 
     async def follow_logs(self, job_id: str, who: Principal, poll: float = 0.25) -> AsyncIterator[str]:
         """A job's logs as they are written, until it ends (like `kubectl logs -f`): waits while it is
@@ -74,11 +81,11 @@ class Service:
         while True:
             rec = self.job(job_id, who)
             if rec.engine_handle:
-                chunk = self.engine.log_delta(rec.engine_handle, offsets)
+                chunk = self._engine(rec).log_delta(rec.engine_handle, offsets)
                 if chunk:
                     yield chunk
             if rec.state.terminal:
-                rest = self.engine.log_rest(rec.engine_handle, offsets) if rec.engine_handle else ""
+                rest = self._engine(rec).log_rest(rec.engine_handle, offsets) if rec.engine_handle else ""
                 if rest:
                     yield rest
                 return
@@ -90,7 +97,8 @@ class Service:
         for r in live_snapshot(self.store, self.network).running:
             held[r.pool] = held.get(r.pool, 0) + r.devices
         return [{
-            "name": c.name, "name_zh": c.name_zh, "region": c.region, "engine": c.engine, "healthy": c.healthy,
+            "name": c.name, "name_zh": c.name_zh, "region": c.region, "engine": c.engine,
+            "healthy": c.healthy and c.name not in self.down, "down_reason": self.down.get(c.name),
             "pue": c.pue, "carbon_kg_per_kwh": c.carbon_kg_per_kwh, "pflops": round(c.pflops, 3),
             "pools": [{"name": p.name, "accelerator": p.accelerator, "stack": p.chip.stack, "nodes": p.nodes,
                        "devices_per_node": p.devices_per_node, "devices": p.devices, "pflops": round(p.pflops, 3),

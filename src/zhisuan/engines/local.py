@@ -16,15 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from zhisuan.engines.base import EngineStatus, Launch, Usage
+from zhisuan.model import Pool
+
 VISIBLE = {"cuda": "CUDA_VISIBLE_DEVICES", "cann": "ASCEND_RT_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES",
            "dtk": "HIP_VISIBLE_DEVICES", "neuware": "MLU_VISIBLE_DEVICES", "synapseai": "HABANA_VISIBLE_MODULES"}
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    state: str  # running | succeeded | failed
-    exit_code: int | None = None
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +47,8 @@ def _alive(pid: int) -> bool:
 
 
 class LocalEngine:
+    kind = "local"
+
     def __init__(self, root: Path, grace: float = 5.0) -> None:
         self.root = Path(root).resolve()  # jobs run in their own folder: relative paths would break
         self.grace = grace
@@ -64,8 +62,21 @@ class LocalEngine:
         run = self.run_dir(job_id)
         return str(run) if (run / "handle.json").exists() else None
 
-    def submit(self, job_id: str, command: str, devices: list[list[str]], stack: str,
-               env: dict[str, str] | None = None, timeout: float | None = None) -> str:
+    def inventory(self) -> list[Pool]:
+        return []  # local pools are declared in the network file (or found by NVML, see nvml.py)
+
+    def health(self) -> None:
+        return None  # this process is the engine
+
+    def usage(self, handle: str) -> Usage | None:
+        return None  # metering of local jobs comes with NVML sampling
+
+    def submit(self, launch: Launch) -> str:
+        return self.run(launch.job_id, launch.command, launch.devices, launch.pool.chip.stack, launch.env,
+                        launch.timeout)
+
+    def run(self, job_id: str, command: str, devices: list[list[str]], stack: str,
+            env: dict[str, str] | None = None, timeout: float | None = None) -> str:
         """Start one process per node of the gang; `devices[i]` are the device ids of member i."""
         run = self.run_dir(job_id)
         run.mkdir(parents=True, exist_ok=True)

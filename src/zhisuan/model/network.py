@@ -34,6 +34,7 @@ class Pool(_Strict):
     price_per_device_hour: float = Field(ge=0, description="CNY per device-hour at the flat tariff")
     device_ids: list[str] = Field(default_factory=list, description="local engine: ids per node slot")
     discover: Literal["nvml"] | None = Field(None, description="local engine: take devices from NVML at start")
+    node_names: list[str] = Field(default_factory=list, description="the engine's names of the nodes, by index")
     assumptions: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("accelerator")
@@ -67,11 +68,13 @@ class Center(_Strict):
     carbon_kg_per_kwh: float = Field(ge=0, description="grid emission factor of the center's province")
     tou_zone: str | None = None
     healthy: bool = True
-    pools: list[Pool] = Field(min_length=1)
+    pools: list[Pool] = Field(default_factory=list, description="empty: read from the engine's inventory")
     assumptions: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_pools(self) -> Center:
+        if not self.pools and self.engine == "local":
+            raise ValueError(f"center {self.name}: a local center declares its pools")
         names = [p.name for p in self.pools]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

@@ -1,0 +1,55 @@
+"""Which engine runs each center: built from the network file's `engine` and `engine_config`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from zhisuan.engines.base import Engine, EngineDown
+from zhisuan.engines.local import LocalEngine
+from zhisuan.model import Center, Network
+
+
+class Fleet:
+    """One engine per center; centers may share one (every local center shares the local engine)."""
+
+    def __init__(self, engines: Mapping[str, Engine]) -> None:
+        self.engines = dict(engines)
+
+    def of(self, center: str) -> Engine:
+        return self.engines[center]
+
+    @classmethod
+    def single(cls, network: Network, engine: Engine) -> Fleet:
+        return cls({c.name: engine for c in network.centers})
+
+
+def engine_for(center: Center, runs: Path, local: LocalEngine) -> Engine:
+    """The engine a center's `engine:` names, configured from its `engine_config`."""
+    cfg = center.engine_config
+    if center.engine == "local":
+        return local
+    if center.engine == "slurm":
+        from zhisuan.engines.slurm import SlurmEngine
+
+        return SlurmEngine.from_config(center.name, cfg, runs)
+    raise ValueError(f"center {center.name}: no {center.engine} engine in this build yet")
+
+
+def build_fleet(network: Network, runs: Path) -> Fleet:
+    local = LocalEngine(runs)
+    return Fleet({c.name: engine_for(c, runs, local) for c in network.centers})
+
+
+def with_inventory(network: Network, fleet: Fleet) -> Network:
+    """The network with every center that declares no pools given the pools its engine reports."""
+    if all(c.pools for c in network.centers):
+        return network
+    data = network.model_dump()
+    for i, c in enumerate(network.centers):
+        if not c.pools:
+            pools = fleet.of(c.name).inventory()
+            if not pools:
+                raise EngineDown(f"centers.{i}.pools: none declared and {c.name}'s {c.engine} engine reports none")
+            data["centers"][i]["pools"] = [p.model_dump() for p in pools]
+    return Network.model_validate(data)

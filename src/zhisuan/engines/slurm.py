@@ -1,0 +1,210 @@
+"""A Slurm cluster as a center, through Slurm's own commands (sbatch, squeue/sacct --json, scancel,
+sinfo --json, scontrol ping). One engine per cluster, named by its slurm.conf (`conf`) and/or `cluster`.
+
+A gang is `--nodes=N --ntasks-per-node=1 --gres=gpu:TYPE:K`, pinned with `--nodelist` to the nodes
+the zhisuan scheduler chose; the job name is `zs-<job id>` and the comment `zhisuan:<job id>`, so a
+restarted control loop finds its jobs again. Output goes to the job's run folder, which must be
+visible to the cluster's nodes (here: the same machine).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from zhisuan.engines.base import EngineDown, EngineStatus, Launch, Usage, rest_of, whole_lines
+from zhisuan.engines.local import VISIBLE
+from zhisuan.model import Pool
+
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "STAGE_OUT"}
+
+
+class SlurmError(OSError):
+    """A Slurm command refused (not a silent controller: that is EngineDown)."""
+
+
+def gres_of(gres: str) -> tuple[str, int] | None:
+    """`gpu:a100:8(S:0-1)` -> ("a100", 8); None when the node has no typed GPUs."""
+    for item in gres.split(","):
+        parts = item.split("(")[0].split(":")
+        if parts[0] == "gpu" and len(parts) == 3 and parts[2].isdigit():
+            return parts[1], int(parts[2])
+    return None
+
+
+class SlurmEngine:
+    kind = "slurm"
+
+    def __init__(self, center: str, runs: Path, conf: str | None = None, cluster: str | None = None,
+                 partition: str | None = None, chips: dict[str, str] | None = None,
+                 prices: dict[str, float] | None = None, timeout: float = 10.0, cache: float = 0.5) -> None:
+        self.center, self.runs = center, Path(runs).resolve()
+        self.conf, self.cluster, self.partition = conf, cluster, partition
+        self.chips, self.prices = chips or {}, prices or {}
+        self.timeout, self.cache = timeout, cache
+        self._jobs: tuple[float, dict[str, dict[str, Any]]] = (float("-inf"), {})
+
+    @classmethod
+    def from_config(cls, center: str, cfg: dict[str, Any], runs: Path) -> SlurmEngine:
+        """`engine_config` keys: conf (slurm.conf path), cluster (-M), partition, chips {gres type: catalog
+        name}, prices {gres type: CNY per device-hour}, timeout (s)."""
+        unknown = set(cfg) - {"conf", "cluster", "partition", "chips", "prices", "timeout"}
+        if unknown:
+            raise ValueError(f"engine_config of {center}: unknown keys {sorted(unknown)}")
+        return cls(center, runs, cfg.get("conf"), cfg.get("cluster"), cfg.get("partition"), cfg.get("chips"),
+                   cfg.get("prices"), float(cfg.get("timeout", 10.0)))
+
+    def _cmd(self, args: list[str]) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+        if self.conf:
+            env["SLURM_CONF"] = self.conf
+        if self.cluster:
+            args = [args[0], "-M", self.cluster, *args[1:]]
+        try:
+            done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired as e:
+            raise EngineDown(f"{self.center}: `{args[0]}` did not answer in {self.timeout:g} s") from e
+        except FileNotFoundError as e:
+            raise EngineDown(f"{self.center}: Slurm's `{args[0]}` is not installed here") from e
+        if done.returncode != 0:
+            msg = (done.stderr or done.stdout).strip()
+            if any(sign in msg for sign in ("Unable to contact slurm controller", "Connection refused", "is DOWN")):
+                raise EngineDown(f"{self.center}: slurmctld does not answer ({msg.splitlines()[-1]})")
+            raise SlurmError(f"{self.center}: {' '.join(args[:2])} failed: {msg}")
+        return done.stdout
+
+    def _json(self, args: list[str]) -> dict[str, Any]:
+        """A `--json` command's answer. squeue and sinfo exit 0 with an `errors` list when slurmctld is
+        gone, so those errors mean the controller is down; sacct's mean nothing was found."""
+        data: dict[str, Any] = json.loads(self._cmd(args))
+        errors = data.get("errors") or []
+        if errors and args[0] in ("squeue", "sinfo"):
+            raise EngineDown(f"{self.center}: {args[0]}: {errors[0].get('description', errors[0])}")
+        return data
+
+    def health(self) -> None:
+        out = self._cmd(["scontrol", "ping"])
+        if "is UP" not in out:
+            raise EngineDown(f"{self.center}: {out.strip() or 'scontrol ping: no answer'}")
+
+    def inventory(self) -> list[Pool]:
+        """Pools = nodes grouped by partition and GPU type/count (`sinfo --json`), chips via the catalog."""
+        groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+        for node in self._json(["sinfo", "--json"])["nodes"]:
+            gres = gres_of(node.get("gres", ""))
+            if gres is None:
+                continue
+            for part in node.get("partitions", []):
+                if self.partition is None or part == self.partition:
+                    groups.setdefault((part, *gres), []).append(node)
+        pools = []
+        for (part, gtype, count), nodes in sorted(groups.items()):
+            if gtype not in self.prices:
+                raise ValueError(f"engine_config.prices: no price for gres type {gtype!r} of {self.center}")
+            nodes.sort(key=lambda n: str(n["name"]))
+            pools.append(Pool(
+                name=f"{part}-{gtype}", accelerator=self.chips.get(gtype, gtype), nodes=len(nodes),
+                devices_per_node=count, cpus_per_node=min(int(n["cpus"]) for n in nodes),
+                memory_gib_per_node=min(int(n["real_memory"]) for n in nodes) / 1024,
+                price_per_device_hour=float(self.prices[gtype]), node_names=[str(n["name"]) for n in nodes]))
+        return pools
+
+    def _gres_type(self, pool: Pool) -> str:
+        return pool.name.rsplit("-", 1)[-1]
+
+    def submit(self, launch: Launch) -> str:
+        run = self.runs / launch.job_id
+        run.mkdir(parents=True, exist_ok=True)
+        stack_var = VISIBLE.get(launch.pool.chip.stack)
+        lines = [f"export {k}={shlex.quote(v)}" for k, v in launch.env.items()]
+        lines += [f"export ZHISUAN_JOB_ID={launch.job_id}", "export ZHISUAN_NODE_RANK=$SLURM_NODEID",
+                  "export ZHISUAN_NNODES=$SLURM_NNODES"]
+        if stack_var and stack_var != "CUDA_VISIBLE_DEVICES":  # Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu
+            lines.append(f"export {stack_var}=$CUDA_VISIBLE_DEVICES")
+        (run / "command.sh").write_text("\n".join([*lines, launch.command, ""]), encoding="utf-8")
+        label = " --label" if len(launch.nodes) > 1 else ""
+        (run / "batch.sh").write_text(
+            f"#!/bin/bash\nexec srun{label} --ntasks-per-node=1 /bin/bash {run / 'command.sh'}\n", encoding="utf-8")
+        args = ["sbatch", "--parsable", f"--job-name=zs-{launch.job_id}", f"--comment=zhisuan:{launch.job_id}",
+                f"--nodes={len(launch.nodes)}", "--ntasks-per-node=1",
+                f"--gres=gpu:{self._gres_type(launch.pool)}:{launch.devices_per_node}",
+                f"--chdir={run}", f"--output={run}/slurm-%j.out", "--partition=" + launch.pool.name.rsplit("-", 1)[0]]
+        if launch.pool.node_names:
+            args.append("--nodelist=" + ",".join(launch.pool.node_names[n] for n in launch.nodes))
+        if launch.timeout:
+            args.append(f"--time={max(1, math.ceil(launch.timeout / 60))}")
+        job = self._cmd([*args, str(run / "batch.sh")]).strip().split(";")[0]
+        self._jobs = (float("-inf"), {})
+        return f"{job}@{run}"
+
+    def handle_of(self, job_id: str) -> str | None:
+        for job in self._all_jobs().values():
+            if job.get("name") == f"zs-{job_id}":
+                return f"{job['job_id']}@{self.runs / job_id}"
+        return None
+
+    def _all_jobs(self) -> dict[str, dict[str, Any]]:
+        """Every job slurmctld still holds (one squeue per `cache` seconds, whatever the number of jobs)."""
+        at, jobs = self._jobs
+        if time.monotonic() - at > self.cache:
+            data = self._json(["squeue", "--json", "--states=all"])
+            jobs = {str(j["job_id"]): j for j in data["jobs"]}
+            self._jobs = (time.monotonic(), jobs)
+        return jobs
+
+    def poll(self, handle: str) -> EngineStatus:
+        job_id = handle.split("@")[0]
+        job = self._all_jobs().get(job_id)
+        if job is None:
+            return self._poll_sacct(job_id)
+        state = str(job["job_state"])
+        if state in ACTIVE:
+            return EngineStatus("running")
+        code = int(job.get("exit_code") or 0)
+        exit_code = code >> 8 if code > 255 else code
+        if state == "COMPLETED":
+            return EngineStatus("succeeded", 0)
+        return EngineStatus("failed", exit_code or None, f"slurm {state} ({job.get('state_reason', '')})")
+
+    def _poll_sacct(self, job_id: str) -> EngineStatus:
+        jobs = self._json(["sacct", "--json", "-j", job_id]).get("jobs", [])
+        if not jobs:
+            return EngineStatus("failed", None, f"slurm job {job_id} is unknown to the cluster")
+        state = str(jobs[0]["state"]["current"])
+        if state in ACTIVE:
+            return EngineStatus("running")
+        return EngineStatus("succeeded", 0) if state == "COMPLETED" else EngineStatus("failed", None, f"slurm {state}")
+
+    def cancel(self, handle: str) -> None:
+        self._cmd(["scancel", handle.split("@")[0]])
+        self._jobs = (float("-inf"), {})
+
+    def _out(self, handle: str) -> Path:
+        job_id, run = handle.split("@", 1)
+        return Path(run) / f"slurm-{job_id}.out"
+
+    def logs(self, handle: str) -> str:
+        out = self._out(handle)
+        return out.read_text(encoding="utf-8", errors="replace") if out.exists() else ""
+
+    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
+        return whole_lines(self.logs(handle), offsets)
+
+    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
+        return rest_of(self.logs(handle), offsets)
+
+    def usage(self, handle: str) -> Usage | None:
+        """Allocated GPU-seconds from sacct's TRES; Slurm reports no busy time without gres/gpuutil."""
+        jobs = self._json(["sacct", "--json", "-j", handle.split("@")[0]]).get("jobs", [])
+        if not jobs:
+            return None
+        job = jobs[0]
+        gpus = sum(int(t["count"]) for t in job["tres"]["allocated"] if t["type"] == "gres" and t["name"] == "gpu")
+        elapsed = float(job["time"]["elapsed"])
+        return Usage(gpus * elapsed, elapsed, None, "sacct AllocTRES gres/gpu × elapsed")

@@ -1,0 +1,179 @@
+"""The Slurm engine against two real Slurm clusters on loopback (scripts/slurm-up.sh, started by
+`make test`): alpha (a100-0, a100-1: gpu:a100:8 each; 910b-0: gpu:910b:8) and beta (910b-1: gpu:910b:8)."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from zhisuan.control import ControlLoop
+from zhisuan.control.service import Service
+from zhisuan.engines import EngineDown, build_fleet, with_inventory
+from zhisuan.engines.slurm import gres_of
+from zhisuan.model import JobState, parse_job_spec, parse_network
+from zhisuan.store import JobStore, Principal, connect, migrate
+
+ROOT = Path(os.environ.get("ZHISUAN_TEST_SLURM", "/tmp/zhisuan-slurm"))
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    if not (ROOT / "alpha" / "etc" / "slurm.conf").exists():
+        if os.environ.get("CI"):
+            pytest.fail("no Slurm clusters: run the suite with `make test`, which starts them (scripts/slurm-up.sh)")
+        pytest.skip("no Slurm clusters (run `make test` or scripts/slurm-up.sh)")
+    return ROOT
+
+
+def network_yaml(root):
+    return f"""
+name: two-slurm
+centers:
+  - name: alpha
+    region: east
+    pue: 1.3
+    carbon_kg_per_kwh: 0.58
+    engine: slurm
+    engine_config: {{conf: {root}/alpha/etc/slurm.conf, chips: {{a100: A100 SXM4 80GB, 910b: Ascend 910B3}},
+                    prices: {{a100: 12, 910b: 8}}}}
+  - name: beta
+    region: west
+    pue: 1.2
+    carbon_kg_per_kwh: 0.1
+    engine: slurm
+    engine_config: {{conf: {root}/beta/etc/slurm.conf, chips: {{910b: Ascend 910B3}}, prices: {{910b: 9}}}}
+tenants: [{{name: acme}}]
+"""
+
+
+@pytest.fixture
+def world(clusters, tmp_path):
+    declared = parse_network(network_yaml(clusters))
+    fleet = build_fleet(declared, tmp_path / "runs")
+    network = with_inventory(declared, fleet)
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    loop = ControlLoop(store, network, fleet, health_every=0.0, misses=2)
+    yield store, loop, Service(store, network, fleet, loop.down)
+    for rec in store.find(states={JobState.RUNNING}):  # leave the clusters empty for the next test
+        with contextlib.suppress(OSError, EngineDown):
+            fleet.of(rec.center).cancel(rec.engine_handle)
+
+
+def spec(name, acc, run, nodes=1, recovery="requeue", limit=120):
+    return parse_job_spec(f"name: {name}\ntenant: acme\nresources: {{accelerators: '{acc}', nodes: {nodes}}}\n"
+                          f"constraints: {{time_limit: {limit}}}\nrecovery: {recovery}\nrun: {run!r}")
+
+
+def step_until(loop, store, job_id, states, limit=60.0):
+    end = time.time() + limit
+    while time.time() < end:
+        loop.step(time.time())
+        rec = store.get(job_id)
+        if rec.state in states:
+            return rec
+        time.sleep(0.3)
+    raise AssertionError(f"{job_id} stayed {store.get(job_id).state}: {store.transitions(job_id)}")
+
+
+def test_gres_strings():
+    assert gres_of("gpu:a100:8(S:0-1)") == ("a100", 8)
+    assert gres_of("gpu:8") is None and gres_of("") is None
+
+
+def test_inventory_maps_partitions_and_gres_to_pools(world):
+    _, loop, _ = world
+    alpha = loop.network.center("alpha")
+    pools = {p.name: p for p in alpha.pools}
+    assert set(pools) == {"gpu-a100", "gpu-910b"}
+    assert pools["gpu-a100"].node_names == ["a100-0", "a100-1"] and pools["gpu-a100"].devices_per_node == 8
+    assert pools["gpu-a100"].accelerator == "A100 SXM4 80GB" and pools["gpu-910b"].accelerator == "Ascend 910B3"
+    assert [p.node_names for p in loop.network.center("beta").pools] == [["910b-1"]]
+
+
+def test_a_gang_spans_two_nodes_and_sees_its_gpus(world):
+    store, loop, svc = world
+    job = store.submit(spec("gang", "a100:8", "echo rank=$ZHISUAN_NODE_RANK/$ZHISUAN_NNODES node=$SLURMD_NODENAME "
+                                              "gpus=$CUDA_VISIBLE_DEVICES", nodes=2), time.time())
+    rec = step_until(loop, store, job, {JobState.SUCCEEDED, JobState.FAILED})
+    assert rec.state is JobState.SUCCEEDED and (rec.center, rec.pool) == ("alpha", "gpu-a100")
+    logs = svc.logs(job, Principal("acme", False))
+    assert "rank=0/2 node=a100-0 gpus=0,1,2,3,4,5,6,7" in logs and "rank=1/2 node=a100-1" in logs
+
+
+def test_a_job_goes_to_the_center_that_can_start_it_first(world):
+    store, loop, svc = world
+    hog = store.submit(spec("hog", "910b3:8", "sleep 60"), time.time())
+    first = step_until(loop, store, hog, {JobState.RUNNING})
+    other = "beta" if first.center == "alpha" else "alpha"
+    run = "echo on $SLURM_CLUSTER_NAME/$SLURMD_NODENAME npu=$ASCEND_RT_VISIBLE_DEVICES"
+    job = store.submit(spec("next", "910b3:8", run), time.time())
+    rec = step_until(loop, store, job, {JobState.SUCCEEDED, JobState.FAILED})
+    assert rec.state is JobState.SUCCEEDED and rec.center == other  # not queued behind the hog
+    logs = svc.logs(job, Principal("acme", False))
+    assert f"on {other}/" in logs and "npu=0,1,2,3,4,5,6,7" in logs
+
+
+def test_cancel_reaches_slurm(world):
+    store, loop, svc = world
+    job = store.submit(spec("long", "a100:1", "sleep 120"), time.time())
+    rec = step_until(loop, store, job, {JobState.RUNNING})
+    svc.cancel(job, Principal("acme", False), time.time())
+    engine = loop.fleet.of(rec.center)
+    end = time.time() + 20
+    while time.time() < end and engine.poll(rec.engine_handle).state == "running":
+        time.sleep(0.3)
+    assert engine.poll(rec.engine_handle).reason.startswith("slurm CANCELLED")
+    assert store.get(job).state is JobState.CANCELLED
+
+
+def test_a_failed_jobs_exit_code_and_log_reach_the_user(world):
+    store, loop, svc = world
+    job = store.submit(spec("bad", "a100:2", "echo about to fail; echo oops >&2; exit 3"), time.time())
+    rec = step_until(loop, store, job, {JobState.SUCCEEDED, JobState.FAILED})
+    assert rec.state is JobState.FAILED and rec.exit_code == 3 and "slurm FAILED" in rec.reason
+    logs = svc.logs(job, Principal("acme", False))
+    assert "about to fail" in logs and "oops" in logs
+    usage = loop.fleet.of("alpha").usage(rec.engine_handle)
+    assert usage is not None and usage.busy_device_seconds is None and "sacct" in usage.source
+
+
+def test_a_stopped_cluster_fails_over(world, clusters):
+    store, loop, _ = world
+    beta = loop.fleet.of("beta")
+    blocker = store.submit(spec("blocker", "910b3:8", "sleep 6"), time.time())  # takes a whole 910b node ...
+    step_until(loop, store, blocker, {JobState.RUNNING})
+    moved = store.submit(spec("moved", "910b3:4", "sleep 30; echo done on $SLURM_CLUSTER_NAME"), time.time())
+    doomed = store.submit(spec("doomed", "910b3:4", "sleep 30", recovery="fail"), time.time())
+    assert {step_until(loop, store, j, {JobState.RUNNING}).center for j in (moved, doomed)} == {"beta"}  # ... the other
+    old_handle = store.get(moved).engine_handle
+    ctld = clusters / "beta" / "run" / "slurmctld.pid"
+    pid = int(ctld.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)  # beta's controller stops mid-run
+        while Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        with pytest.raises(EngineDown):
+            beta.health()
+        rec = step_until(loop, store, doomed, {JobState.FAILED})
+        assert "beta down" in rec.reason and "recovery: fail" in rec.reason
+        rec = step_until(loop, store, moved, {JobState.RUNNING, JobState.SUCCEEDED}, limit=30)
+        assert rec.center == "alpha" and rec.attempts == 2  # requeued, then started where it could
+        reasons = [t.reason for t in store.transitions(moved)]
+        assert any("center beta down" in r for r in reasons) and "requeued elsewhere (recovery: requeue)" in reasons
+        assert "beta" in loop.down
+    finally:
+        up = subprocess.run(["bash", "scripts/slurm-up.sh"], capture_output=True, text=True,
+                            env={**os.environ, "ZHISUAN_SLURM_ROOT": str(clusters)})
+        assert up.returncode == 0, up.stdout + up.stderr
+    loop.step(time.time())
+    assert "beta" not in loop.down  # answers again, and the copy left running there is stopped
+    end = time.time() + 20
+    while time.time() < end and beta.poll(old_handle).state == "running":
+        time.sleep(0.3)
+    assert beta.poll(old_handle).reason.startswith("slurm CANCELLED")
