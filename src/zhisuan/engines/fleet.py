@@ -33,6 +33,10 @@ def engine_for(center: Center, runs: Path, local: LocalEngine) -> Engine:
         from zhisuan.engines.slurm import SlurmEngine
 
         return SlurmEngine.from_config(center.name, cfg, runs)
+    if center.engine == "ray":
+        from zhisuan.engines.ray import RayEngine
+
+        return RayEngine.from_config(center.name, cfg)
     raise ValueError(f"center {center.name}: no {center.engine} engine in this build yet")
 
 

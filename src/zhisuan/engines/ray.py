@@ -1,0 +1,151 @@
+"""A Ray cluster as a center, through the Ray Jobs API (JobSubmissionClient) and the state API.
+
+Devices are Ray custom resources (`{"A100": 8}` on a node); `engine_config.resources` maps each
+resource name to a catalog chip, so the inventory is every node's amount of each mapped resource.
+A job is one Ray job whose entrypoint reserves `devices_per_node` of the pool's resource; its
+submission id is `zs-<job id>-<attempt tag>`, and its metadata names the zhisuan job, so a restarted
+control loop finds it again. A gang over several Ray nodes would need a placement group inside the
+job: such placements are refused with that reason. Needs `pip install 'zhisuan[ray]'`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from typing import Any
+
+import httpx
+
+from zhisuan.engines.base import EngineDown, EngineStatus, Launch, Usage, rest_of, whole_lines
+from zhisuan.engines.local import VISIBLE
+from zhisuan.model import Pool
+
+RUNNING = {"PENDING", "RUNNING"}
+
+
+class RayEngine:
+    kind = "ray"
+
+    def __init__(self, center: str, address: str, resources: dict[str, str], prices: dict[str, float],
+                 timeout: float = 10.0) -> None:
+        self.center, self.address = center, address.rstrip("/")
+        self.resources, self.prices, self.timeout = resources, prices, timeout
+        self._client: Any = None
+
+    @classmethod
+    def from_config(cls, center: str, cfg: dict[str, Any]) -> RayEngine:
+        """`engine_config` keys: address (the Jobs API, http://127.0.0.1:8265), resources {Ray resource:
+        catalog chip}, prices {Ray resource: CNY per device-hour}, timeout (s)."""
+        unknown = set(cfg) - {"address", "resources", "prices", "timeout"}
+        if unknown or "address" not in cfg or "resources" not in cfg:
+            raise ValueError(f"engine_config of {center}: needs address and resources; unknown keys {sorted(unknown)}")
+        return cls(center, str(cfg["address"]), dict(cfg["resources"]), dict(cfg.get("prices", {})),
+                   float(cfg.get("timeout", 10.0)))
+
+    def _jobs(self) -> Any:
+        if self._client is None:
+            try:
+                from ray.job_submission import JobSubmissionClient
+            except ImportError as e:
+                raise EngineDown(f"{self.center}: Ray is not installed: pip install 'zhisuan[ray]'") from e
+            try:
+                self._client = JobSubmissionClient(self.address)
+            except (ConnectionError, RuntimeError) as e:
+                raise EngineDown(f"{self.center}: the Ray Jobs API at {self.address} does not answer: {e}") from e
+        return self._client
+
+    def _call(self, method: str, *args: Any, **kw: Any) -> Any:
+        try:
+            return getattr(self._jobs(), method)(*args, **kw)
+        except (ConnectionError, httpx.HTTPError) as e:
+            raise EngineDown(f"{self.center}: Ray does not answer: {e}") from e
+        except RuntimeError as e:  # the Jobs API reports request failures as RuntimeError
+            if "Failed to connect" in str(e) or "Connection" in str(e):
+                raise EngineDown(f"{self.center}: Ray does not answer: {e}") from e
+            raise OSError(f"{self.center}: Ray refused: {e}") from e
+
+    def health(self) -> None:
+        try:
+            httpx.get(f"{self.address}/api/version", timeout=self.timeout).raise_for_status()
+        except httpx.HTTPError as e:
+            raise EngineDown(f"{self.center}: Ray dashboard at {self.address} does not answer ({e})") from e
+
+    def inventory(self) -> list[Pool]:
+        """One pool per mapped resource: the nodes that have it, the amount per node (state API)."""
+        try:
+            from ray.util.state import list_nodes
+        except ImportError as e:
+            raise EngineDown(f"{self.center}: Ray is not installed: pip install 'zhisuan[ray]'") from e
+        nodes = [n for n in list_nodes(address=self.address, detail=True, timeout=int(self.timeout))
+                 if n.state == "ALIVE"]
+        pools = []
+        for resource, chip in sorted(self.resources.items()):
+            have = sorted((str(n.node_name), int(n.resources_total.get(resource, 0))) for n in nodes
+                          if n.resources_total.get(resource, 0) >= 1)
+            if not have:
+                continue
+            if resource not in self.prices:
+                raise ValueError(f"engine_config.prices: no price for Ray resource {resource!r} of {self.center}")
+            pools.append(Pool(name=resource.lower(), accelerator=chip, nodes=len(have),
+                              devices_per_node=min(k for _, k in have), price_per_device_hour=self.prices[resource],
+                              node_names=[name for name, _ in have]))
+        return pools
+
+    def _resource(self, pool: Pool) -> str:
+        for resource in self.resources:
+            if resource.lower() == pool.name:
+                return resource
+        raise OSError(f"{self.center}: pool {pool.name} has no Ray resource in engine_config.resources")
+
+    def submit(self, launch: Launch) -> str:
+        if len(launch.nodes) > 1:
+            raise OSError(f"{self.center}: a gang over {len(launch.nodes)} Ray nodes needs a placement group "
+                          "inside the job; the Ray engine starts single-node jobs only")
+        env = {**launch.env, "ZHISUAN_JOB_ID": launch.job_id, "ZHISUAN_NODE_RANK": "0", "ZHISUAN_NNODES": "1",
+               VISIBLE.get(launch.pool.chip.stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(launch.devices[0])}
+        submission = f"zs-{launch.job_id}-{uuid.uuid4().hex[:6]}"
+        self._call("submit_job", entrypoint=f"bash -c {shlex.quote(launch.command)}", submission_id=submission,
+                   entrypoint_resources={self._resource(launch.pool): float(launch.devices_per_node)},
+                   entrypoint_num_cpus=0, runtime_env={"env_vars": env},
+                   metadata={"zhisuan_job": launch.job_id, "zhisuan_name": launch.name,
+                             "zhisuan_devices": str(launch.devices_per_node)})
+        return submission
+
+    def handle_of(self, job_id: str) -> str | None:
+        for job in self._call("list_jobs"):
+            if (job.metadata or {}).get("zhisuan_job") == job_id and str(job.status.value) in RUNNING:
+                return str(job.submission_id)
+        return None
+
+    def poll(self, handle: str) -> EngineStatus:
+        info = self._call("get_job_info", handle)
+        status = str(info.status.value)
+        if status in RUNNING:
+            return EngineStatus("running")
+        if status == "SUCCEEDED":
+            return EngineStatus("succeeded", 0)
+        first = (info.message or "").splitlines()[0] if info.message else ""
+        return EngineStatus("failed", info.driver_exit_code, f"ray {status}: {first}".rstrip(": "))
+
+    def cancel(self, handle: str) -> None:
+        self._call("stop_job", handle)
+
+    def logs(self, handle: str) -> str:
+        return str(self._call("get_job_logs", handle))
+
+    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
+        return whole_lines(self.logs(handle), offsets)
+
+    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
+        return rest_of(self.logs(handle), offsets)
+
+    def usage(self, handle: str) -> Usage | None:
+        """Allocated device-seconds from the job's start and end (times in ms) and the devices it reserved
+        (kept in its metadata); Ray does not measure device use."""
+        info = self._call("get_job_info", handle)
+        if not info.start_time:
+            return None
+        amount = float((info.metadata or {}).get("zhisuan_devices", 0))
+        end = info.end_time or info.start_time
+        elapsed = (end - info.start_time) / 1000.0
+        return Usage(amount * elapsed, elapsed, None, "Ray job start/end × entrypoint resources")

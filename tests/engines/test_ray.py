@@ -1,0 +1,86 @@
+"""The Ray engine against a real local Ray head (scripts/ray-up.sh, started by `make test`), loopback only,
+with fake accelerators as custom resources {"A100": 8, "910B": 8}."""
+
+import os
+import time
+
+import pytest
+
+from zhisuan.engines import EngineDown, Launch
+from zhisuan.engines.ray import RayEngine
+from zhisuan.model import parse_network
+
+ADDRESS = os.environ.get("ZHISUAN_TEST_RAY", "")
+
+
+@pytest.fixture(scope="module")
+def ray_engine():
+    if not ADDRESS:
+        if os.environ.get("CI"):
+            pytest.fail("no Ray head: run the suite with `make test`, which starts one (scripts/ray-up.sh)")
+        pytest.skip("no Ray head (run `make test` or scripts/ray-up.sh and set ZHISUAN_TEST_RAY)")
+    return RayEngine.from_config("ray-center", {"address": ADDRESS, "resources": {"A100": "A100 SXM4 80GB",
+                                                "910B": "Ascend 910B3"}, "prices": {"A100": 12, "910B": 8}})
+
+
+def launch(engine, job_id, command, pool="a100", devices=2, nodes=(0,)):
+    pools = {p.name: p for p in engine.inventory()}
+    return Launch(job_id, job_id, command, pools[pool], nodes, devices, [[str(i) for i in range(devices)]] * len(nodes),
+                  {"GREETING": "hello"})
+
+
+def wait(engine, handle, limit=60.0):
+    end = time.time() + limit
+    while time.time() < end:
+        st = engine.poll(handle)
+        if st.state != "running":
+            return st
+        time.sleep(0.3)
+    raise AssertionError("still running")
+
+
+def test_inventory_reads_custom_resources(ray_engine):
+    pools = {p.name: p for p in ray_engine.inventory()}
+    assert set(pools) == {"a100", "910b"}
+    assert (pools["a100"].accelerator, pools["a100"].nodes, pools["a100"].devices_per_node) == ("A100 SXM4 80GB", 1, 8)
+    assert pools["910b"].accelerator == "Ascend 910B3"
+
+
+def test_a_job_runs_with_its_devices_and_logs(ray_engine):
+    h = ray_engine.submit(launch(ray_engine, "j-ray1", "echo $GREETING from $ZHISUAN_JOB_ID on $CUDA_VISIBLE_DEVICES"))
+    assert wait(ray_engine, h).state == "succeeded"
+    assert "hello from j-ray1 on 0,1" in ray_engine.logs(h)
+    assert ray_engine.handle_of("j-ray1") is None  # ended: nothing to re-adopt
+    usage = ray_engine.usage(h)
+    assert usage is not None and usage.busy_device_seconds is None and usage.allocated_device_seconds >= 0
+
+
+def test_a_failed_job_keeps_its_exit_code(ray_engine):
+    h = ray_engine.submit(launch(ray_engine, "j-ray2", "echo npu=$ASCEND_RT_VISIBLE_DEVICES; exit 3", pool="910b"))
+    st = wait(ray_engine, h)
+    assert (st.state, st.exit_code) == ("failed", 3) and "exit code 3" in st.reason
+    assert "npu=0,1" in ray_engine.logs(h)
+
+
+def test_stop_a_running_job_and_find_it_again(ray_engine):
+    h = ray_engine.submit(launch(ray_engine, "j-ray3", "sleep 60"))
+    end = time.time() + 30
+    while time.time() < end and ray_engine.handle_of("j-ray3") is None:
+        time.sleep(0.3)
+    assert ray_engine.handle_of("j-ray3") == h  # a restarted control loop re-adopts it
+    ray_engine.cancel(h)
+    st = wait(ray_engine, h)
+    assert st.state == "failed" and "STOPPED" in st.reason
+
+
+def test_a_gang_over_ray_nodes_is_refused_with_the_reason(ray_engine):
+    with pytest.raises(OSError, match="placement group"):
+        ray_engine.submit(launch(ray_engine, "j-ray4", "true", nodes=(0, 1)))
+
+
+def test_a_ray_center_that_does_not_answer_is_down():
+    net = parse_network("name: r\ncenters:\n  - {name: r, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5, engine: ray,"
+                        " engine_config: {address: 'http://127.0.0.1:9', resources: {A100: a100}}}\n")
+    engine = RayEngine.from_config("r", net.centers[0].engine_config)
+    with pytest.raises(EngineDown, match="does not answer"):
+        engine.health()
