@@ -177,3 +177,28 @@ def test_a_stopped_cluster_fails_over(world, clusters):
     while time.time() < end and beta.poll(old_handle).state == "running":
         time.sleep(0.3)
     assert beta.poll(old_handle).reason.startswith("slurm CANCELLED")
+
+
+def test_zhisuan_server_runs_a_network_of_slurm_clusters(clusters, tmp_path, root):
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+    from zhisuan.control.launch import ServerProcess
+
+    net = (root / "examples" / "networks" / "slurm2.yaml").read_text().replace("/tmp/zhisuan-slurm", str(clusters))
+    (tmp_path / "net.yaml").write_text(net)
+    server = ServerProcess(tmp_path / "net.yaml", f"sqlite:///{tmp_path / 'z.db'}", tmp_path / "runs").start()
+    try:
+        env = {"ZHISUAN_URL": server.url, "ZHISUAN_TOKEN": server.token("acme"), "COLUMNS": "200"}
+        res = CliRunner().invoke(app, ["centers"], env=env)
+        assert res.exit_code == 0, res.output
+        for text in ("alpha", "beta", "slurm", "local", "gpu-a100", "2×8", "Ascend 910B3"):
+            assert text in res.output
+        spec = tmp_path / "job.yaml"
+        spec.write_text("name: over-http\ntenant: acme\nresources: {accelerators: a100:8, nodes: 2}\n"
+                        "run: echo rank $ZHISUAN_NODE_RANK on $SLURMD_NODENAME\n")
+        res = CliRunner().invoke(app, ["submit", str(spec), "--follow"], env=env)
+        assert res.exit_code == 0, res.output
+        assert "on alpha/gpu-a100" in res.output and "rank 1 on a100-1" in res.output
+    finally:
+        server.stop()

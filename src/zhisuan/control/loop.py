@@ -171,7 +171,7 @@ class ControlLoop:
             return  # cancelled since the snapshot was taken
         engine = self.fleet.of(p.center)
         launch = Launch(rec.id, rec.name, rec.spec.run, self.pool_of[key], p.nodes, p.devices_per_node, devices,
-                        dict(rec.spec.env), rec.spec.constraints.time_limit)
+                        dict(rec.spec.env), rec.spec.constraints.time_limit, rec.spec.image)
         try:
             handle = engine.submit(launch)
         except EngineDown as e:

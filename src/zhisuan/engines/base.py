@@ -33,6 +33,7 @@ class Launch:
     devices: list[list[str]]
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
+    image: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,9 @@ def engine_for(center: Center, runs: Path, local: LocalEngine) -> Engine:
         from zhisuan.engines.ray import RayEngine
 
         return RayEngine.from_config(center.name, cfg)
-    raise ValueError(f"center {center.name}: no {center.engine} engine in this build yet")
+    from zhisuan.engines.kubernetes import KubernetesEngine
+
+    return KubernetesEngine.from_config(center.name, cfg)
 
 
 def build_fleet(network: Network, runs: Path) -> Fleet:

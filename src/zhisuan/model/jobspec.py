@@ -152,6 +152,7 @@ class JobSpec(_Strict):
     recovery: Literal["requeue", "fail"] = "requeue"
     run: str = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
+    image: str | None = Field(None, description="container image, for engines that run containers (Kubernetes)")
 
     @model_validator(mode="after")
     def _portable_includes_own_stack(self) -> JobSpec:

@@ -1,0 +1,194 @@
+"""A Kubernetes cluster as a center: batch/v1 Jobs through the official `kubernetes` client, and a
+Volcano PodGroup (gang of `nodes` pods, all or nothing) when the center's `volcano: true`.
+
+A gang of N nodes is an Indexed Job with N pods (rank = JOB_COMPLETION_INDEX), one pod per node, each
+limited to `devices_per_node` of the chip's device resource (nvidia.com/gpu, huawei.com/Ascend910,
+amd.com/gpu …). Jobs are named `zs-<job id>-<tag>` and labelled `zhisuan.io/job=<job id>`, so a
+restarted control loop finds them again. Needs `pip install 'zhisuan[kubernetes]'`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from zhisuan.engines.base import EngineDown, EngineStatus, Launch, Usage, rest_of, whole_lines
+from zhisuan.model import Pool
+
+DEVICE_RESOURCE = {"cuda": "nvidia.com/gpu", "cann": "huawei.com/Ascend910", "rocm": "amd.com/gpu",
+                   "dtk": "hygon.com/dcu", "neuware": "cambricon.com/mlu", "synapseai": "habana.ai/gaudi"}
+PRODUCT_LABEL = "zhisuan.io/accelerator"  # node label naming the chip, e.g. "A100 SXM4 80GB" -> A100-SXM4-80GB
+
+
+class KubernetesEngine:
+    kind = "kubernetes"
+
+    def __init__(self, center: str, api: Any, namespace: str = "default", image: str = "python:3.11-slim",
+                 chips: dict[str, str] | None = None, prices: dict[str, float] | None = None, volcano: bool = False,
+                 timeout: float = 10.0) -> None:
+        self.center, self.api, self.namespace, self.image = center, api, namespace, image
+        self.chips, self.prices, self.volcano, self.timeout = chips or {}, prices or {}, volcano, timeout
+
+    @classmethod
+    def from_config(cls, center: str, cfg: dict[str, Any]) -> KubernetesEngine:
+        """`engine_config` keys: kubeconfig (path) or host (+ token), namespace, image (default container
+        image), chips {node label value: catalog chip}, prices {node label value: CNY per device-hour},
+        volcano (bool), timeout (s)."""
+        known = {"kubeconfig", "host", "token", "namespace", "image", "chips", "prices", "volcano", "timeout"}
+        if set(cfg) - known:
+            raise ValueError(f"engine_config of {center}: unknown keys {sorted(set(cfg) - known)}")
+        try:
+            from kubernetes import client, config
+        except ImportError as e:
+            raise ValueError(f"center {center}: pip install 'zhisuan[kubernetes]' for Kubernetes centers") from e
+        if "host" in cfg:
+            conf = client.Configuration()
+            conf.host = str(cfg["host"])
+            if cfg.get("token"):
+                conf.api_key = {"authorization": f"Bearer {cfg['token']}"}
+            api = client.ApiClient(conf)
+        else:
+            api = config.new_client_from_config(config_file=cfg.get("kubeconfig"))  # type: ignore[no-untyped-call]
+        return cls(center, api, str(cfg.get("namespace", "default")), str(cfg.get("image", "python:3.11-slim")),
+                   cfg.get("chips"), cfg.get("prices"), bool(cfg.get("volcano", False)), float(cfg.get("timeout", 10)))
+
+    def _call(self, group: str, method: str, *args: Any, **kw: Any) -> Any:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        api = {"core": client.CoreV1Api, "batch": client.BatchV1Api, "custom": client.CustomObjectsApi,
+               "version": client.VersionApi}[group](self.api)
+        try:
+            return getattr(api, method)(*args, _request_timeout=self.timeout, **kw)
+        except ApiException as e:
+            if e.status is None or e.status >= 500:
+                raise EngineDown(f"{self.center}: the API server answers {e.status}: {e.reason}") from e
+            raise OSError(f"{self.center}: {method} refused ({e.status} {e.reason}): {e.body}") from e
+        except (OSError, HTTPError) as e:  # refused, reset or timed out
+            raise EngineDown(f"{self.center}: the API server does not answer ({e})") from e
+
+    def health(self) -> None:
+        self._call("version", "get_code")
+
+    def inventory(self) -> list[Pool]:
+        """Pools = schedulable nodes grouped by chip label and allocatable device count."""
+        groups: dict[tuple[str, str, int], list[Any]] = {}
+        for node in self._call("core", "list_node").items:
+            labels = node.metadata.labels or {}
+            if node.spec.unschedulable or PRODUCT_LABEL not in labels:
+                continue
+            chip = self.chips.get(labels[PRODUCT_LABEL], labels[PRODUCT_LABEL])
+            for resource in DEVICE_RESOURCE.values():
+                count = int((node.status.allocatable or {}).get(resource, "0"))
+                if count:
+                    groups.setdefault((labels[PRODUCT_LABEL], chip, count), []).append(node)
+        pools = []
+        for (label, chip, count), nodes in sorted(groups.items()):
+            if label not in self.prices:
+                raise ValueError(f"engine_config.prices: no price for {label!r} of {self.center}")
+            nodes.sort(key=lambda n: str(n.metadata.name))
+            pools.append(Pool(name=label.lower().replace("_", "-"), accelerator=chip, nodes=len(nodes),
+                              devices_per_node=count, price_per_device_hour=float(self.prices[label]),
+                              node_names=[str(n.metadata.name) for n in nodes]))
+        return pools
+
+    def job_manifest(self, launch: Launch, name: str) -> dict[str, Any]:
+        resource = DEVICE_RESOURCE.get(launch.pool.chip.stack, "nvidia.com/gpu")
+        n = len(launch.nodes)
+        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in launch.env.items()]
+        env += [{"name": "ZHISUAN_JOB_ID", "value": launch.job_id}, {"name": "ZHISUAN_NNODES", "value": str(n)},
+                {"name": "ZHISUAN_NODE_RANK", "valueFrom": {"fieldRef": {
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}]
+        labels = {"zhisuan.io/job": launch.job_id}
+        pod: dict[str, Any] = {
+            "restartPolicy": "Never",
+            "nodeSelector": {PRODUCT_LABEL: next((k for k, v in self.chips.items() if v == launch.pool.accelerator),
+                                                 launch.pool.accelerator)},
+            "containers": [{"name": "job", "image": launch.image or self.image, "command": ["/bin/sh", "-c",
+                            launch.command], "env": env,
+                            "resources": {"limits": {resource: str(launch.devices_per_node)}}}],
+        }
+        annotations = {}
+        if self.volcano:
+            pod["schedulerName"] = "volcano"
+            annotations["scheduling.k8s.io/group-name"] = name
+        if n > 1:  # one pod per node of the gang
+            pod["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchLabels": {"job-name": name}}, "topologyKey": "kubernetes.io/hostname"}]}}
+        spec: dict[str, Any] = {"completions": n, "parallelism": n, "completionMode": "Indexed", "backoffLimit": 0,
+                                "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod}}
+        if launch.timeout:
+            spec["activeDeadlineSeconds"] = int(launch.timeout)
+        return {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "namespace": self.namespace, "labels": labels}, "spec": spec}
+
+    def pod_group(self, launch: Launch, name: str) -> dict[str, Any]:
+        return {"apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": name, "namespace": self.namespace, "labels": {"zhisuan.io/job": launch.job_id}},
+                "spec": {"minMember": len(launch.nodes)}}
+
+    def submit(self, launch: Launch) -> str:
+        name = f"zs-{launch.job_id}-{uuid.uuid4().hex[:5]}".lower()
+        if self.volcano:
+            self._call("custom", "create_namespaced_custom_object", "scheduling.volcano.sh", "v1beta1",
+                       self.namespace, "podgroups", self.pod_group(launch, name))
+        self._call("batch", "create_namespaced_job", self.namespace, self.job_manifest(launch, name))
+        return name
+
+    def handle_of(self, job_id: str) -> str | None:
+        jobs = self._call("batch", "list_namespaced_job", self.namespace, label_selector=f"zhisuan.io/job={job_id}")
+        active = [j for j in jobs.items if not _finished(j)]
+        return str(active[0].metadata.name) if active else None
+
+    def _pods(self, name: str) -> list[Any]:
+        pods = self._call("core", "list_namespaced_pod", self.namespace, label_selector=f"job-name={name}").items
+        return sorted(pods, key=lambda p: (p.metadata.annotations or {}).get(
+            "batch.kubernetes.io/job-completion-index", p.metadata.name))
+
+    def poll(self, handle: str) -> EngineStatus:
+        job = self._call("batch", "read_namespaced_job_status", handle, self.namespace)
+        if (job.status.succeeded or 0) >= (job.spec.completions or 1):
+            return EngineStatus("succeeded", 0)
+        if not _finished(job):
+            return EngineStatus("running")
+        for pod in self._pods(handle):
+            for cs in (pod.status.container_statuses or []):
+                term = cs.state.terminated if cs.state else None
+                if term is not None and term.exit_code:
+                    return EngineStatus("failed", int(term.exit_code), f"kubernetes pod {pod.metadata.name}: "
+                                        f"{term.reason or 'Error'}")
+        cond = next((c for c in job.status.conditions or [] if c.type == "Failed"), None)
+        return EngineStatus("failed", None, f"kubernetes Job failed: {cond.reason if cond else 'unknown'}")
+
+    def cancel(self, handle: str) -> None:
+        self._call("batch", "delete_namespaced_job", handle, self.namespace, propagation_policy="Background")
+
+    def logs(self, handle: str) -> str:
+        pods = self._pods(handle)
+        texts = [str(self._call("core", "read_namespaced_pod_log", p.metadata.name, self.namespace)) for p in pods]
+        if len(texts) == 1:
+            return texts[0]
+        return "".join(f"== node {i} ==\n{t}" for i, t in enumerate(texts))
+
+    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
+        return whole_lines(self.logs(handle), offsets)
+
+    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
+        return rest_of(self.logs(handle), offsets)
+
+    def usage(self, handle: str) -> Usage | None:
+        """Allocated device-seconds from the Job's start and completion times and its pods' limits."""
+        job = self._call("batch", "read_namespaced_job_status", handle, self.namespace)
+        start, end = job.status.start_time, job.status.completion_time
+        if not isinstance(start, datetime) or not isinstance(end, datetime):
+            return None
+        limits = job.spec.template.spec.containers[0].resources.limits or {}
+        devices = sum(int(v) for k, v in limits.items() if k in DEVICE_RESOURCE.values()) * (job.spec.completions or 1)
+        elapsed = (end - start).total_seconds()
+        return Usage(devices * elapsed, elapsed, None, "Job start/completion × device limits")
+
+
+def _finished(job: Any) -> bool:
+    return any(c.type in ("Complete", "Failed") and c.status == "True" for c in job.status.conditions or [])
