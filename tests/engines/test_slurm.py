@@ -144,7 +144,7 @@ def test_a_failed_jobs_exit_code_and_log_reach_the_user(world):
 
 
 def test_a_stopped_cluster_fails_over(world, clusters):
-    store, loop, _ = world
+    store, loop, svc = world
     beta = loop.fleet.of("beta")
     blocker = store.submit(spec("blocker", "910b3:8", "sleep 6"), time.time())  # takes a whole 910b node ...
     step_until(loop, store, blocker, {JobState.RUNNING})
@@ -167,6 +167,8 @@ def test_a_stopped_cluster_fails_over(world, clusters):
         reasons = [t.reason for t in store.transitions(moved)]
         assert any("center beta down" in r for r in reasons) and "requeued elsewhere (recovery: requeue)" in reasons
         assert "beta" in loop.down
+        beta_row = next(c for c in svc.centers() if c["name"] == "beta")
+        assert beta_row["healthy"] is False and "slurmctld does not answer" in beta_row["down_reason"]
     finally:
         up = subprocess.run(["bash", "scripts/slurm-up.sh"], capture_output=True, text=True,
                             env={**os.environ, "ZHISUAN_SLURM_ROOT": str(clusters)})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -84,6 +85,7 @@ def api_rate(name: str, db: str, n: int, rounds: int) -> Rate:
     finally:
         conn.close()
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def sbatch_rate(n: int, rounds: int, slurm_conf: str) -> Rate:
@@ -102,7 +104,8 @@ def sbatch_rate(n: int, rounds: int, slurm_conf: str) -> Rate:
 def run(n: int, rounds: int = 5, progress: Callable[[str], None] = lambda _: None) -> list[Rate]:
     rates = []
     progress("zhisuan server on SQLite")
-    rates.append(api_rate("zhisuan API, SQLite (WAL)", f"sqlite:///{tempfile.mkdtemp()}/bench.db", n, rounds))
+    with tempfile.TemporaryDirectory() as tmp:
+        rates.append(api_rate("zhisuan API, SQLite (WAL)", f"sqlite:///{tmp}/bench.db", n, rounds))
     progress("starting PostgreSQL")
     subprocess.run(["bash", "scripts/postgres-up.sh"], check=True, capture_output=True)
     try:
