@@ -96,3 +96,48 @@ def test_centers_show_free_devices_and_tenants_are_scoped(api):
     pool = client.get("/v1/centers", headers=auth(keys["lab"])).json()[0]["pools"][0]
     assert (pool["devices"], pool["free"], pool["stack"]) == (2, 1, "cuda")
     assert client.get("/v1/tenants", headers=auth(keys["lab"])).json() == []  # the toy network names no tenants
+
+
+def run_to(client, loop, key, job, state):
+    for _ in range(200):
+        loop.step(time.time())
+        if client.get(f"/v1/jobs/{job}", headers=auth(key)).json()["state"] == state:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{job} never became {state}")
+
+
+def test_usage_reports_become_busy_time_on_the_invoice(api):
+    from zhisuan.metering.invoice import local_month
+
+    client, keys, _, loop = api
+    spec = JOB.replace("echo hi", "sleep 1.5")
+    reported = client.post("/v1/jobs", content=spec, headers=auth(keys["acme"])).json()["id"]
+    silent = client.post("/v1/jobs", content=spec.replace("hello", "quiet"), headers=auth(keys["acme"])).json()["id"]
+    run_to(client, loop, keys["acme"], reported, "running")
+    r = client.post(f"/v1/jobs/{reported}/usage", json={"busy_fraction": 0.75, "peak_memory_gib": 12},
+                    headers=auth(keys["acme"]))
+    assert r.status_code == 202
+    bad = client.post(f"/v1/jobs/{reported}/usage", json={"busy_fraction": 1.5}, headers=auth(keys["acme"]))
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "busy_fraction"
+    assert client.post(f"/v1/jobs/{reported}/usage", json={"busy_fraction": 0.5},
+                       headers=auth(keys["lab"])).status_code == 404  # not lab's job
+    run_to(client, loop, keys["acme"], reported, "succeeded")
+    run_to(client, loop, keys["acme"], silent, "succeeded")
+    late = client.post(f"/v1/jobs/{reported}/usage", json={"busy_fraction": 0.5}, headers=auth(keys["acme"]))
+    assert late.status_code == 409
+    month = local_month(time.time())
+    inv = client.get(f"/v1/invoices/acme/{month}", headers=auth(keys["acme"])).json()
+    lines = {x["job_id"]: x for x in inv["lines"]}
+    assert lines[reported]["busy_device_hours"] > 0 and lines[silent]["busy_device_hours"] is None
+    b = lines[reported]
+    assert b["busy_device_hours"] == pytest.approx(0.75 * b["measured_device_hours"])
+    assert inv["totals"]["cny"] == pytest.approx(sum(x["cny"] for x in inv["lines"]))
+    assert client.get(f"/v1/invoices/acme/{month}", headers=auth(keys["lab"])).status_code == 403
+    assert client.get("/v1/invoices/acme/2026-13", headers=auth(keys["acme"])).json()["errors"][0]["field"] == "month"
+    csv_text = client.get(f"/v1/invoices/acme/{month}.csv", headers=auth(keys["acme"])).text
+    assert "unmeasured" in csv_text and reported in csv_text
+    rep = client.get("/v1/reports/utilization", params={"bucket": 600}, headers=auth(keys["lab"])).json()
+    assert sum(r["allocated_device_hours"] for r in rep["rows"]) > 0 and "acme" not in rep["tenants"]
+    admin = client.get("/v1/reports/utilization", headers=auth(keys["admin"])).json()
+    assert admin["tenants"]["acme"]["busy_device_hours"] == pytest.approx(b["busy_device_hours"])

@@ -8,10 +8,12 @@ import time
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 
-from zhisuan.control.service import Forbidden, NotFound, Service
+from zhisuan.control.service import Conflict, Forbidden, NotFound, Service
 from zhisuan.model import SpecError
 from zhisuan.store import JobRecord, Principal, TokenStore
 
@@ -36,6 +38,14 @@ def job_json(r: JobRecord) -> dict[str, Any]:
             "reason": r.reason, "attempts": r.attempts}
 
 
+class UsageReport(BaseModel):
+    """A running job's own measurement, for chips without a driver sampler."""
+
+    busy_fraction: float = Field(ge=0, le=1, description="share of the job's devices busy since the last report")
+    peak_memory_gib: float | None = Field(None, ge=0)
+    watts: float | None = Field(None, ge=0, description="measured draw per device")
+
+
 def create_app(service: Service, tokens: TokenStore) -> FastAPI:
     app = FastAPI(title="zhisuan", version="0.1.0", description="an open compute-power network for AI centers")
     bearer = HTTPBearer(auto_error=False)
@@ -58,6 +68,16 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, e: Forbidden) -> JSONResponse:
         return problem(403, "Forbidden", str(e))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, e: Conflict) -> JSONResponse:
+        return problem(409, "Conflict", str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, e: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(x) for x in err["loc"] if x not in ("body", "query")),
+                   "message": err["msg"]} for err in e.errors()]
+        return problem(422, "Invalid request", "; ".join(f"{x['field']}: {x['message']}" for x in errors), errors)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, e: NotFound) -> JSONResponse:
@@ -88,6 +108,27 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
             return PlainTextResponse(service.logs(job_id, who))
         service.job(job_id, who)  # 404 before the stream starts, not inside it
         return StreamingResponse(service.follow_logs(job_id, who), media_type="text/plain; charset=utf-8")
+
+    @app.post("/v1/jobs/{job_id}/usage", status_code=202)
+    def report_usage(job_id: str, report: UsageReport, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        service.report_usage(job_id, who, time.time(), report.busy_fraction, report.peak_memory_gib, report.watts)
+        return {"job": job_id, "accepted": True}
+
+    @app.get("/v1/invoices/{tenant}/{month}.csv", response_class=PlainTextResponse)
+    def invoice_csv(tenant: str, month: str, who: Principal = Depends(principal)) -> str:  # noqa: B008
+        return service.invoice(tenant, month, who).to_csv()
+
+    @app.get("/v1/invoices/{tenant}/{month}")
+    def invoice(tenant: str, month: str, who: Principal = Depends(principal)) -> dict[str, object]:  # noqa: B008
+        return service.invoice(tenant, month, who).to_json()
+
+    @app.get("/v1/reports/utilization")
+    def utilization(since: float | None = None, until: float | None = None, bucket: float = 3600.0,
+                    center: str | None = None, who: Principal = Depends(principal)) -> dict[str, object]:  # noqa: B008
+        """Allocated, busy and idle-while-allocated per center and chip (default: the last 24 h, hourly)."""
+        now = time.time()
+        end = until if until is not None else now
+        return service.utilization(who, since if since is not None else end - 86400, end, bucket, center)
 
     @app.get("/v1/centers")
     def centers(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008

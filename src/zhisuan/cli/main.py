@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from zhisuan.cli.bench import bench_app
+from zhisuan.cli.billing import bill_command, report_app
 from zhisuan.cli.catalog import catalog_command
 from zhisuan.cli.client import (
     cancel_command,
@@ -35,7 +36,9 @@ app.command("server")(server_command)
 for _name, _command in [("submit", submit_command), ("jobs", jobs_command), ("logs", logs_command),
                        ("cancel", cancel_command), ("quote", quote_command), ("centers", centers_command)]:
     app.command(_name)(_command)
+app.command("bill")(bill_command)
 app.add_typer(bench_app, name="bench")
+app.add_typer(report_app, name="report")
 
 if __name__ == "__main__":
     app()

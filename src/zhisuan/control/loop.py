@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from zhisuan.control.metering import Meter
 from zhisuan.engines import Engine, EngineDown, Fleet, Launch
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler import (
@@ -33,7 +34,7 @@ from zhisuan.scheduler import (
     pools_from_network,
 )
 from zhisuan.scheduler.snapshot import DEFAULT_DURATION
-from zhisuan.store import JobRecord, JobStore
+from zhisuan.store import JobRecord, JobStore, UsageStore
 
 HELD = {JobState.SCHEDULED, JobState.RUNNING}
 log = logging.getLogger("zhisuan.control")
@@ -59,6 +60,7 @@ class ControlLoop:
         self.pools = pools_from_network(network)
         self.pool_of = {f"{c.name}/{p.name}": p for c in network.centers for p in c.pools}
         self.health_every, self.misses = health_every, misses
+        self.meter = Meter(network, UsageStore(store.engine))
         self.failures: dict[str, int] = {}
         self.down: dict[str, str] = {}  # center -> why it is considered down
         self.orphans: dict[str, list[str]] = {}  # center -> handles of jobs requeued away from it while down
@@ -116,14 +118,16 @@ class ControlLoop:
             try:
                 if rec.engine_handle:
                     self.orphans.setdefault(center, []).append(rec.engine_handle)
+                usage = self.meter.run_rows(rec, now)  # billed up to when the center was declared down
                 if rec.spec.recovery == "requeue" and rec.state is JobState.RUNNING:
-                    self.store.transition(rec.id, JobState.PREEMPTED, now, f"center {center} down: {why}")
+                    self.store.transition(rec.id, JobState.PREEMPTED, now, f"center {center} down: {why}",
+                                          usage=usage)
                     self.store.transition(rec.id, JobState.PENDING, now, "requeued elsewhere (recovery: requeue)")
                 elif rec.spec.recovery == "requeue":
                     self.store.transition(rec.id, JobState.PENDING, now, f"center {center} down before start")
                 else:
                     self.store.transition(rec.id, JobState.FAILED, now, f"center {center} down: {why}",
-                                          reason=f"center {center} down (recovery: fail)")
+                                          usage=usage, reason=f"center {center} down (recovery: fail)")
             except ValueError:
                 continue  # ended or cancelled meanwhile
 
@@ -137,9 +141,11 @@ class ControlLoop:
                 continue  # the health check decides what a silent center means
             try:
                 if status.state == "succeeded":
-                    self.store.transition(rec.id, JobState.SUCCEEDED, now, "exit 0", exit_code=0)
+                    self.store.transition(rec.id, JobState.SUCCEEDED, now, "exit 0",
+                                          usage=self.meter.run_rows(rec, now), exit_code=0)
                 elif status.state == "failed":
-                    self.store.transition(rec.id, JobState.FAILED, now, status.reason, exit_code=status.exit_code,
+                    self.store.transition(rec.id, JobState.FAILED, now, status.reason,
+                                          usage=self.meter.run_rows(rec, now), exit_code=status.exit_code,
                                           reason=status.reason)
             except ValueError:
                 continue  # cancelled meanwhile: its end is already recorded

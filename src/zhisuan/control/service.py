@@ -7,15 +7,22 @@ or asks for a gang no pool can hold is refused with the field named and leaves n
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from zhisuan.control.loop import live_snapshot
+from zhisuan.control.metering import Meter
 from zhisuan.engines import Engine, Fleet
-from zhisuan.model import JobSpec, JobState, Network, check_spec, parse_job_spec
+from zhisuan.metering.invoice import Invoice, invoice
+from zhisuan.metering.tou import UTC_OFFSET
+from zhisuan.metering.utilization import by_tenant, utilization
+from zhisuan.model import JobSpec, JobState, Network, SpecError, check_spec, parse_job_spec
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
-from zhisuan.store import JobRecord, JobStore, Principal, Transition
+from zhisuan.store import JobRecord, JobStore, Principal, Transition, UsageStore
 
 
 class Forbidden(PermissionError):
@@ -24,6 +31,19 @@ class Forbidden(PermissionError):
 
 class NotFound(KeyError):
     """No such job visible to the caller."""
+
+
+class Conflict(RuntimeError):
+    """The job is not in a state that allows this."""
+
+
+def month_window(month: str) -> tuple[float, float]:
+    """[start, end) in epoch seconds of a local (Asia/Shanghai) month `YYYY-MM`; SpecError naming `month`."""
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise SpecError([("month", f"expected YYYY-MM, got {month!r}")])
+    start = np.datetime64(month, "M")
+    return (float(start.astype("datetime64[s]").astype("int64")) - UTC_OFFSET,
+            float((start + 1).astype("datetime64[s]").astype("int64")) - UTC_OFFSET)
 
 
 @dataclass
@@ -35,6 +55,8 @@ class Service:
 
     def __post_init__(self) -> None:
         self.fleet = self.engines if isinstance(self.engines, Fleet) else Fleet.single(self.network, self.engines)
+        self.usage = UsageStore(self.store.engine)
+        self.meter = Meter(self.network, self.usage)
 
     def _engine(self, rec: JobRecord) -> Engine:
         return self.fleet.of(rec.center or "")
@@ -68,7 +90,8 @@ class Service:
             return rec
         if rec.state is JobState.RUNNING and rec.engine_handle:
             self._engine(rec).cancel(rec.engine_handle)
-        return self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.tenant}")
+        return self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.tenant}",
+                                     usage=self.meter.run_rows(rec, now))
 
     def logs(self, job_id: str, who: Principal) -> str:
         rec = self.job(job_id, who)
@@ -115,3 +138,43 @@ class Service:
         spec = self.validate(text, who)
         snapshot = live_snapshot(self.store, self.network)
         return spec, explain(snapshot, pending_from_spec("quote", spec, now), now)
+
+    def report_usage(self, job_id: str, who: Principal, now: float, busy_fraction: float,
+                     peak_memory_gib: float | None = None, watts: float | None = None) -> None:
+        """A running job's own measurement (for chips without a driver sampler): holds until the next one."""
+        rec = self.job(job_id, who)
+        if rec.state is not JobState.RUNNING:
+            raise Conflict(f"job {job_id} is {rec.state.value}: only a running job reports its usage")
+        self.usage.add_sample(job_id, now, busy_fraction, "self-report", watts, peak_memory_gib)
+
+    def invoice(self, tenant: str, month: str, who: Principal) -> Invoice:
+        if tenant != who.tenant and not who.admin:
+            raise Forbidden(f"tenant: you act for {who.tenant!r}, not {tenant!r}")
+        since, until = month_window(month)
+        names = {r.id: r.name for r in self.store.find(tenant=tenant)}
+        return invoice(self.meter.intervals(tenant=tenant, since=since, until=until), tenant, month, names)
+
+    def utilization(self, who: Principal, since: float, until: float, bucket: float,
+                    center: str | None = None) -> dict[str, object]:
+        """Allocated, busy and idle-while-allocated per center × chip over time, and per tenant (a tenant
+        sees every center's totals but only its own tenant line)."""
+        if until <= since or bucket <= 0:
+            raise SpecError([("since", "the window must end after it starts, with a positive bucket")])
+        if center is not None and center not in {c.name for c in self.network.centers}:
+            raise SpecError([("center", f"no center {center!r} in the network")])
+        capacity: dict[tuple[str, str], int] = {}
+        for c in self.network.centers:
+            for p in c.pools:
+                capacity[(c.name, p.accelerator)] = capacity.get((c.name, p.accelerator), 0) + p.devices
+        intervals = self.meter.intervals(since=since, until=until, center=center)
+        rows = utilization(intervals, capacity, since, until, bucket, center)
+        tenants = {t: v for t, v in by_tenant(intervals, since, until).items() if who.admin or t == who.tenant}
+        return {"since": since, "until": until, "bucket_s": bucket, "price_version": self.meter.book.version,
+                "rows": [{"bucket_start": r.bucket_start, "center": r.center, "chip": r.chip,
+                          "capacity_device_hours": r.capacity_device_s / 3600,
+                          "allocated_device_hours": r.allocated_device_s / 3600,
+                          "measured_device_hours": r.measured_device_s / 3600,
+                          "busy_device_hours": r.busy_device_s / 3600, "allocated_pct": r.allocated_pct,
+                          "busy_pct": r.busy_pct, "idle_while_allocated_pct": r.idle_while_allocated_pct,
+                          "measured_pct": r.measured_pct} for r in rows],
+                "tenants": tenants}

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec, JobState, check_transition
-from zhisuan.store.schema import JobRow, TransitionRow
+from zhisuan.store.schema import JobRow, TransitionRow, UsageRow
 
 UPDATABLE = {"center", "pool", "nodes", "devices_per_node", "devices", "engine_handle", "exit_code", "reason",
              "attempts"}
@@ -85,9 +85,11 @@ class JobStore:
         return JobRecord(job_id, spec.tenant, spec.name, spec, JobState.PENDING, spec.priority, now, now, None, None,
                          (), None, (), None, None, None, 0)
 
-    def transition(self, job_id: str, target: JobState, now: float, why: str = "", **fields: Any) -> JobRecord:
+    def transition(self, job_id: str, target: JobState, now: float, why: str = "",
+                   usage: list[dict[str, Any]] | None = None, **fields: Any) -> JobRecord:
         """Move a job to `target` if its lifecycle allows, setting `fields` in the same transaction;
-        `why` goes into the transition record."""
+        `why` goes into the transition record; `usage` rows (the run that ends) are stored with it, so a
+        run is metered exactly once whatever crashes when."""
         unknown = set(fields) - UPDATABLE
         if unknown:
             raise ValueError(f"cannot set {sorted(unknown)} on a job")
@@ -103,6 +105,8 @@ class JobStore:
             row.state, row.updated_at = target.value, now
             s.add(TransitionRow(job_id=job_id, from_state=current.value, to_state=target.value, at=now,
                                 reason=why))
+            for u in usage or []:
+                s.add(UsageRow(**u))
             return _record(row)
 
     def get(self, job_id: str) -> JobRecord | None:

@@ -50,3 +50,47 @@ class TokenRow(Base):
     tenant: Mapped[str] = mapped_column(String(64))
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class UsageRow(Base):
+    """One metered interval (a local clock hour or part of it) of one run of a job."""
+
+    __tablename__ = "usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    center: Mapped[str] = mapped_column(String(64))
+    pool: Mapped[str] = mapped_column(String(64))
+    chip: Mapped[str] = mapped_column(String(64))
+    start: Mapped[float] = mapped_column(Float, index=True)
+    end: Mapped[float] = mapped_column(Float)
+    devices: Mapped[int] = mapped_column(Integer)
+    allocated_device_s: Mapped[float] = mapped_column(Float)
+    measured_device_s: Mapped[float] = mapped_column(Float)
+    busy_device_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    busy_source: Mapped[str] = mapped_column(String(64))
+    peak_memory_gib: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kwh: Mapped[float] = mapped_column(Float)
+    energy_model: Mapped[str] = mapped_column(String(96))
+    kg_co2: Mapped[float] = mapped_column(Float)
+    tou_period: Mapped[str] = mapped_column(String(16))
+    tou_multiplier: Mapped[float] = mapped_column(Float)
+    cny: Mapped[float] = mapped_column(Float)
+    price_version: Mapped[str] = mapped_column(String(96))
+    assumptions: Mapped[str] = mapped_column(Text)
+
+
+class BusySampleRow(Base):
+    """A measurement of a running job: busy fraction (and watts, memory) holding from `at` on."""
+
+    __tablename__ = "busy_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    busy_fraction: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(32))
+    watts: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_memory_gib: Mapped[float | None] = mapped_column(Float, nullable=True)

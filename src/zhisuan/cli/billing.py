@@ -1,0 +1,131 @@
+"""`zhisuan bill` and `zhisuan report utilization`: invoices and honest utilisation from the server."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from zhisuan.cli.client import Token, Url, call, connect
+from zhisuan.cli.common import console, fail
+from zhisuan.model.units import parse_duration
+from zhisuan.sim.svg import line_chart
+
+report_app = typer.Typer(help="Reports from the live system.", no_args_is_help=True)
+
+
+def _num(v: float | None, fmt: str = ",.2f") -> str:
+    return "unmeasured" if v is None else format(v, fmt)
+
+
+def bill_command(tenant: Annotated[str, typer.Option("--tenant", help="who is billed")],
+                 month: Annotated[str, typer.Option("--month", help="local month, YYYY-MM")],
+                 out: Annotated[Path, typer.Option(help="folder for the CSV and JSON")] = Path("invoices"),
+                 url: Url = None, token: Token = None) -> None:
+    """A tenant's invoice for a month: allocated vs busy device-hours, energy, carbon, CNY per job."""
+    with connect(url, token) as client:
+        inv = call(client, "GET", f"/v1/invoices/{tenant}/{month}")
+        csv_text = call(client, "GET", f"/v1/invoices/{tenant}/{month}.csv")
+    t = Table(title=f"invoice {tenant} {month} — price book {', '.join(inv['price_versions']) or '(no usage)'}")
+    for col in ["job", "name", "where", "chip", "alloc dev-h", "busy dev-h", "measured %", "kWh", "kgCO2", "¥"]:
+        t.add_column(col, justify="left" if col in {"job", "name", "where", "chip"} else "right")
+    for x in inv["lines"]:
+        measured = 100 * x["measured_device_hours"] / x["allocated_device_hours"] if x["allocated_device_hours"] else 0
+        t.add_row(x["job_id"], x["job_name"], x["centers"], x["chips"], f"{x['allocated_device_hours']:,.3f}",
+                  _num(x["busy_device_hours"], ",.3f"), f"{measured:.0f}", f"{x['kwh']:,.3f}", f"{x['kg_co2']:,.3f}",
+                  f"{x['cny']:,.2f}")
+    tot = inv["totals"]
+    t.add_row("total", "", "", "", f"{tot['allocated_device_hours']:,.3f}", _num(tot["busy_device_hours"], ",.3f"),
+              "", f"{tot['kwh']:,.3f}", f"{tot['kg_co2']:,.3f}", f"{tot['cny']:,.2f}", style="bold")
+    console.print(t)
+    if inv["assumptions"]:
+        console.print(f"ASSUMPTION in the inputs of some lines: {', '.join(inv['assumptions'])} (see the network file)")
+    console.print("busy = measured only (NVML, the job's own reports); 'unmeasured' is never a guess. "
+                  "Energy without a measurement is the TDP upper bound.")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"invoice-{tenant}-{month}"
+    stem.with_suffix(".csv").write_text(csv_text, encoding="utf-8")
+    stem.with_suffix(".json").write_text(json.dumps(inv, indent=2, ensure_ascii=False), encoding="utf-8")
+    console.print(f"wrote {stem}.csv and {stem}.json")
+
+
+def _when(value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        fail(f"--since/--until: {value!r} is neither epoch seconds nor an ISO date with an offset")
+
+
+@report_app.command("utilization")
+def utilization_command(
+        center: Annotated[str | None, typer.Option(help="one center (default all)")] = None,
+        since: Annotated[str | None, typer.Option(help="ISO date with offset or epoch s (default 24 h ago)")] = None,
+        until: Annotated[str | None, typer.Option(help="ISO date with offset or epoch s (default now)")] = None,
+        bucket: Annotated[str, typer.Option(help="time bucket, e.g. 1h, 15m")] = "1h",
+        html: Annotated[Path | None, typer.Option(help="also write an HTML report with the plot")] = None,
+        url: Url = None, token: Token = None) -> None:
+    """Allocated %, busy % and idle-while-allocated % per center and chip, and per tenant."""
+    params: dict[str, Any] = {"bucket": parse_duration(bucket)}
+    if center:
+        params["center"] = center
+    if since:
+        params["since"] = _when(since, 0)
+    if until:
+        params["until"] = _when(until, 0)
+    with connect(url, token) as client:
+        rep = call(client, "GET", "/v1/reports/utilization", params=params)
+    totals: dict[tuple[str, str], list[float]] = {}
+    for r in rep["rows"]:
+        t = totals.setdefault((r["center"], r["chip"]), [0.0, 0.0, 0.0, 0.0])
+        for i, k in enumerate(["capacity_device_hours", "allocated_device_hours", "measured_device_hours",
+                               "busy_device_hours"]):
+            t[i] += r[k]
+    table = Table(title="utilization " + " → ".join(datetime.fromtimestamp(x).isoformat(timespec="minutes")
+                                                    for x in (rep["since"], rep["until"])))
+    for col in ["center", "chip", "capacity dev-h", "allocated %", "busy %", "idle while allocated %", "measured %"]:
+        table.add_column(col, justify="left" if col in {"center", "chip"} else "right")
+    for (c, chip), (cap, alloc, measured, busy) in sorted(totals.items()):
+        table.add_row(c, chip, f"{cap:,.1f}", f"{100 * alloc / cap if cap else 0:.1f}",
+                      f"{100 * busy / cap:.1f}" if measured else "unmeasured",
+                      f"{100 * (measured - busy) / measured:.1f}" if measured else "unmeasured",
+                      f"{100 * measured / alloc if alloc else 0:.0f}")
+    console.print(table)
+    tenants = Table(title="per tenant")
+    for col in ["tenant", "allocated dev-h", "busy dev-h", "measured dev-h", "kWh", "kgCO2", "¥"]:
+        tenants.add_column(col, justify="left" if col == "tenant" else "right")
+    for name, v in sorted(rep["tenants"].items()):
+        tenants.add_row(name, *(f"{v[k]:,.2f}" for k in ["allocated_device_hours", "busy_device_hours",
+                                                        "measured_device_hours", "kwh", "kg_co2", "cny"]))
+    console.print(tenants)
+    if html:
+        html.write_text(_html(rep), encoding="utf-8")
+        console.print(f"wrote {html}")
+
+
+def _html(rep: dict[str, Any]) -> str:
+    """Allocated and busy % over time, one chart per center × chip."""
+    charts = []
+    keys = sorted({(r["center"], r["chip"]) for r in rep["rows"]})
+    for c, chip in keys:
+        rows = [r for r in rep["rows"] if (r["center"], r["chip"]) == (c, chip)]
+        x = np.array([(r["bucket_start"] - rep["since"]) / 3600 for r in rows])
+        series = [("allocated %", x, np.array([r["allocated_pct"] for r in rows]))]
+        if any(r["busy_pct"] is not None for r in rows):
+            series.append(("busy % (measured)", x, np.array([r["busy_pct"] or 0.0 for r in rows])))
+        chart = line_chart(series, "hours since start", "% of capacity", title=f"{c} {chip}")
+        charts.append(f"<h2>{escape(c)} — {escape(chip)}</h2>{chart}")
+    return ("<!doctype html><meta charset='utf-8'><title>zhisuan utilization</title>"
+            "<h1>Utilization: allocated vs busy</h1><p>busy counts measured time only (NVML, the jobs' own reports)"
+            f"; price book {escape(rep['price_version'])}</p>" + "".join(charts))

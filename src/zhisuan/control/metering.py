@@ -1,0 +1,34 @@
+"""Metering in the live system: when a run ends, its usage intervals (metering.meter over the busy
+samples taken while it ran) are stored in the same transaction as the state change that ends it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from zhisuan.metering.pricebook import PriceBook
+from zhisuan.metering.usage import BusySample, UsageInterval, meter
+from zhisuan.model import JobState, Network
+from zhisuan.store import JobRecord, UsageStore
+
+FIELDS = [f.name for f in dataclasses.fields(UsageInterval)]
+
+
+class Meter:
+    def __init__(self, network: Network, usage: UsageStore) -> None:
+        self.book = PriceBook.from_network(network)
+        self.usage = usage
+
+    def run_rows(self, rec: JobRecord, end: float) -> list[dict[str, Any]]:
+        """Usage rows of the run `rec` is in (it started when the job last became running)."""
+        if rec.state is not JobState.RUNNING or rec.center is None or rec.pool is None:
+            return []
+        start = rec.updated_at
+        samples = [BusySample(**s) for s in self.usage.samples(rec.id, since=start)]
+        devices = (rec.devices_per_node or 0) * len(rec.nodes)
+        entry = self.book.of(rec.center, rec.pool)
+        return [{**dataclasses.asdict(u), "attempt": rec.attempts}
+                for u in meter(rec.id, rec.tenant, entry, self.book.version, devices, start, max(end, start), samples)]
+
+    def intervals(self, **filters: Any) -> list[UsageInterval]:
+        return [UsageInterval(**{k: row[k] for k in FIELDS}) for row in self.usage.intervals(**filters)]

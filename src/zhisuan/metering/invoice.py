@@ -1,0 +1,88 @@
+"""Invoices: a tenant's usage intervals of one local (Asia/Shanghai) month, per job, with totals that are
+the plain sums of the intervals (so they reconcile exactly with the usage records)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from zhisuan.metering.tou import UTC_OFFSET
+from zhisuan.metering.usage import UNMEASURED, UsageInterval
+
+
+def local_month(t: float) -> str:
+    return str(np.datetime64(int(t + UTC_OFFSET), "s").astype("datetime64[M]"))
+
+
+@dataclass
+class InvoiceLine:
+    job_id: str
+    job_name: str
+    centers: str
+    chips: str
+    allocated_device_hours: float = 0.0
+    busy_device_hours: float | None = None  # None: no interval of the job was measured
+    measured_device_hours: float = 0.0
+    kwh: float = 0.0
+    kg_co2: float = 0.0
+    cny: float = 0.0
+    intervals: int = 0
+
+
+@dataclass
+class Invoice:
+    tenant: str
+    month: str
+    lines: list[InvoiceLine]
+    price_versions: list[str]
+    assumptions: list[str]
+    totals: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {"tenant": self.tenant, "month": self.month, "price_versions": self.price_versions,
+                "assumptions": self.assumptions, "totals": self.totals, "lines": [asdict(x) for x in self.lines]}
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        names = list(asdict(self.lines[0]).keys()) if self.lines else [f.name for f in
+                                                                     InvoiceLine.__dataclass_fields__.values()]
+        w = csv.DictWriter(out, fieldnames=names)
+        w.writeheader()
+        for line in self.lines:
+            row = asdict(line)
+            row["busy_device_hours"] = UNMEASURED if line.busy_device_hours is None else line.busy_device_hours
+            w.writerow(row)
+        return out.getvalue()
+
+
+def invoice(intervals: list[UsageInterval], tenant: str, month: str, names: dict[str, str]) -> Invoice:
+    """The invoice of `tenant` for local month `month` (YYYY-MM) from its usage intervals."""
+    mine = [u for u in intervals if u.tenant == tenant and local_month(u.start) == month]
+    lines: dict[str, InvoiceLine] = {}
+    centers: dict[str, set[str]] = {}
+    chips: dict[str, set[str]] = {}
+    for u in mine:
+        line = lines.setdefault(u.job_id, InvoiceLine(u.job_id, names.get(u.job_id, ""), "", ""))
+        centers.setdefault(u.job_id, set()).add(f"{u.center}/{u.pool}")
+        chips.setdefault(u.job_id, set()).add(u.chip)
+        line.allocated_device_hours += u.allocated_device_s / 3600
+        if u.busy_device_s is not None:
+            line.busy_device_hours = (line.busy_device_hours or 0.0) + u.busy_device_s / 3600
+        line.measured_device_hours += u.measured_device_s / 3600
+        line.kwh += u.kwh
+        line.kg_co2 += u.kg_co2
+        line.cny += u.cny
+        line.intervals += 1
+    for job, line in lines.items():
+        line.centers, line.chips = ",".join(sorted(centers[job])), ",".join(sorted(chips[job]))
+    busy = [x.busy_device_hours for x in lines.values() if x.busy_device_hours is not None]
+    totals: dict[str, float | None] = {
+        "allocated_device_hours": sum(u.allocated_device_s for u in mine) / 3600,
+        "busy_device_hours": sum(busy) if busy else None,
+        "measured_device_hours": sum(u.measured_device_s for u in mine) / 3600,
+        "kwh": sum(u.kwh for u in mine), "kg_co2": sum(u.kg_co2 for u in mine), "cny": sum(u.cny for u in mine)}
+    marks = sorted({a for u in mine for a in u.assumptions.split(",") if a})
+    return Invoice(tenant, month, list(lines.values()), sorted({u.price_version for u in mine}), marks, totals)

@@ -1,0 +1,50 @@
+"""The price book: per center × pool (one chip), the flat CNY per device-hour, the center's ToU zone and
+its idle discount. Versioned by content: an invoice names the version its lines were priced with."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from zhisuan.metering.tou import TouTable, load_tou
+from zhisuan.model import Network
+
+
+@dataclass(frozen=True)
+class PriceEntry:
+    center: str
+    pool: str
+    chip: str
+    flat: float  # CNY per device-hour at the flat tariff
+    tou: TouTable
+    idle_discount: float  # fraction off the price of measured-idle device time (operator policy)
+    tdp_w: float
+    pue: float
+    kg_per_kwh: float
+    assumptions: tuple[str, ...]  # which inputs are ASSUMPTION (price, pue, carbon, tdp, tou)
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    version: str
+    entries: dict[str, PriceEntry]  # "center/pool" -> entry
+
+    def of(self, center: str, pool: str) -> PriceEntry:
+        return self.entries[f"{center}/{pool}"]
+
+    @classmethod
+    def from_network(cls, network: Network) -> PriceBook:
+        entries = {}
+        for c in network.centers:
+            for p in c.pools:
+                chip = p.chip
+                tou = load_tou(c.tou_zone)
+                marks = sorted({*p.assumptions, *c.assumptions} | ({"tou"} if tou.assumed else set())
+                               | ({"tdp_w"} if "tdp_w" in chip.assumptions else set()))
+                entries[f"{c.name}/{p.name}"] = PriceEntry(
+                    c.name, p.name, chip.name, p.price_per_device_hour, tou, c.idle_discount, chip.tdp_w or 0.0,
+                    c.pue, c.carbon_kg_per_kwh, tuple(marks))
+        canon = json.dumps({k: [e.flat, e.tou.zone, e.idle_discount, e.tdp_w, e.pue, e.kg_per_kwh]
+                            for k, e in sorted(entries.items())}, sort_keys=True)
+        return cls(f"{network.name}@{hashlib.sha256(canon.encode()).hexdigest()[:10]}", entries)

@@ -1,0 +1,105 @@
+"""Usage records: what a run of a job used, one interval per local clock hour, priced and converted to
+energy and carbon. "Busy" comes only from measurements (NVML, the job's own report, the engine); time
+without one is counted as unmeasured, never guessed, and its energy is the TDP upper bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from zhisuan.metering.energy import IDLE_FRACTION
+from zhisuan.metering.pricebook import PriceEntry
+from zhisuan.metering.tou import HOUR, UTC_OFFSET
+
+UNMEASURED = "unmeasured"
+
+
+@dataclass(frozen=True)
+class BusySample:
+    """A measurement that holds from `at` until the next one (a gauge), for every device of the job."""
+
+    at: float
+    busy_fraction: float
+    source: str  # nvml | self-report | slurm
+    watts: float | None = None  # measured draw per device
+    peak_memory_gib: float | None = None
+
+
+@dataclass(frozen=True)
+class UsageInterval:
+    job_id: str
+    tenant: str
+    center: str
+    pool: str
+    chip: str
+    start: float
+    end: float
+    devices: int
+    allocated_device_s: float
+    measured_device_s: float  # the part of the allocated time that had a measurement
+    busy_device_s: float | None  # None: unmeasured
+    busy_source: str
+    peak_memory_gib: float | None
+    kwh: float
+    energy_model: str
+    kg_co2: float
+    tou_period: str
+    tou_multiplier: float
+    cny: float
+    price_version: str
+    assumptions: str  # comma-separated inputs that are ASSUMPTION
+
+
+def hour_segments(start: float, end: float) -> list[tuple[float, float]]:
+    """[start, end) cut at local (UTC+8) hour boundaries."""
+    out = []
+    t = start
+    while t < end:
+        nxt = min(end, (math.floor((t + UTC_OFFSET) / HOUR) + 1) * HOUR - UTC_OFFSET)
+        out.append((t, nxt))
+        t = nxt
+    return out
+
+
+def _covered(samples: list[BusySample], start: float, end: float, run_end: float) -> list[tuple[BusySample, float]]:
+    """Each sample with the seconds of [start, end) it covers (a sample holds until the next one)."""
+    out = []
+    for i, s in enumerate(samples):
+        until = samples[i + 1].at if i + 1 < len(samples) else run_end
+        overlap = min(end, until) - max(start, s.at)
+        if overlap > 0:
+            out.append((s, overlap))
+    return out
+
+
+def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: int, start: float, end: float,
+          samples: list[BusySample]) -> list[UsageInterval]:
+    """The usage intervals of one run of a job on `devices` devices of `entry`'s pool from start to end."""
+    samples = sorted(samples, key=lambda s: s.at)
+    out = []
+    for a, b in hour_segments(start, end):
+        secs = b - a
+        covered = _covered(samples, a, b, end)
+        measured = sum(sec for _, sec in covered)
+        busy = sum(s.busy_fraction * sec for s, sec in covered)
+        joules_per_device = sum((s.watts if s.watts is not None else entry.tdp_w * (
+            IDLE_FRACTION + (1 - IDLE_FRACTION) * s.busy_fraction)) * sec for s, sec in covered)
+        joules_per_device += entry.tdp_w * (secs - measured)  # unmeasured: TDP, an upper bound
+        if measured == 0:
+            model = "TDP, utilisation unmeasured (upper bound)"
+        elif all(s.watts is not None for s, _ in covered) and measured >= secs:
+            model = "measured watts"
+        else:
+            model = f"TDP × utilisation model (idle {IDLE_FRACTION:.0%} of TDP, ASSUMPTION)"
+        kwh = joules_per_device * devices * entry.pue / 3.6e6
+        mult, period = entry.tou.at(a)
+        idle_measured = (measured - busy) * devices
+        cny = (secs * devices - entry.idle_discount * idle_measured) / HOUR * entry.flat * mult
+        peaks = [s.peak_memory_gib for s, _ in covered if s.peak_memory_gib is not None]
+        out.append(UsageInterval(
+            job_id, tenant, entry.center, entry.pool, entry.chip, a, b, devices, secs * devices, measured * devices,
+            busy * devices if measured > 0 else None,
+            ",".join(sorted({s.source for s, _ in covered})) or UNMEASURED, max(peaks) if peaks else None, kwh, model,
+            kwh * entry.kg_per_kwh, period, mult, cny, version, ",".join(entry.assumptions)))
+    return out

@@ -1,0 +1,53 @@
+"""Usage intervals and busy samples in the store, as plain rows: what they mean is metering's business,
+storing them is control's (DESIGN.md), so this module knows columns, not prices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from zhisuan.store.schema import BusySampleRow, UsageRow
+
+USAGE_COLUMNS = [c.name for c in UsageRow.__table__.columns if c.name != "id"]
+SAMPLE_COLUMNS = ["at", "busy_fraction", "source", "watts", "peak_memory_gib"]
+
+
+class UsageStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add_sample(self, job_id: str, at: float, busy_fraction: float, source: str, watts: float | None = None,
+                   peak_memory_gib: float | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(BusySampleRow), {"job_id": job_id, "at": at, "busy_fraction": busy_fraction,
+                                                 "source": source, "watts": watts, "peak_memory_gib": peak_memory_gib})
+
+    def samples(self, job_id: str, since: float = float("-inf")) -> list[dict[str, Any]]:
+        query = (select(*[getattr(BusySampleRow, c) for c in SAMPLE_COLUMNS])
+                 .where(BusySampleRow.job_id == job_id, BusySampleRow.at >= since).order_by(BusySampleRow.at))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def latest_samples(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The newest sample of each of `job_ids` (for gauges of running jobs)."""
+        if not job_ids:
+            return {}
+        query = (select(BusySampleRow.job_id, *[getattr(BusySampleRow, c) for c in SAMPLE_COLUMNS])
+                 .where(BusySampleRow.job_id.in_(job_ids)).order_by(BusySampleRow.at))
+        with self.engine.connect() as conn:
+            return {r.job_id: dict(r._mapping) for r in conn.execute(query)}
+
+    def intervals(self, tenant: str | None = None, since: float | None = None, until: float | None = None,
+                  center: str | None = None) -> list[dict[str, Any]]:
+        query = select(*[getattr(UsageRow, c) for c in USAGE_COLUMNS]).order_by(UsageRow.start, UsageRow.id)
+        if tenant is not None:
+            query = query.where(UsageRow.tenant == tenant)
+        if center is not None:
+            query = query.where(UsageRow.center == center)
+        if since is not None:
+            query = query.where(UsageRow.end > since)
+        if until is not None:
+            query = query.where(UsageRow.start < until)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
