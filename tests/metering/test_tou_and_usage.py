@@ -80,7 +80,8 @@ def test_a_jobs_own_reports_give_busy_energy_and_the_idle_discount():
 
 def test_invoices_reconcile_with_the_usage_records():
     t0 = at("2026-11-30T22:10:00+08:00")  # runs into December (local time)
-    records = meter("j3", "acme", BOOK.of("gs", "npu"), BOOK.version, 8, t0, t0 + 3 * 3600, [BusySample(t0, 0.5, "nvml")])
+    half = [BusySample(t0, 0.5, "nvml")]
+    records = meter("j3", "acme", BOOK.of("gs", "npu"), BOOK.version, 8, t0, t0 + 3 * 3600, half)
     records += meter("j4", "acme", BOOK.of("sh", "a100"), BOOK.version, 1, t0, t0 + 1800, [])
     records += meter("j5", "lab", BOOK.of("sh", "a100"), BOOK.version, 1, t0, t0 + 1800, [])
     nov = invoice(records, "acme", "2026-11", {"j3": "train", "j4": "eval"})
