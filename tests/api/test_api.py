@@ -21,10 +21,11 @@ def api(tmp_path):
     migrate(engine)
     store, tokens = JobStore(engine), TokenStore(engine)
     runner = LocalEngine(tmp_path / "runs", grace=0.5)
-    client = TestClient(create_app(Service(store, NETWORK, runner), tokens))
+    loop = ControlLoop(store, NETWORK, runner)
+    client = TestClient(create_app(Service(store, NETWORK, runner, loop.down, loop.cycles), tokens))
     keys = {"acme": tokens.issue("acme", 0.0), "lab": tokens.issue("lab", 0.0),
             "admin": tokens.issue("ops", 0.0, admin=True)}
-    return client, keys, store, ControlLoop(store, NETWORK, runner)
+    return client, keys, store, loop
 
 
 def auth(key):
@@ -141,3 +142,33 @@ def test_usage_reports_become_busy_time_on_the_invoice(api):
     assert sum(r["allocated_device_hours"] for r in rep["rows"]) > 0 and "acme" not in rep["tenants"]
     admin = client.get("/v1/reports/utilization", headers=auth(keys["admin"])).json()
     assert admin["tenants"]["acme"]["busy_device_hours"] == pytest.approx(b["busy_device_hours"])
+
+
+def test_metrics_follow_prometheus_conventions(api):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, keys, _, loop = api
+    job = client.post("/v1/jobs", content=JOB.replace("echo hi", "sleep 1"), headers=auth(keys["acme"])).json()["id"]
+    waiting = client.post("/v1/jobs", content=JOB.replace("a100:1", "a100:2").replace("hello", "later"),
+                          headers=auth(keys["acme"])).json()["id"]
+    run_to(client, loop, keys["acme"], job, "running")
+    client.post(f"/v1/jobs/{job}/usage", json={"busy_fraction": 0.5}, headers=auth(keys["acme"]))
+
+    def scrape():
+        r = client.get("/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(r.text) for s in fam.samples}
+
+    m = scrape()
+    here = (("center", "here"), ("chip", "A100 SXM4 80GB"))
+    assert m[("zhisuan_devices", here)] == 2 and m[("zhisuan_devices_allocated", here)] == 1
+    assert m[("zhisuan_devices_busy", here)] == 0.5
+    assert m[("zhisuan_queue_depth", (("center", "here"),))] == 1  # `later` waits for both devices
+    assert m[("zhisuan_jobs", (("state", "running"),))] == 1
+    assert m[("zhisuan_center_up", (("center", "here"), ("engine", "local")))] == 1
+    assert m[("zhisuan_scheduler_cycle_duration_seconds_count", ())] >= 1
+    run_to(client, loop, keys["acme"], waiting, "succeeded")
+    m = scrape()
+    assert m[("zhisuan_energy_kwh_total", (("center", "here"),))] > 0
+    assert m[("zhisuan_billed_cny_total", (("center", "here"),))] > 0

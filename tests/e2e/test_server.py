@@ -127,3 +127,32 @@ def test_bench_api_submits_every_job_it_counts(tmp_path):
     assert len(rate.latencies) == 40 and len(rate.block_rates) == 4 and rate.per_second > 0
     with connect(db).connect() as conn:
         assert conn.scalar(select(func.count()).select_from(JobRow)) == 40 + 20  # measured + warm-up
+
+
+def test_bill_and_utilization_report_from_the_cli(server, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+    from zhisuan.metering.invoice import local_month
+
+    with server.client("acme") as c:
+        job_id = c.post("/v1/jobs", content=job("metered", "sleep 1.2")).json()["id"]
+        wait(c, job_id, "running")
+        assert c.post(f"/v1/jobs/{job_id}/usage", json={"busy_fraction": 0.9}).status_code == 202
+        wait(c, job_id, "succeeded")
+    env = {"ZHISUAN_URL": server.url, "ZHISUAN_TOKEN": server.token("acme"), "COLUMNS": "200"}
+    month = local_month(time.time())
+    res = CliRunner().invoke(app, ["bill", "--tenant", "acme", "--month", month, "--out", str(tmp_path)], env=env)
+    assert res.exit_code == 0, res.output
+    assert "metered" in res.output and "total" in res.output
+    saved = json.loads((tmp_path / f"invoice-acme-{month}.json").read_text())
+    assert saved["lines"][0]["busy_device_hours"] > 0 and (tmp_path / f"invoice-acme-{month}.csv").exists()
+    res = CliRunner().invoke(app, ["bill", "--tenant", "lab", "--month", month, "--out", str(tmp_path)], env=env)
+    assert res.exit_code == 2 and "403" in res.output
+    html = tmp_path / "util.html"
+    res = CliRunner().invoke(app, ["report", "utilization", "--bucket", "10m", "--html", str(html)], env=env)
+    assert res.exit_code == 0, res.output
+    assert "A100 SXM4 80GB" in res.output and "acme" in res.output
+    assert "<svg" in html.read_text() and "busy % (measured)" in html.read_text()

@@ -11,8 +11,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
+from zhisuan.api.metrics import render
 from zhisuan.control.service import Conflict, Forbidden, NotFound, Service
 from zhisuan.model import SpecError
 from zhisuan.store import JobRecord, Principal, TokenStore
@@ -129,6 +131,11 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         now = time.time()
         end = until if until is not None else now
         return service.utilization(who, since if since is not None else end - 86400, end, bucket, center)
+
+    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus scrape target (no token, as exporters go: the server listens on loopback by default)."""
+        return Response(render(service), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/centers")
     def centers(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008

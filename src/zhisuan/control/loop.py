@@ -15,9 +15,11 @@ center that answers again is back from the next cycle on.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 
 from zhisuan.control.metering import Meter
+from zhisuan.control.observe import CycleStats
 from zhisuan.engines import Engine, EngineDown, Fleet, Launch
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler import (
@@ -61,6 +63,7 @@ class ControlLoop:
         self.pool_of = {f"{c.name}/{p.name}": p for c in network.centers for p in c.pools}
         self.health_every, self.misses = health_every, misses
         self.meter = Meter(network, UsageStore(store.engine))
+        self.cycles = CycleStats()
         self.failures: dict[str, int] = {}
         self.down: dict[str, str] = {}  # center -> why it is considered down
         self.orphans: dict[str, list[str]] = {}  # center -> handles of jobs requeued away from it while down
@@ -80,7 +83,10 @@ class ControlLoop:
             self._checked = now
             self.check_health(now)
         self._poll(now)
-        result = cycle(self._snapshot(), now, self.policy)
+        snapshot = self._snapshot()
+        t0 = time.perf_counter()
+        result = cycle(snapshot, now, self.policy)
+        self.cycles.observe(time.perf_counter() - t0)
         for start in result.starts:
             self._start(start, now)
         return result

@@ -62,7 +62,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     stop = threading.Event()
     control_thread(loop, interval, stop).start()
     try:
-        uvicorn.run(create_app(Service(store, network, fleet, loop.down), tokens), host=host, port=port,
+        uvicorn.run(create_app(Service(store, network, fleet, loop.down, loop.cycles), tokens), host=host, port=port,
                     log_level="warning")
     finally:
         stop.set()

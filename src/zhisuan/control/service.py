@@ -15,6 +15,7 @@ import numpy as np
 
 from zhisuan.control.loop import live_snapshot
 from zhisuan.control.metering import Meter
+from zhisuan.control.observe import CycleStats, Labels, gauges
 from zhisuan.engines import Engine, Fleet
 from zhisuan.metering.invoice import Invoice, invoice
 from zhisuan.metering.tou import UTC_OFFSET
@@ -52,6 +53,7 @@ class Service:
     network: Network
     engines: Engine | Fleet
     down: dict[str, str] = field(default_factory=dict)  # the control loop's view: center -> why it is down
+    cycles: CycleStats = field(default_factory=CycleStats)  # the control loop's cycle durations
 
     def __post_init__(self) -> None:
         self.fleet = self.engines if isinstance(self.engines, Fleet) else Fleet.single(self.network, self.engines)
@@ -178,3 +180,8 @@ class Service:
                           "busy_pct": r.busy_pct, "idle_while_allocated_pct": r.idle_while_allocated_pct,
                           "measured_pct": r.measured_pct} for r in rows],
                 "tenants": tenants}
+
+    def metrics(self) -> tuple[dict[str, list[tuple[Labels, float]]], CycleStats]:
+        """Values for /metrics (gauges and counters) and the scheduling-cycle histogram."""
+        snapshot = live_snapshot(self.store, self.network)
+        return gauges(self.store, self.usage, self.network, snapshot, self.down), self.cycles

@@ -1,0 +1,93 @@
+"""What /metrics reports, computed from the store, the network and the control loop: queue depth per
+center, jobs per state, allocated and (measured) busy devices per chip, center health, scheduler cycle
+durations, and the energy, carbon and CNY metered so far. The API only renders these."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from zhisuan.model import JobState, Network
+from zhisuan.scheduler import DEFAULT, Snapshot
+from zhisuan.scheduler.ranking import rank
+from zhisuan.scheduler.tables import PoolTable, RequestTable
+from zhisuan.store import JobStore, UsageStore
+
+CYCLE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class CycleStats:
+    """A histogram of scheduling-cycle durations (seconds), kept by the control loop."""
+
+    count: int = 0
+    total: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(CYCLE_BUCKETS))
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        for i, bound in enumerate(CYCLE_BUCKETS):
+            if seconds <= bound:
+                self.buckets[i] += 1
+
+
+def queue_depth(snapshot: Snapshot, network: Network) -> dict[str, int]:
+    """Pending jobs per center whose pools accept them (a job counts at every center it could run in)."""
+    depth = dict.fromkeys((c.name for c in network.centers), 0)
+    if not snapshot.pending or not snapshot.pools:
+        return depth
+    ranking = rank(RequestTable.build([j.request for j in snapshot.pending]), PoolTable.build(snapshot.pools),
+                   DEFAULT)
+    centers = np.array([p.center for p in snapshot.pools])
+    for row in range(len(snapshot.pending)):
+        for center in set(centers[ranking.feasible[row]].tolist()):
+            depth[center] += 1
+    return depth
+
+
+def gauges(store: JobStore, usage: UsageStore, network: Network, snapshot: Snapshot,
+           down: dict[str, str]) -> dict[str, list[tuple[Labels, float]]]:
+    chip_of = {f"{c.name}/{p.name}": p.accelerator for c in network.centers for p in c.pools}
+    held = store.find(states={JobState.SCHEDULED, JobState.RUNNING})
+    latest = usage.latest_samples([r.id for r in held if r.state is JobState.RUNNING])
+    allocated: Counter[tuple[str, str]] = Counter()
+    busy: dict[tuple[str, str], float] = {}
+    running: Counter[str] = Counter()
+    for r in held:
+        key = (r.center or "", chip_of.get(f"{r.center}/{r.pool}", ""))
+        devices = (r.devices_per_node or 0) * len(r.nodes)
+        allocated[key] += devices
+        if r.state is JobState.RUNNING:
+            running[r.center or ""] += 1
+            if r.id in latest:
+                busy[key] = busy.get(key, 0.0) + devices * float(latest[r.id]["busy_fraction"])
+    capacity: Counter[tuple[str, str]] = Counter()
+    for c in network.centers:
+        for p in c.pools:
+            capacity[(c.name, p.accelerator)] += p.devices
+    per_state = Counter(r.state.value for r in store.find())
+    metered: dict[str, list[float]] = {}
+    for row in usage.intervals():
+        m = metered.setdefault(row["center"], [0.0, 0.0, 0.0])
+        m[0], m[1], m[2] = m[0] + row["kwh"], m[1] + row["kg_co2"], m[2] + row["cny"]
+
+    def cc(k: tuple[str, str]) -> Labels:
+        return (("center", k[0]), ("chip", k[1]))
+
+    return {
+        "queue_depth": [((("center", c),), float(n)) for c, n in queue_depth(snapshot, network).items()],
+        "jobs": [((("state", s.value),), float(per_state.get(s.value, 0))) for s in JobState],
+        "running_jobs": [((("center", c.name),), float(running[c.name])) for c in network.centers],
+        "devices": [(cc(k), float(v)) for k, v in sorted(capacity.items())],
+        "devices_allocated": [(cc(k), float(allocated[k])) for k in sorted(capacity)],
+        "devices_busy": [(cc(k), busy.get(k, 0.0)) for k in sorted(capacity)],
+        "center_up": [((("center", c.name), ("engine", c.engine)), 0.0 if c.name in down else 1.0)
+                      for c in network.centers],
+        "energy_kwh": [((("center", c),), v[0]) for c, v in sorted(metered.items())],
+        "carbon_kg": [((("center", c),), v[1]) for c, v in sorted(metered.items())],
+        "billed_cny": [((("center", c),), v[2]) for c, v in sorted(metered.items())],
+    }
