@@ -52,3 +52,37 @@ def test_nvml_answers_are_read_through_the_library(monkeypatch):
     assert nvml_gpus() == [Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-0", 81920), Gpu(1, "NVIDIA H100 80GB HBM3", "GPU-1",
                                                                                 81920)]
     assert calls == ["init", "down"]
+
+
+def test_running_jobs_on_nvml_pools_are_metered_from_nvml(monkeypatch, tmp_path):
+    import time
+
+    from zhisuan.control import ControlLoop
+    from zhisuan.control.metering import Meter
+    from zhisuan.engines import LocalEngine
+    from zhisuan.model import JobState, parse_job_spec
+    from zhisuan.store import JobStore, UsageStore, connect, migrate
+
+    gpus = [Gpu(0, "NVIDIA A100-SXM4-80GB", "GPU-a", 81920), Gpu(1, "NVIDIA A100-SXM4-80GB", "GPU-b", 81920)]
+    fake = types.SimpleNamespace(
+        NVMLError=RuntimeError, nvmlInit=lambda: None, nvmlShutdown=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=[90, 50][h]),
+        nvmlDeviceGetPowerUsage=lambda h: [350_000, 250_000][h],  # milliwatts
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=[40, 20][h] * 2**30))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    net = bind_discovered(parse_network(NETWORK), lambda: gpus)
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    loop = ControlLoop(store, net, LocalEngine(tmp_path / "runs"))
+    loop.sample_every = 0.0
+    job = store.submit(parse_job_spec("name: n\ntenant: t\nresources: {accelerators: a100:2}\nrun: sleep 0.6"),
+                       time.time())
+    while store.get(job).state is not JobState.SUCCEEDED:
+        loop.step(time.time())
+        time.sleep(0.1)
+    [u] = Meter(net, UsageStore(db)).intervals()
+    assert u.busy_source == "nvml" and u.peak_memory_gib == 40
+    assert u.busy_device_s / u.measured_device_s == pytest.approx(0.7)  # mean of 90% and 50%
+    assert u.energy_model in ("measured watts", "TDP × utilisation model (idle 30% of TDP, ASSUMPTION)")

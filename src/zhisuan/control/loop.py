@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
-from zhisuan.engines import Engine, EngineDown, Fleet, Launch
+from zhisuan.engines import Engine, EngineDown, Fleet, Launch, nvml
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler import (
     DEFAULT,
@@ -68,6 +68,8 @@ class ControlLoop:
         self.down: dict[str, str] = {}  # center -> why it is considered down
         self.orphans: dict[str, list[str]] = {}  # center -> handles of jobs requeued away from it while down
         self._checked = float("-inf")
+        self._sampled = float("-inf")
+        self.sample_every = 10.0
 
     def recover(self, now: float) -> None:
         """After a restart: settle jobs caught between 'scheduled' and 'running'."""
@@ -82,6 +84,9 @@ class ControlLoop:
         if now - self._checked >= self.health_every:
             self._checked = now
             self.check_health(now)
+        if now - self._sampled >= self.sample_every:
+            self._sampled = now
+            self.sample_devices(now)
         self._poll(now)
         snapshot = self._snapshot()
         t0 = time.perf_counter()
@@ -115,6 +120,19 @@ class ControlLoop:
                 self.fleet.of(center).cancel(handle)
             except (OSError, EngineDown) as e:
                 log.warning("could not stop %s on %s: %s", handle, center, e)
+
+    def sample_devices(self, now: float) -> None:
+        """NVML samples of running jobs on NVML-discovered pools: busy, watts and memory, stored as measured."""
+        for rec in self.store.find(states={JobState.RUNNING}):
+            pool = self.pool_of.get(f"{rec.center}/{rec.pool}")
+            if pool is None or pool.discover != "nvml" or not rec.devices:
+                continue
+            try:
+                s = nvml.sample([int(d) for ids in rec.devices for d in ids])
+            except Exception as e:  # NVML's errors are classes of their own; a sampler must not stop the loop
+                log.warning("NVML sample of %s failed: %s", rec.id, e)
+                continue
+            self.meter.usage.add_sample(rec.id, now, s.busy_fraction, "nvml", s.watts, s.memory_gib)
 
     def _fail_over(self, center: str, why: str, now: float) -> None:
         """Running jobs of a down center follow their recovery policy."""

@@ -77,3 +77,27 @@ def bind_discovered(network: Network, gpus: Callable[[], list[Gpu]] = nvml_gpus)
         data["centers"][ci]["pools"][pi].update(
             nodes=1, devices_per_node=len(mine), device_ids=[str(g.index) for g in mine])
     return Network.model_validate(data)
+
+
+@dataclass(frozen=True)
+class DeviceSample:
+    busy_fraction: float  # mean NVML utilisation of the devices, 0..1
+    watts: float  # mean draw per device
+    memory_gib: float  # largest memory in use on one device
+
+
+def sample(indices: list[int]) -> DeviceSample:
+    """Utilisation, power and memory of this machine's GPUs `indices` (NVML), averaged over them."""
+    import pynvml  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    pynvml.nvmlInit()
+    try:
+        util, watts, mem = [], [], []
+        for i in indices:
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            util.append(pynvml.nvmlDeviceGetUtilizationRates(h).gpu / 100.0)
+            watts.append(pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0)  # milliwatts
+            mem.append(pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**30)
+        return DeviceSample(sum(util) / len(util), sum(watts) / len(watts), max(mem))
+    finally:
+        pynvml.nvmlShutdown()
