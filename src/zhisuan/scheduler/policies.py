@@ -65,6 +65,16 @@ POLICIES: dict[str, Policy] = {
 }
 
 
+def _carbon_weight(weight: float) -> tuple[tuple[Score, float], ...]:
+    return tuple((s, weight if s.name == "carbon" else w) for s, w in SCORES)
+
+
+POLICIES["carbon-blind"] = replace(DEFAULT, name="carbon-blind", scores=_carbon_weight(0.0),
+                                   description="zhisuan without the carbon score (the comparison baseline)")
+POLICIES["carbon-first"] = replace(DEFAULT, name="carbon-first", scores=_carbon_weight(8.0),
+                                   description="zhisuan with carbon weighted above start time and price")
+
+
 def get_policy(name: str) -> Policy:
     try:
         return POLICIES[name]

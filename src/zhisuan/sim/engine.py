@@ -66,13 +66,18 @@ class SimResult:
     wall_seconds: float
     notes: list[str] = field(default_factory=list)
     busy_fraction: float | None = None  # mean measured utilisation of allocated devices, where known
+    runs: list[tuple[int, float, float, int]] = field(default_factory=list)  # (pool, start, end, devices)
+    epoch: float = 0.0  # epoch seconds of time 0 (the trace's start), for local-time tariffs
+    deferred: int = 0  # jobs whose release was moved to a cheaper hour (time shifting)
 
 
 class Simulator:
     def __init__(self, trace: Trace, scenario: Scenario, policy: Policy, *, interval: float = 60.0,
                  estimates: Literal["oracle", "predicted"] = "oracle", outages: tuple[Outage, ...] = (),
-                 stacks: frozenset[str] | None = None) -> None:
+                 stacks: frozenset[str] | None = None, release: dict[str, float] | None = None) -> None:
         self.trace, self.scenario, self.policy = trace, scenario, policy
+        self.release = release or {}  # job id -> arrival time, when it differs from the submit time
+        self.runs: list[tuple[int, float, float, int]] = []
         self.interval, self.estimates, self.outages = interval, estimates, outages
         tenants = {j.tenant for j in trace.jobs}
         self.tenants = {t: TenantState(t) for t in sorted(tenants)}
@@ -103,7 +108,8 @@ class Simulator:
     def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
         t0 = time.perf_counter()
         events = EventQueue()
-        events.extend([(j.trace.submit, Kind.ARRIVE, i) for i, j in enumerate(self.jobs) if i not in self.impossible])
+        events.extend([(self.release.get(j.trace.id, j.trace.submit), Kind.ARRIVE, i)
+                       for i, j in enumerate(self.jobs) if i not in self.impossible])
         for k, o in enumerate(self.outages):
             events.push(o.start, Kind.DOWN, k)
             events.push(o.end, Kind.UP, k)
@@ -132,7 +138,7 @@ class Simulator:
                          "left out (e.g. too large a gang, or a chip the network lacks)")
         return SimResult(self.trace.name, self.scenario, self.policy.name, self.estimates, self.jobs,
                          self.device_seconds, self.utilization, self.cycles, time.perf_counter() - t0,
-                         notes, self._busy_fraction())
+                         notes, self._busy_fraction(), self.runs, self.trace.start, len(self.release))
 
     def _estimate(self, job: SimJob) -> float:
         if self.estimates == "oracle":
@@ -175,6 +181,7 @@ class Simulator:
         job.run_seconds += ran
         job.version += 1
         self.device_seconds[job.pool] += devices * ran
+        self.runs.append((job.pool, job.started, now, devices))
         self.allocated -= devices
         tenant = self.tenants[job.trace.tenant]
         tenant.usage = decayed_usage(tenant, now, HALF_LIFE) + devices * ran

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zhisuan.metering import usage_cost
+from zhisuan.metering.tou import load_tou
 from zhisuan.sim.engine import SimResult
 
 
@@ -66,17 +67,32 @@ def makespan(r: SimResult) -> float:
     return float(a["end"][done].max() - a["submit"].min()) if done.any() else 0.0
 
 
+def tou_cny(r: SimResult) -> list[float] | None:
+    """CNY per pool at the ToU multiplier of each run's local hours (metering's tariff tables), or None
+    when no pool of the scenario has a ToU zone (then the flat price applies)."""
+    if not any(r.scenario.tou.values()) or not r.runs:
+        return None
+    runs = np.array(r.runs, dtype=float)
+    out = []
+    for k, pool in enumerate(r.scenario.pools):
+        mine = runs[runs[:, 0] == k]
+        weighted = load_tou(r.scenario.tou.get(pool.key)).integral(mine[:, 1] + r.epoch, mine[:, 2] + r.epoch)
+        out.append(float((weighted * mine[:, 3]).sum()) / 3600.0 * pool.price)
+    return out
+
+
 def per_center(r: SimResult) -> list[CenterUsage]:
     span = max(makespan(r), 1.0)
     busy = r.busy_fraction if r.busy_fraction is not None else 1.0
     out: dict[str, list[float]] = {}
-    for pool, secs in zip(r.scenario.pools, r.device_seconds, strict=True):
+    priced = tou_cny(r)
+    for k, (pool, secs) in enumerate(zip(r.scenario.pools, r.device_seconds, strict=True)):
         u = usage_cost(secs, pool.price, pool.chip.tdp_w or 0.0, pool.pue, pool.carbon_kg_per_kwh, busy)
         row = out.setdefault(pool.center, [0, 0.0, 0.0, 0.0, 0.0, 0.0])
         row[0] += pool.nodes * pool.devices_per_node
         row[1] += secs
         row[2] += u.device_hours
-        row[3] += u.cny
+        row[3] += u.cny if priced is None else priced[k]
         row[4] += u.kwh
         row[5] += u.kg_co2
     return [CenterUsage(c, int(v[0]), v[1] / (v[0] * span), v[2], v[3], v[4], v[5]) for c, v in out.items()]

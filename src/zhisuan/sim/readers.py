@@ -7,7 +7,7 @@ import gzip
 import io
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
 
@@ -41,14 +41,17 @@ def philly(gpus_per_node: int = 2) -> Trace:
         jobs.append(TraceJob(f"philly-{i}", submit, max(float(r["duration"]), 1.0), int(r["num_gpus"]),
                              tenant=r["cluster"], home=r["cluster"]))
     jobs.sort(key=lambda j: (j.submit, j.id))
+    # the trace's clock times are replayed as Beijing time, so its daily rhythm meets China's ToU hours
+    start = t0.replace(tzinfo=timezone(timedelta(hours=8))).timestamp()
     util = [(float(r["gpu_util_pct"]), float(r["cdf_pct"]))
             for r in csv.DictReader(io.StringIO(_text("gpu_util_cdf_philly.csv")))]
     notes = [
         f"{len(rows):,} Philly jobs; {dropped} jobs of VCs absent from the Helios node table left out",
         f"{gpus_per_node} GPUs per node: ASSUMPTION (Philly had 2- and 8-GPU machines; the table gives nodes only)",
         f"durations as measured on Philly's GPUs, taken as {V100}: ASSUMPTION",
+        "the trace's clock times are replayed as Beijing time (for ToU hours): ASSUMPTION",
     ]
-    return Trace("philly", jobs, V100, nodes, notes, util)
+    return Trace("philly", jobs, V100, nodes, notes, util, start)
 
 
 @cache

@@ -23,6 +23,7 @@ class Scenario:
     pools: list[PoolState]
     siloed: bool = False
     notes: list[str] = field(default_factory=list)
+    tou: dict[str, str | None] = field(default_factory=dict)  # pool key -> ToU zone of its center
 
     @property
     def devices(self) -> int:
@@ -56,8 +57,9 @@ def network_scenario(network: Network, siloed: bool) -> Scenario:
     pools = pools_from_network(network)
     if siloed:  # a silo is its center: the region filter then keeps each job at home
         pools = [replace(p, region=p.center) for p in pools]
+    tou = {f"{c.name}/{p.name}": c.tou_zone for c in network.centers for p in c.pools}
     return Scenario(network.name + ("-siloed" if siloed else ""), pools, siloed,
-                    ["centers, prices, PUE and grid factors from the network file (its assumptions apply)"])
+                    ["centers, prices, PUE and grid factors from the network file (its assumptions apply)"], tou)
 
 
 def request_for(job: TraceJob, scenario: Scenario, trace_chip: str, stacks: frozenset[str]) -> Request:

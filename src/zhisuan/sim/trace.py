@@ -41,6 +41,7 @@ class Trace:
     homes: dict[str, int] = field(default_factory=dict)  # home -> nodes, where the trace knows its cluster
     notes: list[str] = field(default_factory=list)  # assumptions and dropped rows, printed with results
     busy_cdf: list[tuple[float, float]] | None = None  # measured GPU utilisation CDF (util %, cdf %)
+    start: float = 0.0  # epoch seconds of the trace's time 0 (for local-time tariffs)
 
     def limit(self, n: int | None) -> Trace:
         if n is None or n >= len(self.jobs):
