@@ -24,7 +24,8 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The tests run against real daemons that this target starts on loopback and stops afterwards:
-# PostgreSQL (scripts/postgres-up.sh), two Slurm clusters (scripts/slurm-up.sh) and a Ray head (scripts/ray-up.sh).
+# PostgreSQL (scripts/postgres-up.sh), two Slurm clusters (scripts/slurm-up.sh) and a Ray head (scripts/ray-up.sh);
+# the dashboard tests drive Debian's Chromium (scripts/chromium-install.sh) with Playwright.
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 PG_ROOT ?= /tmp/zhisuan-pg
 SLURM_ROOT ?= /tmp/zhisuan-slurm
@@ -33,6 +34,7 @@ test: lint typecheck
 	bash scripts/postgres-up.sh
 	ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-up.sh
 	ZHISUAN_RAY_ROOT=$(RAY_ROOT) ZHISUAN_RAY_PY=$(PY) bash scripts/ray-up.sh
+	bash scripts/chromium-install.sh
 	. $(PG_ROOT)/env.sh; . $(RAY_ROOT)/env.sh; ZHISUAN_TEST_RAY=$$RAY_ADDRESS ZHISUAN_TEST_SLURM=$(SLURM_ROOT) \
 	  $(PY) -m pytest -q; rc=$$?; \
 	  bash scripts/postgres-down.sh; ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-down.sh; \

@@ -11,10 +11,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from zhisuan.api.metrics import render
+from zhisuan.scheduler import Candidate
+from zhisuan.web import STATIC
 from zhisuan.control.service import Conflict, Forbidden, NotFound, Service
 from zhisuan.model import SpecError
 from zhisuan.store import JobRecord, Principal, TokenStore
@@ -46,6 +49,12 @@ class UsageReport(BaseModel):
     busy_fraction: float = Field(ge=0, le=1, description="share of the job's devices busy since the last report")
     peak_memory_gib: float | None = Field(None, ge=0)
     watts: float | None = Field(None, ge=0, description="measured draw per device")
+
+
+def candidate_json(c: Candidate) -> dict[str, Any]:
+    return {"center": c.center, "pool": c.pool, "score": None if math.isnan(c.score) else round(c.score, 2),
+            "expected_start_s": None if math.isinf(c.start_delay) else c.start_delay, "cny": round(c.cost, 2),
+            "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected)}
 
 
 def create_app(service: Service, tokens: TokenStore) -> FastAPI:
@@ -145,13 +154,21 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
     def tenants(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
         return service.tenants(who)
 
+    @app.get("/v1/jobs/{job_id}/candidates")
+    def candidates(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        return {"job": job_id, "candidates": [candidate_json(c) for c in service.candidates(job_id, who, time.time())]}
+
+    @app.get("/v1/sim-reports")
+    def sim_reports(who: Principal = Depends(principal)) -> list[dict[str, object]]:  # noqa: B008
+        return service.sim_reports()
+
     @app.post("/v1/quote")
     async def quote(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         spec, candidates = service.quote(await request.body(), who, time.time())
-        return {"job": spec.name, "candidates": [
-            {"center": c.center, "pool": c.pool, "score": None if math.isnan(c.score) else round(c.score, 2),
-             "expected_start_s": None if math.isinf(c.start_delay) else c.start_delay, "cny": round(c.cost, 2),
-             "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected)}
-            for c in candidates]}
+        return {"job": spec.name, "candidates": [candidate_json(c) for c in candidates]}
 
+    if service.reports is not None:
+        service.reports.mkdir(parents=True, exist_ok=True)
+        app.mount("/sim-reports", StaticFiles(directory=service.reports, html=True), name="sim-reports")
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")  # last: the API routes win
     return app

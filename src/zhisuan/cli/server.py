@@ -17,6 +17,7 @@ def server_command(
     host: Annotated[str, typer.Option(help="listen address (loopback by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8470,
     interval: Annotated[float, typer.Option(help="seconds between control steps")] = 1.0,
+    reports: Annotated[Path, typer.Option(help="folder of `zhisuan sim` reports the dashboard lists")] = Path("report"),
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.control.server import serve
@@ -33,5 +34,5 @@ def server_command(
                 console.print(f"{c.name}/{p.name}: {p.devices_per_node}× {p.accelerator} found by NVML "
                               f"(devices {', '.join(p.device_ids)})")
     console.print(f"zhisuan server on http://{host}:{port} — network {net.name}, runs in {runs}/, "
-                  f"first tokens in {runs / 'tokens.json'}")
-    serve(net, db, runs, host, port, interval)
+                  f"first tokens in {runs / 'tokens.json'}; dashboard at http://{host}:{port}/")
+    serve(net, db, runs, host, port, interval, reports)

@@ -23,8 +23,10 @@ def free_port() -> int:
 class ServerProcess:
     """A `zhisuan server` child in its own process group; its jobs' processes survive a kill of it."""
 
-    def __init__(self, network: Path, db: str, runs: Path, interval: float = 0.3, port: int | None = None) -> None:
+    def __init__(self, network: Path, db: str, runs: Path, interval: float = 0.3, port: int | None = None,
+                 reports: Path | None = None) -> None:
         self.network, self.db, self.runs, self.interval = network, db, runs, interval
+        self.reports = reports or runs / "reports"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -33,7 +35,8 @@ class ServerProcess:
         self.runs.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(self.network), "--db", self.db,
-             "--runs", str(self.runs), "--port", str(self.port), "--interval", str(self.interval)],
+             "--runs", str(self.runs), "--port", str(self.port), "--interval", str(self.interval),
+             "--reports", str(self.reports)],
             stdout=subprocess.DEVNULL, stderr=(self.runs / "server.log").open("ab"), start_new_session=True)
         end = time.time() + timeout
         while time.time() < end:

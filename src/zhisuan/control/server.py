@@ -51,7 +51,8 @@ def control_thread(loop: ControlLoop, interval: float, stop: threading.Event) ->
     return threading.Thread(target=run, name="zhisuan-control", daemon=True)
 
 
-def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float) -> None:
+def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float,
+          reports: Path | None = None) -> None:
     engine = connect(db)
     migrate(engine)
     store, tokens = JobStore(engine), TokenStore(engine)
@@ -62,7 +63,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     stop = threading.Event()
     control_thread(loop, interval, stop).start()
     try:
-        uvicorn.run(create_app(Service(store, network, fleet, loop.down, loop.cycles), tokens), host=host, port=port,
-                    log_level="warning")
+        service = Service(store, network, fleet, loop.down, loop.cycles, reports)
+        uvicorn.run(create_app(service, tokens), host=host, port=port, log_level="warning")
     finally:
         stop.set()

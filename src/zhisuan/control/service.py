@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -54,6 +55,7 @@ class Service:
     engines: Engine | Fleet
     down: dict[str, str] = field(default_factory=dict)  # the control loop's view: center -> why it is down
     cycles: CycleStats = field(default_factory=CycleStats)  # the control loop's cycle durations
+    reports: Path | None = None  # folder of `zhisuan sim` reports shown by the dashboard
 
     def __post_init__(self) -> None:
         self.fleet = self.engines if isinstance(self.engines, Fleet) else Fleet.single(self.network, self.engines)
@@ -122,7 +124,7 @@ class Service:
         for r in live_snapshot(self.store, self.network).running:
             held[r.pool] = held.get(r.pool, 0) + r.devices
         return [{
-            "name": c.name, "name_zh": c.name_zh, "region": c.region, "engine": c.engine,
+            "name": c.name, "name_zh": c.name_zh, "region": c.region, "province": c.province, "engine": c.engine,
             "healthy": c.healthy and c.name not in self.down, "down_reason": self.down.get(c.name),
             "pue": c.pue, "carbon_kg_per_kwh": c.carbon_kg_per_kwh, "pflops": round(c.pflops, 3),
             "pools": [{"name": p.name, "accelerator": p.accelerator, "stack": p.chip.stack, "nodes": p.nodes,
@@ -185,3 +187,20 @@ class Service:
         """Values for /metrics (gauges and counters) and the scheduling-cycle histogram."""
         snapshot = live_snapshot(self.store, self.network)
         return gauges(self.store, self.usage, self.network, snapshot, self.down), self.cycles
+
+    def candidates(self, job_id: str, who: Principal, now: float) -> list[Candidate]:
+        """Where a pending job could run, best first, with expected start, price and carbon (its "why")."""
+        rec = self.job(job_id, who)
+        if rec.state is not JobState.PENDING:
+            raise Conflict(f"job {job_id} is {rec.state.value}: candidates are shown for pending jobs")
+        return explain(live_snapshot(self.store, self.network), pending_from_spec(rec.id, rec.spec, rec.submitted_at),
+                       now)
+
+    def sim_reports(self) -> list[dict[str, object]]:
+        """`zhisuan sim` reports (folders with an index.html) under the reports folder, newest first."""
+        if self.reports is None or not self.reports.is_dir():
+            return []
+        found = [self.reports / "index.html", *sorted(self.reports.glob("*/index.html"))]
+        rows = [{"name": p.parent.name, "path": str(p.relative_to(self.reports)), "modified": p.stat().st_mtime}
+                for p in found if p.is_file()]
+        return sorted(rows, key=lambda r: -float(str(r["modified"])))

@@ -1,0 +1,175 @@
+// The dashboard: log in with a tenant token, then network, jobs, utilization and simulation reports.
+// Everything shown comes from the REST API; the token stays in this browser's localStorage.
+const EXAMPLE = "name: hello\ntenant: TENANT\nresources: {accelerators: a100:1}\nconstraints: {time_limit: 10m}\n" +
+  "run: echo hello from $CUDA_VISIBLE_DEVICES; sleep 2; echo done\n";
+let TOKEN = localStorage.getItem("zhisuan.token");
+let TENANT = null;
+let TAB = "network";
+let timer = null;
+
+async function api(path, options = {}) {
+  const r = await fetch(path, { ...options, headers: { ...(options.headers || {}), Authorization: `Bearer ${TOKEN}` } });
+  const type = r.headers.get("content-type") || "";
+  const body = type.includes("json") ? await r.json() : await r.text();
+  if (!r.ok) {
+    const fields = (body.errors || []).map((e) => `${e.field}: ${e.message}`).join("\n");
+    throw new Error(`${r.status} ${body.title || ""}\n${fields || body.detail || body}`);
+  }
+  return body;
+}
+
+const $ = (sel) => document.querySelector(sel);
+const stateLabel = (s) => `<span class="state-${s}">${esc(t("state." + s))}</span>`;
+const th = (keys, num = []) => "<tr>" + keys.map((k) => `<th class="${num.includes(k) ? "num" : ""}">${esc(t(k))}</th>`).join("") + "</tr>";
+
+async function login(token) {
+  TOKEN = token;
+  try {
+    const tenants = await api("/v1/tenants");
+    TENANT = tenants.length === 1 ? tenants[0].name : "admin";
+  } catch (e) {
+    TOKEN = null;
+    localStorage.removeItem("zhisuan.token");
+    $("#login-error").textContent = t("login.bad");
+    return;
+  }
+  localStorage.setItem("zhisuan.token", token);
+  $("#login").hidden = true;
+  $("#tabs").hidden = false;
+  $("#logout").hidden = false;
+  show(TAB);
+}
+
+function logout() {
+  localStorage.removeItem("zhisuan.token");
+  location.reload();
+}
+
+function show(tab) {
+  TAB = tab;
+  document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === tab));
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${tab}`; });
+  $("#who").textContent = TENANT ? t("who", { tenant: TENANT }) : "";
+  clearInterval(timer);
+  const render = { network: renderNetwork, jobs: renderJobs, utilization: renderUtilization, reports: renderReports }[tab];
+  render();
+  if (tab === "jobs" || tab === "network") timer = setInterval(render, 1500);
+}
+
+async function renderNetwork() {
+  const centers = await api("/v1/centers");
+  const devices = centers.reduce((n, c) => n + c.pools.reduce((m, p) => m + p.devices, 0), 0);
+  const pflops = centers.reduce((n, c) => n + c.pflops, 0);
+  const rows = centers.flatMap((c) => c.pools.map((p, i) => `<tr data-center="${esc(c.name)}">` +
+    (i === 0 ? `<td rowspan="${c.pools.length}">${esc(c.name_zh && LANG === "zh-CN" ? c.name_zh : c.name)}</td>` +
+      `<td rowspan="${c.pools.length}">${esc(c.region)}</td><td rowspan="${c.pools.length}">${esc(c.engine)}</td>` +
+      `<td rowspan="${c.pools.length}" class="${c.healthy ? "ok" : "down"}">${esc(t(c.healthy ? "health.ok" : "health.down"))}</td>` : "") +
+    `<td>${esc(p.name)}</td><td>${esc(p.accelerator)}</td><td class="num">${num(p.devices)}</td>` +
+    `<td class="num">${num(p.free)}</td><td class="num">${num(p.pflops, 2)}</td>` +
+    `<td class="num">${num(p.price_per_device_hour, 2)}</td></tr>`)).join("");
+  $("#view-network").innerHTML = `<h2>${esc(t("network.title"))}</h2>` +
+    `<p>${esc(t("network.total", { centers: num(centers.length), devices: num(devices), pflops: num(pflops, 1) }))}</p>` +
+    `<div class="row"><table id="centers">${th(["col.center", "col.region", "col.engine", "col.health", "col.pool",
+      "col.chip", "col.devices", "col.free", "col.pflops", "col.price"], ["col.devices", "col.free", "col.pflops", "col.price"])}${rows}</table>` +
+    `<div><h3>${esc(t("network.map"))}</h3>${mapSvg(centers)}</div></div>`;
+}
+
+async function renderJobs() {
+  const view = $("#view-jobs");
+  if (!view.dataset.ready) {
+    view.innerHTML = `<h2>${esc(t("jobs.submit"))}</h2><textarea id="spec-input"></textarea><br>` +
+      `<button id="submit-button">${esc(t("jobs.submit.button"))}</button><p id="submit-result"></p>` +
+      `<h2>${esc(t("jobs.title"))}</h2><div id="jobs-list"></div><div id="job-detail"></div>`;
+    $("#spec-input").value = EXAMPLE.replace("TENANT", TENANT === "admin" ? "acme" : TENANT);
+    $("#submit-button").onclick = submitJob;
+    view.dataset.ready = "1";
+  }
+  const jobs = await api("/v1/jobs");
+  if (!jobs.length) {
+    $("#jobs-list").innerHTML = `<p>${esc(t("jobs.none"))}</p>`;
+    return;
+  }
+  const rows = jobs.slice().reverse().map((j) => `<tr data-job-id="${esc(j.id)}" data-state="${esc(j.state)}">` +
+    `<td>${esc(j.id)}</td><td>${esc(j.name)}</td><td>${esc(j.tenant)}</td><td>${stateLabel(j.state)}</td>` +
+    `<td>${j.center ? esc(`${j.center}/${j.pool}`) : ""}</td><td>${esc(when(j.submitted_at))}</td>` +
+    `<td class="num">${j.exit_code ?? ""}</td><td>` +
+    `<button class="logs" data-id="${esc(j.id)}">${esc(t("jobs.logs"))}</button> ` +
+    (j.state === "pending" ? `<button class="why" data-id="${esc(j.id)}">${esc(t("jobs.why"))}</button> ` : "") +
+    (["pending", "scheduled", "running"].includes(j.state) ? `<button class="cancel" data-id="${esc(j.id)}">${esc(t("jobs.cancel"))}</button>` : "") +
+    `</td><td>${esc(j.reason || "")}</td></tr>`).join("");
+  $("#jobs-list").innerHTML = `<table id="jobs-table">${th(["col.id", "col.name", "col.tenant", "col.state", "col.where",
+    "col.submitted", "col.exit", "col.actions", "col.why"], ["col.exit"])}${rows}</table>`;
+  document.querySelectorAll("button.logs").forEach((b) => { b.onclick = () => showLogs(b.dataset.id); });
+  document.querySelectorAll("button.why").forEach((b) => { b.onclick = () => showWhy(b.dataset.id); });
+  document.querySelectorAll("button.cancel").forEach((b) => { b.onclick = () => api(`/v1/jobs/${b.dataset.id}/cancel`, { method: "POST" }).then(renderJobs); });
+}
+
+async function submitJob() {
+  try {
+    const job = await api("/v1/jobs", { method: "POST", body: $("#spec-input").value, headers: { "Content-Type": "application/yaml" } });
+    $("#submit-result").className = "";
+    $("#submit-result").textContent = t("jobs.submitted", { id: job.id });
+    renderJobs();
+  } catch (e) {
+    $("#submit-result").className = "error";
+    $("#submit-result").textContent = e.message;
+  }
+}
+
+async function showLogs(id) {
+  const [job, text] = await Promise.all([api(`/v1/jobs/${id}`), api(`/v1/jobs/${id}/logs`)]);
+  const history = job.history.map((h) => `${when(h.at)}  ${t("state." + h.state)}  ${h.why}`).join("\n");
+  $("#job-detail").innerHTML = `<h3>${esc(t("jobs.logs"))}: ${esc(id)}</h3><pre class="note">${esc(history)}</pre>` +
+    `<pre class="logs" id="logs-${esc(id)}">${esc(text)}</pre>`;
+}
+
+async function showWhy(id) {
+  const res = await api(`/v1/jobs/${id}/candidates`);
+  const rows = res.candidates.map((c) => `<tr><td>${esc(`${c.center}/${c.pool}`)}</td>` +
+    `<td>${c.expected_start_s === null ? esc(t("never")) : c.expected_start_s === 0 ? esc(t("now")) : `+${num(c.expected_start_s / 60, 0)} min`}</td>` +
+    `<td class="num">${num(c.cny, 2)}</td><td class="num">${num(c.kg_co2, 3)}</td>` +
+    `<td class="num">${c.score === null ? "" : num(c.score, 1)}</td><td>${esc(c.rejected_by.join(", "))}</td></tr>`).join("");
+  $("#job-detail").innerHTML = `<h3>${esc(t("jobs.candidates", { id }))}</h3><table id="candidates">` +
+    th(["col.where", "col.start", "col.cny", "col.kg", "col.score", "col.rejected"], ["col.cny", "col.kg", "col.score"]) + rows + "</table>";
+}
+
+async function renderUtilization() {
+  const rep = await api("/v1/reports/utilization?bucket=3600");
+  const keys = [...new Set(rep.rows.map((r) => `${r.center}|${r.chip}`))];
+  const charts = keys.map((k) => {
+    const rows = rep.rows.filter((r) => `${r.center}|${r.chip}` === k);
+    const xs = rows.map((r) => new Intl.DateTimeFormat(LANG, { hour: "2-digit", minute: "2-digit" }).format(new Date(r.bucket_start * 1000)));
+    const series = [[t("util.allocated"), rows.map((r) => r.allocated_pct)]];
+    if (rows.some((r) => r.busy_pct !== null)) series.push([t("util.busy"), rows.map((r) => r.busy_pct ?? 0)]);
+    return `<div><h3>${esc(k.replace("|", " — "))}</h3>${lineChart(series, xs)}</div>`;
+  }).join("");
+  const tenants = Object.entries(rep.tenants).map(([name, v]) => `<tr><td>${esc(name)}</td>` +
+    ["allocated_device_hours", "busy_device_hours", "kwh", "kg_co2", "cny"].map((f) => `<td class="num">${num(v[f], 3)}</td>`).join("") + "</tr>").join("");
+  $("#view-utilization").innerHTML = `<h2>${esc(t("util.title"))}</h2><p class="note">${esc(t("util.bucket"))}. ${esc(t("util.note"))}</p>` +
+    `<div class="row">${charts}</div><h2>${esc(t("util.tenants"))}</h2><table id="tenants">` +
+    th(["col.tenant", "col.alloc_h", "col.busy_h", "col.kwh", "col.kg", "col.cny"], ["col.alloc_h", "col.busy_h", "col.kwh", "col.kg", "col.cny"]) +
+    tenants + "</table>";
+}
+
+async function renderReports() {
+  const reports = await api("/v1/sim-reports");
+  $("#view-reports").innerHTML = `<h2>${esc(t("reports.title"))}</h2>` + (reports.length
+    ? `<table id="reports">${th(["col.report", "col.modified"])}` + reports.map((r) =>
+      `<tr><td><a href="/sim-reports/${esc(r.path)}" target="_blank">${esc(r.name)}</a></td><td>${esc(when(r.modified))}</td></tr>`).join("") + "</table>"
+    : `<p>${esc(t("reports.none"))}</p>`);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#lang-select").value = LANG;
+  setLang(LANG);
+  $("#lang-select").onchange = (e) => {
+    setLang(e.target.value);
+    $("#view-jobs").dataset.ready = "";
+    if (TOKEN && TENANT) show(TAB);
+  };
+  $("#login-button").onclick = () => login($("#token-input").value.trim());
+  $("#token-input").onkeydown = (e) => { if (e.key === "Enter") login($("#token-input").value.trim()); };
+  $("#logout").onclick = logout;
+  document.querySelectorAll("#tabs button").forEach((b) => { b.onclick = () => show(b.dataset.tab); });
+  if (TOKEN) login(TOKEN);
+});

@@ -1,0 +1,79 @@
+// Every label of the dashboard in English and Simplified Chinese; numbers and dates use Intl for the locale.
+const MESSAGES = {
+  "en": {
+    "title": "zhisuan compute network", "language": "Language", "logout": "Log out",
+    "tab.network": "Network", "tab.jobs": "Jobs", "tab.utilization": "Utilization", "tab.reports": "Simulation reports",
+    "login.title": "Log in with your token", "login.button": "Log in",
+    "login.help": "Tokens are in runs/tokens.json on the server (one per tenant, and an admin token).",
+    "login.bad": "This token is not valid.", "who": "Tenant: {tenant}",
+    "network.title": "Centers of the network", "network.map": "Where the centers are",
+    "col.center": "Center", "col.region": "Region", "col.engine": "Engine", "col.health": "Health", "col.pool": "Pool",
+    "col.chip": "Chip", "col.devices": "Devices", "col.free": "Free now", "col.pflops": "Capacity (P)",
+    "col.price": "¥ / device-hour", "col.queue": "Queue", "health.ok": "up", "health.down": "down",
+    "network.total": "{centers} centers, {devices} devices, {pflops} P (FP16)",
+    "jobs.title": "Jobs", "jobs.submit": "Submit a job", "jobs.submit.button": "Submit", "jobs.submitted": "Submitted {id}",
+    "col.id": "ID", "col.name": "Name", "col.tenant": "Tenant", "col.state": "State", "col.where": "Where",
+    "col.submitted": "Submitted", "col.exit": "Exit", "col.actions": "Actions", "col.why": "Reason",
+    "jobs.logs": "Logs", "jobs.cancel": "Cancel", "jobs.why": "Why here?", "jobs.none": "No jobs yet.",
+    "jobs.candidates": "Where {id} could run (best first)", "col.start": "Expected start", "col.cny": "¥ / job",
+    "col.kg": "kgCO2", "col.score": "Score", "col.rejected": "Rejected by", "now": "now", "never": "not possible",
+    "state.pending": "pending", "state.scheduled": "scheduled", "state.running": "running",
+    "state.succeeded": "succeeded", "state.failed": "failed", "state.cancelled": "cancelled", "state.preempted": "preempted",
+    "util.title": "Allocated vs busy", "util.bucket": "Hourly over the last 24 h",
+    "util.note": "Busy counts measured time only (NVML, jobs' own reports); unmeasured time is not guessed.",
+    "util.allocated": "allocated %", "util.busy": "busy % (measured)", "util.tenants": "Energy, carbon and cost per tenant",
+    "col.alloc_h": "Allocated device-h", "col.busy_h": "Busy device-h", "col.kwh": "kWh", "col.idle": "Idle while allocated %",
+    "col.measured": "Measured %", "unmeasured": "unmeasured",
+    "reports.title": "Simulation reports", "reports.none": "No reports yet: run `zhisuan sim --out report/NAME`.",
+    "col.report": "Report", "col.modified": "Written",
+  },
+  "zh-CN": {
+    "title": "智算算力网络", "language": "语言", "logout": "退出",
+    "tab.network": "网络", "tab.jobs": "作业", "tab.utilization": "利用率", "tab.reports": "仿真报告",
+    "login.title": "使用令牌登录", "login.button": "登录",
+    "login.help": "令牌保存在服务器的 runs/tokens.json 中（每个租户一个，另有管理员令牌）。",
+    "login.bad": "令牌无效。", "who": "租户：{tenant}",
+    "network.title": "网络中的算力中心", "network.map": "算力中心分布",
+    "col.center": "中心", "col.region": "区域", "col.engine": "引擎", "col.health": "状态", "col.pool": "资源池",
+    "col.chip": "芯片", "col.devices": "设备数", "col.free": "当前空闲", "col.pflops": "算力 (P)",
+    "col.price": "元 / 卡时", "col.queue": "排队", "health.ok": "正常", "health.down": "故障",
+    "network.total": "{centers} 个中心，{devices} 张加速卡，{pflops} P（FP16）",
+    "jobs.title": "作业", "jobs.submit": "提交作业", "jobs.submit.button": "提交", "jobs.submitted": "已提交 {id}",
+    "col.id": "编号", "col.name": "名称", "col.tenant": "租户", "col.state": "状态", "col.where": "运行位置",
+    "col.submitted": "提交时间", "col.exit": "退出码", "col.actions": "操作", "col.why": "原因",
+    "jobs.logs": "日志", "jobs.cancel": "取消", "jobs.why": "为何在此？", "jobs.none": "暂无作业。",
+    "jobs.candidates": "{id} 可运行的位置（由优到劣）", "col.start": "预计开始", "col.cny": "元 / 作业",
+    "col.kg": "千克 CO2", "col.score": "得分", "col.rejected": "排除原因", "now": "立即", "never": "不可行",
+    "state.pending": "排队中", "state.scheduled": "已调度", "state.running": "运行中",
+    "state.succeeded": "成功", "state.failed": "失败", "state.cancelled": "已取消", "state.preempted": "被抢占",
+    "util.title": "分配与实际使用", "util.bucket": "最近 24 小时，按小时",
+    "util.note": "“忙碌”只计实测时间（NVML、作业自报）；未实测的时间不做估计。",
+    "util.allocated": "分配率 %", "util.busy": "忙碌率 %（实测）", "util.tenants": "各租户的能耗、碳排放与费用",
+    "col.alloc_h": "分配卡时", "col.busy_h": "忙碌卡时", "col.kwh": "千瓦时", "col.idle": "分配但空闲 %",
+    "col.measured": "实测比例 %", "unmeasured": "未实测",
+    "reports.title": "仿真报告", "reports.none": "暂无报告：运行 `zhisuan sim --out report/名称`。",
+    "col.report": "报告", "col.modified": "生成时间",
+  },
+};
+
+let LANG = localStorage.getItem("zhisuan.lang") || (navigator.language.startsWith("zh") ? "zh-CN" : "en");
+
+function t(key, vars = {}) {
+  const text = (MESSAGES[LANG] && MESSAGES[LANG][key]) || MESSAGES.en[key] || key;
+  return text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : `{${k}}`));
+}
+
+function num(value, digits = 0) {
+  return new Intl.NumberFormat(LANG, { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(value);
+}
+
+function when(epochSeconds) {
+  return new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeStyle: "medium" }).format(new Date(epochSeconds * 1000));
+}
+
+function setLang(lang) {
+  LANG = lang;
+  localStorage.setItem("zhisuan.lang", lang);
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+}

@@ -1,0 +1,148 @@
+"""The dashboard in a real headless Chromium (Debian's package, driven by Playwright-python) against a real
+`zhisuan server`: log in, see the centers, submit a job and watch it succeed, switch language, and a tenant
+that cannot see another tenant's job. Screenshots go to artifacts/screenshots/ (not committed)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from zhisuan.control.launch import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: `make test` installs it (scripts/chromium-install.sh)")
+        pytest.skip("no chromium (run `make test`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("web")
+    reports = tmp / "reports" / "philly-demo"
+    reports.mkdir(parents=True)
+    (reports / "index.html").write_text("<h1>a sim report</h1>")
+    s = ServerProcess(ROOT / "examples" / "networks" / "toy3.yaml", f"sqlite:///{tmp / 'z.db'}", tmp / "runs",
+                      interval=0.3, reports=tmp / "reports").start()
+    yield s
+    s.stop()
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def open_as(browser, server, tenant, lang="en"):
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale=lang)
+    page.goto(server.url + "/")
+    page.evaluate(f"localStorage.setItem('zhisuan.lang', '{lang}')")
+    page.reload()
+    page.fill("#token-input", server.token(tenant))
+    page.click("#login-button")
+    page.wait_for_selector("#centers")
+    return page
+
+
+def test_login_centers_submit_and_watch_it_succeed(browser, server):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(server.url + "/")
+    page.evaluate("localStorage.setItem('zhisuan.lang', 'en')")
+    page.reload()
+    page.fill("#token-input", "zs_wrong")
+    page.click("#login-button")
+    page.wait_for_selector("#login-error:has-text('not valid')")
+    shot(page, "01-login-refused")
+    page.fill("#token-input", server.token("acme"))
+    page.click("#login-button")
+    page.wait_for_selector("#centers")
+    for center in ("shanghai", "qingyang", "shaoguan"):
+        assert page.locator(f"#centers tr[data-center='{center}']").count() >= 1
+    assert page.locator("#map circle").count() == 3
+    shot(page, "02-network")
+    page.click("button[data-tab='jobs']")
+    page.wait_for_selector("#spec-input")
+    page.fill("#spec-input", "name: from-browser\ntenant: acme\nresources: {accelerators: a100:2}\n"
+                             "run: echo browser job on $CUDA_VISIBLE_DEVICES\n")
+    page.click("#submit-button")
+    page.wait_for_selector("#submit-result:has-text('Submitted')")
+    row = page.locator("#jobs-table tr", has_text="from-browser")
+    row.wait_for()
+    page.wait_for_selector("#jobs-table tr[data-state='succeeded']:has-text('from-browser')", timeout=30_000)
+    row.locator("button.logs").click()
+    page.wait_for_selector("pre.logs:has-text('browser job on')")
+    shot(page, "03-job-succeeded")
+    page.fill("#spec-input", "name: bad\ntenant: acme\nresources: {accelerators: A1000:1}\nrun: x\n")
+    page.click("#submit-button")
+    page.wait_for_selector("#submit-result.error:has-text('resources.accelerators.name')")
+    page.click("button[data-tab='utilization']")
+    page.wait_for_selector("#tenants")
+    assert page.locator("#view-utilization svg").count() >= 1
+    shot(page, "04-utilization")
+    page.click("button[data-tab='reports']")
+    page.wait_for_selector("#reports a:has-text('philly-demo')")
+    shot(page, "05-reports")
+
+
+def test_switching_to_chinese_translates_labels_and_formats(browser, server):
+    page = open_as(browser, server, "acme")
+    assert page.locator("button[data-tab='jobs']").inner_text() == "Jobs"
+    page.select_option("#lang-select", "zh-CN")
+    page.wait_for_selector("button[data-tab='jobs']:has-text('作业')")
+    page.wait_for_selector("#centers th:has-text('芯片')")
+    assert page.locator("h1").inner_text().startswith("智算算力网络")
+    assert "上海" in page.locator("#centers").inner_text()  # Chinese center names in zh-CN
+    shot(page, "06-zh-CN-network")
+    page.click("button[data-tab='jobs']")
+    page.wait_for_selector("#jobs-table")
+    assert "成功" in page.locator("#jobs-table").inner_text()
+    assert "年" in page.locator("#jobs-table").inner_text()  # dates formatted for zh-CN
+    shot(page, "07-zh-CN-jobs")
+
+
+def test_a_tenant_does_not_see_another_tenants_job(browser, server):
+    with server.client("acme") as c:
+        c.post("/v1/jobs", content="name: acme-secret\ntenant: acme\nresources: {accelerators: a100:1}\nrun: 'true'\n")
+    page = open_as(browser, server, "lab")
+    page.click("button[data-tab='jobs']")
+    page.wait_for_selector("#jobs-list")
+    page.wait_for_timeout(500)
+    assert "acme-secret" not in page.locator("#view-jobs").inner_text()
+    assert "from-browser" not in page.locator("#view-jobs").inner_text()
+    shot(page, "08-other-tenant")
+    admin = open_as(browser, server, "admin")
+    admin.click("button[data-tab='jobs']")
+    admin.wait_for_selector("#jobs-table tr:has-text('acme-secret')")
+
+
+def test_a_pending_job_shows_where_it_could_run_and_when(browser, server):
+    big = "name: {}\ntenant: acme\nresources: {{accelerators: a100:8, nodes: 4}}\nrun: sleep 60\n"
+    with server.client("acme") as c:
+        first = c.post("/v1/jobs", content=big.format("big-1")).json()["id"]
+        second = c.post("/v1/jobs", content=big.format("big-2")).json()["id"]
+        try:
+            page = open_as(browser, server, "acme")
+            page.click("button[data-tab='jobs']")
+            page.wait_for_selector(f"#jobs-table tr[data-job-id='{first}'][data-state='running']")
+            page.click(f"#jobs-table tr[data-job-id='{second}'] button.why")
+            page.wait_for_selector("#candidates")
+            text = page.locator("#candidates").inner_text()
+            assert "shanghai/a100" in text and "min" in text  # expected start: when big-1 ends
+            assert "qingyang/a100" in text and "gang" in text.lower()  # too few nodes: rejected, with the reason
+            shot(page, "09-pending-why")
+        finally:
+            for job_id in (first, second):
+                c.post(f"/v1/jobs/{job_id}/cancel")
