@@ -16,11 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from zhisuan.api.metrics import render
-from zhisuan.scheduler import Candidate
-from zhisuan.web import STATIC
 from zhisuan.control.service import Conflict, Forbidden, NotFound, Service
 from zhisuan.model import SpecError
+from zhisuan.scheduler import Candidate
 from zhisuan.store import JobRecord, Principal, TokenStore
+from zhisuan.web import STATIC
 
 PROBLEM = "application/problem+json"
 
