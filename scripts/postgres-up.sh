@@ -8,11 +8,7 @@ PORT=${ZHISUAN_PG_PORT:-5434}
 BIN=/usr/lib/postgresql/15/bin
 log() { printf '[postgres-up] %s\n' "$*"; }
 
-if ! dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q 'install ok installed'; then
-  log "apt-get install postgresql-15"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
-fi
+bash "$(dirname "$0")/apt-ensure.sh" postgresql-15
 mkdir -p "$ROOT/run"
 chown postgres:postgres "$ROOT" "$ROOT/run"
 if [[ ! -f $ROOT/data/PG_VERSION ]]; then

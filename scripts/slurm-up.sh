@@ -28,15 +28,7 @@ spec() {  # <slurmctld port>|<node>:<gpu type>:<count> ...   (slurmd ports: ctld
   esac
 }
 
-missing=()
-for p in munge slurmctld slurmd slurm-client slurmdbd mariadb-server mariadb-client; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/apt-ensure.sh" munge slurmctld slurmd slurm-client slurmdbd mariadb-server mariadb-client
 
 mkdir -p "$M" "$ROOT/jobs"; chmod 1777 "$ROOT/jobs"
 chown munge:munge "$M"; chmod 0755 "$M"
