@@ -172,3 +172,9 @@ def test_metrics_follow_prometheus_conventions(api):
     m = scrape()
     assert m[("zhisuan_energy_kwh_total", (("center", "here"),))] > 0
     assert m[("zhisuan_billed_cny_total", (("center", "here"),))] > 0
+
+
+def test_whoami_names_the_tokens_tenant(api):
+    client, keys, *_ = api
+    assert client.get("/v1/whoami", headers=auth(keys["lab"])).json() == {"tenant": "lab", "admin": False}
+    assert client.get("/v1/whoami", headers=auth(keys["admin"])).json()["admin"] is True

@@ -150,6 +150,10 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
     def centers(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
         return service.centers()
 
+    @app.get("/v1/whoami")
+    def whoami(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        return {"tenant": who.tenant, "admin": who.admin}
+
     @app.get("/v1/tenants")
     def tenants(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
         return service.tenants(who)

@@ -49,6 +49,7 @@ class SlurmEngine:
         self.chips, self.prices = chips or {}, prices or {}
         self.timeout, self.cache = timeout, cache
         self._jobs: tuple[float, dict[str, dict[str, Any]]] = (float("-inf"), {})
+        self._targets: dict[str, tuple[str, str]] = {}  # pool name -> (partition, gres type), from inventory
 
     @classmethod
     def from_config(cls, center: str, cfg: dict[str, Any], runs: Path) -> SlurmEngine:
@@ -108,6 +109,7 @@ class SlurmEngine:
             if gtype not in self.prices:
                 raise ValueError(f"engine_config.prices: no price for gres type {gtype!r} of {self.center}")
             nodes.sort(key=lambda n: str(n["name"]))
+            self._targets[f"{part}-{gtype}"] = (part, gtype)
             pools.append(Pool(
                 name=f"{part}-{gtype}", accelerator=self.chips.get(gtype, gtype), nodes=len(nodes),
                 devices_per_node=count, cpus_per_node=min(int(n["cpus"]) for n in nodes),
@@ -115,8 +117,14 @@ class SlurmEngine:
                 price_per_device_hour=float(self.prices[gtype]), node_names=[str(n["name"]) for n in nodes]))
         return pools
 
-    def _gres_type(self, pool: Pool) -> str:
-        return pool.name.rsplit("-", 1)[-1]
+    def _target(self, pool: Pool) -> tuple[str, str]:
+        """(partition, gres type) of a pool: as the inventory found it, else from a `<partition>-<type>` name."""
+        if pool.name not in self._targets:
+            part, _, gtype = pool.name.rpartition("-")
+            if not part:
+                raise SlurmError(f"{self.center}: pool {pool.name!r} is not named <partition>-<gres type>")
+            self._targets[pool.name] = (part, gtype)
+        return self._targets[pool.name]
 
     def submit(self, launch: Launch) -> str:
         run = self.runs / launch.job_id
@@ -129,12 +137,13 @@ class SlurmEngine:
             lines.append(f"export {stack_var}=$CUDA_VISIBLE_DEVICES")
         (run / "command.sh").write_text("\n".join([*lines, launch.command, ""]), encoding="utf-8")
         label = " --label" if len(launch.nodes) > 1 else ""
+        partition, gtype = self._target(launch.pool)
         (run / "batch.sh").write_text(
             f"#!/bin/bash\nexec srun{label} --ntasks-per-node=1 /bin/bash {run / 'command.sh'}\n", encoding="utf-8")
         args = ["sbatch", "--parsable", f"--job-name=zs-{launch.job_id}", f"--comment=zhisuan:{launch.job_id}",
                 f"--nodes={len(launch.nodes)}", "--ntasks-per-node=1",
-                f"--gres=gpu:{self._gres_type(launch.pool)}:{launch.devices_per_node}",
-                f"--chdir={run}", f"--output={run}/slurm-%j.out", "--partition=" + launch.pool.name.rsplit("-", 1)[0]]
+                f"--gres=gpu:{gtype}:{launch.devices_per_node}", f"--chdir={run}", f"--output={run}/slurm-%j.out",
+                f"--partition={partition}"]
         if launch.pool.node_names:
             args.append("--nodelist=" + ",".join(launch.pool.node_names[n] for n in launch.nodes))
         if launch.timeout:

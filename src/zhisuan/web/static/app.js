@@ -25,8 +25,8 @@ const th = (keys, num = []) => "<tr>" + keys.map((k) => `<th class="${num.includ
 async function login(token) {
   TOKEN = token;
   try {
-    const tenants = await api("/v1/tenants");
-    TENANT = tenants.length === 1 ? tenants[0].name : "admin";
+    const who = await api("/v1/whoami");
+    TENANT = who.admin ? `${who.tenant} (admin)` : who.tenant;
   } catch (e) {
     TOKEN = null;
     localStorage.removeItem("zhisuan.token");
@@ -80,7 +80,7 @@ async function renderJobs() {
     view.innerHTML = `<h2>${esc(t("jobs.submit"))}</h2><textarea id="spec-input"></textarea><br>` +
       `<button id="submit-button">${esc(t("jobs.submit.button"))}</button><p id="submit-result"></p>` +
       `<h2>${esc(t("jobs.title"))}</h2><div id="jobs-list"></div><div id="job-detail"></div>`;
-    $("#spec-input").value = EXAMPLE.replace("TENANT", TENANT === "admin" ? "acme" : TENANT);
+    $("#spec-input").value = EXAMPLE.replace("TENANT", TENANT.endsWith("(admin)") ? "acme" : TENANT);
     $("#submit-button").onclick = submitJob;
     view.dataset.ready = "1";
   }
