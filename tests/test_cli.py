@@ -85,3 +85,12 @@ def test_bench_sim_prints_measured_last_line():
     res = runner.invoke(app, ["bench", "sim", "--limit", "500", "--policies", "fifo,easy"])
     assert res.exit_code == 0, res.output
     assert re.fullmatch(r"philly-seconds-per-policy: \d+\.\d\d", res.output.strip().splitlines()[-1])
+
+
+def test_server_refuses_to_start_when_an_engine_to_read_pools_from_does_not_answer(tmp_path):
+    net = tmp_path / "net.yaml"
+    net.write_text("name: n\ncenters:\n  - {name: far, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5, engine: slurm,\n"
+                   f"     engine_config: {{conf: {tmp_path}/missing.conf, timeout: 1, prices: {{a100: 1}}}}}}\n")
+    res = CliRunner().invoke(app, ["server", "--network", str(net), "--db", f"sqlite:///{tmp_path}/z.db",
+                                   "--runs", str(tmp_path / "runs"), "--port", "0"])
+    assert res.exit_code == 2 and "far" in res.output

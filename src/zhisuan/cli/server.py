@@ -35,4 +35,9 @@ def server_command(
                               f"(devices {', '.join(p.device_ids)})")
     console.print(f"zhisuan server on http://{host}:{port} — network {net.name}, runs in {runs}/, "
                   f"first tokens in {runs / 'tokens.json'}; dashboard at http://{host}:{port}/")
-    serve(net, db, runs, host, port, interval, reports)
+    from zhisuan.engines import EngineDown
+
+    try:
+        serve(net, db, runs, host, port, interval, reports)
+    except (EngineDown, ValueError) as e:  # an engine to read pools from is down, or its config is wrong
+        fail(f"{network}: {e}")
