@@ -13,7 +13,7 @@ import pytest
 from zhisuan.control import ControlLoop
 from zhisuan.control.service import Service
 from zhisuan.engines import EngineDown, build_fleet, with_inventory
-from zhisuan.engines.slurm import gres_of
+from zhisuan.engines.slurm import gres_of, usage_of
 from zhisuan.model import JobState, parse_job_spec, parse_network
 from zhisuan.store import JobStore, Principal, connect, migrate
 
@@ -84,6 +84,21 @@ def step_until(loop, store, job_id, states, limit=60.0):
 def test_gres_strings():
     assert gres_of("gpu:a100:8(S:0-1)") == ("a100", 8)
     assert gres_of("gpu:8") is None and gres_of("") is None
+
+
+def test_busy_from_the_steps_gpuutil_when_slurm_gathers_it():
+    # the shape of `sacct --json` (22.05) as seen on these clusters, plus the gres/gpuutil average a
+    # cluster with acct_gather_gpu reports; ours has no GPUs to gather from
+    job = {"tres": {"allocated": [{"type": "cpu", "name": None, "count": 2},
+                                  {"type": "gres", "name": "gpu", "count": 4},
+                                  {"type": "gres", "name": "gpu:a100", "count": 4}]},
+           "time": {"elapsed": 100},
+           "steps": [{"tres": {"requested": {"average": [{"type": "cpu", "name": None, "count": 0}]}}},
+                     {"tres": {"requested": {"average": [{"type": "gres", "name": "gpuutil", "count": 60}]}}}]}
+    usage = usage_of(job)
+    assert (usage.allocated_device_seconds, usage.busy_device_seconds) == (400, pytest.approx(240))
+    job["steps"] = job["steps"][:1]
+    assert usage_of(job).busy_device_seconds is None
 
 
 def test_inventory_maps_partitions_and_gres_to_pools(world):

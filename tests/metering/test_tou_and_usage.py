@@ -101,3 +101,24 @@ def test_utilization_separates_allocated_busy_and_idle():
     records = meter("j6", "acme", BOOK.of("sh", "a100"), BOOK.version, 4, t0, t0 + 3600, [BusySample(t0, 0.25, "nvml")])
     [row] = utilization(records, {("sh", "A100 SXM4 80GB"): 8}, t0, t0 + 3600, 3600)
     assert (row.allocated_pct, row.busy_pct, row.idle_while_allocated_pct) == pytest.approx((50.0, 12.5, 75.0))
+
+
+def test_an_engines_measured_busy_holds_for_a_run_without_samples(tmp_path):
+    from zhisuan.control.metering import Meter
+    from zhisuan.engines import Usage
+    from zhisuan.model import JobState, parse_job_spec
+    from zhisuan.store import JobStore, UsageStore, connect, migrate
+
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    t0 = at("2026-11-25T12:00:00+08:00")
+    job = store.submit(parse_job_spec("name: s\ntenant: acme\nresources: {accelerators: a100:2}\nrun: x"), t0)
+    store.transition(job, JobState.SCHEDULED, t0, "placed", center="sh", pool="a100", nodes=(0,), devices_per_node=2,
+                     devices=[["0", "1"]])
+    rec = store.transition(job, JobState.RUNNING, t0, "started", engine_handle="7@/x")
+    meter = Meter(NET, UsageStore(db))
+    [row] = meter.run_rows(rec, t0 + 1800, Usage(3600.0, 1800.0, 2700.0, "sacct gres/gpuutil (step average)"))
+    assert row["busy_device_s"] == pytest.approx(2700.0) and row["busy_source"].startswith("sacct gres/gpuutil")
+    [row] = meter.run_rows(rec, t0 + 1800, Usage(3600.0, 1800.0, None, "sacct AllocTRES"))
+    assert row["busy_device_s"] is None

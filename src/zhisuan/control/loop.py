@@ -166,13 +166,20 @@ class ControlLoop:
             try:
                 if status.state == "succeeded":
                     self.store.transition(rec.id, JobState.SUCCEEDED, now, "exit 0",
-                                          usage=self.meter.run_rows(rec, now), exit_code=0)
+                                          usage=self._usage(rec, now), exit_code=0)
                 elif status.state == "failed":
-                    self.store.transition(rec.id, JobState.FAILED, now, status.reason,
-                                          usage=self.meter.run_rows(rec, now), exit_code=status.exit_code,
-                                          reason=status.reason)
+                    self.store.transition(rec.id, JobState.FAILED, now, status.reason, usage=self._usage(rec, now),
+                                          exit_code=status.exit_code, reason=status.reason)
             except ValueError:
                 continue  # cancelled meanwhile: its end is already recorded
+
+    def _usage(self, rec: JobRecord, now: float) -> list[dict[str, object]]:
+        """Usage rows of a run that ended, with what the engine measured of it when it did."""
+        try:
+            measured = self.fleet.of(rec.center or "").usage(rec.engine_handle) if rec.engine_handle else None
+        except (OSError, EngineDown, KeyError, ValueError):
+            measured = None  # billing must not wait for an engine's accounting
+        return self.meter.run_rows(rec, now, measured)
 
     def _snapshot(self) -> Snapshot:
         pools = [replace(p, healthy=False) if p.center in self.down else p for p in self.pools]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from zhisuan.engines import Usage
 from zhisuan.metering.pricebook import PriceBook
 from zhisuan.metering.usage import BusySample, UsageInterval, meter
 from zhisuan.model import JobState, Network
@@ -19,12 +20,17 @@ class Meter:
         self.book = PriceBook.from_network(network)
         self.usage = usage
 
-    def run_rows(self, rec: JobRecord, end: float) -> list[dict[str, Any]]:
-        """Usage rows of the run `rec` is in (it started when the job last became running)."""
+    def run_rows(self, rec: JobRecord, end: float, engine: Usage | None = None) -> list[dict[str, Any]]:
+        """Usage rows of the run `rec` is in (it started when the job last became running). Without samples
+        of its own, a busy figure the engine measured (Slurm's gpuutil) holds for the whole run."""
         if rec.state is not JobState.RUNNING or rec.center is None or rec.pool is None:
             return []
         start = rec.updated_at
         samples = [BusySample(**s) for s in self.usage.samples(rec.id, since=start)]
+        if not samples and engine is not None and engine.busy_device_seconds is not None and \
+                engine.allocated_device_seconds > 0:
+            fraction = engine.busy_device_seconds / engine.allocated_device_seconds
+            samples = [BusySample(start, fraction, engine.source)]
         devices = (rec.devices_per_node or 0) * len(rec.nodes)
         entry = self.book.of(rec.center, rec.pool)
         return [{**dataclasses.asdict(u), "attempt": rec.attempts}

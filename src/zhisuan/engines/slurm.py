@@ -209,11 +209,20 @@ class SlurmEngine:
         return rest_of(self.logs(handle), offsets)
 
     def usage(self, handle: str) -> Usage | None:
-        """Allocated GPU-seconds from sacct's TRES; Slurm reports no busy time without gres/gpuutil."""
+        """Allocated GPU-seconds from sacct's TRES; busy from the steps' average `gres/gpuutil` when the
+        cluster gathers it (acct_gather with NVML), else None: Slurm then did not measure."""
         jobs = self._json(["sacct", "--json", "-j", handle.split("@")[0]]).get("jobs", [])
-        if not jobs:
-            return None
-        job = jobs[0]
-        gpus = sum(int(t["count"]) for t in job["tres"]["allocated"] if t["type"] == "gres" and t["name"] == "gpu")
-        elapsed = float(job["time"]["elapsed"])
+        return usage_of(jobs[0]) if jobs else None
+
+
+def usage_of(job: dict[str, Any]) -> Usage:
+    """A Usage from one `sacct --json` job record."""
+    gpus = sum(int(t["count"]) for t in job["tres"]["allocated"] if t["type"] == "gres" and t["name"] == "gpu")
+    elapsed = float(job["time"]["elapsed"])
+    utils = [float(t["count"]) for step in job.get("steps", [])
+             for t in step.get("tres", {}).get("requested", {}).get("average", [])
+             if t.get("type") == "gres" and t.get("name") == "gpuutil"]
+    if not utils:
         return Usage(gpus * elapsed, elapsed, None, "sacct AllocTRES gres/gpu × elapsed")
+    busy = min(1.0, sum(utils) / len(utils) / 100.0) * gpus * elapsed
+    return Usage(gpus * elapsed, elapsed, busy, "sacct gres/gpuutil (step average)")
