@@ -122,3 +122,32 @@ def test_an_engines_measured_busy_holds_for_a_run_without_samples(tmp_path):
     assert row["busy_device_s"] == pytest.approx(2700.0) and row["busy_source"].startswith("sacct gres/gpuutil")
     [row] = meter.run_rows(rec, t0 + 1800, Usage(3600.0, 1800.0, None, "sacct AllocTRES"))
     assert row["busy_device_s"] is None
+
+
+def test_an_hourly_carbon_series_replaces_the_annual_factor(tmp_path):
+    em = tmp_path / "sg.csv"  # Electricity Maps' hourly export format
+    em.write_text("Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct)\n"
+                  "2023-01-01 04:00:00,Singapore,Singapore,SG,375.83\n"
+                  "2023-01-01 05:00:00,Singapore,Singapore,SG,300.00\n")
+    lw = tmp_path / "gb.csv"  # Let's Wait Awhile: half-hourly, averaged to hours
+    lw.write_text("Time,Carbon Intensity\n2020-06-01 04:00:00,100\n2020-06-01 04:30:00,200\n")
+    net = parse_network(f"""
+name: hourly
+centers:
+  - {{name: sg, region: east, pue: 1.25, carbon_kg_per_kwh: 0.5, carbon_series: {em},
+     pools: [{{name: a100, accelerator: a100, nodes: 1, devices_per_node: 8, price_per_device_hour: 10}}]}}
+  - {{name: gb, region: west, pue: 1.25, carbon_kg_per_kwh: 0.5, carbon_series: {lw},
+     pools: [{{name: a100, accelerator: a100, nodes: 1, devices_per_node: 8, price_per_device_hour: 10}}]}}
+""")
+    book = PriceBook.from_network(net)
+    t = at("2023-01-01T12:00:00+08:00")  # 04:00 UTC
+    [a, b] = meter("j", "acme", book.of("sg", "a100"), book.version, 1, t, t + 7200, [])
+    assert a.kg_co2 == pytest.approx(a.kwh * 0.37583) and b.kg_co2 == pytest.approx(b.kwh * 0.300)
+    assert "carbon_series typical year" not in a.assumptions
+    [c] = meter("j", "acme", book.of("gb", "a100"), book.version, 1, at("2026-06-01T12:00:00+08:00"),
+                at("2026-06-01T12:30:00+08:00"), [])
+    assert c.kg_co2 == pytest.approx(c.kwh * 0.150) and "carbon_series typical year" in c.assumptions
+    [gap] = meter("j", "acme", book.of("sg", "a100"), book.version, 1, t + 7200, t + 7300, [])  # 06:00 UTC: none
+    assert gap.kg_co2 == pytest.approx(gap.kwh * 0.5) and "carbon_series gap: annual factor" in gap.assumptions
+    with pytest.raises(ValueError, match="carbon_series: no file"):
+        PriceBook.from_network(parse_network(str(net.model_dump_json()).replace(str(em), str(tmp_path / "x.csv"))))

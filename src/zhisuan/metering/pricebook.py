@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from zhisuan.metering.carbon import CarbonSeries, load_series
 from zhisuan.metering.tou import TouTable, load_tou
 from zhisuan.model import Network
 
@@ -23,6 +24,17 @@ class PriceEntry:
     pue: float
     kg_per_kwh: float
     assumptions: tuple[str, ...]  # which inputs are ASSUMPTION (price, pue, carbon, tdp, tou)
+    carbon: CarbonSeries | None = None  # hourly intensity, when the center configures one
+
+    def kg_per_kwh_at(self, t: float) -> tuple[float, str | None]:
+        """Grid intensity at t: the hourly series when configured, else the annual factor; the second value
+        labels what is not a same-hour measurement (another year's hour, or a gap in the series)."""
+        if self.carbon is None:
+            return self.kg_per_kwh, None
+        value, other_year = self.carbon.factor(t)
+        if value is None:
+            return self.kg_per_kwh, "carbon_series gap: annual factor"
+        return value, "carbon_series typical year" if other_year else None
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,8 @@ class PriceBook:
                                | ({"tdp_w"} if "tdp_w" in chip.assumptions else set()))
                 entries[f"{c.name}/{p.name}"] = PriceEntry(
                     c.name, p.name, chip.name, p.price_per_device_hour, tou, c.idle_discount, chip.tdp_w or 0.0,
-                    c.pue, c.carbon_kg_per_kwh, tuple(marks))
+                    c.pue, c.carbon_kg_per_kwh, tuple(marks),
+                    load_series(c.carbon_series) if c.carbon_series else None)
         canon = json.dumps({k: [e.flat, e.tou.zone, e.idle_discount, e.tdp_w, e.pue, e.kg_per_kwh]
                             for k, e in sorted(entries.items())}, sort_keys=True)
         return cls(f"{network.name}@{hashlib.sha256(canon.encode()).hexdigest()[:10]}", entries)

@@ -94,6 +94,7 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: in
             model = f"TDP × utilisation model (idle {IDLE_FRACTION:.0%} of TDP, ASSUMPTION)"
         kwh = joules_per_device * devices * entry.pue / 3.6e6
         mult, period = entry.tou.at(a)
+        intensity, label = entry.kg_per_kwh_at(a)
         idle_measured = (measured - busy) * devices
         cny = (secs * devices - entry.idle_discount * idle_measured) / HOUR * entry.flat * mult
         peaks = [s.peak_memory_gib for s, _ in covered if s.peak_memory_gib is not None]
@@ -101,5 +102,6 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: in
             job_id, tenant, entry.center, entry.pool, entry.chip, a, b, devices, secs * devices, measured * devices,
             busy * devices if measured > 0 else None,
             ",".join(sorted({s.source for s, _ in covered})) or UNMEASURED, max(peaks) if peaks else None, kwh, model,
-            kwh * entry.kg_per_kwh, period, mult, cny, version, ",".join(entry.assumptions)))
+            kwh * intensity, period, mult, cny, version,
+            ",".join([*entry.assumptions, *([label] if label else [])])))
     return out

@@ -67,6 +67,7 @@ class Center(_Strict):
     pue: float = Field(ge=1.0, le=3.0)
     carbon_kg_per_kwh: float = Field(ge=0, description="grid emission factor of the center's province")
     tou_zone: str | None = None
+    carbon_series: str | None = Field(None, description="CSV of hourly grid carbon intensity (else the annual factor)")
     idle_discount: float = Field(0.0, ge=0, le=1, description="fraction off the price of measured-idle device time")
     healthy: bool = True
     pools: list[Pool] = Field(default_factory=list, description="empty: read from the engine's inventory")
