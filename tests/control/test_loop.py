@@ -112,3 +112,26 @@ def test_a_job_cancelled_while_starting_is_stopped(world):
     ControlLoop(store, NETWORK, racing).step(time.time())
     assert store.get(job).state is JobState.CANCELLED
     assert racing.poll(str(racing.run_dir(job))).state == "failed"  # its process was killed, not left running
+
+
+def test_recover_leaves_a_job_on_a_silent_center_to_failover(world):
+    from zhisuan.engines import EngineDown
+
+    store, engine = world
+
+    class Silent(LocalEngine):
+        def handle_of(self, job_id):
+            raise EngineDown("here: does not answer")
+
+        def health(self):
+            raise EngineDown("here: does not answer")
+
+    now = time.time()
+    job = store.submit(spec("limbo", 1, "true"), now)
+    store.transition(job, JobState.SCHEDULED, now, "placed", center="here", pool="gpu", nodes=(0,),
+                     devices_per_node=1, devices=[["g0"]])
+    loop = ControlLoop(store, NETWORK, Silent(engine.root), health_every=0.0, misses=1)
+    loop.recover(now)  # does not raise, does not guess
+    assert store.get(job).state is JobState.SCHEDULED
+    loop.step(time.time())  # the health check finds the center down: the job goes back to the queue
+    assert store.get(job).state is JobState.PENDING and "here" in loop.down

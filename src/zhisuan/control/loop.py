@@ -74,7 +74,11 @@ class ControlLoop:
     def recover(self, now: float) -> None:
         """After a restart: settle jobs caught between 'scheduled' and 'running'."""
         for rec in self.store.find(states={JobState.SCHEDULED}):
-            handle = self.fleet.of(rec.center or "").handle_of(rec.id)
+            try:
+                handle = self.fleet.of(rec.center or "").handle_of(rec.id)
+            except EngineDown as e:  # cannot tell yet: failover settles it if the center stays silent
+                log.warning("cannot re-adopt %s: %s", rec.id, e)
+                continue
             if handle is not None:
                 self.store.transition(rec.id, JobState.RUNNING, now, "re-adopted after a restart", engine_handle=handle)
             else:

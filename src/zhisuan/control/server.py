@@ -40,7 +40,10 @@ def bootstrap_tokens(tokens: TokenStore, network: Network, path: Path) -> None:
 
 def control_thread(loop: ControlLoop, interval: float, stop: threading.Event) -> threading.Thread:
     def run() -> None:
-        loop.recover(time.time())
+        try:
+            loop.recover(time.time())
+        except Exception:  # the loop must run even if recovery met a bad record
+            log.exception("recovery after restart failed")
         while not stop.is_set():
             try:
                 loop.step(time.time())
