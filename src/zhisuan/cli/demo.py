@@ -58,6 +58,8 @@ def demo_command(
         if failed:
             fail(f"{len(failed)} job(s) did not succeed; server log: {work / 'runs' / 'server.log'}", code=1)
         console.print("[green]demo finished: every accepted job succeeded, the oversize one was refused[/]")
+        console.print("next: `.venv/bin/zhisuan server` keeps a server running, with the dashboard at "
+                      "http://127.0.0.1:8470/ (tokens in runs/tokens.json)")
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
