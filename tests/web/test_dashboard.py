@@ -133,16 +133,17 @@ def test_a_pending_job_shows_where_it_could_run_and_when(browser, server):
     with server.client("acme") as c:
         first = c.post("/v1/jobs", content=big.format("big-1")).json()["id"]
         second = c.post("/v1/jobs", content=big.format("big-2")).json()["id"]
-        try:
-            page = open_as(browser, server, "acme")
-            page.click("button[data-tab='jobs']")
-            page.wait_for_selector(f"#jobs-table tr[data-job-id='{first}'][data-state='running']")
-            page.click(f"#jobs-table tr[data-job-id='{second}'] button.why")
-            page.wait_for_selector("#candidates")
-            text = page.locator("#candidates").inner_text()
-            assert "shanghai/a100" in text and "min" in text  # expected start: when big-1 ends
-            assert "qingyang/a100" in text and "gang" in text.lower()  # too few nodes: rejected, with the reason
-            shot(page, "09-pending-why")
-        finally:
+    try:
+        page = open_as(browser, server, "acme")
+        page.click("button[data-tab='jobs']")
+        page.wait_for_selector(f"#jobs-table tr[data-job-id='{first}'][data-state='running']")
+        page.click(f"#jobs-table tr[data-job-id='{second}'] button.why")
+        page.wait_for_selector("#candidates")
+        text = page.locator("#candidates").inner_text()
+        assert "shanghai/a100" in text and "min" in text  # expected start: when big-1 ends
+        assert "qingyang/a100" in text and "gang" in text.lower()  # too few nodes: rejected, with the reason
+        shot(page, "09-pending-why")
+    finally:  # a fresh connection: the one above sat idle while the browser worked
+        with server.client("acme") as c:
             for job_id in (first, second):
                 c.post(f"/v1/jobs/{job_id}/cancel")

@@ -67,6 +67,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     control_thread(loop, interval, stop).start()
     try:
         service = Service(store, network, fleet, loop.down, loop.cycles, reports)
-        uvicorn.run(create_app(service, tokens), host=host, port=port, log_level="warning")
+        # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
+        uvicorn.run(create_app(service, tokens), host=host, port=port, log_level="warning", timeout_keep_alive=75)
     finally:
         stop.set()
