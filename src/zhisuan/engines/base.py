@@ -75,17 +75,22 @@ class Engine(Protocol):
     def usage(self, handle: str) -> Usage | None: ...
 
 
-def whole_lines(text: str, offsets: dict[str, int], key: str = "") -> str:
-    """The whole lines of `text` past `offsets[key]` (updated): follow for engines whose logs are one text."""
-    start = offsets.get(key, 0)
-    end = text.rfind("\n") + 1
-    if end <= start:
-        return ""
-    offsets[key] = end
-    return text[start:end]
+class TextLogs:
+    """log_delta / log_rest for engines whose logs come back as one text (files elsewhere, an API):
+    follow = the whole new lines of that text since the last call, then the rest once the job ended."""
 
+    def logs(self, handle: str) -> str:
+        raise NotImplementedError
 
-def rest_of(text: str, offsets: dict[str, int], key: str = "") -> str:
-    start = offsets.get(key, 0)
-    offsets[key] = len(text)
-    return text[start:]
+    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
+        text, start = self.logs(handle), offsets.get("", 0)
+        end = text.rfind("\n") + 1
+        if end <= start:
+            return ""
+        offsets[""] = end
+        return text[start:end]
+
+    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
+        text, start = self.logs(handle), offsets.get("", 0)
+        offsets[""] = len(text)
+        return text[start:]

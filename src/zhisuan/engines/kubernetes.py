@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from zhisuan.engines.base import EngineDown, EngineStatus, Launch, Usage, rest_of, whole_lines
+from zhisuan.engines.base import EngineDown, EngineStatus, Launch, TextLogs, Usage
 from zhisuan.model import Pool
 
 DEVICE_RESOURCE = {"cuda": "nvidia.com/gpu", "cann": "huawei.com/Ascend910", "rocm": "amd.com/gpu",
@@ -21,7 +21,7 @@ DEVICE_RESOURCE = {"cuda": "nvidia.com/gpu", "cann": "huawei.com/Ascend910", "ro
 PRODUCT_LABEL = "zhisuan.io/accelerator"  # node label naming the chip, e.g. "A100 SXM4 80GB" -> A100-SXM4-80GB
 
 
-class KubernetesEngine:
+class KubernetesEngine(TextLogs):
     kind = "kubernetes"
 
     def __init__(self, center: str, api: Any, namespace: str = "default", image: str = "python:3.11-slim",
@@ -171,12 +171,6 @@ class KubernetesEngine:
         if len(texts) == 1:
             return texts[0]
         return "".join(f"== node {i} ==\n{t}" for i, t in enumerate(texts))
-
-    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
-        return whole_lines(self.logs(handle), offsets)
-
-    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
-        return rest_of(self.logs(handle), offsets)
 
     def usage(self, handle: str) -> Usage | None:
         """Allocated device-seconds from the Job's start and completion times and its pods' limits."""

@@ -140,6 +140,14 @@ class LocalEngine:
     def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
         """What the gang's log files gained since `offsets` (updated in place). Whole lines only, so a
         follower never sees half a line; with several members each line is prefixed by its node rank."""
+        return self._new_output(handle, offsets, whole_lines=True)
+
+    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
+        """The last partial lines once a job has ended (a final line without a newline)."""
+        return self._new_output(handle, offsets, whole_lines=False)
+
+    @staticmethod
+    def _new_output(handle: str, offsets: dict[str, int], whole_lines: bool) -> str:
         files = sorted(Path(handle).glob("out-*.log"))
         out = []
         for f in files:
@@ -147,25 +155,12 @@ class LocalEngine:
             with f.open("rb") as fh:
                 fh.seek(start)
                 data = fh.read()
-            end = data.rfind(b"\n") + 1
+            end = data.rfind(b"\n") + 1 if whole_lines else len(data)
             if end == 0:
                 continue
             offsets[f.name] = start + end
             text = data[:end].decode("utf-8", errors="replace")
-            out.append(text if len(files) == 1 else "".join(f"[node {f.stem[4:]}] {line}"
-                                                            for line in text.splitlines(keepends=True)))
-        return "".join(out)
-
-    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
-        """The last partial lines once a job has ended (a final line without a newline)."""
-        files = sorted(Path(handle).glob("out-*.log"))
-        out = []
-        for f in files:
-            with f.open("rb") as fh:
-                fh.seek(offsets.get(f.name, 0))
-                data = fh.read()
-            if data:
-                offsets[f.name] = offsets.get(f.name, 0) + len(data)
-                text = data.decode("utf-8", errors="replace")
-                out.append(text if len(files) == 1 else f"[node {f.stem[4:]}] {text}")
+            if len(files) > 1:
+                text = "".join(f"[node {f.stem[4:]}] {line}" for line in text.splitlines(keepends=True))
+            out.append(text)
         return "".join(out)

@@ -16,14 +16,14 @@ from typing import Any
 
 import httpx
 
-from zhisuan.engines.base import EngineDown, EngineStatus, Launch, Usage, rest_of, whole_lines
+from zhisuan.engines.base import EngineDown, EngineStatus, Launch, TextLogs, Usage
 from zhisuan.engines.local import VISIBLE
 from zhisuan.model import Pool
 
 RUNNING = {"PENDING", "RUNNING"}
 
 
-class RayEngine:
+class RayEngine(TextLogs):
     kind = "ray"
 
     def __init__(self, center: str, address: str, resources: dict[str, str], prices: dict[str, float],
@@ -132,12 +132,6 @@ class RayEngine:
 
     def logs(self, handle: str) -> str:
         return str(self._call("get_job_logs", handle))
-
-    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
-        return whole_lines(self.logs(handle), offsets)
-
-    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
-        return rest_of(self.logs(handle), offsets)
 
     def usage(self, handle: str) -> Usage | None:
         """Allocated device-seconds from the job's start and end (times in ms) and the devices it reserved

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zhisuan.engines.base import EngineDown, EngineStatus, Launch, Usage, rest_of, whole_lines
+from zhisuan.engines.base import EngineDown, EngineStatus, Launch, TextLogs, Usage
 from zhisuan.engines.local import VISIBLE
 from zhisuan.model import Pool
 
@@ -38,7 +38,7 @@ def gres_of(gres: str) -> tuple[str, int] | None:
     return None
 
 
-class SlurmEngine:
+class SlurmEngine(TextLogs):
     kind = "slurm"
 
     def __init__(self, center: str, runs: Path, conf: str | None = None, cluster: str | None = None,
@@ -201,12 +201,6 @@ class SlurmEngine:
     def logs(self, handle: str) -> str:
         out = self._out(handle)
         return out.read_text(encoding="utf-8", errors="replace") if out.exists() else ""
-
-    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
-        return whole_lines(self.logs(handle), offsets)
-
-    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
-        return rest_of(self.logs(handle), offsets)
 
     def usage(self, handle: str) -> Usage | None:
         """Allocated GPU-seconds from sacct's TRES; busy from the steps' average `gres/gpuutil` when the
