@@ -69,11 +69,8 @@ def gauges(store: JobStore, usage: UsageStore, network: Network, snapshot: Snaps
     for c in network.centers:
         for p in c.pools:
             capacity[(c.name, p.accelerator)] += p.devices
-    per_state = Counter(r.state.value for r in store.find())
-    metered: dict[str, list[float]] = {}
-    for row in usage.intervals():
-        m = metered.setdefault(row["center"], [0.0, 0.0, 0.0])
-        m[0], m[1], m[2] = m[0] + row["kwh"], m[1] + row["kg_co2"], m[2] + row["cny"]
+    per_state = store.count_by_state()
+    metered = usage.totals_by_center()
 
     def cc(k: tuple[str, str]) -> Labels:
         return (("center", k[0]), ("chip", k[1]))

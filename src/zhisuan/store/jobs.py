@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec, JobState, check_transition
@@ -122,6 +122,12 @@ class JobStore:
             query = query.where(JobRow.state.in_([st.value for st in states]))
         with self.session() as s:
             return [_record(r) for r in s.scalars(query)]
+
+    def count_by_state(self) -> dict[str, int]:
+        """Jobs per state, counted by the database (for /metrics: no rows are loaded)."""
+        query = select(JobRow.state, func.count()).group_by(JobRow.state)
+        with self.session() as s:
+            return {state: int(n) for state, n in s.execute(query)}
 
     def transitions(self, job_id: str) -> list[Transition]:
         query = select(TransitionRow).where(TransitionRow.job_id == job_id).order_by(TransitionRow.id)

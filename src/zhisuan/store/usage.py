@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from zhisuan.store.schema import BusySampleRow, UsageRow
 
@@ -51,3 +51,10 @@ class UsageStore:
             query = query.where(UsageRow.start < until)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def totals_by_center(self) -> dict[str, tuple[float, float, float]]:
+        """Center -> (kWh, kg CO2, CNY) over every stored interval, summed by the database."""
+        query = (select(UsageRow.center, func.sum(UsageRow.kwh), func.sum(UsageRow.kg_co2), func.sum(UsageRow.cny))
+                 .group_by(UsageRow.center))
+        with self.engine.connect() as conn:
+            return {c: (float(k), float(g), float(y)) for c, k, g, y in conn.execute(query)}
