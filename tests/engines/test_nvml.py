@@ -85,4 +85,8 @@ def test_running_jobs_on_nvml_pools_are_metered_from_nvml(monkeypatch, tmp_path)
     [u] = Meter(net, UsageStore(db)).intervals()
     assert u.busy_source == "nvml" and u.peak_memory_gib == 40
     assert u.busy_device_s / u.measured_device_s == pytest.approx(0.7)  # mean of 90% and 50%
-    assert u.energy_model in ("measured watts", "TDP × utilisation model (idle 30% of TDP, ASSUMPTION)")
+    # NVML's watts where sampled (mean 300 W), the A100's 400 W TDP before the first sample
+    assert u.energy_model == "measured watts; TDP for unmeasured time (upper bound)"
+    unmeasured = (u.allocated_device_s - u.measured_device_s) / 2
+    expected = 2 * (300 * u.measured_device_s / 2 + 400 * unmeasured) * 1.2 / 3.6e6  # 2 devices, PUE 1.2
+    assert u.kwh == pytest.approx(expected)

@@ -73,6 +73,17 @@ def _covered(samples: list[BusySample], start: float, end: float, run_end: float
     return out
 
 
+def _energy_model(covered: list[tuple[BusySample, float]], gaps: bool) -> str:
+    """How an interval's energy was found: measured watts, the utilisation model, TDP where unmeasured."""
+    if not covered:
+        return "TDP, utilisation unmeasured (upper bound)"
+    if all(s.watts is not None for s, _ in covered):
+        model = "measured watts"
+    else:
+        model = f"TDP × utilisation model (idle {IDLE_FRACTION:.0%} of TDP, ASSUMPTION)"
+    return model + ("; TDP for unmeasured time (upper bound)" if gaps else "")
+
+
 def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: int, start: float, end: float,
           samples: list[BusySample]) -> list[UsageInterval]:
     """The usage intervals of one run of a job on `devices` devices of `entry`'s pool from start to end."""
@@ -86,12 +97,7 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: in
         joules_per_device = sum((s.watts if s.watts is not None else entry.tdp_w * (
             IDLE_FRACTION + (1 - IDLE_FRACTION) * s.busy_fraction)) * sec for s, sec in covered)
         joules_per_device += entry.tdp_w * (secs - measured)  # unmeasured: TDP, an upper bound
-        if measured == 0:
-            model = "TDP, utilisation unmeasured (upper bound)"
-        elif all(s.watts is not None for s, _ in covered) and measured >= secs:
-            model = "measured watts"
-        else:
-            model = f"TDP × utilisation model (idle {IDLE_FRACTION:.0%} of TDP, ASSUMPTION)"
+        model = _energy_model(covered, measured < secs)
         kwh = joules_per_device * devices * entry.pue / 3.6e6
         mult, period = entry.tou.at(a)
         intensity, label = entry.kg_per_kwh_at(a)
