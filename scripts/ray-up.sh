@@ -36,5 +36,10 @@ PYEOF
   kill -0 "$(cat "$ROOT/head.pid")" 2>/dev/null || { echo "ray head died, see $ROOT/head.log" >&2; tail -20 "$ROOT/head.log" >&2; exit 1; }
   sleep 0.2
 done
+# the dashboard answers before the head node has registered its resources: wait for the node too
+for ((i = 0; i < 150; i++)); do
+  "$PY" -c "from ray.util.state import list_nodes; import sys; sys.exit(not any(n.state == 'ALIVE' for n in list_nodes(address='http://127.0.0.1:$DASH_PORT')))" 2>/dev/null && break
+  sleep 0.2
+done
 echo "export RAY_ADDRESS=http://127.0.0.1:$DASH_PORT" >"$ROOT/env.sh"
 log "ray head up: RAY_ADDRESS=http://127.0.0.1:$DASH_PORT, resources $RESOURCES"

@@ -52,7 +52,8 @@ def test_a_job_runs_with_its_devices_and_logs(ray_engine):
     assert "hello from j-ray1 on 0,1" in ray_engine.logs(h)
     assert ray_engine.handle_of("j-ray1") is None  # ended: nothing to re-adopt
     usage = ray_engine.usage(h)
-    assert usage is not None and usage.busy_device_seconds is None and usage.allocated_device_seconds >= 0
+    assert usage is not None and usage.busy_device_seconds is None and usage.elapsed_seconds > 0
+    assert usage.allocated_device_seconds == pytest.approx(2 * usage.elapsed_seconds)  # two A100s reserved
 
 
 def test_a_failed_job_keeps_its_exit_code(ray_engine):
