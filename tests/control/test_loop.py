@@ -135,3 +135,25 @@ def test_recover_leaves_a_job_on_a_silent_center_to_failover(world):
     assert store.get(job).state is JobState.SCHEDULED
     loop.step(time.time())  # the health check finds the center down: the job goes back to the queue
     assert store.get(job).state is JobState.PENDING and "here" in loop.down
+
+
+def test_cancel_is_recorded_before_the_engine_stops_the_job(world):
+    from zhisuan.control.service import Service
+    from zhisuan.store import Principal
+
+    store, engine = world
+    steps = []
+
+    class PolledMeanwhile(LocalEngine):
+        def cancel(self, handle):
+            super().cancel(handle)
+            steps.append(loop.step(time.time()))  # the control loop polls while the cancel is under way
+
+    racing = PolledMeanwhile(engine.root, grace=0.5)
+    loop = ControlLoop(store, NETWORK, racing)
+    job = store.submit(spec("stubborn", 1, "sleep 30"), time.time())
+    loop.step(time.time())
+    assert store.get(job).state is JobState.RUNNING
+    rec = Service(store, NETWORK, racing).cancel(job, Principal("acme", False), time.time())
+    assert steps and rec.state is JobState.CANCELLED and store.get(job).state is JobState.CANCELLED
+    assert [t.to_state for t in store.transitions(job)][-1] is JobState.CANCELLED

@@ -89,13 +89,19 @@ class Service:
         return self.store.find(tenant=None if who.admin else who.tenant)
 
     def cancel(self, job_id: str, who: Principal, now: float) -> JobRecord:
+        """Record the cancel first, then stop the job on its engine: written before acting, so the control
+        loop, which only polls running jobs, cannot meanwhile record the killed job as failed."""
         rec = self.job(job_id, who)
         if rec.state.terminal:
             return rec
+        try:
+            done = self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.tenant}",
+                                         usage=self.meter.run_rows(rec, now))
+        except ValueError:  # it ended (or moved on) between the read and the write: report how it stands
+            return self.job(job_id, who)
         if rec.state is JobState.RUNNING and rec.engine_handle:
             self._engine(rec).cancel(rec.engine_handle)
-        return self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.tenant}",
-                                     usage=self.meter.run_rows(rec, now))
+        return done
 
     def logs(self, job_id: str, who: Principal) -> str:
         rec = self.job(job_id, who)
