@@ -116,7 +116,7 @@ def test_incremental_state_decides_like_a_fresh_snapshot(snap, policy, finish, d
     state = SchedulerState.from_snapshot(snap, pol)
     first = state.cycle(0.0)
     for s in first.starts[:finish]:
-        state.release(s.job_id, f"{s.placement.center}/{s.placement.pool}")
+        state.end(s.job_id, 5.0)
     extra = data.draw(snapshots()).pending
     for j in extra:
         j.id = "new-" + j.id

@@ -164,7 +164,7 @@ class Assigner:
                     res.extra -= devices
         nodes = cap.take(d, n)
         cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True,
-                                             job.attained)
+                                             job.attained, self.speed[r][p])
         self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p))
@@ -215,7 +215,7 @@ class Assigner:
         for v in victims:
             self.caps[p].release(v.job_id)
             self.held[v.tenant] -= v.devices
-            self.result.preemptions.append(Preempt(v.job_id, job.id, self.snapshot.pools[p].key))
+            self.result.preemptions.append(Preempt(v.job_id, job.id, self.snapshot.pools[p].key, v))
         self._start(job, r, p)
         return True
 

@@ -26,6 +26,7 @@ class Allocation:
     start: float
     fresh: bool = False
     attained: float = 0.0  # device-seconds the job had received before this start
+    speed: float = 1.0  # speed factor of this pool's chip vs the job's reference chip
 
     def attained_at(self, now: float) -> float:
         return self.attained + self.devices * max(0.0, now - self.start)
@@ -94,7 +95,7 @@ class PoolCapacity:
 
 def allocation_of(job: RunningJob) -> Allocation:
     return Allocation(job.id, job.tenant, job.nodes, job.devices_per_node, job.expected_end,
-                      job.priority, job.preemptible, job.start, attained=job.attained)
+                      job.priority, job.preemptible, job.start, attained=job.attained, speed=job.speed)
 
 
 def capacities(snapshot: Snapshot) -> list[PoolCapacity]:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from zhisuan.model import Placement
+from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.tables import F
 
@@ -79,6 +80,7 @@ class Preempt:
     job_id: str
     by: str
     pool: str  # center/pool
+    allocation: Allocation | None = None  # what the victim held (its run is recorded up to the cycle)
 
 
 @dataclass(slots=True)

@@ -49,6 +49,7 @@ class RunningJob:
     priority: int = 0
     preemptible: bool = True
     attained: float = 0.0  # device-seconds received before this start (requeued jobs)
+    speed: float = 1.0  # speed factor of the pool's chip vs the job's reference chip
 
     @property
     def devices(self) -> int:

@@ -1,8 +1,20 @@
-"""The scheduler's cache, after the Kubernetes scheduler cache: pools, node-level capacity, pending
-jobs and memoised rankings, kept between cycles and updated incrementally by their owner.
+"""The scheduler's cache and its driver contract, after the Kubernetes scheduler cache: pools,
+node-level capacity, pending jobs, memoised rankings and the service ledger, kept between cycles.
 
-The simulator and the live control loop keep one `SchedulerState` and tell it what changed (a job
-submitted, finished, a center down); `cycle(snapshot)` builds a fresh one from a snapshot. Both run
+Both drivers — the simulator on a virtual clock, the live control loop on the wall clock — keep one
+`SchedulerState` and tell it what happened in the world:
+
+- `submit(job)` / `withdraw(id)`: a job joins or leaves the queue (submitted, requeued; cancelled);
+- `started(id, at)`: a placed job really began to run (its run, and its service, start then);
+- `end(id, at)`: a run ended (finished, failed, cancelled, preempted by its owner, failed over);
+- `unplace(id)`: a placement that never ran is given back (an engine refused it, or it was withdrawn
+  from a center's own queue);
+- `hold(running)`: a job found running (recovery after a restart);
+- `set_healthy(center, ok)`: a center went down or came back;
+- `set_external(pool, load)`: what else occupies a pool (the center's own users, drained nodes);
+- `cycle(now)`: order and assign the queue; starts and preemptions are applied to the state at once.
+
+Same events in, same decisions out: `cycle(snapshot)` builds a fresh state from a snapshot and runs
 the very same `Assigner`, so a snapshot and the incremental state that led to it decide alike.
 """
 
@@ -14,10 +26,13 @@ from zhisuan.scheduler.assign import Assigner
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity, allocation_of
 from zhisuan.scheduler.decisions import CycleResult, Unschedulable
 from zhisuan.scheduler.framework import Policy
+from zhisuan.scheduler.ledger import HALF_LIFE, ServiceLedger
 from zhisuan.scheduler.queue import PendingQueue
 from zhisuan.scheduler.ranking import RankCache
 from zhisuan.scheduler.snapshot import PendingJob, PoolState, RunningJob, Snapshot, TenantState
 from zhisuan.scheduler.tables import PoolTable
+
+EXTERNAL = ""  # tenant of allocations that are not zhisuan's (a center's own load): no quota, no fair share
 
 
 class SchedulerState:
@@ -26,8 +41,11 @@ class SchedulerState:
         self.pools = list(pools)
         self.policy = policy
         self.tenants = tenants if tenants is not None else {}
+        self.ledger = ServiceLedger(self.tenants, getattr(policy.queue_sort, "half_life", HALF_LIFE))
         self.index = {p.key: i for i, p in enumerate(self.pools)}
         self.caps = [PoolCapacity(p.nodes, p.devices_per_node) for p in self.pools]
+        self.placed: dict[str, int] = {}  # job id -> pool index of its allocation
+        self.external: dict[int, list[str]] = {}  # pool index -> ids of the external allocations held there
         self.queue = PendingQueue(policy.queue_sort)
         self.by_row: dict[int, dict[str, None]] = {}  # ranking row -> ids of pending jobs with that request
         self.held: dict[str, int] = {}  # devices per tenant
@@ -57,21 +75,25 @@ class SchedulerState:
             raise ValueError(f"unknown pool {key!r}")
         return i
 
+    def allocation(self, job_id: str) -> Allocation | None:
+        p = self.placed.get(job_id)
+        return None if p is None else self.caps[p].allocations.get(job_id)
+
+    # ---- world events ------------------------------------------------------------------------------
+
     def hold(self, job: RunningJob) -> None:
         """A job runs on these nodes (started elsewhere, or re-adopted after a restart)."""
         i = self.index.get(job.pool)
         if i is None:
             raise ValueError(f"running job {job.id} is in unknown pool {job.pool!r}")
         self.caps[i].hold(allocation_of(job))
-        self.held[job.tenant] = self.held.get(job.tenant, 0) + job.devices
-
-    def release(self, job_id: str, pool: str) -> Allocation:
-        """A running job ended (or was preempted by its owner): its devices are free again."""
-        alloc = self.caps[self.pool_index(pool)].release(job_id)
-        self.held[alloc.tenant] -= alloc.devices
-        return alloc
+        if job.tenant != EXTERNAL:
+            self.placed[job.id] = i
+            self.held[job.tenant] = self.held.get(job.tenant, 0) + job.devices
 
     def submit(self, job: PendingJob) -> None:
+        """A job joins the queue; a requeued one keeps the service it already received."""
+        job.attained = max(job.attained, self.ledger.attained.get(job.id, 0.0))
         r = self.cache.row_of(job.request)
         self.queue.add(job, r)
         self.by_row.setdefault(r, {})[job.id] = None
@@ -84,8 +106,35 @@ class SchedulerState:
         del self.by_row[found[1][3]][job_id]
         return self.queue.remove(job_id)
 
+    def started(self, job_id: str, at: float) -> None:
+        """A placed job began to run at `at` (its engine reported it): service and expected end count from then."""
+        alloc = self.allocation(job_id)
+        if alloc is not None and at > alloc.start:
+            alloc.end += at - alloc.start
+            alloc.start = at
+
+    def end(self, job_id: str, at: float, requeue: bool = False, keep_progress: bool = True) -> Allocation | None:
+        """A run ended at `at`: its devices are free again and the service it received is recorded.
+        `requeue`: the job will be submitted again (preempted, failed over), so its attained service stays;
+        `keep_progress=False`: it restarts from scratch (no checkpoint to resume from)."""
+        alloc = self._release(job_id)
+        if alloc is None:
+            return None
+        self._record(alloc, at)
+        if not requeue:
+            self.ledger.forget(job_id)
+        elif not keep_progress:
+            self.ledger.progress.pop(job_id, None)
+        return alloc
+
+    def unplace(self, job_id: str) -> Allocation | None:
+        """A placement that never ran is given back, without any service recorded."""
+        return self._release(job_id)
+
     def set_healthy(self, center: str, healthy: bool) -> None:
         """Failover: an unhealthy center's pools are filtered out from the next cycle on."""
+        if all(p.healthy == healthy for p in self.pools if p.center == center):
+            return
         self.pools = [replace(p, healthy=healthy) if p.center == center else p for p in self.pools]
         self.cache = RankCache(PoolTable.build(self.pools), self.policy)
         jobs = list(self.queue.jobs.values())
@@ -93,21 +142,51 @@ class SchedulerState:
         self.by_row = {}
         self._enqueue(jobs)
 
+    def set_external(self, pool: str, load: list[RunningJob]) -> None:
+        """What else occupies `pool` now (replaces the last report): the center's own jobs until their
+        expected ends, drained or down nodes (end = inf). Where a report and zhisuan's own jobs disagree
+        about a node (a moment's race), zhisuan's jobs count and the report holds what is left."""
+        p = self.pool_index(pool)
+        cap = self.caps[p]
+        for job_id in self.external.pop(p, []):
+            cap.release(job_id)
+        ids = []
+        for job in load:
+            for n in job.nodes:
+                take = min(job.devices_per_node, cap.free[n]) if 0 <= n < len(cap.free) else 0
+                if take <= 0:
+                    continue
+                alloc = Allocation(f"{job.id}@{n}", EXTERNAL, (n,), take, job.expected_end, job.priority, False,
+                                   job.start)
+                cap.hold(alloc)
+                ids.append(alloc.job_id)
+        if ids:
+            self.external[p] = ids
+
+    # ---- reading -----------------------------------------------------------------------------------
+
     def snapshot(self) -> Snapshot:
         """The current state as a plain snapshot (explain/quote against live state; tests)."""
-        running = [
+        return Snapshot(list(self.pools), self.running_jobs(), list(self.queue.jobs.values()), self.tenants)
+
+    def running_jobs(self) -> list[RunningJob]:
+        """Every allocation as a RunningJob, the external load included (tenant EXTERNAL)."""
+        return [
             RunningJob(a.job_id, a.tenant, pool.key, a.nodes, a.devices_per_node, a.start, a.end, a.priority,
                        a.preemptible, a.attained)
             for pool, cap in zip(self.pools, self.caps, strict=True)
             for a in cap.allocations.values()
         ]
-        return Snapshot(list(self.pools), running, list(self.queue.jobs.values()), self.tenants)
 
     def running(self, pool: str) -> list[Allocation]:
-        return list(self.caps[self.pool_index(pool)].allocations.values())
+        """zhisuan's allocations in a pool (not the external load)."""
+        return [a for a in self.caps[self.pool_index(pool)].allocations.values() if a.tenant != EXTERNAL]
+
+    # ---- the cycle ---------------------------------------------------------------------------------
 
     def cycle(self, now: float) -> CycleResult:
-        """Order and assign the pending jobs; started jobs then hold their devices here."""
+        """Order and assign the pending jobs; started jobs then hold their devices here, preempted ones
+        have theirs freed and their run recorded (their driver stops and requeues them)."""
         ranking = self.cache.ranking
         present = [r for r, ids in self.by_row.items() if ids]
         unschedulable = [r for r in present if not ranking.prefs[r]]
@@ -117,7 +196,26 @@ class SchedulerState:
         result.rest_skip = frozenset(unschedulable)
         result.unschedulable = [Unschedulable(job_id, assigner.why_not(r))
                                 for r in unschedulable for job_id in self.by_row[r]]
+        for pre in result.preemptions:
+            self.placed.pop(pre.job_id, None)
+            if pre.allocation is not None:
+                self._record(pre.allocation, now)
         for s in result.starts:
             self.withdraw(s.job_id)
+            self.placed[s.job_id] = s.pool
             self.caps[s.pool].allocations[s.job_id].fresh = False
         return result
+
+    # ---- internals ---------------------------------------------------------------------------------
+
+    def _release(self, job_id: str) -> Allocation | None:
+        p = self.placed.pop(job_id, None)
+        if p is None:
+            return None
+        alloc = self.caps[p].release(job_id)
+        self.held[alloc.tenant] -= alloc.devices
+        return alloc
+
+    def _record(self, alloc: Allocation, at: float) -> None:
+        ran = max(0.0, at - alloc.start)
+        self.ledger.record(alloc.tenant, alloc.job_id, alloc.devices * ran, at, ran * alloc.speed)

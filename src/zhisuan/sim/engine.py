@@ -18,15 +18,12 @@ from typing import Literal
 
 from zhisuan.model import Request
 from zhisuan.scheduler import PendingJob, Policy, TenantState
-from zhisuan.scheduler.plugins.fair_share import FairShare, decayed_usage
 from zhisuan.scheduler.state import SchedulerState
 from zhisuan.sim.events import EventQueue, Kind
 from zhisuan.sim.predict import DurationPredictor
 from zhisuan.sim.scenario import Scenario, request_for
 from zhisuan.sim.speed import SpeedModel
 from zhisuan.sim.trace import Trace, TraceJob
-
-HALF_LIFE = FairShare().half_life
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,6 @@ class SimJob:
     trace: TraceJob
     request: Request
     remaining: float  # work left, seconds on the trace's chip
-    attained: float = 0.0  # device-seconds received
     first_start: float = math.nan
     end: float = math.nan
     run_seconds: float = 0.0  # wall time spent running (all runs)
@@ -148,13 +144,12 @@ class Simulator:
 
     def _submit(self, job: SimJob) -> None:
         t = job.trace
-        self.state.submit(PendingJob(t.id, t.tenant, job.request, t.submit, self._estimate(job),
-                                     attained=job.attained))
+        self.state.submit(PendingJob(t.id, t.tenant, job.request, t.submit, self._estimate(job)))
 
     def _cycle(self, now: float, events: EventQueue) -> None:
         result = self.state.cycle(now)
         self.cycles += 1
-        for p in result.preemptions:
+        for p in result.preemptions:  # the state freed their devices and recorded their service
             job = self.jobs[self.index[p.job_id]]
             self._stop(job, now)
             job.preemptions += 1
@@ -177,18 +172,14 @@ class Simulator:
         devices = job.trace.devices
         factor, _ = self.speed.factor(job.trace.application, self.scenario.pools[job.pool].chip)
         job.remaining = max(job.remaining - ran * factor, 0.0)
-        job.attained += devices * ran
         job.run_seconds += ran
         job.version += 1
         self.device_seconds[job.pool] += devices * ran
         self.runs.append((job.pool, job.started, now, devices))
         self.allocated -= devices
-        tenant = self.tenants[job.trace.tenant]
-        tenant.usage = decayed_usage(tenant, now, HALF_LIFE) + devices * ran
-        tenant.usage_at = now
 
     def _finish(self, job: SimJob, now: float) -> None:
-        self.state.release(job.trace.id, self.scenario.pools[job.pool].key)
+        self.state.end(job.trace.id, now)
         self._stop(job, now)
         job.end = now
         self.predictor.observe(job.trace.tenant, job.trace.devices, job.trace.duration)
@@ -201,7 +192,7 @@ class Simulator:
                 continue
             for alloc in self.state.running(pool.key):
                 job = self.jobs[self.index[alloc.job_id]]
-                self.state.release(alloc.job_id, pool.key)
+                self.state.end(alloc.job_id, now, requeue=True, keep_progress=False)
                 self._stop(job, now)
                 job.remaining = job.trace.duration  # restarts from scratch elsewhere
                 job.restarts += 1

@@ -10,18 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from zhisuan.scheduler.snapshot import PendingJob, Snapshot, TenantState
-
-
-def decayed_usage(tenant: TenantState, now: float, half_life: float) -> float:
-    """Usage (device-seconds) decayed from `tenant.usage_at` to `now`."""
-    age = max(0.0, now - tenant.usage_at)
-    return float(tenant.usage * 0.5 ** (age / half_life))
+from zhisuan.scheduler.ledger import HALF_LIFE, decayed_usage
+from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 
 
 @dataclass(frozen=True)
 class FairShare:
-    half_life: float = 7 * 86400.0
+    half_life: float = HALF_LIFE
     name: str = "fair-share"
     priority_ordered: bool = False
 
