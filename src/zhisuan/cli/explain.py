@@ -10,25 +10,31 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from zhisuan.cli.common import ASSUMED, console, read_network, read_spec, short_chip
+from zhisuan.cli.common import ASSUMED, console, fail, read_network, read_spec, short_chip
+from zhisuan.model import SpecError
 from zhisuan.model.units import format_duration
-from zhisuan.scheduler import get_policy, pending_from_spec, snapshot_from_network
+from zhisuan.scheduler import pending_from_spec, snapshot_from_network
 from zhisuan.scheduler.explain import explain
 from zhisuan.scheduler.policies import FILTERS
+from zhisuan.scheduler.profiles import policy_for
 
 
 def explain_command(
     job: Annotated[Path, typer.Argument(help="job spec (YAML)")],
     network: Annotated[Path, typer.Option("--network", "-n", help="network file")] = Path(
         "examples/networks/toy3.yaml"),
-    policy: Annotated[str, typer.Option(help="scheduling policy")] = "zhisuan",
+    policy: Annotated[str | None, typer.Option(help="scheduling policy (default: the network's)")] = None,
     all_pools: Annotated[bool, typer.Option("--all", help="also list rejected pools")] = False,
 ) -> None:
     """Rank where JOB would run in NETWORK: center, pool, chips, expected start, ¥/job, kgCO2, score."""
     net = read_network(network)
     spec = read_spec(job, net)
     pending = pending_from_spec(spec.name, spec, submit_time=0.0)
-    candidates = explain(snapshot_from_network(net), pending, now=0.0, policy=get_policy(policy))
+    try:
+        pol = policy_for(net.scheduler, policy)
+    except SpecError as e:
+        fail(f"{network}: {e}")
+    candidates = explain(snapshot_from_network(net), pending, now=0.0, policy=pol)
     pools = {(c.name, p.name): (c, p) for c in net.centers for p in c.pools}
     table = Table(title=f"{spec.name}: {pending.request.nodes}×{pending.request.devices_per_node} devices, "
                         f"{format_duration(pending.duration)} on the reference chip — network {net.name}")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from zhisuan.catalog import Accelerator, load_catalog
 from zhisuan.model.jobspec import SpecError, spec_errors
+from zhisuan.model.profile import ControlSettings, SchedulerProfile
 
 EngineKind = Literal["local", "slurm", "ray", "kubernetes"]
 
@@ -118,6 +119,8 @@ class Network(_Strict):
     centers: list[Center] = Field(min_length=1)
     tenants: list[Tenant] = Field(default_factory=list)
     running: list[RunningLoad] = Field(default_factory=list)
+    scheduler: SchedulerProfile = Field(default_factory=SchedulerProfile)
+    control: ControlSettings = Field(default_factory=ControlSettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> Network:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zhisuan.model import Network
-from zhisuan.scheduler import get_policy
+from zhisuan.scheduler import Policy, get_policy
+from zhisuan.scheduler.profiles import policy_for
 from zhisuan.sim.engine import Outage, SimResult, Simulator
 from zhisuan.sim.readers import load_trace
 from zhisuan.sim.scenario import Scenario, network_scenario, trace_cluster
@@ -25,6 +26,12 @@ class PolicyRun:
         name, pred = (text[:-5], "predicted") if text.endswith("-pred") else (text, "oracle")
         get_policy(name)  # unknown names fail here, before anything runs
         return cls(name, pred)
+
+
+def policy_of(name: str, network: Network | None) -> Policy:
+    """A named policy, with the network's scheduler profile (weights, plugin arguments) when replaying on one:
+    the live network with the same file decides with the same policy."""
+    return policy_for(network.scheduler, name) if network is not None else get_policy(name)
 
 
 def scenarios(trace: Trace, mode: str, per_node: int, network: Network | None) -> list[Scenario]:
@@ -51,7 +58,7 @@ def run_all(trace_name: str, policies: list[str], mode: str = "both", *, per_nod
     for sc in scenarios(trace, mode, per_node, network):
         for run in runs:
             label = f"{sc.name}/{run.name}" + ("-pred" if run.estimates == "predicted" else "")
-            sim = Simulator(trace, sc, get_policy(run.name), interval=interval,
+            sim = Simulator(trace, sc, policy_of(run.name, network), interval=interval,
                             estimates="predicted" if run.estimates == "predicted" else "oracle", outages=outages)
             results.append(sim.run(lambda n, label=label: on_progress(label, n)))  # type: ignore[misc]
     return trace, results

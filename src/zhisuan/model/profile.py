@@ -1,0 +1,57 @@
+"""How a network is scheduled and how its decisions are carried out, set per network file (like a
+kube-scheduler profile): the policy, score weights, plugin arguments, backfill and preemption; and
+the control loop's timings. The shape is checked here; names of scores and plugins are checked against
+the scheduler's plugins when the policy is built (`zhisuan.scheduler.profiles`), errors naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from zhisuan.model.units import parse_duration
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SchedulerProfile(_Strict):
+    """`policy` names a built-in policy; every other field overrides a part of it."""
+
+    policy: str = "zhisuan"
+    weights: dict[str, float] = Field(default_factory=dict, description="score name -> weight (0 switches it off)")
+    args: dict[str, dict[str, Any]] = Field(default_factory=dict, description="plugin name -> its arguments")
+    backfill: Literal["none", "easy"] | None = None
+    reservations: int | None = Field(None, ge=0, le=10_000)
+    preemption: bool | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _finite(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, w in v.items():
+            if not math.isfinite(w) or w < 0:
+                raise ValueError(f"weight of {name!r} must be a finite number >= 0, got {w}")
+        return v
+
+
+def _seconds(v: Any) -> float:
+    seconds = parse_duration(v)
+    if not math.isfinite(seconds):
+        raise ValueError("must be a finite duration")
+    return seconds
+
+
+class ControlSettings(_Strict):
+    """How the live loop carries out decisions (the simulator has no use for them)."""
+
+    grace: float = Field(30.0, description="a preempted job gets SIGTERM, then SIGKILL after this many seconds")
+    queue_limit: float = Field(600.0, description="a job waiting longer in a center's own queue is placed again")
+    load_every: float = Field(10.0, description="seconds between asking engines what else occupies their pools")
+
+    @field_validator("grace", "queue_limit", "load_every", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return _seconds(v)
