@@ -2,6 +2,7 @@
 loopback (tests/engines/k8s/fixtures/README.md): no API server can run on this machine."""
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -120,3 +121,39 @@ def test_a_refusal_is_an_error_naming_the_reason_and_a_silent_server_is_down(api
     api.close()
     with pytest.raises(EngineDown, match="does not answer"):
         engine(api, timeout=2).health()
+
+
+def test_load_is_what_other_pods_request_and_cordoned_nodes(api):
+    eng = engine(api)
+    api.on("GET", "/api/v1/pods", fixture("pods_all.json"))
+    pools = eng.inventory()
+    nodes = json.loads(json.dumps(fixture("nodes.json")))
+    nodes["items"][1]["spec"]["unschedulable"] = True  # gpu-a100-1 cordoned after the inventory
+    api.on("GET", "/api/v1/nodes", nodes)
+    load = {(x.pool, x.nodes, x.devices_per_node) for x in eng.load(pools)}
+    assert load == {("a100-sxm4-80gb", (0,), 7),  # 6 + 1 devices of other teams' pods on gpu-a100-0
+                    ("ascend-910b3", (0,), 4),  # an inference server on npu-910b-0
+                    ("a100-sxm4-80gb", (1,), 8)}  # cordoned: no new pods; zhisuan's own pod there is not load
+    asked = next(p for _, p, _ in api.sent if "/api/v1/pods" in p)
+    assert parse_qs(urlsplit(asked).query)["fieldSelector"] == ["status.phase!=Succeeded,status.phase!=Failed"]
+
+
+def test_a_job_whose_pod_is_not_bound_is_queued_with_the_schedulers_reason(api):
+    eng = engine(api)
+    api.on("GET", f"{NS}/zs-p/status", named("job_pending.json", "zs-p"))
+    api.on("GET", "/api/v1/namespaces/ai/pods", named("pods_pending.json", "zs-p"))
+    st = eng.poll("zs-p")
+    assert st.state == "queued" and "Insufficient nvidia.com/gpu" in st.reason
+
+
+def test_attempts_are_labelled_and_found_again(api):
+    eng = engine(api)
+    eng.submit(launch(eng, "a100-sxm4-80gb"))
+    body = api.sent[-1][2]
+    assert body["metadata"]["labels"]["zhisuan.io/attempt"] == "1"
+    env = {e["name"]: e.get("value") for e in body["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["ZHISUAN_ATTEMPT"] == "1" and env["ZHISUAN_CHECKPOINT_DIR"] == "/checkpoint"
+    api.on("GET", NS, fixture("jobs_none.json"))
+    assert eng.handle_of("j-k8s1", 2) is None
+    query = parse_qs(urlsplit(api.sent[-1][1]).query)
+    assert query["labelSelector"] == ["zhisuan.io/job=j-k8s1,zhisuan.io/attempt=2"]

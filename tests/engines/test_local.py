@@ -46,8 +46,35 @@ def test_timeout_fails_the_job(tmp_path):
     eng = LocalEngine(tmp_path, grace=0.5)
     h = eng.run("j4", "sleep 30", [["0"]], "cuda", timeout=0.3)
     time.sleep(0.5)
-    st = eng.poll(h)
+    assert eng.poll(h).state == "running"  # SIGTERM at the time limit; it ends when its processes are gone
+    st = wait(eng, h)
     assert st.state == "failed" and "timeout" in st.reason
+
+
+def test_timeout_kills_what_ignores_sigterm_after_the_grace(tmp_path):
+    eng = LocalEngine(tmp_path, grace=0.3)
+    h = eng.run("j4b", "trap '' TERM; sleep 30 & wait", [["0"]], "cuda", timeout=0.2)
+    time.sleep(0.3)
+    assert eng.poll(h).state == "running"
+    st = wait(eng, h)
+    assert st.state == "failed" and "timeout" in st.reason
+
+
+def test_stop_asks_and_returns_at_once_then_cancel_kills_after_the_grace(tmp_path):
+    eng = LocalEngine(tmp_path, grace=0.4)
+    h = eng.run("j8", 'trap "echo saving >> $ZHISUAN_CHECKPOINT_DIR/ckpt; sleep 30" TERM; sleep 30 & wait',
+                [["0"]], "cuda", attempt=2)
+    time.sleep(0.2)
+    t0 = time.time()
+    eng.stop(h)
+    assert time.time() - t0 < 0.1 and eng.poll(h).state == "running"  # it is saving its checkpoint
+    time.sleep(0.5)  # the grace period has passed
+    t0 = time.time()
+    LocalEngine(tmp_path, grace=0.4).cancel(h)  # even a restarted engine knows the grace was given
+    assert time.time() - t0 < 0.3
+    assert wait(eng, h).state == "failed"
+    assert (tmp_path / "j8" / "checkpoint" / "ckpt").read_text() == "saving\n"
+    assert eng.handle_of("j8") == h == eng.handle_of("j8", 2) and eng.handle_of("j8", 1) is None
 
 
 def test_a_new_engine_re_adopts_jobs_from_disk(tmp_path):

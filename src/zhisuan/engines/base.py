@@ -15,9 +15,27 @@ from zhisuan.model import Pool
 
 @dataclass(frozen=True)
 class EngineStatus:
-    state: str  # running | succeeded | failed
+    """`queued`: accepted but waiting in the center's own queue (`reason` and `expected_start` say why and
+    until when, as the center sees it); `running`; or an end: `succeeded` | `failed`."""
+
+    state: str
     exit_code: int | None = None
     reason: str = ""
+    expected_start: float | None = None  # epoch seconds, when the center estimates it (squeue --start)
+
+
+@dataclass(frozen=True)
+class ExternalLoad:
+    """Something else on a pool's nodes: a job of the center's own users, or a node drained or down.
+    `expected_end` is its time limit or estimate (inf: unknown); the scheduler plans around it."""
+
+    id: str
+    pool: str  # the pool's name in its center
+    nodes: tuple[int, ...]  # node indices in the pool
+    devices_per_node: int
+    start: float
+    expected_end: float
+    what: str  # shown to users: "slurm job 41 (alice)", "node a100-1 drained: maintenance"
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,7 @@ class Launch:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     image: str | None = None
+    attempt: int = 1  # 1 for the first run, +1 for each requeue (preemption, failover, withdrawal)
 
 
 @dataclass(frozen=True)
@@ -52,19 +71,32 @@ class EngineDown(RuntimeError):
 
 class Engine(Protocol):
     kind: str
+    starts_at_submit: bool  # True when a submitted job runs at once (no queue of the center's own)
 
     def inventory(self) -> list[Pool]: ...
+
+    def load(self, pools: list[Pool]) -> list[ExternalLoad]:
+        """What else occupies these pools of the center now: its own users' jobs, drained or down nodes."""
+        ...
 
     def health(self) -> None:
         """Return when the engine answers; raise EngineDown with the reason otherwise."""
 
     def submit(self, launch: Launch) -> str: ...
 
-    def handle_of(self, job_id: str) -> str | None: ...
+    def handle_of(self, job_id: str, attempt: int | None = None) -> str | None:
+        """The handle of an attempt of a job this engine holds (the latest without `attempt`), else None."""
+        ...
 
     def poll(self, handle: str) -> EngineStatus: ...
 
-    def cancel(self, handle: str) -> None: ...
+    def stop(self, handle: str) -> None:
+        """Ask the job to end gracefully (SIGTERM or the engine's equivalent) and return at once."""
+        ...
+
+    def cancel(self, handle: str) -> None:
+        """End the job now (after its grace period, if `stop` has not given it one)."""
+        ...
 
     def logs(self, handle: str) -> str: ...
 

@@ -9,11 +9,13 @@ restarted control loop finds them again. Needs `pip install 'zhisuan[kubernetes]
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 from datetime import datetime
 from typing import Any
 
-from zhisuan.engines.base import EngineDown, EngineStatus, Launch, TextLogs, Usage
+from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
 from zhisuan.model import Pool
 
 DEVICE_RESOURCE = {"cuda": "nvidia.com/gpu", "cann": "huawei.com/Ascend910", "rocm": "amd.com/gpu",
@@ -23,19 +25,22 @@ PRODUCT_LABEL = "zhisuan.io/accelerator"  # node label naming the chip, e.g. "A1
 
 class KubernetesEngine(TextLogs):
     kind = "kubernetes"
+    starts_at_submit = False  # pods wait Pending until the cluster's scheduler binds them
 
     def __init__(self, center: str, api: Any, namespace: str = "default", image: str = "python:3.11-slim",
                  chips: dict[str, str] | None = None, prices: dict[str, float] | None = None, volcano: bool = False,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, checkpoint_claim: str | None = None) -> None:
         self.center, self.api, self.namespace, self.image = center, api, namespace, image
         self.chips, self.prices, self.volcano, self.timeout = chips or {}, prices or {}, volcano, timeout
+        self.checkpoint_claim = checkpoint_claim
 
     @classmethod
     def from_config(cls, center: str, cfg: dict[str, Any]) -> KubernetesEngine:
         """`engine_config` keys: kubeconfig (path) or host (+ token), namespace, image (default container
         image), chips {node label value: catalog chip}, prices {node label value: CNY per device-hour},
-        volcano (bool), timeout (s)."""
-        known = {"kubeconfig", "host", "token", "namespace", "image", "chips", "prices", "volcano", "timeout"}
+        volcano (bool), timeout (s), checkpoint_claim (a PersistentVolumeClaim mounted at /checkpoint)."""
+        known = {"kubeconfig", "host", "token", "namespace", "image", "chips", "prices", "volcano", "timeout",
+                 "checkpoint_claim"}
         if set(cfg) - known:
             raise ValueError(f"engine_config of {center}: unknown keys {sorted(set(cfg) - known)}")
         try:
@@ -51,7 +56,8 @@ class KubernetesEngine(TextLogs):
         else:
             api = config.new_client_from_config(config_file=cfg.get("kubeconfig"))  # type: ignore[no-untyped-call]
         return cls(center, api, str(cfg.get("namespace", "default")), str(cfg.get("image", "python:3.11-slim")),
-                   cfg.get("chips"), cfg.get("prices"), bool(cfg.get("volcano", False)), float(cfg.get("timeout", 10)))
+                   cfg.get("chips"), cfg.get("prices"), bool(cfg.get("volcano", False)), float(cfg.get("timeout", 10)),
+                   cfg.get("checkpoint_claim"))
 
     def _call(self, group: str, method: str, *args: Any, **kw: Any) -> Any:
         from kubernetes import client
@@ -100,8 +106,10 @@ class KubernetesEngine(TextLogs):
         env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in launch.env.items()]
         env += [{"name": "ZHISUAN_JOB_ID", "value": launch.job_id}, {"name": "ZHISUAN_NNODES", "value": str(n)},
                 {"name": "ZHISUAN_NODE_RANK", "valueFrom": {"fieldRef": {
-                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}]
-        labels = {"zhisuan.io/job": launch.job_id}
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+                {"name": "ZHISUAN_ATTEMPT", "value": str(launch.attempt)},
+                {"name": "ZHISUAN_CHECKPOINT_DIR", "value": "/checkpoint"}]
+        labels = {"zhisuan.io/job": launch.job_id, "zhisuan.io/attempt": str(launch.attempt)}
         pod: dict[str, Any] = {
             "restartPolicy": "Never",
             "nodeSelector": {PRODUCT_LABEL: next((k for k, v in self.chips.items() if v == launch.pool.accelerator),
@@ -110,6 +118,10 @@ class KubernetesEngine(TextLogs):
                             launch.command], "env": env,
                             "resources": {"limits": {resource: str(launch.devices_per_node)}}}],
         }
+        if self.checkpoint_claim:  # kept across attempts; without a claim /checkpoint is the pod's own
+            pod["volumes"] = [{"name": "checkpoint", "persistentVolumeClaim": {"claimName": self.checkpoint_claim}}]
+            pod["containers"][0]["volumeMounts"] = [{"name": "checkpoint", "mountPath": "/checkpoint",
+                                                     "subPath": launch.job_id}]
         annotations = {}
         if self.volcano:
             pod["schedulerName"] = "volcano"
@@ -137,10 +149,38 @@ class KubernetesEngine(TextLogs):
         self._call("batch", "create_namespaced_job", self.namespace, self.job_manifest(launch, name))
         return name
 
-    def handle_of(self, job_id: str) -> str | None:
-        jobs = self._call("batch", "list_namespaced_job", self.namespace, label_selector=f"zhisuan.io/job={job_id}")
+    def handle_of(self, job_id: str, attempt: int | None = None) -> str | None:
+        selector = f"zhisuan.io/job={job_id}" + (f",zhisuan.io/attempt={attempt}" if attempt is not None else "")
+        jobs = self._call("batch", "list_namespaced_job", self.namespace, label_selector=selector)
         active = [j for j in jobs.items if not _finished(j)]
         return str(active[0].metadata.name) if active else None
+
+    def load(self, pools: list[Pool]) -> list[ExternalLoad]:
+        """Devices that pods other than zhisuan's request on each node (bound and not ended), and nodes
+        cordoned since the inventory, whole. Pods carry no end time: inf."""
+        where = {name: (pool, i) for pool in pools for i, name in enumerate(pool.node_names)}
+        used: dict[str, int] = {}
+        pods = self._call("core", "list_pod_for_all_namespaces",
+                          field_selector="status.phase!=Succeeded,status.phase!=Failed").items
+        for pod in pods:
+            if "zhisuan.io/job" in (pod.metadata.labels or {}) or not pod.spec.node_name:
+                continue
+            for c in pod.spec.containers:
+                asks = {**((c.resources.requests or {}) if c.resources else {}),
+                        **((c.resources.limits or {}) if c.resources else {})}
+                used[pod.spec.node_name] = used.get(pod.spec.node_name, 0) + sum(
+                    int(v) for k, v in asks.items() if k in DEVICE_RESOURCE.values())
+        now = time.time()
+        out = [ExternalLoad(f"pods:{name}", where[name][0].name, (where[name][1],), n, now, math.inf,
+                            f"{n} devices requested by other pods on {name}")
+               for name, n in sorted(used.items()) if n and name in where]
+        for node in self._call("core", "list_node").items:
+            name = str(node.metadata.name)
+            if node.spec.unschedulable and name in where:
+                pool, i = where[name]
+                out.append(ExternalLoad(f"node:{name}", pool.name, (i,), pool.devices_per_node, now, math.inf,
+                                        f"node {name} cordoned"))
+        return out
 
     def _pods(self, name: str) -> list[Any]:
         pods = self._call("core", "list_namespaced_pod", self.namespace, label_selector=f"job-name={name}").items
@@ -152,6 +192,12 @@ class KubernetesEngine(TextLogs):
         if (job.status.succeeded or 0) >= (job.spec.completions or 1):
             return EngineStatus("succeeded", 0)
         if not _finished(job):
+            if (job.status.ready or 0) + (job.status.succeeded or 0) >= (job.spec.completions or 1):
+                return EngineStatus("running")
+            for pod in self._pods(handle):  # a pod not yet bound to a node: the job waits in the cluster
+                for cond in pod.status.conditions or []:
+                    if cond.type == "PodScheduled" and cond.status == "False":
+                        return EngineStatus("queued", None, f"kubernetes {cond.reason}: {cond.message or ''}".strip())
             return EngineStatus("running")
         for pod in self._pods(handle):
             for cs in (pod.status.container_statuses or []):
@@ -161,6 +207,10 @@ class KubernetesEngine(TextLogs):
                                         f"{term.reason or 'Error'}")
         cond = next((c for c in job.status.conditions or [] if c.type == "Failed"), None)
         return EngineStatus("failed", None, f"kubernetes Job failed: {cond.reason if cond else 'unknown'}")
+
+    def stop(self, handle: str) -> None:
+        """Delete the Job: its pods get SIGTERM, then SIGKILL after their termination grace period."""
+        self._call("batch", "delete_namespaced_job", handle, self.namespace, propagation_policy="Background")
 
     def cancel(self, handle: str) -> None:
         self._call("batch", "delete_namespaced_job", handle, self.namespace, propagation_policy="Background")

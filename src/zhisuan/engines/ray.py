@@ -10,13 +10,15 @@ job: such placements are refused with that reason. Needs `pip install 'zhisuan[r
 
 from __future__ import annotations
 
+import math
 import shlex
+import time
 import uuid
 from typing import Any
 
 import httpx
 
-from zhisuan.engines.base import EngineDown, EngineStatus, Launch, TextLogs, Usage
+from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
 from zhisuan.engines.local import VISIBLE
 from zhisuan.model import Pool
 
@@ -25,22 +27,25 @@ RUNNING = {"PENDING", "RUNNING"}
 
 class RayEngine(TextLogs):
     kind = "ray"
+    starts_at_submit = False  # a Ray job is PENDING until its entrypoint resources are free
 
     def __init__(self, center: str, address: str, resources: dict[str, str], prices: dict[str, float],
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, checkpoints: str = "/tmp/zhisuan-checkpoints") -> None:
         self.center, self.address = center, address.rstrip("/")
         self.resources, self.prices, self.timeout = resources, prices, timeout
+        self.checkpoints = checkpoints
         self._client: Any = None
 
     @classmethod
     def from_config(cls, center: str, cfg: dict[str, Any]) -> RayEngine:
         """`engine_config` keys: address (the Jobs API, http://127.0.0.1:8265), resources {Ray resource:
-        catalog chip}, prices {Ray resource: CNY per device-hour}, timeout (s)."""
-        unknown = set(cfg) - {"address", "resources", "prices", "timeout"}
+        catalog chip}, prices {Ray resource: CNY per device-hour}, timeout (s), checkpoints (a folder every
+        node shares, for $ZHISUAN_CHECKPOINT_DIR)."""
+        unknown = set(cfg) - {"address", "resources", "prices", "timeout", "checkpoints"}
         if unknown or "address" not in cfg or "resources" not in cfg:
             raise ValueError(f"engine_config of {center}: needs address and resources; unknown keys {sorted(unknown)}")
         return cls(center, str(cfg["address"]), dict(cfg["resources"]), dict(cfg.get("prices", {})),
-                   float(cfg.get("timeout", 10.0)))
+                   float(cfg.get("timeout", 10.0)), str(cfg.get("checkpoints", "/tmp/zhisuan-checkpoints")))
 
     def _jobs(self) -> Any:
         if self._client is None:
@@ -102,30 +107,73 @@ class RayEngine(TextLogs):
             raise OSError(f"{self.center}: a gang over {len(launch.nodes)} Ray nodes needs a placement group "
                           "inside the job; the Ray engine starts single-node jobs only")
         env = {**launch.env, "ZHISUAN_JOB_ID": launch.job_id, "ZHISUAN_NODE_RANK": "0", "ZHISUAN_NNODES": "1",
+               "ZHISUAN_ATTEMPT": str(launch.attempt), "ZHISUAN_CHECKPOINT_DIR": self.checkpoint_dir(launch.job_id),
                VISIBLE.get(launch.pool.chip.stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(launch.devices[0])}
         submission = f"zs-{launch.job_id}-{uuid.uuid4().hex[:6]}"
         self._call("submit_job", entrypoint=f"bash -c {shlex.quote(launch.command)}", submission_id=submission,
                    entrypoint_resources={self._resource(launch.pool): float(launch.devices_per_node)},
                    entrypoint_num_cpus=0, runtime_env={"env_vars": env},
                    metadata={"zhisuan_job": launch.job_id, "zhisuan_name": launch.name,
-                             "zhisuan_devices": str(launch.devices_per_node)})
+                             "zhisuan_devices": str(launch.devices_per_node), "zhisuan_attempt": str(launch.attempt),
+                             "zhisuan_resource": self._resource(launch.pool)})
         return submission
 
-    def handle_of(self, job_id: str) -> str | None:
+    def checkpoint_dir(self, job_id: str) -> str:
+        """Kept across attempts; a path every Ray node can reach (`engine_config.checkpoints`, shared storage)."""
+        return f"{self.checkpoints.rstrip('/')}/{job_id}"
+
+    def handle_of(self, job_id: str, attempt: int | None = None) -> str | None:
         for job in self._call("list_jobs"):
-            if (job.metadata or {}).get("zhisuan_job") == job_id and str(job.status.value) in RUNNING:
+            meta = job.metadata or {}
+            if meta.get("zhisuan_job") == job_id and str(job.status.value) in RUNNING and (
+                    attempt is None or meta.get("zhisuan_attempt") == str(attempt)):
                 return str(job.submission_id)
         return None
+
+    def load(self, pools: list[Pool]) -> list[ExternalLoad]:
+        """Devices used on each node by anything but zhisuan's running jobs: the autoscaler's per-node usage
+        minus the entrypoint resources of our jobs there. Ray knows no end time for them (inf)."""
+        try:
+            report = httpx.get(f"{self.address}/api/cluster_status", timeout=self.timeout).json()
+            by_node = report["data"]["clusterStatus"]["loadMetricsReport"]["usageByNode"]
+            from ray.util.state import list_nodes
+            names = {n.node_id: str(n.node_name) for n in list_nodes(address=self.address, timeout=int(self.timeout))}
+        except (httpx.HTTPError, KeyError, ValueError) as e:
+            raise EngineDown(f"{self.center}: Ray's cluster status does not answer: {e}") from e
+        ours: dict[tuple[str, str], float] = {}
+        for job in self._call("list_jobs"):
+            meta = job.metadata or {}
+            if meta.get("zhisuan_job") and str(job.status.value) == "RUNNING" and job.driver_node_id:
+                key = (names.get(job.driver_node_id, ""), meta.get("zhisuan_resource", ""))
+                ours[key] = ours.get(key, 0.0) + float(meta.get("zhisuan_devices", 0))
+        out = []
+        now = time.time()
+        for pool in pools:
+            resource = self._resource(pool)
+            for node_id, usage in by_node.items():
+                name = names.get(node_id, "")
+                used = float(usage.get(resource, [0.0, 0.0])[0]) - ours.get((name, resource), 0.0)
+                if name in pool.node_names and used >= 1:
+                    what = f"other Ray work on {name} ({int(used)} {resource})"
+                    out.append(ExternalLoad(f"ray:{node_id[:8]}", pool.name, (pool.node_names.index(name),),
+                                            int(used), now, math.inf, what))
+        return out
 
     def poll(self, handle: str) -> EngineStatus:
         info = self._call("get_job_info", handle)
         status = str(info.status.value)
+        if status == "PENDING":
+            return EngineStatus("queued", None, f"ray PENDING: {(info.message or '').strip()[:200]}".rstrip(": "))
         if status in RUNNING:
             return EngineStatus("running")
         if status == "SUCCEEDED":
             return EngineStatus("succeeded", 0)
         first = (info.message or "").splitlines()[0] if info.message else ""
         return EngineStatus("failed", info.driver_exit_code, f"ray {status}: {first}".rstrip(": "))
+
+    def stop(self, handle: str) -> None:
+        """Ray's stop: SIGTERM to the entrypoint, SIGKILL after RAY_JOB_STOP_WAIT_TIME_S (Ray's own grace)."""
+        self._call("stop_job", handle)
 
     def cancel(self, handle: str) -> None:
         self._call("stop_job", handle)

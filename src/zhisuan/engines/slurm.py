@@ -2,8 +2,9 @@
 sinfo --json, scontrol ping). One engine per cluster, named by its slurm.conf (`conf`) and/or `cluster`.
 
 A gang is `--nodes=N --ntasks-per-node=1 --gres=gpu:TYPE:K`, pinned with `--nodelist` to the nodes
-the zhisuan scheduler chose; the job name is `zs-<job id>` and the comment `zhisuan:<job id>`, so a
-restarted control loop finds its jobs again. Output goes to the job's run folder, which must be
+the zhisuan scheduler chose; the job name is `zs-<job id>` and the comment `zhisuan:<job id>:<attempt>`,
+so a restarted control loop finds its jobs again, and every other job in `squeue` is the cluster's own
+load (`load`), which the scheduler plans around. Output goes to the job's run folder, which must be
 visible to the cluster's nodes (here: the same machine).
 """
 
@@ -18,11 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zhisuan.engines.base import EngineDown, EngineStatus, Launch, TextLogs, Usage
+from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
 from zhisuan.engines.local import VISIBLE
 from zhisuan.model import Pool
 
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "STAGE_OUT"}
+QUEUED = {"PENDING", "REQUEUED"}
+HOLDING = {"RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "STAGE_OUT"}  # jobs that hold nodes
+UNAVAILABLE = {"DOWN", "DRAIN", "FAIL", "MAINTENANCE", "NOT_RESPONDING", "POWERED_DOWN", "POWER_DOWN", "FUTURE",
+               "RESERVED", "INVALID_REG", "REBOOT_REQUESTED", "REBOOT_ISSUED"}  # node states/flags: no new jobs
 
 
 class SlurmError(OSError):
@@ -40,6 +45,7 @@ def gres_of(gres: str) -> tuple[str, int] | None:
 
 class SlurmEngine(TextLogs):
     kind = "slurm"
+    starts_at_submit = False  # sbatch queues: the job runs when slurmctld starts it
 
     def __init__(self, center: str, runs: Path, conf: str | None = None, cluster: str | None = None,
                  partition: str | None = None, chips: dict[str, str] | None = None,
@@ -128,19 +134,22 @@ class SlurmEngine(TextLogs):
 
     def submit(self, launch: Launch) -> str:
         run = self.runs / launch.job_id
-        run.mkdir(parents=True, exist_ok=True)
+        checkpoint = run / "checkpoint"
+        checkpoint.mkdir(parents=True, exist_ok=True)
         stack_var = VISIBLE.get(launch.pool.chip.stack)
         lines = [f"export {k}={shlex.quote(v)}" for k, v in launch.env.items()]
         lines += [f"export ZHISUAN_JOB_ID={launch.job_id}", "export ZHISUAN_NODE_RANK=$SLURM_NODEID",
-                  "export ZHISUAN_NNODES=$SLURM_NNODES"]
+                  "export ZHISUAN_NNODES=$SLURM_NNODES", f"export ZHISUAN_ATTEMPT={launch.attempt}",
+                  f"export ZHISUAN_CHECKPOINT_DIR={shlex.quote(str(checkpoint))}"]
         if stack_var and stack_var != "CUDA_VISIBLE_DEVICES":  # Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu
             lines.append(f"export {stack_var}=$CUDA_VISIBLE_DEVICES")
-        (run / "command.sh").write_text("\n".join([*lines, launch.command, ""]), encoding="utf-8")
+        command, batch = run / f"command-{launch.attempt}.sh", run / f"batch-{launch.attempt}.sh"
+        command.write_text("\n".join([*lines, launch.command, ""]), encoding="utf-8")
         label = " --label" if len(launch.nodes) > 1 else ""
         partition, gtype = self._target(launch.pool)
-        (run / "batch.sh").write_text(
-            f"#!/bin/bash\nexec srun{label} --ntasks-per-node=1 /bin/bash {run / 'command.sh'}\n", encoding="utf-8")
-        args = ["sbatch", "--parsable", f"--job-name=zs-{launch.job_id}", f"--comment=zhisuan:{launch.job_id}",
+        batch.write_text(f"#!/bin/bash\nexec srun{label} --ntasks-per-node=1 /bin/bash {command}\n", encoding="utf-8")
+        args = ["sbatch", "--parsable", f"--job-name=zs-{launch.job_id}",
+                f"--comment=zhisuan:{launch.job_id}:{launch.attempt}",
                 f"--nodes={len(launch.nodes)}", "--ntasks-per-node=1",
                 f"--gres=gpu:{gtype}:{launch.devices_per_node}", f"--chdir={run}", f"--output={run}/slurm-%j.out",
                 f"--partition={partition}"]
@@ -148,20 +157,51 @@ class SlurmEngine(TextLogs):
             args.append("--nodelist=" + ",".join(launch.pool.node_names[n] for n in launch.nodes))
         if launch.timeout:
             args.append(f"--time={max(1, math.ceil(launch.timeout / 60))}")
-        job = self._cmd([*args, str(run / "batch.sh")]).strip().split(";")[0]
+        job = self._cmd([*args, str(batch)]).strip().split(";")[0]
         self._jobs = (float("-inf"), {})
         return f"{job}@{run}"
 
-    def handle_of(self, job_id: str) -> str | None:
-        for job in self._all_jobs().values():
-            if job.get("name") == f"zs-{job_id}":
-                return f"{job['job_id']}@{self.runs / job_id}"
-        return None
+    def handle_of(self, job_id: str, attempt: int | None = None) -> str | None:
+        found = [job for job in self._all_jobs().values() if job.get("name") == f"zs-{job_id}"
+                 and (attempt is None or job.get("comment") == f"zhisuan:{job_id}:{attempt}")]
+        if not found:
+            return None
+        latest = max(found, key=lambda j: int(j["job_id"]))
+        return f"{latest['job_id']}@{self.runs / job_id}"
 
-    def _all_jobs(self) -> dict[str, dict[str, Any]]:
+    def load(self, pools: list[Pool]) -> list[ExternalLoad]:
+        """The cluster's own load on these pools: running jobs that zhisuan did not submit (their GPUs per
+        node from squeue's gres_detail, until their end_time) and nodes that take no new jobs (down,
+        drained, ... from sinfo), whole."""
+        where: dict[str, list[tuple[Pool, int]]] = {}
+        for pool in pools:
+            for i, name in enumerate(pool.node_names):
+                where.setdefault(name, []).append((pool, i))
+        out = []
+        for job in self._all_jobs(fresh=True).values():
+            if str(job.get("comment") or "").startswith("zhisuan:") or job.get("job_state") not in HOLDING:
+                continue
+            names = [n["nodename"] for n in (job.get("job_resources") or {}).get("allocated_nodes", [])]
+            end = float(job.get("end_time") or 0) or math.inf
+            what = f"slurm job {job['job_id']} ({job.get('user_name', '?')})"
+            for name, gres in zip(names, job.get("gres_detail") or [], strict=False):
+                held = gres_of(gres)
+                for pool, i in where.get(name, []) if held and held[1] else []:
+                    out.append(ExternalLoad(f"slurm:{job['job_id']}", pool.name, (i,), held[1] if held else 0,
+                                            float(job.get("start_time") or 0), end, what))
+        for node in self._json(["sinfo", "--json"])["nodes"]:
+            states = {str(node.get("state", "")).upper(), *(str(f).upper() for f in node.get("state_flags") or [])}
+            bad = sorted(states & UNAVAILABLE)
+            for pool, i in where.get(str(node["name"]), []) if bad else []:
+                reason = f": {node['reason']}" if node.get("reason") else ""
+                out.append(ExternalLoad(f"node:{node['name']}", pool.name, (i,), pool.devices_per_node, time.time(),
+                                        math.inf, f"node {node['name']} {'/'.join(bad).lower()}{reason}"))
+        return out
+
+    def _all_jobs(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
         """Every job slurmctld still holds (one squeue per `cache` seconds, whatever the number of jobs)."""
         at, jobs = self._jobs
-        if time.monotonic() - at > self.cache:
+        if fresh or time.monotonic() - at > self.cache:
             data = self._json(["squeue", "--json", "--states=all"])
             jobs = {str(j["job_id"]): j for j in data["jobs"]}
             self._jobs = (time.monotonic(), jobs)
@@ -173,6 +213,9 @@ class SlurmEngine(TextLogs):
         if job is None:
             return self._poll_sacct(job_id)
         state = str(job["job_state"])
+        if state in QUEUED:
+            start = float(job.get("start_time") or 0)
+            return EngineStatus("queued", None, f"slurm {job.get('state_reason') or state}", start or None)
         if state in ACTIVE:
             return EngineStatus("running")
         code = int(job.get("exit_code") or 0)
@@ -189,6 +232,14 @@ class SlurmEngine(TextLogs):
         if state in ACTIVE:
             return EngineStatus("running")
         return EngineStatus("succeeded", 0) if state == "COMPLETED" else EngineStatus("failed", None, f"slurm {state}")
+
+    def stop(self, handle: str) -> None:
+        """SIGTERM to every step of the job (its tasks, not the batch shell); a queued job is just cancelled."""
+        job = handle.split("@")[0]
+        if str(self._all_jobs().get(job, {}).get("job_state")) in QUEUED:
+            self.cancel(handle)
+            return
+        self._cmd(["scancel", "--signal=TERM", job])
 
     def cancel(self, handle: str) -> None:
         self._cmd(["scancel", handle.split("@")[0]])
