@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from zhisuan.model import SpecError, check_spec, load_network, parse_job_spec, request_from_spec
+from zhisuan.model import SpecError, load_network, parse_job_spec, request_from_spec
+from zhisuan.scheduler.feasibility import check_spec
 
 DESIGN_SPEC = """
 name: llama-7b-sft
@@ -81,6 +82,9 @@ def test_malformed_yaml_and_non_mapping():
         ("{accelerators: A100-80GB:16}", "resources.accelerators", "largest accepted node has 8"),
         ("{accelerators: A100-80GB:8, nodes: 5}", "resources.nodes", "largest accepted pool has 4"),
         ("{accelerators: H100:1}", "resources.accelerators", "no pool"),
+        ("{accelerators: 910b:8, cpus: 4000}", "resources.cpus", "at most 128"),
+        ("{accelerators: 910b:8, memory: 4Ti}", "resources.memory", "at most 1024 GiB"),
+        ("{accelerators: {stack: cuda, min_tflops: 5000}}", "resources.accelerators", "at least 5000 TFLOPS"),
     ],
 )
 def test_oversize_or_unavailable_is_rejected_against_network(root, resources, field, words):
@@ -89,6 +93,16 @@ def test_oversize_or_unavailable_is_rejected_against_network(root, resources, fi
     with pytest.raises(SpecError) as e:
         check_spec(spec, net)
     assert words in dict(e.value.errors)[field]
+
+
+def test_price_cap_below_every_accepted_pool(root):
+    net = load_network(root / "examples/networks/toy3.yaml")
+    spec = parse_job_spec("name: j\ntenant: t\nrun: x\nresources: {accelerators: a100:1}\n"
+                          "constraints: {max_price: 5}")
+    with pytest.raises(SpecError) as e:
+        check_spec(spec, net)
+    assert dict(e.value.errors) == {"constraints.max_price": "max_price 5 CNY per device-hour, but the cheapest "
+                                                             "accepted pool costs 8"}
 
 
 def test_unknown_data_center_and_region(root):

@@ -22,7 +22,7 @@ def api(tmp_path):
     store, tokens = JobStore(engine), TokenStore(engine)
     runner = LocalEngine(tmp_path / "runs", grace=0.5)
     loop = ControlLoop(store, NETWORK, runner)
-    client = TestClient(create_app(Service(store, NETWORK, runner, loop.down, loop.cycles), tokens))
+    client = TestClient(create_app(Service(store, NETWORK, loop), tokens))
     keys = {"acme": tokens.issue("acme", 0.0), "lab": tokens.issue("lab", 0.0),
             "admin": tokens.issue("ops", 0.0, admin=True)}
     return client, keys, store, loop

@@ -77,7 +77,9 @@ def test_recover_requeues_unstarted_and_readopts_started(world):
     loop = ControlLoop(store, NETWORK, LocalEngine(engine.root))  # a fresh process
     loop.recover(time.time())
     assert store.get(lost).state is JobState.PENDING
-    assert store.get(started).state is JobState.RUNNING
+    assert store.get(started).engine_handle == engine.handle_of(started, 1)  # re-adopted: its run is known
+    loop.step(time.time())
+    assert store.get(started).state in (JobState.RUNNING, JobState.SUCCEEDED)
     run_until_done(loop, store)
     assert store.get(lost).state is JobState.SUCCEEDED and store.get(lost).attempts == 1
     assert store.get(started).state is JobState.SUCCEEDED
@@ -90,7 +92,7 @@ def test_a_killed_job_is_failed_with_the_reason(world):
     loop.step(time.time())
     rec = store.get(job)
     assert rec.state is JobState.RUNNING
-    pid = int(__import__("json").loads((engine.run_dir(job) / "handle.json").read_text())["pids"][0])
+    pid = int(__import__("json").loads((engine.attempt_dir(job, 1) / "handle.json").read_text())["pids"][0])
     os.killpg(pid, signal.SIGKILL)
     time.sleep(0.2)
     loop.step(time.time())
@@ -111,7 +113,7 @@ def test_a_job_cancelled_while_starting_is_stopped(world):
     job = store.submit(spec("race", 1, "sleep 30"), time.time())
     ControlLoop(store, NETWORK, racing).step(time.time())
     assert store.get(job).state is JobState.CANCELLED
-    assert racing.poll(str(racing.run_dir(job))).state == "failed"  # its process was killed, not left running
+    assert racing.poll(racing.handle_of(job, 1)).state == "failed"  # its process was killed, not left running
 
 
 def test_recover_leaves_a_job_on_a_silent_center_to_failover(world):
@@ -120,7 +122,7 @@ def test_recover_leaves_a_job_on_a_silent_center_to_failover(world):
     store, engine = world
 
     class Silent(LocalEngine):
-        def handle_of(self, job_id):
+        def handle_of(self, job_id, attempt=None):
             raise EngineDown("here: does not answer")
 
         def health(self):
@@ -154,6 +156,6 @@ def test_cancel_is_recorded_before_the_engine_stops_the_job(world):
     job = store.submit(spec("stubborn", 1, "sleep 30"), time.time())
     loop.step(time.time())
     assert store.get(job).state is JobState.RUNNING
-    rec = Service(store, NETWORK, racing).cancel(job, Principal("acme", False), time.time())
+    rec = Service(store, NETWORK, loop).cancel(job, Principal("acme", False), time.time())
     assert steps and rec.state is JobState.CANCELLED and store.get(job).state is JobState.CANCELLED
     assert [t.to_state for t in store.transitions(job)][-1] is JobState.CANCELLED

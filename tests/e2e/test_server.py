@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from zhisuan.control.launch import ServerProcess
+from zhisuan.serve.process import ServerProcess
 
 NETWORK = """
 name: e2e

@@ -33,7 +33,7 @@ def wait(engine, handle, limit=60.0):
     end = time.time() + limit
     while time.time() < end:
         st = engine.poll(handle)
-        if st.state != "running":
+        if st.state not in ("queued", "running"):
             return st
         time.sleep(0.3)
     raise AssertionError("still running")

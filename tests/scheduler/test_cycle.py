@@ -136,7 +136,7 @@ def test_explain_ranks_with_expected_start():
     assert by["busy"].start_delay == 7200.0 and by["free"].start_delay == 0.0
     assert cands[0].center == "free"  # starting now beats a 2-hour wait for a cheaper pool
     big = explain(snap, job("y", named(per_node=16)), now=0.0)
-    assert all(c.rejected == ("fits-gang",) and math.isnan(c.score) for c in big)
+    assert all(c.rejected == ("fits-node",) and math.isnan(c.score) for c in big)
 
 
 def test_unknown_policy_is_an_error():

@@ -8,9 +8,12 @@ from zhisuan.scheduler.capacity import PoolCapacity
 from zhisuan.scheduler.framework import ScoreContext
 from zhisuan.scheduler.plugins.carbon import Carbon
 from zhisuan.scheduler.plugins.fits_gang import FitsGang
+from zhisuan.scheduler.plugins.fits_node import FitsNode
 from zhisuan.scheduler.plugins.fragmentation import Fragmentation
 from zhisuan.scheduler.plugins.healthy import CenterHealthy
 from zhisuan.scheduler.plugins.locality import DataLocality
+from zhisuan.scheduler.plugins.node_cpus import NodeCpus
+from zhisuan.scheduler.plugins.node_memory import NodeMemory
 from zhisuan.scheduler.plugins.price import PricePerJob
 from zhisuan.scheduler.plugins.price_cap import PriceCap
 from zhisuan.scheduler.plugins.quota import Quota
@@ -37,10 +40,12 @@ def ctx(reqs):
     return rt, ScoreContext(speed=rt.speed(POOLS))
 
 
-def test_fits_gang():
-    assert mask(FitsGang(), named(per_node=8, nodes=2), named(per_node=8, nodes=3), named(per_node=5)) == [
-        [True, True, False], [False, True, False], [True, True, False]]
-    assert mask(FitsGang(), Request(1, cpus=500)) == [[False, False, False]]
+def test_fits_node_and_gang_and_node_size():
+    asks = named(per_node=8, nodes=2), named(per_node=8, nodes=3), named(per_node=5)
+    assert mask(FitsNode(), *asks) == [[True, True, False], [True, True, False], [True, True, False]]
+    assert mask(FitsGang(), *asks) == [[True, True, False], [False, True, False], [True, True, True]]
+    assert mask(NodeCpus(), Request(1, cpus=500), Request(1, cpus=128)) == [[False] * 3, [True] * 3]
+    assert mask(NodeMemory(), Request(1, memory_gib=2048.0)) == [[False, False, False]]
 
 
 def test_stack_exact_portable_and_class():

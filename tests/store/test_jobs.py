@@ -95,3 +95,43 @@ def test_tokens_are_stored_hashed(db_url):
         stored = c.execute(text("SELECT token_hash FROM tokens")).scalar()
     assert token not in stored and len(stored) == 64
     engine.dispose()
+
+
+def test_feed_delivers_each_transition_once_and_waits_for_gaps(tmp_path):
+    from zhisuan.store.feed import TransitionFeed
+    from zhisuan.store.schema import TransitionRow
+
+    engine = connect(f"sqlite:///{tmp_path / 'f.db'}")
+    migrate(engine)
+    store = JobStore(engine)
+    spec = parse_job_spec("name: a\ntenant: t\nresources: {accelerators: a100:1}\nrun: x")
+    a = store.submit(spec, 1.0)
+    feed = TransitionFeed(store, store.last_transition_id(), gap_wait=10.0)
+    b = store.submit(spec, 2.0)
+    with engine.begin() as conn:  # an id taken by a transaction that commits late (PostgreSQL's sequences)
+        conn.execute(TransitionRow.__table__.insert(), {"id": 5, "job_id": a, "from_state": "pending",
+                                                         "to_state": "cancelled", "at": 3.0, "reason": "late"})
+    assert [(t.job_id, t.to_state.value) for t in feed.read(100.0)] == [(b, "pending"), (a, "cancelled")]
+    assert feed.floor == 2  # ids 3 and 4 are missing: held until they appear or time out
+    with engine.begin() as conn:
+        conn.execute(TransitionRow.__table__.insert(), {"id": 3, "job_id": b, "from_state": "pending",
+                                                         "to_state": "cancelled", "at": 4.0, "reason": "slow"})
+    assert [t.id for t in feed.read(101.0)] == [3]
+    assert feed.read(105.0) == [] and feed.floor == 3
+    assert feed.read(111.0) == [] and feed.floor == 5  # id 4 never came (a rollback): passed after gap_wait
+
+
+def test_waits_and_fields_only_for_jobs_still_in_that_state(db_url):
+    engine = connect(db_url)
+    migrate(engine)
+    store = JobStore(engine)
+    spec = parse_job_spec("name: a\ntenant: t\nresources: {accelerators: a100:1}\nrun: x")
+    a, b = store.submit(spec, 1.0), store.submit(spec, 1.0)
+    store.transition(b, JobState.CANCELLED, 2.0)
+    store.set_waits([(a, "no room", 50.0), (b, "no room", 60.0)])
+    assert (store.get(a).wait_reason, store.get(a).expected_start) == ("no room", 50.0)
+    assert store.get(b).wait_reason is None
+    assert not store.set_fields(b, JobState.SCHEDULED, engine_handle="h")
+    store.transition(a, JobState.SCHEDULED, 3.0, center="c", pool="p", nodes=(0,), devices_per_node=1)
+    assert store.get(a).wait_reason is None  # a new state clears the old wait
+    assert store.set_fields(a, JobState.SCHEDULED, engine_handle="h") and store.get(a).engine_handle == "h"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zhisuan.control.launch import ServerProcess
+from zhisuan.serve.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"

@@ -16,6 +16,7 @@ HELP = {
     "running_jobs": ("gauge", "Running jobs per center"),
     "devices": ("gauge", "Accelerator devices per center and chip"),
     "devices_allocated": ("gauge", "Devices held by scheduled or running jobs"),
+    "devices_external": ("gauge", "Devices held by the center's own load (its users' jobs, nodes drained or down)"),
     "devices_busy": ("gauge", "Devices busy by the latest measurement of running jobs (unmeasured jobs count 0)"),
     "center_up": ("gauge", "1 when the center's engine answers its health check"),
     "energy_kwh": ("counter", "Facility energy metered for finished runs (kWh)"),

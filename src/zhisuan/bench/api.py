@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from zhisuan.control.launch import ServerProcess
+from zhisuan.serve.process import ServerProcess
 
 SPEC = b"name: bench\ntenant: acme\nresources: {accelerators: a100:1}\nrun: 'true'\n"
 NETWORK = """name: bench

@@ -8,7 +8,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from zhisuan.model import JobSpec, Network, SpecError, check_spec, load_network, parse_job_spec
+from zhisuan.model import JobSpec, Network, SpecError, load_network, parse_job_spec
 
 # CI logs and pipes are not terminals; Rich would wrap tables at 80 columns there.
 console = Console(width=None if Console().is_terminal else 150)
@@ -30,8 +30,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def read_network(path: Path) -> Network:
+    """A network file, its scheduler profile checked too (a typo there must not mean the default)."""
+    from zhisuan.scheduler.profiles import policy_for
+
     try:
-        return load_network(path)
+        network = load_network(path)
+        policy_for(network.scheduler)
+        return network
     except FileNotFoundError:
         fail(f"network file not found: {path}")
     except SpecError as e:
@@ -42,7 +47,10 @@ def read_spec(path: Path, network: Network | None = None) -> JobSpec:
     try:
         spec = parse_job_spec(path.read_text(encoding="utf-8"))
         if network is not None:
-            check_spec(spec, network)
+            from zhisuan.scheduler.feasibility import check_spec
+            from zhisuan.scheduler.profiles import policy_for
+
+            check_spec(spec, network, policy_for(network.scheduler))
         return spec
     except FileNotFoundError:
         fail(f"job spec not found: {path}")

@@ -16,8 +16,8 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.common import console, fail, read_network
-from zhisuan.control.launch import ServerProcess
 from zhisuan.model import parse_job_spec
+from zhisuan.serve.process import ServerProcess
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 

@@ -18,12 +18,20 @@ def server_command(
     port: Annotated[int, typer.Option()] = 8470,
     interval: Annotated[float, typer.Option(help="seconds between control steps")] = 1.0,
     reports: Annotated[Path, typer.Option(help="folder of `zhisuan sim` reports the dashboard lists")] = Path("report"),
+    policy: Annotated[str | None, typer.Option(help="scheduling policy, any the simulator has (default: the "
+                                                    "network's scheduler profile)")] = None,
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
-    from zhisuan.control.server import serve
     from zhisuan.engines.nvml import DiscoveryError, bind_discovered
+    from zhisuan.model import SpecError
+    from zhisuan.scheduler.profiles import policy_for
+    from zhisuan.serve.server import serve
 
     net = read_network(network)
+    try:
+        chosen = policy_for(net.scheduler, policy)
+    except SpecError as e:
+        fail(f"--policy: {e}")
     try:
         net = bind_discovered(net)
     except DiscoveryError as e:
@@ -33,11 +41,11 @@ def server_command(
             if p.discover:
                 console.print(f"{c.name}/{p.name}: {p.devices_per_node}× {p.accelerator} found by NVML "
                               f"(devices {', '.join(p.device_ids)})")
-    console.print(f"zhisuan server on http://{host}:{port} — network {net.name}, runs in {runs}/, "
-                  f"first tokens in {runs / 'tokens.json'}; dashboard at http://{host}:{port}/")
+    console.print(f"zhisuan server on http://{host}:{port} — network {net.name}, policy {chosen.name}, "
+                  f"runs in {runs}/, first tokens in {runs / 'tokens.json'}; dashboard at http://{host}:{port}/")
     from zhisuan.engines import EngineDown
 
     try:
-        serve(net, db, runs, host, port, interval, reports)
+        serve(net, db, runs, host, port, interval, reports, policy)
     except (EngineDown, ValueError) as e:  # an engine to read pools from is down, or its config is wrong
         fail(f"{network}: {e}")

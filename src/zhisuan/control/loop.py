@@ -1,228 +1,419 @@
-"""Reconcile store <-> scheduler <-> engine, one `step(now)` at a time.
+"""The live driver of the scheduler: reconcile store <-> scheduler <-> engines, one `step(now)` at a time.
 
-A step polls running jobs and records their ends, builds a snapshot from the store (the source of
-truth), runs the scheduling cycle and starts what it placed. Each transition is written *before* the
-action it announces (scheduled, then submit to the engine, then running), so a process killed at any
-point restarts with `recover()`: a job left `scheduled` is re-adopted if the engine had started it,
-else requeued; a `running` job whose processes died without an exit code is failed with the reason.
+It keeps one `SchedulerState` in memory, as the simulator does, rebuilt from the store in `recover()`
+and then told what happens — the same driver contract, so the same events give the same decisions:
+- the transitions the store records (submissions, cancels: the API writes them) arrive as a feed;
+- engines are polled: a run that starts, ends, or waits too long in its center's own queue;
+- engines report their centers' own load (other users' jobs, drained nodes), which the state holds;
+- health checks take a silent center's pools out (failover).
+Each step then runs a cycle and carries out every decision: starts, and preemptions — the victim gets
+its engine's graceful stop, its grace period, a `preempted` transition and a requeue, and the job that
+preempted it starts once the victim's processes are gone.
 
-Failover: every `health_every` seconds each center's engine is asked whether it answers. After
-`misses` failed checks in a row the center is down: its pools leave the next cycles (pending jobs go
-elsewhere) and its running jobs follow their spec's `recovery` (requeue elsewhere, or fail). A
-center that answers again is back from the next cycle on.
+Every transition is written *before* the action it announces (scheduled, then submit to the engine),
+so a process killed at any point restarts with `recover()` and loses nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from dataclasses import replace
+from collections import defaultdict
 
+from zhisuan.control.failover import Failover
+from zhisuan.control.jobs import JobInfo, Run, Stopping
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
-from zhisuan.engines import Engine, EngineDown, Fleet, Launch, nvml
+from zhisuan.control.recovery import rebuild
+from zhisuan.control.view import LiveView
+from zhisuan.control.waits import WaitBoard
+from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet, Launch, nvml
 from zhisuan.model import JobState, Network
-from zhisuan.scheduler import (
-    DEFAULT,
-    CycleResult,
-    Policy,
-    PoolState,
-    RunningJob,
-    Snapshot,
-    Start,
-    TenantState,
-    cycle,
-    pending_from_spec,
-    pools_from_network,
-)
-from zhisuan.scheduler.snapshot import DEFAULT_DURATION
-from zhisuan.store import JobRecord, JobStore, UsageStore
+from zhisuan.scheduler import CycleResult, Policy, Preempt, RunningJob, Start, pools_from_network
+from zhisuan.scheduler.profiles import policy_for
+from zhisuan.scheduler.state import EXTERNAL, SchedulerState
+from zhisuan.store import JobStore, Transition, UsageStore
+from zhisuan.store.feed import TransitionFeed
 
-HELD = {JobState.SCHEDULED, JobState.RUNNING}
 log = logging.getLogger("zhisuan.control")
 
 
-def live_snapshot(store: JobStore, network: Network, pools: list[PoolState] | None = None) -> Snapshot:
-    """The network as the store has it now: held devices, pending jobs, tenants."""
-    running = [
-        RunningJob(r.id, r.tenant, f"{r.center}/{r.pool}", r.nodes, r.devices_per_node or 0, r.updated_at,
-                   r.updated_at + (r.spec.constraints.time_limit or DEFAULT_DURATION), r.priority)
-        for r in store.find(states=HELD)
-    ]
-    pending = [pending_from_spec(r.id, r.spec, r.submitted_at) for r in store.find(states={JobState.PENDING})]
-    tenants = {t.name: TenantState(t.name, t.weight, t.quota_devices) for t in network.tenants}
-    return Snapshot(pools if pools is not None else pools_from_network(network), running, pending, tenants)
-
-
 class ControlLoop:
-    def __init__(self, store: JobStore, network: Network, engines: Engine | Fleet, policy: Policy = DEFAULT,
+    def __init__(self, store: JobStore, network: Network, engines: Engine | Fleet, policy: Policy | None = None,
                  health_every: float = 2.0, misses: int = 2) -> None:
-        self.store, self.network, self.policy = store, network, policy
+        self.store, self.network = store, network
+        self.policy = policy or policy_for(network.scheduler)
+        self.settings = network.control
         self.fleet = engines if isinstance(engines, Fleet) else Fleet.single(network, engines)
         self.pools = pools_from_network(network)
         self.pool_of = {f"{c.name}/{p.name}": p for c in network.centers for p in c.pools}
-        self.health_every, self.misses = health_every, misses
         self.meter = Meter(network, UsageStore(store.engine))
         self.cycles = CycleStats()
-        self.failures: dict[str, int] = {}
-        self.down: dict[str, str] = {}  # center -> why it is considered down
-        self.orphans: dict[str, list[str]] = {}  # center -> handles of jobs requeued away from it while down
-        self._checked = float("-inf")
-        self._sampled = float("-inf")
+        self.failover = Failover(self, health_every, misses)
+        self.lock = threading.RLock()  # one step at a time; the API reads `view`, published after each step
+        self.state = SchedulerState(self.pools, self.policy)
+        self.view = LiveView.empty(self.pools)
+        self.feed: TransitionFeed | None = None
+        self.jobs: dict[str, JobInfo] = {}  # every job the loop is responsible for, spec parsed once
+        self.runs: dict[str, Run] = {}  # jobs holding devices: scheduled (maybe queued at the center) or running
+        self.stopping: dict[str, Stopping] = {}  # preempted runs in their grace period
+        self.held: dict[str, set[str]] = {}  # job -> jobs whose runs must stop before it starts
+        self.labels: dict[str, dict[str, str]] = {}  # center -> its own load's ids -> what they are
+        self.waits = WaitBoard(store)
         self.sample_every = 10.0
+        self._sampled = self._loaded = float("-inf")
+
+    @property
+    def down(self) -> dict[str, str]:
+        return self.failover.down
+
+    # ---- start -------------------------------------------------------------------------------------
 
     def recover(self, now: float) -> None:
-        """After a restart: settle jobs caught between 'scheduled' and 'running'."""
-        for rec in self.store.find(states={JobState.SCHEDULED}):
-            try:
-                handle = self.fleet.of(rec.center or "").handle_of(rec.id)
-            except EngineDown as e:  # cannot tell yet: failover settles it if the center stays silent
-                log.warning("cannot re-adopt %s: %s", rec.id, e)
-                continue
-            if handle is not None:
-                self.store.transition(rec.id, JobState.RUNNING, now, "re-adopted after a restart", engine_handle=handle)
-            else:
-                self.store.transition(rec.id, JobState.PENDING, now, "requeued: not started before a restart")
+        """Build the scheduler state from the store and settle jobs caught between 'scheduled' and a handle."""
+        with self.lock:
+            rebuilt = rebuild(self.store, self.meter.usage, self.network, self.pools, self.policy)
+            self.state, self.jobs, self.runs = rebuilt.state, rebuilt.jobs, rebuilt.runs
+            self.feed = TransitionFeed(self.store, rebuilt.floor)
+            for job_id in rebuilt.lost:
+                self._settle(job_id, JobState.FAILED, now, "its pool is no longer in the network")
+            for job_id in rebuilt.requeue:
+                self._settle(job_id, JobState.PENDING, now, "requeued after a restart (it had been preempted)")
+            for run in [r for r in self.runs.values() if r.handle is None]:
+                try:
+                    handle = self.fleet.of(run.center).handle_of(run.job_id, run.attempt)
+                except EngineDown as e:  # cannot tell yet: failover settles it if the center stays silent
+                    log.warning("cannot re-adopt %s: %s", run.job_id, e)
+                    continue
+                if handle is not None:
+                    run.handle = handle
+                    self.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=handle)
+                else:
+                    self._back_to_queue(run, now, "requeued: not submitted before a restart")
+            self._publish()
+
+    def _settle(self, job_id: str, target: JobState, now: float, why: str) -> None:
+        try:
+            self.store.transition(job_id, target, now, why, reason=why if target is JobState.FAILED else None)
+        except ValueError:
+            return
+        if target is JobState.PENDING:
+            self.requeue(job_id)
+        else:
+            self.drop(job_id)
+
+    # ---- one step ----------------------------------------------------------------------------------
 
     def step(self, now: float) -> CycleResult:
-        if now - self._checked >= self.health_every:
-            self._checked = now
-            self.check_health(now)
-        if now - self._sampled >= self.sample_every:
-            self._sampled = now
-            self.sample_devices(now)
-        self._poll(now)
-        snapshot = self._snapshot()
-        t0 = time.perf_counter()
-        result = cycle(snapshot, now, self.policy)
-        self.cycles.observe(time.perf_counter() - t0)
-        for start in result.starts:
-            self._start(start, now)
-        return result
+        with self.lock:
+            if self.feed is None:
+                self.recover(now)
+            assert self.feed is not None
+            self.failover.check(now)
+            if now - self._sampled >= self.sample_every:
+                self._sampled = now
+                self.sample_devices(now)
+            self._poll(now)
+            if now - self._loaded >= self.settings.load_every:
+                self._loaded = now
+                self.observe_load(now)
+            self._settle_stopping(now)
+            self._apply(self.feed.read(now))
+            t0 = time.perf_counter()
+            result = self.state.cycle(now)
+            self.cycles.observe(time.perf_counter() - t0)
+            self._carry_out(result, now)
+            self.waits.record(result, self.state, now)
+            self._publish()
+            return result
 
-    def check_health(self, now: float) -> None:
-        for center in self.network.centers:
-            try:
-                self.fleet.of(center.name).health()
-            except EngineDown as e:
-                self.failures[center.name] = self.failures.get(center.name, 0) + 1
-                if self.failures[center.name] >= self.misses and center.name not in self.down:
-                    self.down[center.name] = str(e)
-                    log.warning("center %s is down: %s", center.name, e)
-                    self._fail_over(center.name, str(e), now)
+    def _publish(self) -> None:
+        self.view = LiveView.of(self.state, self.failover.down,
+                                {k: v for labels in self.labels.values() for k, v in labels.items()},
+                                frozenset(j for j, r in self.runs.items() if r.running))
+
+    # ---- events from the store ---------------------------------------------------------------------
+
+    def _apply(self, events: list[Transition]) -> None:
+        """Transitions others wrote (the API: submissions, cancels) and echoes of the loop's own (no-ops)."""
+        new = [e.job_id for e in events if e.to_state is JobState.PENDING and e.job_id not in self.state.pending
+               and self.state.allocation(e.job_id) is None]
+        fresh = self.store.get_many([j for j in dict.fromkeys(new) if j not in self.jobs]) if new else {}
+        for e in events:
+            if e.to_state is JobState.PENDING and e.job_id in new:
+                rec = fresh.get(e.job_id)
+                if e.job_id not in self.jobs:
+                    if rec is None or rec.state is not JobState.PENDING:
+                        continue  # it moved on already (cancelled): a later event says so
+                    self.jobs[e.job_id] = JobInfo.of(rec)
+                if e.job_id not in self.state.pending and self.state.allocation(e.job_id) is None:
+                    self.requeue(e.job_id)
+            elif e.to_state.terminal:
+                if self.state.allocation(e.job_id) is not None:
+                    ran = e.from_state is JobState.RUNNING
+                    self.state.end(e.job_id, e.at) if ran else self.state.unplace(e.job_id)
+                self.drop(e.job_id)
+
+    def requeue(self, job_id: str) -> None:
+        """Queue a job (again): what is left of it, after the progress its checkpoints kept."""
+        info = self.jobs.get(job_id)
+        if info is None:
+            rec = self.store.get(job_id)
+            if rec is None:
+                return
+            info = self.jobs[job_id] = JobInfo.of(rec)
+        if job_id not in self.state.pending:
+            self.state.submit(info.pending(self.state.ledger.progress.get(job_id, 0.0)))
+
+    def drop(self, job_id: str) -> None:
+        """The job has ended for good: nothing of it stays in the loop (its stopping run still gets stopped)."""
+        self.state.withdraw(job_id)
+        if self.state.allocation(job_id) is not None:
+            self.state.unplace(job_id)
+        self.state.ledger.forget(job_id)
+        self.runs.pop(job_id, None)
+        self.held.pop(job_id, None)
+        self.jobs.pop(job_id, None)
+        self.waits.forget(job_id)
+
+    # ---- engines -----------------------------------------------------------------------------------
+
+    def _poll(self, now: float) -> None:
+        for run in list(self.runs.values()):
+            if run.handle is None or run.center in self.failover.down:
                 continue
-            self.failures.pop(center.name, None)
-            if self.down.pop(center.name, None) is not None:
-                log.warning("center %s answers again", center.name)
-                self._stop_orphans(center.name)
-
-    def _stop_orphans(self, center: str) -> None:
-        """Jobs that were requeued elsewhere may still run on a center that comes back: stop them there,
-        so a requeued job does not run twice."""
-        for handle in self.orphans.pop(center, []):
             try:
-                self.fleet.of(center).cancel(handle)
-            except (OSError, EngineDown) as e:
-                log.warning("could not stop %s on %s: %s", handle, center, e)
+                status = self.fleet.of(run.center).poll(run.handle)
+            except EngineDown:
+                continue  # the health check decides what a silent center means
+            except (OSError, ValueError, KeyError) as e:
+                log.warning("poll of %s failed: %s", run.job_id, e)
+                continue
+            if status.state == "queued":
+                if not run.running:
+                    self._queued(run, status, now)
+                continue
+            if not run.running and not self._started(run, now):
+                continue
+            if status.state in ("succeeded", "failed"):
+                self._ended(run, status, now)
+
+    def _queued(self, run: Run, status: EngineStatus, now: float) -> None:
+        waited = now - run.since
+        if waited <= self.settings.queue_limit:
+            self.waits.note(run.job_id, f"queued at {run.center}: {status.reason}", status.expected_start)
+            return
+        try:
+            self.fleet.of(run.center).cancel(run.handle or "")
+        except (OSError, EngineDown) as e:
+            log.warning("could not withdraw %s from %s: %s", run.job_id, run.center, e)
+            return
+        self._back_to_queue(run, now, f"withdrawn from {run.center}'s queue after {waited:.0f} s ({status.reason})")
+        self.observe_load(now, only=run.center)  # its view of that center was stale
+
+    def _back_to_queue(self, run: Run, now: float, why: str) -> None:
+        try:
+            self.store.transition(run.job_id, JobState.PENDING, now, why)
+        except ValueError:
+            return  # cancelled meanwhile: the feed settles it
+        self.runs.pop(run.job_id, None)
+        self.held.pop(run.job_id, None)
+        self.waits.forget(run.job_id)
+        self.state.unplace(run.job_id)
+        self.requeue(run.job_id)
+
+    def _started(self, run: Run, now: float) -> bool:
+        try:
+            self.store.transition(run.job_id, JobState.RUNNING, now, f"started on {run.key}",
+                                  engine_handle=run.handle, attempts=run.attempt)
+        except ValueError:
+            return False  # cancelled meanwhile
+        run.running, run.since = True, now
+        self.jobs[run.job_id].attempts = run.attempt
+        self.waits.forget(run.job_id)
+        self.state.started(run.job_id, now)
+        return True
+
+    def _ended(self, run: Run, status: EngineStatus, now: float) -> None:
+        rec = self.store.get(run.job_id)
+        if rec is None or rec.state is not JobState.RUNNING:
+            return  # cancelled meanwhile: its end is already recorded
+        usage = self._usage(run, rec, now)
+        try:
+            if status.state == "succeeded":
+                self.store.transition(run.job_id, JobState.SUCCEEDED, now, "exit 0", usage=usage, exit_code=0)
+            else:
+                self.store.transition(run.job_id, JobState.FAILED, now, status.reason, usage=usage,
+                                      exit_code=status.exit_code, reason=status.reason)
+        except ValueError:
+            return
+        self.state.end(run.job_id, now)
+        self.drop(run.job_id)
+
+    def _usage(self, run: Run, rec: object, now: float) -> list[dict[str, object]]:
+        """Usage rows of a run that ended, with what the engine measured of it when it did."""
+        try:
+            measured = self.fleet.of(run.center).usage(run.handle) if run.handle else None
+        except (OSError, EngineDown, KeyError, ValueError):
+            measured = None  # billing must not wait for an engine's accounting
+        return self.meter.run_rows(rec, now, measured)  # type: ignore[arg-type]
+
+    def observe_load(self, now: float, only: str | None = None) -> None:
+        """Ask each healthy center's engine what else occupies its pools; the state holds it."""
+        for center in self.network.centers:
+            if center.name in self.failover.down or (only is not None and center.name != only):
+                continue
+            try:
+                load = self.fleet.of(center.name).load(center.pools)
+            except (EngineDown, OSError, ValueError, KeyError) as e:
+                log.warning("load of %s unknown: %s", center.name, e)
+                continue
+            by_pool: dict[str, list[RunningJob]] = {f"{center.name}/{p.name}": [] for p in center.pools}
+            for x in load:
+                key = f"{center.name}/{x.pool}"
+                if key in by_pool:
+                    by_pool[key].append(RunningJob(x.id, EXTERNAL, key, x.nodes, x.devices_per_node, x.start,
+                                                   x.expected_end, preemptible=False))
+            for key, jobs in by_pool.items():
+                self.state.set_external(key, jobs)
+            self.labels[center.name] = {x.id: x.what for x in load}
 
     def sample_devices(self, now: float) -> None:
         """NVML samples of running jobs on NVML-discovered pools: busy, watts and memory, stored as measured."""
-        for rec in self.store.find(states={JobState.RUNNING}):
-            pool = self.pool_of.get(f"{rec.center}/{rec.pool}")
-            if pool is None or pool.discover != "nvml" or not rec.devices:
+        for run in self.runs.values():
+            pool = self.pool_of.get(run.key)
+            if not run.running or pool is None or pool.discover != "nvml" or not run.devices:
                 continue
             try:
-                s = nvml.sample([int(d) for ids in rec.devices for d in ids])
+                s = nvml.sample([int(d) for ids in run.devices for d in ids])
             except Exception as e:  # NVML's errors are classes of their own; a sampler must not stop the loop
-                log.warning("NVML sample of %s failed: %s", rec.id, e)
+                log.warning("NVML sample of %s failed: %s", run.job_id, e)
                 continue
-            self.meter.usage.add_sample(rec.id, now, s.busy_fraction, "nvml", s.watts, s.memory_gib)
+            self.meter.usage.add_sample(run.job_id, now, s.busy_fraction, "nvml", s.watts, s.memory_gib)
 
-    def _fail_over(self, center: str, why: str, now: float) -> None:
-        """Running jobs of a down center follow their recovery policy."""
-        for rec in self.store.find(states=HELD):
-            if rec.center != center:
-                continue
-            try:
-                if rec.engine_handle:
-                    self.orphans.setdefault(center, []).append(rec.engine_handle)
-                usage = self.meter.run_rows(rec, now)  # billed up to when the center was declared down
-                if rec.spec.recovery == "requeue" and rec.state is JobState.RUNNING:
-                    self.store.transition(rec.id, JobState.PREEMPTED, now, f"center {center} down: {why}",
-                                          usage=usage)
-                    self.store.transition(rec.id, JobState.PENDING, now, "requeued elsewhere (recovery: requeue)")
-                elif rec.spec.recovery == "requeue":
-                    self.store.transition(rec.id, JobState.PENDING, now, f"center {center} down before start")
-                else:
-                    self.store.transition(rec.id, JobState.FAILED, now, f"center {center} down: {why}",
-                                          usage=usage, reason=f"center {center} down (recovery: fail)")
-            except ValueError:
-                continue  # ended or cancelled meanwhile
+    # ---- carrying out a cycle's decisions ----------------------------------------------------------
 
-    def _poll(self, now: float) -> None:
-        for rec in self.store.find(states={JobState.RUNNING}):
-            if rec.engine_handle is None or rec.center in self.down:
-                continue
-            try:
-                status = self.fleet.of(rec.center or "").poll(rec.engine_handle)
-            except EngineDown:
-                continue  # the health check decides what a silent center means
-            try:
-                if status.state == "succeeded":
-                    self.store.transition(rec.id, JobState.SUCCEEDED, now, "exit 0",
-                                          usage=self._usage(rec, now), exit_code=0)
-                elif status.state == "failed":
-                    self.store.transition(rec.id, JobState.FAILED, now, status.reason, usage=self._usage(rec, now),
-                                          exit_code=status.exit_code, reason=status.reason)
-            except ValueError:
-                continue  # cancelled meanwhile: its end is already recorded
+    def _carry_out(self, result: CycleResult, now: float) -> None:
+        victims: dict[str, set[str]] = defaultdict(set)
+        for pre in result.preemptions:
+            if self._preempt(pre, now):
+                victims[pre.by].add(pre.job_id)
+        for start in result.starts:
+            waits = victims.get(start.job_id, set()) | ({start.job_id} if start.job_id in self.stopping else set())
+            self._place(start, now, waits)
 
-    def _usage(self, rec: JobRecord, now: float) -> list[dict[str, object]]:
-        """Usage rows of a run that ended, with what the engine measured of it when it did."""
+    def _preempt(self, pre: Preempt, now: float) -> bool:
+        """Stop a victim gracefully and requeue it; True when its run must end before its devices are used."""
+        run = self.runs.pop(pre.job_id, None)
+        if run is None:
+            return False
+        engine = self.fleet.of(run.center)
+        self.held.pop(pre.job_id, None)
         try:
-            measured = self.fleet.of(rec.center or "").usage(rec.engine_handle) if rec.engine_handle else None
-        except (OSError, EngineDown, KeyError, ValueError):
-            measured = None  # billing must not wait for an engine's accounting
-        return self.meter.run_rows(rec, now, measured)
+            if not run.running:  # placed, maybe queued at its center, but it never ran
+                if run.handle:
+                    engine.cancel(run.handle)
+                self.store.transition(pre.job_id, JobState.PENDING, now, f"preempted by {pre.by} before it started")
+                self.requeue(pre.job_id)
+                return False
+            if run.handle:
+                engine.stop(run.handle)
+                self.stopping[pre.job_id] = Stopping(pre.job_id, run.center, run.handle, now + self.settings.grace)
+            rec = self.store.get(pre.job_id)
+            usage = self.meter.run_rows(rec, now) if rec is not None else []
+            self.store.transition(pre.job_id, JobState.PREEMPTED, now, f"preempted by {pre.by} on {run.key}",
+                                  usage=usage)
+            self.store.transition(pre.job_id, JobState.PENDING, now,
+                                  f"requeued after preemption (attempt {run.attempt}; checkpoints kept)")
+        except (OSError, EngineDown) as e:
+            log.warning("preempting %s on %s: %s", pre.job_id, run.center, e)
+        except ValueError:
+            return pre.job_id in self.stopping  # cancelled meanwhile: the feed settles it
+        self.requeue(pre.job_id)
+        return pre.job_id in self.stopping
 
-    def _snapshot(self) -> Snapshot:
-        pools = [replace(p, healthy=False) if p.center in self.down else p for p in self.pools]
-        return live_snapshot(self.store, self.network, pools)
+    def _settle_stopping(self, now: float) -> None:
+        """Preempted runs: done once their processes are gone; SIGKILL when the grace period is over. Then
+        the starts that waited for them go ahead."""
+        for job_id, st in list(self.stopping.items()):
+            engine = self.fleet.of(st.center)
+            try:
+                alive = engine.poll(st.handle).state in ("running", "queued")
+                if alive and now >= st.deadline:
+                    engine.cancel(st.handle)
+                    alive = False
+            except EngineDown:
+                continue
+            except (OSError, ValueError, KeyError) as e:
+                log.warning("stopping %s: %s", job_id, e)
+                alive = False
+            if not alive:
+                del self.stopping[job_id]
+        for job_id, waits in list(self.held.items()):
+            if not waits & self.stopping.keys():
+                del self.held[job_id]
+                run = self.runs.get(job_id)
+                if run is not None:
+                    self._launch(run, now)
 
-    def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int) -> list[list[str]]:
-        """Concrete device ids on each placed node: the first free slots, given what running jobs hold."""
-        pool = self.pool_of[key]
-        slots = pool.device_ids or [str(k) for k in range(pool.devices_per_node)]
-        used: dict[int, set[str]] = {}
-        for r in self.store.find(states=HELD):
-            if f"{r.center}/{r.pool}" == key:
-                for n, ids in zip(r.nodes, r.devices, strict=False):
-                    used.setdefault(n, set()).update(ids)
-        return [[s for s in slots if s not in used.get(n, set())][:per_node] for n in nodes]
-
-    def _start(self, start: Start, now: float) -> None:
+    def _place(self, start: Start, now: float, waits: set[str]) -> None:
         p = start.placement
         key = f"{p.center}/{p.pool}"
         devices = self._device_ids(key, p.nodes, p.devices_per_node)
+        info = self.jobs.get(start.job_id)
         try:
-            rec: JobRecord = self.store.transition(
-                start.job_id, JobState.SCHEDULED, now, f"placed on {key} (score {start.score:.1f})", center=p.center,
-                pool=p.pool, nodes=p.nodes, devices_per_node=p.devices_per_node, devices=devices)
+            if info is None:
+                raise ValueError("unknown to the loop")
+            self.store.transition(start.job_id, JobState.SCHEDULED, now, f"placed on {key} (score {start.score:.1f})",
+                                  center=p.center, pool=p.pool, nodes=p.nodes, devices_per_node=p.devices_per_node,
+                                  devices=devices)
         except ValueError:
-            return  # cancelled since the snapshot was taken
-        engine = self.fleet.of(p.center)
-        launch = Launch(rec.id, rec.name, rec.spec.run, self.pool_of[key], p.nodes, p.devices_per_node, devices,
-                        dict(rec.spec.env), rec.spec.constraints.time_limit, rec.spec.image)
+            self.state.unplace(start.job_id)  # cancelled since it was queued: the feed settles it
+            return
+        run = Run(start.job_id, p.center, p.pool, p.nodes, tuple(tuple(d) for d in devices), now,
+                  attempt=info.attempts + 1)
+        self.runs[start.job_id] = run
+        if waits:
+            self.held[start.job_id] = waits
+            self.waits.note(start.job_id, f"waiting for preempted {', '.join(sorted(waits))} to stop")
+            return
+        self._launch(run, now)
+
+    def _launch(self, run: Run, now: float) -> None:
+        info = self.jobs[run.job_id]
+        engine = self.fleet.of(run.center)
+        spec = info.spec
+        launch = Launch(run.job_id, info.name, spec.run, self.pool_of[run.key], run.nodes,
+                        len(run.devices[0]) if run.devices else 0, [list(d) for d in run.devices], dict(spec.env),
+                        spec.constraints.time_limit, spec.image, run.attempt)
         try:
-            handle = engine.submit(launch)
+            run.handle = engine.submit(launch)
         except EngineDown as e:
-            self.store.transition(rec.id, JobState.PENDING, now, f"requeued: {p.center} did not take it ({e})")
+            self._back_to_queue(run, now, f"requeued: {run.center} did not take it ({e})")
             return
         except OSError as e:
-            self.store.transition(rec.id, JobState.FAILED, now, f"the engine could not start it: {e}", reason=str(e))
+            with contextlib.suppress(ValueError):  # cancelled meanwhile
+                self.store.transition(run.job_id, JobState.FAILED, now, f"the engine could not start it: {e}",
+                                      reason=str(e))
+            self.state.unplace(run.job_id)
+            self.drop(run.job_id)
             return
-        try:
-            self.store.transition(rec.id, JobState.RUNNING, now, "started", engine_handle=handle,
-                                  attempts=rec.attempts + 1)
-        except ValueError:
-            engine.cancel(handle)  # cancelled while it was being started: stop what the engine began
+        if engine.starts_at_submit:
+            if not self._started(run, now):
+                engine.cancel(run.handle)  # cancelled while it was being started: stop what the engine began
+        elif not self.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=run.handle,
+                                       wait_reason=f"submitted to {run.center}"):
+            engine.cancel(run.handle)
+
+    def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int) -> list[list[str]]:
+        """Concrete device ids on each placed node: the first free slots, given what placed jobs hold."""
+        pool = self.pool_of[key]
+        slots = pool.device_ids or [str(k) for k in range(pool.devices_per_node)]
+        used: dict[int, set[str]] = {}
+        for r in self.runs.values():
+            if r.key == key:
+                for n, ids in zip(r.nodes, r.devices, strict=False):
+                    used.setdefault(n, set()).update(ids)
+        return [[s for s in slots if s not in used.get(n, set())][:per_node] for n in nodes]

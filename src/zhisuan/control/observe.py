@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from zhisuan.control.view import LiveView
 from zhisuan.model import JobState, Network
-from zhisuan.scheduler import DEFAULT, Snapshot
+from zhisuan.scheduler import DEFAULT
 from zhisuan.scheduler.ranking import rank
+from zhisuan.scheduler.state import EXTERNAL
 from zhisuan.scheduler.tables import PoolTable, RequestTable
 from zhisuan.store import JobStore, UsageStore
 
@@ -35,36 +37,39 @@ class CycleStats:
                 self.buckets[i] += 1
 
 
-def queue_depth(snapshot: Snapshot, network: Network) -> dict[str, int]:
+def queue_depth(view: LiveView, network: Network) -> dict[str, int]:
     """Pending jobs per center whose pools accept them (a job counts at every center it could run in)."""
     depth = dict.fromkeys((c.name for c in network.centers), 0)
-    if not snapshot.pending or not snapshot.pools:
+    if not view.queued or not view.pools:
         return depth
-    ranking = rank(RequestTable.build([j.request for j in snapshot.pending]), PoolTable.build(snapshot.pools),
-                   DEFAULT)
-    centers = np.array([p.center for p in snapshot.pools])
-    for row in range(len(snapshot.pending)):
+    ranking = rank(RequestTable.build([q for q, _ in view.queued]), PoolTable.build(view.pools), DEFAULT)
+    centers = np.array([p.center for p in view.pools])
+    for row, (_, count) in enumerate(view.queued):
         for center in set(centers[ranking.feasible[row]].tolist()):
-            depth[center] += 1
+            depth[center] += count
     return depth
 
 
-def gauges(store: JobStore, usage: UsageStore, network: Network, snapshot: Snapshot,
-           down: dict[str, str]) -> dict[str, list[tuple[Labels, float]]]:
+def gauges(store: JobStore, usage: UsageStore, network: Network,
+           view: LiveView) -> dict[str, list[tuple[Labels, float]]]:
     chip_of = {f"{c.name}/{p.name}": p.accelerator for c in network.centers for p in c.pools}
-    held = store.find(states={JobState.SCHEDULED, JobState.RUNNING})
-    latest = usage.latest_samples([r.id for r in held if r.state is JobState.RUNNING])
+    held = [r for r in view.running if r.tenant != EXTERNAL]
+    latest = usage.latest_samples([r.id for r in held if r.id in view.started])
     allocated: Counter[tuple[str, str]] = Counter()
+    external: Counter[tuple[str, str]] = Counter()
     busy: dict[tuple[str, str], float] = {}
     running: Counter[str] = Counter()
-    for r in held:
-        key = (r.center or "", chip_of.get(f"{r.center}/{r.pool}", ""))
-        devices = (r.devices_per_node or 0) * len(r.nodes)
-        allocated[key] += devices
-        if r.state is JobState.RUNNING:
-            running[r.center or ""] += 1
+    for r in view.running:
+        center = r.pool.split("/")[0]
+        key = (center, chip_of.get(r.pool, ""))
+        if r.tenant == EXTERNAL:
+            external[key] += r.devices
+            continue
+        allocated[key] += r.devices
+        if r.id in view.started:
+            running[center] += 1
             if r.id in latest:
-                busy[key] = busy.get(key, 0.0) + devices * float(latest[r.id]["busy_fraction"])
+                busy[key] = busy.get(key, 0.0) + r.devices * float(latest[r.id]["busy_fraction"])
     capacity: Counter[tuple[str, str]] = Counter()
     for c in network.centers:
         for p in c.pools:
@@ -76,13 +81,14 @@ def gauges(store: JobStore, usage: UsageStore, network: Network, snapshot: Snaps
         return (("center", k[0]), ("chip", k[1]))
 
     return {
-        "queue_depth": [((("center", c),), float(n)) for c, n in queue_depth(snapshot, network).items()],
+        "queue_depth": [((("center", c),), float(n)) for c, n in queue_depth(view, network).items()],
         "jobs": [((("state", s.value),), float(per_state.get(s.value, 0))) for s in JobState],
         "running_jobs": [((("center", c.name),), float(running[c.name])) for c in network.centers],
         "devices": [(cc(k), float(v)) for k, v in sorted(capacity.items())],
         "devices_allocated": [(cc(k), float(allocated[k])) for k in sorted(capacity)],
+        "devices_external": [(cc(k), float(external[k])) for k in sorted(capacity)],
         "devices_busy": [(cc(k), busy.get(k, 0.0)) for k in sorted(capacity)],
-        "center_up": [((("center", c.name), ("engine", c.engine)), 0.0 if c.name in down else 1.0)
+        "center_up": [((("center", c.name), ("engine", c.engine)), 0.0 if c.name in view.down else 1.0)
                       for c in network.centers],
         "energy_kwh": [((("center", c),), v[0]) for c, v in sorted(metered.items())],
         "carbon_kg": [((("center", c),), v[1]) for c, v in sorted(metered.items())],

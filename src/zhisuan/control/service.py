@@ -14,16 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from zhisuan.control.loop import live_snapshot
+from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges
-from zhisuan.engines import Engine, Fleet
+from zhisuan.engines import Engine
 from zhisuan.metering.invoice import Invoice, invoice
 from zhisuan.metering.tou import UTC_OFFSET
 from zhisuan.metering.utilization import by_tenant, utilization
-from zhisuan.model import JobSpec, JobState, Network, SpecError, check_spec, parse_job_spec
+from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
+from zhisuan.scheduler.feasibility import check_spec
 from zhisuan.store import JobRecord, JobStore, Principal, Transition, UsageStore
 
 
@@ -50,17 +51,28 @@ def month_window(month: str) -> tuple[float, float]:
 
 @dataclass
 class Service:
+    """Tenant-facing operations over the store and the live loop's published view (never its locks)."""
+
     store: JobStore
     network: Network
-    engines: Engine | Fleet
-    down: dict[str, str] = field(default_factory=dict)  # the control loop's view: center -> why it is down
-    cycles: CycleStats = field(default_factory=CycleStats)  # the control loop's cycle durations
+    loop: ControlLoop
     reports: Path | None = None  # folder of `zhisuan sim` reports shown by the dashboard
+    usage: UsageStore = field(init=False)
+    meter: Meter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.fleet = self.engines if isinstance(self.engines, Fleet) else Fleet.single(self.network, self.engines)
+        self.fleet = self.loop.fleet
         self.usage = UsageStore(self.store.engine)
         self.meter = Meter(self.network, self.usage)
+
+    @property
+    def down(self) -> dict[str, str]:
+        """Centers the control loop considers down, and why."""
+        return self.loop.view.down
+
+    @property
+    def cycles(self) -> CycleStats:
+        return self.loop.cycles
 
     def _engine(self, rec: JobRecord) -> Engine:
         return self.fleet.of(rec.center or "")
@@ -69,7 +81,7 @@ class Service:
         spec = parse_job_spec(text)
         if spec.tenant != who.tenant and not who.admin:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, the spec names {spec.tenant!r}")
-        check_spec(spec, self.network)
+        check_spec(spec, self.network, self.loop.policy)
         return spec
 
     def submit(self, text: str | bytes, who: Principal, now: float) -> JobRecord:
@@ -99,7 +111,7 @@ class Service:
                                          usage=self.meter.run_rows(rec, now))
         except ValueError:  # it ended (or moved on) between the read and the write: report how it stands
             return self.job(job_id, who)
-        if rec.state is JobState.RUNNING and rec.engine_handle:
+        if rec.state in (JobState.RUNNING, JobState.SCHEDULED) and rec.engine_handle:
             self._engine(rec).cancel(rec.engine_handle)
         return done
 
@@ -125,17 +137,17 @@ class Service:
             await asyncio.sleep(poll)
 
     def centers(self) -> list[dict[str, object]]:
-        """Every center with its pools: chip, size, capacity in P, devices free now."""
-        held: dict[str, int] = {}
-        for r in live_snapshot(self.store, self.network).running:
-            held[r.pool] = held.get(r.pool, 0) + r.devices
+        """Every center with its pools: chip, size, capacity in P, devices free now and held by the center's
+        own load (its users' jobs, nodes drained or down)."""
+        held = self.loop.view.held()
         return [{
             "name": c.name, "name_zh": c.name_zh, "region": c.region, "province": c.province, "engine": c.engine,
             "healthy": c.healthy and c.name not in self.down, "down_reason": self.down.get(c.name),
             "pue": c.pue, "carbon_kg_per_kwh": c.carbon_kg_per_kwh, "pflops": round(c.pflops, 3),
             "pools": [{"name": p.name, "accelerator": p.accelerator, "stack": p.chip.stack, "nodes": p.nodes,
                        "devices_per_node": p.devices_per_node, "devices": p.devices, "pflops": round(p.pflops, 3),
-                       "free": p.devices - held.get(f"{c.name}/{p.name}", 0),
+                       "free": p.devices - sum(held.get(f"{c.name}/{p.name}", (0, 0))),
+                       "own_load": held.get(f"{c.name}/{p.name}", (0, 0))[1],
                        "price_per_device_hour": p.price_per_device_hour,
                        "assumptions": sorted({*p.assumptions, *c.assumptions})} for p in c.pools],
         } for c in self.network.centers]
@@ -146,8 +158,7 @@ class Service:
 
     def quote(self, text: str | bytes, who: Principal, now: float) -> tuple[JobSpec, list[Candidate]]:
         spec = self.validate(text, who)
-        snapshot = live_snapshot(self.store, self.network)
-        return spec, explain(snapshot, pending_from_spec("quote", spec, now), now)
+        return spec, explain(self.loop.view.snapshot(), pending_from_spec("quote", spec, now), now, self.loop.policy)
 
     def report_usage(self, job_id: str, who: Principal, now: float, busy_fraction: float,
                      peak_memory_gib: float | None = None, watts: float | None = None) -> None:
@@ -191,16 +202,15 @@ class Service:
 
     def metrics(self) -> tuple[dict[str, list[tuple[Labels, float]]], CycleStats]:
         """Values for /metrics (gauges and counters) and the scheduling-cycle histogram."""
-        snapshot = live_snapshot(self.store, self.network)
-        return gauges(self.store, self.usage, self.network, snapshot, self.down), self.cycles
+        return gauges(self.store, self.usage, self.network, self.loop.view), self.cycles
 
     def candidates(self, job_id: str, who: Principal, now: float) -> list[Candidate]:
         """Where a pending job could run, best first, with expected start, price and carbon (its "why")."""
         rec = self.job(job_id, who)
         if rec.state is not JobState.PENDING:
             raise Conflict(f"job {job_id} is {rec.state.value}: candidates are shown for pending jobs")
-        return explain(live_snapshot(self.store, self.network), pending_from_spec(rec.id, rec.spec, rec.submitted_at),
-                       now)
+        return explain(self.loop.view.snapshot(), pending_from_spec(rec.id, rec.spec, rec.submitted_at), now,
+                       self.loop.policy)
 
     def sim_reports(self) -> list[dict[str, object]]:
         """`zhisuan sim` reports (folders with an index.html) under the reports folder, newest first."""

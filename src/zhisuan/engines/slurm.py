@@ -215,7 +215,8 @@ class SlurmEngine(TextLogs):
         state = str(job["job_state"])
         if state in QUEUED:
             start = float(job.get("start_time") or 0)
-            return EngineStatus("queued", None, f"slurm {job.get('state_reason') or state}", start or None)
+            why = str(job.get("state_reason") or "None")
+            return EngineStatus("queued", None, f"slurm {state if why == 'None' else why}", start or None)
         if state in ACTIVE:
             return EngineStatus("running")
         code = int(job.get("exit_code") or 0)

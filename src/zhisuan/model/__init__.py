@@ -6,7 +6,6 @@ from zhisuan.model.network import Center, Network, Pool, RunningLoad, Tenant, lo
 from zhisuan.model.placement import Placement
 from zhisuan.model.profile import ControlSettings, SchedulerProfile
 from zhisuan.model.request import Request, request_from_spec
-from zhisuan.model.validate import check_spec
 
 __all__ = [
     "TRANSITIONS",
@@ -22,7 +21,6 @@ __all__ = [
     "SchedulerProfile",
     "SpecError",
     "Tenant",
-    "check_spec",
     "check_transition",
     "load_network",
     "parse_job_spec",

@@ -50,7 +50,16 @@ class Filter(Protocol):
     name: str
     reason: str  # why a pool was rejected, shown by `zhisuan explain`
 
+    @property
+    def field(self) -> str | None:
+        """The spec field it judges (None: not the spec's doing, e.g. a center down)."""
+        ...
+
     def mask(self, reqs: RequestTable, pools: PoolTable) -> B: ...
+
+    def unmet(self, reqs: RequestTable, r: int, pools: PoolTable, candidates: B) -> str:
+        """Why no pool among `candidates` (those the filters before it left) passes, for request r."""
+        ...
 
 
 class Score(Protocol):

@@ -9,11 +9,14 @@ from zhisuan.scheduler.plugins.carbon import Carbon
 from zhisuan.scheduler.plugins.fair_share import FairShare
 from zhisuan.scheduler.plugins.fifo import Fifo
 from zhisuan.scheduler.plugins.fits_gang import FitsGang
+from zhisuan.scheduler.plugins.fits_node import FitsNode
 from zhisuan.scheduler.plugins.fragmentation import Fragmentation
 from zhisuan.scheduler.plugins.healthy import CenterHealthy
 from zhisuan.scheduler.plugins.least_attained import LasPriority, LeastAttained
 from zhisuan.scheduler.plugins.locality import DataLocality
 from zhisuan.scheduler.plugins.max_min_fair import FairSharePriority, MaxMinFair, Throughput
+from zhisuan.scheduler.plugins.node_cpus import NodeCpus
+from zhisuan.scheduler.plugins.node_memory import NodeMemory
 from zhisuan.scheduler.plugins.price import PricePerJob
 from zhisuan.scheduler.plugins.price_cap import PriceCap
 from zhisuan.scheduler.plugins.priority import Priority
@@ -23,7 +26,9 @@ from zhisuan.scheduler.plugins.shortest_first import ShortestFirst
 from zhisuan.scheduler.plugins.stack import StackCompatible
 from zhisuan.scheduler.plugins.start_time import StartTime
 
-FILTERS: tuple[Filter, ...] = (FitsGang(), StackCompatible(), RegionAllowed(), PriceCap(), CenterHealthy())
+# In the order a spec's feasibility is explained: the first filter that leaves no pool names the field.
+FILTERS: tuple[Filter, ...] = (StackCompatible(), RegionAllowed(), FitsNode(), FitsGang(), NodeCpus(), NodeMemory(),
+                               PriceCap(), CenterHealthy())
 
 # Weights: start time dominates (it is what users wait for), then money, then carbon and data movement;
 # fragmentation breaks ties. Normalised scores make the weights unit-free.

@@ -98,6 +98,12 @@ class SchedulerState:
         self.queue.add(job, r)
         self.by_row.setdefault(r, {})[job.id] = None
 
+    def submit_many(self, jobs: list[PendingJob]) -> None:
+        """Many jobs join the queue at once (a restart, a burst): one sort per list, not an insertion per job."""
+        for job in jobs:
+            job.attained = max(job.attained, self.ledger.attained.get(job.id, 0.0))
+        self._enqueue(jobs)
+
     def withdraw(self, job_id: str) -> PendingJob | None:
         """Remove a pending job (cancelled, or started by this state's cycle)."""
         found = self.queue.where.get(job_id)

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec, JobState, check_transition
@@ -39,6 +39,8 @@ class JobRecord:
     exit_code: int | None
     reason: str | None
     attempts: int
+    wait_reason: str | None = None
+    expected_start: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class Transition:
     to_state: JobState
     at: float
     reason: str
+    id: int = 0
+
+
+ACTIVE = {JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING, JobState.PREEMPTED}
 
 
 def _record(row: JobRow) -> JobRecord:
@@ -58,6 +64,7 @@ def _record(row: JobRow) -> JobRecord:
         nodes=tuple(json.loads(row.nodes)) if row.nodes else (), devices_per_node=row.devices_per_node,
         devices=tuple(tuple(d) for d in json.loads(row.devices)) if row.devices else (),
         engine_handle=row.engine_handle, exit_code=row.exit_code, reason=row.reason, attempts=row.attempts,
+        wait_reason=row.wait_reason, expected_start=row.expected_start,
     )
 
 
@@ -103,16 +110,60 @@ class JobStore:
                 setattr(row, key, json.dumps([list(v) if isinstance(v, tuple | list) else v for v in value])
                         if key in JSON_FIELDS and value is not None else value)
             row.state, row.updated_at = target.value, now
+            if target is not JobState.PENDING:
+                row.wait_reason, row.expected_start = None, None
             s.add(TransitionRow(job_id=job_id, from_state=current.value, to_state=target.value, at=now,
                                 reason=why))
             for u in usage or []:
                 s.add(UsageRow(**u))
             return _record(row)
 
+    def set_fields(self, job_id: str, state: JobState, **fields: Any) -> bool:
+        """Set `fields` of a job that is still in `state`, without a transition (an engine handle, why a
+        scheduled job waits in its center's queue); False when it has moved on meanwhile."""
+        unknown = set(fields) - UPDATABLE - {"wait_reason", "expected_start"}
+        if unknown:
+            raise ValueError(f"cannot set {sorted(unknown)} on a job")
+        with self.engine.begin() as conn:
+            done = conn.execute(update(JobRow).where(JobRow.id == job_id, JobRow.state == state.value).values(**fields))
+            return bool(done.rowcount)
+
+    def set_waits(self, waits: list[tuple[str, str | None, float | None]]) -> None:
+        """(job id, why it waits, expected start) for jobs still pending or scheduled, in one statement."""
+        if not waits:
+            return
+        waiting = or_(JobRow.state == JobState.PENDING.value, JobRow.state == JobState.SCHEDULED.value)
+        stmt = (update(JobRow).where(JobRow.id == bindparam("jid"), waiting)
+                .values(wait_reason=bindparam("why"), expected_start=bindparam("when")))
+        with self.engine.begin() as conn:
+            conn.execute(stmt, [{"jid": j, "why": w, "when": t} for j, w, t in waits])
+
+    def last_transition_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(TransitionRow.id))).scalar() or 0)
+
+    def transitions_after(self, floor: int) -> list[Transition]:
+        """Every transition with an id above `floor`, in id order (the control loop's event feed)."""
+        query = (select(TransitionRow.id, TransitionRow.job_id, TransitionRow.from_state, TransitionRow.to_state,
+                        TransitionRow.at, TransitionRow.reason)
+                 .where(TransitionRow.id > floor).order_by(TransitionRow.id))
+        with self.engine.connect() as conn:
+            return [Transition(job, JobState(a) if a else None, JobState(b), at, why, i)
+                    for i, job, a, b, at, why in conn.execute(query)]
+
     def get(self, job_id: str) -> JobRecord | None:
         with self.session() as s:
             row = s.get(JobRow, job_id)
             return _record(row) if row else None
+
+    def get_many(self, job_ids: list[str]) -> dict[str, JobRecord]:
+        """Records of `job_ids` that exist, in few queries (the control loop reading a burst of submissions)."""
+        out: dict[str, JobRecord] = {}
+        with self.session() as s:
+            for i in range(0, len(job_ids), 500):
+                for row in s.scalars(select(JobRow).where(JobRow.id.in_(job_ids[i:i + 500]))):
+                    out[row.id] = _record(row)
+        return out
 
     def find(self, tenant: str | None = None, states: set[JobState] | None = None) -> list[JobRecord]:
         query = select(JobRow).order_by(JobRow.submitted_at, JobRow.id)
@@ -133,4 +184,4 @@ class JobStore:
         query = select(TransitionRow).where(TransitionRow.job_id == job_id).order_by(TransitionRow.id)
         with self.session() as s:
             return [Transition(r.job_id, JobState(r.from_state) if r.from_state else None, JobState(r.to_state),
-                               r.at, r.reason) for r in s.scalars(query)]
+                               r.at, r.reason, r.id) for r in s.scalars(query)]

@@ -30,6 +30,8 @@ class JobRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    wait_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it waits (latest cycle / its center)
+    expected_start: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch s, when known
 
 
 class TransitionRow(Base):

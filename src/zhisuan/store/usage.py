@@ -52,6 +52,18 @@ class UsageStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def runs(self) -> list[dict[str, Any]]:
+        """One row per metered run (job, attempt): tenant, pool, devices, allocated device-seconds and when it
+        ended, oldest end first (rebuilds the scheduler's service ledger after a restart)."""
+        query = (select(UsageRow.job_id, UsageRow.attempt, UsageRow.tenant, UsageRow.center, UsageRow.pool,
+                        UsageRow.chip, func.max(UsageRow.devices).label("devices"),
+                        func.sum(UsageRow.allocated_device_s).label("device_s"), func.max(UsageRow.end).label("end"))
+                 .group_by(UsageRow.job_id, UsageRow.attempt, UsageRow.tenant, UsageRow.center, UsageRow.pool,
+                           UsageRow.chip)
+                 .order_by(func.max(UsageRow.end)))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def totals_by_center(self) -> dict[str, tuple[float, float, float]]:
         """Center -> (kWh, kg CO2, CNY) over every stored interval, summed by the database."""
         query = (select(UsageRow.center, func.sum(UsageRow.kwh), func.sum(UsageRow.kg_co2), func.sum(UsageRow.cny))

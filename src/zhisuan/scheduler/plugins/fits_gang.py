@@ -1,7 +1,7 @@
-"""Filter: the pool could ever hold the gang (node size, node count, CPUs and memory per node).
+"""Filter: the pool has enough nodes for the gang (all members start together or not at all).
 
-Whether it can hold it *now* is the cycle's capacity check; this one makes oversize gangs
-unschedulable instead of waiting forever.
+Whether it has them free *now* is the cycle's capacity check; this one makes gangs larger than any
+pool unschedulable (refused at submit) instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from zhisuan.scheduler.tables import B, PoolTable, RequestTable
 
 class FitsGang:
     name = "fits-gang"
-    reason = "gang larger than the pool (devices per node, nodes, CPUs or memory)"
+    field = "resources.nodes"
+    reason = "gang of more nodes than the pool has"
 
     def mask(self, reqs: RequestTable, pools: PoolTable) -> B:
-        out: B = (
-            (reqs.devices_per_node[:, None] <= pools.devices_per_node[None, :])
-            & (reqs.nodes[:, None] <= pools.nodes[None, :])
-            & (reqs.cpus[:, None] <= pools.cpus[None, :])
-            & (reqs.memory[:, None] <= pools.memory[None, :])
-        )
+        out: B = reqs.nodes[:, None] <= pools.nodes[None, :]
         return out
+
+    def unmet(self, reqs: RequestTable, r: int, pools: PoolTable, candidates: B) -> str:
+        return (f"gang of {reqs.nodes[r]} nodes, but the largest accepted pool has "
+                f"{int(pools.nodes[candidates].max())}")

@@ -10,6 +10,7 @@ from zhisuan.scheduler.tables import B, PoolTable, RequestTable
 
 class StackCompatible:
     name = "stack"
+    field = "resources.accelerators"
     reason = "accelerator or software stack not accepted by the job"
 
     def mask(self, reqs: RequestTable, pools: PoolTable) -> B:
@@ -20,3 +21,10 @@ class StackCompatible:
         is_named = np.array([m is not None for m in named], dtype=np.bool_)[:, None]
         out: B = np.where(is_named, by_model, by_stack & fast_enough)
         return out
+
+    def unmet(self, reqs: RequestTable, r: int, pools: PoolTable, candidates: B) -> str:
+        req = reqs.reqs[r]
+        asked = req.model or f"any {'/'.join(sorted(req.stacks))} chip" + (
+            f" of at least {req.min_tflops:g} TFLOPS" if req.min_tflops else "")
+        have = sorted({pools.model[p] for p in range(len(pools)) if candidates[p]})
+        return f"no pool has {asked}; the accepted pools have {', '.join(have) or 'nothing'}"

@@ -20,6 +20,7 @@ from zhisuan.control.loop import ControlLoop
 from zhisuan.control.service import Service
 from zhisuan.engines import build_fleet, with_inventory
 from zhisuan.model import Network
+from zhisuan.scheduler.profiles import policy_for
 from zhisuan.store import JobStore, TokenStore, connect, migrate
 from zhisuan.store.schema import TokenRow
 
@@ -55,18 +56,20 @@ def control_thread(loop: ControlLoop, interval: float, stop: threading.Event) ->
 
 
 def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float,
-          reports: Path | None = None) -> None:
+          reports: Path | None = None, policy: str | None = None) -> None:
+    """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply."""
+    chosen = policy_for(network.scheduler, policy)
     engine = connect(db)
     migrate(engine)
     store, tokens = JobStore(engine), TokenStore(engine)
     bootstrap_tokens(tokens, network, runs / "tokens.json")
     fleet = build_fleet(network, runs)
     network = with_inventory(network, fleet)
-    loop = ControlLoop(store, network, fleet)
+    loop = ControlLoop(store, network, fleet, chosen)
     stop = threading.Event()
     control_thread(loop, interval, stop).start()
     try:
-        service = Service(store, network, fleet, loop.down, loop.cycles, reports)
+        service = Service(store, network, loop, reports)
         # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
         uvicorn.run(create_app(service, tokens), host=host, port=port, log_level="warning", timeout_keep_alive=75)
     finally:

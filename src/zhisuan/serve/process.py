@@ -24,8 +24,8 @@ class ServerProcess:
     """A `zhisuan server` child in its own process group; its jobs' processes survive a kill of it."""
 
     def __init__(self, network: Path, db: str, runs: Path, interval: float = 0.3, port: int | None = None,
-                 reports: Path | None = None) -> None:
-        self.network, self.db, self.runs, self.interval = network, db, runs, interval
+                 reports: Path | None = None, policy: str | None = None) -> None:
+        self.network, self.db, self.runs, self.interval, self.policy = network, db, runs, interval, policy
         self.reports = reports or runs / "reports"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -36,7 +36,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(self.network), "--db", self.db,
              "--runs", str(self.runs), "--port", str(self.port), "--interval", str(self.interval),
-             "--reports", str(self.reports)],
+             "--reports", str(self.reports), *(["--policy", self.policy] if self.policy else [])],
             stdout=subprocess.DEVNULL, stderr=(self.runs / "server.log").open("ab"), start_new_session=True)
         end = time.time() + timeout
         while time.time() < end:

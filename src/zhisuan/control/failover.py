@@ -1,0 +1,93 @@
+"""Failover: every `health_every` seconds each center's engine is asked whether it answers. After `misses`
+failed checks in a row the center is down: its pools leave the next cycles (pending jobs go elsewhere)
+and its placed jobs follow their spec's `recovery` (requeue elsewhere from scratch, or fail). A center
+that answers again is back from the next cycle on, and copies of requeued jobs still running there are
+stopped, so a requeued job does not run twice."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from zhisuan.engines import EngineDown
+from zhisuan.model import JobState
+
+if TYPE_CHECKING:
+    from zhisuan.control.loop import ControlLoop
+
+log = logging.getLogger("zhisuan.control")
+
+
+class Failover:
+    def __init__(self, loop: ControlLoop, health_every: float, misses: int) -> None:
+        self.loop, self.health_every, self.misses = loop, health_every, misses
+        self.failures: dict[str, int] = {}
+        self.down: dict[str, str] = {}  # center -> why it is considered down
+        self.orphans: dict[str, list[str]] = {}  # center -> handles of jobs requeued away from it while down
+        self._checked = float("-inf")
+
+    def check(self, now: float, force: bool = False) -> None:
+        if not force and now - self._checked < self.health_every:
+            return
+        self._checked = now
+        for center in self.loop.network.centers:
+            try:
+                self.loop.fleet.of(center.name).health()
+            except EngineDown as e:
+                self.failures[center.name] = self.failures.get(center.name, 0) + 1
+                if self.failures[center.name] >= self.misses and center.name not in self.down:
+                    self.down[center.name] = str(e)
+                    log.warning("center %s is down: %s", center.name, e)
+                    self._fail_over(center.name, str(e), now)
+                continue
+            self.failures.pop(center.name, None)
+            if self.down.pop(center.name, None) is not None:
+                log.warning("center %s answers again", center.name)
+                self.loop.state.set_healthy(center.name, True)
+                self._stop_orphans(center.name)
+
+    def _stop_orphans(self, center: str) -> None:
+        for handle in self.orphans.pop(center, []):
+            try:
+                self.loop.fleet.of(center).cancel(handle)
+            except (OSError, EngineDown) as e:
+                log.warning("could not stop %s on %s: %s", handle, center, e)
+
+    def _fail_over(self, center: str, why: str, now: float) -> None:
+        loop = self.loop
+        loop.state.set_healthy(center, False)
+        for run in [r for r in loop.runs.values() if r.center == center]:
+            if run.handle:
+                self.orphans.setdefault(center, []).append(run.handle)
+            rec = loop.store.get(run.job_id)
+            if rec is None or rec.state.terminal:
+                continue
+            info = loop.jobs[run.job_id]
+            requeue = info.spec.recovery == "requeue"
+            try:
+                if run.running:
+                    usage = loop.meter.run_rows(rec, now)  # billed up to when the center was declared down
+                    if requeue:
+                        loop.store.transition(run.job_id, JobState.PREEMPTED, now, f"center {center} down: {why}",
+                                              usage=usage)
+                        loop.store.transition(run.job_id, JobState.PENDING, now,
+                                              "requeued elsewhere from scratch (recovery: requeue)")
+                    else:
+                        loop.store.transition(run.job_id, JobState.FAILED, now, f"center {center} down: {why}",
+                                              usage=usage, reason=f"center {center} down (recovery: fail)")
+                elif requeue:
+                    loop.store.transition(run.job_id, JobState.PENDING, now, f"center {center} down before start")
+                else:
+                    loop.store.transition(run.job_id, JobState.FAILED, now, f"center {center} down before start",
+                                          reason=f"center {center} down (recovery: fail)")
+            except ValueError:
+                continue  # ended or cancelled meanwhile: the feed settles it
+            loop.runs.pop(run.job_id, None)
+            if run.running:
+                loop.state.end(run.job_id, now, requeue=requeue, keep_progress=False)
+            else:
+                loop.state.unplace(run.job_id)
+            if requeue:
+                loop.requeue(run.job_id)
+            else:
+                loop.drop(run.job_id)
