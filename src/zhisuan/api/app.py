@@ -40,7 +40,8 @@ def job_json(r: JobRecord) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "tenant": r.tenant, "state": r.state.value, "priority": r.priority,
             "submitted_at": r.submitted_at, "updated_at": r.updated_at, "center": r.center, "pool": r.pool,
             "nodes": list(r.nodes), "devices": [list(d) for d in r.devices], "exit_code": r.exit_code,
-            "reason": r.reason, "attempts": r.attempts}
+            "reason": r.reason, "attempts": r.attempts, "wait_reason": r.wait_reason,
+            "expected_start": r.expected_start}
 
 
 class UsageReport(BaseModel):
@@ -54,7 +55,8 @@ class UsageReport(BaseModel):
 def candidate_json(c: Candidate) -> dict[str, Any]:
     return {"center": c.center, "pool": c.pool, "score": None if math.isnan(c.score) else round(c.score, 2),
             "expected_start_s": None if math.isinf(c.start_delay) else c.start_delay, "cny": round(c.cost, 2),
-            "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected)}
+            "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected),
+            "waits_for": list(c.waits_for)}
 
 
 def create_app(service: Service, tokens: TokenStore) -> FastAPI:

@@ -96,14 +96,54 @@ def jobs_command(url: Url = None, token: Token = None) -> None:
     with connect(url, token) as client:
         rows = call(client, "GET", "/v1/jobs")
     t = Table(title="jobs")
-    for col in ["id", "name", "tenant", "state", "where", "devices", "age", "exit"]:
+    for col in ["id", "name", "tenant", "state", "where", "devices", "age", "exit", "why waiting / expected start"]:
         t.add_column(col)
     now = time.time()
     for j in rows:
         where = f"{j['center']}/{j['pool']}" if j["center"] else ""
         t.add_row(j["id"], j["name"], j["tenant"], j["state"], where, " ".join(",".join(d) for d in j["devices"]),
-                  format_duration(now - j["submitted_at"]), "" if j["exit_code"] is None else str(j["exit_code"]))
+                  format_duration(now - j["submitted_at"]), "" if j["exit_code"] is None else str(j["exit_code"]),
+                  _waiting(j, now))
     console.print(t)
+
+
+def _waiting(job: dict[str, Any], now: float) -> str:
+    """`reason (start in 5m00s)` for jobs that wait; empty otherwise."""
+    if job["state"] not in ("pending", "scheduled") or not job.get("wait_reason"):
+        return ""
+    when = job.get("expected_start")
+    return job["wait_reason"] + ("" if when is None else f" (start in {format_duration(when - now)})")
+
+
+def show_command(job_id: str, url: Url = None, token: Token = None) -> None:
+    """One job: state, where it runs or why it waits and when it is expected to start, attempts, history."""
+    with connect(url, token) as client:
+        j = call(client, "GET", f"/v1/jobs/{job_id}")
+    now = time.time()
+    rows = [("job", f"{j['id']} ({j['name']}) of {j['tenant']}, priority {j['priority']}"), ("state", j["state"])]
+    if j["center"]:
+        rows.append(("where", f"{j['center']}/{j['pool']} nodes {j['nodes']} devices "
+                              f"{' '.join(','.join(d) for d in j['devices'])}"))
+    if j["state"] in ("pending", "scheduled"):
+        rows.append(("waiting", j.get("wait_reason") or "not yet considered by a cycle"))
+        if j.get("expected_start") is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(j["expected_start"]))
+            rows.append(("expected start", f"{when} (in {format_duration(j['expected_start'] - now)})"))
+    rows.append(("attempts", str(j["attempts"])))
+    if j["exit_code"] is not None or j["reason"]:
+        rows.append(("ended", f"exit {j['exit_code']}: {j['reason'] or ''}".strip(": ")))
+    t = Table(show_header=False, title=f"job {j['id']}")
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    for k, v in rows:
+        t.add_row(k, v)
+    console.print(t)
+    h = Table(title="history")
+    for col in ["at", "state", "why"]:
+        h.add_column(col)
+    for e in j.get("history", []):
+        h.add_row(time.strftime("%H:%M:%S", time.localtime(e["at"])), e["state"], e["why"])
+    console.print(h)
 
 
 def logs_command(job_id: str, follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
@@ -130,12 +170,13 @@ def quote_command(spec: Annotated[Path, typer.Argument(help="job spec")], url: U
     with connect(url, token) as client:
         q = call(client, "POST", "/v1/quote", content=spec.read_bytes())
     t = Table(title=f"quote for {q['job']}")
-    for col in ["center", "pool", "start", "¥/job", "kgCO2", "score", "rejected by"]:
+    for col in ["center", "pool", "start", "¥/job", "kgCO2", "score", "rejected by", "start waits for"]:
         t.add_column(col)
     for c in q["candidates"]:
         start = "never" if c["expected_start_s"] is None else format_duration(c["expected_start_s"])
         t.add_row(c["center"], c["pool"], "—" if c["rejected_by"] else start, f"{c['cny']:,.0f}",
-                  f"{c['kg_co2']:.1f}", "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]))
+                  f"{c['kg_co2']:.1f}", "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]),
+                  "; ".join(c.get("waits_for", [])))
     console.print(t)
 
 

@@ -13,6 +13,7 @@ from zhisuan.cli.client import (
     jobs_command,
     logs_command,
     quote_command,
+    show_command,
     submit_command,
 )
 from zhisuan.cli.demo import demo_command
@@ -33,7 +34,8 @@ app.command("network")(network_command)
 app.command("demo")(demo_command)
 app.command("sim")(sim_command)
 app.command("server")(server_command)
-for _name, _command in [("submit", submit_command), ("jobs", jobs_command), ("logs", logs_command),
+for _name, _command in [("submit", submit_command), ("jobs", jobs_command), ("show", show_command),
+                       ("logs", logs_command),
                        ("cancel", cancel_command), ("quote", quote_command), ("centers", centers_command)]:
     app.command(_name)(_command)
 app.command("bill")(bill_command)

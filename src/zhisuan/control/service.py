@@ -17,6 +17,7 @@ import numpy as np
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges
+from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
 from zhisuan.metering.invoice import Invoice, invoice
 from zhisuan.metering.tou import UTC_OFFSET
@@ -158,7 +159,26 @@ class Service:
 
     def quote(self, text: str | bytes, who: Principal, now: float) -> tuple[JobSpec, list[Candidate]]:
         spec = self.validate(text, who)
-        return spec, explain(self.loop.view.snapshot(), pending_from_spec("quote", spec, now), now, self.loop.policy)
+        view = self.loop.view
+        return spec, self._described(explain(view.snapshot(), pending_from_spec("quote", spec, now), now,
+                                             self.loop.policy), view, who)
+
+    def _described(self, candidates: list[Candidate], view: LiveView, who: Principal) -> list[Candidate]:
+        """What each pool's expected start waits for, in words: the center's own jobs by what their engine
+        calls them, zhisuan jobs by id only when they are the caller's own."""
+        mine = {r.id for r in view.running if r.tenant == who.tenant} if not who.admin else None
+        for c in candidates:
+            words: dict[str, None] = {}
+            for job_id in c.waits_for:
+                own = view.labels.get(job_id.rsplit("@", 1)[0])
+                if own is not None:
+                    words[f"{c.center}'s own load: {own}"] = None
+                elif mine is None or job_id in mine:
+                    words[f"zhisuan job {job_id}"] = None
+                else:
+                    words["zhisuan jobs of other tenants"] = None
+            c.waits_for = tuple(words)
+        return candidates
 
     def report_usage(self, job_id: str, who: Principal, now: float, busy_fraction: float,
                      peak_memory_gib: float | None = None, watts: float | None = None) -> None:
@@ -209,8 +229,9 @@ class Service:
         rec = self.job(job_id, who)
         if rec.state is not JobState.PENDING:
             raise Conflict(f"job {job_id} is {rec.state.value}: candidates are shown for pending jobs")
-        return explain(self.loop.view.snapshot(), pending_from_spec(rec.id, rec.spec, rec.submitted_at), now,
-                       self.loop.policy)
+        view = self.loop.view
+        return self._described(explain(view.snapshot(), pending_from_spec(rec.id, rec.spec, rec.submitted_at), now,
+                                       self.loop.policy), view, who)
 
     def sim_reports(self) -> list[dict[str, object]]:
         """`zhisuan sim` reports (folders with an index.html) under the reports folder, newest first."""

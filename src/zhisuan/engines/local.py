@@ -102,7 +102,9 @@ class LocalEngine:
             member_env = {**os.environ, **(env or {}), VISIBLE.get(stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(ids),
                           "ZHISUAN_JOB_ID": job_id, "ZHISUAN_NODE_RANK": str(rank), "ZHISUAN_NNODES": str(len(devices)),
                           "ZHISUAN_ATTEMPT": str(attempt), "ZHISUAN_CHECKPOINT_DIR": str(checkpoint)}
-            script = f'(\n{command}\n)\necho $? > "{run}/exit-{rank}"'
+            # the wrapper outlives a SIGTERM (a no-op trap, reset to default inside the job's subshell), so a
+            # job that handles it — saving a checkpoint — still gets its exit code recorded; SIGKILL is the end
+            script = f'trap : TERM\n(\n{command}\n)\necho $? > "{run}/exit-{rank}"'
             with (run / f"out-{rank}.log").open("ab") as out:
                 proc = subprocess.Popen(["/bin/sh", "-c", script], cwd=run, env=member_env, stdout=out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)

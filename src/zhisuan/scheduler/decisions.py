@@ -27,6 +27,7 @@ class Candidate:
     carbon: float  # kgCO2 for the whole job (TDP power model)
     runtime: float  # seconds on this pool's chip
     rejected: tuple[str, ...] = ()  # names of the filters that reject this pool
+    waits_for: tuple[str, ...] = ()  # allocations that must end before it can start here (explain)
 
 
 @dataclass(slots=True)

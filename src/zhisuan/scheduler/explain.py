@@ -17,7 +17,7 @@ from zhisuan.scheduler.policies import DEFAULT
 from zhisuan.scheduler.ranking import rank
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 from zhisuan.scheduler.tables import PoolTable, RequestTable
-from zhisuan.scheduler.timeline import earliest_start
+from zhisuan.scheduler.timeline import start_and_blockers
 
 
 def explain(snapshot: Snapshot, job: PendingJob, now: float, policy: Policy = DEFAULT) -> list[Candidate]:
@@ -26,7 +26,13 @@ def explain(snapshot: Snapshot, job: PendingJob, now: float, policy: Policy = DE
     ranking = rank(RequestTable.build([job.request]), PoolTable.build(snapshot.pools), policy)
     req = job.request
     delays = np.full(len(caps), math.inf)
+    blockers: dict[str, tuple[str, ...]] = {}
     for p in ranking.prefs[0]:
-        delays[p] = earliest_start(caps[p], req.devices_per_node, req.nodes, now) - now
+        start, first = start_and_blockers(caps[p], req.devices_per_node, req.nodes, now)
+        delays[p] = start - now
+        blockers[snapshot.pools[p].key] = tuple(a.job_id for a in first)
     best = ranking.prefs[0][0] if ranking.prefs[0] else -1
-    return Why(ranking, 0, req.devices, job.duration, best, delays).candidates()
+    out = Why(ranking, 0, req.devices, job.duration, best, delays).candidates()
+    for c in out:
+        c.waits_for = blockers.get(f"{c.center}/{c.pool}", ())
+    return out

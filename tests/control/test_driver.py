@@ -1,0 +1,115 @@
+"""The live loop drives the scheduler as the simulator does: fair share by recorded usage, preemptions
+carried out with a grace period, the service ledger rebuilt after a restart. Real local engine, SQLite."""
+
+import json
+import time
+
+import pytest
+
+from zhisuan.control import ControlLoop
+from zhisuan.engines import LocalEngine
+from zhisuan.model import JobState, parse_job_spec, parse_network
+from zhisuan.store import JobStore, connect, migrate
+
+NET = """
+name: one
+centers:
+  - name: here
+    region: east
+    pue: 1.2
+    carbon_kg_per_kwh: 0.5
+    pools:
+      - {{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 2, price_per_device_hour: 10,
+         device_ids: ["g0", "g1"]}}
+tenants: [{{name: acme}}, {{name: lab}}]
+scheduler: {{policy: {policy}}}
+control: {{grace: {grace}}}
+"""
+
+
+def network(policy="zhisuan", grace="1s"):
+    return parse_network(NET.format(policy=policy, grace=grace))
+
+
+def spec(name, tenant, run, priority=0, devices=2):
+    return parse_job_spec(f"name: {name}\ntenant: {tenant}\npriority: {priority}\n"
+                          f"resources: {{accelerators: a100:{devices}}}\nconstraints: {{time_limit: 60}}\n"
+                          f"run: {json.dumps(run)}")
+
+
+@pytest.fixture
+def store(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(engine)
+    return JobStore(engine)
+
+
+def step_until(loop, store, job, states, limit=20.0):
+    end = time.time() + limit
+    while time.time() < end:
+        loop.step(time.time())
+        rec = store.get(job)
+        if rec.state in states:
+            return rec
+        time.sleep(0.05)
+    raise AssertionError((store.get(job).state, [t.reason for t in store.transitions(job)]))
+
+
+def test_fair_share_orders_tenants_by_their_recorded_usage_also_after_a_restart(store, tmp_path):
+    engine = LocalEngine(tmp_path / "runs", grace=0.5)
+    loop = ControlLoop(store, network(), engine)
+    warm = store.submit(spec("warm", "acme", "sleep 0.3"), time.time())  # acme uses both devices a while
+    step_until(loop, store, warm, {JobState.SUCCEEDED})
+    assert loop.state.tenants["acme"].usage > 0.5
+    older = store.submit(spec("older", "acme", "sleep 5"), time.time())
+    newer = store.submit(spec("newer", "lab", "sleep 5"), time.time() + 0.01)
+    restarted = ControlLoop(store, network(), LocalEngine(tmp_path / "runs", grace=0.5))
+    restarted.recover(time.time())  # a restarted server rebuilds the usage from the metered runs
+    assert restarted.state.tenants["acme"].usage == pytest.approx(loop.state.tenants["acme"].usage, rel=1e-6)
+    assert [s.job_id for s in restarted.state.cycle(time.time()).starts] == [newer]  # (its state only)
+    loop.step(time.time())
+    assert store.get(newer).state is JobState.RUNNING  # lab has used less: it goes first, though acme asked first
+    assert store.get(older).state is JobState.PENDING
+    waiting = store.get(older)
+    assert waiting.wait_reason.startswith("reserved on here/gpu")  # the head of the queue, EASY-reserved ...
+    assert waiting.expected_start == pytest.approx(time.time() + 60, abs=5)  # ... for when newer's time limit ends
+    engine.cancel(store.get(newer).engine_handle)
+
+
+def test_a_preemption_stops_the_victim_gracefully_then_starts_the_job_and_requeues_the_victim(store, tmp_path):
+    engine = LocalEngine(tmp_path / "runs", grace=2.0)
+    loop = ControlLoop(store, network("priority", "3s"), engine)
+    resumable = ('if [ -f "$ZHISUAN_CHECKPOINT_DIR/step" ]; then echo "attempt $ZHISUAN_ATTEMPT resumes at '
+                 '$(cat $ZHISUAN_CHECKPOINT_DIR/step)"; exit 0; fi; '
+                 'trap \'sleep 0.3; echo 41 > "$ZHISUAN_CHECKPOINT_DIR/step"; exit 0\' TERM; sleep 30 & wait')
+    low = store.submit(spec("low", "lab", resumable), time.time())
+    step_until(loop, store, low, {JobState.RUNNING})
+    high = store.submit(spec("high", "acme", "echo high on $CUDA_VISIBLE_DEVICES", priority=5), time.time())
+    loop.step(time.time())
+    assert store.get(low).state is JobState.PENDING and store.get(high).state is JobState.SCHEDULED
+    assert "waiting for preempted" in store.get(high).wait_reason  # the victim is saving its checkpoint
+    rec = step_until(loop, store, high, {JobState.SUCCEEDED})
+    assert engine.logs(rec.engine_handle).strip() == "high on g0,g1"
+    victim_exit = (engine.attempt_dir(low, 1) / "exit-0").stat().st_mtime
+    started = next(t.at for t in store.transitions(high) if t.to_state is JobState.RUNNING)
+    assert started >= victim_exit  # never on the devices while the victim was still on them
+    rec = step_until(loop, store, low, {JobState.SUCCEEDED})
+    assert rec.attempts == 2 and engine.logs(rec.engine_handle).strip() == "attempt 2 resumes at 41"
+    states = [t.to_state.value for t in store.transitions(low)]
+    assert states == ["pending", "scheduled", "running", "preempted", "pending", "scheduled", "running", "succeeded"]
+    assert loop.meter.usage.intervals(tenant="lab")[0]["attempt"] == 1  # the preempted run was billed as it ended
+
+
+def test_a_victim_that_ignores_sigterm_is_killed_when_its_grace_is_over(store, tmp_path):
+    engine = LocalEngine(tmp_path / "runs", grace=1.0)
+    loop = ControlLoop(store, network("priority", "1s"), engine)
+    stubborn = store.submit(spec("stubborn", "lab", "trap '' TERM; sleep 30 & wait"), time.time())
+    step_until(loop, store, stubborn, {JobState.RUNNING})
+    t0 = time.time()
+    high = store.submit(spec("high", "acme", "true", priority=5), t0)
+    step_until(loop, store, high, {JobState.SUCCEEDED})
+    assert time.time() - t0 >= 1.0  # it waited the grace period out, then the victim was killed
+    assert store.get(stubborn).state in (JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING)
+    handle = engine.handle_of(stubborn)
+    if handle:
+        engine.cancel(handle)
