@@ -56,6 +56,15 @@ def test_bad_tokens_are_401_problem_json(api):
 @pytest.mark.parametrize(("body", "field"), [
     ("name: x\ntenant: acme\nresources: {accelerators: A1000:1}\nrun: x", "resources.accelerators.name"),
     ("name: x\ntenant: acme\nresources: {accelerators: a100:4}\nrun: x", "resources.accelerators"),
+    ("name: x\ntenant: acme\nresources: {accelerators: a100:1, cpus: 512}\nrun: x", "resources.cpus"),
+    ("name: x\ntenant: acme\nresources: {accelerators: a100:1, memory: 4Ti}\nrun: x", "resources.memory"),
+    ("name: x\ntenant: acme\nresources: {accelerators: a100:1, nodes: 2}\nrun: x", "resources.nodes"),
+    ("name: x\ntenant: acme\nresources: {accelerators: a100:1}\nconstraints: {max_price: 2}\nrun: x",
+     "constraints.max_price"),
+    ("name: x\ntenant: acme\nresources: {accelerators: a100:1}\nconstraints: {regions: [mars]}\nrun: x",
+     "constraints.regions"),
+    ("name: x\ntenant: acme\nresources: {accelerators: a100:1}\n"
+     "constraints: {time_limit: 2h, deadline: '2020-01-01T00:00:00+08:00'}\nrun: x", "constraints.deadline"),
     ("name: [x", ""),
 ])
 def test_bad_specs_are_422_naming_the_field_and_store_nothing(api, body, field):

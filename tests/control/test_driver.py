@@ -113,3 +113,23 @@ def test_a_victim_that_ignores_sigterm_is_killed_when_its_grace_is_over(store, t
     handle = engine.handle_of(stubborn)
     if handle:
         engine.cancel(handle)
+
+
+def test_a_deferrable_job_waits_for_the_cheaper_hour_live_as_in_the_simulator(store, tmp_path):
+    from datetime import datetime
+
+    text = NET.format(policy="zhisuan", grace="1s")
+    text = text.replace("carbon_kg_per_kwh: 0.5\n", "carbon_kg_per_kwh: 0.5\n    tou_zone: CN-SH\n")
+    net = parse_network(text.replace("scheduler: {policy: zhisuan}", "scheduler: {policy: zhisuan, defer: true}"))
+    peak = datetime.fromisoformat("2026-06-01T08:30:00+08:00").timestamp()  # CN-SH: peak until 11:00
+    loop = ControlLoop(store, net, LocalEngine(tmp_path / "runs", grace=0.5))
+    job = store.submit(parse_job_spec("name: nightly\ntenant: lab\nresources: {accelerators: a100:1}\nrun: 'true'\n"
+                                      "constraints: {time_limit: 30m, deadline: '2026-06-01T20:00:00+08:00'}"), peak)
+    loop.step(peak)
+    rec = store.get(job)
+    assert rec.state is JobState.PENDING and rec.wait_reason.startswith("deferred to a cheaper tariff hour")
+    assert rec.expected_start == datetime.fromisoformat("2026-06-01T11:00:00+08:00").timestamp()
+    loop.step(rec.expected_start - 60)
+    assert store.get(job).state is JobState.PENDING
+    loop.step(rec.expected_start)
+    assert store.get(job).state is JobState.RUNNING

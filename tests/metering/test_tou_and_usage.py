@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from zhisuan.catalog.tou import hour_segments, load_tou
 from zhisuan.metering.invoice import invoice, local_month
 from zhisuan.metering.pricebook import PriceBook
-from zhisuan.metering.tou import load_tou
-from zhisuan.metering.usage import BusySample, hour_segments, meter
+from zhisuan.metering.usage import BusySample, meter
 from zhisuan.metering.utilization import utilization
 from zhisuan.model import parse_network
 

@@ -1,5 +1,6 @@
 """The simulator bills with metering's ToU tables; carbon-aware placement and time shifting."""
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from zhisuan.model import parse_network
 from zhisuan.scheduler import get_policy
 from zhisuan.sim.engine import Simulator
-from zhisuan.sim.green import time_shift
+from zhisuan.sim.green import deadlines_for
 from zhisuan.sim.metrics import summarize
 from zhisuan.sim.scenario import network_scenario
 from zhisuan.sim.trace import Trace, TraceJob
@@ -27,8 +28,9 @@ def trace(*jobs):
     return Trace("t", list(jobs), "A100 SXM4 80GB", start=START)
 
 
-def run(tr, policy, release=None):
-    return Simulator(tr, network_scenario(NET, False), get_policy(policy), interval=0, release=release).run()
+def run(tr, policy, deadlines=None):
+    pol = replace(get_policy("zhisuan"), defer=True) if policy == "defer" else get_policy(policy)
+    return Simulator(tr, network_scenario(NET, False), pol, interval=0, deadlines=deadlines).run()
 
 
 def test_the_simulator_prices_runs_at_their_local_tou_hours():
@@ -46,8 +48,21 @@ def test_time_shifting_moves_peak_submissions_to_the_next_cheaper_hour_within_sl
     tr = trace(TraceJob("peak", 1.5 * 3600, 1800.0, 1),  # 08:30: peak until 11:00
                TraceJob("long", 1.5 * 3600, 8 * 3600.0, 1),  # too long to defer
                TraceJob("flat", 0.2 * 3600, 1800.0, 1))  # 07:12: already flat
-    shifted = time_shift(tr, network_scenario(NET, False), slack_hours=12, max_hours=4)
-    assert shifted == {"peak": 4 * 3600.0}  # released at 11:00
-    assert time_shift(tr, network_scenario(NET, False), slack_hours=1, max_hours=4) == {}  # 2.5 h > 1 h slack
-    before, after = (summarize(run(tr, "zhisuan", rel)) for rel in (None, shifted))
+    deadlines = deadlines_for(tr, slack_hours=12, max_hours=4)
+    assert set(deadlines) == {"peak", "flat"}
+    shifted = run(tr, "defer", deadlines)
+    starts = {j.trace.id: j.first_start for j in shifted.jobs}
+    assert starts == {"peak": 4 * 3600.0, "long": 1.5 * 3600, "flat": 0.2 * 3600}  # peak released at 11:00
+    assert shifted.deferred == 1 and shifted.expired == 0
+    tight = run(tr, "defer", deadlines_for(tr, slack_hours=1, max_hours=4))  # 2.5 h to 11:00 > 1 h slack
+    assert {j.trace.id: j.first_start for j in tight.jobs}["peak"] == 1.5 * 3600 and tight.deferred == 0
+    before, after = summarize(run(tr, "zhisuan")), summarize(shifted)
     assert after.cny < before.cny and after.avg_queue > before.avg_queue
+
+
+def test_a_job_that_can_no_longer_meet_its_deadline_expires():
+    tr = trace(TraceJob("hog", 0.0, 7200.0, 8), TraceJob("hog2", 0.0, 7200.0, 8),  # both centers busy 2 h
+               TraceJob("urgent", 60.0, 1800.0, 8))
+    r = run(tr, "zhisuan", {"urgent": 60.0 + 1800.0 + 600.0})  # only 10 minutes of slack
+    urgent = next(j for j in r.jobs if j.trace.id == "urgent")
+    assert urgent.expired and r.expired == 1 and any("deadline" in n for n in r.notes)

@@ -4,6 +4,7 @@ expected start time and carbon added."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +35,8 @@ def explain_command(
         pol = policy_for(net.scheduler, policy)
     except SpecError as e:
         fail(f"{network}: {e}")
-    candidates = explain(snapshot_from_network(net), pending, now=0.0, policy=pol)
+    # the network's running load is relative to now; tariffs and grid series read the calendar
+    candidates = explain(snapshot_from_network(net), pending, now=0.0, policy=pol, calendar=time.time())
     pools = {(c.name, p.name): (c, p) for c in net.centers for p in c.pools}
     table = Table(title=f"{spec.name}: {pending.request.nodes}×{pending.request.devices_per_node} devices, "
                         f"{format_duration(pending.duration)} on the reference chip — network {net.name}")
@@ -68,7 +70,9 @@ def explain_command(
     console.print(f"{len(feasible)} of {len(candidates)} pools can run it. Score = weighted, normalised "
                   "start time, price, carbon, data locality and fragmentation (100 = best).")
     console.print("Runtime = time_limit ÷ speed factor (FP16 TFLOPS ratio to the requested chip: an approximation). "
-                  "kgCO2 uses TDP × PUE × grid factor (a power model, upper bound).")
+                  "¥ and kgCO2 are those of the expected run window from now, hour by hour, as an invoice meters "
+                  "them: price × the center's time-of-use multiplier; TDP × PUE × the hour's grid intensity "
+                  "(a power model, upper bound).")
     if assumed:
         console.print(f"{ASSUMED} ASSUMPTION in price or carbon inputs (see the network file's `assumptions`): "
                       + ", ".join(sorted(assumed)))

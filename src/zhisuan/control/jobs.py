@@ -23,16 +23,20 @@ class JobInfo:
     submitted_at: float
     duration: float  # expected run time on the reference chip (time_limit, or the default)
     attempts: int = 0
+    deadline: float | None = None  # epoch seconds
 
     @classmethod
     def of(cls, rec: JobRecord) -> JobInfo:
+        deadline = rec.spec.constraints.deadline
         return cls(rec.id, rec.tenant, rec.name, rec.spec, request_from_spec(rec.spec), rec.submitted_at,
-                   rec.spec.constraints.time_limit or DEFAULT_DURATION, rec.attempts)
+                   rec.spec.constraints.time_limit or DEFAULT_DURATION, rec.attempts,
+                   deadline.timestamp() if deadline is not None else None)
 
     def pending(self, progress: float = 0.0) -> PendingJob:
         """As the scheduler queues it; a requeued job expects only what is left after its checkpointed progress."""
         left = max(self.duration - progress, min(self.duration, 60.0))
-        return PendingJob(self.id, self.tenant, self.request, self.submitted_at, left, self.spec.priority)
+        return PendingJob(self.id, self.tenant, self.request, self.submitted_at, left, self.spec.priority,
+                          deadline=self.deadline)
 
 
 @dataclass(slots=True)

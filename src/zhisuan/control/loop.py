@@ -138,7 +138,7 @@ class ControlLoop:
 
     def _apply(self, events: list[Transition]) -> None:
         """Transitions others wrote (the API: submissions, cancels) and echoes of the loop's own (no-ops)."""
-        new = [e.job_id for e in events if e.to_state is JobState.PENDING and e.job_id not in self.state.pending
+        new = [e.job_id for e in events if e.to_state is JobState.PENDING and not self.state.is_pending(e.job_id)
                and self.state.allocation(e.job_id) is None]
         fresh = self.store.get_many([j for j in dict.fromkeys(new) if j not in self.jobs]) if new else {}
         for e in events:
@@ -148,7 +148,7 @@ class ControlLoop:
                     if rec is None or rec.state is not JobState.PENDING:
                         continue  # it moved on already (cancelled): a later event says so
                     self.jobs[e.job_id] = JobInfo.of(rec)
-                if e.job_id not in self.state.pending and self.state.allocation(e.job_id) is None:
+                if not self.state.is_pending(e.job_id) and self.state.allocation(e.job_id) is None:
                     self.requeue(e.job_id)
             elif e.to_state.terminal:
                 if self.state.allocation(e.job_id) is not None:
@@ -164,7 +164,7 @@ class ControlLoop:
             if rec is None:
                 return
             info = self.jobs[job_id] = JobInfo.of(rec)
-        if job_id not in self.state.pending:
+        if not self.state.is_pending(job_id):
             self.state.submit(info.pending(self.state.ledger.progress.get(job_id, 0.0)))
 
     def drop(self, job_id: str) -> None:
@@ -296,6 +296,8 @@ class ControlLoop:
     # ---- carrying out a cycle's decisions ----------------------------------------------------------
 
     def _carry_out(self, result: CycleResult, now: float) -> None:
+        for x in result.expired:
+            self._settle(x.job_id, JobState.FAILED, now, f"deadline: {x.reason}")
         victims: dict[str, set[str]] = defaultdict(set)
         for pre in result.preemptions:
             if self._preempt(pre, now):

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from zhisuan.catalog.tou import UTC_OFFSET
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
 from zhisuan.metering.invoice import Invoice, invoice
-from zhisuan.metering.tou import UTC_OFFSET
 from zhisuan.metering.utilization import by_tenant, utilization
 from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
 from zhisuan.scheduler import Candidate, pending_from_spec
@@ -78,15 +78,15 @@ class Service:
     def _engine(self, rec: JobRecord) -> Engine:
         return self.fleet.of(rec.center or "")
 
-    def validate(self, text: str | bytes, who: Principal) -> JobSpec:
+    def validate(self, text: str | bytes, who: Principal, now: float | None = None) -> JobSpec:
         spec = parse_job_spec(text)
         if spec.tenant != who.tenant and not who.admin:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, the spec names {spec.tenant!r}")
-        check_spec(spec, self.network, self.loop.policy)
+        check_spec(spec, self.network, self.loop.policy, now)
         return spec
 
     def submit(self, text: str | bytes, who: Principal, now: float) -> JobRecord:
-        return self.store.submit_record(self.validate(text, who), now)
+        return self.store.submit_record(self.validate(text, who, now), now)
 
     def job(self, job_id: str, who: Principal) -> JobRecord:
         rec = self.store.get(job_id)
@@ -158,10 +158,10 @@ class Service:
                 for t in self.network.tenants if who.admin or t.name == who.tenant]
 
     def quote(self, text: str | bytes, who: Principal, now: float) -> tuple[JobSpec, list[Candidate]]:
-        spec = self.validate(text, who)
+        spec = self.validate(text, who, now)
         view = self.loop.view
         return spec, self._described(explain(view.snapshot(), pending_from_spec("quote", spec, now), now,
-                                             self.loop.policy), view, who)
+                                             self.loop.policy, calendar=now), view, who)
 
     def _described(self, candidates: list[Candidate], view: LiveView, who: Principal) -> list[Candidate]:
         """What each pool's expected start waits for, in words: the center's own jobs by what their engine
@@ -231,7 +231,7 @@ class Service:
             raise Conflict(f"job {job_id} is {rec.state.value}: candidates are shown for pending jobs")
         view = self.loop.view
         return self._described(explain(view.snapshot(), pending_from_spec(rec.id, rec.spec, rec.submitted_at), now,
-                                       self.loop.policy), view, who)
+                                       self.loop.policy, calendar=now), view, who)
 
     def sim_reports(self) -> list[dict[str, object]]:
         """`zhisuan sim` reports (folders with an index.html) under the reports folder, newest first."""

@@ -55,6 +55,8 @@ class WaitBoard:
             for job_id in ids:
                 if job_id not in wanted:
                     wanted[job_id] = (reason, self._not_before(state, job_id, now) if reason == NO_CAPACITY else None)
+        for release, _, job in state.deferred:
+            wanted[job.id] = ("deferred to a cheaper tariff hour, within its deadline", release)
         wanted.update(self.notes)
         changes = [(j, w[0], w[1]) for j, w in wanted.items() if _changed(self.written.get(j), w)]
         if changes:

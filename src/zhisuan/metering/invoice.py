@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from zhisuan.metering.tou import UTC_OFFSET
+from zhisuan.catalog.tou import UTC_OFFSET
 from zhisuan.metering.usage import UNMEASURED, UsageInterval
 
 

@@ -7,8 +7,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from zhisuan.metering.carbon import CarbonSeries, load_series
-from zhisuan.metering.tou import TouTable, load_tou
+from zhisuan.catalog.carbon import CarbonSeries, intensity_at, load_series
+from zhisuan.catalog.tou import TouTable, load_tou
 from zhisuan.model import Network
 
 
@@ -27,14 +27,8 @@ class PriceEntry:
     carbon: CarbonSeries | None = None  # hourly intensity, when the center configures one
 
     def kg_per_kwh_at(self, t: float) -> tuple[float, str | None]:
-        """Grid intensity at t: the hourly series when configured, else the annual factor; the second value
-        labels what is not a same-hour measurement (another year's hour, or a gap in the series)."""
-        if self.carbon is None:
-            return self.kg_per_kwh, None
-        value, other_year = self.carbon.factor(t)
-        if value is None:
-            return self.kg_per_kwh, "carbon_series gap: annual factor"
-        return value, "carbon_series typical year" if other_year else None
+        """Grid intensity at t (the hourly series, else the annual factor) and what labels it."""
+        return intensity_at(self.carbon, self.kg_per_kwh, t)
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,11 @@ without one is counted as unmeasured, never guessed, and its energy is the TDP u
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from zhisuan.catalog.tou import HOUR, hour_segments
 from zhisuan.metering.energy import IDLE_FRACTION
 from zhisuan.metering.pricebook import PriceEntry
-from zhisuan.metering.tou import HOUR, UTC_OFFSET
 
 UNMEASURED = "unmeasured"
 
@@ -49,17 +48,6 @@ class UsageInterval:
     cny: float
     price_version: str
     assumptions: str  # comma-separated inputs that are ASSUMPTION
-
-
-def hour_segments(start: float, end: float) -> list[tuple[float, float]]:
-    """[start, end) cut at local (UTC+8) hour boundaries."""
-    out = []
-    t = start
-    while t < end:
-        nxt = min(end, (math.floor((t + UTC_OFFSET) / HOUR) + 1) * HOUR - UTC_OFFSET)
-        out.append((t, nxt))
-        t = nxt
-    return out
 
 
 def _covered(samples: list[BusySample], start: float, end: float, run_end: float) -> list[tuple[BusySample, float]]:

@@ -27,6 +27,7 @@ class SchedulerProfile(_Strict):
     backfill: Literal["none", "easy"] | None = None
     reservations: int | None = Field(None, ge=0, le=10_000)
     preemption: bool | None = None
+    defer: bool | None = Field(None, description="jobs with a deadline wait for a cheaper tariff hour within it")
 
     @field_validator("weights")
     @classmethod

@@ -35,8 +35,9 @@ class Reservation:
 
 class Assigner:
     def __init__(self, snapshot: Snapshot, now: float, policy: Policy, ranking: Ranking,
-                 caps: list[PoolCapacity], held: dict[str, int]) -> None:
+                 caps: list[PoolCapacity], held: dict[str, int], calendar: float | None = None) -> None:
         self.snapshot, self.now, self.policy, self.ranking = snapshot, now, policy, ranking
+        self.calendar = calendar  # epoch seconds of `now` (the simulator's clock starts at its trace's 0)
         self.caps = caps
         self.speed, self.total = ranking.speed_rows, ranking.total_rows
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
@@ -145,6 +146,9 @@ class Assigner:
             if reserved and p in reserved and self._conflicts(job, r, p, devices):
                 i += 1
                 continue
+            if job.deadline is not None and self.now + self._runtime(job, r, p) > job.deadline:
+                i += 1  # it would end too late here (a slower chip): another pool, or later, or never
+                continue
             return p
         if self.pointer[r] >= len(prefs):
             self.exhausted[r] = True
@@ -167,7 +171,8 @@ class Assigner:
                                              job.attained, self.speed[r][p])
         self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
-        self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p))
+        self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
+                                        self.calendar))
 
     def _block(self, job: PendingJob, r: int) -> None:
         self.result.wait(job.id, NO_CAPACITY)
@@ -190,7 +195,7 @@ class Assigner:
         extra = free_devices_at(self.caps[p], start) - req.devices
         self.reservations.append(Reservation(p, start, extra))
         self.reserved.add(p)
-        why = Why(self.ranking, r, req.devices, job.duration, p, delays)
+        why = Why(self.ranking, r, req.devices, job.duration, p, delays, self.calendar)
         self.result.reservations.append(Reserve(job.id, self.snapshot.pools[p].key, start, why))
 
     def _preempt(self, job: PendingJob, r: int) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation
+from zhisuan.scheduler.pricing import run_cost
 from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.tables import F
 
@@ -32,7 +33,9 @@ class Candidate:
 
 @dataclass(slots=True)
 class Why:
-    """The per-pool scores behind a decision, built lazily from the cycle's ranking."""
+    """The per-pool scores behind a decision, built lazily from the cycle's ranking. With `calendar` (the
+    epoch seconds of the decision), cost and carbon are those of the expected run window, hour by hour, as
+    the invoice will meter it; without, at the flat price and annual grid factor."""
 
     ranking: Ranking
     request: int
@@ -40,6 +43,7 @@ class Why:
     duration: float
     chosen: int
     delays: F | None = None
+    calendar: float | None = None
 
     def candidates(self, limit: int | None = None) -> list[Candidate]:
         rk, r = self.ranking, self.request
@@ -50,11 +54,16 @@ class Why:
             runtime = self.duration / float(rk.ctx.speed[r, p])
             hours = runtime / 3600.0 * self.devices
             pool = rk.pools.pools[p]
+            delay = float(self.delays[p]) if self.delays is not None else 0.0
+            if self.calendar is not None:
+                start = self.calendar + (delay if math.isfinite(delay) else 0.0)
+                cost, carbon = run_cost(pool, self.devices, start, start + runtime)
+            else:
+                cost, carbon = hours * pool.price, hours * pool.kg_per_device_hour
             out.append(Candidate(
                 center=pool.center, pool=pool.name,
                 score=float(total[p]) if math.isfinite(total[p]) else math.nan,
-                start_delay=float(self.delays[p]) if self.delays is not None else 0.0,
-                cost=hours * pool.price, carbon=hours * pool.kg_per_device_hour, runtime=runtime,
+                start_delay=delay, cost=cost, carbon=carbon, runtime=runtime,
                 rejected=tuple(f.name for f in rk.rejecting(r, p)),
             ))
         return out
@@ -69,11 +78,12 @@ class Start:
     request: int
     duration: float
     pool: int  # index into the cycle's pools
+    calendar: float | None = None  # epoch seconds of the decision (prices the run window)
 
     @property
     def why(self) -> Why:
         """Built on demand: most starts are never asked why, and a cycle makes tens of thousands."""
-        return Why(self.ranking, self.request, self.placement.devices, self.duration, self.pool)
+        return Why(self.ranking, self.request, self.placement.devices, self.duration, self.pool, None, self.calendar)
 
 
 @dataclass(slots=True)
@@ -103,12 +113,16 @@ class Unschedulable:
 NO_CAPACITY = "no accepted pool has room for the gang now"
 
 
+DEADLINE = "its deadline can no longer be met on any pool"
+
+
 @dataclass
 class CycleResult:
     starts: list[Start] = field(default_factory=list)
     preemptions: list[Preempt] = field(default_factory=list)
     reservations: list[Reserve] = field(default_factory=list)
     unschedulable: list[Unschedulable] = field(default_factory=list)
+    expired: list[Unschedulable] = field(default_factory=list)  # past their deadline: the driver fails them
     waits: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids, for jobs the walk reached
     rest: list[tuple[tuple[float, ...], int, str, int]] = field(default_factory=list)  # queue not reached
     rest_skip: frozenset[int] = frozenset()  # rows of unschedulable jobs, reported in `unschedulable`

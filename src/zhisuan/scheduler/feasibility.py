@@ -15,7 +15,8 @@ import numpy as np
 from zhisuan.model import JobSpec, Network, Request, SpecError, request_from_spec
 from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.policies import DEFAULT
-from zhisuan.scheduler.snapshot import PoolState, pools_from_network
+from zhisuan.scheduler.ranking import rank
+from zhisuan.scheduler.snapshot import DEFAULT_DURATION, PoolState, pools_from_network
 from zhisuan.scheduler.tables import PoolTable, RequestTable
 
 
@@ -33,14 +34,36 @@ def unmet(request: Request, pools: Sequence[PoolState], policy: Policy = DEFAULT
     return None
 
 
-def check_spec(spec: JobSpec, network: Network, policy: Policy = DEFAULT) -> None:
-    """Raise SpecError naming the field when no pool of `network` could ever run the job."""
+def check_spec(spec: JobSpec, network: Network, policy: Policy = DEFAULT, now: float | None = None) -> None:
+    """Raise SpecError naming the field when no pool of `network` could ever run the job (or, given `now`,
+    run it before its deadline)."""
     errors: list[tuple[str, str]] = []
     centers = {c.name for c in network.centers}
     if spec.constraints.data and spec.constraints.data not in centers:
         errors.append(("constraints.data", f"no center {spec.constraints.data!r} in network {network.name}"))
-    found = unmet(request_from_spec(spec), [replace(p, healthy=True) for p in pools_from_network(network)], policy)
+    pools = [replace(p, healthy=True) for p in pools_from_network(network)]
+    request = request_from_spec(spec)
+    found = unmet(request, pools, policy)
     if found:
         errors.append(found)
+    elif now is not None and spec.constraints.deadline is not None:
+        late = too_late(request, spec.constraints.time_limit or DEFAULT_DURATION, spec.constraints.deadline.timestamp(),
+                        pools, policy, now)
+        if late:
+            errors.append(("constraints.deadline", late))
     if errors:
         raise SpecError(errors)
+
+
+def too_late(request: Request, duration: float, deadline: float, pools: Sequence[PoolState], policy: Policy,
+             now: float) -> str | None:
+    """Why a job started now on its fastest accepted chip would still end after `deadline`, else None."""
+    ranking = rank(RequestTable.build([request]), PoolTable.build(pools), policy)
+    speeds = [ranking.speed_rows[0][p] for p in ranking.prefs[0]]
+    if not speeds:
+        return None
+    fastest = duration / max(speeds)
+    if now + fastest <= deadline:
+        return None
+    return (f"ends at the earliest {fastest:.0f} s after now on its fastest accepted chip, "
+            f"{now + fastest - deadline:.0f} s after the deadline")

@@ -25,6 +25,7 @@ class ScoreContext:
 
     speed: F  # [request, pool] speed factor vs the request's reference chip
     start_delay: F | None = None  # [request, pool] seconds until it could start (explain, reservations)
+    at: float | None = None  # epoch s of the clock hour prices and carbon are taken at (None: flat, annual)
 
 
 class QueueSort(Protocol):
@@ -63,7 +64,8 @@ class Filter(Protocol):
 
 
 class Score(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F: ...
 
@@ -115,4 +117,5 @@ class Policy:
     reservations: int = 1  # jobs that get a reservation per cycle when backfilling
     preemption: bool = False
     priority_of: PriorityOf = field(default_factory=StaticPriority)
+    defer: bool = False  # jobs with a deadline wait for a cheaper tariff hour within their slack
     description: str = ""

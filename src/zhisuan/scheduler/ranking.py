@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zhisuan.catalog.tou import hour_start
 from zhisuan.model import Request
 from zhisuan.scheduler.framework import Filter, Policy, ScoreContext
+from zhisuan.scheduler.pricing import time_dependent
 from zhisuan.scheduler.snapshot import PendingJob
 from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
 
@@ -85,19 +87,20 @@ class Ranking:
             weights=self.weights,
             total=np.vstack([self.total, more.total]),
             prefs=self.prefs + more.prefs,
-            ctx=ScoreContext(speed=np.vstack([self.ctx.speed, more.ctx.speed])),
+            ctx=ScoreContext(speed=np.vstack([self.ctx.speed, more.ctx.speed]), at=self.ctx.at),
             speed_rows=self.speed_rows + more.speed_rows,
             total_rows=self.total_rows + more.total_rows,
             raw_rows={k: v + more.raw_rows[k] for k, v in self.raw_rows.items()},
         )
 
 
-def rank(reqs: RequestTable, pools: PoolTable, policy: Policy) -> Ranking:
+def rank(reqs: RequestTable, pools: PoolTable, policy: Policy, at: float | None = None) -> Ranking:
+    """`at`: the clock hour whose tariffs and grid intensity the price and carbon scores use (None: flat)."""
     masks = [(f, f.mask(reqs, pools)) for f in policy.filters]
     feasible = np.ones((len(reqs), len(pools)), dtype=np.bool_)
     for _, m in masks:
         feasible &= m
-    ctx = ScoreContext(speed=reqs.speed(pools))
+    ctx = ScoreContext(speed=reqs.speed(pools), at=at)
     raw = {s.name: s.raw(reqs, pools, ctx) for s, _ in policy.scores}
     weights = {s.name: w for s, w in policy.scores}
     total = np.zeros(feasible.shape, dtype=np.float64)
@@ -113,18 +116,31 @@ def rank(reqs: RequestTable, pools: PoolTable, policy: Policy) -> Ranking:
 
 
 class RankCache:
-    """Rankings of every request seen so far, in one append-only Ranking."""
+    """Rankings of every request seen so far, in one append-only Ranking. Where prices or carbon differ
+    between pools by the hour (tariffs, hourly grid series), every row is ranked again when the clock hour
+    changes, keeping its row number (`refresh`)."""
 
     def __init__(self, pools: PoolTable, policy: Policy) -> None:
         self.pools, self.policy = pools, policy
         self.index: dict[Request, int] = {}
+        self.at: float | None = None
+        self.hourly = time_dependent(pools.pools)
         self.ranking = rank(RequestTable.build([]), pools, policy)
+
+    def refresh(self, calendar: float) -> None:
+        """Take prices and carbon at the clock hour of `calendar` (epoch seconds)."""
+        if not self.hourly:
+            return
+        at = hour_start(calendar)
+        if at != self.at:
+            self.at = at
+            self.ranking = rank(RequestTable.build(list(self.index)), self.pools, self.policy, at)
 
     def row_of(self, request: Request) -> int:
         r = self.index.get(request)
         if r is None:
             r = self.index[request] = len(self.index)
-            self.ranking = self.ranking.extended(rank(RequestTable.build([request]), self.pools, self.policy))
+            self.ranking = self.ranking.extended(rank(RequestTable.build([request]), self.pools, self.policy, self.at))
         return r
 
     def rows_of(self, jobs: Sequence[PendingJob]) -> list[int]:
@@ -139,5 +155,5 @@ class RankCache:
                 new.append(j.request)
             rows.append(r)
         if new:
-            self.ranking = self.ranking.extended(rank(RequestTable.build(new), self.pools, self.policy))
+            self.ranking = self.ranking.extended(rank(RequestTable.build(new), self.pools, self.policy, self.at))
         return rows

@@ -6,9 +6,12 @@ in-memory state; `snapshot_from_network` from a network file (examples, `zhisuan
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from zhisuan.catalog import Accelerator
+from zhisuan.catalog.carbon import CarbonSeries, load_series
+from zhisuan.catalog.tou import FLAT, TouTable, load_tou
 from zhisuan.model import JobSpec, Network, Request, request_from_spec
 
 
@@ -26,15 +29,22 @@ class PoolState:
     healthy: bool = True
     cpus_per_node: int = 128
     memory_gib_per_node: float = 1024.0
+    tou: TouTable = FLAT  # the center's time-of-use multipliers on `price`
+    carbon_series: CarbonSeries | None = None  # hourly grid intensity, where the center configures one
 
     @property
     def key(self) -> str:
         return f"{self.center}/{self.name}"
 
     @property
+    def kwh_per_device_hour(self) -> float:
+        """Facility energy of one device-hour under the TDP power model (an upper bound): TDP x PUE."""
+        return (self.chip.tdp_w or 0.0) / 1000.0 * self.pue
+
+    @property
     def kg_per_device_hour(self) -> float:
-        """Carbon of one busy device-hour under the TDP power model (an upper bound): TDP x PUE x grid."""
-        return (self.chip.tdp_w or 0.0) / 1000.0 * self.pue * self.carbon_kg_per_kwh
+        """Carbon of one busy device-hour at the annual grid factor: TDP x PUE x grid."""
+        return self.kwh_per_device_hour * self.carbon_kg_per_kwh
 
 
 @dataclass(slots=True)
@@ -67,6 +77,8 @@ class PendingJob:
     duration: float
     priority: int = 0
     attained: float = 0.0  # device-seconds already received (preempted/requeued jobs; 2D-LAS)
+    deadline: float | None = None  # must have ended by then (the driver's clock); None: no deadline
+    release: float = -math.inf  # not before (a deferred job waits for a cheaper hour until then)
 
 
 @dataclass(slots=True)
@@ -96,7 +108,8 @@ def pools_from_network(network: Network) -> list[PoolState]:
             center=c.name, name=p.name, chip=p.chip, region=c.region, nodes=p.nodes,
             devices_per_node=p.devices_per_node, price=p.price_per_device_hour, pue=c.pue,
             carbon_kg_per_kwh=c.carbon_kg_per_kwh, healthy=c.healthy, cpus_per_node=p.cpus_per_node,
-            memory_gib_per_node=p.memory_gib_per_node,
+            memory_gib_per_node=p.memory_gib_per_node, tou=load_tou(c.tou_zone),
+            carbon_series=load_series(c.carbon_series) if c.carbon_series else None,
         )
         for c in network.centers
         for p in c.pools
@@ -128,7 +141,9 @@ DEFAULT_DURATION = 3600.0  # seconds assumed when a spec gives no time_limit
 
 def pending_from_spec(job_id: str, spec: JobSpec, submit_time: float,
                       default_duration: float = DEFAULT_DURATION) -> PendingJob:
+    deadline = spec.constraints.deadline
     return PendingJob(
         id=job_id, tenant=spec.tenant, request=request_from_spec(spec), submit_time=submit_time,
         duration=spec.constraints.time_limit or default_duration, priority=spec.priority,
+        deadline=deadline.timestamp() if deadline is not None else None,
     )

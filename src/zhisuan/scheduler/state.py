@@ -12,7 +12,11 @@ Both drivers — the simulator on a virtual clock, the live control loop on the 
 - `hold(running)`: a job found running (recovery after a restart);
 - `set_healthy(center, ok)`: a center went down or came back;
 - `set_external(pool, load)`: what else occupies a pool (the center's own users, drained nodes);
-- `cycle(now)`: order and assign the queue; starts and preemptions are applied to the state at once.
+- `cycle(now)`: order and assign the queue; starts and preemptions are applied to the state at once;
+  jobs past their latest start for a deadline are returned as `expired` (the driver fails them).
+
+`epoch` is the calendar time of the driver's 0 (the simulator's clock starts at its trace's start; the
+live clock is the calendar): tariffs, grid series and deferral read the calendar.
 
 Same events in, same decisions out: `cycle(snapshot)` builds a fresh state from a snapshot and runs
 the very same `Assigner`, so a snapshot and the incremental state that led to it decide alike.
@@ -20,11 +24,14 @@ the very same `Assigner`, so a snapshot and the incremental state that led to it
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import replace
 
 from zhisuan.scheduler.assign import Assigner
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity, allocation_of
-from zhisuan.scheduler.decisions import CycleResult, Unschedulable
+from zhisuan.scheduler.decisions import DEADLINE, CycleResult, Unschedulable
+from zhisuan.scheduler.deferral import Deferral
 from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.ledger import HALF_LIFE, ServiceLedger
 from zhisuan.scheduler.queue import PendingQueue
@@ -37,9 +44,15 @@ EXTERNAL = ""  # tenant of allocations that are not zhisuan's (a center's own lo
 
 class SchedulerState:
     def __init__(self, pools: list[PoolState], policy: Policy,
-                 tenants: dict[str, TenantState] | None = None) -> None:
+                 tenants: dict[str, TenantState] | None = None, epoch: float = 0.0) -> None:
         self.pools = list(pools)
         self.policy = policy
+        self.epoch = epoch
+        self.deferral = Deferral(self.pools) if policy.defer else None
+        self.deferred: list[tuple[float, int, PendingJob]] = []  # (release, seq, job): not queued before then
+        self.deferred_ids: set[str] = set()
+        self.deadlines: list[tuple[float, str]] = []  # (latest start, job id) of queued jobs with a deadline
+        self._seq = 0
         self.tenants = tenants if tenants is not None else {}
         self.ledger = ServiceLedger(self.tenants, getattr(policy.queue_sort, "half_life", HALF_LIFE))
         self.index = {p.key: i for i, p in enumerate(self.pools)}
@@ -52,11 +65,11 @@ class SchedulerState:
         self.cache = RankCache(PoolTable.build(self.pools), policy)
 
     @classmethod
-    def from_snapshot(cls, snapshot: Snapshot, policy: Policy) -> SchedulerState:
-        state = cls(snapshot.pools, policy, snapshot.tenants)
+    def from_snapshot(cls, snapshot: Snapshot, policy: Policy, epoch: float = 0.0) -> SchedulerState:
+        state = cls(snapshot.pools, policy, snapshot.tenants, epoch)
         for running in snapshot.running:
             state.hold(running)
-        state._enqueue(snapshot.pending)
+        state.submit_many(snapshot.pending)
         return state
 
     def _enqueue(self, jobs: list[PendingJob]) -> None:
@@ -67,7 +80,12 @@ class SchedulerState:
 
     @property
     def pending(self) -> dict[str, PendingJob]:
+        """Queued jobs (deferred ones are not: see `deferred`)."""
         return self.queue.jobs
+
+    def is_pending(self, job_id: str) -> bool:
+        """Queued or deferred."""
+        return job_id in self.queue.jobs or job_id in self.deferred_ids
 
     def pool_index(self, key: str) -> int:
         i = self.index.get(key)
@@ -92,23 +110,57 @@ class SchedulerState:
             self.held[job.tenant] = self.held.get(job.tenant, 0) + job.devices
 
     def submit(self, job: PendingJob) -> None:
-        """A job joins the queue; a requeued one keeps the service it already received."""
-        job.attained = max(job.attained, self.ledger.attained.get(job.id, 0.0))
-        r = self.cache.row_of(job.request)
-        self.queue.add(job, r)
-        self.by_row.setdefault(r, {})[job.id] = None
+        """A job joins the queue; a requeued one keeps the service it already received; a deferrable one
+        may first wait for a cheaper hour."""
+        self.submit_many([job])
 
     def submit_many(self, jobs: list[PendingJob]) -> None:
-        """Many jobs join the queue at once (a restart, a burst): one sort per list, not an insertion per job."""
+        """Jobs join the queue (a restart, a burst: one sort per list, not an insertion per job)."""
+        now: list[PendingJob] = []
         for job in jobs:
             job.attained = max(job.attained, self.ledger.attained.get(job.id, 0.0))
-        self._enqueue(jobs)
+            if job.deadline is not None:
+                self._watch_deadline(job)
+            if job.release > job.submit_time:
+                heapq.heappush(self.deferred, (job.release, self._seq, job))
+                self.deferred_ids.add(job.id)
+                self._seq += 1
+            else:
+                now.append(job)
+        if now:
+            self._enqueue(now)
+
+    def _watch_deadline(self, job: PendingJob) -> None:
+        r = self.cache.row_of(job.request)
+        speeds = [self.cache.ranking.speed_rows[r][p] for p in self.cache.ranking.prefs[r]]
+        latest = job.deadline - job.duration / max(speeds) if speeds and job.deadline is not None else math.inf
+        heapq.heappush(self.deadlines, (latest, job.id))
+        if self.deferral is not None and job.release == -math.inf:
+            when = self.deferral.release(job.submit_time + self.epoch, latest + self.epoch)
+            if when is not None:
+                job.release = when - self.epoch
+
+    def has_work(self, now: float) -> bool:
+        """Something to decide at `now`: queued jobs, or deferred ones due."""
+        return bool(self.queue.jobs) or bool(self.deferred and self.deferred[0][0] <= now)
+
+    def next_release(self) -> float | None:
+        """When the next deferred job is due (the simulator schedules a cycle then)."""
+        return self.deferred[0][0] if self.deferred else None
 
     def withdraw(self, job_id: str) -> PendingJob | None:
         """Remove a pending job (cancelled, or started by this state's cycle)."""
         found = self.queue.where.get(job_id)
         if found is None:
-            return None
+            if job_id not in self.deferred_ids:
+                return None
+            self.deferred_ids.discard(job_id)
+            k = next(k for k, (_, _, job) in enumerate(self.deferred) if job.id == job_id)
+            job = self.deferred[k][2]
+            self.deferred[k] = self.deferred[-1]
+            self.deferred.pop()
+            heapq.heapify(self.deferred)
+            return job
         del self.by_row[found[1][3]][job_id]
         return self.queue.remove(job_id)
 
@@ -173,7 +225,8 @@ class SchedulerState:
 
     def snapshot(self) -> Snapshot:
         """The current state as a plain snapshot (explain/quote against live state; tests)."""
-        return Snapshot(list(self.pools), self.running_jobs(), list(self.queue.jobs.values()), self.tenants)
+        pending = [*self.queue.jobs.values(), *(job for _, _, job in sorted(self.deferred))]
+        return Snapshot(list(self.pools), self.running_jobs(), pending, self.tenants)
 
     def running_jobs(self) -> list[RunningJob]:
         """Every allocation as a RunningJob, the external load included (tenant EXTERNAL)."""
@@ -193,12 +246,25 @@ class SchedulerState:
     def cycle(self, now: float) -> CycleResult:
         """Order and assign the pending jobs; started jobs then hold their devices here, preempted ones
         have theirs freed and their run recorded (their driver stops and requeues them)."""
+        self.cache.refresh(now + self.epoch)
+        due = []
+        while self.deferred and self.deferred[0][0] <= now:
+            due.append(heapq.heappop(self.deferred)[2])
+            self.deferred_ids.discard(due[-1].id)
+        if due:
+            self._enqueue(due)
+        expired = []
+        while self.deadlines and self.deadlines[0][0] < now:
+            _, job_id = heapq.heappop(self.deadlines)
+            if self.withdraw(job_id) is not None:
+                expired.append(Unschedulable(job_id, DEADLINE))
         ranking = self.cache.ranking
         present = [r for r, ids in self.by_row.items() if ids]
         unschedulable = [r for r in present if not ranking.prefs[r]]
         snapshot = Snapshot(self.pools, [], [], self.tenants)
-        assigner = Assigner(snapshot, now, self.policy, ranking, self.caps, self.held)
+        assigner = Assigner(snapshot, now, self.policy, ranking, self.caps, self.held, now + self.epoch)
         result = assigner.run(self.queue.walk(snapshot, now, assigner.dead))
+        result.expired = expired
         result.rest_skip = frozenset(unschedulable)
         result.unschedulable = [Unschedulable(job_id, assigner.why_not(r))
                                 for r in unschedulable for job_id in self.by_row[r]]

@@ -47,6 +47,7 @@ class SimJob:
     preemptions: int = 0
     restarts: int = 0
     measured_speed: bool = False
+    expired: bool = False  # its deadline could no longer be met: failed without running (to the end)
 
 
 @dataclass
@@ -65,19 +66,21 @@ class SimResult:
     runs: list[tuple[int, float, float, int]] = field(default_factory=list)  # (pool, start, end, devices)
     epoch: float = 0.0  # epoch seconds of time 0 (the trace's start), for local-time tariffs
     deferred: int = 0  # jobs whose release was moved to a cheaper hour (time shifting)
+    expired: int = 0  # jobs failed because their deadline could no longer be met
 
 
 class Simulator:
     def __init__(self, trace: Trace, scenario: Scenario, policy: Policy, *, interval: float = 60.0,
                  estimates: Literal["oracle", "predicted"] = "oracle", outages: tuple[Outage, ...] = (),
-                 stacks: frozenset[str] | None = None, release: dict[str, float] | None = None) -> None:
+                 stacks: frozenset[str] | None = None, deadlines: dict[str, float] | None = None) -> None:
         self.trace, self.scenario, self.policy = trace, scenario, policy
-        self.release = release or {}  # job id -> arrival time, when it differs from the submit time
+        self.deadlines = deadlines or {}  # job id -> deadline (trace clock), for the jobs that have one
+        self.deferred: set[str] = set()  # jobs the scheduler held back for a cheaper hour
         self.runs: list[tuple[int, float, float, int]] = []
         self.interval, self.estimates, self.outages = interval, estimates, outages
         tenants = {j.tenant for j in trace.jobs}
         self.tenants = {t: TenantState(t) for t in sorted(tenants)}
-        self.state = SchedulerState(scenario.pools, policy, self.tenants)
+        self.state = SchedulerState(scenario.pools, policy, self.tenants, epoch=trace.start)
         self.speed = SpeedModel(trace.chip)
         self.predictor = DurationPredictor()
         stacks = stacks or frozenset([self.speed.trace_chip.stack])
@@ -104,8 +107,8 @@ class Simulator:
     def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
         t0 = time.perf_counter()
         events = EventQueue()
-        events.extend([(self.release.get(j.trace.id, j.trace.submit), Kind.ARRIVE, i)
-                       for i, j in enumerate(self.jobs) if i not in self.impossible])
+        events.extend([(j.trace.submit, Kind.ARRIVE, i) for i, j in enumerate(self.jobs) if i not in self.impossible])
+        wakes: set[float] = set()
         for k, o in enumerate(self.outages):
             events.push(o.start, Kind.DOWN, k)
             events.push(o.end, Kind.UP, k)
@@ -123,18 +126,25 @@ class Simulator:
                     self._down(self.outages[subject].center, when)
                 elif kind is Kind.UP:
                     self.state.set_healthy(self.outages[subject].center, True)
-            if self.state.pending:
+            if self.state.has_work(tick):
                 self._cycle(tick, events)
+            due = self.state.next_release()
+            if due is not None and due > tick and due not in wakes:
+                wakes.add(due)
+                events.push(due, Kind.WAKE, 0)
             if progress is not None and done:
                 progress(done)
                 done = 0
+        expired = sum(j.expired for j in self.jobs)
         notes = [*self.trace.notes, *self.scenario.notes]
+        if expired:
+            notes.append(f"{expired} jobs failed: their deadline could no longer be met")
         if self.impossible:
             notes.append(f"{len(self.impossible)} jobs no pool of scenario {self.scenario.name} can run were "
                          "left out (e.g. too large a gang, or a chip the network lacks)")
         return SimResult(self.trace.name, self.scenario, self.policy.name, self.estimates, self.jobs,
                          self.device_seconds, self.utilization, self.cycles, time.perf_counter() - t0,
-                         notes, self._busy_fraction(), self.runs, self.trace.start, len(self.release))
+                         notes, self._busy_fraction(), self.runs, self.trace.start, len(self.deferred), expired)
 
     def _estimate(self, job: SimJob) -> float:
         if self.estimates == "oracle":
@@ -144,11 +154,17 @@ class Simulator:
 
     def _submit(self, job: SimJob) -> None:
         t = job.trace
-        self.state.submit(PendingJob(t.id, t.tenant, job.request, t.submit, self._estimate(job)))
+        pending = PendingJob(t.id, t.tenant, job.request, t.submit, self._estimate(job),
+                             deadline=self.deadlines.get(t.id))
+        self.state.submit(pending)
+        if pending.release > t.submit:
+            self.deferred.add(t.id)
 
     def _cycle(self, now: float, events: EventQueue) -> None:
         result = self.state.cycle(now)
         self.cycles += 1
+        for x in result.expired:
+            self.jobs[self.index[x.job_id]].expired = True
         for p in result.preemptions:  # the state freed their devices and recorded their service
             job = self.jobs[self.index[p.job_id]]
             self._stop(job, now)

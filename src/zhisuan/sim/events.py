@@ -11,6 +11,7 @@ class Kind(IntEnum):
     DOWN = 1
     UP = 2
     ARRIVE = 3
+    WAKE = 4  # a deferred job is due: cycle then
 
 
 Event = tuple[float, int, Kind, int, int]  # time, sequence, kind, subject, version

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zhisuan.catalog.tou import load_tou
 from zhisuan.metering import usage_cost
-from zhisuan.metering.tou import load_tou
 from zhisuan.sim.engine import SimResult
 
 

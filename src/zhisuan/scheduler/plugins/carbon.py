@@ -1,14 +1,26 @@
-"""Score: kgCO2 per job under the TDP power model: TDP x PUE x grid factor / speed factor."""
+"""Score: kgCO2 per job under the TDP power model: TDP x PUE x grid intensity / speed factor.
+
+The intensity is the center's annual grid factor, or — where it configures an hourly series — the
+series averaged over `window` seconds from the current clock hour.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from zhisuan.scheduler.framework import ScoreContext
+from zhisuan.scheduler.pricing import carbon_factors
 from zhisuan.scheduler.tables import F, PoolTable, RequestTable
 
 
+@dataclass(frozen=True)
 class Carbon:
-    name = "carbon"
+    window: float = 4 * 3600.0  # seconds of grid intensity the score averages over (a profile argument)
+    name: str = "carbon"
 
     def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
-        out: F = pools.kg_per_device_hour[None, :] / ctx.speed
+        kg = pools.kg_per_device_hour
+        if ctx.at is not None:
+            kg = kg * carbon_factors(pools.pools, ctx.at, self.window)
+        out: F = kg[None, :] / ctx.speed
         return out

@@ -1,15 +1,26 @@
-"""Score: price per job, i.e. device-hours x price / speed factor (per reference hour here: the job's
-duration multiplies every pool alike, and normalisation is scale-free)."""
+"""Score: price per job, i.e. device-hours x price x time-of-use multiplier / speed factor.
+
+The multiplier is the center's tariff averaged over `window` seconds from the current clock hour (the
+job's exact run window is priced by quotes; a ranking is shared by every job with the same request, so
+the cycle takes one window for all). The job's duration multiplies every pool alike and normalisation
+is scale-free, so it is left out.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from zhisuan.scheduler.framework import ScoreContext
+from zhisuan.scheduler.pricing import price_factors
 from zhisuan.scheduler.tables import F, PoolTable, RequestTable
 
 
+@dataclass(frozen=True)
 class PricePerJob:
-    name = "price"
+    window: float = 4 * 3600.0  # seconds of tariff the score averages over (a profile argument)
+    name: str = "price"
 
     def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
-        out: F = pools.price[None, :] / ctx.speed
+        price = pools.price if ctx.at is None else pools.price * price_factors(pools.pools, ctx.at, self.window)
+        out: F = price[None, :] / ctx.speed
         return out

@@ -55,3 +55,14 @@ def load_series(path: str) -> CarbonSeries:
         acc[0] += float(r[cols[1]]) / 1000.0  # g -> kg per kWh
         acc[1] += 1
     return CarbonSeries(path, max(years, key=lambda y: years[y]), {k: s / n for k, (s, n) in sums.items()})
+
+
+def intensity_at(series: CarbonSeries | None, annual: float, t: float) -> tuple[float, str | None]:
+    """Grid intensity at t: the hourly series when configured, else the annual factor; the second value
+    labels what is not a same-hour measurement (another year's hour, or a gap in the series)."""
+    if series is None:
+        return annual, None
+    value, other_year = series.factor(t)
+    if value is None:
+        return annual, "carbon_series gap: annual factor"
+    return value, "carbon_series typical year" if other_year else None

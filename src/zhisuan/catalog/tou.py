@@ -8,6 +8,7 @@ A zone whose ratios are unknown in the source bills at 1.0 (flat) and says so (`
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -36,6 +37,22 @@ class TouTable:
 
 
 FLAT = TouTable("flat", np.ones((12, 24)), tuple(tuple("flat" for _ in range(24)) for _ in range(12)), False)
+
+
+def hour_segments(start: float, end: float) -> list[tuple[float, float]]:
+    """[start, end) cut at local (UTC+8) hour boundaries: the pieces a run is metered and priced in."""
+    out = []
+    t = start
+    while t < end:
+        nxt = min(end, (math.floor((t + UTC_OFFSET) / HOUR) + 1) * HOUR - UTC_OFFSET)
+        out.append((t, nxt))
+        t = nxt
+    return out
+
+
+def hour_start(t: float) -> float:
+    """The start of the local clock hour holding t."""
+    return math.floor((t + UTC_OFFSET) / HOUR) * HOUR - UTC_OFFSET
 
 
 def local_month_hour(t: float) -> tuple[int, int]:
@@ -93,7 +110,7 @@ def load_tou(zone: str | None) -> TouTable:
     """The zone's table from the package data; no zone -> flat; an unknown zone is an error naming it."""
     if zone is None:
         return FLAT
-    text = resources.files("zhisuan.metering").joinpath("data", "china_tou_hourly_multipliers.csv").read_text(
+    text = resources.files("zhisuan.catalog").joinpath("data", "china_tou_hourly_multipliers.csv").read_text(
         encoding="utf-8")
     rows = [r for r in csv.DictReader(text.splitlines()) if r["zone"] == zone]
     if not rows:
