@@ -11,6 +11,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zhisuan.bench import api as api_bench
+from zhisuan.bench import control as control_bench
+from zhisuan.bench import fidelity as fidelity_bench
 from zhisuan.bench import scheduler as scheduler_bench
 from zhisuan.bench import sim as sim_bench
 from zhisuan.cli.common import console, read_network
@@ -148,3 +150,88 @@ def bench_carbon(
           f"kgCO2 {100 * (default.kg_co2 - shifted.kg_co2) / default.kg_co2:+.2f}% saved, "
           f"wait {(shifted.avg_queue - default.avg_queue) / 60:+.1f} min")
     print(f"kgco2-saved-vs-carbon-blind: {100 * (blind.kg_co2 - default.kg_co2) / blind.kg_co2:.1f}%")
+
+
+@bench_app.command("control")
+def bench_control(
+    pending: Annotated[int, typer.Option(min=1, help="jobs waiting in the store")] = 10_000,
+    running: Annotated[int, typer.Option(min=40, max=2000, help="jobs running (real processes), a multiple of 40: "
+                                                                "they fill the network")] = 1_000,
+    steps: Annotated[int, typer.Option(min=1, help="steady steps timed; the median is reported")] = 9,
+) -> None:
+    """One live control step on a loaded store against the pure scheduling cycle on the same snapshot."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True, auto_refresh=False) as bar:
+        task = bar.add_task("starting", total=None)
+        r = control_bench.run(pending, running, steps,
+                              progress=lambda msg: bar.update(task, description=msg, refresh=True))
+    t = Table(title=f"zhisuan bench control: {r.pending:,} pending and {r.running:,} running jobs on "
+                    f"{r.devices:,} devices (SQLite, local engine)")
+    t.add_column("measure")
+    t.add_column("seconds", justify="right")
+    rows = [
+        ("first step after the submissions (each spec parsed once, every wait reason written)", r.first_step),
+        (f"live step, steady (median of {len(r.steps)}): poll, feed, cycle, carry out, waits", r.step),
+        ("pure cycle(snapshot, now) on the loop's snapshot, cold (median of 5)", r.cold),
+        ("the same cycle on the loop's warm state (median of 5)", r.warm),
+        ("re-reading and parsing the store's active jobs (what every step cost before)", r.reread),
+    ]
+    for k, v in rows:
+        t.add_row(k, f"{v:.4f}")
+    console.print(t)
+    console.print(f"steady steps: {', '.join(f'{s * 1000:.0f}' for s in r.steps)} ms; live step ÷ warm cycle "
+                  f"{r.step / r.warm:.2f}")
+    print(f"live-step-vs-cycle: {r.step / r.cold:.2f}")
+
+
+@bench_app.command("fidelity")
+def bench_fidelity(
+    jobs: Annotated[int, typer.Option(min=5, help="Philly jobs to run live and replay")] = 300,
+    span: Annotated[float, typer.Option(min=10, help="seconds the arrivals are squeezed into")] = 240.0,
+    shortest: Annotated[float, typer.Option(min=1, help="shortest run time, seconds")] = 15.0,
+    longest: Annotated[float, typer.Option(min=1, help="longest run time, seconds")] = 120.0,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between cycles, live and simulated")] = 1.0,
+    offset: Annotated[int, typer.Option(min=0, help="first Philly job of the window")] = 40_000,
+    slurm: Annotated[Path, typer.Option(help="root of scripts/slurm-up.sh's clusters")] = Path("/tmp/zhisuan-slurm"),
+) -> None:
+    """The same Philly window run live (two real Slurm clusters + a local center) and in the simulator."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True, auto_refresh=False) as bar:
+        task = bar.add_task("starting", total=None)
+        try:
+            r = fidelity_bench.run(jobs, span, shortest, longest, interval, offset, slurm,
+                                   progress=lambda msg: bar.update(task, description=msg, refresh=True))
+        except FileNotFoundError as e:
+            raise SystemExit(f"error: {e}") from e
+    t = Table(title=f"zhisuan bench fidelity: {len(r.jobs)} jobs live ({r.live_seconds:.0f} s) and simulated, "
+                    f"cycle every {r.interval:g} s")
+    for col in ["job", "tenant", "GPUs", "run s", "arrive s", "live pool", "live start", "live JCT", "sim pool",
+                "sim start", "sim JCT", "same pool"]:
+        t.add_column(col, justify="left" if col in ("job", "tenant", "live pool", "sim pool") else "right")
+    for j in sorted(r.jobs, key=lambda j: j.submit):
+        t.add_row(j.id, j.tenant, str(j.devices), f"{j.run_s:.0f}", f"{j.submit:.1f}", j.live_pool,
+                  f"{j.live_start:.1f}", f"{j.live_jct:.1f}", j.sim_pool, f"{j.sim_start:.1f}", f"{j.sim_jct:.1f}",
+                  "yes" if j.live_pool == j.sim_pool else "NO")
+    console.print(t)
+    done = r.done
+    s = Table(title="summary")
+    for col in ["measure", "live", "simulated"]:
+        s.add_column(col, justify="left" if col == "measure" else "right")
+    for name, key in [("mean JCT s", "jct"), ("median JCT s", "jct_median"), ("mean wait s", "wait")]:
+        values = []
+        for side in ("live", "sim"):
+            if key == "wait":
+                xs = [getattr(j, f"{side}_start") - j.submit for j in done]
+            else:
+                xs = [getattr(j, f"{side}_jct") for j in done]
+            values.append(statistics.median(xs) if key.endswith("median") else statistics.fmean(xs))
+        s.add_row(name, f"{values[0]:.1f}", f"{values[1]:.1f}")
+    s.add_row("jobs finished", str(sum(map(lambda j: j.live_end == j.live_end, r.jobs))), str(len(done)))
+    console.print(s)
+    errors = sorted(abs(j.live_jct - j.sim_jct) / j.sim_jct for j in done)
+    console.print(f"per-job JCT error: median {100 * statistics.median(errors):.1f}%, 90th percentile "
+                  f"{100 * errors[int(0.9 * (len(errors) - 1))]:.1f}%")
+    for n in r.notes:
+        console.print(f"[dim]- {n}[/]")
+    print(f"placement-agreement-pct: {r.placement_agreement_pct:.1f}")
+    print(f"fidelity-mean-jct-error-pct: {r.mean_jct_error_pct:.1f}")
