@@ -85,3 +85,26 @@ def test_a_ray_center_that_does_not_answer_is_down():
     engine = RayEngine.from_config("r", net.centers[0].engine_config)
     with pytest.raises(EngineDown, match="does not answer"):
         engine.health()
+
+
+def test_other_ray_work_is_load_and_a_job_waiting_for_resources_is_queued(ray_engine):
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(ADDRESS)
+    pools = ray_engine.inventory()
+    assert ray_engine.load(pools) == []
+    other = client.submit_job(entrypoint="sleep 60", entrypoint_resources={"A100": 5.0}, entrypoint_num_cpus=0)
+    mine = ray_engine.submit(launch(ray_engine, "j-ray-load", "sleep 60", devices=2))
+    try:
+        end = time.time() + 60
+        while time.time() < end and (str(client.get_job_status(other)) != "JobStatus.RUNNING"
+                                     or ray_engine.poll(mine).state != "running"):
+            time.sleep(0.3)
+        load = [x for x in ray_engine.load(pools) if x.pool == "a100"]
+        assert [(x.nodes, x.devices_per_node) for x in load] == [((0,), 5)]  # not our own 2
+        waiting = ray_engine.submit(launch(ray_engine, "j-ray-wait", "true", devices=4))  # 5 + 2 of 8 are taken
+        assert ray_engine.poll(waiting).state == "queued"
+        ray_engine.cancel(waiting)
+    finally:
+        client.stop_job(other)
+        ray_engine.cancel(mine)

@@ -4,13 +4,21 @@ A window of consecutive Philly jobs, time-compressed (arrivals squeezed into `sp
 mapped in rank order onto [`shortest`, `longest`] seconds), is run live through `zhisuan server` on
 the two real Slurm clusters plus a local center — jobs that sleep for their run time on the chip they
 got — and replayed by the simulator on the same network, policy and cycle interval, with the arrival
-times the server recorded. Compared per job: where it ran and its JCT; in summary: the mean JCT and
-the share of jobs placed on the same pool.
+times the server recorded. Compared per job: where it ran and its JCT.
+
+Two agreements are measured. Open loop, per job: the same pool live and simulated. Under queueing this
+is chaotic — a second's difference in when a job ends changes which pool frees first and everything
+after — so the simulator is also compared with itself, run times jittered by up to `jitter` seconds
+(the engines' start and end latency): the ceiling any driver could reach. Closed loop, per decision
+(the headline): the live run's own events (arrivals, starts, ends, as the live loop observed them) are
+replayed into a fresh scheduler state, and at each instant the live loop placed jobs, the replica is
+asked what it would place, then made to follow the live run: same events in, same decisions out?
 """
 
 from __future__ import annotations
 
 import math
+import random
 import shutil
 import statistics
 import tempfile
@@ -18,13 +26,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from zhisuan.catalog import load_catalog
 from zhisuan.engines import build_fleet, with_inventory
-from zhisuan.model import Network, parse_network
+from zhisuan.model import Network, parse_job_spec, parse_network
+from zhisuan.scheduler import RunningJob, pending_from_spec, pools_from_network
 from zhisuan.scheduler.profiles import policy_for
+from zhisuan.scheduler.state import SchedulerState
 from zhisuan.serve.process import ServerProcess
 from zhisuan.sim.engine import Simulator
 from zhisuan.sim.readers import load_trace
@@ -64,6 +75,8 @@ class Fidelity:
     live_seconds: float
     interval: float
     notes: list[str]
+    decisions: tuple[int, int] = (0, 0)  # live placements the replica also chose, of all live placements
+    ceiling_pct: float = math.nan  # open-loop agreement of the simulator with itself, run times jittered
 
     @property
     def done(self) -> list[Outcome]:
@@ -75,8 +88,14 @@ class Fidelity:
         return 100.0 * abs(live - sim) / sim
 
     @property
-    def placement_agreement_pct(self) -> float:
+    def per_job_agreement_pct(self) -> float:
+        """Open loop: jobs on the same pool live and simulated."""
         return 100.0 * sum(j.live_pool == j.sim_pool for j in self.done) / max(len(self.done), 1)
+
+    @property
+    def placement_agreement_pct(self) -> float:
+        """Closed loop: live placements the scheduler replica, fed the live events, chose too."""
+        return 100.0 * self.decisions[0] / max(self.decisions[1], 1)
 
 
 def network_yaml(slurm_root: Path) -> str:
@@ -133,8 +152,9 @@ def spec(job: TraceJob) -> str:
         "constraints": {"time_limit": max(job.duration * 3, 60.0)}, "run": command(job.duration)})
 
 
-def live(jobs: list[TraceJob], network_file: Path, folder: Path, interval: float,
-         progress: Callable[[str], None]) -> tuple[list[Outcome], float]:
+def live(jobs: list[TraceJob], network_file: Path, folder: Path, interval: float, progress: Callable[[str], None],
+         limit: float = 1800.0) -> tuple[list[Outcome], float, dict[str, dict[str, Any]]]:
+    """Run the jobs through a real server; stop waiting after `limit` seconds (a stalled loop)."""
     server = ServerProcess(network_file, f"sqlite:///{folder / 'live.db'}", folder / "runs", interval=interval).start()
     out = {j.id: Outcome(j.id, j.tenant, j.devices, j.duration, 0.0) for j in jobs}
     ids: dict[str, str] = {}
@@ -148,7 +168,7 @@ def live(jobs: list[TraceJob], network_file: Path, folder: Path, interval: float
                 ids[j.id] = r.json()["id"]
                 progress(f"live: submitted {k + 1}/{len(jobs)}")
             left = set(ids.values())
-            while left:
+            while left and time.time() - t0 < limit:
                 time.sleep(2.0)
                 states = {x["id"]: x["state"] for x in client.get("/v1/jobs").json()}
                 left = {i for i in left if states.get(i) not in ("succeeded", "failed", "cancelled")}
@@ -166,13 +186,15 @@ def live(jobs: list[TraceJob], network_file: Path, folder: Path, interval: float
         ended = [h["at"] for h in rec["history"] if h["state"] == "succeeded"]
         o.live_start = started[-1] - first if started else math.nan
         o.live_end = ended[-1] - first if ended else math.nan
-    return list(out.values()), seconds
+    return list(out.values()), seconds, records
 
 
-def simulate(outcomes: list[Outcome], network: Network, interval: float) -> None:
-    """Replay the same jobs, arriving when the server recorded them, through the simulator."""
-    trace = Trace("fidelity", [TraceJob(o.id, o.submit, o.run_s, o.devices, o.tenant, CHIP) for o in outcomes], CHIP,
-                  start=time.time())
+def simulate(outcomes: list[Outcome], network: Network, interval: float, jitter: float = 0.0, seed: int = 0) -> None:
+    """Replay the same jobs, arriving when the server recorded them, through the simulator (run times
+    lengthened by up to `jitter` seconds each, at random, when asked)."""
+    rng = random.Random(seed)
+    trace = Trace("fidelity", [TraceJob(o.id, o.submit, o.run_s + jitter * rng.random(), o.devices, o.tenant, CHIP)
+                               for o in outcomes], CHIP, start=time.time())
     result = Simulator(trace, network_scenario(network, siloed=False), policy_for(network.scheduler),
                        interval=interval, stacks=frozenset({"cuda", "cann"})).run()
     pools = result.scenario.pools
@@ -183,9 +205,72 @@ def simulate(outcomes: list[Outcome], network: Network, interval: float) -> None
         o.sim_start, o.sim_end = j.first_start, j.end
 
 
-def run(count: int = 300, span: float = 240.0, shortest: float = 15.0, longest: float = 120.0,
-        interval: float = 1.0, offset: int = 40_000, slurm_root: Path = Path("/tmp/zhisuan-slurm"),
-        progress: Callable[[str], None] = lambda _: None) -> Fidelity:
+def replay(jobs: list[TraceJob], records: dict[str, dict[str, Any]], network: Network) -> tuple[int, int]:
+    """Teacher-forced replay of the live run's events into a fresh scheduler state: at each instant the
+    live loop placed jobs, what would the replica place? (agreeing, all) live placements."""
+    policy = policy_for(network.scheduler)
+    state = SchedulerState(pools_from_network(network), policy)
+    pending = {j.id: pending_from_spec(j.id, parse_job_spec(spec(j)), records[j.id]["submitted_at"]) for j in jobs}
+    events: list[tuple[float, int, str, str]] = []  # (at, order, what, job)
+    for name, rec in records.items():
+        for i, h in enumerate(rec["history"]):
+            what = "requeued" if h["state"] == "pending" and i else h["state"]
+            kind = {"pending": 1, "requeued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0}.get(what)
+            if kind is not None:
+                events.append((h["at"], kind, what, name))
+    events.sort()
+    decided: dict[float, list[str]] = {}
+    for name, rec in records.items():
+        for h in rec["history"]:
+            if h["state"] == "scheduled":
+                decided.setdefault(h["at"], []).append(name)
+    agree = total = k = 0
+    known: set[str] = set()
+    for at in sorted(decided):
+        # a step takes its `now` when it begins and reads the feed later: a job it placed at `now` may have
+        # been submitted a moment after it
+        early = [n for n in decided[at] if n not in known]
+        while k < len(events) and events[k][0] <= at:
+            _, _, what, name = events[k]
+            k += 1
+            if what == "pending" and name not in known:
+                known.add(name)
+                state.submit(pending[name])
+            elif what == "requeued" and state.allocation(name) is not None:
+                state.unplace(name)
+                state.submit(pending[name])
+            elif what == "running":
+                state.started(name, events[k - 1][0])
+            elif what in ("succeeded", "failed", "cancelled"):
+                state.end(name, events[k - 1][0])
+        for name in early:
+            if name not in known:
+                known.add(name)
+                state.submit(pending[name])
+        result = state.cycle(at)
+        mine = {s.job_id: f"{s.placement.center}/{s.placement.pool}" for s in result.starts}
+        for s in result.starts:  # follow the live run from here
+            state.unplace(s.job_id)
+            state.submit(pending[s.job_id])
+        for name in decided[at]:
+            rec = records[name]
+            key = f"{rec['center']}/{rec['pool']}"
+            total += 1
+            agree += mine.get(name) == key
+            state.withdraw(name)
+            job = pending[name]
+            speed = job.request.speed(state.pools[state.pool_index(key)].chip)
+            try:
+                state.hold(RunningJob(name, job.tenant, key, tuple(rec["nodes"]), job.request.devices_per_node, at,
+                                      at + job.duration / speed, speed=speed))
+            except ValueError:  # the replica thinks those devices are taken: the two have parted ways
+                agree -= mine.get(name) == key
+    return agree, total
+
+
+def run(count: int = 200, span: float = 180.0, shortest: float = 12.0, longest: float = 60.0,
+        interval: float = 1.0, offset: int = 68_000, slurm_root: Path = Path("/tmp/zhisuan-slurm"),
+        jitter: float = 1.5, limit: float = 1800.0, progress: Callable[[str], None] = lambda _: None) -> Fidelity:
     if not (slurm_root / "alpha" / "etc" / "slurm.conf").exists():
         raise FileNotFoundError(f"no Slurm clusters under {slurm_root}: run `bash scripts/slurm-up.sh` first")
     folder = Path(tempfile.mkdtemp(prefix="zhisuan-bench-fidelity-"))
@@ -194,13 +279,21 @@ def run(count: int = 300, span: float = 240.0, shortest: float = 15.0, longest: 
         declared = parse_network(network_yaml(slurm_root))
         network = with_inventory(declared, build_fleet(declared, folder / "inventory"))
         jobs = workload(count, span, shortest, longest, offset)
-        outcomes, seconds = live(jobs, folder / "network.yaml", folder, interval, progress)
+        outcomes, seconds, records = live(jobs, folder / "network.yaml", folder, interval, progress, limit)
         progress("replaying the same jobs in the simulator")
         simulate(outcomes, network, interval)
+        base = {o.id: o.sim_pool for o in outcomes}
+        ceiling = []
+        for seed in (1, 2, 3):
+            shaken = [Outcome(o.id, o.tenant, o.devices, o.run_s, o.submit) for o in outcomes]
+            simulate(shaken, network, interval, jitter, seed)
+            ceiling.append(100.0 * sum(base[o.id] == o.sim_pool for o in shaken) / len(shaken))
+        progress("replaying the live events into a scheduler replica")
+        decisions = replay(jobs, records, network)
         notes = [f"{len(jobs)} consecutive Philly jobs of 1-16 GPUs from job {offset:,}; arrivals squeezed into "
                  f"{span:g} s and run times mapped in rank order onto {shortest:g}-{longest:g} s",
                  "every job may run on A100 or Ascend 910B3 (portable: cuda, cann); on Ascend it sleeps its run "
                  "time / the FP16 TFLOPS ratio, as the simulator models it"]
-        return Fidelity(outcomes, seconds, interval, notes)
+        return Fidelity(outcomes, seconds, interval, notes, decisions, statistics.median(ceiling))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

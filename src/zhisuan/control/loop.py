@@ -137,10 +137,12 @@ class ControlLoop:
     # ---- events from the store ---------------------------------------------------------------------
 
     def _apply(self, events: list[Transition]) -> None:
-        """Transitions others wrote (the API: submissions, cancels) and echoes of the loop's own (no-ops)."""
-        new = [e.job_id for e in events if e.to_state is JobState.PENDING and not self.state.is_pending(e.job_id)
-               and self.state.allocation(e.job_id) is None]
-        fresh = self.store.get_many([j for j in dict.fromkeys(new) if j not in self.jobs]) if new else {}
+        """Transitions others wrote (the API: submissions, cancels) and echoes of the loop's own (no-ops).
+        New jobs are read in a few queries and queued in one batch, whatever the burst."""
+        new = {e.job_id: None for e in events if e.to_state is JobState.PENDING
+               and not self.state.is_pending(e.job_id) and self.state.allocation(e.job_id) is None}
+        fresh = self.store.get_many([j for j in new if j not in self.jobs]) if new else {}
+        batch: dict[str, None] = {}
         for e in events:
             if e.to_state is JobState.PENDING and e.job_id in new:
                 rec = fresh.get(e.job_id)
@@ -148,13 +150,16 @@ class ControlLoop:
                     if rec is None or rec.state is not JobState.PENDING:
                         continue  # it moved on already (cancelled): a later event says so
                     self.jobs[e.job_id] = JobInfo.of(rec)
-                if not self.state.is_pending(e.job_id) and self.state.allocation(e.job_id) is None:
-                    self.requeue(e.job_id)
+                batch[e.job_id] = None
             elif e.to_state.terminal:
+                batch.pop(e.job_id, None)
                 if self.state.allocation(e.job_id) is not None:
                     ran = e.from_state is JobState.RUNNING
                     self.state.end(e.job_id, e.at) if ran else self.state.unplace(e.job_id)
                 self.drop(e.job_id)
+        progress = self.state.ledger.progress
+        self.state.submit_many([self.jobs[j].pending(progress.get(j, 0.0)) for j in batch
+                                if j in self.jobs and not self.state.is_pending(j)])
 
     def requeue(self, job_id: str) -> None:
         """Queue a job (again): what is left of it, after the progress its checkpoints kept."""

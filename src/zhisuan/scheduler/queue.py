@@ -103,6 +103,7 @@ class PendingQueue:
         key, where, known, lists = self.sort.key, self.where, self.jobs, self.lists
         group = self.sort.group if self.grouped else None  # type: ignore[attr-defined]
         seq = self._seq
+        touched: dict[tuple[str, int], list[Entry]] = {}
         for job, row in zip(jobs, rows, strict=True):
             if job.id in known:
                 raise ValueError(f"job {job.id} is already pending")
@@ -115,8 +116,9 @@ class PendingQueue:
             if lst is None:
                 lists[place] = lst = []
             lst.append(entry)
+            touched[place] = lst
         self._seq = seq
-        for lst in lists.values():
+        for lst in touched.values():
             lst.sort()
 
     def remove(self, job_id: str) -> PendingJob | None:

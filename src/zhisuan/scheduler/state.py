@@ -114,6 +114,14 @@ class SchedulerState:
         may first wait for a cheaper hour."""
         self.submit_many([job])
 
+    def _add(self, jobs: list[PendingJob]) -> None:
+        if len(jobs) == 1:  # one insertion, not a sort of its list
+            r = self.cache.row_of(jobs[0].request)
+            self.queue.add(jobs[0], r)
+            self.by_row.setdefault(r, {})[jobs[0].id] = None
+        else:
+            self._enqueue(jobs)
+
     def submit_many(self, jobs: list[PendingJob]) -> None:
         """Jobs join the queue (a restart, a burst: one sort per list, not an insertion per job)."""
         now: list[PendingJob] = []
@@ -128,7 +136,7 @@ class SchedulerState:
             else:
                 now.append(job)
         if now:
-            self._enqueue(now)
+            self._add(now)
 
     def _watch_deadline(self, job: PendingJob) -> None:
         r = self.cache.row_of(job.request)
@@ -252,7 +260,7 @@ class SchedulerState:
             due.append(heapq.heappop(self.deferred)[2])
             self.deferred_ids.discard(due[-1].id)
         if due:
-            self._enqueue(due)
+            self._add(due)
         expired = []
         while self.deadlines and self.deadlines[0][0] < now:
             _, job_id = heapq.heappop(self.deadlines)

@@ -96,12 +96,17 @@ async function renderJobs() {
     `<button class="logs" data-id="${esc(j.id)}">${esc(t("jobs.logs"))}</button> ` +
     (j.state === "pending" ? `<button class="why" data-id="${esc(j.id)}">${esc(t("jobs.why"))}</button> ` : "") +
     (["pending", "scheduled", "running"].includes(j.state) ? `<button class="cancel" data-id="${esc(j.id)}">${esc(t("jobs.cancel"))}</button>` : "") +
-    `</td><td>${esc(j.reason || "")}</td></tr>`).join("");
+    `</td><td>${esc(waitText(j))}</td></tr>`).join("");
   $("#jobs-list").innerHTML = `<table id="jobs-table">${th(["col.id", "col.name", "col.tenant", "col.state", "col.where",
     "col.submitted", "col.exit", "col.actions", "col.why"], ["col.exit"])}${rows}</table>`;
   document.querySelectorAll("button.logs").forEach((b) => { b.onclick = () => showLogs(b.dataset.id); });
   document.querySelectorAll("button.why").forEach((b) => { b.onclick = () => showWhy(b.dataset.id); });
   document.querySelectorAll("button.cancel").forEach((b) => { b.onclick = () => api(`/v1/jobs/${b.dataset.id}/cancel`, { method: "POST" }).then(renderJobs); });
+}
+
+function waitText(j) {
+  if (!["pending", "scheduled"].includes(j.state) || !j.wait_reason) return j.reason || "";
+  return j.wait_reason + (j.expected_start ? ` (${t("col.start")}: ${when(j.expected_start)})` : "");
 }
 
 async function submitJob() {
@@ -128,9 +133,11 @@ async function showWhy(id) {
   const rows = res.candidates.map((c) => `<tr><td>${esc(`${c.center}/${c.pool}`)}</td>` +
     `<td>${c.expected_start_s === null ? esc(t("never")) : c.expected_start_s === 0 ? esc(t("now")) : `+${num(c.expected_start_s / 60, 0)} min`}</td>` +
     `<td class="num">${num(c.cny, 2)}</td><td class="num">${num(c.kg_co2, 3)}</td>` +
-    `<td class="num">${c.score === null ? "" : num(c.score, 1)}</td><td>${esc(c.rejected_by.join(", "))}</td></tr>`).join("");
+    `<td class="num">${c.score === null ? "" : num(c.score, 1)}</td><td>${esc(c.rejected_by.join(", "))}</td>` +
+    `<td>${esc((c.waits_for || []).join("; "))}</td></tr>`).join("");
   $("#job-detail").innerHTML = `<h3>${esc(t("jobs.candidates", { id }))}</h3><table id="candidates">` +
-    th(["col.where", "col.start", "col.cny", "col.kg", "col.score", "col.rejected"], ["col.cny", "col.kg", "col.score"]) + rows + "</table>";
+    th(["col.where", "col.start", "col.cny", "col.kg", "col.score", "col.rejected", "col.waits"],
+      ["col.cny", "col.kg", "col.score"]) + rows + "</table>";
 }
 
 async function renderUtilization() {
