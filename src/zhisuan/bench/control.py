@@ -4,7 +4,8 @@ scheduling cycle on the same snapshot.
 A network of local centers is filled with `running` one-device jobs (real processes that sleep), then
 `pending` jobs of mixed shapes and tenants are stored behind them. Timed: the first step after those
 submissions (each spec parsed once, every wait reason written once), then steady steps (poll every
-running job, read the transitions feed, cycle on the in-memory state, write what changed), against the
+running job, read the transitions feed, cycle on the in-memory state, write what changed) and the steps
+that every 5 s also refresh every waiting job's reason and expected start, against the
 pure `cycle(snapshot, now)` on the very snapshot the loop holds, and against re-reading the store the
 way the control loop did before it kept its state (every spec parsed on every step).
 """
@@ -41,6 +42,7 @@ class ControlBench:
     cold_cycles: list[float]
     warm_cycles: list[float]
     reread: float  # seconds to read and parse the store's active jobs, as the loop did every step before
+    refresh_steps: list[float]  # steps that also refresh every waiting job's reason and expected start
 
     @property
     def step(self) -> float:
@@ -109,6 +111,12 @@ def run(pending: int = 10_000, running: int = 1_000, steps: int = 9,
             t0 = time.perf_counter()
             loop.step(time.time())
             times.append(time.perf_counter() - t0)
+        refresh = []
+        for _ in range(3):  # every `waits.every` seconds (5) a step also refreshes the long tail's wait reasons
+            loop.waits.force_refresh()
+            t0 = time.perf_counter()
+            loop.step(time.time())
+            refresh.append(time.perf_counter() - t0)
         progress("the pure cycle on the same snapshot")
         snap, policy = loop.state.snapshot(), loop.policy
         cold, warm = [], []
@@ -125,7 +133,8 @@ def run(pending: int = 10_000, running: int = 1_000, steps: int = 9,
             pending_from_spec(rec.id, rec.spec, rec.submitted_at)
         reread = time.perf_counter() - t0
         placed = sum(1 for r in loop.runs.values() if r.running)
-        return ControlBench(len(loop.state.pending), placed, network.devices, first, times, cold, warm, reread)
+        return ControlBench(len(loop.state.pending), placed, network.devices, first, times, cold, warm, reread,
+                            refresh)
     finally:
         progress("stopping the running jobs")
         for r in loop.runs.values():

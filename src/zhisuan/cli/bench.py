@@ -172,6 +172,8 @@ def bench_control(
     rows = [
         ("first step after the submissions (each spec parsed once, every wait reason written)", r.first_step),
         (f"live step, steady (median of {len(r.steps)}): poll, feed, cycle, carry out, waits", r.step),
+        ("live step that also refreshes every waiting job's reason (every 5 s; median of 3)",
+         statistics.median(r.refresh_steps)),
         ("pure cycle(snapshot, now) on the loop's snapshot, cold (median of 5)", r.cold),
         ("the same cycle on the loop's warm state (median of 5)", r.warm),
         ("re-reading and parsing the store's active jobs (what every step cost before)", r.reread),

@@ -35,6 +35,10 @@ class WaitBoard:
         self._starts: dict[int, float | None] = {}  # request row -> earliest start over its pools
         self._at = -math.inf
 
+    def force_refresh(self) -> None:
+        """The next `record` refreshes every waiting job (benchmarks; tests)."""
+        self._at = -math.inf
+
     def note(self, job_id: str, reason: str, expected_start: float | None = None) -> None:
         self.notes[job_id] = (reason, expected_start)
 
@@ -43,7 +47,10 @@ class WaitBoard:
         self.notes.pop(job_id, None)
 
     def record(self, result: CycleResult, state: SchedulerState, now: float) -> None:
-        if now - self._at >= self.every:
+        """Reservations, refusals and notes every step; the long tail of jobs waiting for room (and their
+        earliest possible starts) every `every` seconds, so a deep queue costs little per step."""
+        refresh = now - self._at >= self.every
+        if refresh:
             self._at = now
             self._starts = {}
         wanted: dict[str, Wait] = {}
@@ -51,10 +58,17 @@ class WaitBoard:
             wanted[r.job_id] = (f"reserved on {r.pool} (backfill goes around it)", r.start)
         for u in result.unschedulable:
             wanted[u.job_id] = (u.reason, None)
-        for reason, ids in result.waiting.items():
-            for job_id in ids:
-                if job_id not in wanted:
-                    wanted[job_id] = (reason, self._not_before(state, job_id, now) if reason == NO_CAPACITY else None)
+        for reason, ids in result.waits.items():
+            if reason != NO_CAPACITY:
+                for job_id in ids:
+                    wanted.setdefault(job_id, (reason, None))
+            elif refresh:
+                for job_id in ids:
+                    wanted.setdefault(job_id, (reason, self._not_before(state, job_id, now)))
+        if refresh:
+            for entry in result.rest:
+                if entry[3] not in result.rest_skip:
+                    wanted.setdefault(entry[2], (NO_CAPACITY, self._not_before(state, entry[2], now)))
         for release, _, job in state.deferred:
             wanted[job.id] = ("deferred to a cheaper tariff hour, within its deadline", release)
         wanted.update(self.notes)
