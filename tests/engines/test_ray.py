@@ -92,16 +92,23 @@ def test_other_ray_work_is_load_and_a_job_waiting_for_resources_is_queued(ray_en
 
     client = JobSubmissionClient(ADDRESS)
     pools = ray_engine.inventory()
+    end = time.time() + 30
+    while time.time() < end and ray_engine.load(pools):  # jobs of earlier tests may take a moment to let go
+        time.sleep(0.5)
     assert ray_engine.load(pools) == []
     other = client.submit_job(entrypoint="sleep 60", entrypoint_resources={"A100": 5.0}, entrypoint_num_cpus=0)
     mine = ray_engine.submit(launch(ray_engine, "j-ray-load", "sleep 60", devices=2))
     try:
         end = time.time() + 60
-        while time.time() < end and (str(client.get_job_status(other)) != "JobStatus.RUNNING"
+        while time.time() < end and (str(client.get_job_status(other).value) != "RUNNING"
                                      or ray_engine.poll(mine).state != "running"):
             time.sleep(0.3)
-        load = [x for x in ray_engine.load(pools) if x.pool == "a100"]
-        assert [(x.nodes, x.devices_per_node) for x in load] == [((0,), 5)]  # not our own 2
+        def a100_load():
+            return [(x.nodes, x.devices_per_node) for x in ray_engine.load(pools) if x.pool == "a100"]
+
+        while time.time() < end and a100_load() != [((0,), 5)]:  # Ray's usage report trails by a few seconds
+            time.sleep(0.5)
+        assert a100_load() == [((0,), 5)]  # the other job's 5, not our own 2
         waiting = ray_engine.submit(launch(ray_engine, "j-ray-wait", "true", devices=4))  # 5 + 2 of 8 are taken
         assert ray_engine.poll(waiting).state == "queued"
         ray_engine.cancel(waiting)
