@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from zhisuan.catalog import load_catalog
 from zhisuan.model import Request
@@ -27,3 +29,15 @@ def named(chip: str = "a100", per_node: int = 1, nodes: int = 1, **kw: object) -
 def job(jid: str, req: Request, submit: float = 0.0, duration: float = 3600.0, tenant: str = "t",
         priority: int = 0) -> PendingJob:
     return PendingJob(jid, tenant, req, submit, duration, priority)
+
+
+def step_until(loop: Any, store: Any, job_id: str, states: set[Any], limit: float = 60.0, pause: float = 0.1) -> Any:
+    """Step a control loop until the job reaches one of `states`; fail with its history otherwise."""
+    end = time.time() + limit
+    while time.time() < end:
+        loop.step(time.time())
+        rec = store.get(job_id)
+        if rec.state in states:
+            return rec
+        time.sleep(pause)
+    raise AssertionError((store.get(job_id).state, [t.reason for t in store.transitions(job_id)]))

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.builders import step_until
 from zhisuan.control import ControlLoop
 from zhisuan.engines import LocalEngine
 from zhisuan.model import JobState, parse_job_spec, parse_network
@@ -42,17 +43,6 @@ def store(tmp_path):
     engine = connect(f"sqlite:///{tmp_path / 'z.db'}")
     migrate(engine)
     return JobStore(engine)
-
-
-def step_until(loop, store, job, states, limit=20.0):
-    end = time.time() + limit
-    while time.time() < end:
-        loop.step(time.time())
-        rec = store.get(job)
-        if rec.state in states:
-            return rec
-        time.sleep(0.05)
-    raise AssertionError((store.get(job).state, [t.reason for t in store.transitions(job)]))
 
 
 def test_fair_share_orders_tenants_by_their_recorded_usage_also_after_a_restart(store, tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import step_until
 from zhisuan.control import ControlLoop
 from zhisuan.control.service import Service
 from zhisuan.engines import EngineDown, build_fleet, with_inventory
@@ -69,17 +70,6 @@ def world(clusters, tmp_path):
 def spec(name, acc, run, nodes=1, recovery="requeue", limit=120):
     return parse_job_spec(f"name: {name}\ntenant: acme\nresources: {{accelerators: '{acc}', nodes: {nodes}}}\n"
                           f"constraints: {{time_limit: {limit}}}\nrecovery: {recovery}\nrun: {run!r}")
-
-
-def step_until(loop, store, job_id, states, limit=60.0):
-    end = time.time() + limit
-    while time.time() < end:
-        loop.step(time.time())
-        rec = store.get(job_id)
-        if rec.state in states:
-            return rec
-        time.sleep(0.3)
-    raise AssertionError(f"{job_id} stayed {store.get(job_id).state}: {store.transitions(job_id)}")
 
 
 def test_gres_strings():

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.builders import step_until
 from tests.engines.test_slurm import clusters  # noqa: F401 (fixture)
 from zhisuan.control import ControlLoop
 from zhisuan.control.service import Service
@@ -85,17 +86,6 @@ def fill_alpha_a100(root, minutes=10):
 def spec(name, run, acc="a100:2", nodes=1, priority=0, limit=120):
     return f"name: {name}\ntenant: acme\npriority: {priority}\nresources: {{accelerators: '{acc}', nodes: {nodes}}}\n" \
            f"constraints: {{time_limit: {limit}}}\nrun: {json.dumps(run)}\n"
-
-
-def step_until(loop, store, job, states, limit=60.0):
-    end = time.time() + limit
-    while time.time() < end:
-        loop.step(time.time())
-        rec = store.get(job)
-        if rec.state in states:
-            return rec
-        time.sleep(0.3)
-    raise AssertionError((store.get(job).state, [t.reason for t in store.transitions(job)]))
 
 
 ACME = Principal("acme", False)

@@ -20,7 +20,7 @@ def test_places_on_cheapest_then_best_fit_nodes():
                     pending=[job("a", named(per_node=4)), job("b", named(per_node=4)), job("c", named(per_node=8))])
     res = cycle(snap, 0.0)
     # a and b share one node of the cheap pool (best fit), c takes the other whole node there
-    assert starts(res) == {"a": ("cheap", "p", (1,)), "b": ("cheap", "p", (1,)), "c": ("cheap", "p", (0,))}
+    assert starts(res) == {"a": ("cheap", "p", (0,)), "b": ("cheap", "p", (0,)), "c": ("cheap", "p", (1,))}
 
 
 def test_gang_is_all_or_nothing():

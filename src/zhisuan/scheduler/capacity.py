@@ -7,6 +7,7 @@ nodes free for whole-node gangs.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 from zhisuan.scheduler.snapshot import RunningJob, Snapshot
@@ -37,45 +38,63 @@ class Allocation:
 
 
 class PoolCapacity:
-    __slots__ = ("allocations", "buckets", "free", "size")
+    """Nodes bucketed by free devices. Within a bucket the lowest node index is taken first, so the
+    choice depends only on the pool's current state, never on the order of its history: a state built
+    incrementally and one built fresh from its snapshot take the same nodes (same events, same decisions).
+    Each bucket is a heap with lazy deletion (an entry is live while its node is still at that level)."""
+
+    __slots__ = ("allocations", "buckets", "counts", "free", "size")
 
     def __init__(self, nodes: int, size: int) -> None:
         self.size = size
         self.free = [size] * nodes
-        self.buckets: list[dict[int, None]] = [{} for _ in range(size + 1)]
-        self.buckets[size] = dict.fromkeys(range(nodes))
+        self.buckets: list[list[int]] = [[] for _ in range(size + 1)]
+        self.buckets[size] = list(range(nodes))  # sorted: already a heap
+        self.counts = [0] * (size + 1)
+        self.counts[size] = nodes
         self.allocations: dict[str, Allocation] = {}
 
     def fits(self, devices: int, nodes: int) -> bool:
         if devices > self.size:
             return False
         have = 0
-        buckets = self.buckets
+        counts = self.counts
         for k in range(self.size, devices - 1, -1):
-            have += len(buckets[k])
+            have += counts[k]
             if have >= nodes:
                 return True
         return False
 
     def _move(self, node: int, new_free: int) -> None:
-        del self.buckets[self.free[node]][node]
+        self.counts[self.free[node]] -= 1
         self.free[node] = new_free
-        self.buckets[new_free][node] = None
+        self.counts[new_free] += 1
+        bucket = self.buckets[new_free]
+        heapq.heappush(bucket, node)
+        if len(bucket) > 2 * self.counts[new_free] + 32:  # too many stale entries: rebuild
+            self.buckets[new_free] = sorted({n for n in bucket if self.free[n] == new_free})
+
+    def _pop(self, k: int) -> int:
+        bucket, free = self.buckets[k], self.free
+        while True:
+            node = heapq.heappop(bucket)
+            if free[node] == k and (not bucket or bucket[0] != node):  # live, and not a duplicate entry
+                return node
 
     def take(self, devices: int, nodes: int) -> tuple[int, ...]:
-        """Best-fit: fill the fullest nodes that still fit. Caller checked `fits`."""
+        """Best-fit: fill the fullest nodes that still fit, lowest index first. Caller checked `fits`."""
         chosen: list[int] = []
-        buckets = self.buckets
         k = devices
         while len(chosen) < nodes:
-            bucket = buckets[k]
-            if not bucket:
+            if not self.counts[k]:
                 k += 1
                 continue
-            node, _ = bucket.popitem()
+            node = self._pop(k)
+            self.counts[k] -= 1
             left = k - devices
             self.free[node] = left
-            buckets[left][node] = None
+            self.counts[left] += 1
+            heapq.heappush(self.buckets[left], node)
             chosen.append(node)
         return tuple(sorted(chosen))
 

@@ -29,8 +29,8 @@ class PoolState:
     healthy: bool = True
     cpus_per_node: int = 128
     memory_gib_per_node: float = 1024.0
-    tou: TouTable = FLAT  # the center's time-of-use multipliers on `price`
-    carbon_series: CarbonSeries | None = None  # hourly grid intensity, where the center configures one
+    tou: TouTable = field(default=FLAT, repr=False)  # the center's time-of-use multipliers on `price`
+    carbon_series: CarbonSeries | None = field(default=None, repr=False)  # hourly grid intensity, if configured
 
     @property
     def key(self) -> str:

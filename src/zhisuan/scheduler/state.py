@@ -112,7 +112,15 @@ class SchedulerState:
     def submit(self, job: PendingJob) -> None:
         """A job joins the queue; a requeued one keeps the service it already received; a deferrable one
         may first wait for a cheaper hour."""
-        self.submit_many([job])
+        if job.deadline is not None or job.release > job.submit_time:
+            self.submit_many([job])
+            return
+        attained = self.ledger.attained.get(job.id)
+        if attained is not None and attained > job.attained:
+            job.attained = attained
+        r = self.cache.row_of(job.request)
+        self.queue.add(job, r)
+        self.by_row.setdefault(r, {})[job.id] = None
 
     def _add(self, jobs: list[PendingJob]) -> None:
         if len(jobs) == 1:  # one insertion, not a sort of its list

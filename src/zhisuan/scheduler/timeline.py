@@ -13,18 +13,23 @@ from zhisuan.scheduler.capacity import Allocation, PoolCapacity, releases_until_
 
 def earliest_start(cap: PoolCapacity, devices: int, nodes: int, now: float) -> float:
     """`now` if it fits now, else the first allocation end after which it fits; inf if it never can."""
-    return start_and_blockers(cap, devices, nodes, now)[0]
+    return _walk(cap, devices, nodes, now)[0]
 
 
 def start_and_blockers(cap: PoolCapacity, devices: int, nodes: int, now: float) -> tuple[float, list[Allocation]]:
     """The earliest start, and the allocations that must end first (in order of expected end)."""
+    start, by_end, k = _walk(cap, devices, nodes, now)
+    return start, by_end[:k] if k else by_end
+
+
+def _walk(cap: PoolCapacity, devices: int, nodes: int, now: float) -> tuple[float, list[Allocation], int]:
     if devices > cap.size or nodes > len(cap.free):
-        return math.inf, []
+        return math.inf, [], 0
     if cap.fits(devices, nodes):
-        return now, []
+        return now, [], 0
     by_end = sorted(cap.allocations.values(), key=lambda a: (a.end, a.job_id))
     k = releases_until_fit(cap.free, by_end, devices, nodes)
-    return (max(by_end[k - 1].end, now), by_end[:k]) if k else (math.inf, by_end)
+    return (max(by_end[k - 1].end, now) if k else math.inf), by_end, k
 
 
 def free_devices_at(cap: PoolCapacity, t: float) -> int:
