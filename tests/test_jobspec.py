@@ -112,3 +112,34 @@ def test_unknown_data_center_and_region(root):
     with pytest.raises(SpecError) as e:
         check_spec(spec, net)
     assert {"constraints.data", "constraints.regions"} == set(dict(e.value.errors))
+
+
+BASE = "name: j\ntenant: t\nresources: {accelerators: a100:1}\n"
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ('run: "sleep 1\\0"', "run"),
+    ("run: x\nenv: {'A=B': c}", "env"),
+    ("run: x\nenv: {'': c}", "env"),
+    ('run: x\nenv: {A: "b\\0"}', "env"),
+    ("run: x\nconstraints: {time_limit: .nan}", "constraints.time_limit"),
+    ("run: x\nconstraints: {time_limit: .inf}", "constraints.time_limit"),
+    ("run: x\nconstraints: {max_price: .inf}", "constraints.max_price"),
+    ("run: x\nconstraints: {max_price: 1e400}", "constraints.max_price"),
+    ("run: x\npriority: " + "9" * 5000, ""),
+    ("run: x\nrun: y", ""),
+    ("run: " + "x" * (64 * 1024 + 1), "run"),
+])
+def test_hostile_specs_are_refused_naming_the_field(extra, field):
+    with pytest.raises(SpecError) as e:
+        parse_job_spec(BASE + extra)
+    assert field in [loc for loc, _ in e.value.errors], e.value.errors
+
+
+def test_json_is_read_as_json():
+    spec = parse_job_spec('{"name": "j", "tenant": "t", "resources": {"accelerators": "a100:1"}, '
+                          '"run": "echo \\ud83d\\ude00", "env": {"MOOD": "\\u2603"}}')
+    assert spec.run == "echo 😀" and spec.env == {"MOOD": "☃"}
+    for bad in ('{"name": "j", "name": "k"}', '{"name": "j", "priority": NaN}'):
+        with pytest.raises(SpecError, match="malformed JSON"):
+            parse_job_spec(bad)

@@ -71,9 +71,13 @@ def test_a_preemption_stops_the_victim_gracefully_then_starts_the_job_and_requeu
     loop = ControlLoop(store, network("priority", "3s"), engine)
     resumable = ('if [ -f "$ZHISUAN_CHECKPOINT_DIR/step" ]; then echo "attempt $ZHISUAN_ATTEMPT resumes at '
                  '$(cat $ZHISUAN_CHECKPOINT_DIR/step)"; exit 0; fi; '
-                 'trap \'sleep 0.3; echo 41 > "$ZHISUAN_CHECKPOINT_DIR/step"; exit 0\' TERM; sleep 30 & wait')
+                 'trap \'sleep 0.3; echo 41 > "$ZHISUAN_CHECKPOINT_DIR/step"; exit 0\' TERM; echo ready; '
+                 'sleep 30 & wait')
     low = store.submit(spec("low", "lab", resumable), time.time())
-    step_until(loop, store, low, {JobState.RUNNING})
+    rec = step_until(loop, store, low, {JobState.RUNNING})
+    end = time.time() + 10
+    while time.time() < end and "ready" not in engine.logs(rec.engine_handle):  # its trap is set
+        time.sleep(0.02)
     high = store.submit(spec("high", "acme", "echo high on $CUDA_VISIBLE_DEVICES", priority=5), time.time())
     loop.step(time.time())
     assert store.get(low).state is JobState.PENDING and store.get(high).state is JobState.SCHEDULED
@@ -93,8 +97,11 @@ def test_a_preemption_stops_the_victim_gracefully_then_starts_the_job_and_requeu
 def test_a_victim_that_ignores_sigterm_is_killed_when_its_grace_is_over(store, tmp_path):
     engine = LocalEngine(tmp_path / "runs", grace=1.0)
     loop = ControlLoop(store, network("priority", "1s"), engine)
-    stubborn = store.submit(spec("stubborn", "lab", "trap '' TERM; sleep 30 & wait"), time.time())
-    step_until(loop, store, stubborn, {JobState.RUNNING})
+    stubborn = store.submit(spec("stubborn", "lab", "trap '' TERM; echo ready; sleep 30 & wait"), time.time())
+    rec = step_until(loop, store, stubborn, {JobState.RUNNING})
+    end = time.time() + 10
+    while time.time() < end and "ready" not in engine.logs(rec.engine_handle):
+        time.sleep(0.02)
     t0 = time.time()
     high = store.submit(spec("high", "acme", "true", priority=5), t0)
     step_until(loop, store, high, {JobState.SUCCEEDED})

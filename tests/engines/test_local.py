@@ -5,6 +5,13 @@ import time
 from zhisuan.engines import LocalEngine
 
 
+def ready(engine, handle, limit=10.0):
+    """Until the job printed `ready` (it has set its traps): a signal before that would meet default handlers."""
+    end = time.time() + limit
+    while time.time() < end and "ready" not in engine.logs(handle):
+        time.sleep(0.02)
+
+
 def wait(engine, handle, limit=10.0):
     end = time.time() + limit
     while time.time() < end:
@@ -34,8 +41,8 @@ def test_ascend_devices_and_failed_exit_code(tmp_path):
 
 def test_cancel_kills_the_whole_process_group(tmp_path):
     eng = LocalEngine(tmp_path, grace=0.5)
-    h = eng.run("j3", "trap '' TERM; sleep 30 & wait", [["0"]], "cuda")
-    time.sleep(0.2)
+    h = eng.run("j3", "trap '' TERM; echo ready; sleep 30 & wait", [["0"]], "cuda")
+    ready(eng, h)
     assert eng.poll(h).state == "running"
     eng.cancel(h)
     st = wait(eng, h)
@@ -62,9 +69,9 @@ def test_timeout_kills_what_ignores_sigterm_after_the_grace(tmp_path):
 
 def test_stop_asks_and_returns_at_once_then_cancel_kills_after_the_grace(tmp_path):
     eng = LocalEngine(tmp_path, grace=0.4)
-    h = eng.run("j8", 'trap "echo saving >> $ZHISUAN_CHECKPOINT_DIR/ckpt; sleep 30" TERM; sleep 30 & wait',
+    h = eng.run("j8", 'trap "echo saving >> $ZHISUAN_CHECKPOINT_DIR/ckpt; sleep 30" TERM; echo ready; sleep 30 & wait',
                 [["0"]], "cuda", attempt=2)
-    time.sleep(0.2)
+    ready(eng, h)
     t0 = time.time()
     eng.stop(h)
     assert time.time() - t0 < 0.1 and eng.poll(h).state == "running"  # it is saving its checkpoint

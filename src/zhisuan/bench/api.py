@@ -65,6 +65,7 @@ def _timed(n: int, rounds: int, one: Callable[[], None]) -> tuple[list[float], l
 
 def api_rate(name: str, db: str, n: int, rounds: int) -> Rate:
     work = Path(tempfile.mkdtemp(prefix="zhisuan-bench-"))
+    work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
     (work / "net.yaml").write_text(NETWORK)
     server = ServerProcess(work / "net.yaml", db, work / "runs", interval=3600).start()
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)

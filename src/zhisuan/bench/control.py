@@ -80,6 +80,7 @@ def spec(name: str, tenant: str, acc: str, nodes: int, run: str, portable: bool 
 def run(pending: int = 10_000, running: int = 1_000, steps: int = 9,
         progress: Callable[[str], None] = lambda _: None) -> ControlBench:
     folder = Path(tempfile.mkdtemp(prefix="zhisuan-bench-control-"))
+    folder.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
     nodes = max(1, running // (8 * CENTERS))
     running = nodes * 8 * CENTERS
     network = parse_network(network_yaml(nodes))

@@ -274,6 +274,7 @@ def run(count: int = 200, span: float = 180.0, shortest: float = 12.0, longest: 
     if not (slurm_root / "alpha" / "etc" / "slurm.conf").exists():
         raise FileNotFoundError(f"no Slurm clusters under {slurm_root}: run `bash scripts/slurm-up.sh` first")
     folder = Path(tempfile.mkdtemp(prefix="zhisuan-bench-fidelity-"))
+    folder.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
     try:
         (folder / "network.yaml").write_text(network_yaml(slurm_root), encoding="utf-8")
         declared = parse_network(network_yaml(slurm_root))

@@ -29,6 +29,7 @@ def demo_command(
     """Start a server on the sample network, submit the example jobs, follow them, show where and why."""
     read_network(network)
     work = Path(tempfile.mkdtemp(prefix="zhisuan-demo-"))
+    work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
     server = ServerProcess(network, f"sqlite:///{work / 'demo.db'}", work / "runs")
     console.print(f"[bold]1.[/] zhisuan server on {server.url} (SQLite + local engine, network {network.name})")
     try:

@@ -1,10 +1,12 @@
 """The local engine: each gang member is a subprocess on this machine, with the devices assigned to it.
 
-Every member runs under `sh`, which writes the command's exit code to a file when it ends. A job has a
-folder under the runs root with one folder per attempt (logs, exit codes, handle.json) and a
-`checkpoint/` folder kept across attempts (`$ZHISUAN_CHECKPOINT_DIR`). A handle is the attempt's folder,
-so a control process restarted after a crash re-adopts running jobs from disk: alive pids are running,
-exit files are results, a dead pid without one was lost.
+A job has a folder under the runs root with one folder per attempt and a `checkpoint/` folder kept
+across attempts (`$ZHISUAN_CHECKPOINT_DIR`). The attempt folder is the server's: `intent.json`, written
+before anything is spawned (so an attempt is begun at most once), `handle.json` (the members' wrapper
+pids), the exit codes and the logs, all root-only; the job runs in its `work/` folder under a uid of its
+own (see sandbox.py) with a clean environment. Each member's wrapper — a root `sh` the job cannot signal
+— waits for the job's command and records its exit code, so a control process restarted after a crash
+re-adopts running jobs from disk: live wrappers are running, exit files are results, neither is lost.
 """
 
 from __future__ import annotations
@@ -12,13 +14,24 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zhisuan.engines.base import EngineStatus, ExternalLoad, Launch, Usage
+from zhisuan.engines.sandbox import (
+    UidPool,
+    check_reachable,
+    isolating,
+    job_env,
+    owned_dir,
+    processes_of,
+    stop_tree,
+)
 from zhisuan.model import Pool
 
 VISIBLE = {"cuda": "CUDA_VISIBLE_DEVICES", "cann": "ASCEND_RT_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES",
@@ -27,9 +40,11 @@ VISIBLE = {"cuda": "CUDA_VISIBLE_DEVICES", "cann": "ASCEND_RT_VISIBLE_DEVICES", 
 
 @dataclass(frozen=True)
 class _Run:
-    """What handle.json records about a started job."""
+    """What the attempt folder records about a started job."""
 
-    pids: list[int]
+    pids: list[int]  # the members' wrappers (empty when only the intent was written before a crash)
+    members: int
+    uid: int | None  # the job's own uid (None: not isolated)
     started: float
     timeout: float | None
     stop_requested: float | None = None  # when SIGTERM was sent (a preemption, a timeout)
@@ -49,15 +64,36 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _why(code: int) -> str:
+    """A shell's exit code in words: 128 + N is death by signal N."""
+    if code > 128:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(code - 128).name}"
+    return "non-zero exit"
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    """Atomically (a reader sees the old file or the whole new one), readable by root only."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
 class LocalEngine:
     kind = "local"
     starts_at_submit = True  # a submitted job's processes run at once: no queue of its own
 
-    def __init__(self, root: Path, grace: float = 5.0) -> None:
+    def __init__(self, root: Path, grace: float = 5.0, isolate: bool | None = None) -> None:
         self.root = Path(root).resolve()  # jobs run in their own folder: relative paths would break
         self.grace = grace
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._runs: dict[str, _Run] = {}  # handle -> what its handle.json says (pids never change)
+        self.isolate = isolating() if isolate is None else isolate
+        owned_dir(self.root, None, 0o711)  # jobs pass through to their own folder, and see nothing else
+        if self.isolate:
+            check_reachable(self.root)
+        self.uids = UidPool(self.root)
+        self._runs: dict[str, _Run] = {}  # handle -> what its folder says (pids never change)
 
     def run_dir(self, job_id: str) -> Path:
         return self.root / job_id
@@ -66,13 +102,13 @@ class LocalEngine:
         return self.run_dir(job_id) / f"attempt-{attempt}"
 
     def handle_of(self, job_id: str, attempt: int | None = None) -> str | None:
-        """The handle of a job's attempt this engine started (from disk, so it survives restarts), else None;
-        without `attempt`, the latest one."""
+        """The handle of a job's attempt this engine began (from disk, so it survives restarts), else None;
+        without `attempt`, the latest one. An attempt is begun once its intent is written."""
         if attempt is None:
-            found = sorted(self.run_dir(job_id).glob("attempt-*/handle.json"), key=lambda p: int(p.parent.name[8:]))
+            found = sorted(self.run_dir(job_id).glob("attempt-*/intent.json"), key=lambda p: int(p.parent.name[8:]))
             return str(found[-1].parent) if found else None
         run = self.attempt_dir(job_id, attempt)
-        return str(run) if (run / "handle.json").exists() else None
+        return str(run) if (run / "intent.json").exists() else None
 
     def inventory(self) -> list[Pool]:
         return []  # local pools are declared in the network file (or found by NVML, see nvml.py)
@@ -93,87 +129,112 @@ class LocalEngine:
     def run(self, job_id: str, command: str, devices: list[list[str]], stack: str,
             env: dict[str, str] | None = None, timeout: float | None = None, attempt: int = 1) -> str:
         """Start one process per node of the gang; `devices[i]` are the device ids of member i."""
+        owned_dir(self.run_dir(job_id), None, 0o711)
         run = self.attempt_dir(job_id, attempt)
-        run.mkdir(parents=True, exist_ok=True)
-        checkpoint = self.run_dir(job_id) / "checkpoint"
-        checkpoint.mkdir(exist_ok=True)
+        if (run / "intent.json").exists():
+            raise OSError(f"attempt {attempt} of {job_id} was begun before: it is not started twice")
+        owned_dir(run, None, 0o711)
+        uid = self.uids.take() if self.isolate else None
+        work = owned_dir(run / "work", uid, 0o700)
+        checkpoint = owned_dir(self.run_dir(job_id) / "checkpoint", uid, 0o700)
+        started = time.time()
+        _write(run / "intent.json", {"uid": uid, "members": len(devices), "started": started, "timeout": timeout})
         pids = []
+        drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] if uid is not None else []
         for rank, ids in enumerate(devices):
-            member_env = {**os.environ, **(env or {}), VISIBLE.get(stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(ids),
-                          "ZHISUAN_JOB_ID": job_id, "ZHISUAN_NODE_RANK": str(rank), "ZHISUAN_NNODES": str(len(devices)),
-                          "ZHISUAN_ATTEMPT": str(attempt), "ZHISUAN_CHECKPOINT_DIR": str(checkpoint)}
-            # the wrapper outlives a SIGTERM (a no-op trap, reset to default inside the job's subshell), so a
-            # job that handles it — saving a checkpoint — still gets its exit code recorded; SIGKILL is the end
-            script = f'trap : TERM\n(\n{command}\n)\necho $? > "{run}/exit-{rank}"'
-            with (run / f"out-{rank}.log").open("ab") as out:
-                proc = subprocess.Popen(["/bin/sh", "-c", script], cwd=run, env=member_env, stdout=out,
+            member_env = job_env({**(env or {}), VISIBLE.get(stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(ids),
+                                  "ZHISUAN_JOB_ID": job_id, "ZHISUAN_NODE_RANK": str(rank),
+                                  "ZHISUAN_NNODES": str(len(devices)), "ZHISUAN_ATTEMPT": str(attempt),
+                                  "ZHISUAN_CHECKPOINT_DIR": str(checkpoint)}, work)
+            # the root wrapper outlives a SIGTERM (a no-op trap; the job's own shell starts with default
+            # handlers), so a job that handles it — saving a checkpoint — still gets its exit code recorded
+            exit_file = shlex.quote(str(run / f"exit-{rank}"))
+            script = f"trap : TERM\n{shlex.join([*drop, '/bin/sh', '-c', command])}\necho $? > {exit_file}"
+            fd = os.open(run / f"out-{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as out:
+                proc = subprocess.Popen(["/bin/sh", "-c", script], cwd=work, env=member_env, stdout=out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             pids.append(proc.pid)
-        meta = {"pids": pids, "started": time.time(), "timeout": timeout}
-        (run / "handle.json").write_text(json.dumps(meta), encoding="utf-8")
+        _write(run / "handle.json", {"pids": pids, "uid": uid, "members": len(devices), "started": started,
+                                     "timeout": timeout})
         return str(run)
 
     def _run(self, handle: str) -> _Run:
         run = self._runs.get(handle)
         if run is None:
-            d = json.loads((Path(handle) / "handle.json").read_text(encoding="utf-8"))
-            stop = Path(handle) / "stop"
-            run = _Run([int(p) for p in d["pids"]], float(d["started"]), d["timeout"],
-                       stop.stat().st_mtime if stop.exists() else None)
-            self._runs[handle] = run
+            folder = Path(handle)
+            if not folder.resolve().is_relative_to(self.root):
+                raise ValueError(f"not a run of this engine: {handle}")
+            known = folder / "handle.json"
+            d = json.loads((known if known.exists() else folder / "intent.json").read_text(encoding="utf-8"))
+            stop = folder / "stop"
+            run = _Run([int(p) for p in d.get("pids", [])], int(d["members"]), d["uid"], float(d["started"]),
+                       d["timeout"], stop.stat().st_mtime if stop.exists() else None)
+            if run.pids:  # a run begun but not yet recorded may still get its handle: read it again then
+                self._runs[handle] = run
         return run
+
+    def _alive(self, run: _Run) -> list[bool]:
+        """Per member: is its wrapper still there? Without pids (a crash right after the intent), the
+        job's uid tells whether anything of it runs."""
+        if run.pids:
+            return [_alive(p) for p in run.pids]
+        return [bool(run.uid is not None and processes_of(run.uid))] * run.members
 
     def poll(self, handle: str) -> EngineStatus:
         run = self._run(handle)
         codes = []
         timed_out = run.timeout is not None and time.time() - run.started > run.timeout
-        for rank, pid in enumerate(run.pids):
+        alive = self._alive(run)
+        for rank in range(run.members):
             # liveness first: the wrapper writes its exit file before it exits, so once the process is
             # seen dead the file is final (checking the file first races with a process just ending)
-            if _alive(pid):
+            if alive[rank]:
                 if timed_out:  # SIGTERM at the time limit, SIGKILL a grace period later
                     self.stop(handle)
-                    if time.time() - (run.stop_requested or 0.0) >= self.grace:
-                        self._signal(run.pids, signal.SIGKILL)
+                    if time.time() - (self._run(handle).stop_requested or 0.0) >= self.grace:
+                        stop_tree(run.uid, run.pids, signal.SIGKILL)
                 return EngineStatus("running")
             exit_file = Path(handle) / f"exit-{rank}"
             if not exit_file.exists():
+                self._end(run)
                 if timed_out:
                     return EngineStatus("failed", None, f"timeout after {run.timeout:g} s")
                 return EngineStatus("failed", None, f"process of node {rank} ended without an exit code (killed)")
             codes.append(int(exit_file.read_text().strip() or 1))
+        self._end(run)
         bad = [c for c in codes if c != 0]
         if timed_out and bad:
             return EngineStatus("failed", bad[0], f"timeout after {run.timeout:g} s")
-        return EngineStatus("failed", bad[0], "non-zero exit") if bad else EngineStatus("succeeded", 0)
+        return EngineStatus("failed", bad[0], _why(bad[0])) if bad else EngineStatus("succeeded", 0)
 
     @staticmethod
-    def _signal(pids: list[int], sig: int) -> None:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, sig)
+    def _end(run: _Run) -> None:
+        """The job is over: whatever it left behind (daemons, orphans of a killed member) goes too."""
+        if run.uid is not None:
+            stop_tree(run.uid, [], signal.SIGKILL)
 
     def stop(self, handle: str) -> None:
-        """Ask the job to end (SIGTERM to every member's process group) and return at once; the time is
-        kept on disk, so a later `cancel` knows the grace period has been given."""
+        """Ask the job to end (SIGTERM to its whole tree) and return at once; the time is kept on disk, so
+        a later `cancel` knows the grace period has been given."""
         run = self._run(handle)
         if run.stop_requested is None:
             (Path(handle) / "stop").touch()
-            self._runs[handle] = run = _Run(run.pids, run.started, run.timeout, time.time())
-            self._signal(run.pids, signal.SIGTERM)
+            self._runs[handle] = run = _Run(run.pids, run.members, run.uid, run.started, run.timeout, time.time())
+            stop_tree(run.uid, run.pids, signal.SIGTERM)
 
     def cancel(self, handle: str) -> None:
-        """SIGTERM each member's process group, SIGKILL what is left after the grace period (at once when
-        `stop` gave that grace already)."""
+        """SIGTERM the job's tree, SIGKILL what is left after the grace period (at once when `stop` gave
+        that grace already)."""
         run = self._run(handle)
-        pids = run.pids
         graced = run.stop_requested is not None and time.time() - run.stop_requested >= self.grace
         for sig in ((signal.SIGKILL,) if graced else (signal.SIGTERM, signal.SIGKILL)):
-            self._signal(pids, sig)
+            stop_tree(run.uid, run.pids, sig)
             deadline = time.time() + self.grace
-            while time.time() < deadline and any(_alive(p) for p in pids):
+            while time.time() < deadline and any(self._alive(run)):
                 time.sleep(0.05)
-            if not any(_alive(p) for p in pids):
+            if not any(self._alive(run)):
+                self._end(run)
                 return
 
     def logs(self, handle: str) -> str:

@@ -10,7 +10,6 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,21 +22,20 @@ from pydantic import (
 )
 
 from zhisuan.catalog import load_catalog
+from zhisuan.model.parsing import ParseError, load_document
 from zhisuan.model.units import parse_duration, parse_memory_gib
 
-# libyaml's loader when PyYAML was built with it (its wheels are): same results, ~10x faster than pure Python
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_yaml(text: str | bytes) -> Any:
-    return yaml.load(text, Loader=_YAML_LOADER)
+MAX_RUN = 64 * 1024  # bytes of a job's command
+MAX_ENV = 256  # variables
+MAX_ENV_VALUE = 32 * 1024
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
 
 
 _NAMED = re.compile(r"^\s*(?P<name>[^:]+?)\s*(?::\s*(?P<count>\d+))?\s*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class AcceleratorClass(_Strict):
@@ -123,10 +121,10 @@ class Resources(_Strict):
 
 
 class Constraints(_Strict):
-    regions: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list, max_length=64)
     max_price: float | None = Field(None, gt=0, description="CNY per device-hour")
     deadline: datetime | None = None
-    data: str | None = Field(None, description="center where the job's data lives")
+    data: str | None = Field(None, max_length=64, description="center where the job's data lives")
     time_limit: float | None = Field(None, description="expected/maximum run time, seconds (accepts 2h, 90m)")
 
     @field_validator("time_limit", mode="before")
@@ -144,15 +142,33 @@ class Constraints(_Strict):
 
 class JobSpec(_Strict):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    tenant: str = Field(min_length=1, max_length=64)
+    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: Literal["training", "batch", "service"] = "batch"
     resources: Resources
     constraints: Constraints = Field(default_factory=Constraints)
     priority: int = Field(0, ge=-1000, le=1000)
     recovery: Literal["requeue", "fail"] = "requeue"
-    run: str = Field(min_length=1)
-    env: dict[str, str] = Field(default_factory=dict)
-    image: str | None = Field(None, description="container image, for engines that run containers (Kubernetes)")
+    run: str = Field(min_length=1, max_length=MAX_RUN)
+    env: dict[str, str] = Field(default_factory=dict, max_length=MAX_ENV)
+    image: str | None = Field(None, max_length=512, pattern=r"^[^\s\x00]+$",
+                              description="container image, for engines that run containers (Kubernetes)")
+
+    @field_validator("run")
+    @classmethod
+    def _no_nul(cls, v: str) -> str:
+        if "\x00" in v:
+            raise ValueError("a NUL byte cannot be part of a command")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if not _ENV_KEY.match(key):
+                raise ValueError(f"{key[:64]!r} is not a variable name (letters, digits, _; not a digit first)")
+            if "\x00" in value or len(value) > MAX_ENV_VALUE:
+                raise ValueError(f"the value of {key} holds a NUL byte or is over {MAX_ENV_VALUE} characters")
+        return v
 
     @model_validator(mode="after")
     def _portable_includes_own_stack(self) -> JobSpec:
@@ -193,9 +209,9 @@ def parse_job_spec(data: str | bytes | dict[str, Any]) -> JobSpec:
     """YAML/JSON text or a mapping -> JobSpec, or SpecError naming the field."""
     if isinstance(data, str | bytes):
         try:
-            data = load_yaml(data)
-        except yaml.YAMLError as e:
-            raise SpecError([("", f"malformed YAML: {e}")]) from e
+            data = load_document(data)
+        except ParseError as e:
+            raise SpecError([("", str(e))]) from e
     if not isinstance(data, dict):
         raise SpecError([("", "a job spec must be a mapping of fields")])
     try:

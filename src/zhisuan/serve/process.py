@@ -37,7 +37,8 @@ class ServerProcess:
             [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(self.network), "--db", self.db,
              "--runs", str(self.runs), "--port", str(self.port), "--interval", str(self.interval),
              "--reports", str(self.reports), *(["--policy", self.policy] if self.policy else [])],
-            stdout=subprocess.DEVNULL, stderr=(self.runs / "server.log").open("ab"), start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=os.fdopen(os.open(self.runs / "server.log", os.O_WRONLY | os.O_CREAT |
+                                                                os.O_APPEND, 0o600), "ab"), start_new_session=True)
         end = time.time() + timeout
         while time.time() < end:
             try:

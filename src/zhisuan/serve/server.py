@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -35,8 +36,9 @@ def bootstrap_tokens(tokens: TokenStore, network: Network, path: Path) -> None:
     issued = {t.name: tokens.issue(t.name, now) for t in network.tenants}
     issued["admin"] = tokens.issue("admin", now, admin=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(issued, indent=2), encoding="utf-8")
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not even briefly
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(issued, indent=2))
 
 
 def control_thread(loop: ControlLoop, interval: float, stop: threading.Event) -> threading.Thread:
@@ -59,6 +61,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
           reports: Path | None = None, policy: str | None = None) -> None:
     """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply."""
     chosen = policy_for(network.scheduler, policy)
+    os.umask(0o077)  # the database, its journal, tokens and logs: the server's alone (jobs run as other uids)
     engine = connect(db)
     migrate(engine)
     store, tokens = JobStore(engine), TokenStore(engine)
