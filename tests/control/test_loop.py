@@ -159,3 +159,39 @@ def test_cancel_is_recorded_before_the_engine_stops_the_job(world):
     rec = Service(store, NETWORK, loop).cancel(job, Principal("acme", False), time.time())
     assert steps and rec.state is JobState.CANCELLED and store.get(job).state is JobState.CANCELLED
     assert [t.to_state for t in store.transitions(job)][-1] is JobState.CANCELLED
+
+
+def test_a_job_that_cannot_start_or_be_tracked_fails_alone(world):
+    store, engine = world
+
+    class Brittle(LocalEngine):
+        def submit(self, launch):
+            if launch.name == "unstartable":
+                raise ValueError("embedded null byte")  # whatever the engine meets, not only OSError
+            return super().submit(launch)
+
+        def poll(self, handle):
+            if "lost" in handle:
+                raise RuntimeError("handle unreadable")
+            return super().poll(handle)
+
+    brittle = Brittle(engine.root, grace=0.5)
+    bad = store.submit(spec("unstartable", 2, "true"), time.time())
+    good = store.submit(spec("good", 2, "true"), time.time() + 0.01)
+    loop = ControlLoop(store, NETWORK, brittle)
+    run_until_done(loop, store)
+    assert store.get(bad).state is JobState.FAILED and "embedded null byte" in store.get(bad).reason
+    assert store.get(good).state is JobState.SUCCEEDED  # the devices it held were given back
+
+    class Lost(Brittle):
+        def submit(self, launch):
+            return super().submit(launch) + "/lost"
+
+    lost = store.submit(spec("untrackable", 2, "sleep 30"), time.time())
+    loop = ControlLoop(store, NETWORK, Lost(engine.root, grace=0.5))
+    for _ in range(5):
+        loop.step(time.time())
+    rec = store.get(lost)
+    assert rec.state is JobState.FAILED and "cannot be tracked" in rec.reason
+    assert not loop.state.placed  # its devices are free again
+    engine.cancel(engine.handle_of(lost))  # what the test's broken engine could not stop

@@ -52,6 +52,7 @@ class Run:
     handle: str | None = None
     running: bool = False
     attempt: int = 1
+    poll_errors: int = 0  # in a row
 
     @property
     def key(self) -> str:

@@ -38,6 +38,7 @@ from zhisuan.store import JobStore, Transition, UsageStore
 from zhisuan.store.feed import TransitionFeed
 
 log = logging.getLogger("zhisuan.control")
+POLL_ERRORS = 3  # polls in a row that fail before a job is given up as untrackable
 
 
 class ControlLoop:
@@ -193,9 +194,18 @@ class ControlLoop:
                 status = self.fleet.of(run.center).poll(run.handle)
             except EngineDown:
                 continue  # the health check decides what a silent center means
-            except (OSError, ValueError, KeyError) as e:
-                log.warning("poll of %s failed: %s", run.job_id, e)
+            except Exception as e:  # one job's trouble is its own: it must not stop the loop for the others
+                run.poll_errors += 1
+                log.warning("poll of %s failed (%d): %s", run.job_id, run.poll_errors, e)
+                if run.poll_errors >= POLL_ERRORS:
+                    status = EngineStatus("failed", None, f"cannot be tracked on {run.center}: {str(e)[:200]}")
+                    with contextlib.suppress(Exception):
+                        self.fleet.of(run.center).cancel(run.handle)
+                    if not run.running:
+                        self._started(run, now)
+                    self._ended(run, status, now)
                 continue
+            run.poll_errors = 0
             if status.state == "queued":
                 if not run.running:
                     self._queued(run, status, now)
@@ -261,8 +271,8 @@ class ControlLoop:
         """Usage rows of a run that ended, with what the engine measured of it when it did."""
         try:
             measured = self.fleet.of(run.center).usage(run.handle) if run.handle else None
-        except (OSError, EngineDown, KeyError, ValueError):
-            measured = None  # billing must not wait for an engine's accounting
+        except Exception:  # billing must not wait for (or fail with) an engine's accounting
+            measured = None
         return self.meter.run_rows(rec, now, measured)  # type: ignore[arg-type]
 
     def observe_load(self, now: float, only: str | None = None) -> None:
@@ -400,10 +410,11 @@ class ControlLoop:
         except EngineDown as e:
             self._back_to_queue(run, now, f"requeued: {run.center} did not take it ({e})")
             return
-        except OSError as e:
+        except Exception as e:  # whatever one job's start meets fails that job alone
+            log.warning("start of %s failed: %s", run.job_id, e)
             with contextlib.suppress(ValueError):  # cancelled meanwhile
                 self.store.transition(run.job_id, JobState.FAILED, now, f"the engine could not start it: {e}",
-                                      reason=str(e))
+                                      reason=str(e)[:500])
             self.state.unplace(run.job_id)
             self.drop(run.job_id)
             return

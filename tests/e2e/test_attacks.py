@@ -1,0 +1,110 @@
+"""A hostile tenant against a real `zhisuan server` (SQLite, local engine): its jobs cannot read secrets,
+touch another job, break the control loop, or outlive their cancel. Each test is an attack that worked
+before the hardening."""
+
+import json
+import os
+import time
+
+import pytest
+
+from tests.builders import ROOT
+from zhisuan.engines.sandbox import isolating, processes_of
+from zhisuan.serve.process import ServerProcess
+
+pytestmark = pytest.mark.skipif(not isolating(), reason="job isolation needs root and setpriv (CI has both)")
+
+
+@pytest.fixture
+def server(tmp_path):
+    os.environ["ZHISUAN_CANARY"] = "server-secret"  # the server's environment must not reach jobs
+    srv = ServerProcess(ROOT / "examples/networks/toy3.yaml", f"sqlite:///{tmp_path / 'z.db'}", tmp_path / "runs",
+                        interval=0.2).start()
+    yield srv, tmp_path
+    srv.stop()
+    os.environ.pop("ZHISUAN_CANARY", None)
+
+
+def job(name, run, tenant="acme", devices=1):
+    return f"name: {name}\ntenant: {tenant}\nresources: {{accelerators: 910b:{devices}}}\nrun: {json.dumps(run)}\n"
+
+
+def submit(client, text):
+    r = client.post("/v1/jobs", content=text)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def wait(client, job_id, states=("succeeded", "failed", "cancelled"), limit=30.0):
+    end = time.time() + limit
+    while time.time() < end:
+        rec = client.get(f"/v1/jobs/{job_id}").json()
+        if rec["state"] in states:
+            return rec
+        time.sleep(0.2)
+    raise AssertionError(client.get(f"/v1/jobs/{job_id}").json())
+
+
+def test_a_job_cannot_read_tokens_the_database_or_the_servers_environment(server):
+    srv, tmp = server
+    with srv.client("acme") as acme:
+        spy = submit(acme, job("spy", f"cat ../../../tokens.json; cat {tmp / 'z.db'} | head -c 64; "
+                                      "cat ../handle.json; env; ls ../../../ && echo listed"))
+        wait(acme, spy)
+        out = acme.get(f"/v1/jobs/{spy}/logs").text
+    tokens = json.loads((srv.runs / "tokens.json").read_text())
+    assert not any(t in out for t in tokens.values())  # not one token
+    assert "SQLite format" not in out and "pids" not in out and "server-secret" not in out
+    assert out.count("Permission denied") >= 4, out  # tokens, database, its own handle, the runs folder
+    assert "ZHISUAN_JOB_ID=" in out  # its own environment is there
+
+
+def test_a_job_cannot_forge_its_bookkeeping_or_stall_the_loop(server):
+    srv, _ = server
+    with srv.client("acme") as acme, srv.client("lab") as lab:
+        forger = submit(acme, job("forger", 'echo \'{"pids": [1]}\' > ../handle.json; echo 0 > ../exit-0; sleep 2; '
+                                            "exit 3"))
+        other = submit(lab, job("other", "echo fine", tenant="lab"))
+        assert wait(lab, other)["state"] == "succeeded"  # the loop went on
+        rec = wait(acme, forger)
+        assert (rec["state"], rec["exit_code"]) == ("failed", 3)  # its real exit code, not the forged one
+
+
+def test_a_job_cannot_signal_another_job_and_its_daemons_die_with_it(server):
+    srv, _ = server
+    with srv.client("acme") as acme, srv.client("lab") as lab:
+        victim = submit(lab, job("victim", "sleep 30", tenant="lab"))
+        wait(lab, victim, ("running",))
+        killer = submit(acme, job("killer", "for p in $(ls /proc | grep -E '^[0-9]+$'); do "
+                                            "[ $p != $$ ] && kill -9 $p 2>/dev/null; done; "
+                                            "setsid sleep 300 & echo spawned"))
+        wait(acme, killer)
+        assert lab.get(f"/v1/jobs/{victim}").json()["state"] == "running"  # untouched
+        uid = json.loads((srv.runs / killer / "attempt-1" / "handle.json").read_text())["uid"]
+        end = time.time() + 5
+        while time.time() < end and processes_of(uid):
+            time.sleep(0.1)
+        assert processes_of(uid) == []  # the setsid daemon went with its job
+        vuid = json.loads((srv.runs / victim / "attempt-1" / "handle.json").read_text())["uid"]
+        assert lab.post(f"/v1/jobs/{victim}/cancel").json()["state"] == "cancelled"
+        end = time.time() + 10
+        while time.time() < end and processes_of(vuid):
+            time.sleep(0.1)
+        assert processes_of(vuid) == []  # cancel killed its whole tree
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    (job("nul", "echo a\x00b"), "run"),
+    ("name: e\ntenant: acme\nresources: {accelerators: 910b:1}\nenv: {'A=B': c}\nrun: x\n", "env"),
+    ("name: t\ntenant: acme\nresources: {accelerators: 910b:1}\nconstraints: {time_limit: .nan}\nrun: x\n",
+     "constraints.time_limit"),
+    ("name: p\ntenant: acme\nresources: {accelerators: 910b:1}\nconstraints: {max_price: .inf}\nrun: x\n",
+     "constraints.max_price"),
+])
+def test_what_could_not_start_is_refused_at_submit(server, text, field):
+    srv, _ = server
+    with srv.client("acme") as acme:
+        r = acme.post("/v1/jobs", content=text.encode())
+        assert r.status_code == 422, r.text
+        assert field in [e["field"] for e in r.json().get("errors", [])] or (field == "run" and "NUL" in r.text)
+        assert acme.get("/v1/jobs").json() == []
