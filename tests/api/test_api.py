@@ -187,3 +187,78 @@ def test_whoami_names_the_tokens_tenant(api):
     client, keys, *_ = api
     assert client.get("/v1/whoami", headers=auth(keys["lab"])).json() == {"tenant": "lab", "admin": False}
     assert client.get("/v1/whoami", headers=auth(keys["admin"])).json()["admin"] is True
+
+
+def test_requests_are_bounded(api):
+    client, keys, store, _ = api
+    acme = auth(keys["acme"])
+    big = client.post("/v1/jobs", content=JOB + "\n#" + "x" * (2 * 1024 * 1024), headers=acme)
+    assert big.status_code == 413 and big.headers["content-type"] == "application/problem+json"
+    for query, field in [("since=nan", "since"), ("bucket=inf", "bucket"), ("since=0&until=1e308&bucket=1e300", "until"),
+                         ("since=0&until=86400&bucket=1", "bucket")]:
+        r = client.get(f"/v1/reports/utilization?{query}", headers=acme)
+        assert r.status_code == 422 and field in [e["field"] for e in r.json()["errors"]], (query, r.text)
+    job = client.post("/v1/jobs", content=JOB, headers=acme).json()["id"]
+    r = client.post(f"/v1/jobs/{job}/usage", content='{"busy_fraction": 0.5, "watts": Infinity}', headers=acme)
+    assert r.status_code == 422
+    assert store.find() and len(store.find()) == 1  # nothing of the refused requests was stored
+
+
+def test_job_lists_come_newest_first_in_pages(api):
+    client, keys, _, _ = api
+    acme = auth(keys["acme"])
+    ids = [client.post("/v1/jobs", content=JOB.replace("hello", f"j{i}"), headers=acme).json()["id"] for i in range(5)]
+    first = client.get("/v1/jobs?limit=2", headers=acme)
+    assert [j["id"] for j in first.json()] == ids[:-3:-1]
+    second = client.get(f"/v1/jobs?limit=2&before={first.headers['x-next-before']}", headers=acme)
+    assert [j["id"] for j in second.json()] == ids[2:0:-1]
+    assert [j["id"] for j in client.get("/v1/jobs?state=pending&limit=10", headers=acme).json()] == ids[::-1]
+    assert client.get("/v1/jobs?limit=100000", headers=acme).status_code == 422
+
+
+def test_a_tenant_holds_a_bounded_number_of_log_streams(api):
+    import asyncio
+
+    from zhisuan.control.service import MAX_FOLLOWS, TooMany
+    from zhisuan.store import Principal
+
+    client, keys, store, loop = api
+    job = client.post("/v1/jobs", content=JOB, headers=auth(keys["acme"])).json()["id"]
+    service = client.app.state.service
+    acme = Principal("acme", False)
+
+    async def hold_streams():
+        streams = [service.follow_logs(job, acme, poll=0.01) for _ in range(MAX_FOLLOWS)]
+        tasks = [asyncio.ensure_future(s.__anext__()) for s in streams]  # each streams (the job is pending)
+        await asyncio.sleep(0.05)
+        with pytest.raises(TooMany):
+            service.follow_logs(job, acme)
+        assert service.follow_logs(job, Principal("lab", True)) is not None  # another tenant is not held back
+        for t, s in zip(tasks, streams, strict=True):
+            t.cancel()
+            await asyncio.gather(t, return_exceptions=True)
+            await s.aclose()
+        service.follow_logs(job, acme)  # closed streams count no more
+
+    asyncio.run(hold_streams())
+
+
+def test_a_locked_store_answers_503_and_keeps_nothing_half_written(tmp_path):
+    import sqlite3
+
+    engine = connect(f"sqlite:///{tmp_path / 'z.db'}", busy_ms=100)
+    migrate(engine)
+    store, tokens = JobStore(engine), TokenStore(engine)
+    runner = LocalEngine(tmp_path / "runs", grace=0.5)
+    client = TestClient(create_app(Service(store, NETWORK, ControlLoop(store, NETWORK, runner)), tokens))
+    key = tokens.issue("acme", 0.0)
+    lock = sqlite3.connect(tmp_path / "z.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        r = client.post("/v1/jobs", content=JOB, headers=auth(key))
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.headers["content-type"] == "application/problem+json"
+    finally:
+        lock.execute("ROLLBACK")
+    assert store.find() == []
+    assert client.post("/v1/jobs", content=JOB, headers=auth(key)).status_code == 201

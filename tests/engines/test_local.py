@@ -107,3 +107,16 @@ def test_log_delta_gives_whole_new_lines_per_member(tmp_path):
     assert eng.log_delta(h, offsets) == ""  # nothing new, the partial last lines wait
     assert eng.log_rest(h, offsets) == "[node 0] tail0[node 1] tail1"
     assert eng.log_rest(h, offsets) == ""
+
+
+def test_logs_are_read_from_their_end_however_large(tmp_path):
+    from zhisuan.engines.base import MAX_LOG
+
+    eng = LocalEngine(tmp_path)
+    h = eng.run("j9", "head -c 3000000 /dev/zero | tr '\\0' 'x'; echo; echo last line", [["0"]], "cuda")
+    assert wait(eng, h).state == "succeeded"
+    text = eng.logs(h)
+    assert text.startswith("[... ") and text.endswith("last line\n") and len(text) < MAX_LOG + 100
+    offsets: dict[str, int] = {}
+    first = eng.log_delta(h, offsets)  # a follower that starts late begins at the last MAX_LOG bytes
+    assert len(first) <= MAX_LOG and first.endswith("last line\n")

@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 from zhisuan.serve.process import ServerProcess
@@ -32,6 +33,7 @@ def browser():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web")
+    tmp.chmod(0o711)  # jobs run under uids of their own: they pass through to their folders
     reports = tmp / "reports" / "philly-demo"
     reports.mkdir(parents=True)
     (reports / "index.html").write_text("<h1>a sim report</h1>")
@@ -95,6 +97,16 @@ def test_login_centers_submit_and_watch_it_succeed(browser, server):
     page.click("button[data-tab='reports']")
     page.wait_for_selector("#reports a:has-text('philly-demo')")
     shot(page, "05-reports")
+    with page.context.expect_page() as opened:
+        page.click("#reports a:has-text('philly-demo')")
+    report = opened.value
+    report.wait_for_load_state()
+    assert "a sim report" in report.content()  # the session cookie the login set carries the token
+    report.close()
+    assert httpx.get(server.url + "/sim-reports/philly-demo/").status_code == 401  # not without it
+    headers = httpx.get(server.url + "/").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert (headers["x-frame-options"], headers["x-content-type-options"]) == ("DENY", "nosniff")
 
 
 def test_switching_to_chinese_translates_labels_and_formats(browser, server):

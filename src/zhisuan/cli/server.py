@@ -47,5 +47,5 @@ def server_command(
 
     try:
         serve(net, db, runs, host, port, interval, reports, policy)
-    except (EngineDown, ValueError) as e:  # an engine to read pools from is down, or its config is wrong
+    except (EngineDown, ValueError, OSError) as e:  # an engine is down, its config wrong, a folder unusable
         fail(f"{network}: {e}")

@@ -7,6 +7,7 @@ or asks for a gang no pool can hold is refused with the field named and leaves n
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,6 +42,15 @@ class Conflict(RuntimeError):
     """The job is not in a state that allows this."""
 
 
+class TooMany(RuntimeError):
+    """The caller has too many of something open at once (log follow streams)."""
+
+
+MAX_FOLLOWS = 8  # log follow streams a tenant may hold open at once
+MAX_WINDOW = 400 * 86400.0  # seconds a utilization report may span
+MAX_BUCKETS = 10_000
+
+
 def month_window(month: str) -> tuple[float, float]:
     """[start, end) in epoch seconds of a local (Asia/Shanghai) month `YYYY-MM`; SpecError naming `month`."""
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
@@ -62,6 +72,7 @@ class Service:
     meter: Meter = field(init=False)
 
     def __post_init__(self) -> None:
+        self.follows: dict[str, int] = {}  # tenant -> log follow streams open
         self.fleet = self.loop.fleet
         self.usage = UsageStore(self.store.engine)
         self.meter = Meter(self.network, self.usage)
@@ -98,8 +109,10 @@ class Service:
         self.job(job_id, who)
         return self.store.transitions(job_id)
 
-    def jobs(self, who: Principal) -> list[JobRecord]:
-        return self.store.find(tenant=None if who.admin else who.tenant)
+    def jobs(self, who: Principal, states: set[JobState] | None = None, before: str | None = None,
+             limit: int = 500) -> list[JobRecord]:
+        """The caller's jobs (an admin's: everyone's), newest first, a page at a time."""
+        return self.store.page(None if who.admin else who.tenant, states, before, limit)
 
     def cancel(self, job_id: str, who: Principal, now: float) -> JobRecord:
         """Record the cancel first, then stop the job on its engine: written before acting, so the control
@@ -120,9 +133,24 @@ class Service:
         rec = self.job(job_id, who)
         return self._engine(rec).logs(rec.engine_handle) if rec.engine_handle else ""
 
-    async def follow_logs(self, job_id: str, who: Principal, poll: float = 0.25) -> AsyncIterator[str]:
+    def follow_logs(self, job_id: str, who: Principal, poll: float = 0.25) -> AsyncIterator[str]:
         """A job's logs as they are written, until it ends (like `kubectl logs -f`): waits while it is
-        pending, then streams whole lines, then what is left once it has ended."""
+        pending, then streams whole lines, then what is left once it has ended. Refused (TooMany) before
+        anything is sent when the tenant already holds MAX_FOLLOWS streams."""
+        if self.follows.get(who.tenant, 0) >= MAX_FOLLOWS:
+            raise TooMany(f"at most {MAX_FOLLOWS} log streams at once per tenant; close one first")
+        return self._counted(job_id, who, poll)
+
+    async def _counted(self, job_id: str, who: Principal, poll: float) -> AsyncIterator[str]:
+        """Counted while it streams (a stream never started never counts: nothing to leak)."""
+        self.follows[who.tenant] = self.follows.get(who.tenant, 0) + 1
+        try:
+            async for chunk in self._follow(job_id, who, poll):
+                yield chunk
+        finally:
+            self.follows[who.tenant] -= 1
+
+    async def _follow(self, job_id: str, who: Principal, poll: float) -> AsyncIterator[str]:
         offsets: dict[str, int] = {}
         while True:
             rec = self.job(job_id, who)
@@ -199,8 +227,15 @@ class Service:
                     center: str | None = None) -> dict[str, object]:
         """Allocated, busy and idle-while-allocated per center × chip over time, and per tenant (a tenant
         sees every center's totals but only its own tenant line)."""
-        if until <= since or bucket <= 0:
-            raise SpecError([("since", "the window must end after it starts, with a positive bucket")])
+        for name, value in (("since", since), ("until", until), ("bucket", bucket)):
+            if not math.isfinite(value):
+                raise SpecError([(name, f"must be a finite number, got {value}")])
+        if until <= since:
+            raise SpecError([("until", "the window must end after it starts")])
+        if until - since > MAX_WINDOW:
+            raise SpecError([("until", f"a report spans at most {MAX_WINDOW / 86400:.0f} days")])
+        if bucket < 60 or (until - since) / bucket > MAX_BUCKETS:
+            raise SpecError([("bucket", f"at least 60 s, and at most {MAX_BUCKETS} buckets in the window")])
         if center is not None and center not in {c.name for c in self.network.centers}:
             raise SpecError([("center", f"no center {center!r} in the network")])
         capacity: dict[tuple[str, str], int] = {}

@@ -7,7 +7,9 @@ restart; everything an engine needs to start a job is in `Launch`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from zhisuan.model import Pool
@@ -107,9 +109,57 @@ class Engine(Protocol):
     def usage(self, handle: str) -> Usage | None: ...
 
 
+MAX_LOG = 1024 * 1024  # bytes of a job's output one read returns: the end of it, with a mark where it was cut
+
+
+def cut(text: str, limit: int = MAX_LOG) -> str:
+    """The last `limit` characters of a text, marked when earlier ones were left out."""
+    if len(text) <= limit:
+        return text
+    return f"[... {len(text) - limit} earlier characters cut; the last {limit} follow]\n" + text[-limit:]
+
+
+def tail_file(path: Path, limit: int = MAX_LOG) -> str:
+    """The end of a log file (at most `limit` bytes read, however large it grew)."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - limit))
+            data = f.read(limit)
+    except FileNotFoundError:
+        return ""
+    head = f"[... {size - limit} earlier bytes cut; the last {limit} follow]\n" if size > limit else ""
+    return head + data.decode("utf-8", errors="replace")
+
+
+def file_delta(files: list[Path], offsets: dict[str, int], whole_lines: bool, label: bool) -> str:
+    """What log files gained since `offsets` (updated in place), at most MAX_LOG bytes per file and call;
+    a follower that starts late begins at the last MAX_LOG bytes. `whole_lines`: never half a line;
+    `label`: each line prefixed by its member's rank (files named out-<rank>.log)."""
+    out = []
+    for f in files:
+        try:
+            with f.open("rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                start = offsets.get(f.name, max(0, size - MAX_LOG))
+                fh.seek(start)
+                data = fh.read(MAX_LOG)
+        except FileNotFoundError:
+            continue
+        end = data.rfind(b"\n") + 1 if whole_lines and len(data) < MAX_LOG else len(data)
+        if end == 0:
+            continue
+        offsets[f.name] = start + end
+        text = data[:end].decode("utf-8", errors="replace")
+        if label:
+            text = "".join(f"[node {f.stem[4:]}] {line}" for line in text.splitlines(keepends=True))
+        out.append(text)
+    return "".join(out)
+
+
 class TextLogs:
-    """log_delta / log_rest for engines whose logs come back as one text (files elsewhere, an API):
-    follow = the whole new lines of that text since the last call, then the rest once the job ended."""
+    """log_delta / log_rest for engines whose logs come back as one text (an API): follow = the whole
+    new lines of that text since the last call, then the rest once the job ended."""
 
     def logs(self, handle: str) -> str:
         raise NotImplementedError

@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
+from zhisuan.engines.base import MAX_LOG, EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
 from zhisuan.model import Pool
 
 DEVICE_RESOURCE = {"cuda": "nvidia.com/gpu", "cann": "huawei.com/Ascend910", "rocm": "amd.com/gpu",
@@ -217,7 +217,8 @@ class KubernetesEngine(TextLogs):
 
     def logs(self, handle: str) -> str:
         pods = self._pods(handle)
-        texts = [str(self._call("core", "read_namespaced_pod_log", p.metadata.name, self.namespace)) for p in pods]
+        texts = [str(self._call("core", "read_namespaced_pod_log", p.metadata.name, self.namespace,
+                                limit_bytes=MAX_LOG // max(len(pods), 1))) for p in pods]
         if len(texts) == 1:
             return texts[0]
         return "".join(f"== node {i} ==\n{t}" for i, t in enumerate(texts))

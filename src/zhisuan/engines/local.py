@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zhisuan.engines.base import EngineStatus, ExternalLoad, Launch, Usage
+from zhisuan.engines.base import MAX_LOG, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
 from zhisuan.engines.sandbox import (
     UidPool,
     check_reachable,
@@ -238,9 +238,10 @@ class LocalEngine:
                 return
 
     def logs(self, handle: str) -> str:
-        """stdout+stderr of every gang member; members are headed by their node rank when there are several."""
+        """stdout+stderr of every gang member (the end of each, at most MAX_LOG bytes in all); members are
+        headed by their node rank when there are several."""
         files = sorted(Path(handle).glob("out-*.log"))
-        texts = [f.read_text(encoding="utf-8", errors="replace") for f in files]
+        texts = [tail_file(f, MAX_LOG // max(len(files), 1)) for f in files]
         if len(texts) == 1:
             return texts[0]
         return "".join(f"== node {f.stem[4:]} ==\n{t}" for f, t in zip(files, texts, strict=True))
@@ -248,27 +249,10 @@ class LocalEngine:
     def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
         """What the gang's log files gained since `offsets` (updated in place). Whole lines only, so a
         follower never sees half a line; with several members each line is prefixed by its node rank."""
-        return self._new_output(handle, offsets, whole_lines=True)
+        files = sorted(Path(handle).glob("out-*.log"))
+        return file_delta(files, offsets, whole_lines=True, label=len(files) > 1)
 
     def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
         """The last partial lines once a job has ended (a final line without a newline)."""
-        return self._new_output(handle, offsets, whole_lines=False)
-
-    @staticmethod
-    def _new_output(handle: str, offsets: dict[str, int], whole_lines: bool) -> str:
         files = sorted(Path(handle).glob("out-*.log"))
-        out = []
-        for f in files:
-            start = offsets.get(f.name, 0)
-            with f.open("rb") as fh:
-                fh.seek(start)
-                data = fh.read()
-            end = data.rfind(b"\n") + 1 if whole_lines else len(data)
-            if end == 0:
-                continue
-            offsets[f.name] = start + end
-            text = data[:end].decode("utf-8", errors="replace")
-            if len(files) > 1:
-                text = "".join(f"[node {f.stem[4:]}] {line}" for line in text.splitlines(keepends=True))
-            out.append(text)
-        return "".join(out)
+        return file_delta(files, offsets, whole_lines=False, label=len(files) > 1)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
+from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage, cut
 from zhisuan.engines.local import VISIBLE
 from zhisuan.model import Pool
 
@@ -179,7 +179,7 @@ class RayEngine(TextLogs):
         self._call("stop_job", handle)
 
     def logs(self, handle: str) -> str:
-        return str(self._call("get_job_logs", handle))
+        return cut(str(self._call("get_job_logs", handle)))
 
     def usage(self, handle: str) -> Usage | None:
         """Allocated device-seconds from the job's start and end (times in ms) and the devices it reserved

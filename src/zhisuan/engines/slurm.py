@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
+from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
 from zhisuan.engines.local import VISIBLE
 from zhisuan.model import Pool
 
@@ -43,7 +43,7 @@ def gres_of(gres: str) -> tuple[str, int] | None:
     return None
 
 
-class SlurmEngine(TextLogs):
+class SlurmEngine:
     kind = "slurm"
     starts_at_submit = False  # sbatch queues: the job runs when slurmctld starts it
 
@@ -251,8 +251,13 @@ class SlurmEngine(TextLogs):
         return Path(run) / f"slurm-{job_id}.out"
 
     def logs(self, handle: str) -> str:
-        out = self._out(handle)
-        return out.read_text(encoding="utf-8", errors="replace") if out.exists() else ""
+        return tail_file(self._out(handle))
+
+    def log_delta(self, handle: str, offsets: dict[str, int]) -> str:
+        return file_delta([self._out(handle)], offsets, whole_lines=True, label=False)
+
+    def log_rest(self, handle: str, offsets: dict[str, int]) -> str:
+        return file_delta([self._out(handle)], offsets, whole_lines=False, label=False)
 
     def usage(self, handle: str) -> Usage | None:
         """Allocated GPU-seconds from sacct's TRES; busy from the steps' average `gres/gpuutil` when the

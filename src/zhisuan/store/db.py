@@ -13,8 +13,9 @@ from sqlalchemy import Engine, create_engine, event
 DEFAULT_URL = "sqlite:///zhisuan.db"
 
 
-def connect(url: str | None = None) -> Engine:
-    """An engine for `url`, else $ZHISUAN_DB, else ./zhisuan.db (SQLite, WAL)."""
+def connect(url: str | None = None, busy_ms: int = 5000) -> Engine:
+    """An engine for `url`, else $ZHISUAN_DB, else ./zhisuan.db (SQLite, WAL); a writer waits up to `busy_ms`
+    for a lock before the store answers that it is unavailable."""
     url = url or os.environ.get("ZHISUAN_DB") or DEFAULT_URL
     sqlite = url.startswith("sqlite")
     # the API serves requests on worker threads while the control loop runs on its own
@@ -28,7 +29,7 @@ def connect(url: str | None = None) -> Engine:
             # WAL + NORMAL: a commit survives the process being killed (what recovery needs); only an
             # OS crash or power loss may drop the last commits. SQLite's documented pairing for WAL.
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=5000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

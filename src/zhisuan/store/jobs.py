@@ -174,6 +174,23 @@ class JobStore:
         with self.session() as s:
             return [_record(r) for r in s.scalars(query)]
 
+    def page(self, tenant: str | None, states: set[JobState] | None, before: str | None, limit: int) -> list[JobRecord]:
+        """Newest first, at most `limit`, submitted before the job `before` (a cursor: pages stay stable while
+        jobs are added)."""
+        query = select(JobRow).order_by(JobRow.submitted_at.desc(), JobRow.id.desc()).limit(limit)
+        if tenant is not None:
+            query = query.where(JobRow.tenant == tenant)
+        if states:
+            query = query.where(JobRow.state.in_([st.value for st in states]))
+        with self.session() as s:
+            if before is not None:
+                anchor = s.get(JobRow, before)
+                if anchor is None:
+                    return []
+                query = query.where(or_(JobRow.submitted_at < anchor.submitted_at,
+                                        (JobRow.submitted_at == anchor.submitted_at) & (JobRow.id < anchor.id)))
+            return [_record(r) for r in s.scalars(query)]
+
     def count_by_state(self) -> dict[str, int]:
         """Jobs per state, counted by the database (for /metrics: no rows are loaded)."""
         query = select(JobRow.state, func.count()).group_by(JobRow.state)

@@ -27,6 +27,7 @@ async function login(token) {
   try {
     const who = await api("/v1/whoami");
     TENANT = who.admin ? `${who.tenant} (admin)` : who.tenant;
+    await api("/v1/session", { method: "POST" });  // a cookie for the simulation reports a new tab opens
   } catch (e) {
     TOKEN = null;
     localStorage.removeItem("zhisuan.token");
@@ -42,7 +43,7 @@ async function login(token) {
 
 function logout() {
   localStorage.removeItem("zhisuan.token");
-  location.reload();
+  fetch("/v1/session", { method: "DELETE" }).finally(() => location.reload());
 }
 
 function show(tab) {
@@ -89,7 +90,7 @@ async function renderJobs() {
     $("#jobs-list").innerHTML = `<p>${esc(t("jobs.none"))}</p>`;
     return;
   }
-  const rows = jobs.slice().reverse().map((j) => `<tr data-job-id="${esc(j.id)}" data-state="${esc(j.state)}">` +
+  const rows = jobs.map((j) => `<tr data-job-id="${esc(j.id)}" data-state="${esc(j.state)}">` +
     `<td>${esc(j.id)}</td><td>${esc(j.name)}</td><td>${esc(j.tenant)}</td><td>${stateLabel(j.state)}</td>` +
     `<td>${j.center ? esc(`${j.center}/${j.pool}`) : ""}</td><td>${esc(when(j.submitted_at))}</td>` +
     `<td class="num">${j.exit_code ?? ""}</td><td>` +

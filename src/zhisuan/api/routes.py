@@ -1,0 +1,118 @@
+"""The API's routes: thin maps from HTTP to the control layer's service (no business logic here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
+
+from zhisuan.api.metrics import render
+from zhisuan.api.shapes import candidate_json, job_json
+from zhisuan.control.service import Service
+from zhisuan.model import JobState
+from zhisuan.store import Principal
+
+Who = Callable[..., Awaitable[Principal]]
+
+
+class UsageReport(BaseModel):
+    """A running job's own measurement, for chips without a driver sampler."""
+
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+    busy_fraction: float = Field(ge=0, le=1, description="share of the job's devices busy since the last report")
+    peak_memory_gib: float | None = Field(None, ge=0, le=1e6)
+    watts: float | None = Field(None, ge=0, le=10_000, description="measured draw per device")
+
+
+def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
+    @app.post("/v1/jobs", status_code=201)
+    async def submit(request: Request, who: Principal = Depends(principal)) -> JSONResponse:  # noqa: B008
+        # the hot path: a plain JSONResponse skips FastAPI's generic encoder (job_json is JSON-ready)
+        return JSONResponse(job_json(service.submit(await request.body(), who, time.time())), status_code=201)
+
+    @app.get("/v1/jobs")
+    def jobs(response: Response, state: Annotated[list[JobState] | None, Query()] = None,
+             before: Annotated[str | None, Query(max_length=40)] = None,
+             limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+             who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+        """Your jobs (an admin's: everyone's), newest first; `X-Next-Before` names the cursor of the next page."""
+        found = service.jobs(who, set(state) if state else None, before, limit)
+        if len(found) == limit:
+            response.headers["X-Next-Before"] = found[-1].id
+        return [job_json(r) for r in found]
+
+    @app.get("/v1/jobs/{job_id}")
+    def job(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        history = [{"state": t.to_state.value, "at": t.at, "why": t.reason} for t in service.history(job_id, who)]
+        return {**job_json(service.job(job_id, who)), "history": history}
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    def cancel(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        return job_json(service.cancel(job_id, who, time.time()))
+
+    @app.get("/v1/jobs/{job_id}/logs", response_class=PlainTextResponse)
+    def logs(job_id: str, follow: bool = False, who: Principal = Depends(principal)) -> Response:  # noqa: B008
+        """The end of the job's stdout and stderr (the last MiB); with `follow=true`, a chunked stream until
+        the job ends (at most 8 streams per tenant at once)."""
+        if not follow:
+            return PlainTextResponse(service.logs(job_id, who))
+        service.job(job_id, who)  # 404 before the stream starts, not inside it
+        stream = service.follow_logs(job_id, who)
+        return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+    @app.post("/v1/jobs/{job_id}/usage", status_code=202)
+    def report_usage(job_id: str, report: UsageReport, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        service.report_usage(job_id, who, time.time(), report.busy_fraction, report.peak_memory_gib, report.watts)
+        return {"job": job_id, "accepted": True}
+
+    @app.get("/v1/invoices/{tenant}/{month}.csv", response_class=PlainTextResponse)
+    def invoice_csv(tenant: str, month: str, who: Principal = Depends(principal)) -> str:  # noqa: B008
+        return service.invoice(tenant, month, who).to_csv()
+
+    @app.get("/v1/invoices/{tenant}/{month}")
+    def invoice(tenant: str, month: str, who: Principal = Depends(principal)) -> dict[str, object]:  # noqa: B008
+        return service.invoice(tenant, month, who).to_json()
+
+    @app.get("/v1/reports/utilization")
+    def utilization(since: float | None = None, until: float | None = None, bucket: float = 3600.0,
+                    center: str | None = None, who: Principal = Depends(principal)) -> dict[str, object]:  # noqa: B008
+        """Allocated, busy and idle-while-allocated per center and chip (default: the last 24 h, hourly)."""
+        now = time.time()
+        end = until if until is not None else now
+        return service.utilization(who, since if since is not None else end - 86400, end, bucket, center)
+
+    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus scrape target (no token, as exporters go: the server listens on loopback by default)."""
+        return Response(render(service), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/centers")
+    def centers(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+        return service.centers()
+
+    @app.get("/v1/whoami")
+    def whoami(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        return {"tenant": who.tenant, "admin": who.admin}
+
+    @app.get("/v1/tenants")
+    def tenants(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+        return service.tenants(who)
+
+    @app.get("/v1/jobs/{job_id}/candidates")
+    def candidates(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        return {"job": job_id, "candidates": [candidate_json(c) for c in service.candidates(job_id, who, time.time())]}
+
+    @app.get("/v1/sim-reports")
+    def sim_reports(who: Principal = Depends(principal)) -> list[dict[str, object]]:  # noqa: B008
+        return service.sim_reports()
+
+    @app.post("/v1/quote")
+    async def quote(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        spec, candidates = service.quote(await request.body(), who, time.time())
+        return {"job": spec.name, "candidates": [candidate_json(c) for c in candidates]}
+

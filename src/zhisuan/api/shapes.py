@@ -1,0 +1,36 @@
+"""What the API answers with: jobs, candidates and problems (RFC 7807) as JSON-ready values."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from zhisuan.scheduler import Candidate
+from zhisuan.store import JobRecord
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def job_json(r: JobRecord) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "tenant": r.tenant, "state": r.state.value, "priority": r.priority,
+            "submitted_at": r.submitted_at, "updated_at": r.updated_at, "center": r.center, "pool": r.pool,
+            "nodes": list(r.nodes), "devices": [list(d) for d in r.devices], "exit_code": r.exit_code,
+            "reason": r.reason, "attempts": r.attempts, "wait_reason": r.wait_reason,
+            "expected_start": r.expected_start}
+
+
+def candidate_json(c: Candidate) -> dict[str, Any]:
+    return {"center": c.center, "pool": c.pool, "score": None if math.isnan(c.score) else round(c.score, 2),
+            "expected_start_s": None if math.isinf(c.start_delay) else c.start_delay, "cny": round(c.cost, 2),
+            "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected),
+            "waits_for": list(c.waits_for)}
