@@ -194,8 +194,8 @@ def test_requests_are_bounded(api):
     acme = auth(keys["acme"])
     big = client.post("/v1/jobs", content=JOB + "\n#" + "x" * (2 * 1024 * 1024), headers=acme)
     assert big.status_code == 413 and big.headers["content-type"] == "application/problem+json"
-    for query, field in [("since=nan", "since"), ("bucket=inf", "bucket"), ("since=0&until=1e308&bucket=1e300", "until"),
-                         ("since=0&until=86400&bucket=1", "bucket")]:
+    for query, field in [("since=nan", "since"), ("bucket=inf", "bucket"),
+                         ("since=0&until=1e308&bucket=1e300", "until"), ("since=0&until=86400&bucket=1", "bucket")]:
         r = client.get(f"/v1/reports/utilization?{query}", headers=acme)
         assert r.status_code == 422 and field in [e["field"] for e in r.json()["errors"]], (query, r.text)
     job = client.post("/v1/jobs", content=JOB, headers=acme).json()["id"]
@@ -222,7 +222,7 @@ def test_a_tenant_holds_a_bounded_number_of_log_streams(api):
     from zhisuan.control.service import MAX_FOLLOWS, TooMany
     from zhisuan.store import Principal
 
-    client, keys, store, loop = api
+    client, keys, _, _ = api
     job = client.post("/v1/jobs", content=JOB, headers=auth(keys["acme"])).json()["id"]
     service = client.app.state.service
     acme = Principal("acme", False)
