@@ -262,3 +262,34 @@ def test_a_locked_store_answers_503_and_keeps_nothing_half_written(tmp_path):
         lock.execute("ROLLBACK")
     assert store.find() == []
     assert client.post("/v1/jobs", content=JOB, headers=auth(key)).status_code == 201
+
+
+def test_tokens_are_made_listed_and_revoked_by_an_admin_and_changes_name_who_asked(api):
+    client, keys, store, _ = api
+    admin, acme = auth(keys["admin"]), auth(keys["acme"])
+    assert client.post("/v1/tokens", json={"tenant": "acme"}, headers=acme).status_code == 403
+    made = client.post("/v1/tokens", json={"tenant": "acme", "label": "ci", "expires_in": 3600}, headers=admin).json()
+    new = auth(made["token"])
+    assert client.get("/v1/whoami", headers=new).json()["tenant"] == "acme"
+    listed = {t["id"]: t for t in client.get("/v1/tokens", headers=admin).json()}
+    assert listed[made["id"]]["label"] == "ci" and "token" not in listed[made["id"]]
+    job = client.post("/v1/jobs", content=JOB, headers={**new, "Idempotency-Key": "k1"}).json()["id"]
+    again = client.post("/v1/jobs", content=JOB, headers={**new, "Idempotency-Key": "k1"}).json()["id"]
+    assert again == job and len(store.find()) == 1  # a retried submit is the same job
+    assert client.delete(f"/v1/tokens/{made['id']}", headers=admin).json()["revoked_at"] is not None
+    time.sleep(1.1)  # a cached answer is at most a second old
+    assert client.get("/v1/whoami", headers=new).status_code == 401
+    client.post(f"/v1/jobs/{job}/cancel", headers=admin)
+    history = client.get(f"/v1/jobs/{job}", headers=admin).json()["history"]
+    assert [h["by"] for h in history] == ["acme", "admin ops"]  # the audit trail, for admins
+    assert "by" not in client.get(f"/v1/jobs/{job}", headers=acme).json()["history"][0]
+    assert client.delete("/v1/tokens/ffffffffffff", headers=admin).status_code == 404
+
+
+def test_an_expired_token_is_refused(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(engine)
+    tokens = TokenStore(engine)
+    token = tokens.issue("acme", 0.0, expires_at=100.0)
+    assert tokens.principal(token, now=50.0) is not None
+    assert tokens.principal(token, now=150.0) is None

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from zhisuan.api.admin import add_admin_routes
 from zhisuan.api.limits import Limits
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
@@ -63,8 +64,9 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         return problem(422, "Invalid request", "; ".join(f"{x['field']}: {x['message']}" for x in errors), errors)
 
     @app.exception_handler(NotFound)
-    async def _not_found(_: Request, e: NotFound) -> JSONResponse:
-        return problem(404, "Not found", f"no job {e.args[0]!r}")
+    async def _not_found(request: Request, e: NotFound) -> JSONResponse:
+        what = "token" if request.url.path.startswith("/v1/tokens") else "job"
+        return problem(404, "Not found", f"no {what} {e.args[0]!r}")
 
     @app.exception_handler(TooMany)
     async def _too_many(_: Request, e: TooMany) -> JSONResponse:
@@ -83,6 +85,7 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         return problem(500, "Internal error", "the server met an unexpected error; it is logged")
 
     add_routes(app, service, principal)
+    add_admin_routes(app, service, tokens, principal)
 
     @app.post("/v1/session", status_code=204)
     def session(request: Request, who: Principal = Depends(principal)) -> Response:  # noqa: B008

@@ -33,7 +33,8 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     @app.post("/v1/jobs", status_code=201)
     async def submit(request: Request, who: Principal = Depends(principal)) -> JSONResponse:  # noqa: B008
         # the hot path: a plain JSONResponse skips FastAPI's generic encoder (job_json is JSON-ready)
-        return JSONResponse(job_json(service.submit(await request.body(), who, time.time())), status_code=201)
+        key = request.headers.get("idempotency-key")
+        return JSONResponse(job_json(service.submit(await request.body(), who, time.time(), key)), status_code=201)
 
     @app.get("/v1/jobs")
     def jobs(response: Response, state: Annotated[list[JobState] | None, Query()] = None,
@@ -48,7 +49,8 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
 
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
-        history = [{"state": t.to_state.value, "at": t.at, "why": t.reason} for t in service.history(job_id, who)]
+        history = [{"state": t.to_state.value, "at": t.at, "why": t.reason, **({"by": t.actor} if who.admin else {})}
+                   for t in service.history(job_id, who)]
         return {**job_json(service.job(job_id, who)), "history": history}
 
     @app.post("/v1/jobs/{job_id}/cancel")

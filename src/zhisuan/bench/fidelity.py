@@ -98,7 +98,7 @@ class Fidelity:
         return 100.0 * self.decisions[0] / max(self.decisions[1], 1)
 
 
-def network_yaml(slurm_root: Path) -> str:
+def network_yaml(slurm_root: Path, tenants: list[str] | None = None) -> str:
     """The two Slurm clusters of scripts/slurm-up.sh and one local center of 8 devices (one node)."""
     return f"""
 name: fidelity
@@ -121,7 +121,7 @@ centers:
     pue: 1.5
     carbon_kg_per_kwh: 0.5849
     pools: [{{name: a100, accelerator: a100, nodes: 1, devices_per_node: 8, price_per_device_hour: 12.0}}]
-tenants: []
+tenants: [{", ".join("{name: '" + t + "'}" for t in tenants or [])}]
 """
 
 
@@ -276,10 +276,11 @@ def run(count: int = 200, span: float = 180.0, shortest: float = 12.0, longest: 
     folder = Path(tempfile.mkdtemp(prefix="zhisuan-bench-fidelity-"))
     folder.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
     try:
-        (folder / "network.yaml").write_text(network_yaml(slurm_root), encoding="utf-8")
-        declared = parse_network(network_yaml(slurm_root))
-        network = with_inventory(declared, build_fleet(declared, folder / "inventory"))
         jobs = workload(count, span, shortest, longest, offset)
+        tenants = sorted({j.tenant for j in jobs})
+        (folder / "network.yaml").write_text(network_yaml(slurm_root, tenants), encoding="utf-8")
+        declared = parse_network(network_yaml(slurm_root, tenants))
+        network = with_inventory(declared, build_fleet(declared, folder / "inventory"))
         outcomes, seconds, records = live(jobs, folder / "network.yaml", folder, interval, progress, limit)
         progress("replaying the same jobs in the simulator")
         simulate(outcomes, network, interval)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -31,9 +32,15 @@ def connect(url: str | None, token: str | None) -> httpx.Client:
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
-def call(client: httpx.Client, method: str, path: str, **kw: Any) -> Any:
+def call(client: httpx.Client, method: str, path: str, retry: bool = False, **kw: Any) -> Any:
+    """One request; exits with the server's problem on 4xx/5xx. `retry`: transport errors are raised to
+    the caller (a submit retried with its idempotency key) instead of ending the command."""
     try:
         r = client.request(method, path, **kw)
+    except httpx.TransportError:
+        if retry:
+            raise
+        fail(f"cannot reach the server at {client.base_url}")
     except httpx.HTTPError as e:
         fail(f"cannot reach the server at {client.base_url}: {e}")
     if r.status_code >= 400:
@@ -84,8 +91,16 @@ def submit_command(spec: Annotated[Path, typer.Argument(help="job spec (YAML or 
     """Submit a job; with --follow, stream its state and logs until it ends."""
     if not spec.exists():
         fail(f"job spec not found: {spec}")
+    body, key = spec.read_bytes(), uuid.uuid4().hex  # the same key on every retry: stored once at most
     with connect(url, token) as client:
-        job = call(client, "POST", "/v1/jobs", content=spec.read_bytes())
+        for attempt in range(3):
+            try:
+                job = call(client, "POST", "/v1/jobs", content=body, headers={"Idempotency-Key": key}, retry=True)
+                break
+            except httpx.TransportError as e:
+                if attempt == 2:
+                    fail(f"cannot reach the server at {client.base_url}: {e}")
+                time.sleep(1.0 + attempt)
         console.print(f"submitted {job['id']} ({job['name']}): {job['state']}")
         if follow and _follow(client, job["id"])["state"] != "succeeded":
             raise typer.Exit(1)

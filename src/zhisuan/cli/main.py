@@ -21,6 +21,7 @@ from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
 from zhisuan.cli.server import server_command
 from zhisuan.cli.sim import sim_command
+from zhisuan.cli.tokens import token_app
 
 app = typer.Typer(
     name="zhisuan",
@@ -41,6 +42,7 @@ for _name, _command in [("submit", submit_command), ("jobs", jobs_command), ("sh
 app.command("bill")(bill_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(report_app, name="report")
+app.add_typer(token_app, name="token")
 
 if __name__ == "__main__":
     app()

@@ -93,11 +93,21 @@ class Service:
         spec = parse_job_spec(text)
         if spec.tenant != who.tenant and not who.admin:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, the spec names {spec.tenant!r}")
+        self.check_tenant(spec.tenant)
         check_spec(spec, self.network, self.loop.policy, now)
         return spec
 
-    def submit(self, text: str | bytes, who: Principal, now: float) -> JobRecord:
-        return self.store.submit_record(self.validate(text, who, now), now)
+    def check_tenant(self, tenant: str) -> None:
+        """A tenant must be one of the network's (a network that names none is open to any)."""
+        known = {t.name for t in self.network.tenants}
+        if known and tenant not in known:
+            raise SpecError([("tenant", f"no tenant {tenant!r} in network {self.network.name}")])
+
+    def submit(self, text: str | bytes, who: Principal, now: float, idempotency_key: str | None = None) -> JobRecord:
+        """Store a job; a retry with the same idempotency key returns the job the first try stored."""
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 128 and idempotency_key.isprintable()):
+            raise SpecError([("Idempotency-Key", "1 to 128 printable characters")])
+        return self.store.submit_record(self.validate(text, who, now), now, who.actor, idempotency_key)
 
     def job(self, job_id: str, who: Principal) -> JobRecord:
         rec = self.store.get(job_id)
@@ -121,8 +131,8 @@ class Service:
         if rec.state.terminal:
             return rec
         try:
-            done = self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.tenant}",
-                                         usage=self.meter.run_rows(rec, now))
+            done = self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.actor}",
+                                         usage=self.meter.run_rows(rec, now), actor=who.actor)
         except ValueError:  # it ended (or moved on) between the read and the write: report how it stands
             return self.job(job_id, who)
         if rec.state in (JobState.RUNNING, JobState.SCHEDULED) and rec.engine_handle:

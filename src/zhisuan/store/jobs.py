@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec, JobState, check_transition
-from zhisuan.store.schema import JobRow, TransitionRow, UsageRow
+from zhisuan.store.schema import IdempotencyRow, JobRow, TransitionRow, UsageRow
 
 UPDATABLE = {"center", "pool", "nodes", "devices_per_node", "devices", "engine_handle", "exit_code", "reason",
              "attempts"}
@@ -51,6 +52,7 @@ class Transition:
     at: float
     reason: str
     id: int = 0
+    actor: str = "zhisuan"
 
 
 ACTIVE = {JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING, JobState.PREEMPTED}
@@ -77,23 +79,39 @@ class JobStore:
         """Store a validated spec as a pending job; returns its id."""
         return self.submit_record(spec, now).id
 
-    def submit_record(self, spec: JobSpec, now: float) -> JobRecord:
-        """Store a validated spec as a pending job; returns the stored record (one transaction, no re-read)."""
+    def submit_record(self, spec: JobSpec, now: float, actor: str = "zhisuan",
+                      idempotency_key: str | None = None) -> JobRecord:
+        """Store a validated spec as a pending job; returns the stored record (one transaction, no re-read).
+        With an idempotency key, a submit the tenant made before with the same key returns that job instead."""
         job_id = f"j-{uuid.uuid4().hex[:12]}"
-        # Core inserts, not the ORM unit of work: this is the API's hot path (about 0.5 ms saved per submit)
-        with self.engine.begin() as conn:
-            conn.execute(insert(JobRow), {
-                "id": job_id, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
-                "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now, "updated_at": now,
-                "attempts": 0})
-            conn.execute(insert(TransitionRow), {
-                "job_id": job_id, "from_state": None, "to_state": JobState.PENDING.value, "at": now,
-                "reason": "submitted"})
+        try:
+            # Core inserts, not the ORM unit of work: this is the API's hot path (about 0.5 ms saved per submit)
+            with self.engine.begin() as conn:
+                conn.execute(insert(JobRow), {
+                    "id": job_id, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
+                    "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now,
+                    "updated_at": now, "attempts": 0})
+                conn.execute(insert(TransitionRow), {
+                    "job_id": job_id, "from_state": None, "to_state": JobState.PENDING.value, "at": now,
+                    "reason": "submitted", "actor": actor})
+                if idempotency_key is not None:
+                    conn.execute(insert(IdempotencyRow), {"tenant": spec.tenant, "key": idempotency_key,
+                                                          "job_id": job_id, "created_at": now})
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            with self.engine.connect() as conn:
+                earlier = conn.execute(select(IdempotencyRow.job_id).where(
+                    IdempotencyRow.tenant == spec.tenant, IdempotencyRow.key == idempotency_key)).scalar()
+            rec = self.get(earlier) if earlier else None
+            if rec is None:
+                raise
+            return rec
         return JobRecord(job_id, spec.tenant, spec.name, spec, JobState.PENDING, spec.priority, now, now, None, None,
                          (), None, (), None, None, None, 0)
 
     def transition(self, job_id: str, target: JobState, now: float, why: str = "",
-                   usage: list[dict[str, Any]] | None = None, **fields: Any) -> JobRecord:
+                   usage: list[dict[str, Any]] | None = None, actor: str = "zhisuan", **fields: Any) -> JobRecord:
         """Move a job to `target` if its lifecycle allows, setting `fields` in the same transaction;
         `why` goes into the transition record; `usage` rows (the run that ends) are stored with it, so a
         run is metered exactly once whatever crashes when."""
@@ -113,7 +131,7 @@ class JobStore:
             if target is not JobState.PENDING:
                 row.wait_reason, row.expected_start = None, None
             s.add(TransitionRow(job_id=job_id, from_state=current.value, to_state=target.value, at=now,
-                                reason=why))
+                                reason=why, actor=actor))
             for u in usage or []:
                 s.add(UsageRow(**u))
             return _record(row)
@@ -201,4 +219,4 @@ class JobStore:
         query = select(TransitionRow).where(TransitionRow.job_id == job_id).order_by(TransitionRow.id)
         with self.session() as s:
             return [Transition(r.job_id, JobState(r.from_state) if r.from_state else None, JobState(r.to_state),
-                               r.at, r.reason, r.id) for r in s.scalars(query)]
+                               r.at, r.reason, r.id, r.actor) for r in s.scalars(query)]

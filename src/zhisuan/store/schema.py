@@ -43,6 +43,7 @@ class TransitionRow(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     at: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(80), default="zhisuan")  # who asked: a tenant, an admin, zhisuan
 
 
 class TokenRow(Base):
@@ -51,6 +52,20 @@ class TokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64))
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(80), default="")
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class IdempotencyRow(Base):
+    """A submit a client may retry: the same (tenant, key) names the same job, never a second one."""
+
+    __tablename__ = "idempotency"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
     created_at: Mapped[float] = mapped_column(Float)
 
 

@@ -1,15 +1,20 @@
-"""API tokens: handed out once in clear, kept only as SHA-256 hashes."""
+"""API tokens: handed out once in clear, kept only as SHA-256 hashes; named publicly by the first 12 hex
+digits of that hash; revocable (effective within a second: a cached answer is at most that old) and
+optionally expiring."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.store.schema import TokenRow
+
+RECHECK = 1.0  # seconds a token's validity is taken from the cache before the store is asked again
 
 
 @dataclass(frozen=True)
@@ -17,31 +22,78 @@ class Principal:
     tenant: str
     admin: bool
 
+    @property
+    def actor(self) -> str:
+        """How the audit trail names who asked."""
+        return f"admin {self.tenant}" if self.admin else self.tenant
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    tenant: str
+    admin: bool
+    label: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_id(token: str) -> str:
+    """The public name of a token: the first 12 hex digits of its hash."""
+    return _hash(token)[:12]
+
+
 class TokenStore:
     def __init__(self, engine: Engine) -> None:
         self.session = sessionmaker(engine, expire_on_commit=False)
-        self._known: dict[str, Principal] = {}  # valid tokens seen; tokens are immutable (no revocation yet)
+        self._known: dict[str, tuple[Principal | None, float]] = {}  # hash -> (who, when the store said so)
 
-    def issue(self, tenant: str, now: float, admin: bool = False) -> str:
+    def issue(self, tenant: str, now: float, admin: bool = False, label: str = "",
+              expires_at: float | None = None) -> str:
         """A new token for `tenant` (admin tokens see and act on every tenant's jobs)."""
         token = "zs_" + secrets.token_urlsafe(24)
         with self.session.begin() as s:
-            s.add(TokenRow(token_hash=_hash(token), tenant=tenant, admin=admin, created_at=now))
+            s.add(TokenRow(token_hash=_hash(token), tenant=tenant, admin=admin, created_at=now, label=label,
+                           expires_at=expires_at))
         return token
 
-    def principal(self, token: str) -> Principal | None:
+    def principal(self, token: str, now: float | None = None) -> Principal | None:
+        """Who a token speaks for, or None (unknown, revoked, expired)."""
+        now = time.time() if now is None else now
         digest = _hash(token)
-        known = self._known.get(digest)
-        if known is not None:
-            return known
+        cached = self._known.get(digest)
+        if cached is not None and now - cached[1] < RECHECK:
+            return cached[0]
         with self.session() as s:
             row = s.get(TokenRow, digest)
-        if row is None:
+        valid = row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
+        who = Principal(row.tenant, row.admin) if valid and row is not None else None
+        if len(self._known) > 100_000:  # forged tokens must not grow the cache without end
+            self._known.clear()
+        self._known[digest] = (who, now)
+        return who
+
+    def list(self) -> list[TokenInfo]:
+        with self.session() as s:
+            rows = s.scalars(select(TokenRow).order_by(TokenRow.created_at))
+            return [TokenInfo(r.token_hash[:12], r.tenant, r.admin, r.label, r.created_at, r.expires_at, r.revoked_at)
+                    for r in rows]
+
+    def revoke(self, token_id: str, now: float) -> TokenInfo | None:
+        """Revoke the token whose id (hash prefix) is `token_id`; None when there is no such token."""
+        if len(token_id) < 8 or not all(c in "0123456789abcdef" for c in token_id):
             return None
-        self._known[digest] = Principal(row.tenant, row.admin)
-        return self._known[digest]
+        with self.session.begin() as s:
+            rows = list(s.scalars(select(TokenRow).where(TokenRow.token_hash.startswith(token_id))))
+            if len(rows) != 1:
+                return None
+            row = rows[0]
+            if row.revoked_at is None:
+                row.revoked_at = now
+            return TokenInfo(row.token_hash[:12], row.tenant, row.admin, row.label, row.created_at, row.expires_at,
+                             row.revoked_at)

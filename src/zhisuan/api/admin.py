@@ -1,0 +1,59 @@
+"""Admin routes: tokens (create, list, revoke). Only admin tokens may call them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+from zhisuan.control.service import Forbidden, NotFound, Service
+from zhisuan.store import Principal, TokenStore
+from zhisuan.store.tokens import TokenInfo, token_id
+
+Who = Callable[..., Awaitable[Principal]]
+
+
+class NewToken(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    admin: bool = False
+    label: str = Field("", max_length=80)
+    expires_in: float | None = Field(None, gt=0, le=10 * 365 * 86400, description="seconds from now")
+
+
+def token_json(t: TokenInfo) -> dict[str, Any]:
+    return {"id": t.id, "tenant": t.tenant, "admin": t.admin, "label": t.label, "created_at": t.created_at,
+            "expires_at": t.expires_at, "revoked_at": t.revoked_at}
+
+
+def add_admin_routes(app: FastAPI, service: Service, tokens: TokenStore, principal: Who) -> None:
+    def admin_only(who: Principal) -> None:
+        if not who.admin:
+            raise Forbidden("only an admin token manages tokens")
+
+    @app.post("/v1/tokens", status_code=201)
+    def create(new: NewToken, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        """A new token, shown once (only its hash is kept)."""
+        admin_only(who)
+        service.check_tenant(new.tenant)
+        now = time.time()
+        token = tokens.issue(new.tenant, now, new.admin, new.label, now + new.expires_in if new.expires_in else None)
+        info = next(t for t in tokens.list() if t.id == token_id(token))
+        return {**token_json(info), "token": token}
+
+    @app.get("/v1/tokens")
+    def listing(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+        admin_only(who)
+        return [token_json(t) for t in tokens.list()]
+
+    @app.delete("/v1/tokens/{token_id}")
+    def revoke(token_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        """Revoke a token by its id; it stops working within a second."""
+        admin_only(who)
+        info = tokens.revoke(token_id, time.time())
+        if info is None:
+            raise NotFound(token_id)
+        return token_json(info)

@@ -1,0 +1,58 @@
+"""`zhisuan token create | list | revoke`: manage API tokens over HTTP (an admin token is needed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from zhisuan.cli.client import Token, Url, call, connect
+from zhisuan.cli.common import console
+from zhisuan.model.units import parse_duration
+
+token_app = typer.Typer(help="API tokens: create, list, revoke (with an admin token).", no_args_is_help=True)
+
+
+@token_app.command("create")
+def create(tenant: Annotated[str, typer.Argument(help="the tenant the token acts for")],
+           admin: Annotated[bool, typer.Option("--admin", help="an admin token (every tenant's jobs)")] = False,
+           label: Annotated[str, typer.Option(help="a note: who holds it")] = "",
+           expires: Annotated[str | None, typer.Option(help="valid for, e.g. 30d (default: until revoked)")] = None,
+           url: Url = None, token: Token = None) -> None:
+    """Issue a token; it is printed once, keep it (only its hash is stored)."""
+    body: dict[str, object] = {"tenant": tenant, "admin": admin, "label": label}
+    if expires:
+        body["expires_in"] = parse_duration(expires)
+    with connect(url, token) as client:
+        made = call(client, "POST", "/v1/tokens", json=body)
+    console.print(f"token {made['id']} for {made['tenant']}{' (admin)' if made['admin'] else ''}:")
+    print(made["token"])
+
+
+@token_app.command("list")
+def listing(url: Url = None, token: Token = None) -> None:
+    """Every token: id, tenant, label, created, expiry, revocation (never the token itself)."""
+    with connect(url, token) as client:
+        rows = call(client, "GET", "/v1/tokens")
+    t = Table(title="tokens")
+    for col in ["id", "tenant", "admin", "label", "created", "expires", "revoked"]:
+        t.add_column(col)
+
+    def when(x: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(x)) if x else ""
+
+    for r in rows:
+        t.add_row(r["id"], r["tenant"], "yes" if r["admin"] else "", r["label"], when(r["created_at"]),
+                  when(r["expires_at"]), when(r["revoked_at"]))
+    console.print(t)
+
+
+@token_app.command("revoke")
+def revoke(token_id: Annotated[str, typer.Argument(help="the id `zhisuan token list` shows")],
+           url: Url = None, token: Token = None) -> None:
+    """Revoke a token: it stops working within a second."""
+    with connect(url, token) as client:
+        done = call(client, "DELETE", f"/v1/tokens/{token_id}")
+    console.print(f"token {done['id']} of {done['tenant']} revoked")
