@@ -29,6 +29,8 @@ spec() {  # <slurmctld port>|<node>:<gpu type>:<count> ...   (slurmd ports: ctld
 }
 
 bash "$(dirname "$0")/apt-ensure.sh" munge slurmctld slurmd slurm-client slurmdbd mariadb-server mariadb-client
+# the cluster account zhisuan's jobs run as (never root): examples/networks/slurm2.yaml names it in run_as
+id zhisuan-job >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin zhisuan-job
 
 mkdir -p "$M" "$ROOT/jobs"; chmod 1777 "$ROOT/jobs"
 chown munge:munge "$M"; chmod 0755 "$M"

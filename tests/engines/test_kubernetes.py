@@ -66,6 +66,10 @@ def test_a_gang_is_an_indexed_job_with_one_pod_per_node(api):
     assert env["EPOCHS"]["value"] == "3" and env["ZHISUAN_NNODES"]["value"] == "2"
     assert "job-completion-index" in env["ZHISUAN_NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert "schedulerName" not in pod
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert pod["automountServiceAccountToken"] is False  # no cluster credentials inside a tenant's pod
+    assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False,
+                                                       "capabilities": {"drop": ["ALL"]}}
 
 
 def test_volcano_centers_get_a_pod_group_first(api):

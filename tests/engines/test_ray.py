@@ -20,7 +20,8 @@ def ray_engine():
             pytest.fail("no Ray head: run the suite with `make test`, which starts one (scripts/ray-up.sh)")
         pytest.skip("no Ray head (run `make test` or scripts/ray-up.sh and set ZHISUAN_TEST_RAY)")
     return RayEngine.from_config("ray-center", {"address": ADDRESS, "resources": {"A100": "A100 SXM4 80GB",
-                                                "910B": "Ascend 910B3"}, "prices": {"A100": 12, "910B": 8}})
+                                                "910B": "Ascend 910B3"}, "prices": {"A100": 12, "910B": 8},
+                                 "run_as_uid": 65534})  # the test head runs as root: jobs drop to nobody
 
 
 def launch(engine, job_id, command, pool="a100", devices=2, nodes=(0,)):
@@ -44,6 +45,18 @@ def test_inventory_reads_custom_resources(ray_engine):
     assert set(pools) == {"a100", "910b"}
     assert (pools["a100"].accelerator, pools["a100"].nodes, pools["a100"].devices_per_node) == ("A100 SXM4 80GB", 1, 8)
     assert pools["910b"].accelerator == "Ascend 910B3"
+
+
+def test_a_ray_job_runs_unprivileged_and_keeps_its_checkpoint_folder(ray_engine, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("the admin token")
+    secret.chmod(0o600)
+    h = ray_engine.submit(launch(ray_engine, "j-ray-uid", f"id -u; cat {secret}; touch $ZHISUAN_CHECKPOINT_DIR/ok; "
+                                                          "ls $ZHISUAN_CHECKPOINT_DIR"))
+    assert wait(ray_engine, h).state == "succeeded"  # the last command (ls) decides; the logs tell the rest
+    logs = ray_engine.logs(h)  # Ray's own lines come first
+    assert "65534" in logs.splitlines() and "the admin token" not in logs and "ok" in logs.splitlines()
+    assert "Permission denied" in logs
 
 
 def test_a_job_runs_with_its_devices_and_logs(ray_engine):

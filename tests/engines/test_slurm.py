@@ -125,6 +125,23 @@ def test_a_job_goes_to_the_center_that_can_start_it_first(world):
     assert f"on {other}/" in logs and "npu=0,1,2,3,4,5,6,7" in logs
 
 
+def test_a_slurm_job_runs_as_the_cluster_account_without_the_servers_secrets(world, tmp_path):
+    store, loop, svc = world
+    secret = tmp_path / "runs" / "secret.txt"
+    secret.write_text("the admin token")
+    secret.chmod(0o600)
+    os.environ["ZHISUAN_CANARY"] = "server-secret"
+    try:
+        job = store.submit(spec("who", "a100:1", f"id -un; cat {secret}; env"), time.time())
+        rec = step_until(loop, store, job, {JobState.SUCCEEDED, JobState.FAILED})
+    finally:
+        os.environ.pop("ZHISUAN_CANARY", None)
+    logs = svc.logs(job, Principal("acme", False))
+    assert rec.state is JobState.SUCCEEDED and logs.splitlines()[0] == "nobody"  # not root
+    assert "the admin token" not in logs and "Permission denied" in logs
+    assert "server-secret" not in logs  # sbatch --export=NONE
+
+
 def test_cancel_reaches_slurm(world):
     store, loop, svc = world
     job = store.submit(spec("long", "a100:1", "sleep 120"), time.time())

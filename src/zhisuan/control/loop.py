@@ -404,7 +404,7 @@ class ControlLoop:
         spec = info.spec
         launch = Launch(run.job_id, info.name, spec.run, self.pool_of[run.key], run.nodes,
                         len(run.devices[0]) if run.devices else 0, [list(d) for d in run.devices], dict(spec.env),
-                        spec.constraints.time_limit, spec.image, run.attempt)
+                        spec.constraints.time_limit, spec.image, run.attempt, info.tenant)
         try:
             run.handle = engine.submit(launch)
         except EngineDown as e:

@@ -55,6 +55,7 @@ class Launch:
     timeout: float | None = None
     image: str | None = None
     attempt: int = 1  # 1 for the first run, +1 for each requeue (preemption, failover, withdrawal)
+    tenant: str = ""  # whose job it is (engines that map tenants to cluster accounts)
 
 
 @dataclass(frozen=True)

@@ -29,18 +29,20 @@ class KubernetesEngine(TextLogs):
 
     def __init__(self, center: str, api: Any, namespace: str = "default", image: str = "python:3.11-slim",
                  chips: dict[str, str] | None = None, prices: dict[str, float] | None = None, volcano: bool = False,
-                 timeout: float = 10.0, checkpoint_claim: str | None = None) -> None:
+                 timeout: float = 10.0, checkpoint_claim: str | None = None, run_as_uid: int = 65534) -> None:
         self.center, self.api, self.namespace, self.image = center, api, namespace, image
         self.chips, self.prices, self.volcano, self.timeout = chips or {}, prices or {}, volcano, timeout
         self.checkpoint_claim = checkpoint_claim
+        self.run_as_uid = run_as_uid
 
     @classmethod
     def from_config(cls, center: str, cfg: dict[str, Any]) -> KubernetesEngine:
         """`engine_config` keys: kubeconfig (path) or host (+ token), namespace, image (default container
         image), chips {node label value: catalog chip}, prices {node label value: CNY per device-hour},
-        volcano (bool), timeout (s), checkpoint_claim (a PersistentVolumeClaim mounted at /checkpoint)."""
+        volcano (bool), timeout (s), checkpoint_claim (a PersistentVolumeClaim mounted at /checkpoint),
+        run_as_uid (the non-root uid pods run as; default 65534, nobody)."""
         known = {"kubeconfig", "host", "token", "namespace", "image", "chips", "prices", "volcano", "timeout",
-                 "checkpoint_claim"}
+                 "checkpoint_claim", "run_as_uid"}
         if set(cfg) - known:
             raise ValueError(f"engine_config of {center}: unknown keys {sorted(set(cfg) - known)}")
         try:
@@ -57,7 +59,7 @@ class KubernetesEngine(TextLogs):
             api = config.new_client_from_config(config_file=cfg.get("kubeconfig"))  # type: ignore[no-untyped-call]
         return cls(center, api, str(cfg.get("namespace", "default")), str(cfg.get("image", "python:3.11-slim")),
                    cfg.get("chips"), cfg.get("prices"), bool(cfg.get("volcano", False)), float(cfg.get("timeout", 10)),
-                   cfg.get("checkpoint_claim"))
+                   cfg.get("checkpoint_claim"), int(cfg.get("run_as_uid", 65534)))
 
     def _call(self, group: str, method: str, *args: Any, **kw: Any) -> Any:
         from kubernetes import client
@@ -114,8 +116,13 @@ class KubernetesEngine(TextLogs):
             "restartPolicy": "Never",
             "nodeSelector": {PRODUCT_LABEL: next((k for k, v in self.chips.items() if v == launch.pool.accelerator),
                                                  launch.pool.accelerator)},
+            # a tenant's code: not root, no privilege to gain, no API credentials of the cluster's
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": self.run_as_uid, "runAsGroup": self.run_as_uid,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{"name": "job", "image": launch.image or self.image, "command": ["/bin/sh", "-c",
                             launch.command], "env": env,
+                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                             "resources": {"limits": {resource: str(launch.devices_per_node)}}}],
         }
         if self.checkpoint_claim:  # kept across attempts; without a claim /checkpoint is the pod's own

@@ -30,22 +30,26 @@ class RayEngine(TextLogs):
     starts_at_submit = False  # a Ray job is PENDING until its entrypoint resources are free
 
     def __init__(self, center: str, address: str, resources: dict[str, str], prices: dict[str, float],
-                 timeout: float = 10.0, checkpoints: str = "/tmp/zhisuan-checkpoints") -> None:
+                 timeout: float = 10.0, checkpoints: str = "/tmp/zhisuan-checkpoints",
+                 run_as_uid: int | None = None) -> None:
         self.center, self.address = center, address.rstrip("/")
         self.resources, self.prices, self.timeout = resources, prices, timeout
         self.checkpoints = checkpoints
+        self.run_as_uid = run_as_uid
         self._client: Any = None
 
     @classmethod
     def from_config(cls, center: str, cfg: dict[str, Any]) -> RayEngine:
         """`engine_config` keys: address (the Jobs API, http://127.0.0.1:8265), resources {Ray resource:
         catalog chip}, prices {Ray resource: CNY per device-hour}, timeout (s), checkpoints (a folder every
-        node shares, for $ZHISUAN_CHECKPOINT_DIR)."""
-        unknown = set(cfg) - {"address", "resources", "prices", "timeout", "checkpoints"}
+        node shares, for $ZHISUAN_CHECKPOINT_DIR), run_as_uid (when the raylets run as root: the uid the
+        job's command drops to with setpriv)."""
+        unknown = set(cfg) - {"address", "resources", "prices", "timeout", "checkpoints", "run_as_uid"}
         if unknown or "address" not in cfg or "resources" not in cfg:
             raise ValueError(f"engine_config of {center}: needs address and resources; unknown keys {sorted(unknown)}")
         return cls(center, str(cfg["address"]), dict(cfg["resources"]), dict(cfg.get("prices", {})),
-                   float(cfg.get("timeout", 10.0)), str(cfg.get("checkpoints", "/tmp/zhisuan-checkpoints")))
+                   float(cfg.get("timeout", 10.0)), str(cfg.get("checkpoints", "/tmp/zhisuan-checkpoints")),
+                   int(cfg["run_as_uid"]) if cfg.get("run_as_uid") is not None else None)
 
     def _jobs(self) -> Any:
         if self._client is None:
@@ -110,7 +114,13 @@ class RayEngine(TextLogs):
                "ZHISUAN_ATTEMPT": str(launch.attempt), "ZHISUAN_CHECKPOINT_DIR": self.checkpoint_dir(launch.job_id),
                VISIBLE.get(launch.pool.chip.stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(launch.devices[0])}
         submission = f"zs-{launch.job_id}-{uuid.uuid4().hex[:6]}"
-        self._call("submit_job", entrypoint=f"bash -c {shlex.quote(launch.command)}", submission_id=submission,
+        entrypoint = f"bash -c {shlex.quote(launch.command)}"
+        if self.run_as_uid is not None:  # a root raylet: the job itself runs under an unprivileged uid
+            uid, folder = self.run_as_uid, shlex.quote(self.checkpoint_dir(launch.job_id))
+            base = shlex.quote(self.checkpoints)
+            entrypoint = (f"mkdir -p -m 1777 {base} && mkdir -p {folder} && chown {uid}:{uid} {folder} && "
+                          f"cd /tmp && exec setpriv --reuid={uid} --regid={uid} --clear-groups -- {entrypoint}")
+        self._call("submit_job", entrypoint=entrypoint, submission_id=submission,
                    entrypoint_resources={self._resource(launch.pool): float(launch.devices_per_node)},
                    entrypoint_num_cpus=0, runtime_env={"env_vars": env},
                    metadata={"zhisuan_job": launch.job_id, "zhisuan_name": launch.name,

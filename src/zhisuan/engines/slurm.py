@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pwd
 import shlex
 import subprocess
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
 from zhisuan.engines.local import VISIBLE
+from zhisuan.engines.sandbox import SAFE_PATH
 from zhisuan.model import Pool
 
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "STAGE_OUT"}
@@ -49,8 +51,12 @@ class SlurmEngine:
 
     def __init__(self, center: str, runs: Path, conf: str | None = None, cluster: str | None = None,
                  partition: str | None = None, chips: dict[str, str] | None = None,
-                 prices: dict[str, float] | None = None, timeout: float = 10.0, cache: float = 0.5) -> None:
+                 prices: dict[str, float] | None = None, timeout: float = 10.0, cache: float = 0.5,
+                 run_as: str | None = None, accounts: dict[str, str] | None = None) -> None:
         self.center, self.runs = center, Path(runs).resolve()
+        # never root: a job runs as its tenant's cluster account, else `run_as` (default: nobody)
+        self.run_as = run_as or ("nobody" if os.geteuid() == 0 else None)
+        self.accounts = accounts or {}
         self.conf, self.cluster, self.partition = conf, cluster, partition
         self.chips, self.prices = chips or {}, prices or {}
         self.timeout, self.cache = timeout, cache
@@ -60,12 +66,14 @@ class SlurmEngine:
     @classmethod
     def from_config(cls, center: str, cfg: dict[str, Any], runs: Path) -> SlurmEngine:
         """`engine_config` keys: conf (slurm.conf path), cluster (-M), partition, chips {gres type: catalog
-        name}, prices {gres type: CNY per device-hour}, timeout (s)."""
-        unknown = set(cfg) - {"conf", "cluster", "partition", "chips", "prices", "timeout"}
+        name}, prices {gres type: CNY per device-hour}, timeout (s), run_as (the cluster account jobs run as;
+        default nobody), accounts {tenant: cluster account}."""
+        unknown = set(cfg) - {"conf", "cluster", "partition", "chips", "prices", "timeout", "run_as", "accounts"}
         if unknown:
             raise ValueError(f"engine_config of {center}: unknown keys {sorted(unknown)}")
         return cls(center, runs, cfg.get("conf"), cfg.get("cluster"), cfg.get("partition"), cfg.get("chips"),
-                   cfg.get("prices"), float(cfg.get("timeout", 10.0)))
+                   cfg.get("prices"), float(cfg.get("timeout", 10.0)), run_as=cfg.get("run_as"),
+                   accounts=cfg.get("accounts"))
 
     def _cmd(self, args: list[str]) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
@@ -133,11 +141,14 @@ class SlurmEngine:
         return self._targets[pool.name]
 
     def submit(self, launch: Launch) -> str:
+        user = self.accounts.get(launch.tenant, self.run_as)
+        ids = pwd.getpwnam(user) if user else None  # KeyError: no such account here, the start fails alone
         run = self.runs / launch.job_id
         checkpoint = run / "checkpoint"
         checkpoint.mkdir(parents=True, exist_ok=True)
         stack_var = VISIBLE.get(launch.pool.chip.stack)
-        lines = [f"export {k}={shlex.quote(v)}" for k, v in launch.env.items()]
+        lines = [f"export PATH={SAFE_PATH}", f"export HOME={shlex.quote(str(run))}"]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in launch.env.items()]
         lines += [f"export ZHISUAN_JOB_ID={launch.job_id}", "export ZHISUAN_NODE_RANK=$SLURM_NODEID",
                   "export ZHISUAN_NNODES=$SLURM_NNODES", f"export ZHISUAN_ATTEMPT={launch.attempt}",
                   f"export ZHISUAN_CHECKPOINT_DIR={shlex.quote(str(checkpoint))}"]
@@ -147,8 +158,15 @@ class SlurmEngine:
         command.write_text("\n".join([*lines, launch.command, ""]), encoding="utf-8")
         label = " --label" if len(launch.nodes) > 1 else ""
         partition, gtype = self._target(launch.pool)
-        batch.write_text(f"#!/bin/bash\nexec srun{label} --ntasks-per-node=1 /bin/bash {command}\n", encoding="utf-8")
-        args = ["sbatch", "--parsable", f"--job-name=zs-{launch.job_id}",
+        batch.write_text(f"#!/bin/bash\nexport PATH={SAFE_PATH}\nexec srun{label} --ntasks-per-node=1 /bin/bash "
+                         f"{command}\n", encoding="utf-8")
+        if ids is not None:  # the job's folder is its account's (output, checkpoints); nothing else of zhisuan's
+            for path in (run, checkpoint, command):
+                os.chown(path, ids.pw_uid, ids.pw_gid)
+            os.chmod(run, 0o700)
+            os.chmod(command, 0o600)
+        # --export=NONE: nothing of the server's environment (database URL, credentials) reaches the job
+        args = ["sbatch", "--parsable", "--export=NONE", f"--job-name=zs-{launch.job_id}",
                 f"--comment=zhisuan:{launch.job_id}:{launch.attempt}",
                 f"--nodes={len(launch.nodes)}", "--ntasks-per-node=1",
                 f"--gres=gpu:{gtype}:{launch.devices_per_node}", f"--chdir={run}", f"--output={run}/slurm-%j.out",
@@ -157,6 +175,8 @@ class SlurmEngine:
             args.append("--nodelist=" + ",".join(launch.pool.node_names[n] for n in launch.nodes))
         if launch.timeout:
             args.append(f"--time={max(1, math.ceil(launch.timeout / 60))}")
+        if ids is not None:
+            args += [f"--uid={ids.pw_uid}", f"--gid={ids.pw_gid}"]
         job = self._cmd([*args, str(batch)]).strip().split(";")[0]
         self._jobs = (float("-inf"), {})
         return f"{job}@{run}"
