@@ -4,6 +4,7 @@ import re
 
 from typer.testing import CliRunner
 
+from tests.builders import ROOT
 from zhisuan.cli.main import app
 
 runner = CliRunner()
@@ -94,3 +95,17 @@ def test_server_refuses_to_start_when_an_engine_to_read_pools_from_does_not_answ
     res = CliRunner().invoke(app, ["server", "--network", str(net), "--db", f"sqlite:///{tmp_path}/z.db",
                                    "--runs", str(tmp_path / "runs"), "--port", "0"])
     assert res.exit_code == 2 and "far" in res.output
+
+
+def test_a_corrupt_database_is_one_line_naming_it(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "z.db"
+    db.write_bytes(b"this is not a database" * 100)
+    (tmp_path / "runs").mkdir()
+    done = subprocess.run([sys.executable, "-m", "zhisuan.cli.main", "server", "--db", f"sqlite:///{db}", "--runs",
+                           str(tmp_path / "runs"), "--port", "0"], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert str(db) in done.stderr and "restore it from a backup" in done.stderr

@@ -1,6 +1,9 @@
 """The local engine with real subprocesses."""
 
+import json
 import time
+
+import pytest
 
 from zhisuan.engines import LocalEngine
 
@@ -120,3 +123,30 @@ def test_logs_are_read_from_their_end_however_large(tmp_path):
     offsets: dict[str, int] = {}
     first = eng.log_delta(h, offsets)  # a follower that starts late begins at the last MAX_LOG bytes
     assert len(first) <= MAX_LOG and first.endswith("last line\n")
+
+
+def test_a_start_that_fails_half_way_leaves_no_member_running(tmp_path, monkeypatch):
+    import subprocess
+
+    from zhisuan.engines import local
+    from zhisuan.engines.sandbox import processes_of
+
+    eng = LocalEngine(tmp_path, isolate=True)
+    real, calls = subprocess.Popen, []
+
+    def second_fails(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(local.subprocess, "Popen", second_fails)
+    with pytest.raises(OSError, match="No space left"):
+        eng.run("j10", "sleep 30", [["0"], ["1"]], "cuda")
+    uid = json.loads((tmp_path / "j10" / "attempt-1" / "intent.json").read_text())["uid"]
+    end = time.time() + 5
+    while time.time() < end and processes_of(uid):
+        time.sleep(0.05)
+    assert processes_of(uid) == []  # the member that did start was killed
+    with pytest.raises(OSError, match="begun before"):
+        eng.run("j10", "true", [["0"]], "cuda")  # and the attempt is not started again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -43,9 +44,15 @@ def server_command(
                               f"(devices {', '.join(p.device_ids)})")
     console.print(f"zhisuan server on http://{host}:{port} — network {net.name}, policy {chosen.name}, "
                   f"runs in {runs}/, first tokens in {runs / 'tokens.json'}; dashboard at http://{host}:{port}/")
+    from sqlalchemy.exc import DatabaseError
+
     from zhisuan.engines import EngineDown
 
     try:
         serve(net, db, runs, host, port, interval, reports, policy)
+    except DatabaseError as e:  # not a database, corrupt, or unreachable: one line, naming it and the way out
+        where = db or os.environ.get("ZHISUAN_DB") or "sqlite:///zhisuan.db"
+        fail(f"{where}: the database cannot be used ({str(e.orig).splitlines()[0][:200]}); restore it from a "
+             "backup, or move it aside to start with an empty one")
     except (EngineDown, ValueError, OSError) as e:  # an engine is down, its config wrong, a folder unusable
         fail(f"{network}: {e}")

@@ -139,10 +139,23 @@ class LocalEngine:
         checkpoint = owned_dir(self.run_dir(job_id) / "checkpoint", uid, 0o700)
         started = time.time()
         _write(run / "intent.json", {"uid": uid, "members": len(devices), "started": started, "timeout": timeout})
-        pids = []
+        pids: list[int] = []
+        try:
+            self._spawn(run, work, checkpoint, uid, job_id, command, devices, stack, env or {}, attempt, pids)
+            _write(run / "handle.json", {"pids": pids, "uid": uid, "members": len(devices), "started": started,
+                                         "timeout": timeout})
+        except BaseException:  # a full disk, a process table full: no member is left running untracked
+            stop_tree(None, pids, signal.SIGKILL)  # the wrappers' groups (a member may not have dropped yet)
+            stop_tree(uid, pids, signal.SIGKILL)
+            raise
+        return str(run)
+
+    @staticmethod
+    def _spawn(run: Path, work: Path, checkpoint: Path, uid: int | None, job_id: str, command: str,
+               devices: list[list[str]], stack: str, env: dict[str, str], attempt: int, pids: list[int]) -> None:
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] if uid is not None else []
         for rank, ids in enumerate(devices):
-            member_env = job_env({**(env or {}), VISIBLE.get(stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(ids),
+            member_env = job_env({**env, VISIBLE.get(stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(ids),
                                   "ZHISUAN_JOB_ID": job_id, "ZHISUAN_NODE_RANK": str(rank),
                                   "ZHISUAN_NNODES": str(len(devices)), "ZHISUAN_ATTEMPT": str(attempt),
                                   "ZHISUAN_CHECKPOINT_DIR": str(checkpoint)}, work)
@@ -155,9 +168,6 @@ class LocalEngine:
                 proc = subprocess.Popen(["/bin/sh", "-c", script], cwd=work, env=member_env, stdout=out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             pids.append(proc.pid)
-        _write(run / "handle.json", {"pids": pids, "uid": uid, "members": len(devices), "started": started,
-                                     "timeout": timeout})
-        return str(run)
 
     def _run(self, handle: str) -> _Run:
         run = self._runs.get(handle)
