@@ -4,13 +4,16 @@ errors are RFC 7807 problem+json that name the field; OpenAPI at /openapi.json a
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhisuan.api.admin import add_admin_routes
@@ -18,7 +21,7 @@ from zhisuan.api.limits import Limits
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.control.service import Conflict, Forbidden, NotFound, Service, TooMany
-from zhisuan.model import SpecError
+from zhisuan.model import JobSpec, SpecError
 from zhisuan.store import Principal, TokenStore
 from zhisuan.web import STATIC
 
@@ -68,6 +71,10 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         what = "token" if request.url.path.startswith("/v1/tokens") else "job"
         return problem(404, "Not found", f"no {what} {e.args[0]!r}")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:  # 404 of no route, 405, ...
+        return problem(e.status_code, str(e.detail), str(e.detail), headers=dict(e.headers or {}))
+
     @app.exception_handler(TooMany)
     async def _too_many(_: Request, e: TooMany) -> JSONResponse:
         return problem(429, "Too many requests", str(e), headers={"Retry-After": "5"})
@@ -107,7 +114,27 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         app.mount("/sim-reports", TokenCookie(reports, tokens), name="sim-reports")
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")  # last: the API routes win
     app.add_middleware(Limits)
+    app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the job spec as the request body of the routes that read one (they read raw
+    YAML or JSON themselves, so FastAPI cannot see it): clients and fuzzers know what to send."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    spec = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(spec.pop("$defs", {}))
+    components["JobSpec"] = spec
+    body = {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+        "application/yaml": {"schema": {"type": "string", "description": "the same fields, as YAML"}}}}
+    for path in ("/v1/jobs", "/v1/quote"):
+        schema["paths"][path]["post"]["requestBody"] = body
+    app.openapi_schema = schema
+    return schema
 
 
 class TokenCookie:

@@ -13,6 +13,8 @@ _GIB = {"": 1.0, "b": 2**-30, "k": 1e3 / 2**30, "m": 1e6 / 2**30, "g": 1e9 / 2**
 
 def parse_duration(value: str | float | int) -> float:
     """Seconds from `3600`, `90m`, `2h30m` or `1d`. A bare number is seconds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a duration such as 90m, 2h or 3600, got {type(value).__name__}")
     if isinstance(value, int | float):
         if value <= 0:
             raise ValueError("must be a positive duration")
@@ -31,6 +33,8 @@ def parse_duration(value: str | float | int) -> float:
 
 def parse_memory_gib(value: str | float | int) -> float:
     """GiB from `256Gi`, `64G`, `512Mi` or a bare number of GiB."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a memory size such as 256Gi, got {type(value).__name__}")
     if isinstance(value, int | float):
         return float(value)
     m = _MEMORY.match(value)
