@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.builders import ROOT
 
@@ -30,3 +33,24 @@ def _job_uids_reach_the_temp_root(tmp_path_factory: pytest.TempPathFactory) -> N
 def _job_uids_reach_tmp_path(request: pytest.FixtureRequest) -> None:
     if "tmp_path" in request.fixturenames:
         _passable(request.getfixturevalue("tmp_path"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database per test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'z.db'}"
+        return
+    server = os.environ.get("ZHISUAN_TEST_PG_URL")
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail("ZHISUAN_TEST_PG_URL is not set: run the suite with `make test`, which starts PostgreSQL")
+        pytest.skip("no PostgreSQL (run `make test` to start one)")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    yield server.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()

@@ -1,36 +1,13 @@
 """The store on SQLite and on a real PostgreSQL (started by `make test`): lifecycle, atomicity, restart."""
 
-import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from zhisuan.model import JobState, parse_job_spec
 from zhisuan.store import JobStore, connect, migrate
 
 SPEC = parse_job_spec("name: j\ntenant: acme\nresources: {accelerators: a100:2}\nrun: echo hi")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """A fresh, empty database per test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'z.db'}"
-        return
-    server = os.environ.get("ZHISUAN_TEST_PG_URL")
-    if not server:
-        if os.environ.get("CI"):
-            pytest.fail("ZHISUAN_TEST_PG_URL is not set: run the suite with `make test`, which starts PostgreSQL")
-        pytest.skip("no PostgreSQL (run `make test` to start one)")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as c:
-        c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 @pytest.fixture
