@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(not isolating(), reason="job isolation needs roo
 
 def spec(name: str, marks: Path, rng: random.Random) -> str:
     run = f"touch {marks}/$ZHISUAN_JOB_ID.$ZHISUAN_ATTEMPT.$$; sleep {rng.choice([0, 0.1, 0.3, 0.6])}"
-    return f"name: {name}\ntenant: acme\nresources: {{accelerators: 910b:{rng.choice([1, 2, 8])}}}\nrun: {json.dumps(run)}\n"
+    devices = rng.choice([1, 2, 8])
+    return f"name: {name}\ntenant: acme\nresources: {{accelerators: 910b:{devices}}}\nrun: {json.dumps(run)}\n"
 
 
 def test_kill_9_at_random_points_loses_nothing_and_runs_nothing_twice(db_url, tmp_path):
