@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from zhisuan.bench import control as control_bench
 from zhisuan.bench import fidelity as fidelity_bench
 from zhisuan.bench import scheduler as scheduler_bench
 from zhisuan.bench import sim as sim_bench
+from zhisuan.bench import soak as soak_bench
 from zhisuan.cli.common import console, read_network
 from zhisuan.scheduler import get_policy
 from zhisuan.sim import green
@@ -242,3 +244,53 @@ def bench_fidelity(
                   f"run's {r.decisions[1]} placements")
     print(f"placement-agreement-pct: {r.placement_agreement_pct:.1f}")
     print(f"fidelity-mean-jct-error-pct: {r.mean_jct_error_pct:.1f}")
+
+
+@bench_app.command("soak")
+def bench_soak(
+    clients: Annotated[int, typer.Option(min=1, max=64, help="client threads submitting and cancelling")] = 16,
+    seconds: Annotated[float, typer.Option(min=5, help="how long the load runs (then the network drains)")] = 60.0,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: a fresh SQLite file)")] = None,
+    network: Annotated[Path, typer.Option(help="network file")] = Path("examples/networks/toy3.yaml"),
+    pending: Annotated[int, typer.Option(min=1, help="jobs waiting while the dashboard's polls are timed")] = 10_000,
+) -> None:
+    """Clients against a server killed with SIGKILL every few seconds: nothing lost, nothing run twice;
+    then the dashboard's polls against a store with 10,000 jobs waiting."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="zhisuan-soak-"))
+    work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True, auto_refresh=False) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(msg: str) -> None:
+            bar.update(task, description=msg, refresh=True)
+
+        started = time.time()
+        r = soak_bench.Soak(db or f"sqlite:///{work / 'soak.db'}", work, network).run(
+            clients, lambda _: time.time() - started > seconds, (2.0, 6.0), progress=progress)
+        polls = soak_bench.poll_latency(f"sqlite:///{work / 'polls.db'}", work, network, pending, progress=progress)
+    t = Table(title=f"zhisuan bench soak: {clients} clients, {seconds:g} s, server killed {r.kills} times")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for k, v in [("accepted (acknowledged submits)", r.accepted), ("stored", r.stored), ("lost", r.lost),
+                 ("duplicated", r.duplicated), ("runs (job, attempt)", r.ran),
+                 ("ran twice in one attempt", r.ran_twice),
+                 ("cancels acknowledged", r.cancelled), ("still running when the drain gave up", r.unfinished),
+                 ("submit p50 ms", f"{r.pct(50):.1f}"), ("submit p99 ms", f"{r.pct(99):.1f}"),
+                 ("wall s (load, kills, drain)", f"{r.seconds:.0f}")]:
+        t.add_row(k, str(v))
+    console.print(t)
+    p = Table(title=f"the dashboard's polls with {pending:,} jobs waiting (200 each, ms)")
+    for col in ["path", "p50", "p99"]:
+        p.add_column(col, justify="left" if col == "path" else "right")
+    worst = 0.0
+    for path, xs in polls.items():
+        xs = sorted(xs)
+        p99 = xs[min(len(xs) - 1, int(0.99 * len(xs)))] * 1000
+        worst = max(worst, p99)
+        p.add_row(path, f"{statistics.median(xs) * 1000:.1f}", f"{p99:.1f}")
+    console.print(p)
+    print(f"dashboard-poll-p99-ms: {worst:.1f}")
+    print(f"soak-lost-or-duplicated: {r.lost + r.duplicated + r.ran_twice}")
