@@ -108,3 +108,9 @@ def test_what_could_not_start_is_refused_at_submit(server, text, field):
         assert r.status_code == 422, r.text
         assert field in [e["field"] for e in r.json().get("errors", [])] or (field == "run" and "NUL" in r.text)
         assert acme.get("/v1/jobs").json() == []
+
+
+def test_the_database_and_tokens_are_the_servers_alone(server):
+    srv, tmp = server
+    for path in (tmp / "z.db", srv.runs / "tokens.json"):
+        assert path.stat().st_mode & 0o077 == 0, path  # no group, no others

@@ -28,6 +28,16 @@ from zhisuan.store.schema import TokenRow
 log = logging.getLogger("zhisuan.server")
 
 
+def private(database: str | None) -> None:
+    """A SQLite database made before the umask (an older server) is made the server's alone too."""
+    if not database:
+        return
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(database + suffix)
+        if path.exists():
+            path.chmod(0o600)
+
+
 def bootstrap_tokens(tokens: TokenStore, network: Network, path: Path) -> None:
     with tokens.session() as s:
         if s.scalars(select(TokenRow).limit(1)).first() is not None:
@@ -64,6 +74,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     os.umask(0o077)  # the database, its journal, tokens and logs: the server's alone (jobs run as other uids)
     engine = connect(db)
     migrate(engine)
+    private(engine.url.database if engine.url.get_backend_name() == "sqlite" else None)
     store, tokens = JobStore(engine), TokenStore(engine)
     bootstrap_tokens(tokens, network, runs / "tokens.json")
     fleet = build_fleet(network, runs)
