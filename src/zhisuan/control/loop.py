@@ -20,18 +20,18 @@ import contextlib
 import logging
 import threading
 import time
-from collections import defaultdict
 
+from zhisuan.control.carry import Carrier
 from zhisuan.control.failover import Failover
-from zhisuan.control.jobs import JobInfo, Run, Stopping
+from zhisuan.control.jobs import JobInfo, Run
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
 from zhisuan.control.recovery import rebuild
 from zhisuan.control.view import LiveView
 from zhisuan.control.waits import WaitBoard
-from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet, Launch, nvml
+from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet, nvml
 from zhisuan.model import JobState, Network
-from zhisuan.scheduler import CycleResult, Policy, Preempt, RunningJob, Start, pools_from_network
+from zhisuan.scheduler import CycleResult, Policy, RunningJob, pools_from_network
 from zhisuan.scheduler.profiles import policy_for
 from zhisuan.scheduler.state import EXTERNAL, SchedulerState
 from zhisuan.store import JobStore, Transition, UsageStore
@@ -59,8 +59,7 @@ class ControlLoop:
         self.feed: TransitionFeed | None = None
         self.jobs: dict[str, JobInfo] = {}  # every job the loop is responsible for, spec parsed once
         self.runs: dict[str, Run] = {}  # jobs holding devices: scheduled (maybe queued at the center) or running
-        self.stopping: dict[str, Stopping] = {}  # preempted runs in their grace period
-        self.held: dict[str, set[str]] = {}  # job -> jobs whose runs must stop before it starts
+        self.carrier = Carrier(self)  # carries out decisions; holds runs in their grace period
         self.labels: dict[str, dict[str, str]] = {}  # center -> its own load's ids -> what they are
         self.waits = WaitBoard(store)
         self.sample_every = 10.0
@@ -79,9 +78,9 @@ class ControlLoop:
             self.state, self.jobs, self.runs = rebuilt.state, rebuilt.jobs, rebuilt.runs
             self.feed = TransitionFeed(self.store, rebuilt.floor)
             for job_id in rebuilt.lost:
-                self._settle(job_id, JobState.FAILED, now, "its pool is no longer in the network")
+                self.settle(job_id, JobState.FAILED, now, "its pool is no longer in the network")
             for job_id in rebuilt.requeue:
-                self._settle(job_id, JobState.PENDING, now, "requeued after a restart (it had been preempted)")
+                self.settle(job_id, JobState.PENDING, now, "requeued after a restart (it had been preempted)")
             for run in [r for r in self.runs.values() if r.handle is None]:
                 try:
                     handle = self.fleet.of(run.center).handle_of(run.job_id, run.attempt)
@@ -92,10 +91,10 @@ class ControlLoop:
                     run.handle = handle
                     self.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=handle)
                 else:
-                    self._back_to_queue(run, now, "requeued: not submitted before a restart")
+                    self.back_to_queue(run, now, "requeued: not submitted before a restart")
             self._publish()
 
-    def _settle(self, job_id: str, target: JobState, now: float, why: str) -> None:
+    def settle(self, job_id: str, target: JobState, now: float, why: str) -> None:
         try:
             self.store.transition(job_id, target, now, why, reason=why if target is JobState.FAILED else None)
         except ValueError:
@@ -120,12 +119,12 @@ class ControlLoop:
             if now - self._loaded >= self.settings.load_every:
                 self._loaded = now
                 self.observe_load(now)
-            self._settle_stopping(now)
+            self.carrier.settle_stopping(now)
             self._apply(self.feed.read(now))
             t0 = time.perf_counter()
             result = self.state.cycle(now)
             self.cycles.observe(time.perf_counter() - t0)
-            self._carry_out(result, now)
+            self.carrier.carry_out(result, now)
             self.waits.record(result, self.state, now)
             self._publish()
             return result
@@ -180,7 +179,7 @@ class ControlLoop:
             self.state.unplace(job_id)
         self.state.ledger.forget(job_id)
         self.runs.pop(job_id, None)
-        self.held.pop(job_id, None)
+        self.carrier.held.pop(job_id, None)
         self.jobs.pop(job_id, None)
         self.waits.forget(job_id)
 
@@ -202,7 +201,7 @@ class ControlLoop:
                     with contextlib.suppress(Exception):
                         self.fleet.of(run.center).cancel(run.handle)
                     if not run.running:
-                        self._started(run, now)
+                        self.started(run, now)
                     self._ended(run, status, now)
                 continue
             run.poll_errors = 0
@@ -210,7 +209,7 @@ class ControlLoop:
                 if not run.running:
                     self._queued(run, status, now)
                 continue
-            if not run.running and not self._started(run, now):
+            if not run.running and not self.started(run, now):
                 continue
             if status.state in ("succeeded", "failed"):
                 self._ended(run, status, now)
@@ -225,21 +224,21 @@ class ControlLoop:
         except (OSError, EngineDown) as e:
             log.warning("could not withdraw %s from %s: %s", run.job_id, run.center, e)
             return
-        self._back_to_queue(run, now, f"withdrawn from {run.center}'s queue after {waited:.0f} s ({status.reason})")
+        self.back_to_queue(run, now, f"withdrawn from {run.center}'s queue after {waited:.0f} s ({status.reason})")
         self.observe_load(now, only=run.center)  # its view of that center was stale
 
-    def _back_to_queue(self, run: Run, now: float, why: str) -> None:
+    def back_to_queue(self, run: Run, now: float, why: str) -> None:
         try:
             self.store.transition(run.job_id, JobState.PENDING, now, why)
         except ValueError:
             return  # cancelled meanwhile: the feed settles it
         self.runs.pop(run.job_id, None)
-        self.held.pop(run.job_id, None)
+        self.carrier.held.pop(run.job_id, None)
         self.waits.forget(run.job_id)
         self.state.unplace(run.job_id)
         self.requeue(run.job_id)
 
-    def _started(self, run: Run, now: float) -> bool:
+    def started(self, run: Run, now: float) -> bool:
         try:
             self.store.transition(run.job_id, JobState.RUNNING, now, f"started on {run.key}",
                                   engine_handle=run.handle, attempts=run.attempt)
@@ -307,131 +306,3 @@ class ControlLoop:
                 log.warning("NVML sample of %s failed: %s", run.job_id, e)
                 continue
             self.meter.usage.add_sample(run.job_id, now, s.busy_fraction, "nvml", s.watts, s.memory_gib)
-
-    # ---- carrying out a cycle's decisions ----------------------------------------------------------
-
-    def _carry_out(self, result: CycleResult, now: float) -> None:
-        for x in result.expired:
-            self._settle(x.job_id, JobState.FAILED, now, f"deadline: {x.reason}")
-        victims: dict[str, set[str]] = defaultdict(set)
-        for pre in result.preemptions:
-            if self._preempt(pre, now):
-                victims[pre.by].add(pre.job_id)
-        for start in result.starts:
-            waits = victims.get(start.job_id, set()) | ({start.job_id} if start.job_id in self.stopping else set())
-            self._place(start, now, waits)
-
-    def _preempt(self, pre: Preempt, now: float) -> bool:
-        """Stop a victim gracefully and requeue it; True when its run must end before its devices are used."""
-        run = self.runs.pop(pre.job_id, None)
-        if run is None:
-            return False
-        engine = self.fleet.of(run.center)
-        self.held.pop(pre.job_id, None)
-        try:
-            if not run.running:  # placed, maybe queued at its center, but it never ran
-                if run.handle:
-                    engine.cancel(run.handle)
-                self.store.transition(pre.job_id, JobState.PENDING, now, f"preempted by {pre.by} before it started")
-                self.requeue(pre.job_id)
-                return False
-            if run.handle:
-                engine.stop(run.handle)
-                self.stopping[pre.job_id] = Stopping(pre.job_id, run.center, run.handle, now + self.settings.grace)
-            rec = self.store.get(pre.job_id)
-            usage = self.meter.run_rows(rec, now) if rec is not None else []
-            self.store.transition(pre.job_id, JobState.PREEMPTED, now, f"preempted by {pre.by} on {run.key}",
-                                  usage=usage)
-            self.store.transition(pre.job_id, JobState.PENDING, now,
-                                  f"requeued after preemption (attempt {run.attempt}; checkpoints kept)")
-        except (OSError, EngineDown) as e:
-            log.warning("preempting %s on %s: %s", pre.job_id, run.center, e)
-        except ValueError:
-            return pre.job_id in self.stopping  # cancelled meanwhile: the feed settles it
-        self.requeue(pre.job_id)
-        return pre.job_id in self.stopping
-
-    def _settle_stopping(self, now: float) -> None:
-        """Preempted runs: done once their processes are gone; SIGKILL when the grace period is over. Then
-        the starts that waited for them go ahead."""
-        for job_id, st in list(self.stopping.items()):
-            engine = self.fleet.of(st.center)
-            try:
-                alive = engine.poll(st.handle).state in ("running", "queued")
-                if alive and now >= st.deadline:
-                    engine.cancel(st.handle)
-                    alive = False
-            except EngineDown:
-                continue
-            except (OSError, ValueError, KeyError) as e:
-                log.warning("stopping %s: %s", job_id, e)
-                alive = False
-            if not alive:
-                del self.stopping[job_id]
-        for job_id, waits in list(self.held.items()):
-            if not waits & self.stopping.keys():
-                del self.held[job_id]
-                run = self.runs.get(job_id)
-                if run is not None:
-                    self._launch(run, now)
-
-    def _place(self, start: Start, now: float, waits: set[str]) -> None:
-        p = start.placement
-        key = f"{p.center}/{p.pool}"
-        devices = self._device_ids(key, p.nodes, p.devices_per_node)
-        info = self.jobs.get(start.job_id)
-        try:
-            if info is None:
-                raise ValueError("unknown to the loop")
-            self.store.transition(start.job_id, JobState.SCHEDULED, now, f"placed on {key} (score {start.score:.1f})",
-                                  center=p.center, pool=p.pool, nodes=p.nodes, devices_per_node=p.devices_per_node,
-                                  devices=devices)
-        except ValueError:
-            self.state.unplace(start.job_id)  # cancelled since it was queued: the feed settles it
-            return
-        run = Run(start.job_id, p.center, p.pool, p.nodes, tuple(tuple(d) for d in devices), now,
-                  attempt=info.attempts + 1)
-        self.runs[start.job_id] = run
-        if waits:
-            self.held[start.job_id] = waits
-            self.waits.note(start.job_id, f"waiting for preempted {', '.join(sorted(waits))} to stop")
-            return
-        self._launch(run, now)
-
-    def _launch(self, run: Run, now: float) -> None:
-        info = self.jobs[run.job_id]
-        engine = self.fleet.of(run.center)
-        spec = info.spec
-        launch = Launch(run.job_id, info.name, spec.run, self.pool_of[run.key], run.nodes,
-                        len(run.devices[0]) if run.devices else 0, [list(d) for d in run.devices], dict(spec.env),
-                        spec.constraints.time_limit, spec.image, run.attempt, info.tenant)
-        try:
-            run.handle = engine.submit(launch)
-        except EngineDown as e:
-            self._back_to_queue(run, now, f"requeued: {run.center} did not take it ({e})")
-            return
-        except Exception as e:  # whatever one job's start meets fails that job alone
-            log.warning("start of %s failed: %s", run.job_id, e)
-            with contextlib.suppress(ValueError):  # cancelled meanwhile
-                self.store.transition(run.job_id, JobState.FAILED, now, f"the engine could not start it: {e}",
-                                      reason=str(e)[:500])
-            self.state.unplace(run.job_id)
-            self.drop(run.job_id)
-            return
-        if engine.starts_at_submit:
-            if not self._started(run, now):
-                engine.cancel(run.handle)  # cancelled while it was being started: stop what the engine began
-        elif not self.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=run.handle,
-                                       wait_reason=f"submitted to {run.center}"):
-            engine.cancel(run.handle)
-
-    def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int) -> list[list[str]]:
-        """Concrete device ids on each placed node: the first free slots, given what placed jobs hold."""
-        pool = self.pool_of[key]
-        slots = pool.device_ids or [str(k) for k in range(pool.devices_per_node)]
-        used: dict[int, set[str]] = {}
-        for r in self.runs.values():
-            if r.key == key:
-                for n, ids in zip(r.nodes, r.devices, strict=False):
-                    used.setdefault(n, set()).update(ids)
-        return [[s for s in slots if s not in used.get(n, set())][:per_node] for n in nodes]

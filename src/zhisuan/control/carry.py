@@ -1,0 +1,160 @@
+"""Carrying out a cycle's decisions on the engines: starts, and preemptions with their grace periods.
+
+A victim gets its engine's graceful stop, a `preempted` transition and a requeue; the job that preempted
+it is `held` until the victim's processes are gone, so two jobs never share a device. Every transition is
+written before the engine call it announces (scheduled, then submit)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from zhisuan.control.jobs import Run, Stopping
+from zhisuan.engines import EngineDown, Launch
+from zhisuan.model import JobState
+from zhisuan.scheduler import CycleResult, Preempt, Start
+
+if TYPE_CHECKING:
+    from zhisuan.control.loop import ControlLoop
+
+log = logging.getLogger("zhisuan.control")
+
+
+class Carrier:
+    def __init__(self, loop: ControlLoop) -> None:
+        self.loop = loop
+        self.stopping: dict[str, Stopping] = {}  # preempted runs in their grace period
+        self.held: dict[str, set[str]] = {}  # job -> jobs whose runs must stop before it starts
+
+    def carry_out(self, result: CycleResult, now: float) -> None:
+        for x in result.expired:
+            self.loop.settle(x.job_id, JobState.FAILED, now, f"deadline: {x.reason}")
+        victims: dict[str, set[str]] = defaultdict(set)
+        for pre in result.preemptions:
+            if self._preempt(pre, now):
+                victims[pre.by].add(pre.job_id)
+        for start in result.starts:
+            waits = victims.get(start.job_id, set()) | ({start.job_id} if start.job_id in self.stopping else set())
+            self._place(start, now, waits)
+
+    def _preempt(self, pre: Preempt, now: float) -> bool:
+        """Stop a victim gracefully and requeue it; True when its run must end before its devices are used."""
+        loop = self.loop
+        run = loop.runs.pop(pre.job_id, None)
+        if run is None:
+            return False
+        engine = loop.fleet.of(run.center)
+        self.held.pop(pre.job_id, None)
+        try:
+            if not run.running:  # placed, maybe queued at its center, but it never ran
+                if run.handle:
+                    engine.cancel(run.handle)
+                loop.store.transition(pre.job_id, JobState.PENDING, now, f"preempted by {pre.by} before it started")
+                loop.requeue(pre.job_id)
+                return False
+            if run.handle:
+                engine.stop(run.handle)
+                self.stopping[pre.job_id] = Stopping(pre.job_id, run.center, run.handle, now + loop.settings.grace)
+            rec = loop.store.get(pre.job_id)
+            usage = loop.meter.run_rows(rec, now) if rec is not None else []
+            loop.store.transition(pre.job_id, JobState.PREEMPTED, now, f"preempted by {pre.by} on {run.key}",
+                                  usage=usage)
+            loop.store.transition(pre.job_id, JobState.PENDING, now,
+                                  f"requeued after preemption (attempt {run.attempt}; checkpoints kept)")
+        except (OSError, EngineDown) as e:
+            log.warning("preempting %s on %s: %s", pre.job_id, run.center, e)
+        except ValueError:
+            return pre.job_id in self.stopping  # cancelled meanwhile: the feed settles it
+        loop.requeue(pre.job_id)
+        return pre.job_id in self.stopping
+
+    def settle_stopping(self, now: float) -> None:
+        """Preempted runs: done once their processes are gone; SIGKILL when the grace period is over. Then
+        the starts that waited for them go ahead."""
+        loop = self.loop
+        for job_id, st in list(self.stopping.items()):
+            engine = loop.fleet.of(st.center)
+            try:
+                alive = engine.poll(st.handle).state in ("running", "queued")
+                if alive and now >= st.deadline:
+                    engine.cancel(st.handle)
+                    alive = False
+            except EngineDown:
+                continue
+            except (OSError, ValueError, KeyError) as e:
+                log.warning("stopping %s: %s", job_id, e)
+                alive = False
+            if not alive:
+                del self.stopping[job_id]
+        for job_id, waits in list(self.held.items()):
+            if not waits & self.stopping.keys():
+                del self.held[job_id]
+                run = loop.runs.get(job_id)
+                if run is not None:
+                    self._launch(run, now)
+
+    def _place(self, start: Start, now: float, waits: set[str]) -> None:
+        loop = self.loop
+        p = start.placement
+        key = f"{p.center}/{p.pool}"
+        devices = self._device_ids(key, p.nodes, p.devices_per_node)
+        info = loop.jobs.get(start.job_id)
+        try:
+            if info is None:
+                raise ValueError("unknown to the loop")
+            loop.store.transition(start.job_id, JobState.SCHEDULED, now, f"placed on {key} (score {start.score:.1f})",
+                                  center=p.center, pool=p.pool, nodes=p.nodes, devices_per_node=p.devices_per_node,
+                                  devices=devices)
+        except ValueError:
+            loop.state.unplace(start.job_id)  # cancelled since it was queued: the feed settles it
+            return
+        run = Run(start.job_id, p.center, p.pool, p.nodes, tuple(tuple(d) for d in devices), now,
+                  attempt=info.attempts + 1)
+        loop.runs[start.job_id] = run
+        if waits:
+            self.held[start.job_id] = waits
+            loop.waits.note(start.job_id, f"waiting for preempted {', '.join(sorted(waits))} to stop")
+            return
+        self._launch(run, now)
+
+    def _launch(self, run: Run, now: float) -> None:
+        loop = self.loop
+        info = loop.jobs[run.job_id]
+        engine = loop.fleet.of(run.center)
+        spec = info.spec
+        launch = Launch(run.job_id, info.name, spec.run, loop.pool_of[run.key], run.nodes,
+                        len(run.devices[0]) if run.devices else 0, [list(d) for d in run.devices], dict(spec.env),
+                        spec.constraints.time_limit, spec.image, run.attempt, info.tenant)
+        try:
+            run.handle = engine.submit(launch)
+        except EngineDown as e:
+            loop.back_to_queue(run, now, f"requeued: {run.center} did not take it ({e})")
+            return
+        except Exception as e:  # whatever one job's start meets fails that job alone
+            log.warning("start of %s failed: %s", run.job_id, e)
+            with contextlib.suppress(ValueError):  # cancelled meanwhile
+                loop.store.transition(run.job_id, JobState.FAILED, now, f"the engine could not start it: {e}",
+                                      reason=str(e)[:500])
+            loop.state.unplace(run.job_id)
+            loop.drop(run.job_id)
+            return
+        if engine.starts_at_submit:
+            if not loop.started(run, now):
+                engine.cancel(run.handle)  # cancelled while it was being started: stop what the engine began
+        elif not loop.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=run.handle,
+                                       wait_reason=f"submitted to {run.center}"):
+            engine.cancel(run.handle)
+
+    def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int) -> list[list[str]]:
+        """Concrete device ids on each placed node: the first free slots, given what placed jobs hold."""
+        loop = self.loop
+        pool = loop.pool_of[key]
+        slots = pool.device_ids or [str(k) for k in range(pool.devices_per_node)]
+        used: dict[int, set[str]] = {}
+        for r in loop.runs.values():
+            if r.key == key:
+                for n, ids in zip(r.nodes, r.devices, strict=False):
+                    used.setdefault(n, set()).update(ids)
+        return [[s for s in slots if s not in used.get(n, set())][:per_node] for n in nodes]
