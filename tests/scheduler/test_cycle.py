@@ -148,3 +148,23 @@ def test_running_job_in_unknown_pool_is_an_error():
     snap = Snapshot(pools=[pool()], running=[RunningJob("r", "t", "nowhere/p", (0,), 1, 0.0, 1.0)])
     with pytest.raises(ValueError, match="unknown pool"):
         cycle(snap, 0.0)
+
+
+def test_reservations_are_per_pool_and_the_backfill_depth_cuts_the_walk():
+    # pool a: 1 of 2 GPUs busy until 100; pool b: full until 50. Three blocked 2-GPU heads, then three long
+    # 1-GPU jobs that fit a's free GPU but would still run at a's reservation (so they may not backfill)
+    pools = [pool("a", nodes=1, size=2), pool("b", nodes=1, size=2)]
+    running = [RunningJob("ra", "t", "a/p", (0,), 1, 0.0, 100.0), RunningJob("rb", "t", "b/p", (0,), 2, 0.0, 50.0)]
+    pending = [job("h1", named(per_node=2), submit=0), job("h2", named(per_node=2), submit=1),
+               job("h3", named(per_node=2), submit=2), *(job(f"s{i}", named(), submit=3 + i) for i in range(3))]
+    snap = Snapshot(pools=pools, running=running, pending=pending)
+    res = cycle(snap, 0.0, EASY)
+    # one reservation in each pool (h1 takes b, free first; h2 takes a); h3 finds both pools' taken
+    assert [(r.job_id, r.pool, r.start) for r in res.reservations] == [("h1", "b/p", 50.0), ("h2", "a/p", 100.0)]
+    assert res.starts == []
+    two = cycle(snap, 0.0, replace(EASY, reservations=2))
+    assert [r.job_id for r in two.reservations] == ["h1", "h2", "h3", "s0"]  # two per pool
+    deep = cycle(snap, 0.0, replace(EASY, backfill_depth=2))
+    # h1 blocks first; then two more are tried (h2, s0; h3's shape died once both pools held a reservation)
+    assert deep.waiting == {"no accepted pool has room for the gang now": ["h1", "h2", "s0", "h3"],
+                            "beyond the backfill depth (2 jobs after the first blocked)": ["s1", "s2"]}

@@ -62,12 +62,13 @@ def test_queue_removal_and_rest():
     assert q.remove("b").id == "b" and q.remove("zz") is None
     walk = q.walk(Snapshot(pools=[pool()]), 0.0, lambda r: r == 1)  # row 1 is dead: d is never visited
     assert [j.id for j, _ in walk] == ["a", "c"]
-    assert [e[2] for e in walk.rest()] == ["d"]
+    assert [e[2] for e in walk.rest()[0]] == ["d"]
     walk = q.walk(Snapshot(pools=[pool()]), 0.0, lambda r: False)
     it = iter(walk)
     assert next(it)[0].id == "a"
     walk.stop()
-    assert sorted(e[2] for e in walk.rest()) == ["a", "c", "d"]  # from the current entry on
+    rest, beyond = walk.rest()
+    assert sorted(e[2] for e in rest) == ["a", "c", "d"] and beyond == 0  # from the current entry on, all cut
 
 
 def test_max_min_fair_resorts_by_service_share():

@@ -66,9 +66,10 @@ class WaitBoard:
                 for job_id in ids:
                     wanted.setdefault(job_id, (reason, self._not_before(state, job_id, now)))
         if refresh:
-            for entry in result.rest:
+            for k, entry in enumerate(result.rest):
                 if entry[3] not in result.rest_skip:
-                    wanted.setdefault(entry[2], (NO_CAPACITY, self._not_before(state, entry[2], now)))
+                    reason = NO_CAPACITY if k < result.beyond else result.beyond_reason
+                    wanted.setdefault(entry[2], (reason, self._not_before(state, entry[2], now)))
         for release, _, job in state.deferred:
             wanted[job.id] = ("deferred to a cheaper tariff hour, within its deadline", release)
         wanted.update(self.notes)

@@ -25,7 +25,9 @@ class SchedulerProfile(_Strict):
     weights: dict[str, float] = Field(default_factory=dict, description="score name -> weight (0 switches it off)")
     args: dict[str, dict[str, Any]] = Field(default_factory=dict, description="plugin name -> its arguments")
     backfill: Literal["none", "easy"] | None = None
-    reservations: int | None = Field(None, ge=0, le=10_000)
+    reservations: int | None = Field(None, ge=0, le=10_000, description="blocked jobs reserved for per pool (EASY: 1)")
+    backfill_depth: int | None = Field(None, ge=0, le=10_000_000,
+                                       description="jobs tried after the first blocked one per cycle (0: all)")
     preemption: bool | None = None
     defer: bool | None = Field(None, description="jobs with a deadline wait for a cheaper tariff hour within it")
 

@@ -3,8 +3,9 @@
 Each request keeps a pointer into its preference list. Capacity only shrinks while a cycle assigns,
 so a pool that cannot hold a request's gang now cannot later in the same cycle: the pointer only
 moves forward, and once it runs off the list every later job with that request is skipped in O(1).
-Once every request still in the queue is exhausted (and nothing can reserve or preempt), the walk
-stops: the rest of the queue waits for capacity and is reported without being visited job by job.
+A request that is exhausted and can neither reserve nor preempt is dead for the rest of the cycle: its
+jobs wait without being visited one by one, while other requests (smaller gangs) behind them still get
+their turn — the cycle stays work-conserving. Once every request is dead the walk ends.
 Backfilling checks a job against the reservations made for jobs ahead of it.
 """
 
@@ -44,9 +45,16 @@ class Assigner:
         n = len(ranking.reqs)
         self.pointer = [0] * n
         self.exhausted = [False] * n
+        self.gone = [False] * n  # request rows that can neither fit, reserve nor preempt for the rest of the cycle
         self.blocked = [False] * len(caps)
         self.reservations: list[Reservation] = []
-        self.reserved: set[int] = set()  # pools with a reservation: only these need the backfill check
+        self.reserved: dict[int, int] = {}  # pool -> its reservations: only these pools need the backfill check
+        self.full: set[int] = set()  # pools holding as many reservations as the policy allows per pool
+        self._reservable: dict[int, tuple[int, bool]] = {}  # row -> (len(full) when checked, any pool not full)
+        self.easy = policy.backfill == "easy" and policy.reservations > 0
+        self.depth = policy.backfill_depth  # jobs the walk may visit after the first blocked one (0: all)
+        self.blocked_at: int | None = None  # jobs visited when the first job was blocked
+        self.visited = 0
         self.shape = [(q.devices_per_node, q.nodes, q.devices) for q in ranking.reqs.reqs]
         self.held = held  # devices per tenant, updated as jobs start or are preempted
         self.result = CycleResult(reqs=n)
@@ -60,11 +68,17 @@ class Assigner:
         preemption = self.policy.preemption
         no_capacity = self.result.waits.setdefault(NO_CAPACITY, [])
         for job, r in walk:
+            self.visited += 1
+            if self.depth and self.blocked_at is not None and self.visited - self.blocked_at > self.depth:
+                walk.stop()  # Slurm's bf_max_job_test: the rest waits for the next cycle
+                self.result.beyond_reason = f"beyond the backfill depth ({self.depth} jobs after the first blocked)"
+                break
             if exhausted[r]:
-                if not self._may_reserve() and not self._may_preempt(job):
-                    walk.stop()  # a priority-ordered queue: no later job can preempt either
-                    break
-                if not (preemption or self._may_reserve()):
+                if not self._may_reserve(r) and not self._may_preempt(job):
+                    self.gone[r] = True  # no later job of this shape can preempt either: its jobs wait
+                    walk.skip_row()  # unvisited; smaller shapes behind it still get their turn
+                    continue
+                if not (preemption or self._may_reserve(r)):
                     no_capacity.append(job.id)
                     continue
             refused = self._refused(job, r) if self.admits else None
@@ -78,7 +92,7 @@ class Assigner:
                 self._block(job, r)
         if not no_capacity:
             del self.result.waits[NO_CAPACITY]
-        self.result.rest = walk.rest()
+        self.result.rest, self.result.beyond = walk.rest()
         return self.result
 
     def _floor(self, p: int) -> float:
@@ -99,8 +113,8 @@ class Assigner:
     def dead(self, r: int) -> bool:
         """Request r can place nothing more this cycle: no pool at all, or none left and nothing to
         reserve or preempt. Its queued jobs wait without being visited."""
-        return not self.ranking.prefs[r] or (
-            self.exhausted[r] and not self.policy.preemption and not self._may_reserve())
+        return self.gone[r] or not self.ranking.prefs[r] or (
+            self.exhausted[r] and not self.policy.preemption and not self._may_reserve(r))
 
     def _may_preempt(self, job: PendingJob) -> bool:
         """Could this job, or (in a priority-ordered queue) any after it, still preempt someone?"""
@@ -114,8 +128,16 @@ class Assigner:
                  if a.preemptible and not a.fresh), default=math.inf)
         return self.policy.priority_of.of_pending(job, self.now) > self._lowest_running
 
-    def _may_reserve(self) -> bool:
-        return self.policy.backfill == "easy" and len(self.reservations) < self.policy.reservations
+    def _may_reserve(self, r: int) -> bool:
+        """EASY reserves per pool: a blocked job may reserve while one of its pools has room for one more."""
+        if not self.easy:
+            return False
+        if not self.full:
+            return True
+        known = self._reservable.get(r)
+        if known is None or known[0] != len(self.full):
+            known = self._reservable[r] = (len(self.full), any(p not in self.full for p in self.ranking.prefs[r]))
+        return known[1]
 
     def _refused(self, job: PendingJob, r: int) -> str | None:
         """The reason of the first admission check that refuses the job now, else None."""
@@ -176,10 +198,12 @@ class Assigner:
 
     def _block(self, job: PendingJob, r: int) -> None:
         self.result.wait(job.id, NO_CAPACITY)
+        if self.blocked_at is None:
+            self.blocked_at = self.visited
         if self.policy.backfill == "none":
             for p in self.ranking.prefs[r]:
                 self.blocked[p] = True
-        elif self._may_reserve():
+        elif self._may_reserve(r):
             self._reserve(job, r)
 
     def _reserve(self, job: PendingJob, r: int) -> None:
@@ -188,13 +212,17 @@ class Assigner:
         for p in self.ranking.prefs[r]:
             delays[p] = earliest_start(self.caps[p], req.devices_per_node, req.nodes, self.now) - self.now
         total = self.ranking.total_with_delay(r, delays)
+        if self.full:
+            total[list(self.full)] = -math.inf  # pools whose reservations are taken: it waits unprotected there
         p = int(np.argmax(total))
         if not math.isfinite(total[p]):
             return
         start = self.now + float(delays[p])
         extra = free_devices_at(self.caps[p], start) - req.devices
         self.reservations.append(Reservation(p, start, extra))
-        self.reserved.add(p)
+        self.reserved[p] = self.reserved.get(p, 0) + 1
+        if self.reserved[p] >= self.policy.reservations:
+            self.full.add(p)
         why = Why(self.ranking, r, req.devices, job.duration, p, delays, self.calendar)
         self.result.reservations.append(Reserve(job.id, self.snapshot.pools[p].key, start, why))
 

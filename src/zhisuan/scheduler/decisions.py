@@ -126,6 +126,8 @@ class CycleResult:
     waits: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids, for jobs the walk reached
     rest: list[tuple[tuple[float, ...], int, str, int]] = field(default_factory=list)  # queue not reached
     rest_skip: frozenset[int] = frozenset()  # rows of unschedulable jobs, reported in `unschedulable`
+    beyond: int = 0  # rest[beyond:] was cut short by the backfill depth, not by its request dying
+    beyond_reason: str = NO_CAPACITY
 
     def wait(self, job_id: str, reason: str) -> None:
         ids = self.waits.get(reason)
@@ -137,9 +139,10 @@ class CycleResult:
     def waiting(self) -> dict[str, list[str]]:
         """Reason -> ids of the jobs left pending; the unreached rest waits for capacity (in queue order)."""
         out = {k: list(v) for k, v in self.waits.items()}
-        rest = [e[2] for e in sorted(self.rest) if e[3] not in self.rest_skip]
-        if rest:
-            out.setdefault(NO_CAPACITY, []).extend(rest)
+        for entries, reason in ((self.rest[:self.beyond], NO_CAPACITY), (self.rest[self.beyond:], self.beyond_reason)):
+            ids = [e[2] for e in sorted(entries) if e[3] not in self.rest_skip]
+            if ids:
+                out.setdefault(reason, []).extend(ids)
         return out
 
     @property

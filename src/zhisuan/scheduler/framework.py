@@ -114,7 +114,8 @@ class Policy:
     scores: tuple[tuple[Score, float], ...]
     admits: tuple[Admit, ...] = ()
     backfill: Literal["none", "easy"] = "easy"
-    reservations: int = 1  # jobs that get a reservation per cycle when backfilling
+    reservations: int = 1  # blocked jobs that get a reservation in each pool per cycle (EASY: 1)
+    backfill_depth: int = 0  # jobs tried after the first blocked one per cycle (Slurm's bf_max_job_test; 0: all)
     preemption: bool = False
     priority_of: PriorityOf = field(default_factory=StaticPriority)
     defer: bool = False  # jobs with a deadline wait for a cheaper tariff hour within their slack

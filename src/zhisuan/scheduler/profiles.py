@@ -109,7 +109,7 @@ def policy_for(profile: SchedulerProfile, name: str | None = None) -> Policy:
         "filters": tuple(swap(f) for f in base.filters), "admits": tuple(swap(a) for a in base.admits),
         "scores": tuple((swap(s), weights[s.name]) for s, _ in base.scores),
     }
-    for key in ("backfill", "reservations", "preemption", "defer"):
+    for key in ("backfill", "reservations", "backfill_depth", "preemption", "defer"):
         value = getattr(profile, key)
         if value is not None:
             changes[key] = value

@@ -28,6 +28,8 @@ class QueueWalk:
         self.slices: list[tuple[int, int]] = []  # (list, position): the list from there on waits
         self.items: list[Entry] = []
         self.current: tuple[int, int] | None = None
+        self.cut: set[int] = set()  # per-row lists whose rest already waits (skip_row)
+        self.mark: tuple[int, int] | None = None  # (items, slices) before `stop`: what follows was cut short
 
     def __iter__(self) -> Iterator[tuple[PendingJob, int]]:
         heap, lists, jobs, dead = self.heap, self.lists, self.jobs, self.dead
@@ -44,12 +46,28 @@ class QueueWalk:
                 self.current = (i, pos)
                 yield jobs[e[2]], e[3]
                 self.current = None
+                if i in self.cut:
+                    continue
             if pos + 1 < len(lst):
                 nxt = lst[pos + 1]
                 heapq.heappush(heap, (rank, nxt[0], nxt[1], i, pos + 1))
 
+    def skip_row(self) -> None:
+        """The current job's request just died (`dead` says so from now on): it waits unvisited, and so
+        does the rest of its list when lists are per row."""
+        if self.current is None:
+            return
+        i, pos = self.current
+        self.current = None
+        if self.per_row:
+            self.slices.append((i, pos))
+            self.cut.add(i)
+        else:
+            self.items.append(self.lists[i][1][pos])
+
     def stop(self) -> None:
-        """Nothing from the current job on can be placed: all of it waits."""
+        """Nothing from the current job on is visited this cycle: all of it waits."""
+        self.mark = (len(self.items), len(self.slices))
         if self.current is not None:
             i, pos = self.current
             if self.per_row:
@@ -64,11 +82,17 @@ class QueueWalk:
                 self.items.extend(self.lists[i][1][pos:])
         self.heap.clear()
 
-    def rest(self) -> list[Entry]:
-        out = list(self.items)
-        for i, pos in self.slices:
+    def rest(self) -> tuple[list[Entry], int]:
+        """Jobs left unvisited, and where those start that `stop` cut short (the others' requests died)."""
+        items, slices = self.mark or (len(self.items), len(self.slices))
+        out = self.items[:items]
+        for i, pos in self.slices[:slices]:
             out += self.lists[i][1][pos:]
-        return out
+        beyond = len(out)
+        out += self.items[items:]
+        for i, pos in self.slices[slices:]:
+            out += self.lists[i][1][pos:]
+        return out, beyond
 
 
 class PendingQueue:
