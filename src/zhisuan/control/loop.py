@@ -177,7 +177,7 @@ class ControlLoop:
         self.state.withdraw(job_id)
         if self.state.allocation(job_id) is not None:
             self.state.unplace(job_id)
-        self.state.ledger.forget(job_id)
+        self.state.forget(job_id)
         self.runs.pop(job_id, None)
         self.carrier.held.pop(job_id, None)
         self.jobs.pop(job_id, None)

@@ -42,7 +42,7 @@ def rebuild(store: JobStore, usage: UsageStore, network: Network, pools: list[Po
         progress = run["device_s"] / max(run["devices"], 1) * speed
         state.ledger.record(run["tenant"], run["job_id"], run["device_s"], run["end"], progress)
         if info is None:
-            state.ledger.forget(run["job_id"])
+            state.forget(run["job_id"])
     pool_of = {p.key: p for p in pools}
     pending: list[PendingJob] = []
     for rec in active:

@@ -190,7 +190,7 @@ class Assigner:
                     res.extra -= devices
         nodes = cap.take(d, n)
         cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True,
-                                             job.attained, self.speed[r][p])
+                                             job.attained, self.speed[r][p], job.base, job.rank)
         self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,

@@ -28,6 +28,8 @@ class Allocation:
     fresh: bool = False
     attained: float = 0.0  # device-seconds the job had received before this start
     speed: float = 1.0  # speed factor of this pool's chip vs the job's reference chip
+    base: float = 0.0  # see PendingJob.base
+    rank: float = 0.0  # see PendingJob.rank (inf: not preemptible this round)
 
     def attained_at(self, now: float) -> float:
         return self.attained + self.devices * max(0.0, now - self.start)

@@ -11,6 +11,7 @@ A Policy names one QueueSort, its Filters, weighted Scores, Admits and the backf
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -92,6 +93,36 @@ class PriorityOf(Protocol):
     def of_pending(self, job: PendingJob, now: float) -> float: ...
 
     def of_running(self, alloc: Allocation, now: float) -> float: ...
+
+
+class Book(Protocol):
+    """What a policy remembers between cycles beyond the ledger — Tiresias' queue entries and promotions,
+    Gavel's allocation and rounds. One per SchedulerState (so simulations never share one), made by the
+    queue sort's `book()`; both drivers tell it what happens through the state. It writes what its
+    plugins read on jobs and allocations (`entered`, `base`, `rank`), so the plugins stay pure functions."""
+
+    def submitted(self, job: PendingJob) -> None:
+        """A job joins the queue: set its fields from what the book remembers of it."""
+        ...
+
+    def started(self, alloc: Allocation, chip: str, now: float) -> None: ...
+
+    def ended(self, alloc: Allocation, at: float) -> None:
+        """A run ended (finished, preempted, failed over); its service is in `alloc.attained_at(at)`."""
+        ...
+
+    def forget(self, job_id: str) -> None: ...
+
+    def prepare(self, pending: dict[str, PendingJob], running: Callable[[], list[tuple[Allocation, str]]],
+                capacity: Callable[[], dict[str, int]], now: float) -> list[str] | None:
+        """Before a cycle at `now` (`running()`: allocations with their chip; `capacity()`: healthy devices
+        per chip). Returns ids of pending jobs whose queue key changed, or None when every key did."""
+        ...
+
+    def next_change(self) -> float | None:
+        """When a priority changes next without any event (a demotion, a promotion, a round): the
+        simulator runs a cycle then."""
+        ...
 
 
 class StaticPriority:

@@ -12,7 +12,7 @@ from zhisuan.scheduler.plugins.fits_gang import FitsGang
 from zhisuan.scheduler.plugins.fits_node import FitsNode
 from zhisuan.scheduler.plugins.fragmentation import Fragmentation
 from zhisuan.scheduler.plugins.healthy import CenterHealthy
-from zhisuan.scheduler.plugins.least_attained import LasPriority, LeastAttained
+from zhisuan.scheduler.plugins.least_attained import TIRESIAS, LasPriority, LeastAttained
 from zhisuan.scheduler.plugins.locality import DataLocality
 from zhisuan.scheduler.plugins.max_min_fair import FairSharePriority, MaxMinFair, Throughput
 from zhisuan.scheduler.plugins.node_cpus import NodeCpus
@@ -64,6 +64,9 @@ POLICIES: dict[str, Policy] = {
                     description="smallest expected device-time first (Helios QSSF), EASY backfill"),
     "las": replace(DEFAULT, name="las", queue_sort=LeastAttained(), priority_of=LasPriority(), preemption=True,
                    reservations=0, description="Tiresias 2D-LAS: least attained device-time first, preemptive"),
+    "las-tiresias": replace(DEFAULT, name="las-tiresias", queue_sort=LeastAttained(TIRESIAS),
+                            priority_of=LasPriority(TIRESIAS), preemption=True, reservations=0,
+                            description="2D-LAS with Tiresias' own thresholds (3,250 and 7,200 GPU-s)"),
     "gavel": replace(DEFAULT, name="gavel", queue_sort=MaxMinFair(), priority_of=FairSharePriority(),
                      preemption=True, reservations=0, scores=((Throughput(), 6.0), *SCORES),
                      description="heterogeneity-aware max-min fairness (greedy approximation of Gavel; no LP)"),

@@ -79,6 +79,10 @@ class PendingJob:
     attained: float = 0.0  # device-seconds already received (preempted/requeued jobs; 2D-LAS)
     deadline: float | None = None  # must have ended by then (the driver's clock); None: no deadline
     release: float = -math.inf  # not before (a deferred job waits for a cheaper hour until then)
+    # written by the policy's book (framework.Book), read by its plugins:
+    entered: float | None = None  # when it entered its current LAS queue (None: at submission)
+    base: float = 0.0  # device-seconds received before its last promotion (Tiresias' starvation guard)
+    rank: float = 0.0  # its priority this round (Gavel: allocated share / share received)
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ from zhisuan.scheduler.assign import Assigner
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity, allocation_of
 from zhisuan.scheduler.decisions import DEADLINE, CycleResult, Unschedulable
 from zhisuan.scheduler.deferral import Deferral
-from zhisuan.scheduler.framework import Policy
+from zhisuan.scheduler.framework import Book, Policy
 from zhisuan.scheduler.ledger import HALF_LIFE, ServiceLedger
 from zhisuan.scheduler.queue import PendingQueue
 from zhisuan.scheduler.ranking import RankCache
@@ -63,6 +63,8 @@ class SchedulerState:
         self.by_row: dict[int, dict[str, None]] = {}  # ranking row -> ids of pending jobs with that request
         self.held: dict[str, int] = {}  # devices per tenant
         self.cache = RankCache(PoolTable.build(self.pools), policy)
+        make_book = getattr(policy.queue_sort, "book", None)
+        self.book: Book | None = make_book() if make_book is not None else None
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, policy: Policy, epoch: float = 0.0) -> SchedulerState:
@@ -118,6 +120,8 @@ class SchedulerState:
         attained = self.ledger.attained.get(job.id)
         if attained is not None and attained > job.attained:
             job.attained = attained
+        if self.book is not None:
+            self.book.submitted(job)
         r = self.cache.row_of(job.request)
         self.queue.add(job, r)
         self.by_row.setdefault(r, {})[job.id] = None
@@ -135,6 +139,8 @@ class SchedulerState:
         now: list[PendingJob] = []
         for job in jobs:
             job.attained = max(job.attained, self.ledger.attained.get(job.id, 0.0))
+            if self.book is not None:
+                self.book.submitted(job)
             if job.deadline is not None:
                 self._watch_deadline(job)
             if job.release > job.submit_time:
@@ -161,8 +167,11 @@ class SchedulerState:
         return bool(self.queue.jobs) or bool(self.deferred and self.deferred[0][0] <= now)
 
     def next_release(self) -> float | None:
-        """When the next deferred job is due (the simulator schedules a cycle then)."""
-        return self.deferred[0][0] if self.deferred else None
+        """When the next deferred job is due, or the policy's priorities change by themselves (a LAS
+        demotion, a Gavel round): the simulator schedules a cycle then."""
+        due = self.deferred[0][0] if self.deferred else None
+        change = self.book.next_change() if self.book is not None else None
+        return change if due is None else due if change is None else min(due, change)
 
     def withdraw(self, job_id: str) -> PendingJob | None:
         """Remove a pending job (cancelled, or started by this state's cycle)."""
@@ -196,10 +205,16 @@ class SchedulerState:
             return None
         self._record(alloc, at)
         if not requeue:
-            self.ledger.forget(job_id)
+            self.forget(job_id)
         elif not keep_progress:
             self.ledger.progress.pop(job_id, None)
         return alloc
+
+    def forget(self, job_id: str) -> None:
+        """The job has ended for good: its per-job service and the policy's memory of it go."""
+        self.ledger.forget(job_id)
+        if self.book is not None:
+            self.book.forget(job_id)
 
     def unplace(self, job_id: str) -> Allocation | None:
         """A placement that never ran is given back, without any service recorded."""
@@ -274,6 +289,8 @@ class SchedulerState:
             _, job_id = heapq.heappop(self.deadlines)
             if self.withdraw(job_id) is not None:
                 expired.append(Unschedulable(job_id, DEADLINE))
+        if self.book is not None:
+            self._rekey(self.book.prepare(self.queue.jobs, self._running_chips, self._capacity, now))
         ranking = self.cache.ranking
         present = [r for r, ids in self.by_row.items() if ids]
         unschedulable = [r for r in present if not ranking.prefs[r]]
@@ -291,8 +308,39 @@ class SchedulerState:
         for s in result.starts:
             self.withdraw(s.job_id)
             self.placed[s.job_id] = s.pool
-            self.caps[s.pool].allocations[s.job_id].fresh = False
+            alloc = self.caps[s.pool].allocations[s.job_id]
+            alloc.fresh = False
+            if self.book is not None:
+                self.book.started(alloc, self.pools[s.pool].chip.name, now)
         return result
+
+    def _running_chips(self) -> list[tuple[Allocation, str]]:
+        return [(a, pool.chip.name) for pool, cap in zip(self.pools, self.caps, strict=True)
+                for a in cap.allocations.values() if a.tenant != EXTERNAL]
+
+    def _capacity(self) -> dict[str, int]:
+        """Devices per chip in healthy pools."""
+        out: dict[str, int] = {}
+        for p in self.pools:
+            if p.healthy:
+                out[p.chip.name] = out.get(p.chip.name, 0) + p.nodes * p.devices_per_node
+        return out
+
+    def _rekey(self, changed: list[str] | None) -> None:
+        """Pending jobs whose queue key changed take their new place (None: all of them)."""
+        if changed is None:
+            jobs = list(self.queue.jobs.values())
+            self.queue = PendingQueue(self.policy.queue_sort)
+            self.by_row = {}
+            self._enqueue(jobs)
+            return
+        for job_id in changed:
+            found = self.queue.where.get(job_id)
+            if found is not None:
+                row = found[1][3]
+                job = self.queue.remove(job_id)
+                if job is not None:
+                    self.queue.add(job, row)
 
     # ---- internals ---------------------------------------------------------------------------------
 
@@ -307,3 +355,5 @@ class SchedulerState:
     def _record(self, alloc: Allocation, at: float) -> None:
         ran = max(0.0, at - alloc.start)
         self.ledger.record(alloc.tenant, alloc.job_id, alloc.devices * ran, at, ran * alloc.speed)
+        if self.book is not None and alloc.tenant != EXTERNAL:
+            self.book.ended(alloc, at)
