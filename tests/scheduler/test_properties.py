@@ -106,8 +106,14 @@ def test_same_snapshot_same_decisions(snap, policy):
     assert key(cycle(snap, 0.0, POLICIES[policy])) == key(cycle(snap, 0.0, POLICIES[policy]))
 
 
+# Gavel's rounds are memory a snapshot does not carry (which round it is, when the LP was last solved):
+# a fresh state starts a round where the incremental one is in the middle of one. Both drivers keep one
+# incremental state, so they still decide alike (tests/sim/test_policy_definitions.py, bench fidelity).
+MEMORYLESS = sorted(p for p in POLICIES if p != "gavel")
+
+
 @SETTINGS
-@given(snapshots(), st.sampled_from(sorted(POLICIES)), st.integers(0, 5), st.data())
+@given(snapshots(), st.sampled_from(MEMORYLESS), st.integers(0, 5), st.data())
 def test_incremental_state_decides_like_a_fresh_snapshot(snap, policy, finish, data):
     """Cycle, end some jobs, submit more, cycle again: same pools and preemptions as a fresh snapshot."""
     from zhisuan.scheduler.state import SchedulerState

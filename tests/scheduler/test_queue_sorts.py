@@ -69,12 +69,3 @@ def test_queue_removal_and_rest():
     walk.stop()
     rest, beyond = walk.rest()
     assert sorted(e[2] for e in rest) == ["a", "c", "d"] and beyond == 0  # from the current entry on, all cut
-
-
-def test_max_min_fair_resorts_by_service_share():
-    from zhisuan.scheduler.plugins.max_min_fair import MaxMinFair
-
-    served = job("served", named(), 0)
-    served.attained = 3000.0  # ran 3000 of its 3600 s in the system
-    jobs = [served, job("starved", named(), 100)]
-    assert ids(MaxMinFair(), jobs, now=3600.0) == ["starved", "served"]

@@ -12,19 +12,18 @@ Backfilling checks a job against the reservations made for jobs ahead of it.
 from __future__ import annotations
 
 import math
+from bisect import insort
 from dataclasses import dataclass
-
-import numpy as np
 
 from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
 from zhisuan.scheduler.decisions import NO_CAPACITY, CycleResult, Preempt, Reserve, Start, Why
 from zhisuan.scheduler.framework import Policy
-from zhisuan.scheduler.preemption import choose_victims
+from zhisuan.scheduler.preemption import VictimList
 from zhisuan.scheduler.queue import QueueWalk
 from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
-from zhisuan.scheduler.timeline import earliest_start, free_devices_at
+from zhisuan.scheduler.timeline import by_end, earliest_start, free_devices_at
 
 
 @dataclass(slots=True)
@@ -36,10 +35,12 @@ class Reservation:
 
 class Assigner:
     def __init__(self, snapshot: Snapshot, now: float, policy: Policy, ranking: Ranking,
-                 caps: list[PoolCapacity], held: dict[str, int], calendar: float | None = None) -> None:
+                 caps: list[PoolCapacity], held: dict[str, int], calendar: float | None = None,
+                 preemption: bool = True) -> None:
         self.snapshot, self.now, self.policy, self.ranking = snapshot, now, policy, ranking
         self.calendar = calendar  # epoch seconds of `now` (the simulator's clock starts at its trace's 0)
         self.caps = caps
+        self.preemption = policy.preemption and preemption  # the policy's book may hold it back this cycle
         self.speed, self.total = ranking.speed_rows, ranking.total_rows
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
         n = len(ranking.reqs)
@@ -61,11 +62,14 @@ class Assigner:
         self._lowest_running: float | None = None
         self._running_priority: dict[str, float] = {}  # effective priorities are fixed within a cycle
         self._pool_floor: dict[int, float] = {}  # lowest preemptible priority per pool at cycle start
-        self._preempt_failed: set[tuple[int, float]] = set()
+        self._failed_upto: dict[int, float] = {}  # request row -> highest priority that found no victims
+        self._victims: dict[int, VictimList] = {}  # pool -> its ranked victims this cycle
+        self._ends: dict[int, list[Allocation]] = {}  # pool -> allocations by expected end, until it changes
+        self._earliest: dict[tuple[int, int, int], float] = {}  # (pool, per node, nodes) -> earliest start
 
     def run(self, walk: QueueWalk) -> CycleResult:
         exhausted = self.exhausted
-        preemption = self.policy.preemption
+        preemption = self.preemption
         no_capacity = self.result.waits.setdefault(NO_CAPACITY, [])
         for job, r in walk:
             self.visited += 1
@@ -114,11 +118,11 @@ class Assigner:
         """Request r can place nothing more this cycle: no pool at all, or none left and nothing to
         reserve or preempt. Its queued jobs wait without being visited."""
         return self.gone[r] or not self.ranking.prefs[r] or (
-            self.exhausted[r] and not self.policy.preemption and not self._may_reserve(r))
+            self.exhausted[r] and not self.preemption and not self._may_reserve(r))
 
     def _may_preempt(self, job: PendingJob) -> bool:
         """Could this job, or (in a priority-ordered queue) any after it, still preempt someone?"""
-        if not self.policy.preemption:
+        if not self.preemption:
             return False
         if not self.policy.queue_sort.priority_ordered:
             return True
@@ -189,8 +193,9 @@ class Assigner:
                 if res.pool == p and end > res.start:
                     res.extra -= devices
         nodes = cap.take(d, n)
-        cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True,
-                                             job.attained, self.speed[r][p], job.base, job.rank)
+        alloc = cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now,
+                                                     True, job.attained, self.speed[r][p], job.base)
+        self._changed(p, alloc)
         self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
@@ -206,19 +211,38 @@ class Assigner:
         elif self._may_reserve(r):
             self._reserve(job, r)
 
+    def _earliest_start(self, p: int, d: int, n: int) -> float:
+        """Earliest start of a d x n gang in pool p, kept until the pool changes in this cycle."""
+        key = (p, d, n)
+        start = self._earliest.get(key)
+        if start is None:
+            ends = self._ends.get(p)
+            if ends is None:
+                ends = self._ends[p] = by_end(self.caps[p])
+            start = self._earliest[key] = earliest_start(self.caps[p], d, n, self.now, ends)
+        return start
+
+    def _changed(self, p: int, started: Allocation | None = None) -> None:
+        """Pool p's capacity changed: a start (kept in its end order) or a preemption (drops the order)."""
+        ends = self._ends.get(p)
+        if ends is not None and started is not None:
+            insort(ends, started, key=lambda a: (a.end, a.job_id))
+        else:
+            self._ends.pop(p, None)
+        self._victims.pop(p, None)
+        if self._earliest:
+            self._earliest = {k: v for k, v in self._earliest.items() if k[0] != p}
+
     def _reserve(self, job: PendingJob, r: int) -> None:
         req = self.ranking.reqs.reqs[r]
-        delays = np.full(len(self.caps), math.inf)
-        for p in self.ranking.prefs[r]:
-            delays[p] = earliest_start(self.caps[p], req.devices_per_node, req.nodes, self.now) - self.now
-        total = self.ranking.total_with_delay(r, delays)
-        if self.full:
-            total[list(self.full)] = -math.inf  # pools whose reservations are taken: it waits unprotected there
-        p = int(np.argmax(total))
-        if not math.isfinite(total[p]):
+        delays = {p: self._earliest_start(p, req.devices_per_node, req.nodes) - self.now
+                  for p in self.ranking.prefs[r] if p not in self.full}  # full pools: it waits unprotected there
+        totals = self.ranking.totals_with_delay(r, delays)
+        if not totals:
             return
-        start = self.now + float(delays[p])
-        extra = free_devices_at(self.caps[p], start) - req.devices
+        p = max(totals, key=lambda q: (totals[q], -q))  # the best score; the first pool on a tie
+        start = self.now + delays[p]
+        extra = free_devices_at(self.caps[p], start, self._ends.get(p)) - req.devices
         self.reservations.append(Reservation(p, start, extra))
         self.reserved[p] = self.reserved.get(p, 0) + 1
         if self.reserved[p] >= self.policy.reservations:
@@ -229,26 +253,29 @@ class Assigner:
     def _preempt(self, job: PendingJob, r: int) -> bool:
         d, n, _ = self.shape[r]
         mine = self.policy.priority_of.of_pending(job, self.now)
-        if (r, mine) in self._preempt_failed:
-            return False
-        running = self._priority
+        if mine <= self._failed_upto.get(r, -math.inf):
+            return False  # a job of this shape and at least this priority found no victims: victims only dwindle
         best = None
         for rank_, p in enumerate(self.ranking.prefs[r]):
             if mine <= self._floor(p):
                 continue  # nobody there is of lower priority
-            victims = choose_victims(self.caps[p], d, n, mine, running)
+            ranked = self._victims.get(p)
+            if ranked is None:
+                ranked = self._victims[p] = VictimList(self.caps[p], self._priority)
+            victims = ranked.choose(self.caps[p], d, n, mine)
             if victims is not None:
-                cost = (max(running(v) for v in victims), sum(v.devices for v in victims), rank_)
+                cost = (max(self._priority(v) for v in victims), sum(v.devices for v in victims), rank_)
                 if best is None or cost < best[0]:
                     best = (cost, p, victims)
         if best is None:
-            self._preempt_failed.add((r, mine))  # victims only dwindle within a cycle
+            self._failed_upto[r] = max(mine, self._failed_upto.get(r, -math.inf))
             return False
         _, p, victims = best
         for v in victims:
             self.caps[p].release(v.job_id)
             self.held[v.tenant] -= v.devices
             self.result.preemptions.append(Preempt(v.job_id, job.id, self.snapshot.pools[p].key, v))
+        self._changed(p)
         self._start(job, r, p)
         return True
 

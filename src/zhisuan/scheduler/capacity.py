@@ -8,6 +8,7 @@ nodes free for whole-node gangs.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass
 
 from zhisuan.scheduler.snapshot import RunningJob, Snapshot
@@ -29,7 +30,7 @@ class Allocation:
     attained: float = 0.0  # device-seconds the job had received before this start
     speed: float = 1.0  # speed factor of this pool's chip vs the job's reference chip
     base: float = 0.0  # see PendingJob.base
-    rank: float = 0.0  # see PendingJob.rank (inf: not preemptible this round)
+    rank: float = math.inf  # see PendingJob.rank; inf: not to be preempted for rank this round
 
     def attained_at(self, now: float) -> float:
         return self.attained + self.devices * max(0.0, now - self.start)

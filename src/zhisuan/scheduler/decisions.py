@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.pricing import run_cost
@@ -42,19 +44,24 @@ class Why:
     devices: int
     duration: float
     chosen: int
-    delays: F | None = None
+    delays: F | dict[int, float] | None = None  # seconds until each pool could start it (dict: those given)
     calendar: float | None = None
 
     def candidates(self, limit: int | None = None) -> list[Candidate]:
         rk, r = self.ranking, self.request
-        total = rk.total[r] if self.delays is None else rk.total_with_delay(r, self.delays)
+        delays = self.delays
+        if isinstance(delays, dict):
+            every = np.full(len(rk.pools), math.inf)
+            every[list(delays)] = list(delays.values())
+            delays = self.delays = every
+        total = rk.total[r] if delays is None else rk.total_with_delay(r, delays)
         pools = [int(p) for p in sorted(range(len(rk.pools)), key=lambda p: (-total[p], p))]
         out = []
         for p in pools[:limit]:
             runtime = self.duration / float(rk.ctx.speed[r, p])
             hours = runtime / 3600.0 * self.devices
             pool = rk.pools.pools[p]
-            delay = float(self.delays[p]) if self.delays is not None else 0.0
+            delay = float(delays[p]) if delays is not None else 0.0
             if self.calendar is not None:
                 start = self.calendar + (delay if math.isfinite(delay) else 0.0)
                 cost, carbon = run_cost(pool, self.devices, start, start + runtime)

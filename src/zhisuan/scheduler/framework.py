@@ -11,10 +11,10 @@ A Policy names one QueueSort, its Filters, weighted Scores, Admits and the backf
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from zhisuan.model import Request
 from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot, TenantState
 from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
@@ -95,11 +95,25 @@ class PriorityOf(Protocol):
     def of_running(self, alloc: Allocation, now: float) -> float: ...
 
 
+class StateView(Protocol):
+    """What a policy's book may ask of the scheduler's state when it prepares a cycle."""
+
+    def capacity(self) -> dict[str, int]:
+        """Devices per chip in healthy pools."""
+        ...
+
+    def throughput(self, request: Request) -> dict[str, float]:
+        """Speed factor of the request on each chip it may use (vs its reference chip)."""
+        ...
+
+
 class Book(Protocol):
     """What a policy remembers between cycles beyond the ledger — Tiresias' queue entries and promotions,
     Gavel's allocation and rounds. One per SchedulerState (so simulations never share one), made by the
     queue sort's `book()`; both drivers tell it what happens through the state. It writes what its
     plugins read on jobs and allocations (`entered`, `base`, `rank`), so the plugins stay pure functions."""
+
+    may_preempt: bool  # whether this cycle may preempt at all (Gavel: only when a round begins)
 
     def submitted(self, job: PendingJob) -> None:
         """A job joins the queue: set its fields from what the book remembers of it."""
@@ -113,14 +127,12 @@ class Book(Protocol):
 
     def forget(self, job_id: str) -> None: ...
 
-    def prepare(self, pending: dict[str, PendingJob], running: Callable[[], list[tuple[Allocation, str]]],
-                capacity: Callable[[], dict[str, int]], now: float) -> list[str] | None:
-        """Before a cycle at `now` (`running()`: allocations with their chip; `capacity()`: healthy devices
-        per chip). Returns ids of pending jobs whose queue key changed, or None when every key did."""
+    def prepare(self, pending: dict[str, PendingJob], view: StateView, now: float) -> list[str] | None:
+        """Before a cycle at `now`: ids of pending jobs whose queue key changed, or None when every key did."""
         ...
 
     def next_change(self) -> float | None:
-        """When a priority changes next without any event (a demotion, a promotion, a round): the
+        """When priorities change next without any event (a demotion, a promotion, a round): the
         simulator runs a cycle then."""
         ...
 

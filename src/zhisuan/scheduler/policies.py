@@ -11,10 +11,10 @@ from zhisuan.scheduler.plugins.fifo import Fifo
 from zhisuan.scheduler.plugins.fits_gang import FitsGang
 from zhisuan.scheduler.plugins.fits_node import FitsNode
 from zhisuan.scheduler.plugins.fragmentation import Fragmentation
+from zhisuan.scheduler.plugins.gavel import GavelOrder, GavelPriority
 from zhisuan.scheduler.plugins.healthy import CenterHealthy
 from zhisuan.scheduler.plugins.least_attained import TIRESIAS, LasPriority, LeastAttained
 from zhisuan.scheduler.plugins.locality import DataLocality
-from zhisuan.scheduler.plugins.max_min_fair import FairSharePriority, MaxMinFair, Throughput
 from zhisuan.scheduler.plugins.node_cpus import NodeCpus
 from zhisuan.scheduler.plugins.node_memory import NodeMemory
 from zhisuan.scheduler.plugins.price import PricePerJob
@@ -25,6 +25,7 @@ from zhisuan.scheduler.plugins.region import RegionAllowed
 from zhisuan.scheduler.plugins.shortest_first import ShortestFirst
 from zhisuan.scheduler.plugins.stack import StackCompatible
 from zhisuan.scheduler.plugins.start_time import StartTime
+from zhisuan.scheduler.plugins.throughput import Throughput
 
 # In the order a spec's feasibility is explained: the first filter that leaves no pool names the field.
 FILTERS: tuple[Filter, ...] = (StackCompatible(), RegionAllowed(), FitsNode(), FitsGang(), NodeCpus(), NodeMemory(),
@@ -67,9 +68,9 @@ POLICIES: dict[str, Policy] = {
     "las-tiresias": replace(DEFAULT, name="las-tiresias", queue_sort=LeastAttained(TIRESIAS),
                             priority_of=LasPriority(TIRESIAS), preemption=True, reservations=0,
                             description="2D-LAS with Tiresias' own thresholds (3,250 and 7,200 GPU-s)"),
-    "gavel": replace(DEFAULT, name="gavel", queue_sort=MaxMinFair(), priority_of=FairSharePriority(),
+    "gavel": replace(DEFAULT, name="gavel", queue_sort=GavelOrder(), priority_of=GavelPriority(),
                      preemption=True, reservations=0, scores=((Throughput(), 6.0), *SCORES),
-                     description="heterogeneity-aware max-min fairness (greedy approximation of Gavel; no LP)"),
+                     description="Gavel: heterogeneity-aware max-min fairness (LP, HiGHS) in 6-minute rounds"),
 }
 
 

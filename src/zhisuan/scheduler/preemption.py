@@ -1,23 +1,38 @@
 """Which running jobs to preempt so a higher-priority gang fits a pool, if any set suffices.
 
 Victims are taken lowest priority first, most recently started first (least work lost), and only
-among jobs that were running before this cycle and are preemptible.
+among jobs that were running before this cycle and are preemptible. A pool's candidates are ranked
+once per cycle (`VictimList`) and only re-ranked after a preemption there: effective priorities are
+fixed within a cycle.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity, releases_until_fit
 
 
+class VictimList:
+    """A pool's preemptible allocations, lowest priority first, then most recently started."""
+
+    def __init__(self, cap: PoolCapacity, priority_of: Callable[[Allocation], float]) -> None:
+        ranked = sorted(((priority_of(a), -a.start, a.job_id, a) for a in cap.allocations.values()
+                         if a.preemptible and not a.fresh), key=lambda e: e[:3])
+        self.priorities = [e[0] for e in ranked]
+        self.allocs = [e[3] for e in ranked]
+
+    def choose(self, cap: PoolCapacity, devices: int, nodes: int, priority: float) -> list[Allocation] | None:
+        """The fewest lowest-priority victims (all strictly below `priority`) that make the gang fit."""
+        below = bisect_left(self.priorities, priority)
+        if not below or devices > cap.size:
+            return None
+        k = releases_until_fit(cap.free, self.allocs[:below], devices, nodes)
+        return self.allocs[:k] if k else None
+
+
 def choose_victims(cap: PoolCapacity, devices: int, nodes: int, priority: float,
                    priority_of: Callable[[Allocation], float]) -> list[Allocation] | None:
     """Lowest (effective) priority first, then most recently started; None if no set frees enough."""
-    ranked = [(priority_of(a), a) for a in cap.allocations.values() if a.preemptible and not a.fresh]
-    candidates = [a for _, a in sorted(((p, a) for p, a in ranked if p < priority),
-                                       key=lambda pa: (pa[0], -pa[1].start, pa[1].job_id))]
-    if not candidates or devices > cap.size:
-        return None
-    k = releases_until_fit(cap.free, candidates, devices, nodes)
-    return candidates[:k] if k else None
+    return VictimList(cap, priority_of).choose(cap, devices, nodes, priority)

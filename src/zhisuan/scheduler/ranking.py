@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class Ranking:
     speed_rows: list[list[float]]  # python copies for cheap per-job indexing in the assign loop
     total_rows: list[list[float]]
     raw_rows: dict[str, list[list[float]]]
+    _varies: dict[int, tuple[float, list[tuple[str, float]]]] = field(default_factory=dict, repr=False)
 
     def rejecting(self, r: int, p: int) -> list[Filter]:
         """The filters that reject pool p for request r (empty if it is feasible)."""
@@ -60,21 +61,41 @@ class Ranking:
         it runs once per reservation per cycle, where numpy's per-call overhead dominates.
         """
         delays = delay.tolist()
-        cands = [p for p in self.prefs[r] if math.isfinite(delays[p])]
         total = np.full(len(self.pools), -np.inf)
+        for p, v in self.totals_with_delay(r, {p: delays[p] for p in self.prefs[r]}).items():
+            total[p] = v
+        return total
+
+    def totals_with_delay(self, r: int, delays: dict[int, float]) -> dict[int, float]:
+        """`total_with_delay` for the pools in `delays` with a finite delay, as a dict (no arrays)."""
+        cands = [p for p, d in delays.items() if math.isfinite(d)]
         if not cands:
-            return total
+            return {}
         wsum = max(sum(self.weights.values()), 1e-12)
-        acc = dict.fromkeys(cands, 0.0)
-        for name, w in self.weights.items():
+        flat, varying = self._varying(r)
+        acc = dict.fromkeys(cands, flat)
+        for name, w in varying:
             row = delays if name == "start" else self.raw_rows[name][r]
             vals = [row[p] for p in cands]
             lo, hi = min(vals), max(vals)
             for p, v in zip(cands, vals, strict=True):
                 acc[p] += w * (100.0 * (hi - v) / (hi - lo) if hi > lo else 100.0)
-        for p, v in acc.items():
-            total[p] = v / wsum
-        return total
+        return {p: v / wsum for p, v in acc.items()}
+
+    def _varying(self, r: int) -> tuple[float, list[tuple[str, float]]]:
+        """Row r's scores that differ between its pools (start always may), and the weighted 100s of those
+        that do not: equal on every pool, they are equal on any subset."""
+        known = self._varies.get(r)
+        if known is None:
+            flat, varying = 0.0, []
+            for name, w in self.weights.items():
+                vals = {self.raw_rows[name][r][p] for p in self.prefs[r]} if name != "start" else None
+                if vals is not None and len(vals) <= 1:
+                    flat += 100.0 * w
+                else:
+                    varying.append((name, w))
+            known = self._varies[r] = (flat, varying)
+        return known
 
     def extended(self, more: Ranking) -> Ranking:
         """This ranking with `more`'s rows appended (same pools and policy)."""

@@ -28,6 +28,7 @@ import heapq
 import math
 from dataclasses import replace
 
+from zhisuan.model import Request
 from zhisuan.scheduler.assign import Assigner
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity, allocation_of
 from zhisuan.scheduler.decisions import DEADLINE, CycleResult, Unschedulable
@@ -290,12 +291,13 @@ class SchedulerState:
             if self.withdraw(job_id) is not None:
                 expired.append(Unschedulable(job_id, DEADLINE))
         if self.book is not None:
-            self._rekey(self.book.prepare(self.queue.jobs, self._running_chips, self._capacity, now))
+            self._rekey(self.book.prepare(self.queue.jobs, self, now))
         ranking = self.cache.ranking
         present = [r for r, ids in self.by_row.items() if ids]
         unschedulable = [r for r in present if not ranking.prefs[r]]
         snapshot = Snapshot(self.pools, [], [], self.tenants)
-        assigner = Assigner(snapshot, now, self.policy, ranking, self.caps, self.held, now + self.epoch)
+        assigner = Assigner(snapshot, now, self.policy, ranking, self.caps, self.held, now + self.epoch,
+                            preemption=self.book.may_preempt if self.book is not None else True)
         result = assigner.run(self.queue.walk(snapshot, now, assigner.dead))
         result.expired = expired
         result.rest_skip = frozenset(unschedulable)
@@ -314,16 +316,22 @@ class SchedulerState:
                 self.book.started(alloc, self.pools[s.pool].chip.name, now)
         return result
 
-    def _running_chips(self) -> list[tuple[Allocation, str]]:
-        return [(a, pool.chip.name) for pool, cap in zip(self.pools, self.caps, strict=True)
-                for a in cap.allocations.values() if a.tenant != EXTERNAL]
-
-    def _capacity(self) -> dict[str, int]:
+    def capacity(self) -> dict[str, int]:
         """Devices per chip in healthy pools."""
         out: dict[str, int] = {}
         for p in self.pools:
             if p.healthy:
                 out[p.chip.name] = out.get(p.chip.name, 0) + p.nodes * p.devices_per_node
+        return out
+
+    def throughput(self, request: Request) -> dict[str, float]:
+        """Speed factor of a request on each chip it may use now (its accepted, healthy pools)."""
+        r = self.cache.row_of(request)
+        ranking = self.cache.ranking
+        out: dict[str, float] = {}
+        for p in ranking.prefs[r]:
+            chip = self.pools[p].chip.name
+            out[chip] = max(out.get(chip, 0.0), float(ranking.speed_rows[r][p]))
         return out
 
     def _rekey(self, changed: list[str] | None) -> None:

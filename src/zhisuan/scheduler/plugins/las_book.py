@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right
-from collections.abc import Callable
 
 from zhisuan.scheduler.capacity import Allocation
+from zhisuan.scheduler.framework import StateView
 from zhisuan.scheduler.snapshot import PendingJob
 
 
@@ -25,14 +25,16 @@ class LasBook:
         self.ran: dict[str, float] = {}  # seconds run since then
         self.version: dict[str, int] = {}
         self.due: list[tuple[float, int, str]] = []  # (when, version, job): a demotion or promotion
+        self.running: dict[str, Allocation] = {}
+        self.may_preempt = True
 
     def _bump(self, job_id: str) -> int:
         v = self.version[job_id] = self.version.get(job_id, 0) + 1
         return v
 
     def submitted(self, job: PendingJob) -> None:
-        job.base = self.base.get(job.id, 0.0)
-        job.entered = self.entered.get(job.id)
+        job.base = self.base.get(job.id, job.base)  # a job rebuilt from a snapshot keeps what it carries
+        job.entered = self.entered.get(job.id, job.entered)
         v = self._bump(job.id)
         t0 = self.first_run.get(job.id)
         if self.starvation > 0 and t0 is not None and bisect_right(self.thresholds, job.attained - job.base) > 0:
@@ -40,6 +42,7 @@ class LasBook:
 
     def started(self, alloc: Allocation, chip: str, now: float) -> None:
         self.first_run.setdefault(alloc.job_id, now)
+        self.running[alloc.job_id] = alloc
         self._demotion(alloc, self._bump(alloc.job_id), now)
 
     def _demotion(self, alloc: Allocation, version: int, now: float) -> None:
@@ -52,6 +55,7 @@ class LasBook:
     def ended(self, alloc: Allocation, at: float) -> None:
         j = alloc.job_id
         self._bump(j)
+        self.running.pop(j, None)
         self.ran[j] = self.ran.get(j, 0.0) + max(0.0, at - alloc.start)
         a0 = alloc.attained - alloc.base
         q0, q1 = bisect_right(self.thresholds, a0), bisect_right(self.thresholds, alloc.attained_at(at) - alloc.base)
@@ -59,15 +63,13 @@ class LasBook:
             self.entered[j] = alloc.start + (self.thresholds[q1 - 1] - a0) / alloc.devices
 
     def forget(self, job_id: str) -> None:
-        for d in (self.base, self.entered, self.first_run, self.ran, self.version):
+        for d in (self.base, self.entered, self.first_run, self.ran, self.version, self.running):
             d.pop(job_id, None)
 
-    def prepare(self, pending: dict[str, PendingJob], running: Callable[[], list[tuple[Allocation, str]]],
-                capacity: Callable[[], dict[str, int]], now: float) -> list[str] | None:
+    def prepare(self, pending: dict[str, PendingJob], view: StateView, now: float) -> list[str] | None:
         """Promotions that fell due re-key their jobs; demotions need nothing but this cycle (the running
         job's priority reads its service at `now`) and the next one is booked."""
         changed: list[str] = []
-        allocs: dict[str, Allocation] | None = None
         while self.due and self.due[0][0] <= now:
             when, v, j = heapq.heappop(self.due)
             if self.version.get(j) != v:
@@ -81,9 +83,7 @@ class LasBook:
                 self._bump(j)
                 changed.append(j)
                 continue
-            if allocs is None:
-                allocs = {a.job_id: a for a, _ in running()}
-            alloc = allocs.get(j)
+            alloc = self.running.get(j)
             if alloc is not None:
                 self._demotion(alloc, v, now)
         return changed
