@@ -12,7 +12,7 @@ from zhisuan.sim.engine import Simulator
 from zhisuan.sim.readers import load_trace
 from zhisuan.sim.scenario import trace_cluster
 
-POLICIES = ["fifo", "easy", "sjf", "qssf", "las", "zhisuan"]
+POLICIES = ["fifo", "easy", "sjf", "qssf", "las", "gavel", "zhisuan"]
 
 
 @dataclass

@@ -12,7 +12,6 @@ Backfilling checks a job against the reservations made for jobs ahead of it.
 from __future__ import annotations
 
 import math
-from bisect import insort
 from dataclasses import dataclass
 
 from zhisuan.model import Placement
@@ -23,7 +22,7 @@ from zhisuan.scheduler.preemption import VictimList
 from zhisuan.scheduler.queue import QueueWalk
 from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
-from zhisuan.scheduler.timeline import by_end, earliest_start, free_devices_at
+from zhisuan.scheduler.timeline import earliest_start, free_devices_at
 
 
 @dataclass(slots=True)
@@ -48,8 +47,7 @@ class Assigner:
         self.exhausted = [False] * n
         self.gone = [False] * n  # request rows that can neither fit, reserve nor preempt for the rest of the cycle
         self.blocked = [False] * len(caps)
-        self.reservations: list[Reservation] = []
-        self.reserved: dict[int, int] = {}  # pool -> its reservations: only these pools need the backfill check
+        self.reserved: dict[int, list[Reservation]] = {}  # pool -> its reservations (the backfill check)
         self.full: set[int] = set()  # pools holding as many reservations as the policy allows per pool
         self._reservable: dict[int, tuple[int, bool]] = {}  # row -> (len(full) when checked, any pool not full)
         self.easy = policy.backfill == "easy" and policy.reservations > 0
@@ -61,11 +59,10 @@ class Assigner:
         self.result = CycleResult(reqs=n)
         self._lowest_running: float | None = None
         self._running_priority: dict[str, float] = {}  # effective priorities are fixed within a cycle
-        self._pool_floor: dict[int, float] = {}  # lowest preemptible priority per pool at cycle start
+        self._floors: list[float] | None = None  # lowest preemptible priority per pool at cycle start
         self._failed_upto: dict[int, float] = {}  # request row -> highest priority that found no victims
         self._victims: dict[int, VictimList] = {}  # pool -> its ranked victims this cycle
-        self._ends: dict[int, list[Allocation]] = {}  # pool -> allocations by expected end, until it changes
-        self._earliest: dict[tuple[int, int, int], float] = {}  # (pool, per node, nodes) -> earliest start
+        self._earliest: dict[int, dict[tuple[int, int], float]] = {}  # pool -> (per node, nodes) -> earliest start
 
     def run(self, walk: QueueWalk) -> CycleResult:
         exhausted = self.exhausted
@@ -101,12 +98,26 @@ class Assigner:
 
     def _floor(self, p: int) -> float:
         """Lowest priority a job may be preempted at in pool p (only rises as victims leave)."""
-        floor = self._pool_floor.get(p)
-        if floor is None:
-            floor = self._pool_floor[p] = min(
-                (self._priority(a) for a in self.caps[p].allocations.values() if a.preemptible and not a.fresh),
-                default=math.inf)
-        return floor
+        if self._floors is None:
+            self._rank_running()
+        assert self._floors is not None
+        return self._floors[p]
+
+    def _rank_running(self) -> None:
+        """Every preemptible allocation's priority, once per cycle (they are fixed within it): per-pool floors
+        and the lowest overall."""
+        of_running, now, cache = self.policy.priority_of.of_running, self.now, self._running_priority
+        floors = []
+        for cap in self.caps:
+            low = math.inf
+            for a in cap.allocations.values():
+                if a.preemptible and not a.fresh:
+                    p = cache[a.job_id] = of_running(a, now)
+                    if p < low:
+                        low = p
+            floors.append(low)
+        self._floors = floors
+        self._lowest_running = min(floors, default=math.inf)
 
     def _priority(self, a: Allocation) -> float:
         p = self._running_priority.get(a.job_id)
@@ -127,9 +138,8 @@ class Assigner:
         if not self.policy.queue_sort.priority_ordered:
             return True
         if self._lowest_running is None:
-            self._lowest_running = min(
-                (self._priority(a) for c in self.caps for a in c.allocations.values()
-                 if a.preemptible and not a.fresh), default=math.inf)
+            self._rank_running()
+        assert self._lowest_running is not None
         return self.policy.priority_of.of_pending(job, self.now) > self._lowest_running
 
     def _may_reserve(self, r: int) -> bool:
@@ -182,20 +192,19 @@ class Assigner:
 
     def _conflicts(self, job: PendingJob, r: int, p: int, devices: int) -> bool:
         end = self.now + self._runtime(job, r, p)
-        return any(res.pool == p and end > res.start and devices > res.extra for res in self.reservations)
+        return any(end > res.start and devices > res.extra for res in self.reserved[p])
 
     def _start(self, job: PendingJob, r: int, p: int) -> None:
         d, n, devices = self.shape[r]
         cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
         end = now + job.duration / self.speed[r][p]
-        if p in self.reserved:
-            for res in self.reservations:
-                if res.pool == p and end > res.start:
-                    res.extra -= devices
+        for res in self.reserved.get(p, ()):
+            if end > res.start:
+                res.extra -= devices
         nodes = cap.take(d, n)
-        alloc = cap.allocations[job.id] = Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now,
-                                                     True, job.attained, self.speed[r][p], job.base)
-        self._changed(p, alloc)
+        cap.add(Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True, job.attained,
+                           self.speed[r][p], job.base))
+        self._changed(p)
         self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
@@ -213,25 +222,18 @@ class Assigner:
 
     def _earliest_start(self, p: int, d: int, n: int) -> float:
         """Earliest start of a d x n gang in pool p, kept until the pool changes in this cycle."""
-        key = (p, d, n)
-        start = self._earliest.get(key)
+        known = self._earliest.get(p)
+        if known is None:
+            known = self._earliest[p] = {}
+        start = known.get((d, n))
         if start is None:
-            ends = self._ends.get(p)
-            if ends is None:
-                ends = self._ends[p] = by_end(self.caps[p])
-            start = self._earliest[key] = earliest_start(self.caps[p], d, n, self.now, ends)
+            start = known[(d, n)] = earliest_start(self.caps[p], d, n, self.now)
         return start
 
-    def _changed(self, p: int, started: Allocation | None = None) -> None:
-        """Pool p's capacity changed: a start (kept in its end order) or a preemption (drops the order)."""
-        ends = self._ends.get(p)
-        if ends is not None and started is not None:
-            insort(ends, started, key=lambda a: (a.end, a.job_id))
-        else:
-            self._ends.pop(p, None)
-        self._victims.pop(p, None)
-        if self._earliest:
-            self._earliest = {k: v for k, v in self._earliest.items() if k[0] != p}
+    def _changed(self, p: int) -> None:
+        """Pool p's capacity changed (a start, a preemption): its earliest starts are recomputed. Its
+        victims stay: a start is never a victim in its first cycle, `_preempt` trims its own."""
+        self._earliest.pop(p, None)
 
     def _reserve(self, job: PendingJob, r: int) -> None:
         req = self.ranking.reqs.reqs[r]
@@ -242,10 +244,10 @@ class Assigner:
             return
         p = max(totals, key=lambda q: (totals[q], -q))  # the best score; the first pool on a tie
         start = self.now + delays[p]
-        extra = free_devices_at(self.caps[p], start, self._ends.get(p)) - req.devices
-        self.reservations.append(Reservation(p, start, extra))
-        self.reserved[p] = self.reserved.get(p, 0) + 1
-        if self.reserved[p] >= self.policy.reservations:
+        extra = free_devices_at(self.caps[p], start) - req.devices
+        here = self.reserved.setdefault(p, [])
+        here.append(Reservation(p, start, extra))
+        if len(here) >= self.policy.reservations:
             self.full.add(p)
         why = Why(self.ranking, r, req.devices, job.duration, p, delays, self.calendar)
         self.result.reservations.append(Reserve(job.id, self.snapshot.pools[p].key, start, why))
@@ -271,6 +273,7 @@ class Assigner:
             self._failed_upto[r] = max(mine, self._failed_upto.get(r, -math.inf))
             return False
         _, p, victims = best
+        self._victims[p].drop(len(victims))
         for v in victims:
             self.caps[p].release(v.job_id)
             self.held[v.tenant] -= v.devices

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from zhisuan.scheduler.snapshot import RunningJob, Snapshot
@@ -46,7 +47,7 @@ class PoolCapacity:
     incrementally and one built fresh from its snapshot take the same nodes (same events, same decisions).
     Each bucket is a heap with lazy deletion (an entry is live while its node is still at that level)."""
 
-    __slots__ = ("allocations", "buckets", "counts", "free", "size")
+    __slots__ = ("_end_allocs", "_ends", "allocations", "buckets", "counts", "free", "size")
 
     def __init__(self, nodes: int, size: int) -> None:
         self.size = size
@@ -56,6 +57,8 @@ class PoolCapacity:
         self.counts = [0] * (size + 1)
         self.counts[size] = nodes
         self.allocations: dict[str, Allocation] = {}
+        self._ends: list[tuple[float, str]] | None = None  # (end, id) in order, kept once asked for
+        self._end_allocs: list[Allocation] = []  # the allocations in that order
 
     def fits(self, devices: int, nodes: int) -> bool:
         if devices > self.size:
@@ -106,13 +109,43 @@ class PoolCapacity:
             if self.free[n] < alloc.devices_per_node:
                 raise ValueError(f"allocation {alloc.job_id} over-allocates node {n}")
             self._move(n, self.free[n] - alloc.devices_per_node)
+        self.add(alloc)
+
+    def add(self, alloc: Allocation) -> None:
+        """Record an allocation whose nodes were already taken (`take`) or held."""
         self.allocations[alloc.job_id] = alloc
+        if self._ends is not None:
+            key = (alloc.end, alloc.job_id)
+            i = bisect_left(self._ends, key)
+            self._ends.insert(i, key)
+            self._end_allocs.insert(i, alloc)
 
     def release(self, job_id: str) -> Allocation:
         alloc = self.allocations.pop(job_id)
         for n in alloc.nodes:
             self._move(n, self.free[n] + alloc.devices_per_node)
+        self._unlist(alloc)
         return alloc
+
+    def _unlist(self, alloc: Allocation) -> None:
+        if self._ends is not None:
+            i = bisect_left(self._ends, (alloc.end, alloc.job_id))
+            del self._ends[i], self._end_allocs[i]
+
+    def moved(self, alloc: Allocation, start: float, end: float) -> None:
+        """A held allocation's run starts or ends at another time than expected (the engine said so)."""
+        self._unlist(alloc)
+        alloc.start, alloc.end = start, end
+        self.allocations.pop(alloc.job_id)
+        self.add(alloc)
+
+    def by_end(self) -> list[Allocation]:
+        """The allocations in order of expected end (then id), kept up to date once asked for. The
+        caller reads it and must not change it."""
+        if self._ends is None:
+            ranked = sorted(self.allocations.values(), key=lambda a: (a.end, a.job_id))
+            self._ends, self._end_allocs = [(a.end, a.job_id) for a in ranked], ranked
+        return self._end_allocs
 
 
 def allocation_of(job: RunningJob) -> Allocation:

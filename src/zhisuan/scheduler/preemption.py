@@ -23,6 +23,10 @@ class VictimList:
         self.priorities = [e[0] for e in ranked]
         self.allocs = [e[3] for e in ranked]
 
+    def drop(self, k: int) -> None:
+        """The first k were preempted (victims are always a prefix)."""
+        del self.priorities[:k], self.allocs[:k]
+
     def choose(self, cap: PoolCapacity, devices: int, nodes: int, priority: float) -> list[Allocation] | None:
         """The fewest lowest-priority victims (all strictly below `priority`) that make the gang fit."""
         below = bisect_left(self.priorities, priority)

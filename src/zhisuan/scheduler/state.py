@@ -194,8 +194,7 @@ class SchedulerState:
         """A placed job began to run at `at` (its engine reported it): service and expected end count from then."""
         alloc = self.allocation(job_id)
         if alloc is not None and at > alloc.start:
-            alloc.end += at - alloc.start
-            alloc.start = at
+            self.caps[self.placed[job_id]].moved(alloc, at, alloc.end + at - alloc.start)
 
     def end(self, job_id: str, at: float, requeue: bool = False, keep_progress: bool = True) -> Allocation | None:
         """A run ended at `at`: its devices are free again and the service it received is recorded.
