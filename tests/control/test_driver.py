@@ -130,3 +130,28 @@ def test_a_deferrable_job_waits_for_the_cheaper_hour_live_as_in_the_simulator(st
     assert store.get(job).state is JobState.PENDING
     loop.step(rec.expected_start)
     assert store.get(job).state is JobState.RUNNING
+
+
+def test_why_here_and_quotes_show_easy_reservations_live(store, tmp_path):
+    from zhisuan.control.service import Principal, Service
+
+    loop = ControlLoop(store, network("easy"), LocalEngine(tmp_path / "runs", grace=0.5))
+    service = Service(store, network("easy"), loop)
+    first = store.submit(spec("first", "acme", "sleep 30", devices=1), time.time())
+    step_until(loop, store, first, {JobState.RUNNING})
+    head = store.submit(spec("head", "lab", "true", devices=2), time.time())
+    loop.step(time.time())
+    rec = store.get(head)
+    assert rec.state is JobState.PENDING and rec.wait_reason.startswith("reserved on here/gpu")
+    own = service.candidates(head, Principal("lab", False), time.time())[0]
+    assert any(w.startswith("reserved for this job") for w in own.waits_for), own.waits_for
+    probe = "name: probe\ntenant: acme\nresources: {accelerators: a100:1}\nconstraints: {time_limit: 10m}\nrun: 'true'"
+    _, quote = service.quote(probe, Principal("acme", False), time.time())
+    assert quote[0].start_delay >= 50  # a free device, but a 10-minute job would delay lab's reserved head
+    assert any(w.startswith("reserved for a job of another tenant") for w in quote[0].waits_for), quote[0].waits_for
+    _, seen = service.quote(probe, Principal("ops", True), time.time())
+    assert any(w.startswith(f"reserved for zhisuan job {head}") for w in seen[0].waits_for), seen[0].waits_for
+    short = probe.replace("10m", "5")
+    assert service.quote(short, Principal("acme", False), time.time())[1][0].start_delay == 0.0  # it backfills
+    service.cancel(first, Principal("acme", False), time.time())
+    step_until(loop, store, head, {JobState.SUCCEEDED})

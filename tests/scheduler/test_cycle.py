@@ -168,3 +168,20 @@ def test_reservations_are_per_pool_and_the_backfill_depth_cuts_the_walk():
     # h1 blocks first; then two more are tried (h2, s0; h3's shape died once both pools held a reservation)
     assert deep.waiting == {"no accepted pool has room for the gang now": ["h1", "h2", "s0", "h3"],
                             "beyond the backfill depth (2 jobs after the first blocked)": ["s1", "s2"]}
+
+
+def test_explain_honours_the_cycles_reservations_as_the_backfill_check_does():
+    # 1 of 2 GPUs busy until 100; a 2-GPU head is reserved from 100. A 1-GPU job of 500 s would still run
+    # then (no devices spare beside the head): not before 100. One of 50 s backfills now.
+    snap = Snapshot(pools=[pool("a", nodes=1, size=2)], running=[RunningJob("ra", "t", "a/p", (0,), 1, 0.0, 100.0)],
+                    pending=[job("head", named(per_node=2), submit=0, tenant="lab")])
+    res = cycle(snap, 0.0, EASY)
+    assert [(r.job_id, r.start, r.extra, r.tenant) for r in res.reservations] == [("head", 100.0, 0, "lab")]
+    bare = Snapshot(pools=snap.pools, running=snap.running)
+    long_one, short_one = job("long", named(), duration=500.0), job("short", named(), duration=50.0)
+    assert explain(bare, long_one, 0.0, EASY)[0].start_delay == 0.0  # blind to the reservation
+    held = explain(bare, long_one, 0.0, EASY, reservations=res.reservations)[0]
+    assert (held.start_delay, held.reserved) == (100.0, (("head", "lab", 100.0),))
+    assert explain(bare, short_one, 0.0, EASY, reservations=res.reservations)[0].start_delay == 0.0
+    # the reserved job itself is not held up by its own reservation
+    assert explain(bare, snap.pending[0], 0.0, EASY, reservations=res.reservations)[0].start_delay == 100.0

@@ -32,6 +32,7 @@ from zhisuan.control.waits import WaitBoard
 from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet, nvml
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler import CycleResult, Policy, RunningJob, pools_from_network
+from zhisuan.scheduler.decisions import Reserve
 from zhisuan.scheduler.profiles import policy_for
 from zhisuan.scheduler.state import EXTERNAL, SchedulerState
 from zhisuan.store import JobStore, Transition, UsageStore
@@ -126,13 +127,13 @@ class ControlLoop:
             self.cycles.observe(time.perf_counter() - t0)
             self.carrier.carry_out(result, now)
             self.waits.record(result, self.state, now)
-            self._publish()
+            self._publish(result.reservations)
             return result
 
-    def _publish(self) -> None:
+    def _publish(self, reservations: list[Reserve] | None = None) -> None:
         self.view = LiveView.of(self.state, self.failover.down,
                                 {k: v for labels in self.labels.values() for k, v in labels.items()},
-                                frozenset(j for j, r in self.runs.items() if r.running))
+                                frozenset(j for j, r in self.runs.items() if r.running), reservations)
 
     # ---- events from the store ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from zhisuan.engines import Engine
 from zhisuan.metering.invoice import Invoice, invoice
 from zhisuan.metering.utilization import by_tenant, utilization
 from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
+from zhisuan.model.units import format_duration
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
 from zhisuan.scheduler.feasibility import check_spec
@@ -199,22 +200,32 @@ class Service:
         spec = self.validate(text, who, now)
         view = self.loop.view
         return spec, self._described(explain(view.snapshot(), pending_from_spec("quote", spec, now), now,
-                                             self.loop.policy, calendar=now), view, who)
+                                             self.loop.policy, now, view.reservations), view, who, now)
 
-    def _described(self, candidates: list[Candidate], view: LiveView, who: Principal) -> list[Candidate]:
+    def _described(self, candidates: list[Candidate], view: LiveView, who: Principal, now: float,
+                   job_id: str | None = None) -> list[Candidate]:
         """What each pool's expected start waits for, in words: the center's own jobs by what their engine
-        calls them, zhisuan jobs by id only when they are the caller's own."""
+        calls them, zhisuan jobs by id only when they are the caller's own; then the pool's reservations
+        (EASY), the job's own first."""
         mine = {r.id for r in view.running if r.tenant == who.tenant} if not who.admin else None
         for c in candidates:
             words: dict[str, None] = {}
-            for job_id in c.waits_for:
-                own = view.labels.get(job_id.rsplit("@", 1)[0])
+            for held_by in c.waits_for:
+                own = view.labels.get(held_by.rsplit("@", 1)[0])
                 if own is not None:
                     words[f"{c.center}'s own load: {own}"] = None
-                elif mine is None or job_id in mine:
-                    words[f"zhisuan job {job_id}"] = None
+                elif mine is None or held_by in mine:
+                    words[f"zhisuan job {held_by}"] = None
                 else:
                     words["zhisuan jobs of other tenants"] = None
+            for reserved_for, tenant, start in sorted(c.reserved, key=lambda r: r[0] != job_id):
+                when = "now" if start - now <= 0.5 else f"in {format_duration(start - now)}"
+                if reserved_for == job_id:
+                    words[f"reserved for this job (it starts {when}): later jobs only backfill around it"] = None
+                elif who.admin or tenant == who.tenant:
+                    words[f"reserved for zhisuan job {reserved_for} (it starts {when})"] = None
+                else:
+                    words[f"reserved for a job of another tenant (it starts {when})"] = None
             c.waits_for = tuple(words)
         return candidates
 
@@ -276,7 +287,7 @@ class Service:
             raise Conflict(f"job {job_id} is {rec.state.value}: candidates are shown for pending jobs")
         view = self.loop.view
         return self._described(explain(view.snapshot(), pending_from_spec(rec.id, rec.spec, rec.submitted_at), now,
-                                       self.loop.policy, calendar=now), view, who)
+                                       self.loop.policy, now, view.reservations), view, who, now, rec.id)
 
     def sim_reports(self) -> list[dict[str, object]]:
         """`zhisuan sim` reports (folders with an index.html) under the reports folder, newest first."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from zhisuan.model import Request
 from zhisuan.scheduler import PoolState, RunningJob, Snapshot, TenantState
+from zhisuan.scheduler.decisions import Reserve
 from zhisuan.scheduler.state import EXTERNAL, SchedulerState
 
 
@@ -20,6 +21,7 @@ class LiveView:
     down: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # external load id -> what it is ("slurm job 41 (bob)")
     started: frozenset[str] = frozenset()  # ids of placed jobs that are running (not only scheduled)
+    reservations: list[Reserve] = field(default_factory=list)  # the latest cycle's (EASY): backfill goes around
 
     @classmethod
     def empty(cls, pools: list[PoolState]) -> LiveView:
@@ -27,12 +29,13 @@ class LiveView:
 
     @classmethod
     def of(cls, state: SchedulerState, down: dict[str, str], labels: dict[str, str],
-           started: frozenset[str] = frozenset()) -> LiveView:
+           started: frozenset[str] = frozenset(), reservations: list[Reserve] | None = None) -> LiveView:
         reqs = state.cache.ranking.reqs.reqs
         queued = [(reqs[r], len(ids)) for r, ids in state.by_row.items() if ids]
         tenants = {k: TenantState(t.name, t.weight, t.quota_devices, t.usage, t.usage_at)
                    for k, t in state.tenants.items()}
-        return cls(list(state.pools), state.running_jobs(), queued, tenants, dict(down), dict(labels), started)
+        return cls(list(state.pools), state.running_jobs(), queued, tenants, dict(down), dict(labels), started,
+                   list(reservations or ()))
 
     def snapshot(self) -> Snapshot:
         """Pools and what holds them now (no queue): what `explain` ranks a new job against."""

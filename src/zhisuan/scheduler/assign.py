@@ -12,7 +12,6 @@ Backfilling checks a job against the reservations made for jobs ahead of it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
@@ -23,13 +22,6 @@ from zhisuan.scheduler.queue import QueueWalk
 from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 from zhisuan.scheduler.timeline import earliest_start, free_devices_at
-
-
-@dataclass(slots=True)
-class Reservation:
-    pool: int
-    start: float
-    extra: int  # devices free at `start` beyond what the reserved gang needs (EASY's "extra")
 
 
 class Assigner:
@@ -47,7 +39,7 @@ class Assigner:
         self.exhausted = [False] * n
         self.gone = [False] * n  # request rows that can neither fit, reserve nor preempt for the rest of the cycle
         self.blocked = [False] * len(caps)
-        self.reserved: dict[int, list[Reservation]] = {}  # pool -> its reservations (the backfill check)
+        self.reserved: dict[int, list[Reserve]] = {}  # pool -> its reservations (the backfill check; `extra` shrinks)
         self.full: set[int] = set()  # pools holding as many reservations as the policy allows per pool
         self._reservable: dict[int, tuple[int, bool]] = {}  # row -> (len(full) when checked, any pool not full)
         self.easy = policy.backfill == "easy" and policy.reservations > 0
@@ -245,12 +237,13 @@ class Assigner:
         p = max(totals, key=lambda q: (totals[q], -q))  # the best score; the first pool on a tie
         start = self.now + delays[p]
         extra = free_devices_at(self.caps[p], start) - req.devices
+        why = Why(self.ranking, r, req.devices, job.duration, p, delays, self.calendar)
+        reserve = Reserve(job.id, self.snapshot.pools[p].key, start, why, extra, job.tenant)
+        self.result.reservations.append(reserve)
         here = self.reserved.setdefault(p, [])
-        here.append(Reservation(p, start, extra))
+        here.append(reserve)
         if len(here) >= self.policy.reservations:
             self.full.add(p)
-        why = Why(self.ranking, r, req.devices, job.duration, p, delays, self.calendar)
-        self.result.reservations.append(Reserve(job.id, self.snapshot.pools[p].key, start, why))
 
     def _preempt(self, job: PendingJob, r: int) -> bool:
         d, n, _ = self.shape[r]

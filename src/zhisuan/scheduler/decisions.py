@@ -31,6 +31,7 @@ class Candidate:
     runtime: float  # seconds on this pool's chip
     rejected: tuple[str, ...] = ()  # names of the filters that reject this pool
     waits_for: tuple[str, ...] = ()  # allocations that must end before it can start here (explain)
+    reserved: tuple[tuple[str, str, float], ...] = ()  # (job, tenant, start) of reservations holding this pool
 
 
 @dataclass(slots=True)
@@ -109,6 +110,8 @@ class Reserve:
     pool: str
     start: float
     why: Why
+    extra: int = 0  # devices free at `start` beside the reserved gang: a backfill this small never delays it
+    tenant: str = ""
 
 
 @dataclass(slots=True)
