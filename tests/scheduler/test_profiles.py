@@ -36,6 +36,15 @@ def test_another_policy_keeps_its_own_modes_but_takes_the_networks_tunings():
     assert dict((s.name, w) for s, w in pol.scores)["price"] == 6.0
 
 
+def test_arguments_for_policies_the_profile_does_not_run_are_checked_and_kept_for_them():
+    profile = SchedulerProfile(args={"least-attained": {"thresholds": [3250, 7200], "starvation": 2},
+                                     "gavel": {"round": "10m"}})
+    assert policy_for(profile) == POLICIES["zhisuan"]  # nothing of zhisuan's own changes
+    las = policy_for(profile, "las")
+    assert (las.queue_sort.thresholds, las.queue_sort.starvation) == ((3250.0, 7200.0), 2.0)
+    assert policy_for(profile, "gavel").queue_sort.round == 600.0
+
+
 def test_defaults_are_the_built_in_policy():
     pol = policy_for(SchedulerProfile())
     assert pol == POLICIES["zhisuan"]
@@ -47,7 +56,9 @@ def test_defaults_are_the_built_in_policy():
     ({"weights": {"start": 0, "price": 0, "carbon": 0, "locality": 0, "fragmentation": 0}}, "scheduler.weights"),
     ({"args": {"fair-share": {"halflife": 3}}}, "scheduler.args.fair-share.halflife"),
     ({"args": {"fair-share": {"half_life": "soon"}}}, "scheduler.args.fair-share.half_life"),
-    ({"args": {"least-attained": {}}}, "scheduler.args.least-attained"),
+    ({"args": {"least-attaned": {}}}, "scheduler.args.least-attaned"),
+    ({"args": {"least-attained": {"thresholds": "soon"}}}, "scheduler.args.least-attained.thresholds"),
+    ({"args": {"gavel": {"rounds": 60}}}, "scheduler.args.gavel.rounds"),
 ])
 def test_bad_profiles_name_the_field(profile, field):
     with pytest.raises(SpecError) as e:

@@ -55,10 +55,14 @@ def _with_args(policy: Policy, args: dict[str, dict[str, Any]]) -> dict[int, obj
     replaced: dict[int, object] = {}
     for name, given in args.items():
         mine = [p for p in plugins if getattr(p, "name", None) == name]
-        if not mine:
-            known = sorted({str(getattr(p, "name", "")) for p in plugins if _arguments(p)})
-            raise SpecError([(f"scheduler.args.{name}", f"policy {policy.name} has no plugin {name!r} that takes "
-                                                        f"arguments; these do: {', '.join(known) or 'none'}")])
+        own = bool(mine)
+        if not own:  # kept for policies named by `--policy` or compared by `zhisuan sim`: checked all the same
+            mine = [p for other in POLICIES.values() for p in _plugins(other) if getattr(p, "name", None) == name]
+            if not any(_arguments(p) for p in mine):
+                known = sorted({str(getattr(p, "name", "")) for other in POLICIES.values()
+                                for p in _plugins(other) if _arguments(p)})
+                raise SpecError([(f"scheduler.args.{name}", f"no plugin {name!r} takes arguments; these do: "
+                                                            f"{', '.join(known)}")])
         for key in given:
             if not any(key in _arguments(p) for p in mine):
                 fields = sorted({k for p in mine for k in _arguments(p)})
@@ -67,7 +71,7 @@ def _with_args(policy: Policy, args: dict[str, dict[str, Any]]) -> dict[int, obj
         for p in mine:
             kinds = _arguments(p)
             values = {k: _value(kinds[k], v, f"scheduler.args.{name}.{k}") for k, v in given.items() if k in kinds}
-            if values:
+            if values and own:
                 replaced[id(p)] = dataclasses.replace(p, **values)  # type: ignore[type-var]
     return replaced
 
