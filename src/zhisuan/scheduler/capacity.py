@@ -47,7 +47,7 @@ class PoolCapacity:
     incrementally and one built fresh from its snapshot take the same nodes (same events, same decisions).
     Each bucket is a heap with lazy deletion (an entry is live while its node is still at that level)."""
 
-    __slots__ = ("_end_allocs", "_ends", "allocations", "buckets", "counts", "free", "size")
+    __slots__ = ("_end_allocs", "_ends", "_releases", "allocations", "buckets", "counts", "free", "size")
 
     def __init__(self, nodes: int, size: int) -> None:
         self.size = size
@@ -59,6 +59,7 @@ class PoolCapacity:
         self.allocations: dict[str, Allocation] = {}
         self._ends: list[tuple[float, str]] | None = None  # (end, id) in order, kept once asked for
         self._end_allocs: list[Allocation] = []  # the allocations in that order
+        self._releases: dict[tuple[int, int], int] = {}  # gang shape -> releases_until_fit, until a change
 
     def fits(self, devices: int, nodes: int) -> bool:
         if devices > self.size:
@@ -72,6 +73,7 @@ class PoolCapacity:
         return False
 
     def _move(self, node: int, new_free: int) -> None:
+        self._releases.clear()
         self.counts[self.free[node]] -= 1
         self.free[node] = new_free
         self.counts[new_free] += 1
@@ -89,6 +91,7 @@ class PoolCapacity:
 
     def take(self, devices: int, nodes: int) -> tuple[int, ...]:
         """Best-fit: fill the fullest nodes that still fit, lowest index first. Caller checked `fits`."""
+        self._releases.clear()
         chosen: list[int] = []
         k = devices
         while len(chosen) < nodes:
@@ -114,6 +117,7 @@ class PoolCapacity:
     def add(self, alloc: Allocation) -> None:
         """Record an allocation whose nodes were already taken (`take`) or held."""
         self.allocations[alloc.job_id] = alloc
+        self._releases.clear()
         if self._ends is not None:
             key = (alloc.end, alloc.job_id)
             i = bisect_left(self._ends, key)
@@ -128,6 +132,7 @@ class PoolCapacity:
         return alloc
 
     def _unlist(self, alloc: Allocation) -> None:
+        self._releases.clear()
         if self._ends is not None:
             i = bisect_left(self._ends, (alloc.end, alloc.job_id))
             del self._ends[i], self._end_allocs[i]
@@ -146,6 +151,15 @@ class PoolCapacity:
             ranked = sorted(self.allocations.values(), key=lambda a: (a.end, a.job_id))
             self._ends, self._end_allocs = [(a.end, a.job_id) for a in ranked], ranked
         return self._end_allocs
+
+    def releases_until_fit(self, devices: int, nodes: int) -> int:
+        """How many allocations, in order of expected end, must end before a devices x nodes gang fits
+        (0: never). Kept until the pool changes: it does not depend on the time, so a pool nothing
+        started on or left keeps it from cycle to cycle (EASY asks it for every blocked job and pool)."""
+        known = self._releases.get((devices, nodes))
+        if known is None:
+            known = self._releases[(devices, nodes)] = releases_until_fit(self.free, self.by_end(), devices, nodes)
+        return known
 
 
 def allocation_of(job: RunningJob) -> Allocation:

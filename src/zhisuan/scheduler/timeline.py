@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from zhisuan.scheduler.capacity import Allocation, PoolCapacity, releases_until_fit
+from zhisuan.scheduler.capacity import Allocation, PoolCapacity
 
 
 def earliest_start(cap: PoolCapacity, devices: int, nodes: int, now: float) -> float:
@@ -28,7 +28,7 @@ def _walk(cap: PoolCapacity, devices: int, nodes: int, now: float) -> tuple[floa
     if cap.fits(devices, nodes):
         return now, [], 0
     by_end = cap.by_end()
-    k = releases_until_fit(cap.free, by_end, devices, nodes)
+    k = cap.releases_until_fit(devices, nodes)
     return (max(by_end[k - 1].end, now) if k else math.inf), by_end, k
 
 
