@@ -189,14 +189,18 @@ class Assigner:
     def _start(self, job: PendingJob, r: int, p: int) -> None:
         d, n, devices = self.shape[r]
         cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
-        end = now + job.duration / self.speed[r][p]
-        for res in self.reserved.get(p, ()):
-            if end > res.start:
-                res.extra -= devices
+        speed = self.speed[r][p]
+        end = now + job.duration / speed
+        here = self.reserved.get(p)
+        if here:
+            for res in here:
+                if end > res.start:
+                    res.extra -= devices
         nodes = cap.take(d, n)
-        cap.add(Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True, job.attained,
-                           self.speed[r][p], job.base))
-        self._changed(p)
+        cap.add(Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True, job.attained, speed,
+                           job.base))
+        if self._earliest:
+            self._changed(p)
         self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,

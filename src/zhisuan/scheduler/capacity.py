@@ -11,6 +11,7 @@ import heapq
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
+from operator import attrgetter
 
 from zhisuan.scheduler.snapshot import RunningJob, Snapshot
 
@@ -91,7 +92,8 @@ class PoolCapacity:
 
     def take(self, devices: int, nodes: int) -> tuple[int, ...]:
         """Best-fit: fill the fullest nodes that still fit, lowest index first. Caller checked `fits`."""
-        self._releases.clear()
+        if self._releases:
+            self._releases.clear()
         chosen: list[int] = []
         k = devices
         while len(chosen) < nodes:
@@ -117,7 +119,8 @@ class PoolCapacity:
     def add(self, alloc: Allocation) -> None:
         """Record an allocation whose nodes were already taken (`take`) or held."""
         self.allocations[alloc.job_id] = alloc
-        self._releases.clear()
+        if self._releases:
+            self._releases.clear()
         if self._ends is not None:
             key = (alloc.end, alloc.job_id)
             i = bisect_left(self._ends, key)
@@ -148,7 +151,7 @@ class PoolCapacity:
         """The allocations in order of expected end (then id), kept up to date once asked for. The
         caller reads it and must not change it."""
         if self._ends is None:
-            ranked = sorted(self.allocations.values(), key=lambda a: (a.end, a.job_id))
+            ranked = sorted(self.allocations.values(), key=attrgetter("end", "job_id"))
             self._ends, self._end_allocs = [(a.end, a.job_id) for a in ranked], ranked
         return self._end_allocs
 
