@@ -109,3 +109,37 @@ def test_a_corrupt_database_is_one_line_naming_it(tmp_path):
                           cwd=ROOT)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert str(db) in done.stderr and "restore it from a backup" in done.stderr
+
+
+def test_the_command_imports_only_what_help_needs():
+    """`zhisuan --help` must not pay for the scheduler, the store or the HTTP client: each command imports
+    what it uses when it runs (the figure is `zhisuan bench cli`)."""
+    import subprocess
+    import sys
+
+    code = "import sys, zhisuan.cli.main; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    loaded = set(done.stdout.split())
+    heavy = {"numpy", "scipy", "sqlalchemy", "pydantic", "httpx", "fastapi", "uvicorn", "zhisuan.scheduler",
+             "zhisuan.store", "zhisuan.control", "zhisuan.sim", "zhisuan.model"}
+    assert not heavy & loaded, sorted(heavy & loaded)
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):  # a group (Typer carries its own click)
+            yield from _commands(cmd, (*prefix, name))
+        else:
+            yield (*prefix, name), cmd
+
+
+def test_every_option_has_help_and_flags_render_as_flags():
+    import typer.main
+
+    missing = [(" ".join(path), p.name) for path, cmd in _commands(typer.main.get_command(app))
+               for p in cmd.params if not getattr(p, "help", "x") and p.name != "help"]
+    assert not missing, missing
+    res = runner.invoke(app, ["logs", "--help"])
+    assert res.exit_code == 0 and "--follow" in res.output and "<bool>" not in res.output
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and re.fullmatch(r"zhisuan \d+\.\d+\.\d+\S*\n", version.output)

@@ -85,7 +85,7 @@ def test_cli_client_against_the_server(server, tmp_path):
     bad.write_text(job("cli-bad", "exit 4"))
     res = cli.invoke(app, ["submit", str(bad), "-f"], env=env)
     assert res.exit_code == 1 and "failed" in res.output
-    res = cli.invoke(app, ["jobs"], env=env)
+    res = cli.invoke(app, ["jobs", "--all"], env=env)
     assert res.exit_code == 0 and "cli-ok" in res.output and "cli-bad" in res.output
     res = cli.invoke(app, ["centers"], env=env)
     assert res.exit_code == 0 and "A100 SXM4 80GB" in res.output and "here" in res.output
@@ -156,3 +156,41 @@ def test_bill_and_utilization_report_from_the_cli(server, tmp_path):
     assert res.exit_code == 0, res.output
     assert "A100 SXM4 80GB" in res.output and "acme" in res.output
     assert "<svg" in html.read_text() and "busy % (measured)" in html.read_text()
+
+
+def test_cli_conventions_login_filters_cancel_many_and_the_tenant_from_the_token(server, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name in ("ZHISUAN_URL", "ZHISUAN_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    cli = CliRunner()
+    assert cli.invoke(app, ["login", "--url", server.url, "--token", "zs_wrong"]).exit_code == 2
+    assert not (tmp_path / "config" / "zhisuan" / "token").exists()  # nothing kept from a failed login
+    res = cli.invoke(app, ["login", "--url", server.url], input=server.token("acme") + "\n")
+    assert res.exit_code == 0 and "as acme" in res.output, res.output
+    saved = tmp_path / "config" / "zhisuan" / "token"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    spec = tmp_path / "no-tenant.yaml"  # no `tenant:`: the token's tenant
+    spec.write_text("name: mine\nresources: {accelerators: a100:1}\nrun: sleep 30\n")
+    done = tmp_path / "done.yaml"
+    done.write_text("name: quick\nresources: {accelerators: a100:1}\nrun: 'true'\n")
+    res = cli.invoke(app, ["submit", str(done), "-f"])
+    assert res.exit_code == 0, res.output
+    ids = [cli.invoke(app, ["submit", str(spec)]).output.split()[1] for _ in range(2)]
+    active = cli.invoke(app, ["jobs"], env={"COLUMNS": "200"})
+    assert active.exit_code == 0 and "mine" in active.output and "quick" not in active.output
+    newest = cli.invoke(app, ["jobs", "--all", "--limit", "2"], env={"COLUMNS": "200"})
+    assert "quick" not in newest.output and "showing the newest 2" in newest.output
+    assert "quick" in cli.invoke(app, ["jobs", "--all"], env={"COLUMNS": "200"}).output
+    ended = cli.invoke(app, ["jobs", "-s", "succeeded"], env={"COLUMNS": "200"})
+    assert "quick" in ended.output and "mine" not in ended.output
+    assert cli.invoke(app, ["jobs", "--state", "finished"]).exit_code == 2
+    res = cli.invoke(app, ["cancel", *ids, "nosuchjob"])
+    assert res.exit_code == 2 and res.output.count(": cancelled") == 2 and "nosuchjob: 404" in res.output
+    with server.client("acme") as c:
+        assert {c.get(f"/v1/jobs/{i}").json()["tenant"] for i in ids} == {"acme"}
+        bad = c.get("/v1/invoices/acme/2026-13").json()
+        assert bad["title"] == "Invalid request" and bad["errors"][0]["field"] == "month"

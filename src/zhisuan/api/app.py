@@ -49,8 +49,10 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         return problem(401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer ...)")
 
     @app.exception_handler(SpecError)
-    async def _bad_spec(_: Request, e: SpecError) -> JSONResponse:
-        return problem(422, "Invalid job spec", str(e), [{"field": f, "message": m} for f, m in e.errors])
+    async def _bad_spec(request: Request, e: SpecError) -> JSONResponse:
+        spec = request.method == "POST" and request.url.path in ("/v1/jobs", "/v1/quote")
+        return problem(422, "Invalid job spec" if spec else "Invalid request", str(e),
+                       [{"field": f, "message": m} for f, m in e.errors])
 
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, e: Forbidden) -> JSONResponse:

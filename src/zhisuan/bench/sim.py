@@ -7,12 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from zhisuan.bench import SIM_POLICIES
 from zhisuan.scheduler import get_policy
 from zhisuan.sim.engine import Simulator
 from zhisuan.sim.readers import load_trace
 from zhisuan.sim.scenario import trace_cluster
 
-POLICIES = ["fifo", "easy", "sjf", "qssf", "las", "gavel", "zhisuan"]
+POLICIES = SIM_POLICIES
 
 
 @dataclass

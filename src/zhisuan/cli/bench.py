@@ -11,17 +11,11 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zhisuan.bench import api as api_bench
-from zhisuan.bench import control as control_bench
-from zhisuan.bench import fidelity as fidelity_bench
-from zhisuan.bench import scheduler as scheduler_bench
-from zhisuan.bench import sim as sim_bench
-from zhisuan.bench import soak as soak_bench
+from zhisuan.bench import SIM_POLICIES
 from zhisuan.cli.common import console, read_network
-from zhisuan.scheduler import get_policy
-from zhisuan.sim import green
 
-bench_app = typer.Typer(help="Benchmarks; each prints its figures, last line `name: N`.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks; each prints its figures, last line `name: N`.",
+                         no_args_is_help=True, rich_markup_mode=None)
 
 
 @bench_app.command("scheduler")
@@ -31,6 +25,9 @@ def bench_scheduler(
     policy: Annotated[str, typer.Option(help="scheduling policy")] = "zhisuan",
 ) -> None:
     """One full scheduling cycle over a synthetic network: placements/s, cycle time, peak memory."""
+    from zhisuan.bench import scheduler as scheduler_bench
+    from zhisuan.scheduler import get_policy
+
     pol = get_policy(policy)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True, auto_refresh=False) as bar:
@@ -67,11 +64,14 @@ def bench_scheduler(
 
 @bench_app.command("sim")
 def bench_sim(
-    policies: Annotated[str, typer.Option(help="comma-separated policies")] = ",".join(sim_bench.POLICIES),
+    policies: Annotated[str, typer.Option(help="comma-separated policies")] = ",".join(SIM_POLICIES),
     limit: Annotated[int | None, typer.Option(min=1, help="replay only the first N jobs")] = None,
     siloed: Annotated[bool, typer.Option(help="time the siloed scenario instead of the network")] = False,
 ) -> None:
     """Full Philly replay (82,229 jobs) per policy: wall time and jobs simulated per second."""
+    from zhisuan.bench import sim as sim_bench
+    from zhisuan.scheduler import get_policy
+
     names = [p.strip() for p in policies.split(",") if p.strip()]
     for n in names:
         get_policy(n)
@@ -96,6 +96,8 @@ def bench_api(n: Annotated[int, typer.Option(min=20, help="submissions per side"
               rounds: Annotated[int, typer.Option(min=1, help="blocks per side; the rate is the median block")] = 5,
               ) -> None:
     """Submissions/s and p50/p99 latency: zhisuan API on SQLite and PostgreSQL vs sbatch to slurmctld."""
+    from zhisuan.bench import api as api_bench
+
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("starting", total=None)
@@ -125,6 +127,8 @@ def bench_carbon(
     max_hours: Annotated[float, typer.Option(help="jobs up to this many hours are deferrable (ASSUMPTION)")] = 4.0,
 ) -> None:
     """Carbon-aware vs carbon-blind placement and ToU time shifting: kgCO2 and CNY saved vs wait added."""
+    from zhisuan.sim import green
+
     net = read_network(network)
     with console.status("replaying the trace under four placements"):
         tr, rows = green.compare(net, trace, limit, slack_hours=slack, max_hours=max_hours,
@@ -162,6 +166,8 @@ def bench_control(
     steps: Annotated[int, typer.Option(min=1, help="steady steps timed; the median is reported")] = 9,
 ) -> None:
     """One live control step on a loaded store against the pure scheduling cycle on the same snapshot."""
+    from zhisuan.bench import control as control_bench
+
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("starting", total=None)
@@ -199,6 +205,8 @@ def bench_fidelity(
     slurm: Annotated[Path, typer.Option(help="root of scripts/slurm-up.sh's clusters")] = Path("/tmp/zhisuan-slurm"),
 ) -> None:
     """The same Philly window run live (two real Slurm clusters + a local center) and in the simulator."""
+    from zhisuan.bench import fidelity as fidelity_bench
+
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("starting", total=None)
@@ -258,6 +266,8 @@ def bench_soak(
     then the dashboard's polls against a store with 10,000 jobs waiting."""
     import tempfile
 
+    from zhisuan.bench import soak as soak_bench
+
     work = Path(tempfile.mkdtemp(prefix="zhisuan-soak-"))
     work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -294,3 +304,23 @@ def bench_soak(
     console.print(p)
     print(f"dashboard-poll-p99-ms: {worst:.1f}")
     print(f"soak-lost-or-duplicated: {r.lost + r.duplicated + r.ran_twice}")
+
+
+@bench_app.command("cli")
+def bench_cli(repeats: Annotated[int, typer.Option(min=1, max=50, help="runs per command")] = 7) -> None:
+    """Start-up time of the command itself: `zhisuan --help` and friends, each a new process."""
+    from zhisuan.bench import cli as cli_bench
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True, auto_refresh=False) as bar:
+        task = bar.add_task("starting", total=None)
+        timings = cli_bench.run(repeats, progress=lambda msg: bar.update(task, description=msg, refresh=True))
+    t = Table(title=f"zhisuan bench cli: wall time of a new process, median of {repeats}")
+    t.add_column("command")
+    t.add_column("median s", justify="right")
+    t.add_column("min … max s", justify="right")
+    for c in timings:
+        t.add_row("zhisuan " + " ".join(c.args), f"{c.median:.3f}", f"{min(c.seconds):.3f} … {max(c.seconds):.3f}")
+    console.print(t)
+    print(f"cli-help-seconds: {timings[0].median:.3f}")
+

@@ -8,16 +8,13 @@ from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from zhisuan.cli.client import Token, Url, call, connect
 from zhisuan.cli.common import console, fail
-from zhisuan.model.units import parse_duration
-from zhisuan.sim.svg import line_chart
 
-report_app = typer.Typer(help="Reports from the live system.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports from the live system.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _num(v: float | None, fmt: str = ",.2f") -> str:
@@ -77,6 +74,8 @@ def utilization_command(
         html: Annotated[Path | None, typer.Option(help="also write an HTML report with the plot")] = None,
         url: Url = None, token: Token = None) -> None:
     """Allocated %, busy % and idle-while-allocated % per center and chip, and per tenant."""
+    from zhisuan.model.units import parse_duration
+
     params: dict[str, Any] = {"bucket": parse_duration(bucket)}
     if center:
         params["center"] = center
@@ -116,6 +115,10 @@ def utilization_command(
 
 def _html(rep: dict[str, Any]) -> str:
     """Allocated and busy % over time, one chart per center × chip."""
+    import numpy as np
+
+    from zhisuan.sim.svg import line_chart
+
     charts = []
     keys = sorted({(r["center"], r["chip"]) for r in rep["rows"]})
     for c, chip in keys:

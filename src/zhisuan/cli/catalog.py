@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from zhisuan.catalog import load_catalog
 from zhisuan.cli.common import ASSUMED, console
 
 
 def catalog_command() -> None:
     """List the accelerator catalog: stack, memory, dense FP16 TFLOPS, TDP and aliases."""
+    from zhisuan.catalog import load_catalog
+
     t = Table(title="accelerator catalog (dense FP16/BF16; source: Epoch AI ML Hardware + gap fills)")
     for col in ["vendor", "model", "stack", "memory GB", "FP16 TFLOPS", "TDP W", "aliases"]:
         t.add_column(col, justify="right" if col.endswith(("GB", "TFLOPS", "W")) else "left")

@@ -7,34 +7,89 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import httpx
 import typer
 from rich.table import Table
 
-from zhisuan.cli.common import console, fail
-from zhisuan.model.units import format_duration
+from zhisuan.cli.common import console, err_console, fail
+
+if TYPE_CHECKING:
+    import httpx
+
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
-Url = Annotated[str | None, typer.Option("--url", help="server URL (default $ZHISUAN_URL or local)")]
-Token = Annotated[str | None, typer.Option("--token", help="bearer token (default $ZHISUAN_TOKEN)")]
+Url = Annotated[str | None, typer.Option(
+    "--url", metavar="URL", help="server URL (default $ZHISUAN_URL, else what login saved)")]
+Token = Annotated[str | None, typer.Option(
+    "--token", metavar="TOKEN", help="bearer token (default $ZHISUAN_TOKEN, else what login saved)")]
+ACTIVE = ["pending", "scheduled", "running"]
+STATES = [*ACTIVE, "succeeded", "failed", "cancelled", "preempted"]
+
+
+StateOpt = Annotated[list[str] | None, typer.Option(
+    "--state", "-s", metavar="STATE", help=f"only jobs in this state (repeat, or comma-separate: {', '.join(STATES)})")]
+AllOpt = Annotated[bool, typer.Option("--all", "-a", help="ended jobs too (default: waiting and running, as squeue)")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N",
+                                       help="at most this many, newest first")]
+Follow = Annotated[bool, typer.Option("--follow", "-f", help="stream state and logs until the job ends")]
+
+
+LOCAL = "http://127.0.0.1:8470"
+
+
+def config_dir() -> Path:
+    """Where `zhisuan login` keeps the token and server URL ($XDG_CONFIG_HOME/zhisuan, else ~/.config)."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "zhisuan"
+
+
+def _saved(name: str) -> str | None:
+    path = config_dir() / name
+    return path.read_text(encoding="utf-8").strip() or None if path.exists() else None
 
 
 def connect(url: str | None, token: str | None) -> httpx.Client:
-    token = token or os.environ.get("ZHISUAN_TOKEN")
-    config = Path.home() / ".config" / "zhisuan" / "token"
-    if not token and config.exists():
-        token = config.read_text(encoding="utf-8").strip()
+    """A client for the server: --url/--token, else $ZHISUAN_URL/$ZHISUAN_TOKEN, else what `login` saved."""
+    import httpx
+
+    token = token or os.environ.get("ZHISUAN_TOKEN") or _saved("token")
     if not token:
-        fail("no token: set ZHISUAN_TOKEN, pass --token, or put it in ~/.config/zhisuan/token")
-    base = url or os.environ.get("ZHISUAN_URL", "http://127.0.0.1:8470")
+        fail("no token: run `zhisuan login`, set ZHISUAN_TOKEN, or pass --token")
+    base = url or os.environ.get("ZHISUAN_URL") or _saved("url") or LOCAL
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def login_command(url: Annotated[str, typer.Option("--url", help="server URL")] = LOCAL,
+                  token: Annotated[str | None, typer.Option(
+                      "--token", help="bearer token (default: $ZHISUAN_TOKEN, else read from standard input)")] = None,
+                  ) -> None:
+    """Check a token against the server and keep it (with the URL) for the next commands, mode 0600."""
+    import getpass
+    import sys
+
+    token = token or os.environ.get("ZHISUAN_TOKEN")
+    if not token:
+        token = getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline()
+    token = token.strip()
+    if not token:
+        fail("--token: no token given")
+    with connect(url, token) as client:
+        who = call(client, "GET", "/v1/whoami")
+    folder = config_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, value in (("token", token), ("url", url)):
+        path = folder / name
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(value + "\n", encoding="utf-8")
+    console.print(f"logged in to {url} as {who['tenant']}{' (admin)' if who['admin'] else ''}; saved in {folder}")
 
 
 def call(client: httpx.Client, method: str, path: str, retry: bool = False, **kw: Any) -> Any:
     """One request; exits with the server's problem on 4xx/5xx. `retry`: transport errors are raised to
     the caller (a submit retried with its idempotency key) instead of ending the command."""
+    import httpx
+
     try:
         r = client.request(method, path, **kw)
     except httpx.TransportError:
@@ -62,6 +117,8 @@ def _show_state(job: dict[str, Any]) -> None:
 
 def _follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
     """Show state changes until the job starts, stream its logs until it ends, then its final state."""
+    import httpx
+
     job = call(client, "GET", f"/v1/jobs/{job_id}")
     _show_state(job)
     while job["state"] in ("pending", "scheduled"):
@@ -86,9 +143,11 @@ def _follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
 
 
 def submit_command(spec: Annotated[Path, typer.Argument(help="job spec (YAML or JSON)")],
-                   follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+                   follow: Follow = False,
                    url: Url = None, token: Token = None) -> None:
     """Submit a job; with --follow, stream its state and logs until it ends."""
+    import httpx
+
     if not spec.exists():
         fail(f"job spec not found: {spec}")
     body, key = spec.read_bytes(), uuid.uuid4().hex  # the same key on every retry: stored once at most
@@ -106,11 +165,21 @@ def submit_command(spec: Annotated[Path, typer.Argument(help="job spec (YAML or 
             raise typer.Exit(1)
 
 
-def jobs_command(url: Url = None, token: Token = None) -> None:
-    """List your jobs (an admin token lists everyone's)."""
+def jobs_command(state: StateOpt = None, every: AllOpt = False, limit: LimitOpt = 50,
+                 url: Url = None, token: Token = None) -> None:
+    """List your jobs, newest first (an admin token lists everyone's)."""
+    from zhisuan.model.units import format_duration
+
+    wanted = [x.strip() for v in state or [] for x in v.split(",") if x.strip()]
+    unknown = [x for x in wanted if x not in STATES]
+    if unknown:
+        fail(f"--state: unknown state {unknown[0]!r}; one of {', '.join(STATES)}")
+    params: dict[str, Any] = {"limit": limit}
+    if wanted or not every:
+        params["state"] = wanted or ACTIVE
     with connect(url, token) as client:
-        rows = call(client, "GET", "/v1/jobs")
-    t = Table(title="jobs")
+        rows = call(client, "GET", "/v1/jobs", params=params)
+    t = Table(title="jobs" if every or wanted else "jobs waiting or running (--all for every job)")
     for col in ["id", "name", "tenant", "state", "where", "devices", "age", "exit", "why waiting / expected start"]:
         t.add_column(col)
     now = time.time()
@@ -120,18 +189,27 @@ def jobs_command(url: Url = None, token: Token = None) -> None:
                   format_duration(now - j["submitted_at"]), "" if j["exit_code"] is None else str(j["exit_code"]),
                   _waiting(j, now))
     console.print(t)
+    if len(rows) == limit:
+        console.print(f"showing the newest {limit}; --limit shows more")
 
 
 def _waiting(job: dict[str, Any], now: float) -> str:
     """`reason (start in 5m00s)` for jobs that wait; empty otherwise."""
+    from zhisuan.model.units import format_duration
+
     if job["state"] not in ("pending", "scheduled") or not job.get("wait_reason"):
         return ""
     when = job.get("expected_start")
     return job["wait_reason"] + ("" if when is None else f" (start in {format_duration(when - now)})")
 
 
-def show_command(job_id: str, url: Url = None, token: Token = None) -> None:
+JobId = Annotated[str, typer.Argument(metavar="ID", help="the job's id (from submit or jobs)")]
+
+
+def show_command(job_id: JobId, url: Url = None, token: Token = None) -> None:
     """One job: state, where it runs or why it waits and when it is expected to start, attempts, history."""
+    from zhisuan.model.units import format_duration
+
     with connect(url, token) as client:
         j = call(client, "GET", f"/v1/jobs/{job_id}")
     now = time.time()
@@ -161,7 +239,8 @@ def show_command(job_id: str, url: Url = None, token: Token = None) -> None:
     console.print(h)
 
 
-def logs_command(job_id: str, follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+def logs_command(job_id: JobId,
+                 follow: Follow = False,
                  url: Url = None, token: Token = None) -> None:
     """Print a job's logs; with -f, follow them until the job ends."""
     with connect(url, token) as client:
@@ -171,15 +250,30 @@ def logs_command(job_id: str, follow: Annotated[bool, typer.Option("--follow", "
             console.out(call(client, "GET", f"/v1/jobs/{job_id}/logs"), end="")
 
 
-def cancel_command(job_id: str, url: Url = None, token: Token = None) -> None:
-    """Cancel a job (SIGTERM, then SIGKILL after a grace period, if it runs)."""
+def cancel_command(job_ids: Annotated[list[str], typer.Argument(metavar="ID", help="one or more job ids")],
+                   url: Url = None, token: Token = None) -> None:
+    """Cancel jobs (SIGTERM, then SIGKILL after a grace period, if they run); every id is tried, and the
+    exit code is non-zero if any could not be cancelled."""
+    failed = 0
     with connect(url, token) as client:
-        job = call(client, "POST", f"/v1/jobs/{job_id}/cancel")
-    console.print(f"{job['id']}: {job['state']}")
+        for job_id in job_ids:
+            r = client.post(f"/v1/jobs/{job_id}/cancel")
+            if r.status_code >= 400:
+                body = r.json() if r.headers.get("content-type", "").endswith("json") else {"detail": r.text}
+                why = body.get("detail") or body.get("title", "")
+                err_console.print(f"[bold red]error:[/] {job_id}: {r.status_code} {why}", soft_wrap=True)
+                failed += 1
+                continue
+            job = r.json()
+            console.print(f"{job['id']}: {job['state']}")
+    if failed:
+        raise typer.Exit(2)
 
 
 def quote_command(spec: Annotated[Path, typer.Argument(help="job spec")], url: Url = None, token: Token = None) -> None:
     """Ranked placements with expected start, ¥ and kgCO2 on the live network, without submitting."""
+    from zhisuan.model.units import format_duration
+
     if not spec.exists():
         fail(f"job spec not found: {spec}")
     with connect(url, token) as client:

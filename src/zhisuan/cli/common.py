@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from zhisuan.model import JobSpec, Network, SpecError, load_network, parse_job_spec
+if TYPE_CHECKING:
+    from zhisuan.model import JobSpec, Network
+
 
 # CI logs and pipes are not terminals; Rich would wrap tables at 80 columns there.
 console = Console(width=None if Console().is_terminal else 150)
 err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 150)
 ASSUMED = "†"
+NetworkFile = Annotated[Path, typer.Option("--network", "-n", help="network file: centers, pools, tenants, profile")]
 
 
 def short_chip(name: str) -> str:
@@ -31,6 +34,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def read_network(path: Path) -> Network:
     """A network file, its scheduler profile checked too (a typo there must not mean the default)."""
+    from zhisuan.model import SpecError, load_network
     from zhisuan.scheduler.profiles import policy_for
 
     try:
@@ -44,6 +48,8 @@ def read_network(path: Path) -> Network:
 
 
 def read_spec(path: Path, network: Network | None = None) -> JobSpec:
+    from zhisuan.model import SpecError, parse_job_spec
+
     try:
         spec = parse_job_spec(path.read_text(encoding="utf-8"))
         if network is not None:

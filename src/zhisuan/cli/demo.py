@@ -11,22 +11,24 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
 
-from zhisuan.cli.common import console, fail, read_network
-from zhisuan.model import parse_job_spec
-from zhisuan.serve.process import ServerProcess
+from zhisuan.cli.common import NetworkFile, console, fail, read_network
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def demo_command(
-    network: Annotated[Path, typer.Option("--network", "-n")] = Path("examples/networks/toy3.yaml"),
+    network: NetworkFile = Path("examples/networks/toy3.yaml"),
     jobs: Annotated[Path, typer.Option(help="folder of job specs to submit")] = Path("examples/demo"),
 ) -> None:
     """Start a server on the sample network, submit the example jobs, follow them, show where and why."""
+    import httpx
+
+    from zhisuan.model import parse_job_spec
+    from zhisuan.serve.process import ServerProcess
+
     read_network(network)
     work = Path(tempfile.mkdtemp(prefix="zhisuan-demo-"))
     work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
@@ -67,6 +69,8 @@ def demo_command(
 
 
 def _follow_all(base: str, tokens: dict[str, str], submitted: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    import httpx
+
     end = time.time() + 120
     seen: dict[str, str] = {}
     while True:

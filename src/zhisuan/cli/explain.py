@@ -12,12 +12,6 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.common import ASSUMED, console, fail, read_network, read_spec, short_chip
-from zhisuan.model import SpecError
-from zhisuan.model.units import format_duration
-from zhisuan.scheduler import pending_from_spec, snapshot_from_network
-from zhisuan.scheduler.explain import explain
-from zhisuan.scheduler.policies import FILTERS
-from zhisuan.scheduler.profiles import policy_for
 
 
 def explain_command(
@@ -28,6 +22,13 @@ def explain_command(
     all_pools: Annotated[bool, typer.Option("--all", help="also list rejected pools")] = False,
 ) -> None:
     """Rank where JOB would run in NETWORK: center, pool, chips, expected start, ¥/job, kgCO2, score."""
+    from zhisuan.model import SpecError
+    from zhisuan.model.units import format_duration
+    from zhisuan.scheduler import pending_from_spec, snapshot_from_network
+    from zhisuan.scheduler.explain import explain
+    from zhisuan.scheduler.policies import FILTERS
+    from zhisuan.scheduler.profiles import policy_for
+
     net = read_network(network)
     spec = read_spec(job, net)
     pending = pending_from_spec(spec.name, spec, submit_time=0.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from zhisuan.cli.bench import bench_app
@@ -11,6 +13,7 @@ from zhisuan.cli.client import (
     cancel_command,
     centers_command,
     jobs_command,
+    login_command,
     logs_command,
     quote_command,
     show_command,
@@ -28,16 +31,33 @@ app = typer.Typer(
     help="zhisuan (智算): an open compute-power network for AI computing centers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: this Typer renders every flag as `<bool>` in its Rich help
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"zhisuan {version('zhisuan')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """zhisuan (智算): an open compute-power network for AI computing centers."""
+
+
 app.command("explain")(explain_command)
 app.command("catalog")(catalog_command)
 app.command("network")(network_command)
 app.command("demo")(demo_command)
 app.command("sim")(sim_command)
 app.command("server")(server_command)
-for _name, _command in [("submit", submit_command), ("jobs", jobs_command), ("show", show_command),
-                       ("logs", logs_command),
-                       ("cancel", cancel_command), ("quote", quote_command), ("centers", centers_command)]:
+for _name, _command in [("login", login_command), ("submit", submit_command), ("jobs", jobs_command),
+                       ("show", show_command), ("logs", logs_command), ("cancel", cancel_command),
+                       ("quote", quote_command), ("centers", centers_command)]:
     app.command(_name)(_command)
 app.command("bill")(bill_command)
 app.add_typer(bench_app, name="bench")

@@ -8,15 +8,15 @@ from typing import Annotated
 
 import typer
 
-from zhisuan.cli.common import console, fail, read_network
+from zhisuan.cli.common import NetworkFile, console, fail, read_network
 
 
 def server_command(
-    network: Annotated[Path, typer.Option("--network", "-n")] = Path("examples/networks/toy3.yaml"),
+    network: NetworkFile = Path("examples/networks/toy3.yaml"),
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL; default $ZHISUAN_DB or sqlite:///zhisuan.db")] = None,
     runs: Annotated[Path, typer.Option(help="folder for job runs, logs and the first tokens")] = Path("runs"),
     host: Annotated[str, typer.Option(help="listen address (loopback by default)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8470,
+    port: Annotated[int, typer.Option(help="listen port")] = 8470,
     interval: Annotated[float, typer.Option(help="seconds between control steps")] = 1.0,
     reports: Annotated[Path, typer.Option(help="folder of `zhisuan sim` reports the dashboard lists")] = Path("report"),
     policy: Annotated[str | None, typer.Option(help="scheduling policy, any the simulator has (default: the "

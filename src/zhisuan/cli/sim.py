@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zhisuan.cli.common import console, fail, read_network
-from zhisuan.sim.engine import Outage
-from zhisuan.sim.metrics import summarize
-from zhisuan.sim.readers import load_trace
-from zhisuan.sim.report import HEADERS, summary_rows, write_report
-from zhisuan.sim.runner import run_all
-from zhisuan.sim.trace import TraceError
+
+if TYPE_CHECKING:
+    from zhisuan.sim.engine import Outage
 
 CONSOLE = {"scenario", "policy", "avg JCT h", "p50 JCT h", "p99 JCT h", "avg queue h", "avg slowdown",
            "makespan d", "allocated %", "busy %", "¥", "kgCO2", "wall s"}
 
 
 def _outage(text: str) -> Outage:
+    from zhisuan.sim.engine import Outage
+
     try:
         center, start, end = text.split(":")
         return Outage(center, float(start), float(end))
@@ -44,6 +43,12 @@ def sim_command(
     outage: Annotated[list[str] | None, typer.Option(help="CENTER:START:END seconds; repeatable")] = None,
 ) -> None:
     """Replay TRACE through the same scheduler as the live system, compare policies, write a report."""
+    from zhisuan.sim.metrics import summarize
+    from zhisuan.sim.readers import load_trace
+    from zhisuan.sim.report import HEADERS, summary_rows, write_report
+    from zhisuan.sim.runner import run_all
+    from zhisuan.sim.trace import TraceError
+
     net = read_network(network) if network else None
     outages = tuple(_outage(o) for o in outage or [])
     names = [p.strip() for p in policies.split(",") if p.strip()]

@@ -91,7 +91,7 @@ class Service:
         return self.fleet.of(rec.center or "")
 
     def validate(self, text: str | bytes, who: Principal, now: float | None = None) -> JobSpec:
-        spec = parse_job_spec(text)
+        spec = parse_job_spec(text, None if who.admin else who.tenant)
         if spec.tenant != who.tenant and not who.admin:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, the spec names {spec.tenant!r}")
         self.check_tenant(spec.tenant)

@@ -205,8 +205,10 @@ def spec_errors(exc: ValidationError) -> SpecError:
     return SpecError(list(seen.items()))
 
 
-def parse_job_spec(data: str | bytes | dict[str, Any]) -> JobSpec:
-    """YAML/JSON text or a mapping -> JobSpec, or SpecError naming the field."""
+def parse_job_spec(data: str | bytes | dict[str, Any], tenant: str | None = None) -> JobSpec:
+    """YAML/JSON text or a mapping -> JobSpec, or SpecError naming the field. `tenant`: the one a spec
+    without a `tenant` field belongs to (the caller's token names it, as `kubectl` takes the namespace
+    from the context)."""
     if isinstance(data, str | bytes):
         try:
             data = load_document(data)
@@ -214,6 +216,8 @@ def parse_job_spec(data: str | bytes | dict[str, Any]) -> JobSpec:
             raise SpecError([("", str(e))]) from e
     if not isinstance(data, dict):
         raise SpecError([("", "a job spec must be a mapping of fields")])
+    if tenant is not None and "tenant" not in data:
+        data = {**data, "tenant": tenant}
     try:
         return JobSpec.model_validate(data)
     except ValidationError as e:
