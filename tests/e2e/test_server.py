@@ -179,6 +179,11 @@ def test_cli_conventions_login_filters_cancel_many_and_the_tenant_from_the_token
     done.write_text("name: quick\nresources: {accelerators: a100:1}\nrun: 'true'\n")
     res = cli.invoke(app, ["submit", str(done), "-f"])
     assert res.exit_code == 0, res.output
+    script = tmp_path / "hello.sbatch"  # what a Slurm user has: runs as is, on the token's tenant
+    script.write_text("#!/bin/bash\n#SBATCH --job-name=from-slurm\n#SBATCH --gres=gpu:a100:1\n#SBATCH -t 5\n"
+                      "echo sbatch says hi\n")
+    res = cli.invoke(app, ["submit", str(script), "-f"])
+    assert res.exit_code == 0 and "sbatch says hi" in res.output and "time_limit: 5m" in res.output, res.output
     ids = [cli.invoke(app, ["submit", str(spec)]).output.split()[1] for _ in range(2)]
     active = cli.invoke(app, ["jobs"], env={"COLUMNS": "200"})
     assert active.exit_code == 0 and "mine" in active.output and "quick" not in active.output

@@ -142,15 +142,69 @@ def _follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
     return final  # type: ignore[no-any-return]
 
 
-def submit_command(spec: Annotated[Path, typer.Argument(help="job spec (YAML or JSON)")],
-                   follow: Follow = False,
+Format = Annotated[str, typer.Option("--format", metavar="FORMAT",
+                                     help="zhisuan, sbatch or skypilot (default: told from the file)")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="print the zhisuan spec a script or task becomes; "
+                                                         "submit nothing")]
+
+
+def _translated(path: Path, kind: str) -> bytes:
+    """The file as a zhisuan spec: itself, or an #SBATCH script / SkyPilot task translated (printed, with
+    what was left out)."""
+    import json
+
+    import yaml
+
+    from zhisuan.model import SpecError
+    from zhisuan.model.foreign import from_sbatch, from_skypilot, looks_like_sbatch, looks_like_skypilot
+    from zhisuan.model.parsing import ParseError, load_document
+
+    raw = path.read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        if kind == "auto":
+            kind = "sbatch" if looks_like_sbatch(text) else "zhisuan"
+            if kind == "zhisuan":
+                doc = load_document(raw)
+                kind = "skypilot" if looks_like_skypilot(doc) else "zhisuan"
+        if kind == "zhisuan":
+            return raw
+        spec, notes = from_sbatch(text, path.stem) if kind == "sbatch" else from_skypilot(load_document(raw), path.stem)
+    except SpecError as e:
+        fail(f"cannot translate {path} ({kind}): {e}")
+    except ParseError as e:  # not YAML at all
+        fail(f"{path}: {e}")
+    console.print(f"{path} read as {'an #SBATCH script' if kind == 'sbatch' else 'a SkyPilot task'}; "
+                  "as a zhisuan spec:", highlight=False)
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text_block(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    Dumper.add_representer(str, text_block)
+    shown = yaml.dump(spec, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=1000)
+    console.print(shown.rstrip(), highlight=False, markup=False)
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    return json.dumps(spec).encode()
+
+
+def submit_command(spec: Annotated[Path, typer.Argument(help="job spec (YAML or JSON), #SBATCH script or "
+                                                             "SkyPilot task YAML")],
+                   follow: Follow = False, kind: Format = "auto", dry_run: DryRun = False,
                    url: Url = None, token: Token = None) -> None:
     """Submit a job; with --follow, stream its state and logs until it ends."""
     import httpx
 
+    if kind not in ("auto", "zhisuan", "sbatch", "skypilot"):
+        fail(f"--format: expected zhisuan, sbatch or skypilot, got {kind!r}")
     if not spec.exists():
         fail(f"job spec not found: {spec}")
-    body, key = spec.read_bytes(), uuid.uuid4().hex  # the same key on every retry: stored once at most
+    body = _translated(spec, kind)
+    if dry_run:
+        return
+    key = uuid.uuid4().hex  # the same key on every retry: stored once at most
     with connect(url, token) as client:
         for attempt in range(3):
             try:

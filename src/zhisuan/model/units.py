@@ -11,8 +11,27 @@ _GIB = {"": 1.0, "b": 2**-30, "k": 1e3 / 2**30, "m": 1e6 / 2**30, "g": 1e9 / 2**
         "ki": 2**-20, "mi": 2**-10, "gi": 1.0, "ti": 1024.0}
 
 
+def slurm_time(text: str) -> float | None:
+    """Seconds from Slurm's time forms — `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS` — or None
+    if `text` is none of them (a bare number is left to the caller: Slurm reads minutes, specs seconds)."""
+    days, _, clock = text.rpartition("-") if "-" in text else ("", "", text)
+    parts = clock.split(":")
+    if not (days or len(parts) > 1) or len(parts) > 3 or not all(p.isdigit() for p in parts):
+        return None
+    if days and not days.isdigit():
+        return None
+    if days:  # D-HH[:MM[:SS]]
+        h, m, sec = (int(x) for x in [*parts, "0", "0"][:3])
+    elif len(parts) == 2:  # MM:SS
+        h, m, sec = 0, int(parts[0]), int(parts[1])
+    else:  # HH:MM:SS
+        h, m, sec = (int(x) for x in parts)
+    return (int(days or 0) * 24 + h) * 3600.0 + m * 60.0 + sec
+
+
 def parse_duration(value: str | float | int) -> float:
-    """Seconds from `3600`, `90m`, `2h30m` or `1d`. A bare number is seconds."""
+    """Seconds from `3600`, `90m`, `2h30m`, `1d`, or Slurm's `04:00:00` and `1-00:00:00`. A bare number is
+    seconds."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a duration such as 90m, 2h or 3600, got {type(value).__name__}")
     if isinstance(value, int | float):
@@ -22,10 +41,11 @@ def parse_duration(value: str | float | int) -> float:
     text = value.strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return parse_duration(float(text))
+    clock = slurm_time(text)
     parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 90m, 2h, 1h30m, 3600)")
-    seconds = sum(float(n) * _SECONDS[u] for n, u in parts)
+    if clock is None and (not parts or "".join(n + u for n, u in parts) != text):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90m, 2h, 1h30m, 3600, 04:00:00, 1-00:00:00)")
+    seconds = clock if clock is not None else sum(float(n) * _SECONDS[u] for n, u in parts)
     if seconds <= 0:
         raise ValueError("must be a positive duration")
     return seconds
