@@ -41,3 +41,35 @@ def step_until(loop: Any, store: Any, job_id: str, states: set[Any], limit: floa
             return rec
         time.sleep(pause)
     raise AssertionError((store.get(job_id).state, [t.reason for t in store.transitions(job_id)]))
+
+
+# A real rendezvous with nothing but the environment every engine gives a gang's members: member 0 listens on
+# MASTER_ADDR:MASTER_PORT, the others connect and send rank + 1, member 0 sends back the sum (as an
+# all-reduce would); each prints what it joined. A 2-member gang prints "joined 3" twice.
+RENDEZVOUS = r"""python3 - <<'PY'
+import os, socket, time
+addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+assert os.environ["PET_NODE_RANK"] == str(rank) and os.environ["PET_NNODES"] == str(world)
+if rank == 0:
+    server = socket.create_server((addr, port))
+    server.settimeout(60)
+    total, peers = 1, []
+    for _ in range(world - 1):
+        conn, _ = server.accept()
+        total += int(conn.recv(16))
+        peers.append(conn)
+    for conn in peers:
+        conn.sendall(str(total).encode())
+else:
+    for _ in range(600):
+        try:
+            conn = socket.create_connection((addr, port), timeout=60)
+            break
+        except OSError:
+            time.sleep(0.1)
+    conn.sendall(str(rank + 1).encode())
+    total = int(conn.recv(16))
+print(f"rank {rank}/{world} joined {total} via {addr}:{port} hosts {os.environ['ZHISUAN_NODELIST']} "
+      f"devices {os.environ['ZHISUAN_LOCAL_DEVICES']} of {os.environ['PET_NPROC_PER_NODE']}")
+PY"""

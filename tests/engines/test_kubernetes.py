@@ -22,7 +22,9 @@ def api():
     replay = Replay()
     replay.on("GET", "/version/?", fixture("version.json"))
     replay.on("GET", "/api/v1/nodes", fixture("nodes.json"))
-    replay.on("POST", NS, lambda body: {**body, "status": {}}, status=201)
+    replay.on("POST", NS, lambda body: {**body, "metadata": {**body["metadata"], "uid": "u-1"}, "status": {}},
+              status=201)
+    replay.on("POST", "/api/v1/namespaces/ai/services", lambda body: body, status=201)
     replay.on("POST", "/apis/scheduling.volcano.sh/v1beta1/namespaces/ai/podgroups", lambda body: body, status=201)
     yield replay
     replay.close()
@@ -51,7 +53,7 @@ def test_inventory_groups_schedulable_labelled_nodes(api):
 def test_a_gang_is_an_indexed_job_with_one_pod_per_node(api):
     eng = engine(api)
     handle = eng.submit(launch(eng, "a100-sxm4-80gb"))
-    method, path, body = api.sent[-1]
+    (method, path, body), (_, service_path, service) = api.sent[-2:]
     assert (method, path) == ("POST", NS) and body["metadata"]["name"] == handle
     spec = body["spec"]
     assert (spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (2, 2, 0)
@@ -70,6 +72,17 @@ def test_a_gang_is_an_indexed_job_with_one_pod_per_node(api):
     assert pod["automountServiceAccountToken"] is False  # no cluster credentials inside a tenant's pod
     assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False,
                                                        "capabilities": {"drop": ["ALL"]}}
+    # rendezvous: member 0 by name behind a headless Service, every variable torchrun reads
+    assert service_path.endswith("/services") and service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"job-name": handle} and pod["subdomain"] == handle
+    assert service["metadata"]["ownerReferences"][0]["uid"] == "u-1"  # deleted with the job
+    names = [e["name"] for e in pod["containers"][0]["env"]]
+    assert names[0] == "ZHISUAN_NODE_RANK"  # defined first: the others refer to it
+    assert env["MASTER_ADDR"]["value"] == env["PET_MASTER_ADDR"]["value"] == f"{handle}-0.{handle}"
+    assert env["ZHISUAN_NODELIST"]["value"] == f"{handle}-0.{handle},{handle}-1.{handle}"
+    assert env["RANK"]["value"] == env["PET_NODE_RANK"]["value"] == "$(ZHISUAN_NODE_RANK)"
+    assert (env["WORLD_SIZE"]["value"], env["PET_NPROC_PER_NODE"]["value"], env["MASTER_PORT"]["value"]) == (
+        "2", "8", "29500")
 
 
 def test_volcano_centers_get_a_pod_group_first(api):
@@ -153,7 +166,7 @@ def test_a_job_whose_pod_is_not_bound_is_queued_with_the_schedulers_reason(api):
 def test_attempts_are_labelled_and_found_again(api):
     eng = engine(api)
     eng.submit(launch(eng, "a100-sxm4-80gb"))
-    body = api.sent[-1][2]
+    body = next(b for m, p, b in api.sent if (m, p) == ("POST", NS))
     assert body["metadata"]["labels"]["zhisuan.io/attempt"] == "1"
     env = {e["name"]: e.get("value") for e in body["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["ZHISUAN_ATTEMPT"] == "1" and env["ZHISUAN_CHECKPOINT_DIR"] == "/checkpoint"

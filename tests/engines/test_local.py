@@ -150,3 +150,15 @@ def test_a_start_that_fails_half_way_leaves_no_member_running(tmp_path, monkeypa
     assert processes_of(uid) == []  # the member that did start was killed
     with pytest.raises(OSError, match="begun before"):
         eng.run("j10", "true", [["0"]], "cuda")  # and the attempt is not started again
+
+
+def test_a_two_node_gang_rendezvous_from_its_environment_alone(tmp_path):
+    from tests.builders import RENDEZVOUS
+
+    eng = LocalEngine(tmp_path)
+    h = eng.run("gang", RENDEZVOUS, [["0", "1"], ["2", "3"]], "cuda")
+    st = wait(eng, h, limit=30)
+    logs = eng.logs(h)
+    assert st.state == "succeeded", logs
+    assert "rank 0/2 joined 3 via 127.0.0.1:" in logs and "rank 1/2 joined 3 via 127.0.0.1:" in logs
+    assert "hosts localhost,localhost devices 2,3 of 2" in logs

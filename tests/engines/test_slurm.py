@@ -228,3 +228,15 @@ def test_zhisuan_server_runs_a_network_of_slurm_clusters(clusters, tmp_path, roo
         assert "on alpha/gpu-a100" in res.output and "rank 1 on a100-1" in res.output
     finally:
         server.stop()
+
+
+def test_a_two_node_gang_rendezvous_on_slurm_from_its_environment_alone(world):
+    from tests.builders import RENDEZVOUS
+
+    store, loop, svc = world
+    job = store.submit(spec("rendezvous", "a100:8", RENDEZVOUS, nodes=2), time.time())
+    rec = step_until(loop, store, job, {JobState.SUCCEEDED, JobState.FAILED}, limit=90)
+    logs = svc.logs(job, Principal("acme", False))
+    assert rec.state is JobState.SUCCEEDED, logs
+    assert "rank 0/2 joined 3 via 127.0.0.1:" in logs and "rank 1/2 joined 3 via 127.0.0.1:" in logs
+    assert "hosts a100-0,a100-1 devices 0,1,2,3,4,5,6,7 of 8" in logs

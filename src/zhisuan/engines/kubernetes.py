@@ -16,11 +16,15 @@ from datetime import datetime
 from typing import Any
 
 from zhisuan.engines.base import MAX_LOG, EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
+from zhisuan.engines.rendezvous import gang_env
 from zhisuan.model import Pool
 
 DEVICE_RESOURCE = {"cuda": "nvidia.com/gpu", "cann": "huawei.com/Ascend910", "rocm": "amd.com/gpu",
                    "dtk": "hygon.com/dcu", "neuware": "cambricon.com/mlu", "synapseai": "habana.ai/gaudi"}
 PRODUCT_LABEL = "zhisuan.io/accelerator"  # node label naming the chip, e.g. "A100 SXM4 80GB" -> A100-SXM4-80GB
+
+
+RENDEZVOUS_PORT = 29500  # torch.distributed's default; each pod has its own network namespace
 
 
 class KubernetesEngine(TextLogs):
@@ -105,10 +109,15 @@ class KubernetesEngine(TextLogs):
     def job_manifest(self, launch: Launch, name: str) -> dict[str, Any]:
         resource = DEVICE_RESOURCE.get(launch.pool.chip.stack, "nvidia.com/gpu")
         n = len(launch.nodes)
-        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in launch.env.items()]
+        # rank first: the gang's variables refer to it as $(ZHISUAN_NODE_RANK), which Kubernetes expands
+        env: list[dict[str, Any]] = [{"name": "ZHISUAN_NODE_RANK", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}]
+        hosts = ",".join(f"{name}-{i}.{name}" for i in range(n))  # Indexed Job pods behind the headless Service
+        gang = gang_env(f"{name}-0.{name}", str(RENDEZVOUS_PORT), hosts, str(n), "$(ZHISUAN_NODE_RANK)",
+                        str(launch.devices_per_node), ",".join(str(i) for i in range(launch.devices_per_node)))
+        env += [{"name": k, "value": v} for k, v in gang.items() if k != "ZHISUAN_NODE_RANK"]
+        env += [{"name": k, "value": v} for k, v in launch.env.items()]
         env += [{"name": "ZHISUAN_JOB_ID", "value": launch.job_id}, {"name": "ZHISUAN_NNODES", "value": str(n)},
-                {"name": "ZHISUAN_NODE_RANK", "valueFrom": {"fieldRef": {
-                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
                 {"name": "ZHISUAN_ATTEMPT", "value": str(launch.attempt)},
                 {"name": "ZHISUAN_CHECKPOINT_DIR", "value": "/checkpoint"}]
         labels = {"zhisuan.io/job": launch.job_id, "zhisuan.io/attempt": str(launch.attempt)}
@@ -133,7 +142,8 @@ class KubernetesEngine(TextLogs):
         if self.volcano:
             pod["schedulerName"] = "volcano"
             annotations["scheduling.k8s.io/group-name"] = name
-        if n > 1:  # one pod per node of the gang
+        if n > 1:  # one pod per node of the gang, each reachable as <job>-<rank>.<job>
+            pod["subdomain"] = name
             pod["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
                 "labelSelector": {"matchLabels": {"job-name": name}}, "topologyKey": "kubernetes.io/hostname"}]}}
         spec: dict[str, Any] = {"completions": n, "parallelism": n, "completionMode": "Indexed", "backoffLimit": 0,
@@ -153,8 +163,21 @@ class KubernetesEngine(TextLogs):
         if self.volcano:
             self._call("custom", "create_namespaced_custom_object", "scheduling.volcano.sh", "v1beta1",
                        self.namespace, "podgroups", self.pod_group(launch, name))
-        self._call("batch", "create_namespaced_job", self.namespace, self.job_manifest(launch, name))
+        made = self._call("batch", "create_namespaced_job", self.namespace, self.job_manifest(launch, name))
+        if len(launch.nodes) > 1:  # the members' DNS names; deleted with the job (owner reference)
+            uid = getattr(getattr(made, "metadata", None), "uid", None)
+            self._call("core", "create_namespaced_service", self.namespace, self.gang_service(launch, name, uid))
         return name
+
+    def gang_service(self, launch: Launch, name: str, job_uid: str | None) -> dict[str, Any]:
+        """A headless Service over the gang's pods, so member 0's name resolves for the others
+        (published before they are ready: the rendezvous is what makes them ready)."""
+        meta: dict[str, Any] = {"name": name, "namespace": self.namespace, "labels": {"zhisuan.io/job": launch.job_id}}
+        if job_uid:
+            meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job_uid}]
+        return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+                "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": {"job-name": name},
+                         "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT}]}}
 
     def handle_of(self, job_id: str, attempt: int | None = None) -> str | None:
         selector = f"zhisuan.io/job={job_id}" + (f",zhisuan.io/attempt={attempt}" if attempt is not None else "")

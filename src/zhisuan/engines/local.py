@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from zhisuan.engines.base import MAX_LOG, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
+from zhisuan.engines.rendezvous import free_port, gang_env
 from zhisuan.engines.sandbox import (
     UidPool,
     check_reachable,
@@ -154,10 +155,13 @@ class LocalEngine:
     def _spawn(run: Path, work: Path, checkpoint: Path, uid: int | None, job_id: str, command: str,
                devices: list[list[str]], stack: str, env: dict[str, str], attempt: int, pids: list[int]) -> None:
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] if uid is not None else []
+        port, n = str(free_port()), str(len(devices))  # every member runs here: member 0 is on loopback
+        hosts = ",".join(["localhost"] * len(devices))
         for rank, ids in enumerate(devices):
-            member_env = job_env({**env, VISIBLE.get(stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(ids),
+            gang = gang_env("127.0.0.1", port, hosts, n, str(rank), str(len(ids)), ",".join(ids))
+            member_env = job_env({**gang, **env, VISIBLE.get(stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(ids),
                                   "ZHISUAN_JOB_ID": job_id, "ZHISUAN_NODE_RANK": str(rank),
-                                  "ZHISUAN_NNODES": str(len(devices)), "ZHISUAN_ATTEMPT": str(attempt),
+                                  "ZHISUAN_NNODES": n, "ZHISUAN_ATTEMPT": str(attempt),
                                   "ZHISUAN_CHECKPOINT_DIR": str(checkpoint)}, work)
             # the root wrapper outlives a SIGTERM (a no-op trap; the job's own shell starts with default
             # handlers), so a job that handles it — saving a checkpoint — still gets its exit code recorded

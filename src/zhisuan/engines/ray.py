@@ -20,6 +20,7 @@ import httpx
 
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage, cut
 from zhisuan.engines.local import VISIBLE
+from zhisuan.engines.rendezvous import gang_env, port_for
 from zhisuan.model import Pool
 
 RUNNING = {"PENDING", "RUNNING"}
@@ -110,9 +111,12 @@ class RayEngine(TextLogs):
         if len(launch.nodes) > 1:
             raise OSError(f"{self.center}: a gang over {len(launch.nodes)} Ray nodes needs a placement group "
                           "inside the job; the Ray engine starts single-node jobs only")
-        env = {**launch.env, "ZHISUAN_JOB_ID": launch.job_id, "ZHISUAN_NODE_RANK": "0", "ZHISUAN_NNODES": "1",
+        devices = ",".join(launch.devices[0])
+        gang = gang_env("127.0.0.1", str(port_for(launch.job_id, launch.attempt)), "localhost", "1", "0",
+                        str(launch.devices_per_node), devices)
+        env = {**gang, **launch.env, "ZHISUAN_JOB_ID": launch.job_id, "ZHISUAN_NODE_RANK": "0", "ZHISUAN_NNODES": "1",
                "ZHISUAN_ATTEMPT": str(launch.attempt), "ZHISUAN_CHECKPOINT_DIR": self.checkpoint_dir(launch.job_id),
-               VISIBLE.get(launch.pool.chip.stack, "ZHISUAN_VISIBLE_DEVICES"): ",".join(launch.devices[0])}
+               VISIBLE.get(launch.pool.chip.stack, "ZHISUAN_VISIBLE_DEVICES"): devices}
         submission = f"zs-{launch.job_id}-{uuid.uuid4().hex[:6]}"
         entrypoint = f"bash -c {shlex.quote(launch.command)}"
         if self.run_as_uid is not None:  # a root raylet: the job itself runs under an unprivileged uid
