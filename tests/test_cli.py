@@ -143,3 +143,18 @@ def test_every_option_has_help_and_flags_render_as_flags():
     assert res.exit_code == 0 and "--follow" in res.output and "<bool>" not in res.output
     version = runner.invoke(app, ["--version"])
     assert version.exit_code == 0 and re.fullmatch(r"zhisuan \d+\.\d+\.\d+\S*\n", version.output)
+
+
+def test_server_log_lines_are_key_value_or_json_and_a_bad_level_is_refused():
+    import json
+    import logging
+
+    from zhisuan.serve.logs import JsonFormatter, TextFormatter
+
+    record = logging.LogRecord("zhisuan.control", logging.INFO, "x", 1, "job %s", ("running",), None)
+    record.fields = {"job": "j-1", "why": "started on a/b"}
+    assert TextFormatter().format(record).endswith('info    zhisuan.control job running job=j-1 why="started on a/b"')
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["level"], line["msg"], line["job"], line["why"]) == ("info", "job running", "j-1", "started on a/b")
+    res = runner.invoke(app, ["server", "--log-level", "loud"])
+    assert res.exit_code == 2 and "--log-level" in res.output

@@ -199,3 +199,22 @@ def test_cli_conventions_login_filters_cancel_many_and_the_tenant_from_the_token
         assert {c.get(f"/v1/jobs/{i}").json()["tenant"] for i in ids} == {"acme"}
         bad = c.get("/v1/invoices/acme/2026-13").json()
         assert bad["title"] == "Invalid request" and bad["errors"][0]["field"] == "month"
+
+
+def test_the_server_logs_requests_and_state_changes_and_takes_its_port_first(server, tmp_path):
+    import subprocess
+    import sys
+
+    with server.client("acme") as c:
+        job_id = c.post("/v1/jobs", content=job("logged", "true")).json()["id"]
+        wait(c, job_id, "succeeded")
+    time.sleep(0.5)
+    text = (server.runs / "server.log").read_text()
+    assert '"POST /v1/jobs HTTP/1.1" 201' in text  # the access log
+    assert f"job pending job={job_id} from=\"\" by=acme" in text and f"job succeeded job={job_id}" in text
+    other = tmp_path / "other"  # a second server on the same port refuses at once and writes nothing
+    res = subprocess.run([sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(tmp_path / "net.yaml"),
+                          "--db", f"sqlite:///{other / 'z.db'}", "--runs", str(other / "runs"),
+                          "--port", str(server.port)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--port: cannot listen" in res.stderr, res.stderr
+    assert not (other / "runs" / "tokens.json").exists() and not (other / "z.db").exists()

@@ -21,13 +21,22 @@ def server_command(
     reports: Annotated[Path, typer.Option(help="folder of `zhisuan sim` reports the dashboard lists")] = Path("report"),
     policy: Annotated[str | None, typer.Option(help="scheduling policy, any the simulator has (default: the "
                                                     "network's scheduler profile)")] = None,
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="debug, info (requests, job state changes), "
+                                                                 "warning or error")] = "info",
+    log_format: Annotated[str, typer.Option(metavar="FORMAT", help="text (key=value) or json (one object "
+                                                                   "a line)")] = "text",
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.engines.nvml import DiscoveryError, bind_discovered
     from zhisuan.model import SpecError
     from zhisuan.scheduler.profiles import policy_for
-    from zhisuan.serve.server import serve
+    from zhisuan.serve.logs import configure
+    from zhisuan.serve.server import BindError, serve
 
+    try:
+        configure(log_level, log_format)
+    except ValueError as e:
+        fail(str(e))
     net = read_network(network)
     try:
         chosen = policy_for(net.scheduler, policy)
@@ -49,7 +58,9 @@ def server_command(
     from zhisuan.engines import EngineDown
 
     try:
-        serve(net, db, runs, host, port, interval, reports, policy)
+        serve(net, db, runs, host, port, interval, reports, policy, log_level)
+    except BindError as e:
+        fail(str(e))
     except DatabaseError as e:  # not a database, corrupt, or unreachable: one line, naming it and the way out
         where = db or os.environ.get("ZHISUAN_DB") or "sqlite:///zhisuan.db"
         fail(f"{where}: the database cannot be used ({str(e.orig).splitlines()[0][:200]}); restore it from a "

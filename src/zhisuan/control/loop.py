@@ -124,7 +124,11 @@ class ControlLoop:
             self._apply(self.feed.read(now))
             t0 = time.perf_counter()
             result = self.state.cycle(now)
-            self.cycles.observe(time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            self.cycles.observe(took)
+            if result.starts or result.preemptions:
+                log.debug("cycle", extra={"fields": {"placed": len(result.starts), "preempted": len(result.preemptions),
+                                                      "waiting": result.waiting_jobs, "ms": round(took * 1000, 2)}})
             self.carrier.carry_out(result, now)
             self.waits.record(result, self.state, now)
             self._publish(result.reservations)
@@ -139,7 +143,13 @@ class ControlLoop:
 
     def _apply(self, events: list[Transition]) -> None:
         """Transitions others wrote (the API: submissions, cancels) and echoes of the loop's own (no-ops).
-        New jobs are read in a few queries and queued in one batch, whatever the burst."""
+        New jobs are read in a few queries and queued in one batch, whatever the burst. Each is logged once
+        (the feed delivers each once): the server log's record of every state change, whoever made it."""
+        if log.isEnabledFor(logging.INFO):
+            for e in events:
+                log.info("job %s", e.to_state.value, extra={"fields": {
+                    "job": e.job_id, "from": e.from_state.value if e.from_state else "", "by": e.actor,
+                    "why": e.reason[:200]}})
         new = {e.job_id: None for e in events if e.to_state is JobState.PENDING
                and not self.state.is_pending(e.job_id) and self.state.allocation(e.job_id) is None}
         fresh = self.store.get_many([j for j in new if j not in self.jobs]) if new else {}

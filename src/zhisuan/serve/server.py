@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -67,10 +68,28 @@ def control_thread(loop: ControlLoop, interval: float, stop: threading.Event) ->
     return threading.Thread(target=run, name="zhisuan-control", daemon=True)
 
 
+class BindError(OSError):
+    """The listen address cannot be had: nothing else was done (no database, no tokens written)."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise BindError(f"--port: cannot listen on {host}:{port} ({e.strerror or e})") from e
+    sock.listen(2048)
+    return sock
+
+
 def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float,
-          reports: Path | None = None, policy: str | None = None) -> None:
-    """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply."""
+          reports: Path | None = None, policy: str | None = None, log_level: str = "info") -> None:
+    """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply.
+    The port is taken first: a server that cannot listen writes nothing (no tokens, no migration)."""
     chosen = policy_for(network.scheduler, policy)
+    sock = listen(host, port)
     os.umask(0o077)  # the database, its journal, tokens and logs: the server's alone (jobs run as other uids)
     engine = connect(db)
     migrate(engine)
@@ -85,6 +104,11 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     try:
         service = Service(store, network, loop, reports)
         # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
-        uvicorn.run(create_app(service, tokens), host=host, port=port, log_level="warning", timeout_keep_alive=75)
+        config = uvicorn.Config(create_app(service, tokens), log_config=None, log_level=log_level,
+                                timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info")
+        log.info("listening", extra={"fields": {"url": f"http://{host}:{port}", "network": network.name,
+                                                 "policy": chosen.name, "centers": len(network.centers)}})
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         stop.set()
+        sock.close()

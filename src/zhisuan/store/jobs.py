@@ -163,11 +163,11 @@ class JobStore:
     def transitions_after(self, floor: int) -> list[Transition]:
         """Every transition with an id above `floor`, in id order (the control loop's event feed)."""
         query = (select(TransitionRow.id, TransitionRow.job_id, TransitionRow.from_state, TransitionRow.to_state,
-                        TransitionRow.at, TransitionRow.reason)
+                        TransitionRow.at, TransitionRow.reason, TransitionRow.actor)
                  .where(TransitionRow.id > floor).order_by(TransitionRow.id))
         with self.engine.connect() as conn:
-            return [Transition(job, JobState(a) if a else None, JobState(b), at, why, i)
-                    for i, job, a, b, at, why in conn.execute(query)]
+            return [Transition(job, JobState(a) if a else None, JobState(b), at, why, i, actor)
+                    for i, job, a, b, at, why, actor in conn.execute(query)]
 
     def get(self, job_id: str) -> JobRecord | None:
         with self.session() as s:
