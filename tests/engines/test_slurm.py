@@ -2,6 +2,7 @@
 `make test`): alpha (a100-0, a100-1: gpu:a100:8 each; 910b-0: gpu:910b:8) and beta (910b-1: gpu:910b:8)."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -69,7 +70,7 @@ def world(clusters, tmp_path):
 
 def spec(name, acc, run, nodes=1, recovery="requeue", limit=120):
     return parse_job_spec(f"name: {name}\ntenant: acme\nresources: {{accelerators: '{acc}', nodes: {nodes}}}\n"
-                          f"constraints: {{time_limit: {limit}}}\nrecovery: {recovery}\nrun: {run!r}")
+                          f"constraints: {{time_limit: {limit}}}\nrecovery: {recovery}\nrun: {json.dumps(run)}")
 
 
 def test_gres_strings():
