@@ -158,3 +158,18 @@ def test_server_log_lines_are_key_value_or_json_and_a_bad_level_is_refused():
     assert (line["level"], line["msg"], line["job"], line["why"]) == ("info", "job running", "j-1", "started on a/b")
     res = runner.invoke(app, ["server", "--log-level", "loud"])
     assert res.exit_code == 2 and "--log-level" in res.output
+
+
+def test_the_readme_and_architecture_link_only_inside_the_repo():
+    """A user's clone has no ../shared/: every relative link and backticked repo path must exist in it."""
+    for doc in (ROOT / "README.md", ROOT / "docs" / "ARCHITECTURE.md"):
+        text = doc.read_text(encoding="utf-8")
+        assert "../shared" not in text and "shared/data" not in text, doc
+        for target in re.findall(r"\]\(([^)#]+)\)", text):
+            if not target.startswith(("http://", "https://")):
+                assert (doc.parent / target).exists(), (doc.name, target)
+        for path in re.findall(r"`((?:src|docs|examples|scripts|tools|tests)/[\w./-]+)`", text):
+            assert (ROOT / path).exists(), (doc.name, path)
+        package = "scheduler|sim|control|engines|store|model|catalog|metering|serve|api|web|cli|bench"
+        for path in re.findall(rf"`((?:{package})/[\w./-]+\.py)`", text):
+            assert (ROOT / "src" / "zhisuan" / path).exists(), (doc.name, path)
