@@ -92,6 +92,9 @@ def test_quote_ranks_without_submitting(api):
     r = client.post("/v1/quote", content=JOB, headers=auth(keys["acme"]))
     assert r.status_code == 200 and r.json()["candidates"][0]["center"] == "here"
     assert r.json()["candidates"][0]["expected_start_s"] == 0 and store.find() == []
+    best = r.json()["candidates"][0]
+    assert sum(p["contribution"] for p in best["parts"]) == pytest.approx(best["score"], abs=0.05)
+    assert {p["score"] for p in best["parts"]} >= {"start", "price", "carbon"} and r.json()["margin"]
 
 
 def test_openapi_is_served(api):

@@ -84,3 +84,25 @@ def test_deadlines_are_checked_at_submit_and_kept_by_the_cycle(tmp_path):
     state.submit(urgent)
     assert state.cycle(20.0).expired == []  # it could still make it
     assert [x.job_id for x in state.cycle(700.0).expired] == ["urgent"]  # no longer
+
+
+def test_every_candidate_is_explained_part_by_part_and_the_margin_in_words():
+    from tests.builders import pool
+    from zhisuan.scheduler import Snapshot
+    from zhisuan.scheduler.explain import margin
+
+    # a: cheaper and cleaner; b: holds the job's data. Default weights: start 4, price 3, carbon 2, locality 2,
+    # fragmentation 1 -> a wins price and carbon (25 + 16.7 points), b wins locality (16.7)
+    snap = Snapshot(pools=[pool("a", price=5.0, grid=0.3), pool("b", price=10.0, grid=0.6)])
+    cands = explain(snap, job("j", named(per_node=8, data_center="b"), duration=3600.0), 0.0)
+    for c in cands:
+        assert sum(p.contribution for p in c.parts) == pytest.approx(c.score)
+    a, b = cands
+    assert [(p.name, round(p.score), p.weight) for p in a.parts] == [
+        ("start", 100, 4.0), ("price", 100, 3.0), ("carbon", 100, 2.0), ("locality", 0, 2.0),
+        ("fragmentation", 100, 1.0)]
+    assert a.parts[1].raw == 5.0 and b.parts[1].raw == 10.0  # the price score's raw: CNY per device-hour
+    words = margin(cands)
+    assert words.startswith("a/p over b/p by 25.0 points: cheaper by ¥40.00 and greener by ")
+    assert words.endswith("; data locality favoured b/p by 100 points but weighs less")
+    assert margin(cands[:1]) == "a/p is the only pool that can run it"

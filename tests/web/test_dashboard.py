@@ -154,6 +154,8 @@ def test_a_pending_job_shows_where_it_could_run_and_when(browser, server):
         text = page.locator("#candidates").inner_text()
         assert "shanghai/a100" in text and "min" in text  # expected start: when big-1 ends
         assert "qingyang/a100" in text and "gang" in text.lower()  # too few nodes: rejected, with the reason
+        assert "price" in text and "×3=" in text  # each score's part: normalised × weight = points
+        assert "shanghai/a100 is the only pool" in page.locator("#margin").inner_text()
         shot(page, "09-pending-why")
     finally:  # a fresh connection: the one above sat idle while the browser worked
         with server.client("acme") as c:

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhisuan.api.metrics import render
-from zhisuan.api.shapes import candidate_json, job_json
+from zhisuan.api.shapes import candidates_json, job_json
 from zhisuan.control.service import Service
 from zhisuan.model import JobState
 from zhisuan.store import Principal
@@ -107,7 +107,7 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
 
     @app.get("/v1/jobs/{job_id}/candidates")
     def candidates(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
-        return {"job": job_id, "candidates": [candidate_json(c) for c in service.candidates(job_id, who, time.time())]}
+        return candidates_json(job_id, service.candidates(job_id, who, time.time()))
 
     @app.get("/v1/sim-reports")
     def sim_reports(who: Principal = Depends(principal)) -> list[dict[str, object]]:  # noqa: B008
@@ -116,5 +116,5 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     @app.post("/v1/quote")
     async def quote(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         spec, candidates = service.quote(await request.body(), who, time.time())
-        return {"job": spec.name, "candidates": [candidate_json(c) for c in candidates]}
+        return candidates_json(spec.name, candidates)
 

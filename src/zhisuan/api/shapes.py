@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from zhisuan.scheduler import Candidate
+from zhisuan.scheduler.explain import margin
 from zhisuan.store import JobRecord
 
 PROBLEM = "application/problem+json"
@@ -33,4 +34,11 @@ def candidate_json(c: Candidate) -> dict[str, Any]:
     return {"center": c.center, "pool": c.pool, "score": None if math.isnan(c.score) else round(c.score, 2),
             "expected_start_s": None if math.isinf(c.start_delay) else c.start_delay, "cny": round(c.cost, 2),
             "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected),
-            "waits_for": list(c.waits_for)}
+            "waits_for": list(c.waits_for),
+            "parts": [{"score": x.name, "raw": x.raw, "normalised": round(x.score, 2), "weight": x.weight,
+                       "contribution": round(x.contribution, 2)} for x in c.parts]}
+
+
+def candidates_json(job: str, candidates: list[Candidate]) -> dict[str, Any]:
+    """Ranked candidates with each one's score parts, and the winner's margin in words."""
+    return {"job": job, "candidates": [candidate_json(c) for c in candidates], "margin": margin(candidates)}

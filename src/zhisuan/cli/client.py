@@ -341,6 +341,17 @@ def quote_command(spec: Annotated[Path, typer.Argument(help="job spec")], url: U
                   f"{c['kg_co2']:.1f}", "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]),
                   "; ".join(c.get("waits_for", [])))
     console.print(t)
+    best = [c for c in q["candidates"] if not c["rejected_by"] and c.get("parts")][:3]
+    if best:
+        parts = Table(title="what each score contributed (normalised 0–100 × weight → points)")
+        parts.add_column("pool")
+        for p in best[0]["parts"]:
+            parts.add_column(f"{p['score']} ×{p['weight']:g}", justify="right")
+        for c in best:
+            parts.add_row(f"{c['center']}/{c['pool']}",
+                          *(f"{p['normalised']:.0f} → {p['contribution']:.1f}" for p in c["parts"]))
+        console.print(parts)
+    console.print(f"why: {q.get('margin', '')}", highlight=False)
 
 
 def centers_command(url: Url = None, token: Token = None) -> None:

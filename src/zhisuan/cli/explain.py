@@ -6,12 +6,15 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from zhisuan.cli.common import ASSUMED, console, fail, read_network, read_spec, short_chip
+
+if TYPE_CHECKING:
+    from zhisuan.scheduler.decisions import Candidate
 
 
 def explain_command(
@@ -67,6 +70,7 @@ def explain_command(
         )
         shown += 1
     console.print(table)
+    print_parts(candidates)
     feasible = [c for c in candidates if not c.rejected]
     console.print(f"{len(feasible)} of {len(candidates)} pools can run it. Score = weighted, normalised "
                   "start time, price, carbon, data locality and fragmentation (100 = best).")
@@ -83,3 +87,21 @@ def explain_command(
             console.print(f"  [dim]{f.name}[/]: {f.reason}")
     if not feasible:
         raise typer.Exit(1)
+
+
+def print_parts(candidates: list[Candidate], top: int = 3) -> None:
+    """The best pools' scores, part by part (normalised 0-100 × weight → points), and the margin in words."""
+    from zhisuan.scheduler.explain import LABELS, margin
+
+    shown = [c for c in candidates if not c.rejected and c.parts][:top]
+    if shown:
+        parts = Table(title="what each score contributed (normalised 0–100 × weight ÷ Σweights = points)")
+        parts.add_column("pool")
+        for p in shown[0].parts:
+            parts.add_column(f"{LABELS.get(p.name, p.name)} ×{p.weight:g}", justify="right")
+        parts.add_column("total", justify="right")
+        for c in shown:
+            parts.add_row(f"{c.center}/{c.pool}", *(f"{p.score:.0f} → {p.contribution:.1f}" for p in c.parts),
+                          f"{c.score:.1f}")
+        console.print(parts)
+    console.print(f"why: {margin(candidates)}", highlight=False)

@@ -16,7 +16,7 @@ import numpy as np
 from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.pricing import run_cost
-from zhisuan.scheduler.ranking import Ranking
+from zhisuan.scheduler.ranking import Part, Ranking
 from zhisuan.scheduler.tables import F
 
 
@@ -32,6 +32,7 @@ class Candidate:
     rejected: tuple[str, ...] = ()  # names of the filters that reject this pool
     waits_for: tuple[str, ...] = ()  # allocations that must end before it can start here (explain)
     reserved: tuple[tuple[str, str, float], ...] = ()  # (job, tenant, start) of reservations holding this pool
+    parts: tuple[Part, ...] = ()  # what each score contributed to `score`
 
 
 @dataclass(slots=True)
@@ -57,6 +58,7 @@ class Why:
             delays = self.delays = every
         total = rk.total[r] if delays is None else rk.total_with_delay(r, delays)
         pools = [int(p) for p in sorted(range(len(rk.pools)), key=lambda p: (-total[p], p))]
+        parts = rk.parts(r, delays)
         out = []
         for p in pools[:limit]:
             runtime = self.duration / float(rk.ctx.speed[r, p])
@@ -72,7 +74,7 @@ class Why:
                 center=pool.center, pool=pool.name,
                 score=float(total[p]) if math.isfinite(total[p]) else math.nan,
                 start_delay=delay, cost=cost, carbon=carbon, runtime=runtime,
-                rejected=tuple(f.name for f in rk.rejecting(r, p)),
+                rejected=tuple(f.name for f in rk.rejecting(r, p)), parts=parts.get(p, ()),
             ))
         return out
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from zhisuan.catalog.tou import hour_start
+from zhisuan.model.units import format_duration
 from zhisuan.scheduler.capacity import capacities
 from zhisuan.scheduler.decisions import Candidate, Reserve, Why
 from zhisuan.scheduler.framework import Policy
@@ -56,3 +57,53 @@ def explain(snapshot: Snapshot, job: PendingJob, now: float, policy: Policy = DE
         c.waits_for = blockers.get(key, ())
         c.reserved = tuple((res.job_id, res.tenant, res.start) for res in held.get(key, ()))
     return out
+
+
+LABELS = {"start": "start time", "price": "price", "carbon": "carbon", "locality": "data locality",
+          "fragmentation": "node fit", "throughput": "speed"}
+
+
+def _won(name: str, a: Candidate, b: Candidate) -> str:
+    """What the winner's edge on one score means, in the job's own units where they exist."""
+    if name == "start" and math.isfinite(b.start_delay):
+        return f"starts {format_duration(b.start_delay - a.start_delay)} sooner"
+    if name == "price":
+        return f"cheaper by ¥{b.cost - a.cost:,.2f}" if b.cost > a.cost else "cheaper per device-hour"
+    if name == "carbon":
+        return f"greener by {b.carbon - a.carbon:,.3f} kgCO2" if b.carbon > a.carbon else "greener per device-hour"
+    if name == "locality":
+        return "holds the job's data"
+    if name == "throughput":
+        return f"runs it faster ({format_duration(a.runtime)} vs {format_duration(b.runtime)})"
+    if name == "fragmentation":
+        return "fits its nodes better"
+    return f"better {name}"
+
+
+def margin(candidates: list[Candidate]) -> str:
+    """The winner over the runner-up in words: by how many points, and which scores decided it — "cheaper
+    by ¥0.14 and greener; data locality favoured shanghai/h800 by 25 points but weighs less"."""
+    ok = [c for c in candidates if not c.rejected and math.isfinite(c.score)]
+    if not ok:
+        return "no pool can run it"
+    a = ok[0]
+    if len(ok) == 1:
+        return f"{a.center}/{a.pool} is the only pool that can run it"
+    b = ok[1]
+    theirs = {p.name: p for p in b.parts}
+    won, lost = [], []
+    for mine in a.parts:
+        other = theirs.get(mine.name)
+        if other is None or abs(mine.contribution - other.contribution) < 0.05:
+            continue
+        if mine.contribution > other.contribution:
+            won.append((mine.contribution - other.contribution, _won(mine.name, a, b)))
+        else:
+            lost.append((other.contribution - mine.contribution,
+                         f"{LABELS.get(mine.name, mine.name)} favoured {b.center}/{b.pool} by "
+                         f"{other.score - mine.score:.0f} points but weighs less"))
+    head = f"{a.center}/{a.pool} over {b.center}/{b.pool} by {a.score - b.score:.1f} points"
+    if not won:
+        return f"{head}: equal on every score; the first pool in the network's order wins the tie"
+    words = " and ".join(w for _, w in sorted(won, reverse=True))
+    return f"{head}: {words}" + "".join(f"; {w}" for _, w in sorted(lost, reverse=True))

@@ -34,6 +34,19 @@ def normalise(raw: F, feasible: B) -> F:
     return result
 
 
+@dataclass(slots=True)
+class Part:
+    """One score's share in a candidate's total: its raw value (the score's own unit), the 0-100 it
+    normalises to among the request's candidate pools, the policy's weight, and weight x score / sum of
+    weights — the candidate's total is the sum of its parts' contributions."""
+
+    name: str
+    raw: float
+    score: float
+    weight: float
+    contribution: float
+
+
 @dataclass
 class Ranking:
     reqs: RequestTable
@@ -81,6 +94,23 @@ class Ranking:
             for p, v in zip(cands, vals, strict=True):
                 acc[p] += w * (100.0 * (hi - v) / (hi - lo) if hi > lo else 100.0)
         return {p: v / wsum for p, v in acc.items()}
+
+    def parts(self, r: int, delay: F | None = None) -> dict[int, tuple[Part, ...]]:
+        """Each candidate pool's parts for row r (pools with a finite `delay`, if given), normalised by the
+        same `normalise` as the ranking: for explanations, not the hot path."""
+        cands = [p for p in self.prefs[r] if delay is None or math.isfinite(delay[p])]
+        if not cands:
+            return {}
+        wsum = max(sum(self.weights.values()), 1e-12)
+        out: dict[int, list[Part]] = {p: [] for p in cands}
+        every = np.ones((1, len(cands)), dtype=np.bool_)
+        for name, w in self.weights.items():
+            given = delay if name == "start" and delay is not None else None
+            row = np.array([[given[p] if given is not None else self.raw_rows[name][r][p] for p in cands]])
+            scores = normalise(row, every)[0]
+            for i, p in enumerate(cands):
+                out[p].append(Part(name, float(row[0, i]), float(scores[i]), w, w * float(scores[i]) / wsum))
+        return {p: tuple(v) for p, v in out.items()}
 
     def _varying(self, r: int) -> tuple[float, list[tuple[str, float]]]:
         """Row r's scores that differ between its pools (start always may), and the weighted 100s of those

@@ -135,9 +135,11 @@ async function showWhy(id) {
     `<td>${c.expected_start_s === null ? esc(t("never")) : c.expected_start_s === 0 ? esc(t("now")) : `+${num(c.expected_start_s / 60, 0)} min`}</td>` +
     `<td class="num">${num(c.cny, 2)}</td><td class="num">${num(c.kg_co2, 3)}</td>` +
     `<td class="num">${c.score === null ? "" : num(c.score, 1)}</td><td>${esc(c.rejected_by.join(", "))}</td>` +
+    `<td class="parts">${esc((c.parts || []).map((p) => `${t("score." + p.score)} ${num(p.normalised, 0)}×${num(p.weight, 0)}=${num(p.contribution, 1)}`).join(", "))}</td>` +
     `<td>${esc((c.waits_for || []).join("; "))}</td></tr>`).join("");
-  $("#job-detail").innerHTML = `<h3>${esc(t("jobs.candidates", { id }))}</h3><table id="candidates">` +
-    th(["col.where", "col.start", "col.cny", "col.kg", "col.score", "col.rejected", "col.waits"],
+  $("#job-detail").innerHTML = `<h3>${esc(t("jobs.candidates", { id }))}</h3>` +
+    `<p class="note" id="margin">${esc(res.margin || "")}</p><table id="candidates">` +
+    th(["col.where", "col.start", "col.cny", "col.kg", "col.score", "col.rejected", "col.parts", "col.waits"],
       ["col.cny", "col.kg", "col.score"]) + rows + "</table>";
 }
 
