@@ -155,3 +155,21 @@ def test_why_here_and_quotes_show_easy_reservations_live(store, tmp_path):
     assert service.quote(short, Principal("acme", False), time.time())[1][0].start_delay == 0.0  # it backfills
     service.cancel(first, Principal("acme", False), time.time())
     step_until(loop, store, head, {JobState.SUCCEEDED})
+
+
+def test_a_running_job_is_metered_as_it_runs_in_reports_and_invoices(store, tmp_path):
+    from zhisuan.control.service import Principal, Service
+    from zhisuan.metering.invoice import local_month
+
+    loop = ControlLoop(store, network(), LocalEngine(tmp_path / "runs", grace=0.5))
+    service = Service(store, network(), loop)
+    job = store.submit(spec("holds", "acme", "sleep 30", devices=2), time.time())
+    rec = step_until(loop, store, job, {JobState.RUNNING})
+    now = rec.updated_at + 1800.0  # half an hour into the run, nothing stored yet (it has not ended)
+    report = service.utilization(Principal("ops", True), now - 3600, now, 3600, now=now)
+    here = [r for r in report["rows"] if r["center"] == "here"]
+    assert sum(r["allocated_device_hours"] for r in here) == pytest.approx(1.0, rel=1e-3)  # 2 devices × 0.5 h
+    assert report["tenants"]["acme"]["allocated_device_hours"] == pytest.approx(1.0, rel=1e-3)
+    bill = service.invoice("acme", local_month(now), Principal("acme", False), now=now)
+    assert [line.job_id for line in bill.lines] == [job] and bill.lines[0].allocated_device_hours == pytest.approx(1.0)
+    service.cancel(job, Principal("acme", False), time.time())

@@ -1,5 +1,7 @@
 """Metering in the live system: when a run ends, its usage intervals (metering.meter over the busy
-samples taken while it ran) are stored in the same transaction as the state change that ends it."""
+samples taken while it ran) are stored in the same transaction as the state change that ends it. A run
+still going is metered up to the moment a report asks (`open_intervals`), cut at hour boundaries like
+any run, so reports agree with what holds devices now."""
 
 from __future__ import annotations
 
@@ -38,3 +40,15 @@ class Meter:
 
     def intervals(self, **filters: Any) -> list[UsageInterval]:
         return [UsageInterval(**{k: row[k] for k in FIELDS}) for row in self.usage.intervals(**filters)]
+
+    def open_intervals(self, running: list[JobRecord], now: float, since: float | None = None,
+                       until: float | None = None, center: str | None = None) -> list[UsageInterval]:
+        """The intervals of runs not ended yet, from their start to `now`, within [since, until)."""
+        out = []
+        for rec in running:
+            if center is not None and rec.center != center:
+                continue
+            for row in self.run_rows(rec, now):
+                if (since is None or row["end"] > since) and (until is None or row["start"] < until):
+                    out.append(UsageInterval(**{k: row[k] for k in FIELDS}))
+        return out

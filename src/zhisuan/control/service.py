@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from zhisuan.control.observe import CycleStats, Labels, gauges
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
 from zhisuan.metering.invoice import Invoice, invoice
+from zhisuan.metering.usage import UsageInterval
 from zhisuan.metering.utilization import by_tenant, utilization
 from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
 from zhisuan.model.units import format_duration
@@ -237,15 +239,23 @@ class Service:
             raise Conflict(f"job {job_id} is {rec.state.value}: only a running job reports its usage")
         self.usage.add_sample(job_id, now, busy_fraction, "self-report", watts, peak_memory_gib)
 
-    def invoice(self, tenant: str, month: str, who: Principal) -> Invoice:
+    def _metered(self, now: float, since: float, until: float, tenant: str | None = None,
+                 center: str | None = None) -> list[UsageInterval]:
+        """Stored intervals, and those of runs still going up to `now` (open, not yet billed for good)."""
+        running = self.store.find(tenant=tenant, states={JobState.RUNNING})
+        return [*self.meter.intervals(tenant=tenant, since=since, until=until, center=center),
+                *self.meter.open_intervals(running, now, since, until, center)]
+
+    def invoice(self, tenant: str, month: str, who: Principal, now: float | None = None) -> Invoice:
+        """A month's invoice; runs still going are on it up to `now` (the final figure comes when they end)."""
         if tenant != who.tenant and not who.admin:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, not {tenant!r}")
         since, until = month_window(month)
         names = {r.id: r.name for r in self.store.find(tenant=tenant)}
-        return invoice(self.meter.intervals(tenant=tenant, since=since, until=until), tenant, month, names)
+        return invoice(self._metered(time.time() if now is None else now, since, until, tenant), tenant, month, names)
 
     def utilization(self, who: Principal, since: float, until: float, bucket: float,
-                    center: str | None = None) -> dict[str, object]:
+                    center: str | None = None, now: float | None = None) -> dict[str, object]:
         """Allocated, busy and idle-while-allocated per center × chip over time, and per tenant (a tenant
         sees every center's totals but only its own tenant line)."""
         for name, value in (("since", since), ("until", until), ("bucket", bucket)):
@@ -263,7 +273,7 @@ class Service:
         for c in self.network.centers:
             for p in c.pools:
                 capacity[(c.name, p.accelerator)] = capacity.get((c.name, p.accelerator), 0) + p.devices
-        intervals = self.meter.intervals(since=since, until=until, center=center)
+        intervals = self._metered(time.time() if now is None else now, since, until, center=center)
         rows = utilization(intervals, capacity, since, until, bucket, center)
         tenants = {t: v for t, v in by_tenant(intervals, since, until).items() if who.admin or t == who.tenant}
         return {"since": since, "until": until, "bucket_s": bucket, "price_version": self.meter.book.version,
