@@ -64,7 +64,8 @@ def test_sim_on_own_csv_writes_the_report(tmp_path):
     res = runner.invoke(app, ["sim", "--trace", str(trace), "--policies", "fifo,sjf,qssf-pred", "--mode",
                               "network", "--out", str(out), "--interval", "0"])
     assert res.exit_code == 0, res.output
-    assert (out / "index.html").read_text().count("<svg") == 2
+    assert (out / "index.html").read_text().count('class="chart"') == 2 and (out / "uPlot.iife.min.js").exists()
+    assert "network-qssf-pred" in (out / "charts-data.js").read_text()
     assert {p.name for p in out.iterdir()} >= {"summary.csv", "jobs-network-fifo.csv", "jobs-network-qssf-pred.csv"}
     rows = (out / "jobs-network-fifo.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("job,tenant")

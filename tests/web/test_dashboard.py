@@ -92,7 +92,10 @@ def test_login_centers_submit_and_watch_it_succeed(browser, server):
     page.wait_for_selector("#submit-result.error:has-text('resources.accelerators.name')")
     page.click("button[data-tab='utilization']")
     page.wait_for_selector("#tenants")
-    assert page.locator("#view-utilization svg").count() >= 1
+    page.wait_for_selector("#util-charts .uplot canvas")  # drawn by the vendored chart library
+    view = page.locator("#view-utilization").inner_text()
+    assert "allocated %" in view and "times in Asia/Shanghai" in view and "¥ (total)" in view
+    assert "GMT+8" in page.evaluate("when(0)")  # times carry their zone: the network's, not the browser's
     shot(page, "04-utilization")
     page.click("button[data-tab='reports']")
     page.wait_for_selector("#reports a:has-text('philly-demo')")
@@ -161,3 +164,26 @@ def test_a_pending_job_shows_where_it_could_run_and_when(browser, server):
         with server.client("acme") as c:
             for job_id in (first, second):
                 c.post(f"/v1/jobs/{job_id}/cancel")
+
+
+def test_the_simulation_report_draws_its_charts_in_chromium(browser, tmp_path):
+    """The sim report ships its chart library beside it: it opens from disk and draws every chart."""
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+
+    trace = tmp_path / "t.csv"
+    trace.write_text("submit,duration,devices,chip,tenant,home\n0,600,8,V100,a,x\n60,60,1,V100,b,y\n"
+                     "120,30,2,V100,a,x\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["sim", "--trace", str(trace), "--policies", "fifo,sjf,las", "--mode", "network",
+                                   "--out", str(tmp_path / "rep"), "--interval", "0"])
+    assert res.exit_code == 0, res.output
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((tmp_path / "rep" / "index.html").as_uri())
+    page.wait_for_selector(".uplot canvas")
+    assert page.locator(".uplot").count() == 2 and not errors  # the JCT CDF and utilisation
+    assert "network-sjf" in page.locator(".u-legend").first.inner_text()
+    shot(page, "10-sim-report")
+

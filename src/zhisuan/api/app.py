@@ -20,6 +20,7 @@ from zhisuan.api.admin import add_admin_routes
 from zhisuan.api.limits import Limits
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
+from zhisuan.charts import VENDOR
 from zhisuan.control.service import Conflict, Forbidden, NotFound, Service, TooMany
 from zhisuan.model import JobSpec, SpecError
 from zhisuan.store import Principal, TokenStore
@@ -114,6 +115,7 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         service.reports.mkdir(parents=True, exist_ok=True)
         reports = StaticFiles(directory=service.reports, html=True)
         app.mount("/sim-reports", TokenCookie(reports, tokens), name="sim-reports")
+    app.mount("/vendor", StaticFiles(directory=VENDOR), name="vendor")  # the chart library
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")  # last: the API routes win
     app.add_middleware(Limits)
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]

@@ -99,7 +99,8 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
 
     @app.get("/v1/whoami")
     def whoami(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
-        return {"tenant": who.tenant, "admin": who.admin}
+        """Who the token acts for, and how to show times (the network's `control.timezone`)."""
+        return {"tenant": who.tenant, "admin": who.admin, "timezone": service.network.control.timezone}
 
     @app.get("/v1/tenants")
     def tenants(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008

@@ -109,26 +109,25 @@ def utilization_command(
                                                         "measured_device_hours", "kwh", "kg_co2", "cny"]))
     console.print(tenants)
     if html:
-        html.write_text(_html(rep), encoding="utf-8")
-        console.print(f"wrote {html}")
+        html.write_text(_html(rep, html), encoding="utf-8")
+        console.print(f"wrote {html} (with the chart library beside it)")
 
 
-def _html(rep: dict[str, Any]) -> str:
-    """Allocated and busy % over time, one chart per center × chip."""
-    import numpy as np
-
-    from zhisuan.sim.svg import line_chart
+def _html(rep: dict[str, Any], path: Path) -> str:
+    """Allocated and busy % over time, one chart per center × chip, dated in Asia/Shanghai (as bills)."""
+    from zhisuan.charts import Chart, write_assets
 
     charts = []
     keys = sorted({(r["center"], r["chip"]) for r in rep["rows"]})
-    for c, chip in keys:
+    for k, (c, chip) in enumerate(keys):
         rows = [r for r in rep["rows"] if (r["center"], r["chip"]) == (c, chip)]
-        x = np.array([(r["bucket_start"] - rep["since"]) / 3600 for r in rows])
-        series = [("allocated %", x, np.array([r["allocated_pct"] for r in rows]))]
+        series: list[tuple[str, list[float | None]]] = [("allocated %", [r["allocated_pct"] for r in rows])]
         if any(r["busy_pct"] is not None for r in rows):
-            series.append(("busy % (measured)", x, np.array([r["busy_pct"] or 0.0 for r in rows])))
-        chart = line_chart(series, "hours since start", "% of capacity", title=f"{c} {chip}")
-        charts.append(f"<h2>{escape(c)} — {escape(chip)}</h2>{chart}")
-    return ("<!doctype html><meta charset='utf-8'><title>zhisuan utilization</title>"
+            series.append(("busy % (measured)", [r["busy_pct"] for r in rows]))
+        charts.append(Chart(f"util-{k}", f"{c} — {chip}", "time (Asia/Shanghai)", "% of capacity",
+                            [r["bucket_start"] for r in rows], series, time=True, tz="Asia/Shanghai", y_max=100.0))
+    head = write_assets(path.parent, charts, f"{path.stem}-data.js")
+    return (f"<!doctype html><meta charset='utf-8'><title>zhisuan utilization</title>{head}"
             "<h1>Utilization: allocated vs busy</h1><p>busy counts measured time only (NVML, the jobs' own reports)"
-            f"; price book {escape(rep['price_version'])}</p>" + "".join(charts))
+            f"; price book {escape(rep['price_version'])}; times in Asia/Shanghai</p>"
+            + "".join(f"<h2>{escape(c.title)}</h2>{c.div()}" for c in charts))

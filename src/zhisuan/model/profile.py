@@ -53,6 +53,19 @@ class ControlSettings(_Strict):
     grace: float = Field(30.0, description="a preempted job gets SIGTERM, then SIGKILL after this many seconds")
     queue_limit: float = Field(600.0, description="a job waiting longer in a center's own queue is placed again")
     load_every: float = Field(10.0, description="seconds between asking engines what else occupies their pools")
+    timezone: str = Field("Asia/Shanghai", max_length=64,
+                          description="the zone the dashboard shows times in (bills use Asia/Shanghai)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Asia/Shanghai)") from e
+        return v
 
     @field_validator("grace", "queue_limit", "load_every", mode="before")
     @classmethod

@@ -6,9 +6,11 @@ import csv
 from html import escape
 from pathlib import Path
 
+import numpy as np
+
+from zhisuan.charts import Chart, write_assets
 from zhisuan.sim.engine import SimResult
 from zhisuan.sim.metrics import Summary, jct_cdf, per_center, summarize, utilization_series
-from zhisuan.sim.svg import line_chart
 
 COLUMNS = ["job", "tenant", "home", "devices", "submit_s", "first_start_s", "end_s", "jct_s", "queue_s",
            "run_s", "center", "pool", "chip", "preemptions", "restarts", "speed_basis"]
@@ -64,13 +66,16 @@ def write_report(results: list[SimResult], out: Path, notes: list[str]) -> Path:
         w.writerows(summary_rows(s) for s in summaries)
     for r in results:
         write_jobs_csv(r, out / f"jobs-{run_name(r)}.csv")
-    sections = []
-    for scenario in dict.fromkeys(r.scenario.name for r in results):
+    sections, charts = [], []
+    for k, scenario in enumerate(dict.fromkeys(r.scenario.name for r in results)):
         runs = [r for r in results if r.scenario.name == scenario]
-        cdf = line_chart([(run_name(r), *jct_cdf(r)) for r in runs], "job completion time (hours, log)",
-                         "fraction of jobs", log_x=True, title=f"JCT CDF, {scenario}")
-        util = line_chart([(run_name(r), *utilization_series(r)) for r in runs], "days since the first submit",
-                          "devices allocated (fraction)", title=f"utilisation, {scenario}")
+        x, series = aligned([(run_name(r), *jct_cdf(r)) for r in runs], log=True)
+        charts.append(Chart(f"cdf-{k}", f"JCT CDF, {scenario}", "job completion time (hours, log)",
+                            "fraction of jobs", x, series, log_x=True, y_max=1.0))
+        x, series = aligned([(run_name(r), u[0], 100 * u[1]) for r in runs for u in [utilization_series(r)]])
+        charts.append(Chart(f"util-{k}", f"utilisation, {scenario}", "days since the first submit",
+                            "devices allocated (%)", x, series, y_max=100.0))
+        cdf, util = charts[-2].div(), charts[-1].div()
         centers = _table(["run", "center", "devices", "allocated %", "device-h", "¥", "kWh", "kgCO2"],
                          [[run_name(r), c.center, str(c.devices), f"{100 * c.allocated_util:.1f}",
                            f"{c.device_hours:,.0f}", f"{c.cny:,.0f}", f"{c.kwh:,.0f}", f"{c.kg_co2:,.0f}"]
@@ -78,7 +83,8 @@ def write_report(results: list[SimResult], out: Path, notes: list[str]) -> Path:
         sections.append(f"<h2>{escape(scenario)}</h2><h3>Job completion time</h3>{cdf}"
                         f"<h3>Allocated utilisation over time</h3>{util}<h3>By center</h3>{centers}")
     note_items = "".join(f"<li>{escape(n)}</li>" for n in dict.fromkeys(notes))
-    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>zhisuan simulation report</title>
+    head = write_assets(out, charts)
+    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>zhisuan simulation report</title>{head}
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f3f3f3}}</style></head><body>
 <h1>zhisuan simulation report</h1>
@@ -92,3 +98,22 @@ grid factor. Per-job results: <code>jobs-*.csv</code>.</p>
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def aligned(curves: list[tuple[str, np.ndarray, np.ndarray]], log: bool = False,
+            points: int = 240) -> tuple[list[float], list[tuple[str, list[float | None]]]]:
+    """Curves with their own x resampled onto one shared x (what a chart library plots): `points` steps
+    over the union of their ranges, log-spaced for a log axis."""
+    xs = np.concatenate([np.asarray(c[1], dtype=float) for c in curves]) if curves else np.zeros(0)
+    xs = xs[np.isfinite(xs) & ((xs > 0) if log else True)]
+    if xs.size == 0:
+        return [], [(name, []) for name, _, _ in curves]
+    lo, hi = float(xs.min()), float(xs.max())
+    spaced = np.geomspace if log else np.linspace
+    grid = spaced(lo, hi, points) if hi > lo else np.array([lo])
+    out: list[tuple[str, list[float | None]]] = []
+    for name, x, y in curves:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        values = np.interp(grid, x, y, left=np.nan, right=y[-1] if y.size else np.nan) if x.size else grid * np.nan
+        out.append((name, [None if not np.isfinite(v) else float(v) for v in values]))
+    return grid.tolist(), out

@@ -27,6 +27,7 @@ async function login(token) {
   try {
     const who = await api("/v1/whoami");
     TENANT = who.admin ? `${who.tenant} (admin)` : who.tenant;
+    TZ = who.timezone || TZ;
     await api("/v1/session", { method: "POST" });  // a cookie for the simulation reports a new tab opens
   } catch (e) {
     TOKEN = null;
@@ -146,19 +147,19 @@ async function showWhy(id) {
 async function renderUtilization() {
   const rep = await api("/v1/reports/utilization?bucket=3600");
   const keys = [...new Set(rep.rows.map((r) => `${r.center}|${r.chip}`))];
-  const charts = keys.map((k) => {
-    const rows = rep.rows.filter((r) => `${r.center}|${r.chip}` === k);
-    const xs = rows.map((r) => new Intl.DateTimeFormat(LANG, { hour: "2-digit", minute: "2-digit" }).format(new Date(r.bucket_start * 1000)));
-    const series = [[t("util.allocated"), rows.map((r) => r.allocated_pct)]];
-    if (rows.some((r) => r.busy_pct !== null)) series.push([t("util.busy"), rows.map((r) => r.busy_pct ?? 0)]);
-    return `<div><h3>${esc(k.replace("|", " — "))}</h3>${lineChart(series, xs)}</div>`;
-  }).join("");
   const tenants = Object.entries(rep.tenants).map(([name, v]) => `<tr><td>${esc(name)}</td>` +
     ["allocated_device_hours", "busy_device_hours", "kwh", "kg_co2", "cny"].map((f) => `<td class="num">${num(v[f], 3)}</td>`).join("") + "</tr>").join("");
-  $("#view-utilization").innerHTML = `<h2>${esc(t("util.title"))}</h2><p class="note">${esc(t("util.bucket"))}. ${esc(t("util.note"))}</p>` +
-    `<div class="row">${charts}</div><h2>${esc(t("util.tenants"))}</h2><table id="tenants">` +
-    th(["col.tenant", "col.alloc_h", "col.busy_h", "col.kwh", "col.kg", "col.cny"], ["col.alloc_h", "col.busy_h", "col.kwh", "col.kg", "col.cny"]) +
+  $("#view-utilization").innerHTML = `<h2>${esc(t("util.title"))}</h2><p class="note">${esc(t("util.bucket", { tz: TZ }))}. ${esc(t("util.note"))}</p>` +
+    `<div class="row" id="util-charts">${keys.map((k, i) => `<div class="chart" id="util-chart-${i}"></div>`).join("")}</div>` +
+    `<h2>${esc(t("util.tenants"))}</h2><table id="tenants">` +
+    th(["col.tenant", "col.alloc_h", "col.busy_h", "col.kwh", "col.kg", "col.cny_total"], ["col.alloc_h", "col.busy_h", "col.kwh", "col.kg", "col.cny_total"]) +
     tenants + "</table>";
+  keys.forEach((k, i) => {
+    const rows = rep.rows.filter((r) => `${r.center}|${r.chip}` === k);
+    const series = [[t("util.allocated"), rows.map((r) => r.allocated_pct)]];
+    if (rows.some((r) => r.busy_pct !== null)) series.push([t("util.busy"), rows.map((r) => r.busy_pct)]);
+    timeChart($(`#util-chart-${i}`), k.replace("|", " — "), rows.map((r) => r.bucket_start), series);
+  });
 }
 
 async function renderReports() {

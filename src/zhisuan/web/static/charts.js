@@ -1,4 +1,4 @@
-// Small inline-SVG drawings: a schematic map of China's centers and line charts. No chart library.
+// The schematic map of China's centers (inline SVG) and time charts (uPlot, vendored).
 const PROVINCES = {  // capital (lon, lat) of each province, for a schematic placement
   "北京": [116.4, 39.9], "天津": [117.2, 39.1], "河北": [114.5, 38.0], "山西": [112.5, 37.9], "内蒙古": [111.7, 40.8],
   "辽宁": [123.4, 41.8], "吉林": [125.3, 43.9], "黑龙江": [126.6, 45.8], "上海": [121.5, 31.2], "江苏": [118.8, 32.1],
@@ -36,22 +36,16 @@ function mapSvg(centers) {
   return out.join("");
 }
 
-function lineChart(series, xs, yMax = 100) {
-  const W = 520, H = 200, L = 40, B = 24, T = 10, R = 130;
-  const sx = (i) => L + (xs.length > 1 ? (i / (xs.length - 1)) * (W - L - R) : 0);
-  const sy = (v) => H - B - (Math.min(v, yMax) / yMax) * (H - B - T);
-  const out = [`<svg width="${W}" height="${H}" role="img">`,
-    `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - B - T}" fill="#fff" stroke="#999"/>`];
-  [0, 25, 50, 75, 100].forEach((v) => out.push(`<text x="${L - 4}" y="${sy(v) + 4}" text-anchor="end">${v}</text>`));
-  if (xs.length) {
-    out.push(`<text x="${L}" y="${H - 6}">${esc(xs[0])}</text>`);
-    out.push(`<text x="${W - R}" y="${H - 6}" text-anchor="end">${esc(xs[xs.length - 1])}</text>`);
-  }
-  series.forEach(([name, values], k) => {
-    const pts = values.map((v, i) => `${sx(i).toFixed(1)},${sy(v ?? 0).toFixed(1)}`).join(" ");
-    out.push(`<polyline fill="none" stroke="${COLORS[k % COLORS.length]}" stroke-width="1.6" points="${pts}"/>`);
-    out.push(`<text x="${W - R + 8}" y="${T + 14 * (k + 1)}" fill="${COLORS[k % COLORS.length]}">${esc(name)}</text>`);
-  });
-  out.push("</svg>");
-  return out.join("");
+// Time series with uPlot (vendor/uplot): x in epoch seconds shown in the network's time zone, y in %.
+function timeChart(el, title, xs, series, yLabel = "%") {
+  const opts = {
+    title, width: 540, height: 240,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), TZ),
+    scales: { x: { time: true }, y: { range: [0, 100] } },
+    axes: [{ label: t("util.time", { tz: TZ }) }, { label: yLabel }],
+    series: [{}, ...series.map(([name], k) => ({ label: name, stroke: COLORS[k % COLORS.length], width: 1.6,
+      value: (u, v) => (v == null ? "–" : num(v, 1)) }))],
+  };
+  return new uPlot(opts, [xs, ...series.map(([, values]) => values)], el);
 }
+

@@ -21,7 +21,8 @@ const MESSAGES = {
     "score.fragmentation": "node fit", "score.throughput": "speed", "now": "now", "never": "not possible",
     "state.pending": "pending", "state.scheduled": "scheduled", "state.running": "running",
     "state.succeeded": "succeeded", "state.failed": "failed", "state.cancelled": "cancelled", "state.preempted": "preempted",
-    "util.title": "Allocated vs busy", "util.bucket": "Hourly over the last 24 h",
+    "util.title": "Allocated vs busy", "util.bucket": "Hourly over the last 24 h, times in {tz}",
+    "util.time": "time ({tz})", "col.cny_total": "¥ (total)",
     "util.note": "Busy counts measured time only (NVML, jobs' own reports); unmeasured time is not guessed.",
     "util.allocated": "allocated %", "util.busy": "busy % (measured)", "util.tenants": "Energy, carbon and cost per tenant",
     "col.alloc_h": "Allocated device-h", "col.busy_h": "Busy device-h", "col.kwh": "kWh", "col.idle": "Idle while allocated %",
@@ -50,7 +51,8 @@ const MESSAGES = {
     "score.fragmentation": "节点匹配", "score.throughput": "速度", "now": "立即", "never": "不可行",
     "state.pending": "排队中", "state.scheduled": "已调度", "state.running": "运行中",
     "state.succeeded": "成功", "state.failed": "失败", "state.cancelled": "已取消", "state.preempted": "被抢占",
-    "util.title": "分配与实际使用", "util.bucket": "最近 24 小时，按小时",
+    "util.title": "分配与实际使用", "util.bucket": "最近 24 小时，按小时，时间为 {tz}",
+    "util.time": "时间（{tz}）", "col.cny_total": "元（合计）",
     "util.note": "“忙碌”只计实测时间（NVML、作业自报）；未实测的时间不做估计。",
     "util.allocated": "分配率 %", "util.busy": "忙碌率 %（实测）", "util.tenants": "各租户的能耗、碳排放与费用",
     "col.alloc_h": "分配卡时", "col.busy_h": "忙碌卡时", "col.kwh": "千瓦时", "col.idle": "分配但空闲 %",
@@ -71,8 +73,12 @@ function num(value, digits = 0) {
   return new Intl.NumberFormat(LANG, { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(value);
 }
 
+let TZ = "Asia/Shanghai";  // the network's `control.timezone`, from /v1/whoami at login
+
 function when(epochSeconds) {
-  return new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeStyle: "medium" }).format(new Date(epochSeconds * 1000));
+  // dateStyle cannot be combined with timeZoneName: the fields are spelled out
+  return new Intl.DateTimeFormat(LANG, { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
+    minute: "2-digit", second: "2-digit", timeZone: TZ, timeZoneName: "short" }).format(new Date(epochSeconds * 1000));
 }
 
 function setLang(lang) {
