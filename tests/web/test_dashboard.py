@@ -74,6 +74,9 @@ def test_login_centers_submit_and_watch_it_succeed(browser, server):
     for center in ("shanghai", "qingyang", "shaoguan"):
         assert page.locator(f"#centers tr[data-center='{center}']").count() >= 1
     assert page.locator("#map circle").count() == 3
+    assert page.locator("#map path.province").count() >= 30  # a real map: the provinces' outlines
+    assert page.locator("#kpis .kpi").count() == 7 and "P online" in page.locator("#kpis").inner_text()
+    assert "No alerts" in page.locator("#alerts").inner_text()
     shot(page, "02-network")
     page.click("button[data-tab='jobs']")
     page.wait_for_selector("#spec-input")
@@ -118,8 +121,9 @@ def test_switching_to_chinese_translates_labels_and_formats(browser, server):
     page.select_option("#lang-select", "zh-CN")
     page.wait_for_selector("button[data-tab='jobs']:has-text('作业')")
     page.wait_for_selector("#centers th:has-text('芯片')")
-    assert page.locator("h1").inner_text().startswith("智算算力网络")
+    assert page.locator("h1").inner_text().strip() == "智算算力网络"  # the brand is not said twice
     assert "上海" in page.locator("#centers").inner_text()  # Chinese center names in zh-CN
+    assert "华东" in page.locator("#centers").inner_text() and "在线算力" in page.locator("#kpis").inner_text()
     shot(page, "06-zh-CN-network")
     page.click("button[data-tab='jobs']")
     page.wait_for_selector("#jobs-table")

@@ -97,6 +97,11 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     def centers(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
         return service.centers()
 
+    @app.get("/v1/overview")
+    def console(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        """The operator console: KPI tiles, per-center occupancy, queue and next free device, flows, alerts."""
+        return service.overview(who, time.time())
+
     @app.get("/v1/whoami")
     def whoami(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         """Who the token acts for, and how to show times (the network's `control.timezone`)."""

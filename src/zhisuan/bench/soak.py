@@ -158,7 +158,8 @@ def median_ms(xs: list[float]) -> float:
     return statistics.median(xs) * 1000 if xs else float("nan")
 
 
-POLLS = ["/v1/centers", "/v1/jobs?limit=100", "/v1/reports/utilization?bucket=3600", "/v1/whoami", "/metrics"]
+POLLS = ["/v1/centers", "/v1/overview", "/v1/jobs?limit=100",
+         "/v1/reports/utilization?bucket=3600", "/v1/whoami", "/metrics"]
 
 
 def poll_latency(db_url: str, folder: Path, network: Path = TOY3, pending: int = 10_000, requests: int = 200,

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from zhisuan.catalog.tou import UTC_OFFSET
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges
+from zhisuan.control.overview import local_midnight, overview
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
 from zhisuan.metering.invoice import Invoice, invoice
@@ -193,6 +195,13 @@ class Service:
                        "price_per_device_hour": p.price_per_device_hour,
                        "assumptions": sorted({*p.assumptions, *c.assumptions})} for p in c.pools],
         } for c in self.network.centers]
+
+    def overview(self, who: Principal, now: float) -> dict[str, Any]:
+        """The console's KPIs, per-center occupancy and queue, job flows and alerts (`control/overview.py`)."""
+        today = self._metered(now, local_midnight(now), now)
+        running = self.store.find(states={JobState.RUNNING})
+        return overview(self.network, self.loop.view, self.down, today, running, self.store.ended_since(now - 3600),
+                        now, None if who.admin else who.tenant)
 
     def tenants(self, who: Principal) -> list[dict[str, object]]:
         return [{"name": t.name, "weight": t.weight, "quota_devices": t.quota_devices}

@@ -215,6 +215,13 @@ class JobStore:
         with self.session() as s:
             return {state: int(n) for state, n in s.execute(query)}
 
+    def ended_since(self, since: float) -> int:
+        """Jobs that ended (succeeded, failed, cancelled) at or after `since`, counted by the database."""
+        query = (select(func.count()).select_from(JobRow)
+                 .where(JobRow.state.in_(["succeeded", "failed", "cancelled"]), JobRow.updated_at >= since))
+        with self.session() as s:
+            return int(s.scalar(query) or 0)
+
     def transitions(self, job_id: str) -> list[Transition]:
         query = select(TransitionRow).where(TransitionRow.job_id == job_id).order_by(TransitionRow.id)
         with self.session() as s:

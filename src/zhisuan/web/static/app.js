@@ -59,21 +59,33 @@ function show(tab) {
 }
 
 async function renderNetwork() {
-  const centers = await api("/v1/centers");
+  const [centers, view, shapes] = await Promise.all([api("/v1/centers"), api("/v1/overview"), loadProvinces()]);
   const devices = centers.reduce((n, c) => n + c.pools.reduce((m, p) => m + p.devices, 0), 0);
   const pflops = centers.reduce((n, c) => n + c.pflops, 0);
+  const live = Object.fromEntries(view.centers.map((c) => [c.name, c]));
+  const wait = (s) => (s === null ? t("never") : s <= 0 ? t("now") : `${num(s / 60, 0)} min`);
   const rows = centers.flatMap((c) => c.pools.map((p, i) => `<tr data-center="${esc(c.name)}">` +
     (i === 0 ? `<td rowspan="${c.pools.length}">${esc(c.name_zh && LANG === "zh-CN" ? c.name_zh : c.name)}</td>` +
-      `<td rowspan="${c.pools.length}">${esc(c.region)}</td><td rowspan="${c.pools.length}">${esc(c.engine)}</td>` +
-      `<td rowspan="${c.pools.length}" class="${c.healthy ? "ok" : "down"}">${esc(t(c.healthy ? "health.ok" : "health.down"))}</td>` : "") +
+      `<td rowspan="${c.pools.length}">${esc(t("region." + c.region))}</td><td rowspan="${c.pools.length}">${esc(c.engine)}</td>` +
+      `<td rowspan="${c.pools.length}" class="${c.healthy ? "ok" : "down"}">${esc(t(c.healthy ? "health.ok" : "health.down"))}</td>` +
+      `<td rowspan="${c.pools.length}" class="num">${num(live[c.name]?.queue ?? 0)}</td>` +
+      `<td rowspan="${c.pools.length}">${esc(wait(live[c.name]?.next_free_s ?? null))}</td>` : "") +
     `<td>${esc(p.name)}</td><td>${esc(p.accelerator)}</td><td class="num">${num(p.devices)}</td>` +
     `<td class="num">${num(p.free)}</td><td class="num">${num(p.pflops, 2)}</td>` +
     `<td class="num">${num(p.price_per_device_hour, 2)}</td></tr>`)).join("");
+  const k = view.kpis;
+  const tiles = [["kpi.pflops", `${num(k.pflops_online, 1)} / ${num(k.pflops_total, 1)} P`],
+    ["kpi.allocated", `${num(k.allocated_pct, 1)} %`], ["kpi.busy", k.busy_pct === null ? t("unmeasured") : `${num(k.busy_pct, 1)} %`],
+    ["kpi.queue", num(k.queue)], ["kpi.jobs_per_hour", num(k.jobs_per_hour)], ["kpi.cny_today", `¥${num(k.cny_today, 2)}`],
+    ["kpi.kg_today", `${num(k.kg_co2_today, 2)} kg`]];
+  const alerts = view.alerts.map((a) => `<li class="alert ${esc(a.kind)}">${esc(t("alert." + a.kind))}: ${esc(a.message)}</li>`).join("");
   $("#view-network").innerHTML = `<h2>${esc(t("network.title"))}</h2>` +
+    `<div id="kpis">${tiles.map(([key, value]) => `<div class="kpi" data-kpi="${key}"><span>${esc(t(key))}</span><b>${esc(value)}</b></div>`).join("")}</div>` +
+    `<ul id="alerts">${alerts || `<li class="quiet">${esc(t("alert.none"))}</li>`}</ul>` +
     `<p>${esc(t("network.total", { centers: num(centers.length), devices: num(devices), pflops: num(pflops, 1) }))}</p>` +
-    `<div class="row"><table id="centers">${th(["col.center", "col.region", "col.engine", "col.health", "col.pool",
-      "col.chip", "col.devices", "col.free", "col.pflops", "col.price"], ["col.devices", "col.free", "col.pflops", "col.price"])}${rows}</table>` +
-    `<div><h3>${esc(t("network.map"))}</h3>${mapSvg(centers)}</div></div>`;
+    `<div class="row"><table id="centers">${th(["col.center", "col.region", "col.engine", "col.health", "col.queue", "col.next_free", "col.pool",
+      "col.chip", "col.devices", "col.free", "col.pflops", "col.price"], ["col.queue", "col.devices", "col.free", "col.pflops", "col.price"])}${rows}</table>` +
+    `<div><h3>${esc(t("network.map"))}</h3>${mapSvg(shapes, view.centers, view.flows)}<p class="note">${esc(t("map.legend"))}</p></div></div>`;
 }
 
 async function renderJobs() {

@@ -15,23 +15,47 @@ function esc(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
-function mapSvg(centers) {
-  const W = 520, H = 360, x = (lon) => ((lon - 73) / 62) * W, y = (lat) => H - ((lat - 17) / 37) * H;
-  const out = [`<svg id="map" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`,
-    `<rect x="2" y="2" width="${W - 4}" height="${H - 4}" rx="24" fill="#eaf1f8" stroke="#9fb6cc"/>`];
-  for (const [name, [lon, lat]] of Object.entries(REGIONS)) {
-    out.push(`<text x="${x(lon) - 20}" y="${y(lat) + 30}" fill="#8aa0b6">${esc(name)}</text>`);
+let PROVINCE_SHAPES = null;  // china-provinces.json (ECharts' outlines, Apache-2.0; see web/README.md)
+
+async function loadProvinces() {
+  if (!PROVINCE_SHAPES) PROVINCE_SHAPES = await (await fetch("china-provinces.json")).json();
+  return PROVINCE_SHAPES;
+}
+
+// A real map of China: province outlines, each center a circle sized by its P and coloured by occupancy
+// (red outline: down), flows of running jobs from where their data is to where they run.
+function mapSvg(shapes, centers, flows) {
+  const W = 600, H = 470, lon0 = 73, lat1 = 54, k = 9.6, c35 = Math.cos((35 * Math.PI) / 180);
+  const px = (lon) => (lon - lon0) * k * c35 * 1.2, py = (lat) => (lat1 - lat) * k * 1.25;
+  const out = [`<svg id="map" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`];
+  for (const f of shapes.features) {
+    const d = f.geometry.coordinates.map((poly) => poly.map((ring) =>
+      "M" + ring.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join("L") + "Z").join("")).join("");
+    out.push(`<path class="province" d="${d}"><title>${esc(f.properties.name)}</title></path>`);
   }
+  const where = {};
   centers.forEach((c, i) => {
     const [lon, lat] = PROVINCES[c.province] || REGIONS[c.region] || [105, 35];
-    const jitter = (i % 3) * 9;
-    const color = c.healthy ? "#0969da" : "#cf222e";
-    const r = 5 + Math.min(12, Math.sqrt(c.pflops));
-    out.push(`<circle cx="${x(lon) + jitter}" cy="${y(lat) - jitter}" r="${r}" fill="${color}" fill-opacity="0.6">` +
-      `<title>${esc(c.name)}</title></circle>`);
-    const label = LANG === "zh-CN" && c.name_zh ? c.name_zh : c.name;
-    out.push(`<text x="${x(lon) + jitter + r + 2}" y="${y(lat) - jitter + 4}">${esc(label)}</text>`);
+    where[c.name] = [px(lon) + (i % 3) * 6, py(lat) - (i % 3) * 6];
   });
+  for (const f of flows) {
+    const [a, b] = [where[f.from], where[f.to]];
+    if (!a || !b) continue;
+    const mx = (a[0] + b[0]) / 2, my = Math.min(a[1], b[1]) - 40;
+    out.push(`<path class="flow" d="M${a[0]},${a[1]} Q${mx},${my} ${b[0]},${b[1]}" stroke-width="${1 + Math.min(6, f.jobs)}">` +
+      `<title>${esc(t("map.flow", { from: f.from, to: f.to, jobs: f.jobs }))}</title></path>`);
+  }
+  for (const c of centers) {
+    const [x, y] = where[c.name];
+    const r = 5 + Math.min(16, 2 * Math.sqrt(c.pflops));
+    const occ = c.occupancy_pct;
+    const fill = occ >= 85 ? "#cf222e" : occ >= 50 ? "#d4a72c" : "#2da44e";
+    const label = LANG === "zh-CN" && c.name_zh ? c.name_zh : c.name;
+    out.push(`<circle class="center ${c.healthy ? "up" : "down"}" data-center="${esc(c.name)}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" ` +
+      `r="${r.toFixed(1)}" fill="${fill}" fill-opacity="0.75"><title>${esc(t("map.center", { name: label,
+        pflops: num(c.pflops, 1), occ: num(occ, 0), queue: num(c.queue) }))}</title></circle>`);
+    out.push(`<text x="${(x + r + 3).toFixed(1)}" y="${(y + 4).toFixed(1)}">${esc(label)}</text>`);
+  }
   out.push("</svg>");
   return out.join("");
 }

@@ -10,6 +10,16 @@ const MESSAGES = {
     "col.center": "Center", "col.region": "Region", "col.engine": "Engine", "col.health": "Health", "col.pool": "Pool",
     "col.chip": "Chip", "col.devices": "Devices", "col.free": "Free now", "col.pflops": "Capacity (P)",
     "col.price": "¥ / device-hour", "col.queue": "Queue", "health.ok": "up", "health.down": "down",
+    "col.next_free": "Next free device", "unmeasured": "unmeasured",
+    "kpi.pflops": "P online", "kpi.allocated": "Allocated", "kpi.busy": "Busy (measured)", "kpi.queue": "Queue",
+    "kpi.jobs_per_hour": "Jobs ended / h", "kpi.cny_today": "Billed today", "kpi.kg_today": "CO2 today",
+    "alert.center-down": "Center down", "alert.idle-while-allocated": "Idle while allocated",
+    "alert.over-quota": "Quota reached", "alert.none": "No alerts",
+    "map.flow": "{jobs} running job(s) with data in {from} run in {to}",
+    "map.center": "{name}: {pflops} P, {occ}% occupied, {queue} queued",
+    "map.legend": "Circle size: capacity in P; colour: occupancy (green < 50%, amber < 85%, red); red ring: down; arcs: jobs running away from their data.",
+    "region.east": "east", "region.west": "west", "region.north": "north", "region.south": "south",
+    "region.central": "central", "region.northeast": "northeast", "region.northwest": "northwest", "region.southwest": "southwest",
     "network.total": "{centers} centers, {devices} devices, {pflops} P (FP16)",
     "jobs.title": "Jobs", "jobs.submit": "Submit a job", "jobs.submit.button": "Submit", "jobs.submitted": "Submitted {id}",
     "col.id": "ID", "col.name": "Name", "col.tenant": "Tenant", "col.state": "State", "col.where": "Where",
@@ -40,6 +50,16 @@ const MESSAGES = {
     "col.center": "中心", "col.region": "区域", "col.engine": "引擎", "col.health": "状态", "col.pool": "资源池",
     "col.chip": "芯片", "col.devices": "设备数", "col.free": "当前空闲", "col.pflops": "算力 (P)",
     "col.price": "元 / 卡时", "col.queue": "排队", "health.ok": "正常", "health.down": "故障",
+    "col.next_free": "最早空闲卡", "unmeasured": "未实测",
+    "kpi.pflops": "在线算力", "kpi.allocated": "分配率", "kpi.busy": "忙碌率（实测）", "kpi.queue": "排队作业",
+    "kpi.jobs_per_hour": "每小时完成作业", "kpi.cny_today": "今日计费", "kpi.kg_today": "今日碳排放",
+    "alert.center-down": "中心故障", "alert.idle-while-allocated": "分配但空闲",
+    "alert.over-quota": "配额已满", "alert.none": "无告警",
+    "map.flow": "{jobs} 个运行中作业的数据在{from}，在{to}运行",
+    "map.center": "{name}：{pflops} P，占用 {occ}%，排队 {queue}",
+    "map.legend": "圆圈大小：算力（P）；颜色：占用率（绿 < 50%，黄 < 85%，红）；红圈：故障；弧线：作业在数据所在地之外运行。",
+    "region.east": "华东", "region.west": "西部", "region.north": "华北", "region.south": "华南",
+    "region.central": "华中", "region.northeast": "东北", "region.northwest": "西北", "region.southwest": "西南",
     "network.total": "{centers} 个中心，{devices} 张加速卡，{pflops} P（FP16）",
     "jobs.title": "作业", "jobs.submit": "提交作业", "jobs.submit.button": "提交", "jobs.submitted": "已提交 {id}",
     "col.id": "编号", "col.name": "名称", "col.tenant": "租户", "col.state": "状态", "col.where": "运行位置",
@@ -86,4 +106,6 @@ function setLang(lang) {
   localStorage.setItem("zhisuan.lang", lang);
   document.documentElement.lang = lang;
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  const brand = document.querySelector("h1 small");  // 智算 beside an English title only: the Chinese one says it
+  if (brand) brand.hidden = lang === "zh-CN";
 }

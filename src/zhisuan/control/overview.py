@@ -1,0 +1,93 @@
+"""The operator console's picture of the network: KPI tiles, per-center occupancy, queue and next free
+device, flows of running jobs from where their data is to where they run, and alerts — computed from the
+loop's published view, the store and the meter (no new state)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from zhisuan.catalog.tou import UTC_OFFSET
+from zhisuan.control.observe import queue_depth
+from zhisuan.control.view import LiveView
+from zhisuan.metering.usage import UsageInterval
+from zhisuan.model import JobState, Network
+from zhisuan.scheduler.capacity import capacities
+from zhisuan.scheduler.state import EXTERNAL
+from zhisuan.scheduler.timeline import earliest_start
+from zhisuan.store import JobRecord
+
+IDLE_ALERT = 0.5  # measured idle share of allocated time today above which a center is flagged
+
+
+def local_midnight(now: float) -> float:
+    """Start of today in Asia/Shanghai (the day bills and 'today' tiles count)."""
+    return math.floor((now + UTC_OFFSET) / 86400) * 86400 - UTC_OFFSET
+
+
+def overview(network: Network, view: LiveView, down: dict[str, str], today: list[UsageInterval],
+             running: list[JobRecord], ended_last_hour: int, now: float, tenant: str | None) -> dict[str, Any]:
+    """`today`: metered intervals since local midnight (runs still going included); `tenant`: None for an
+    admin, else the caller — alerts about other tenants are left out for them."""
+    held: Counter[str] = Counter()
+    by_tenant: Counter[str] = Counter()
+    for r in view.running:
+        held[r.pool.split("/")[0]] += r.devices
+        if r.tenant != EXTERNAL:
+            by_tenant[r.tenant] += r.devices
+    caps = capacities(view.snapshot())
+    depth = queue_depth(view, network)
+    centers, online, total, devices = [], 0.0, 0.0, 0
+    for c in network.centers:
+        healthy = c.healthy and c.name not in down
+        size = sum(p.devices for p in c.pools)
+        starts = [earliest_start(caps[i], 1, 1, now) for i, p in enumerate(view.pools) if p.center == c.name]
+        soonest = min(starts, default=math.inf)
+        centers.append({"name": c.name, "name_zh": c.name_zh, "province": c.province, "region": c.region,
+                        "healthy": healthy, "pflops": round(c.pflops, 3), "devices": size,
+                        "occupancy_pct": round(100 * held[c.name] / size, 1) if size else 0.0,
+                        "queue": depth.get(c.name, 0),
+                        "next_free_s": None if not healthy or math.isinf(soonest) else round(soonest - now, 1)})
+        total += c.pflops
+        online += c.pflops if healthy else 0.0
+        devices += size
+    measured = sum(u.measured_device_s for u in today)
+    busy = sum(u.busy_device_s or 0.0 for u in today)
+    kpis = {"pflops_online": round(online, 3), "pflops_total": round(total, 3), "devices": devices,
+            "allocated_pct": round(100 * sum(held.values()) / devices, 1) if devices else 0.0,
+            "busy_pct": round(100 * busy / measured, 1) if measured else None,
+            "queue": sum(n for _, n in view.queued), "jobs_per_hour": ended_last_hour,
+            "cny_today": round(sum(u.cny for u in today), 2), "kg_co2_today": round(sum(u.kg_co2 for u in today), 3)}
+    flows: Counter[tuple[str, str]] = Counter()
+    for rec in running:
+        data = rec.spec.constraints.data
+        if rec.state is JobState.RUNNING and data and rec.center and data != rec.center:
+            flows[(data, rec.center)] += 1
+    return {"at": now, "kpis": kpis, "centers": centers,
+            "flows": [{"from": a, "to": b, "jobs": n} for (a, b), n in sorted(flows.items())],
+            "alerts": _alerts(network, centers, today, by_tenant, down, tenant)}
+
+
+def _alerts(network: Network, centers: list[dict[str, Any]], today: list[UsageInterval],
+            by_tenant: Counter[str], down: dict[str, str], tenant: str | None) -> list[dict[str, str]]:
+    out = []
+    for c in centers:
+        if not c["healthy"]:
+            out.append({"kind": "center-down", "subject": c["name"],
+                        "message": f"{c['name']} is down: {down.get(c['name'], 'marked unhealthy')}"})
+    measured: Counter[str] = Counter()
+    idle: Counter[str] = Counter()
+    for u in today:
+        if u.busy_device_s is not None:
+            measured[u.center] += u.measured_device_s
+            idle[u.center] += u.measured_device_s - u.busy_device_s
+    for name, m in sorted(measured.items()):
+        if m > 0 and idle[name] / m > IDLE_ALERT:
+            out.append({"kind": "idle-while-allocated", "subject": name,
+                        "message": f"{name}: {100 * idle[name] / m:.0f}% of measured allocated time idle today"})
+    for t in network.tenants:
+        if t.quota_devices is not None and by_tenant[t.name] >= t.quota_devices and tenant in (None, t.name):
+            out.append({"kind": "over-quota", "subject": t.name,
+                        "message": f"tenant {t.name} holds {by_tenant[t.name]} of its {t.quota_devices}-device quota"})
+    return out
