@@ -3,6 +3,7 @@
 that cannot see another tenant's job. Screenshots go to artifacts/screenshots/ (not committed)."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -191,3 +192,46 @@ def test_the_simulation_report_draws_its_charts_in_chromium(browser, tmp_path):
     assert "network-sjf" in page.locator(".u-legend").first.inner_text()
     shot(page, "10-sim-report")
 
+
+
+def test_the_chinese_console_has_no_untranslated_english(browser, server):
+    """Every label and every sentence the server writes (reasons, history, where a start waits, the margin,
+    alerts) reads in Chinese; only names (centers, pools, chips, engines, tenants, jobs) and units stay."""
+    big = "name: {}\ntenant: acme\nresources: {{accelerators: a100:8, nodes: 4}}\nrun: sleep 60\n"
+    with server.client("acme") as c:
+        first = c.post("/v1/jobs", content=big.format("zh-big-1")).json()["id"]
+        second = c.post("/v1/jobs", content=big.format("zh-big-2")).json()["id"]
+        done = c.post("/v1/jobs", content="name: zh-done\ntenant: acme\nresources: {accelerators: a100:1}\n"
+                                          "run: 'exit 3'\n").json()["id"]
+        centers = c.get("/v1/centers").json()
+        jobs = c.get("/v1/jobs?limit=1000").json()
+    names = {"P", "FP16", "kgCO2", "CO2", "kg", "GMT", "Asia", "Shanghai", "acme", "lab", "NVML"}
+    for ctr in centers:
+        names |= {ctr["name"], ctr["engine"]}
+        for p in ctr["pools"]:
+            names |= {p["name"], *p["accelerator"].replace("(", " ").replace(")", " ").split()}
+    names |= {j["name"] for j in jobs} | {"zh-big-1", "zh-big-2", "zh-done"}
+    try:
+        page = open_as(browser, server, "acme", lang="zh-CN")
+        texts = [page.locator("#view-network").inner_text()]
+        page.click("button[data-tab='jobs']")
+        page.wait_for_selector(f"#jobs-table tr[data-job-id='{done}'][data-state='failed']", timeout=30_000)
+        page.wait_for_selector(f"#jobs-table tr[data-job-id='{first}'][data-state='running']", timeout=30_000)
+        texts.append(page.locator("#jobs-table").inner_text())
+        page.click(f"#jobs-table tr[data-job-id='{done}'] button.logs")
+        page.wait_for_selector("#job-detail pre.note")
+        texts.append(page.locator("#job-detail pre.note").inner_text())  # the history (the logs are the job's)
+        page.click(f"#jobs-table tr[data-job-id='{second}'] button.why")
+        page.wait_for_selector("#candidates")
+        texts += [page.locator("#margin").inner_text(), page.locator("#candidates").inner_text()]
+        page.click("button[data-tab='utilization']")
+        page.wait_for_selector("#tenants")
+        texts.append(page.locator("#view-utilization").inner_text())
+        shot(page, "11-zh-CN-console")
+    finally:
+        with server.client("acme") as c:
+            for job_id in (first, second):
+                c.post(f"/v1/jobs/{job_id}/cancel")
+    words = {w.rstrip(".-") for text in texts for w in re.findall(r"(?<![\w.-])[A-Za-z][\w.-]*", text)}
+    leftovers = sorted(w for w in words if w not in names and not re.fullmatch(r"j-[0-9a-f]+|[A-Z]?\d.*", w))
+    assert not leftovers, " ".join(leftovers)

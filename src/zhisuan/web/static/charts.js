@@ -66,8 +66,10 @@ function timeChart(el, title, xs, series, yLabel = "%") {
     title, width: 540, height: 240,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), TZ),
     scales: { x: { time: true }, y: { range: [0, 100] } },
-    axes: [{ label: t("util.time", { tz: TZ }) }, { label: yLabel }],
-    series: [{}, ...series.map(([name], k) => ({ label: name, stroke: COLORS[k % COLORS.length], width: 1.6,
+    axes: [{ label: t("util.time", { tz: TZ }), size: 56, values: (u, splits) => splits.map((ts) => new Intl.DateTimeFormat(LANG,
+      { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: TZ }).format(new Date(ts * 1000))) },
+    { label: yLabel }],
+    series: [{ label: t("col.time") }, ...series.map(([name], k) => ({ label: name, stroke: COLORS[k % COLORS.length], width: 1.6,
       value: (u, v) => (v == null ? "–" : num(v, 1)) }))],
   };
   return new uPlot(opts, [xs, ...series.map(([, values]) => values)], el);
