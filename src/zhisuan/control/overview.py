@@ -5,7 +5,7 @@ loop's published view, the store and the meter (no new state)."""
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from zhisuan.catalog.tou import UTC_OFFSET
@@ -76,8 +76,8 @@ def _alerts(network: Network, centers: list[dict[str, Any]], today: list[UsageIn
         if not c["healthy"]:
             out.append({"kind": "center-down", "subject": c["name"],
                         "message": f"{c['name']} is down: {down.get(c['name'], 'marked unhealthy')}"})
-    measured: Counter[str] = Counter()
-    idle: Counter[str] = Counter()
+    measured: dict[str, float] = defaultdict(float)
+    idle: dict[str, float] = defaultdict(float)
     for u in today:
         if u.busy_device_s is not None:
             measured[u.center] += u.measured_device_s
