@@ -219,3 +219,23 @@ def test_the_server_logs_requests_and_state_changes_and_takes_its_port_first(ser
                           "--port", str(server.port)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "--port: cannot listen" in res.stderr, res.stderr
     assert not (other / "runs" / "tokens.json").exists() and not (other / "z.db").exists()
+
+
+def test_the_cli_speaks_chinese_with_lang(server, tmp_path):
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+
+    with server.client("acme") as c:
+        job_id = c.post("/v1/jobs", content=job("zh-cli", "exit 3")).json()["id"]
+        wait(c, job_id, "failed")
+    env = {"ZHISUAN_URL": server.url, "ZHISUAN_TOKEN": server.token("acme"), "COLUMNS": "200"}
+    cli = CliRunner()
+    res = cli.invoke(app, ["--lang", "zh-CN", "show", job_id], env=env)
+    assert res.exit_code == 0, res.output
+    assert "历史" in res.output and "失败" in res.output and "已放置到 here/gpu" in res.output
+    res = cli.invoke(app, ["jobs", "--all"], env={**env, "LANG": "zh_CN.UTF-8"})  # or from the environment
+    assert "等待原因 / 预计开始" in res.output and "zh-cli" in res.output
+    res = cli.invoke(app, ["--lang", "zh-CN", "jobs", "--state", "sometimes"], env=env)
+    assert res.exit_code == 2 and "错误" in res.output
+    assert cli.invoke(app, ["--lang", "fr", "jobs"], env=env).exit_code == 2

@@ -22,11 +22,17 @@ from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
 from zhisuan.control.service import Conflict, Forbidden, NotFound, Service, TooMany
+from zhisuan.i18n import lang_of, translate
 from zhisuan.model import JobSpec, SpecError
 from zhisuan.store import Principal, TokenStore
 from zhisuan.web import STATIC
 
 log = logging.getLogger("zhisuan.api")
+
+
+def said(request: Request, title: str) -> str:
+    """A problem's title in the caller's language (Accept-Language); its detail names fields as the spec does."""
+    return translate(title, lang_of(request.headers.get("accept-language"))) or title
 SESSION = "zhisuan_session"  # the dashboard's cookie: the token, HttpOnly, only for the simulation reports
 
 class Unauthorized(Exception):
@@ -46,33 +52,35 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         return who
 
     @app.exception_handler(Unauthorized)
-    async def _unauthorized(_: Request, __: Unauthorized) -> JSONResponse:
-        return problem(401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer ...)")
+    async def _unauthorized(request: Request, __: Unauthorized) -> JSONResponse:
+        return problem(401, said(request, "Unauthorized"),
+                       "a valid bearer token is required (Authorization: Bearer ...)")
 
     @app.exception_handler(SpecError)
     async def _bad_spec(request: Request, e: SpecError) -> JSONResponse:
         spec = request.method == "POST" and request.url.path in ("/v1/jobs", "/v1/quote")
-        return problem(422, "Invalid job spec" if spec else "Invalid request", str(e),
+        return problem(422, said(request, "Invalid job spec" if spec else "Invalid request"), str(e),
                        [{"field": f, "message": m} for f, m in e.errors])
 
     @app.exception_handler(Forbidden)
-    async def _forbidden(_: Request, e: Forbidden) -> JSONResponse:
-        return problem(403, "Forbidden", str(e))
+    async def _forbidden(request: Request, e: Forbidden) -> JSONResponse:
+        return problem(403, said(request, "Forbidden"), str(e))
 
     @app.exception_handler(Conflict)
-    async def _conflict(_: Request, e: Conflict) -> JSONResponse:
-        return problem(409, "Conflict", str(e))
+    async def _conflict(request: Request, e: Conflict) -> JSONResponse:
+        return problem(409, said(request, "Conflict"), str(e))
 
     @app.exception_handler(RequestValidationError)
-    async def _bad_request(_: Request, e: RequestValidationError) -> JSONResponse:
+    async def _bad_request(request: Request, e: RequestValidationError) -> JSONResponse:
         errors = [{"field": ".".join(str(x) for x in err["loc"] if x not in ("body", "query")),
                    "message": err["msg"]} for err in e.errors()]
-        return problem(422, "Invalid request", "; ".join(f"{x['field']}: {x['message']}" for x in errors), errors)
+        detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors)
+        return problem(422, said(request, "Invalid request"), detail, errors)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, e: NotFound) -> JSONResponse:
         what = "token" if request.url.path.startswith("/v1/tokens") else "job"
-        return problem(404, "Not found", f"no {what} {e.args[0]!r}")
+        return problem(404, said(request, "Not found"), f"no {what} {e.args[0]!r}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:  # 404 of no route, 405, ...

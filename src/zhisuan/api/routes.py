@@ -14,10 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from zhisuan.api.metrics import render
 from zhisuan.api.shapes import candidates_json, job_json
 from zhisuan.control.service import Service
+from zhisuan.i18n import lang_of, translate
 from zhisuan.model import JobState
 from zhisuan.store import Principal
 
 Who = Callable[..., Awaitable[Principal]]
+
+
+def language(request: Request) -> str:
+    """The caller's language for the server's sentences: `zh-CN` when Accept-Language asks for Chinese."""
+    return lang_of(request.headers.get("accept-language"))
 
 
 class UsageReport(BaseModel):
@@ -40,18 +46,19 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     def jobs(response: Response, state: Annotated[list[JobState] | None, Query()] = None,
              before: Annotated[str | None, Query(max_length=40)] = None,
              limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-             who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+             who: Principal = Depends(principal), lang: str = Depends(language)) -> list[dict[str, Any]]:  # noqa: B008
         """Your jobs (an admin's: everyone's), newest first; `X-Next-Before` names the cursor of the next page."""
         found = service.jobs(who, set(state) if state else None, before, limit)
         if len(found) == limit:
             response.headers["X-Next-Before"] = found[-1].id
-        return [job_json(r) for r in found]
+        return [job_json(r, lang) for r in found]
 
     @app.get("/v1/jobs/{job_id}")
-    def job(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
-        history = [{"state": t.to_state.value, "at": t.at, "why": t.reason, **({"by": t.actor} if who.admin else {})}
-                   for t in service.history(job_id, who)]
-        return {**job_json(service.job(job_id, who)), "history": history}
+    def job(job_id: str, who: Principal = Depends(principal),  # noqa: B008
+            lang: str = Depends(language)) -> dict[str, Any]:
+        history = [{"state": t.to_state.value, "at": t.at, "why": translate(t.reason, lang),
+                    **({"by": t.actor} if who.admin else {})} for t in service.history(job_id, who)]
+        return {**job_json(service.job(job_id, who), lang), "history": history}
 
     @app.post("/v1/jobs/{job_id}/cancel")
     def cancel(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
@@ -98,9 +105,12 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
         return service.centers()
 
     @app.get("/v1/overview")
-    def console(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+    def console(who: Principal = Depends(principal), lang: str = Depends(language)) -> dict[str, Any]:  # noqa: B008
         """The operator console: KPI tiles, per-center occupancy, queue and next free device, flows, alerts."""
-        return service.overview(who, time.time())
+        view = service.overview(who, time.time())
+        for alert in view["alerts"]:
+            alert["message"] = translate(alert["message"], lang)
+        return view
 
     @app.get("/v1/whoami")
     def whoami(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
@@ -112,15 +122,17 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
         return service.tenants(who)
 
     @app.get("/v1/jobs/{job_id}/candidates")
-    def candidates(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
-        return candidates_json(job_id, service.candidates(job_id, who, time.time()))
+    def candidates(job_id: str, who: Principal = Depends(principal),  # noqa: B008
+                   lang: str = Depends(language)) -> dict[str, Any]:
+        return candidates_json(job_id, service.candidates(job_id, who, time.time()), lang)
 
     @app.get("/v1/sim-reports")
     def sim_reports(who: Principal = Depends(principal)) -> list[dict[str, object]]:  # noqa: B008
         return service.sim_reports()
 
     @app.post("/v1/quote")
-    async def quote(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+    async def quote(request: Request, who: Principal = Depends(principal),  # noqa: B008
+                    lang: str = Depends(language)) -> dict[str, Any]:
         spec, candidates = service.quote(await request.body(), who, time.time())
-        return candidates_json(spec.name, candidates)
+        return candidates_json(spec.name, candidates, lang)
 

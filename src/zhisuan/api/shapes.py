@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from zhisuan.i18n import translate
 from zhisuan.scheduler import Candidate
 from zhisuan.scheduler.explain import margin
 from zhisuan.store import JobRecord
@@ -22,23 +23,25 @@ def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] |
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def job_json(r: JobRecord) -> dict[str, Any]:
+def job_json(r: JobRecord, lang: str = "en") -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "tenant": r.tenant, "state": r.state.value, "priority": r.priority,
             "submitted_at": r.submitted_at, "updated_at": r.updated_at, "center": r.center, "pool": r.pool,
             "nodes": list(r.nodes), "devices": [list(d) for d in r.devices], "exit_code": r.exit_code,
-            "reason": r.reason, "attempts": r.attempts, "wait_reason": r.wait_reason,
+            "reason": translate(r.reason, lang), "attempts": r.attempts,
+            "wait_reason": translate(r.wait_reason, lang),
             "expected_start": r.expected_start}
 
 
-def candidate_json(c: Candidate) -> dict[str, Any]:
+def candidate_json(c: Candidate, lang: str = "en") -> dict[str, Any]:
     return {"center": c.center, "pool": c.pool, "score": None if math.isnan(c.score) else round(c.score, 2),
             "expected_start_s": None if math.isinf(c.start_delay) else c.start_delay, "cny": round(c.cost, 2),
             "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected),
-            "waits_for": list(c.waits_for),
+            "waits_for": [translate(w, lang) for w in c.waits_for],
             "parts": [{"score": x.name, "raw": x.raw, "normalised": round(x.score, 2), "weight": x.weight,
                        "contribution": round(x.contribution, 2)} for x in c.parts]}
 
 
-def candidates_json(job: str, candidates: list[Candidate]) -> dict[str, Any]:
+def candidates_json(job: str, candidates: list[Candidate], lang: str = "en") -> dict[str, Any]:
     """Ranked candidates with each one's score parts, and the winner's margin in words."""
-    return {"job": job, "candidates": [candidate_json(c) for c in candidates], "margin": margin(candidates)}
+    return {"job": job, "candidates": [candidate_json(c, lang) for c in candidates],
+            "margin": translate(margin(candidates), lang)}

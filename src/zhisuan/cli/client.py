@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.table import Table
 
-from zhisuan.cli.common import console, err_console, fail
+from zhisuan.cli.common import LANG, L, console, err_console, fail
 
 if TYPE_CHECKING:
     import httpx
@@ -56,7 +56,9 @@ def connect(url: str | None, token: str | None) -> httpx.Client:
     if not token:
         fail("no token: run `zhisuan login`, set ZHISUAN_TOKEN, or pass --token")
     base = url or os.environ.get("ZHISUAN_URL") or _saved("url") or LOCAL
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    # the server writes its reasons in the language asked for (Accept-Language)
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}", "Accept-Language": LANG[0]},
+                        timeout=30)
 
 
 def login_command(url: Annotated[str, typer.Option("--url", help="server URL")] = LOCAL,
@@ -82,7 +84,8 @@ def login_command(url: Annotated[str, typer.Option("--url", help="server URL")] 
         path.touch(mode=0o600)
         path.chmod(0o600)
         path.write_text(value + "\n", encoding="utf-8")
-    console.print(f"logged in to {url} as {who['tenant']}{' (admin)' if who['admin'] else ''}; saved in {folder}")
+    tenant = who["tenant"] + (" (admin)" if who["admin"] else "")
+    console.print(L("logged in to {url} as {tenant}; saved in {folder}", url=url, tenant=tenant, folder=folder))
 
 
 def call(client: httpx.Client, method: str, path: str, retry: bool = False, **kw: Any) -> Any:
@@ -111,8 +114,11 @@ def call_failed(r: httpx.Response) -> NoReturn:
 
 
 def _show_state(job: dict[str, Any]) -> None:
-    where = f" on {job['center']}/{job['pool']}" if job["center"] else ""
-    console.print(f"{job['id']}: {job['state']}{where}")
+    state = L(job["state"])
+    if job["center"]:
+        console.print(L("{id}: {state} on {where}", id=job["id"], state=state, where=f"{job['center']}/{job['pool']}"))
+    else:
+        console.print(L("{id}: {state}", id=job["id"], state=state))
 
 
 def _follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
@@ -214,7 +220,7 @@ def submit_command(spec: Annotated[Path, typer.Argument(help="job spec (YAML or 
                 if attempt == 2:
                     fail(f"cannot reach the server at {client.base_url}: {e}")
                 time.sleep(1.0 + attempt)
-        console.print(f"submitted {job['id']} ({job['name']}): {job['state']}")
+        console.print(L("submitted {id} ({name}): {state}", id=job["id"], name=job["name"], state=L(job["state"])))
         if follow and _follow(client, job["id"])["state"] != "succeeded":
             raise typer.Exit(1)
 
@@ -233,9 +239,9 @@ def jobs_command(state: StateOpt = None, every: AllOpt = False, limit: LimitOpt 
         params["state"] = wanted or ACTIVE
     with connect(url, token) as client:
         rows = call(client, "GET", "/v1/jobs", params=params)
-    t = Table(title="jobs" if every or wanted else "jobs waiting or running (--all for every job)")
+    t = Table(title=L("jobs" if every or wanted else "jobs waiting or running (--all for every job)"))
     for col in ["id", "name", "tenant", "state", "where", "devices", "age", "exit", "why waiting / expected start"]:
-        t.add_column(col)
+        t.add_column(L(col))
     now = time.time()
     for j in rows:
         where = f"{j['center']}/{j['pool']}" if j["center"] else ""
@@ -244,7 +250,7 @@ def jobs_command(state: StateOpt = None, every: AllOpt = False, limit: LimitOpt 
                   _waiting(j, now))
     console.print(t)
     if len(rows) == limit:
-        console.print(f"showing the newest {limit}; --limit shows more")
+        console.print(L("showing the newest {n}; --limit shows more", n=limit))
 
 
 def _waiting(job: dict[str, Any], now: float) -> str:
@@ -254,7 +260,9 @@ def _waiting(job: dict[str, Any], now: float) -> str:
     if job["state"] not in ("pending", "scheduled") or not job.get("wait_reason"):
         return ""
     when = job.get("expected_start")
-    return job["wait_reason"] + ("" if when is None else f" (start in {format_duration(when - now)})")
+    if when is None:
+        return str(job["wait_reason"])
+    return L("{reason} (start in {when})", reason=job["wait_reason"], when=format_duration(when - now))
 
 
 JobId = Annotated[str, typer.Argument(metavar="ID", help="the job's id (from submit or jobs)")]
@@ -267,29 +275,30 @@ def show_command(job_id: JobId, url: Url = None, token: Token = None) -> None:
     with connect(url, token) as client:
         j = call(client, "GET", f"/v1/jobs/{job_id}")
     now = time.time()
-    rows = [("job", f"{j['id']} ({j['name']}) of {j['tenant']}, priority {j['priority']}"), ("state", j["state"])]
+    rows = [("job", L("{id} ({name}) of {tenant}, priority {priority}", id=j["id"], name=j["name"], tenant=j["tenant"],
+                      priority=j["priority"])), ("state", L(j["state"]))]
     if j["center"]:
-        rows.append(("where", f"{j['center']}/{j['pool']} nodes {j['nodes']} devices "
-                              f"{' '.join(','.join(d) for d in j['devices'])}"))
+        rows.append(("where", L("{where} nodes {nodes} devices {devices}", where=f"{j['center']}/{j['pool']}",
+                                nodes=j["nodes"], devices=" ".join(",".join(d) for d in j["devices"]))))
     if j["state"] in ("pending", "scheduled"):
-        rows.append(("waiting", j.get("wait_reason") or "not yet considered by a cycle"))
+        rows.append(("waiting", j.get("wait_reason") or L("not yet considered by a cycle")))
         if j.get("expected_start") is not None:
             when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(j["expected_start"]))
             rows.append(("expected start", f"{when} (in {format_duration(j['expected_start'] - now)})"))
     rows.append(("attempts", str(j["attempts"])))
     if j["exit_code"] is not None or j["reason"]:
         rows.append(("ended", f"exit {j['exit_code']}: {j['reason'] or ''}".strip(": ")))
-    t = Table(show_header=False, title=f"job {j['id']}")
-    t.add_column("field", style="bold")
-    t.add_column("value")
+    t = Table(show_header=False, title=L("job {id}", id=j["id"]))
+    t.add_column(L("field"), style="bold")
+    t.add_column(L("value"))
     for k, v in rows:
-        t.add_row(k, v)
+        t.add_row(L(k), v)
     console.print(t)
-    h = Table(title="history")
+    h = Table(title=L("history"))
     for col in ["at", "state", "why"]:
-        h.add_column(col)
+        h.add_column(L(col))
     for e in j.get("history", []):
-        h.add_row(time.strftime("%H:%M:%S", time.localtime(e["at"])), e["state"], e["why"])
+        h.add_row(time.strftime("%H:%M:%S", time.localtime(e["at"])), L(e["state"]), e["why"])
     console.print(h)
 
 
@@ -319,7 +328,7 @@ def cancel_command(job_ids: Annotated[list[str], typer.Argument(metavar="ID", he
                 failed += 1
                 continue
             job = r.json()
-            console.print(f"{job['id']}: {job['state']}")
+            console.print(L("{id}: {state}", id=job["id"], state=L(job["state"])))
     if failed:
         raise typer.Exit(2)
 
@@ -332,43 +341,44 @@ def quote_command(spec: Annotated[Path, typer.Argument(help="job spec")], url: U
         fail(f"job spec not found: {spec}")
     with connect(url, token) as client:
         q = call(client, "POST", "/v1/quote", content=spec.read_bytes())
-    t = Table(title=f"quote for {q['job']}")
+    t = Table(title=L("quote for {job}", job=q["job"]))
     for col in ["center", "pool", "start", "¥/job", "kgCO2", "score", "rejected by", "start waits for"]:
-        t.add_column(col)
+        t.add_column(L(col))
     for c in q["candidates"]:
-        start = "never" if c["expected_start_s"] is None else format_duration(c["expected_start_s"])
+        start = L("never") if c["expected_start_s"] is None else L(format_duration(c["expected_start_s"]))
         t.add_row(c["center"], c["pool"], "—" if c["rejected_by"] else start, f"{c['cny']:,.0f}",
                   f"{c['kg_co2']:.1f}", "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]),
                   "; ".join(c.get("waits_for", [])))
     console.print(t)
     best = [c for c in q["candidates"] if not c["rejected_by"] and c.get("parts")][:3]
     if best:
-        parts = Table(title="what each score contributed (normalised 0–100 × weight → points)")
-        parts.add_column("pool")
+        parts = Table(title=L("what each score contributed (normalised 0–100 × weight → points)"))
+        parts.add_column(L("pool"))
         for p in best[0]["parts"]:
             parts.add_column(f"{p['score']} ×{p['weight']:g}", justify="right")
         for c in best:
             parts.add_row(f"{c['center']}/{c['pool']}",
                           *(f"{p['normalised']:.0f} → {p['contribution']:.1f}" for p in c["parts"]))
         console.print(parts)
-    console.print(f"why: {q.get('margin', '')}", highlight=False)
+    console.print(L("why: {margin}", margin=q.get("margin", "")), highlight=False)
 
 
 def centers_command(url: Url = None, token: Token = None) -> None:
     """Centers of the network: engine, health, capacity in P, devices and free devices per chip."""
     with connect(url, token) as client:
         rows = call(client, "GET", "/v1/centers")
-    t = Table(title="centers")
+    t = Table(title=L("centers"))
     for col in ["center", "region", "engine", "health", "pool", "chip", "nodes", "devices", "free", "P"]:
-        t.add_column(col, justify="right" if col in {"nodes", "devices", "free", "P"} else "left")
+        t.add_column(L(col), justify="right" if col in {"nodes", "devices", "free", "P"} else "left")
     for c in rows:
         for i, p in enumerate(c["pools"]):
             first = i == 0
+            health = L("ok") if c["healthy"] else f"[red]{L('DOWN')}[/]"
             t.add_row(c["name"] if first else "", c["region"] if first else "", c["engine"] if first else "",
-                      ("ok" if c["healthy"] else "[red]DOWN[/]") if first else "", p["name"], p["accelerator"],
+                      health if first else "", p["name"], p["accelerator"],
                       f"{p['nodes']}×{p['devices_per_node']}", f"{p['devices']:,}", f"{p['free']:,}",
                       f"{p['pflops']:,.1f}")
     console.print(t)
     for c in rows:
         if c.get("down_reason"):
-            console.print(f"[red]{c['name']} is down:[/] {c['down_reason']}")
+            console.print(f"[red]{L('{name} is down:', name=c['name'])}[/] {c['down_reason']}")

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from zhisuan.i18n import environment_lang, label
+
 if TYPE_CHECKING:
     from zhisuan.model import JobSpec, Network
 
@@ -16,6 +18,12 @@ if TYPE_CHECKING:
 console = Console(width=None if Console().is_terminal else 150)
 err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 150)
 ASSUMED = "†"
+LANG = [environment_lang()]  # en or zh-CN: `--lang`, else $ZHISUAN_LANG / $LC_ALL / $LANG
+
+
+def L(text: str, **fields: object) -> str:
+    """A label or message in the chosen language, its `{fields}` filled."""
+    return label(text, LANG[0]).format(**fields) if fields else label(text, LANG[0])
 NetworkFile = Annotated[Path, typer.Option("--network", "-n", help="network file: centers, pools, tenants, profile")]
 
 
@@ -28,7 +36,7 @@ def short_chip(name: str) -> str:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however long
+    err_console.print(f"[bold red]{L('error:')}[/] {message}", soft_wrap=True)  # one line, however long
     raise typer.Exit(code)
 
 

@@ -19,12 +19,14 @@ from zhisuan.cli.client import (
     show_command,
     submit_command,
 )
+from zhisuan.cli.common import LANG
 from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
 from zhisuan.cli.server import server_command
 from zhisuan.cli.sim import sim_command
 from zhisuan.cli.tokens import token_app
+from zhisuan.i18n import environment_lang
 
 app = typer.Typer(
     name="zhisuan",
@@ -45,8 +47,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="print the version and exit")] = False) -> None:
+                                                help="print the version and exit")] = False,
+          lang: Annotated[str | None, typer.Option("--lang", metavar="LANG", help="en or zh-CN (default: from "
+                                                   "$ZHISUAN_LANG, $LC_ALL or $LANG)")] = None) -> None:
     """zhisuan (智算): an open compute-power network for AI computing centers."""
+    if lang is not None and lang not in ("en", "zh-CN", "zh"):
+        raise typer.BadParameter(f"en or zh-CN, got {lang!r}", param_hint="--lang")
+    LANG[0] = environment_lang() if lang is None else ("zh-CN" if lang.startswith("zh") else "en")
 
 
 app.command("explain")(explain_command)

@@ -8,12 +8,12 @@ let TAB = "network";
 let timer = null;
 
 async function api(path, options = {}) {
-  const r = await fetch(path, { ...options, headers: { ...(options.headers || {}), Authorization: `Bearer ${TOKEN}` } });
+  const r = await fetch(path, { ...options, headers: { ...(options.headers || {}), Authorization: `Bearer ${TOKEN}`, "Accept-Language": LANG } });
   const type = r.headers.get("content-type") || "";
   const body = type.includes("json") ? await r.json() : await r.text();
   if (!r.ok) {
     const fields = (body.errors || []).map((e) => `${e.field}: ${e.message}`).join("\n");
-    throw new Error(`${r.status} ${tr(body.title || "")}\n${fields || tr(body.detail || "") || body}`);
+    throw new Error(`${r.status} ${body.title || ""}\n${fields || body.detail || body}`);
   }
   return body;
 }
@@ -78,7 +78,7 @@ async function renderNetwork() {
     ["kpi.allocated", `${num(k.allocated_pct, 1)} %`], ["kpi.busy", k.busy_pct === null ? t("unmeasured") : `${num(k.busy_pct, 1)} %`],
     ["kpi.queue", num(k.queue)], ["kpi.jobs_per_hour", num(k.jobs_per_hour)], ["kpi.cny_today", `¥${num(k.cny_today, 2)}`],
     ["kpi.kg_today", `${num(k.kg_co2_today, 2)} kg`]];
-  const alerts = view.alerts.map((a) => `<li class="alert ${esc(a.kind)}">${esc(t("alert." + a.kind))}: ${esc(tr(a.message))}</li>`).join("");
+  const alerts = view.alerts.map((a) => `<li class="alert ${esc(a.kind)}">${esc(t("alert." + a.kind))}: ${esc(a.message)}</li>`).join("");
   $("#view-network").innerHTML = `<h2>${esc(t("network.title"))}</h2>` +
     `<div id="kpis">${tiles.map(([key, value]) => `<div class="kpi" data-kpi="${key}"><span>${esc(t(key))}</span><b>${esc(value)}</b></div>`).join("")}</div>` +
     `<ul id="alerts">${alerts || `<li class="quiet">${esc(t("alert.none"))}</li>`}</ul>` +
@@ -119,8 +119,8 @@ async function renderJobs() {
 }
 
 function waitText(j) {
-  if (!["pending", "scheduled"].includes(j.state) || !j.wait_reason) return tr(j.reason || "");
-  return tr(j.wait_reason) + (j.expected_start ? ` (${t("col.start")}: ${when(j.expected_start)})` : "");
+  if (!["pending", "scheduled"].includes(j.state) || !j.wait_reason) return j.reason || "";
+  return j.wait_reason + (j.expected_start ? ` (${t("col.start")}: ${when(j.expected_start)})` : "");
 }
 
 async function submitJob() {
@@ -137,7 +137,7 @@ async function submitJob() {
 
 async function showLogs(id) {
   const [job, text] = await Promise.all([api(`/v1/jobs/${id}`), api(`/v1/jobs/${id}/logs`)]);
-  const history = job.history.map((h) => `${when(h.at)}  ${t("state." + h.state)}  ${tr(h.why)}`).join("\n");
+  const history = job.history.map((h) => `${when(h.at)}  ${t("state." + h.state)}  ${h.why}`).join("\n");
   $("#job-detail").innerHTML = `<h3>${esc(t("jobs.logs"))}: ${esc(id)}</h3><pre class="note">${esc(history)}</pre>` +
     `<pre class="logs" id="logs-${esc(id)}">${esc(text)}</pre>`;
 }
@@ -149,9 +149,9 @@ async function showWhy(id) {
     `<td class="num">${num(c.cny, 2)}</td><td class="num">${num(c.kg_co2, 3)}</td>` +
     `<td class="num">${c.score === null ? "" : num(c.score, 1)}</td><td>${esc(c.rejected_by.map((f) => t("filter." + f)).join(LANG === "zh-CN" ? "、" : ", "))}</td>` +
     `<td class="parts">${esc((c.parts || []).map((p) => `${t("score." + p.score)} ${num(p.normalised, 0)}×${num(p.weight, 0)}=${num(p.contribution, 1)}`).join(", "))}</td>` +
-    `<td>${esc((c.waits_for || []).map(tr).join(LANG === "zh-CN" ? "；" : "; "))}</td></tr>`).join("");
+    `<td>${esc((c.waits_for || []).join(LANG === "zh-CN" ? "；" : "; "))}</td></tr>`).join("");
   $("#job-detail").innerHTML = `<h3>${esc(t("jobs.candidates", { id }))}</h3>` +
-    `<p class="note" id="margin">${esc(tr(res.margin || ""))}</p><table id="candidates">` +
+    `<p class="note" id="margin">${esc(res.margin || "")}</p><table id="candidates">` +
     th(["col.where", "col.start", "col.cny", "col.kg", "col.score", "col.rejected", "col.parts", "col.waits"],
       ["col.cny", "col.kg", "col.score"]) + rows + "</table>";
 }
