@@ -188,7 +188,8 @@ def test_metrics_follow_prometheus_conventions(api):
 
 def test_whoami_names_the_tokens_tenant(api):
     client, keys, *_ = api
-    assert client.get("/v1/whoami", headers=auth(keys["lab"])).json() == {"tenant": "lab", "admin": False}
+    assert client.get("/v1/whoami", headers=auth(keys["lab"])).json() == {"tenant": "lab", "admin": False,
+                                                                          "timezone": "Asia/Shanghai"}
     assert client.get("/v1/whoami", headers=auth(keys["admin"])).json()["admin"] is True
 
 
