@@ -134,10 +134,14 @@ def test_a_preemption_on_slurm_signals_the_victim_and_requeues_it(make, clusters
     store, loop, svc = make(policy="priority")
     resumable = ('if [ -f "$ZHISUAN_CHECKPOINT_DIR/saved-$SLURM_NODEID" ]; then echo "node $SLURM_NODEID resumes '
                  'attempt $ZHISUAN_ATTEMPT"; exit 0; fi; trap \'touch "$ZHISUAN_CHECKPOINT_DIR/saved-$SLURM_NODEID";'
-                 ' exit 0\' TERM; sleep 120 & wait')
+                 ' exit 0\' TERM; echo "node $SLURM_NODEID ready"; sleep 120 & wait')
     low = svc.submit(spec("low", resumable, "a100:8", nodes=2), ACME, time.time()).id
     rec = step_until(loop, store, low, {JobState.RUNNING})
     victim = rec.engine_handle
+    end = time.time() + 30  # both members have set their trap: a SIGTERM before that would meet the default
+    while time.time() < end and svc.logs(low, ACME).count("ready") < 2:
+        loop.step(time.time())
+        time.sleep(0.2)
     high = svc.submit(spec("high", "echo high on $SLURMD_NODENAME", "a100:8", nodes=2, priority=5), ACME,
                       time.time()).id
     rec = step_until(loop, store, high, {JobState.SUCCEEDED})

@@ -149,10 +149,12 @@ class SlurmEngine:
         checkpoint.mkdir(parents=True, exist_ok=True)
         stack_var = VISIBLE.get(launch.pool.chip.stack)
         lines = [f"export PATH={SAFE_PATH}", f"export HOME={shlex.quote(str(run))}"]
-        # member 0 runs the batch step, so srun's launch node is its address; the hosts come from Slurm
-        gang = gang_env("$SLURM_LAUNCH_NODE_IPADDR", str(port_for(launch.job_id, launch.attempt)),
-                        '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | paste -sd, -)', "$SLURM_NNODES",
-                        "$SLURM_NODEID", str(launch.devices_per_node), "$CUDA_VISIBLE_DEVICES")
+        # member 0 runs the batch step, so srun's launch node is its address; the hosts are the ones zhisuan
+        # asks for (--nodelist), known now: nothing to run on the node before the job's own command
+        hosts = ",".join(launch.pool.node_names[n] for n in launch.nodes) if launch.pool.node_names else \
+            "$SLURM_JOB_NODELIST"
+        gang = gang_env("$SLURM_LAUNCH_NODE_IPADDR", str(port_for(launch.job_id, launch.attempt)), hosts,
+                        "$SLURM_NNODES", "$SLURM_NODEID", str(launch.devices_per_node), "$CUDA_VISIBLE_DEVICES")
         lines += [f'export {k}="{v}"' for k, v in gang.items()]
         lines += [f"export {k}={shlex.quote(v)}" for k, v in launch.env.items()]
         lines += [f"export ZHISUAN_JOB_ID={launch.job_id}", "export ZHISUAN_NODE_RANK=$SLURM_NODEID",
