@@ -174,3 +174,22 @@ def test_the_readme_and_architecture_link_only_inside_the_repo():
         package = "scheduler|sim|control|engines|store|model|catalog|metering|serve|api|web|cli|bench"
         for path in re.findall(rf"`((?:{package})/[\w./-]+\.py)`", text):
             assert (ROOT / "src" / "zhisuan" / path).exists(), (doc.name, path)
+
+
+def test_the_offline_commands_and_the_sim_report_speak_chinese(root, tmp_path):
+    res = runner.invoke(app, ["--lang", "zh-CN", "explain", str(root / "examples/jobs/finetune-local-data.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "← 选中" in res.output and "原因：" in res.output and "庆阳" in res.output
+    assert "ASSUMPTION（假设）" in res.output  # an assumed input stays labelled as one, in either language
+    res = runner.invoke(app, ["--lang", "zh-CN", "network", str(root / "examples/networks/toy3.yaml")])
+    assert "华东" in res.output and "上海" in res.output and "ASSUMPTION" in res.output
+    trace = tmp_path / "t.csv"
+    trace.write_text("submit,duration,devices\n0,600,8\n60,60,1\n", encoding="utf-8")
+    res = runner.invoke(app, ["--lang", "zh-CN", "sim", "--trace", str(trace), "--policies", "fifo", "--mode",
+                              "network", "--out", str(tmp_path / "rep"), "--interval", "0"])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in html and "智算仿真报告" in html and "平均完成时间 h" in html
+    assert "avg JCT h" in (tmp_path / "rep" / "summary.csv").read_text()  # machine-read files keep English
+    english = runner.invoke(app, ["explain", str(root / "examples/jobs/finetune-local-data.yaml")], env={"LANG": "C"})
+    assert "← chosen" in english.output  # the language is chosen per invocation

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.client import Token, Url, call, connect
-from zhisuan.cli.common import console, fail
+from zhisuan.cli.common import L, console, fail
 
 report_app = typer.Typer(help="Reports from the live system.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -29,27 +29,29 @@ def bill_command(tenant: Annotated[str, typer.Option("--tenant", help="who is bi
     with connect(url, token) as client:
         inv = call(client, "GET", f"/v1/invoices/{tenant}/{month}")
         csv_text = call(client, "GET", f"/v1/invoices/{tenant}/{month}.csv")
-    t = Table(title=f"invoice {tenant} {month} — price book {', '.join(inv['price_versions']) or '(no usage)'}")
+    t = Table(title=L("invoice {tenant} {month} — price book {book}", tenant=tenant, month=month,
+                      book=", ".join(inv["price_versions"]) or L("(no usage)")))
     for col in ["job", "name", "where", "chip", "alloc dev-h", "busy dev-h", "measured %", "kWh", "kgCO2", "¥"]:
-        t.add_column(col, justify="left" if col in {"job", "name", "where", "chip"} else "right")
+        t.add_column(L(col), justify="left" if col in {"job", "name", "where", "chip"} else "right")
     for x in inv["lines"]:
         measured = 100 * x["measured_device_hours"] / x["allocated_device_hours"] if x["allocated_device_hours"] else 0
         t.add_row(x["job_id"], x["job_name"], x["centers"], x["chips"], f"{x['allocated_device_hours']:,.3f}",
                   _num(x["busy_device_hours"], ",.3f"), f"{measured:.0f}", f"{x['kwh']:,.3f}", f"{x['kg_co2']:,.3f}",
                   f"{x['cny']:,.2f}")
     tot = inv["totals"]
-    t.add_row("total", "", "", "", f"{tot['allocated_device_hours']:,.3f}", _num(tot["busy_device_hours"], ",.3f"),
+    t.add_row(L("total"), "", "", "", f"{tot['allocated_device_hours']:,.3f}", _num(tot["busy_device_hours"], ",.3f"),
               "", f"{tot['kwh']:,.3f}", f"{tot['kg_co2']:,.3f}", f"{tot['cny']:,.2f}", style="bold")
     console.print(t)
     if inv["assumptions"]:
-        console.print(f"ASSUMPTION in the inputs of some lines: {', '.join(inv['assumptions'])} (see the network file)")
-    console.print("busy = measured only (NVML, the job's own reports); 'unmeasured' is never a guess. "
-                  "Energy without a measurement is the TDP upper bound.")
+        console.print(L("ASSUMPTION in the inputs of some lines: {what} (see the network file)",
+                        what=", ".join(inv["assumptions"])))
+    console.print(L("busy = measured only (NVML, the job's own reports); 'unmeasured' is never a guess. "
+                    "Energy without a measurement is the TDP upper bound."))
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"invoice-{tenant}-{month}"
     stem.with_suffix(".csv").write_text(csv_text, encoding="utf-8")
     stem.with_suffix(".json").write_text(json.dumps(inv, indent=2, ensure_ascii=False), encoding="utf-8")
-    console.print(f"wrote {stem}.csv and {stem}.json")
+    console.print(L("wrote {a} and {b}", a=f"{stem}.csv", b=f"{stem}.json"))
 
 
 def _when(value: str | None, default: float) -> float:
@@ -91,26 +93,26 @@ def utilization_command(
         for i, k in enumerate(["capacity_device_hours", "allocated_device_hours", "measured_device_hours",
                                "busy_device_hours"]):
             t[i] += r[k]
-    table = Table(title="utilization " + " → ".join(datetime.fromtimestamp(x).isoformat(timespec="minutes")
+    table = Table(title=L("utilization") + " " + " → ".join(datetime.fromtimestamp(x).isoformat(timespec="minutes")
                                                     for x in (rep["since"], rep["until"])))
     for col in ["center", "chip", "capacity dev-h", "allocated %", "busy %", "idle while allocated %", "measured %"]:
-        table.add_column(col, justify="left" if col in {"center", "chip"} else "right")
+        table.add_column(L(col), justify="left" if col in {"center", "chip"} else "right")
     for (c, chip), (cap, alloc, measured, busy) in sorted(totals.items()):
         table.add_row(c, chip, f"{cap:,.1f}", f"{100 * alloc / cap if cap else 0:.1f}",
                       f"{100 * busy / cap:.1f}" if measured else "unmeasured",
                       f"{100 * (measured - busy) / measured:.1f}" if measured else "unmeasured",
                       f"{100 * measured / alloc if alloc else 0:.0f}")
     console.print(table)
-    tenants = Table(title="per tenant")
+    tenants = Table(title=L("per tenant"))
     for col in ["tenant", "allocated dev-h", "busy dev-h", "measured dev-h", "kWh", "kgCO2", "¥"]:
-        tenants.add_column(col, justify="left" if col == "tenant" else "right")
+        tenants.add_column(L(col), justify="left" if col == "tenant" else "right")
     for name, v in sorted(rep["tenants"].items()):
         tenants.add_row(name, *(f"{v[k]:,.2f}" for k in ["allocated_device_hours", "busy_device_hours",
                                                         "measured_device_hours", "kwh", "kg_co2", "cny"]))
     console.print(tenants)
     if html:
         html.write_text(_html(rep, html), encoding="utf-8")
-        console.print(f"wrote {html} (with the chart library beside it)")
+        console.print(L("wrote {path} (with the chart library beside it)", path=html))
 
 
 def _html(rep: dict[str, Any], path: Path) -> str:
@@ -121,13 +123,14 @@ def _html(rep: dict[str, Any], path: Path) -> str:
     keys = sorted({(r["center"], r["chip"]) for r in rep["rows"]})
     for k, (c, chip) in enumerate(keys):
         rows = [r for r in rep["rows"] if (r["center"], r["chip"]) == (c, chip)]
-        series: list[tuple[str, list[float | None]]] = [("allocated %", [r["allocated_pct"] for r in rows])]
+        series: list[tuple[str, list[float | None]]] = [(L("allocated %"), [r["allocated_pct"] for r in rows])]
         if any(r["busy_pct"] is not None for r in rows):
-            series.append(("busy % (measured)", [r["busy_pct"] for r in rows]))
-        charts.append(Chart(f"util-{k}", f"{c} — {chip}", "time (Asia/Shanghai)", "% of capacity",
+            series.append((L("busy % (measured)"), [r["busy_pct"] for r in rows]))
+        charts.append(Chart(f"util-{k}", f"{c} — {chip}", L("time (Asia/Shanghai)"), L("% of capacity"),
                             [r["bucket_start"] for r in rows], series, time=True, tz="Asia/Shanghai", y_max=100.0))
     head = write_assets(path.parent, charts, f"{path.stem}-data.js")
-    return (f"<!doctype html><meta charset='utf-8'><title>zhisuan utilization</title>{head}"
-            "<h1>Utilization: allocated vs busy</h1><p>busy counts measured time only (NVML, the jobs' own reports)"
-            f"; price book {escape(rep['price_version'])}; times in Asia/Shanghai</p>"
+    return (f"<!doctype html><meta charset='utf-8'><title>{L('zhisuan utilization')}</title>{head}"
+            f"<h1>{L('Utilization: allocated vs busy')}</h1><p>"
+            + escape(L("busy counts measured time only (NVML, the jobs' own reports); price book {book}; times in "
+                       "Asia/Shanghai", book=rep["price_version"])) + "</p>"
             + "".join(f"<h2>{escape(c.title)}</h2>{c.div()}" for c in charts))

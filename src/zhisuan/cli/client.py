@@ -374,7 +374,8 @@ def centers_command(url: Url = None, token: Token = None) -> None:
         for i, p in enumerate(c["pools"]):
             first = i == 0
             health = L("ok") if c["healthy"] else f"[red]{L('DOWN')}[/]"
-            t.add_row(c["name"] if first else "", c["region"] if first else "", c["engine"] if first else "",
+            name = c.get("name_zh") if LANG[0].startswith("zh") and c.get("name_zh") else c["name"]
+            t.add_row(name if first else "", L(c["region"]) if first else "", c["engine"] if first else "",
                       health if first else "", p["name"], p["accelerator"],
                       f"{p['nodes']}×{p['devices_per_node']}", f"{p['devices']:,}", f"{p['free']:,}",
                       f"{p['pflops']:,.1f}")

@@ -27,6 +27,12 @@ def L(text: str, **fields: object) -> str:
 NetworkFile = Annotated[Path, typer.Option("--network", "-n", help="network file: centers, pools, tenants, profile")]
 
 
+def center_name(center: object) -> str:
+    """One name per center per language: its Chinese name in Chinese, where the network gives one."""
+    zh = getattr(center, "name_zh", None)
+    return str(zh) if zh and LANG[0].startswith("zh") else str(getattr(center, "name", center))
+
+
 def short_chip(name: str) -> str:
     """The catalog's first alias (`910b`, `a100`) is what people say; fall back to the model name."""
     from zhisuan.catalog import load_catalog

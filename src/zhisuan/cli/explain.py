@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from zhisuan.cli.common import ASSUMED, console, fail, read_network, read_spec, short_chip
+from zhisuan.cli.common import ASSUMED, LANG, L, center_name, console, fail, read_network, read_spec, short_chip
 
 if TYPE_CHECKING:
     from zhisuan.scheduler.decisions import Candidate
+
+
+SCORE_NOTE = "Score = weighted, normalised start time, price, carbon, data locality and fragmentation (100 = best)."
+RUNTIME_NOTE = ("Runtime = time_limit ÷ speed factor (FP16 TFLOPS ratio to the requested chip: an approximation). "
+                "¥ and kgCO2 are those of the expected run window from now, hour by hour, as an invoice meters them: "
+                "price × the center's time-of-use multiplier; TDP × PUE × the hour's grid intensity (a power model, "
+                "upper bound).")
 
 
 def explain_command(
@@ -42,12 +49,13 @@ def explain_command(
     # the network's running load is relative to now; tariffs and grid series read the calendar
     candidates = explain(snapshot_from_network(net), pending, now=0.0, policy=pol, calendar=time.time())
     pools = {(c.name, p.name): (c, p) for c in net.centers for p in c.pools}
-    table = Table(title=f"{spec.name}: {pending.request.nodes}×{pending.request.devices_per_node} devices, "
-                        f"{format_duration(pending.duration)} on the reference chip — network {net.name}")
+    table = Table(title=L("{job}: {gang} devices, {time} on the reference chip — network {network}", job=spec.name,
+                          gang=f"{pending.request.nodes}×{pending.request.devices_per_node}",
+                          time=format_duration(pending.duration), network=net.name))
     for col, just in [("#", "right"), ("center", "left"), ("pool", "left"), ("chips", "left"),
                       ("start", "right"), ("runtime", "right"), ("¥/job", "right"), ("kgCO2", "right"),
                       ("score", "right"), ("note", "left")]:
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+        table.add_column(L(col), justify=just)  # type: ignore[arg-type]
     assumed: set[str] = set()
     shown = 0
     for i, cand in enumerate(candidates, 1):
@@ -58,50 +66,47 @@ def explain_command(
         mark_carbon = ASSUMED if "pue" in center.assumptions or pool.chip.assumptions else ""
         if mark_price or mark_carbon:
             assumed.add(f"{center.name}/{pool.name}")
-        start = "never" if math.isinf(cand.start_delay) else format_duration(cand.start_delay)
+        start = L("never") if math.isinf(cand.start_delay) else L(format_duration(cand.start_delay))
         table.add_row(
-            str(i), center.name, pool.name,
+            str(i), center_name(center), pool.name,
             f"{pending.request.nodes}×{pending.request.devices_per_node} {short_chip(pool.chip.name)}",
             "—" if cand.rejected else start, format_duration(cand.runtime),
             f"{cand.cost:,.0f}{mark_price}", f"{cand.carbon:,.1f}{mark_carbon}",
             "—" if math.isnan(cand.score) else f"{cand.score:.1f}",
-            "; ".join(cand.rejected) if cand.rejected else ("← chosen" if shown == 0 else ""),
+            "; ".join(L(f) for f in cand.rejected) if cand.rejected else (L("← chosen") if shown == 0 else ""),
             style="dim" if cand.rejected else ("bold green" if shown == 0 else None),
         )
         shown += 1
     console.print(table)
     print_parts(candidates)
     feasible = [c for c in candidates if not c.rejected]
-    console.print(f"{len(feasible)} of {len(candidates)} pools can run it. Score = weighted, normalised "
-                  "start time, price, carbon, data locality and fragmentation (100 = best).")
-    console.print("Runtime = time_limit ÷ speed factor (FP16 TFLOPS ratio to the requested chip: an approximation). "
-                  "¥ and kgCO2 are those of the expected run window from now, hour by hour, as an invoice meters "
-                  "them: price × the center's time-of-use multiplier; TDP × PUE × the hour's grid intensity "
-                  "(a power model, upper bound).")
+    console.print(L("{n} of {m} pools can run it.", n=len(feasible), m=len(candidates)) + " " + L(SCORE_NOTE))
+    console.print(L(RUNTIME_NOTE))
     if assumed:
-        console.print(f"{ASSUMED} ASSUMPTION in price or carbon inputs (see the network file's `assumptions`): "
-                      + ", ".join(sorted(assumed)))
+        console.print(f"{ASSUMED} " + L("ASSUMPTION in price or carbon inputs (see the network file's `assumptions`):")
+                      + " " + ", ".join(sorted(assumed)))
     used = {name for c in candidates if all_pools for name in c.rejected}
     for f in FILTERS:
         if f.name in used:
-            console.print(f"  [dim]{f.name}[/]: {f.reason}")
+            console.print(f"  [dim]{L(f.name)}[/]: {L(f.reason)}")
     if not feasible:
         raise typer.Exit(1)
 
 
 def print_parts(candidates: list[Candidate], top: int = 3) -> None:
     """The best pools' scores, part by part (normalised 0-100 × weight → points), and the margin in words."""
+    from zhisuan.i18n import translate
     from zhisuan.scheduler.explain import LABELS, margin
 
     shown = [c for c in candidates if not c.rejected and c.parts][:top]
     if shown:
-        parts = Table(title="what each score contributed (normalised 0–100 × weight ÷ Σweights = points)")
-        parts.add_column("pool")
+        parts = Table(title=L("what each score contributed (normalised 0–100 × weight ÷ Σweights = points)"))
+        parts.add_column(L("pool"))
         for p in shown[0].parts:
-            parts.add_column(f"{LABELS.get(p.name, p.name)} ×{p.weight:g}", justify="right")
-        parts.add_column("total", justify="right")
+            parts.add_column(f"{L(LABELS.get(p.name, p.name))} ×{p.weight:g}", justify="right")
+        parts.add_column(L("total"), justify="right")
         for c in shown:
             parts.add_row(f"{c.center}/{c.pool}", *(f"{p.score:.0f} → {p.contribution:.1f}" for p in c.parts),
                           f"{c.score:.1f}")
         console.print(parts)
-    console.print(f"why: {margin(candidates)}", highlight=False)
+    console.print(L("why: {margin}", margin=translate(margin(candidates), LANG[0])), highlight=False)

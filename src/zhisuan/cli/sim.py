@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zhisuan.cli.common import console, fail, read_network
+from zhisuan.cli.common import LANG, L, console, fail, read_network
 
 if TYPE_CHECKING:
     from zhisuan.sim.engine import Outage
@@ -68,15 +68,16 @@ def sim_command(
         except (TraceError, ValueError, FileNotFoundError) as e:
             fail(str(e))
     notes = [*loaded.notes, *(n for r in results for n in r.notes)]
-    table = Table(title=f"trace {loaded.name}: {len(loaded.jobs):,} jobs, cycle every {interval:g} s")
+    table = Table(title=L("trace {name}: {n} jobs, cycle every {s} s", name=loaded.name, n=f"{len(loaded.jobs):,}",
+                          s=f"{interval:g}"))
     shown = [i for i, h in enumerate(HEADERS) if h in CONSOLE]
     for i in shown:
-        table.add_column(HEADERS[i], justify="left" if HEADERS[i] in ("scenario", "policy") else "right")
+        table.add_column(L(HEADERS[i]), justify="left" if HEADERS[i] in ("scenario", "policy") else "right")
     for r in results:
         row = summary_rows(summarize(r))
         table.add_row(*(row[i] for i in shown))
     console.print(table)
     for n in dict.fromkeys(notes):
         console.print(f"[dim]- {n}[/]")
-    path = write_report(results, out, notes)
-    console.print(f"report: {path} (per-job CSVs and summary.csv beside it)")
+    path = write_report(results, out, notes, LANG[0])
+    console.print(L("report: {path} (per-job CSVs and summary.csv beside it)", path=path))

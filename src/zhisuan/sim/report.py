@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from zhisuan.charts import Chart, write_assets
+from zhisuan.i18n import label
 from zhisuan.sim.engine import SimResult
 from zhisuan.sim.metrics import Summary, jct_cdf, per_center, summarize, utilization_series
 
@@ -56,8 +57,18 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_report(results: list[SimResult], out: Path, notes: list[str]) -> Path:
-    """out/index.html, out/summary.csv and out/jobs-<scenario>-<policy>.csv."""
+TITLE = "zhisuan simulation report"
+EXPLAINED = ("Slowdown = JCT / run time (1.0 = no wait). Busy % applies the trace's measured GPU-utilisation "
+             "distribution to allocated time, where the trace has one. Energy: TDP x utilisation model x PUE (a power "
+             "model); carbon: x the grid factor. Per-job results:")
+
+
+def write_report(results: list[SimResult], out: Path, notes: list[str], lang: str = "en") -> Path:
+    """out/index.html (in `lang`), out/summary.csv and out/jobs-<scenario>-<policy>.csv (machine-read: English)."""
+
+    def L(text: str) -> str:
+        return label(text, lang)
+
     out.mkdir(parents=True, exist_ok=True)
     summaries = [summarize(r) for r in results]
     with (out / "summary.csv").open("w", newline="", encoding="utf-8") as f:
@@ -70,29 +81,27 @@ def write_report(results: list[SimResult], out: Path, notes: list[str]) -> Path:
     for k, scenario in enumerate(dict.fromkeys(r.scenario.name for r in results)):
         runs = [r for r in results if r.scenario.name == scenario]
         x, series = aligned([(run_name(r), *jct_cdf(r)) for r in runs], log=True)
-        charts.append(Chart(f"cdf-{k}", f"JCT CDF, {scenario}", "job completion time (hours, log)",
-                            "fraction of jobs", x, series, log_x=True, y_max=1.0))
+        charts.append(Chart(f"cdf-{k}", f"{L('JCT CDF')}, {scenario}", L("job completion time (hours, log)"),
+                            L("fraction of jobs"), x, series, log_x=True, y_max=1.0))
         x, series = aligned([(run_name(r), u[0], 100 * u[1]) for r in runs for u in [utilization_series(r)]])
-        charts.append(Chart(f"util-{k}", f"utilisation, {scenario}", "days since the first submit",
-                            "devices allocated (%)", x, series, y_max=100.0))
+        charts.append(Chart(f"util-{k}", f"{L('utilisation')}, {scenario}", L("days since the first submit"),
+                            L("devices allocated (%)"), x, series, y_max=100.0))
         cdf, util = charts[-2].div(), charts[-1].div()
-        centers = _table(["run", "center", "devices", "allocated %", "device-h", "¥", "kWh", "kgCO2"],
+        centers = _table([L(h) for h in ["run", "center", "devices", "allocated %", "device-h", "¥", "kWh", "kgCO2"]],
                          [[run_name(r), c.center, str(c.devices), f"{100 * c.allocated_util:.1f}",
                            f"{c.device_hours:,.0f}", f"{c.cny:,.0f}", f"{c.kwh:,.0f}", f"{c.kg_co2:,.0f}"]
                           for r in runs for c in per_center(r)])
-        sections.append(f"<h2>{escape(scenario)}</h2><h3>Job completion time</h3>{cdf}"
-                        f"<h3>Allocated utilisation over time</h3>{util}<h3>By center</h3>{centers}")
+        sections.append(f"<h2>{escape(scenario)}</h2><h3>{L('Job completion time')}</h3>{cdf}"
+                        f"<h3>{L('Allocated utilisation over time')}</h3>{util}<h3>{L('By center')}</h3>{centers}")
     note_items = "".join(f"<li>{escape(n)}</li>" for n in dict.fromkeys(notes))
     head = write_assets(out, charts)
-    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>zhisuan simulation report</title>{head}
+    html = f"""<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{L(TITLE)}</title>{head}
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f3f3f3}}</style></head><body>
-<h1>zhisuan simulation report</h1>
-<h2>Policies</h2>{_table(HEADERS, [summary_rows(s) for s in summaries])}
-<p>Slowdown = JCT / run time (1.0 = no wait). Busy % applies the trace's measured GPU-utilisation distribution
-to allocated time, where the trace has one. Energy: TDP x utilisation model x PUE (a power model); carbon: x the
-grid factor. Per-job results: <code>jobs-*.csv</code>.</p>
-<h2>Assumptions and notes</h2><ul>{note_items}</ul>
+<h1>{L(TITLE)}</h1>
+<h2>{L('Policies')}</h2>{_table([L(h) for h in HEADERS], [summary_rows(s) for s in summaries])}
+<p>{escape(L(EXPLAINED))} <code>jobs-*.csv</code>.</p>
+<h2>{L('Assumptions and notes')}</h2><ul>{note_items}</ul>
 {"".join(sections)}
 </body></html>"""
     path = out / "index.html"
