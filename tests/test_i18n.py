@@ -36,3 +36,10 @@ def test_the_chinese_labels_keep_their_fields():
 
     for english, chinese in LABELS_ZH.items():
         assert set(re.findall(r"\{\w+\}", english)) == set(re.findall(r"\{\w+\}", chinese)), english
+
+
+def test_centers_get_their_chinese_names_in_chinese_sentences():
+    names = {"shanghai": "上海", "qingyang": "庆阳"}
+    assert translate("placed on shanghai/h800 (score 80.8)", "zh-CN", names) == "已放置到 上海/h800（得分 80.8）"
+    assert translate("center qingyang down: no answer", "zh-CN", names) == "中心 庆阳 故障：no answer"
+    assert translate("placed on shanghai/h800 (score 80.8)", "en", names) == "placed on shanghai/h800 (score 80.8)"

@@ -12,18 +12,25 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhisuan.api.metrics import render
-from zhisuan.api.shapes import candidates_json, job_json
+from zhisuan.api.shapes import Say, candidates_json, job_json
 from zhisuan.control.service import Service
 from zhisuan.i18n import lang_of, translate
-from zhisuan.model import JobState
+from zhisuan.model import JobState, Network
 from zhisuan.store import Principal
 
 Who = Callable[..., Awaitable[Principal]]
 
 
-def language(request: Request) -> str:
-    """The caller's language for the server's sentences: `zh-CN` when Accept-Language asks for Chinese."""
-    return lang_of(request.headers.get("accept-language"))
+def speaker(network: Network) -> Callable[[Request], Say]:
+    """A dependency: the server's sentences in the caller's language (Accept-Language), centers named as
+    that language names them."""
+    names = {c.name: c.name_zh for c in network.centers if c.name_zh}
+
+    def say_for(request: Request) -> Say:
+        lang = lang_of(request.headers.get("accept-language"))
+        return lambda text: translate(text, lang, names)
+
+    return say_for
 
 
 class UsageReport(BaseModel):
@@ -36,6 +43,8 @@ class UsageReport(BaseModel):
 
 
 def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
+    language = speaker(service.network)
+
     @app.post("/v1/jobs", status_code=201)
     async def submit(request: Request, who: Principal = Depends(principal)) -> JSONResponse:  # noqa: B008
         # the hot path: a plain JSONResponse skips FastAPI's generic encoder (job_json is JSON-ready)
@@ -46,19 +55,19 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     def jobs(response: Response, state: Annotated[list[JobState] | None, Query()] = None,
              before: Annotated[str | None, Query(max_length=40)] = None,
              limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-             who: Principal = Depends(principal), lang: str = Depends(language)) -> list[dict[str, Any]]:  # noqa: B008
+             who: Principal = Depends(principal), say: Say = Depends(language)) -> list[dict[str, Any]]:  # noqa: B008
         """Your jobs (an admin's: everyone's), newest first; `X-Next-Before` names the cursor of the next page."""
         found = service.jobs(who, set(state) if state else None, before, limit)
         if len(found) == limit:
             response.headers["X-Next-Before"] = found[-1].id
-        return [job_json(r, lang) for r in found]
+        return [job_json(r, say) for r in found]
 
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: str, who: Principal = Depends(principal),  # noqa: B008
-            lang: str = Depends(language)) -> dict[str, Any]:
-        history = [{"state": t.to_state.value, "at": t.at, "why": translate(t.reason, lang),
+            say: Say = Depends(language)) -> dict[str, Any]:  # noqa: B008
+        history = [{"state": t.to_state.value, "at": t.at, "why": say(t.reason),
                     **({"by": t.actor} if who.admin else {})} for t in service.history(job_id, who)]
-        return {**job_json(service.job(job_id, who), lang), "history": history}
+        return {**job_json(service.job(job_id, who), say), "history": history}
 
     @app.post("/v1/jobs/{job_id}/cancel")
     def cancel(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
@@ -105,11 +114,11 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
         return service.centers()
 
     @app.get("/v1/overview")
-    def console(who: Principal = Depends(principal), lang: str = Depends(language)) -> dict[str, Any]:  # noqa: B008
+    def console(who: Principal = Depends(principal), say: Say = Depends(language)) -> dict[str, Any]:  # noqa: B008
         """The operator console: KPI tiles, per-center occupancy, queue and next free device, flows, alerts."""
         view = service.overview(who, time.time())
         for alert in view["alerts"]:
-            alert["message"] = translate(alert["message"], lang)
+            alert["message"] = say(alert["message"])
         return view
 
     @app.get("/v1/whoami")
@@ -123,8 +132,8 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
 
     @app.get("/v1/jobs/{job_id}/candidates")
     def candidates(job_id: str, who: Principal = Depends(principal),  # noqa: B008
-                   lang: str = Depends(language)) -> dict[str, Any]:
-        return candidates_json(job_id, service.candidates(job_id, who, time.time()), lang)
+                   say: Say = Depends(language)) -> dict[str, Any]:  # noqa: B008
+        return candidates_json(job_id, service.candidates(job_id, who, time.time()), say)
 
     @app.get("/v1/sim-reports")
     def sim_reports(who: Principal = Depends(principal)) -> list[dict[str, object]]:  # noqa: B008
@@ -132,7 +141,7 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
 
     @app.post("/v1/quote")
     async def quote(request: Request, who: Principal = Depends(principal),  # noqa: B008
-                    lang: str = Depends(language)) -> dict[str, Any]:
+                    say: Say = Depends(language)) -> dict[str, Any]:  # noqa: B008
         spec, candidates = service.quote(await request.body(), who, time.time())
-        return candidates_json(spec.name, candidates, lang)
+        return candidates_json(spec.name, candidates, say)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.table import Table
 
-from zhisuan.cli.common import LANG, L, console, err_console, fail
+from zhisuan.cli.common import LANG, L, console, err_console, fail, kilos, money
 
 if TYPE_CHECKING:
     import httpx
@@ -346,8 +346,8 @@ def quote_command(spec: Annotated[Path, typer.Argument(help="job spec")], url: U
         t.add_column(L(col))
     for c in q["candidates"]:
         start = L("never") if c["expected_start_s"] is None else L(format_duration(c["expected_start_s"]))
-        t.add_row(c["center"], c["pool"], "—" if c["rejected_by"] else start, f"{c['cny']:,.0f}",
-                  f"{c['kg_co2']:.1f}", "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]),
+        t.add_row(c["center"], c["pool"], "—" if c["rejected_by"] else start, money(c["cny"]),
+                  kilos(c["kg_co2"]), "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]),
                   "; ".join(c.get("waits_for", [])))
     console.print(t)
     best = [c for c in q["candidates"] if not c["rejected_by"] and c.get("parts")][:3]

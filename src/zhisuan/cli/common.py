@@ -27,6 +27,16 @@ def L(text: str, **fields: object) -> str:
 NetworkFile = Annotated[Path, typer.Option("--network", "-n", help="network file: centers, pools, tenants, profile")]
 
 
+def money(cny: float) -> str:
+    """¥ with the cents where they matter: two jobs at ¥0.53 and ¥0.67 must not both read 1."""
+    return f"{cny:,.0f}" if abs(cny) >= 100 else f"{cny:,.2f}"
+
+
+def kilos(kg: float) -> str:
+    """kgCO2 to three significant digits (0.015 and 0.019 differ), whole kilos from 100 up."""
+    return f"{kg:,.0f}" if abs(kg) >= 100 else f"{kg:.3g}"
+
+
 def center_name(center: object) -> str:
     """One name per center per language: its Chinese name in Chinese, where the network gives one."""
     zh = getattr(center, "name_zh", None)

@@ -11,7 +11,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from zhisuan.cli.common import ASSUMED, LANG, L, center_name, console, fail, read_network, read_spec, short_chip
+from zhisuan.cli.common import (
+    ASSUMED,
+    LANG,
+    L,
+    center_name,
+    console,
+    fail,
+    kilos,
+    money,
+    read_network,
+    read_spec,
+    short_chip,
+)
 
 if TYPE_CHECKING:
     from zhisuan.scheduler.decisions import Candidate
@@ -71,7 +83,7 @@ def explain_command(
             str(i), center_name(center), pool.name,
             f"{pending.request.nodes}×{pending.request.devices_per_node} {short_chip(pool.chip.name)}",
             "—" if cand.rejected else start, format_duration(cand.runtime),
-            f"{cand.cost:,.0f}{mark_price}", f"{cand.carbon:,.1f}{mark_carbon}",
+            f"{money(cand.cost)}{mark_price}", f"{kilos(cand.carbon)}{mark_carbon}",
             "—" if math.isnan(cand.score) else f"{cand.score:.1f}",
             "; ".join(L(f) for f in cand.rejected) if cand.rejected else (L("← chosen") if shown == 0 else ""),
             style="dim" if cand.rejected else ("bold green" if shown == 0 else None),

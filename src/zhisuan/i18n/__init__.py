@@ -111,16 +111,21 @@ def _apply(rules: list[Rule], text: str) -> str:
     return text
 
 
-def translate(text: str | None, lang: str) -> str | None:
-    """A server sentence in `lang` (English: as written). Sentences joined by "; " are translated one by one."""
+def translate(text: str | None, lang: str, names: dict[str, str] | None = None) -> str | None:
+    """A server sentence in `lang` (English: as written). Sentences joined by "; " are translated one by one;
+    `names` (center -> its Chinese name) gives every center one name per language."""
     if not text or not lang.startswith("zh"):
         return text
     margin = _MARGIN.match(text)
     if margin:
         won, *lost = margin[4].split("; ")
         parts = ["，".join(_apply(MARGIN, w) for w in won.split(" and ")), *(_apply(MARGIN, x) for x in lost)]
-        return f"{margin[1]} 优于 {margin[2]}（高 {margin[3]} 分）：" + "；".join(parts)
-    return "；".join(_apply(SENTENCES, part) for part in text.split("; "))
+        out = f"{margin[1]} 优于 {margin[2]}（高 {margin[3]} 分）：" + "；".join(parts)
+    else:
+        out = "；".join(_apply(SENTENCES, part) for part in text.split("; "))
+    for name, zh in (names or {}).items():
+        out = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", zh, out)
+    return out
 
 
 def lang_of(header: str | None) -> str:

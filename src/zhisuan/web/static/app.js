@@ -19,6 +19,8 @@ async function api(path, options = {}) {
 }
 
 const $ = (sel) => document.querySelector(sel);
+let CENTER_ZH = {};  // center -> its Chinese name: one name per center per language
+const place = (center, pool) => `${(LANG === "zh-CN" && CENTER_ZH[center]) || center}/${pool}`;
 const stateLabel = (s) => `<span class="state-${s}">${esc(t("state." + s))}</span>`;
 const th = (keys, num = []) => "<tr>" + keys.map((k) => `<th class="${num.includes(k) ? "num" : ""}">${esc(t(k))}</th>`).join("") + "</tr>";
 
@@ -28,6 +30,7 @@ async function login(token) {
     const who = await api("/v1/whoami");
     TENANT = who.admin ? `${who.tenant} (admin)` : who.tenant;
     TZ = who.timezone || TZ;
+    CENTER_ZH = Object.fromEntries((await api("/v1/centers")).map((c) => [c.name, c.name_zh]));
     await api("/v1/session", { method: "POST" });  // a cookie for the simulation reports a new tab opens
   } catch (e) {
     TOKEN = null;
@@ -105,7 +108,7 @@ async function renderJobs() {
   }
   const rows = jobs.map((j) => `<tr data-job-id="${esc(j.id)}" data-state="${esc(j.state)}">` +
     `<td>${esc(j.id)}</td><td>${esc(j.name)}</td><td>${esc(j.tenant)}</td><td>${stateLabel(j.state)}</td>` +
-    `<td>${j.center ? esc(`${j.center}/${j.pool}`) : ""}</td><td>${esc(when(j.submitted_at))}</td>` +
+    `<td>${j.center ? esc(place(j.center, j.pool)) : ""}</td><td>${esc(when(j.submitted_at))}</td>` +
     `<td class="num">${j.exit_code ?? ""}</td><td>` +
     `<button class="logs" data-id="${esc(j.id)}">${esc(t("jobs.logs"))}</button> ` +
     (j.state === "pending" ? `<button class="why" data-id="${esc(j.id)}">${esc(t("jobs.why"))}</button> ` : "") +
@@ -144,7 +147,7 @@ async function showLogs(id) {
 
 async function showWhy(id) {
   const res = await api(`/v1/jobs/${id}/candidates`);
-  const rows = res.candidates.map((c) => `<tr><td>${esc(`${c.center}/${c.pool}`)}</td>` +
+  const rows = res.candidates.map((c) => `<tr><td>${esc(place(c.center, c.pool))}</td>` +
     `<td>${c.expected_start_s === null ? esc(t("never")) : c.expected_start_s === 0 ? esc(t("now")) : esc(t("unit.in_min", { n: num(c.expected_start_s / 60, 0) }))}</td>` +
     `<td class="num">${num(c.cny, 2)}</td><td class="num">${num(c.kg_co2, 3)}</td>` +
     `<td class="num">${c.score === null ? "" : num(c.score, 1)}</td><td>${esc(c.rejected_by.map((f) => t("filter." + f)).join(LANG === "zh-CN" ? "、" : ", "))}</td>` +
@@ -170,7 +173,9 @@ async function renderUtilization() {
     const rows = rep.rows.filter((r) => `${r.center}|${r.chip}` === k);
     const series = [[t("util.allocated"), rows.map((r) => r.allocated_pct)]];
     if (rows.some((r) => r.busy_pct !== null)) series.push([t("util.busy"), rows.map((r) => r.busy_pct)]);
-    timeChart($(`#util-chart-${i}`), k.replace("|", " — "), rows.map((r) => r.bucket_start), series);
+    const [center, chip] = k.split("|");
+    timeChart($(`#util-chart-${i}`), `${(LANG === "zh-CN" && CENTER_ZH[center]) || center} — ${chip}`,
+      rows.map((r) => r.bucket_start), series);
   });
 }
 
