@@ -48,7 +48,7 @@ def demo_command(
             client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens[tenant]}"}, timeout=10)
             r = client.post("/v1/jobs", content=path.read_bytes())
             if r.status_code == 201:
-                quote = client.post("/v1/quote", content=path.read_bytes()).json()["candidates"]
+                quote = client.post("/v1/quote", content=path.read_bytes()).json()
                 submitted.append((tenant, {**r.json(), "quote": quote}))
                 console.print(f"   {path.name}: accepted as {r.json()['id']}")
             else:
@@ -91,14 +91,12 @@ def _follow_all(base: str, tokens: dict[str, str], submitted: list[tuple[str, di
 def _report(final: list[Any], submitted: list[tuple[str, dict[str, Any]]]) -> None:
     quotes = {job["id"]: job["quote"] for _, job in submitted}
     t = Table(title="where each job ran, and why")
-    for col in ["job", "tenant", "state", "center/pool", "devices", "why (scheduler)", "runner-up"]:
+    for col in ["job", "tenant", "state", "center/pool", "devices", "why (scheduler)", "why, in words (the quote)"]:
         t.add_column(col)
     for j in final:
         placed = next((h["why"] for h in j["history"] if h["state"] == "scheduled"), "")
-        ok = [c for c in quotes[j["id"]] if not c["rejected_by"]]
-        runner = f"{ok[1]['center']}/{ok[1]['pool']} (score {ok[1]['score']})" if len(ok) > 1 else "—"
         t.add_row(j["name"], j["tenant"], j["state"], f"{j['center']}/{j['pool']}",
-                  " | ".join(",".join(d) for d in j["devices"]), placed, runner)
+                  " | ".join(",".join(d) for d in j["devices"]), placed, quotes[j["id"]].get("margin", ""))
     console.print(t)
     for j in final:
         console.print(f"[dim]--- {j['name']} logs ---[/]")
