@@ -1,0 +1,179 @@
+"""A plan file (YAML): the network today, the demand it must serve, the investments to compare and the
+money — what `zhisuan plan` simulates option by option. Checked whole before anything runs, every error
+naming its field (`options.2.add.0.pool: no pool gpu-h100 at center qingyang`), and against the network it
+names: an option may only add to pools and centers that exist, build a center that does not, retire what
+is there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from zhisuan.catalog import load_catalog
+from zhisuan.model.jobspec import SpecError, spec_errors
+from zhisuan.model.network import Center, Network, load_network
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Scenario(_Strict):
+    """A demand scenario: the trace's arrivals scaled (×2 = twice the jobs, same mix)."""
+
+    name: str = Field(pattern=NAME, max_length=64)
+    arrivals: float = Field(1.0, gt=0, le=1000)
+
+
+class Demand(_Strict):
+    trace: str = Field(min_length=1, max_length=512, description="a packaged trace name or a CSV path")
+    scenarios: list[Scenario] = Field(default_factory=lambda: [Scenario(name="x1")], min_length=1, max_length=64)
+    limit: int | None = Field(None, ge=1, description="replay only the first N jobs of the trace")
+
+    @field_validator("scenarios")
+    @classmethod
+    def _unique(cls, v: list[Scenario]) -> list[Scenario]:
+        names = [s.name for s in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"scenario names repeat: {dup}")
+        return v
+
+
+class AddNodes(_Strict):
+    """More nodes in an existing pool."""
+
+    center: str
+    pool: str
+    nodes: int = Field(ge=1, le=100_000)
+
+
+class PoolRef(_Strict):
+    center: str
+    pool: str
+
+
+class Option(_Strict):
+    """One investment to compare; an option with nothing to change is the baseline."""
+
+    name: str = Field(pattern=NAME, max_length=64)
+    add: list[AddNodes] = Field(default_factory=list, max_length=256)
+    build: list[Center] = Field(default_factory=list, max_length=64)
+    retire: list[PoolRef] = Field(default_factory=list, max_length=256)
+
+
+class Opex(_Strict):
+    maintenance_pct: float = Field(5.0, ge=0, le=100, description="of capex, per year")
+    staff_per_year: float = Field(0.0, ge=0, description="CNY")
+    bandwidth_per_year: float = Field(0.0, ge=0, description="CNY")
+
+
+class Finance(_Strict):
+    capex_per_node: dict[str, float] = Field(default_factory=dict, description="accelerator -> CNY per server")
+    install_per_node: float = Field(0.0, ge=0, description="CNY: racking, network, power and cooling share")
+    build_per_center: float = Field(0.0, ge=0, description="CNY to build a new center's hall and power")
+    opex: Opex = Field(default_factory=Opex)
+    depreciation_years: int = Field(5, ge=1, le=30)
+    discount_rate: float = Field(0.08, gt=-1, le=1)
+    horizon_years: int = Field(5, ge=1, le=30)
+    assumptions: dict[str, str] = Field(default_factory=dict, description="field -> why it is ours, not sourced")
+
+    @field_validator("capex_per_node")
+    @classmethod
+    def _known_chips(cls, v: dict[str, float]) -> dict[str, float]:
+        catalog = load_catalog()
+        out = {}
+        for chip, price in v.items():
+            if price < 0:
+                raise ValueError(f"{chip}: a price cannot be negative, got {price}")
+            out[catalog.lookup(chip).name] = price  # an unknown chip: ValueError naming it and the near ones
+        return out
+
+
+class Target(_Strict):
+    """The service level an option must meet: p95 wait at a scenario."""
+
+    p95_wait_hours: float = Field(gt=0, le=10_000)
+    scenario: str
+
+
+class Plan(_Strict):
+    name: str = Field(pattern=NAME, max_length=64)
+    network: str = Field(min_length=1, max_length=512, description="network file, relative to the plan")
+    demand: Demand
+    options: list[Option] = Field(min_length=1, max_length=256)
+    finance: Finance = Field(default_factory=Finance)
+    target: Target | None = None
+
+
+def _cross_checks(plan: Plan) -> None:
+    """What one field cannot say alone, with the field named."""
+    errors = []
+    seen: set[str] = set()
+    for i, option in enumerate(plan.options):
+        if option.name in seen:
+            errors.append((f"options.{i}.name", f"option {option.name!r} is named twice"))
+        seen.add(option.name)
+    if plan.target and plan.target.scenario not in {s.name for s in plan.demand.scenarios}:
+        errors.append(("target.scenario", f"no scenario {plan.target.scenario!r} in demand.scenarios"))
+    if errors:
+        raise SpecError(errors)
+
+
+def check_against(plan: Plan, network: Network) -> None:
+    """Every option refers to what the network has (and builds only what it has not); SpecError naming the
+    field otherwise."""
+    pools = {(c.name, p.name) for c in network.centers for p in c.pools}
+    centers = {c.name for c in network.centers}
+    errors = []
+    for i, option in enumerate(plan.options):
+        refs: list[tuple[str, AddNodes | PoolRef]] = [
+            *((f"options.{i}.add.{k}", a) for k, a in enumerate(option.add)),
+            *((f"options.{i}.retire.{k}", r) for k, r in enumerate(option.retire))]
+        for where, ref in refs:
+            if ref.center not in centers:
+                errors.append((f"{where}.center", f"no center {ref.center!r} in {network.name}"))
+            elif (ref.center, ref.pool) not in pools:
+                errors.append((f"{where}.pool", f"no pool {ref.pool} at center {ref.center}"))
+        for k, center in enumerate(option.build):
+            if center.name in centers:
+                errors.append((f"options.{i}.build.{k}.name", f"center {center.name!r} exists already"))
+    if errors:
+        raise SpecError(errors)
+
+
+def parse_plan(data: str | dict[str, Any]) -> Plan:
+    if isinstance(data, str):
+        try:
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as e:
+            raise SpecError([("", f"malformed YAML: {e}")]) from e
+    if not isinstance(data, dict):
+        raise SpecError([("", "a plan file must be a mapping")])
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as e:
+        raise spec_errors(e) from e
+    _cross_checks(plan)
+    return plan
+
+
+def load_plan(path: str | Path) -> tuple[Plan, Network]:
+    """A plan file and the network it names (relative to the plan), checked against each other."""
+    path = Path(path)
+    plan = parse_plan(path.read_text(encoding="utf-8"))
+    where = (path.parent / plan.network).resolve()
+    try:
+        network = load_network(where)
+    except FileNotFoundError as e:
+        raise SpecError([("network", f"network file not found: {where}")]) from e
+    except SpecError as e:
+        raise SpecError([(f"network ({where.name}): {loc}" if loc else "network", msg) for loc, msg in e.errors]) from e
+    check_against(plan, network)
+    return plan, network

@@ -1,0 +1,51 @@
+"""Plan files (capacity planning): checked whole, against the network they name, errors naming the field."""
+
+import pytest
+
+from tests.builders import ROOT
+from zhisuan.model import SpecError
+from zhisuan.model.plan import load_plan, parse_plan
+
+EXAMPLE = ROOT / "examples" / "plans" / "cn10-growth.yaml"
+
+
+def test_the_example_plan_reads_against_its_network():
+    plan, network = load_plan(EXAMPLE)
+    assert network.name == "cn10" and [o.name for o in plan.options] == ["baseline", "wuhan-plus-16", "build-guiyang"]
+    assert [s.arrivals for s in plan.demand.scenarios] == [1.0, 2.0, 4.0] and plan.target.scenario == "x2"
+    assert plan.finance.capex_per_node["Ascend 910B (generic)"] == 1_200_000  # chips by their catalog names
+    assert "capex_per_node" in plan.finance.assumptions  # unsourced money stays labelled
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (("scenarios: [{name: x1, arrivals: 1}, {name: x2, arrivals: 2}, {name: x4, arrivals: 4}]",
+      "scenarios: [{name: x1, arrivals: 0}]"), "demand.scenarios.0.arrivals"),
+    (("{name: x4, arrivals: 4}]", "{name: x4, arrivals: .nan}]"), "demand.scenarios.2.arrivals"),
+    (("910b: 1200000", "a1000: 1200000"), "finance.capex_per_node"),
+    (("discount_rate: 0.08", "discount_rate: -2"), "finance.discount_rate"),
+    (("scenario: x2}", "scenario: x9}"), "target.scenario"),
+    (("  - name: baseline\n", "  - name: baseline\n  - name: baseline\n"), "options.1.name"),
+    (("horizon_years: 5", "horizon_years: 5\n  sunk: 1"), "finance.sunk"),
+])
+def test_bad_plans_name_the_field(change, field):
+    text = EXAMPLE.read_text(encoding="utf-8").replace(*change)
+    with pytest.raises(SpecError) as e:
+        parse_plan(text)
+    assert e.value.errors[0][0] == field, e.value.errors
+    assert str(e.value)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (("center: wuhan-aicc, pool: main", "center: atlantis, pool: main"), "options.1.add.0.center"),
+    (("center: wuhan-aicc, pool: main", "center: wuhan-aicc, pool: gpu-h100"), "options.1.add.0.pool"),
+    (("- name: guiyang-new", "- name: wuhan-aicc"), "options.2.build.0.name"),
+    (("network: ../networks/cn10.yaml", "network: ../networks/none.yaml"), "network"),
+])
+def test_a_plan_must_fit_its_network(tmp_path, change, field):
+    networks = ROOT / "examples" / "networks"
+    text = EXAMPLE.read_text(encoding="utf-8").replace(*change).replace("../networks/", f"{networks}/")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as e:
+        load_plan(plan)
+    assert e.value.errors[0][0] == field, e.value.errors
