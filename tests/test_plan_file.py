@@ -49,3 +49,20 @@ def test_a_plan_must_fit_its_network(tmp_path, change, field):
     with pytest.raises(SpecError) as e:
         load_plan(plan)
     assert e.value.errors[0][0] == field, e.value.errors
+
+
+def test_an_option_applied_to_the_network():
+    from zhisuan.model.plan import Option, apply, new_nodes
+
+    plan, network = load_plan(EXAMPLE)
+    base, more, built = (apply(o, network) for o in plan.options)
+    assert base.devices == network.devices  # the baseline changes nothing
+    wuhan = next(p for c in more.centers if c.name == "wuhan-aicc" for p in c.pools)
+    before = next(p for c in network.centers if c.name == "wuhan-aicc" for p in c.pools)
+    assert wuhan.nodes == before.nodes + 16 and more.devices == network.devices + 16 * before.devices_per_node
+    assert built.center("guiyang-new").name_zh == "贵阳新中心" and len(built.centers) == len(network.centers) + 1
+    assert new_nodes(plan.options[1], network) == {before.chip.name: 16}
+    assert new_nodes(plan.options[2], network) == {"Ascend 910B (generic)": 32}
+    retire = Option.model_validate({"name": "retire-wuhan", "retire": [{"center": "wuhan-aicc", "pool": "main"}]})
+    gone = apply(retire, network)
+    assert "wuhan-aicc" not in {c.name for c in gone.centers}  # its only pool retired: the center goes

@@ -177,3 +177,39 @@ def load_plan(path: str | Path) -> tuple[Plan, Network]:
         raise SpecError([(f"network ({where.name}): {loc}" if loc else "network", msg) for loc, msg in e.errors]) from e
     check_against(plan, network)
     return plan, network
+
+
+def apply(option: Option, network: Network) -> Network:
+    """The network as the option would make it: nodes added to pools, centers built, pools retired (a
+    center left without pools goes too, with any load listed on what went). Checked like any network."""
+    data = network.model_dump()
+    added = {(a.center, a.pool): a.nodes for a in option.add}
+    gone = {(r.center, r.pool) for r in option.retire}
+    centers = []
+    for c in data["centers"]:
+        pools = []
+        for p in c["pools"]:
+            if (c["name"], p["name"]) in gone:
+                continue
+            more = added.get((c["name"], p["name"]), 0)
+            if more:  # planned nodes have no engine names or device ids yet
+                p = {**p, "nodes": p["nodes"] + more, "node_names": [], "device_ids": []}
+            pools.append(p)
+        if pools:
+            centers.append({**c, "pools": pools})
+    data["centers"] = centers + [c.model_dump() for c in option.build]
+    kept = {(c["name"], p["name"]) for c in data["centers"] for p in c["pools"]}
+    data["running"] = [r for r in data["running"] if (r["center"], r["pool"]) in kept]
+    return Network.model_validate(data)
+
+
+def new_nodes(option: Option, network: Network) -> dict[str, int]:
+    """Servers the option buys, per accelerator (catalog name): what its capex is counted on."""
+    chip_of = {(c.name, p.name): p.chip.name for c in network.centers for p in c.pools}
+    out: dict[str, int] = {}
+    for a in option.add:
+        out[chip_of[(a.center, a.pool)]] = out.get(chip_of[(a.center, a.pool)], 0) + a.nodes
+    for c in option.build:
+        for p in c.pools:
+            out[p.chip.name] = out.get(p.chip.name, 0) + p.nodes
+    return out
