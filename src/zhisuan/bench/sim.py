@@ -13,8 +13,6 @@ from zhisuan.sim.engine import Simulator
 from zhisuan.sim.readers import load_trace
 from zhisuan.sim.scenario import trace_cluster
 
-POLICIES = SIM_POLICIES
-
 
 @dataclass
 class PolicyTiming:
@@ -35,7 +33,7 @@ def run(policies: list[str] | None = None, limit: int | None = None, siloed: boo
     trace = load_trace("philly").limit(limit)
     load = time.perf_counter() - t0
     out = []
-    for name in policies or POLICIES:
+    for name in policies or SIM_POLICIES:
         progress(f"replaying {len(trace.jobs):,} jobs under {name}")
         sim = Simulator(trace, trace_cluster(trace, siloed, 2), get_policy(name))
         result = sim.run()

@@ -4,7 +4,7 @@ Each request keeps a pointer into its preference list. Capacity only shrinks whi
 so a pool that cannot hold a request's gang now cannot later in the same cycle: the pointer only
 moves forward, and once it runs off the list every later job with that request is skipped in O(1).
 A request that is exhausted and can neither reserve nor preempt is dead for the rest of the cycle: its
-jobs wait without being visited one by one, while other requests (smaller gangs) behind them still get
+jobs wait without being visited one by one, while other shapes (smaller gangs) behind them still get
 their turn — the cycle stays work-conserving. Once every request is dead the walk ends.
 Backfilling checks a job against the reservations made for jobs ahead of it.
 """

@@ -35,8 +35,3 @@ class VictimList:
         k = releases_until_fit(cap.free, self.allocs[:below], devices, nodes)
         return self.allocs[:k] if k else None
 
-
-def choose_victims(cap: PoolCapacity, devices: int, nodes: int, priority: float,
-                   priority_of: Callable[[Allocation], float]) -> list[Allocation] | None:
-    """Lowest (effective) priority first, then most recently started; None if no set frees enough."""
-    return VictimList(cap, priority_of).choose(cap, devices, nodes, priority)

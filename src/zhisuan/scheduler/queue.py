@@ -83,7 +83,7 @@ class QueueWalk:
         self.heap.clear()
 
     def rest(self) -> tuple[list[Entry], int]:
-        """Jobs left unvisited, and where those start that `stop` cut short (the others' requests died)."""
+        """Jobs left unvisited, and where those start that `stop` cut short (the rest: shapes with nothing to do)."""
         items, slices = self.mark or (len(self.items), len(self.slices))
         out = self.items[:items]
         for i, pos in self.slices[:slices]:

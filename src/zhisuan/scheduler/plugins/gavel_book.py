@@ -32,7 +32,7 @@ class GavelBook:
     def __init__(self, round_s: float = ROUND, reset_s: float = RESET) -> None:
         self.round, self.reset_every = round_s, reset_s
         self.rows: dict[str, int] = {}
-        self.requests: dict[str, Request] = {}
+        self.asks: dict[str, Request] = {}
         self.free: list[int] = []
         self.types: dict[str, int] = {}  # chip -> column
         self.x = np.zeros((0, 0))  # allocation
@@ -90,7 +90,7 @@ class GavelBook:
     def submitted(self, job: PendingJob) -> None:
         row = self._row(job.id)  # first: it may grow the arrays
         job.rank = float(self.rank[row])
-        self.requests[job.id] = job.request
+        self.asks[job.id] = job.request
 
     def started(self, alloc: Allocation, chip: str, now: float) -> None:
         row = self._row(alloc.job_id)
@@ -107,7 +107,7 @@ class GavelBook:
 
     def forget(self, job_id: str) -> None:
         row = self.rows.pop(job_id, None)
-        self.requests.pop(job_id, None)
+        self.asks.pop(job_id, None)
         self.running.pop(job_id, None)
         if row is not None:
             self.free.append(row)
@@ -171,7 +171,7 @@ class GavelBook:
         throughput = np.zeros((len(ids), k))
         devices = np.zeros(len(ids))
         for i, j in enumerate(ids):
-            req = self.requests.get(j)
+            req = self.asks.get(j)
             if req is None:
                 continue
             tp = speeds.get(req)
