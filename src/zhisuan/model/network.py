@@ -7,7 +7,7 @@ or pool; every table that prints such a value marks it, so an ASSUMPTION never p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -158,18 +158,26 @@ class Network(_Strict):
         return sum(c.pflops for c in self.centers)
 
 
-def parse_network(data: str | dict[str, Any]) -> Network:
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_file(data: str | dict[str, Any], model: type[M], what: str) -> M:
+    """A YAML file's text (or its mapping) as `model`, or SpecError naming the field (`what`: "a network file")."""
     if isinstance(data, str):
         try:
             data = yaml.safe_load(data)
         except yaml.YAMLError as e:
             raise SpecError([("", f"malformed YAML: {e}")]) from e
     if not isinstance(data, dict):
-        raise SpecError([("", "a network file must be a mapping")])
+        raise SpecError([("", f"{what} must be a mapping")])
     try:
-        return Network.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise spec_errors(e) from e
+
+
+def parse_network(data: str | dict[str, Any]) -> Network:
+    return parse_file(data, Network, "a network file")
 
 
 def load_network(path: str | Path) -> Network:

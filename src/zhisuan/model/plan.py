@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from zhisuan.catalog import load_catalog
-from zhisuan.model.jobspec import SpecError, spec_errors
-from zhisuan.model.network import Center, Network, load_network
+from zhisuan.model.jobspec import SpecError
+from zhisuan.model.network import Center, Network, load_network, parse_file
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -149,17 +148,7 @@ def check_against(plan: Plan, network: Network) -> None:
 
 
 def parse_plan(data: str | dict[str, Any]) -> Plan:
-    if isinstance(data, str):
-        try:
-            data = yaml.safe_load(data)
-        except yaml.YAMLError as e:
-            raise SpecError([("", f"malformed YAML: {e}")]) from e
-    if not isinstance(data, dict):
-        raise SpecError([("", "a plan file must be a mapping")])
-    try:
-        plan = Plan.model_validate(data)
-    except ValidationError as e:
-        raise spec_errors(e) from e
+    plan = parse_file(data, Plan, "a plan file")
     _cross_checks(plan)
     return plan
 
