@@ -54,7 +54,6 @@ class Assigner:
         self._floors: list[float] | None = None  # lowest preemptible priority per pool at cycle start
         self._failed_upto: dict[int, float] = {}  # request row -> highest priority that found no victims
         self._victims: dict[int, VictimList] = {}  # pool -> its ranked victims this cycle
-        self._earliest: dict[int, dict[tuple[int, int], float]] = {}  # pool -> (per node, nodes) -> earliest start
 
     def run(self, walk: QueueWalk) -> CycleResult:
         exhausted = self.exhausted
@@ -199,8 +198,6 @@ class Assigner:
         nodes = cap.take(d, n)
         cap.add(Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True, job.attained, speed,
                            job.base))
-        if self._earliest:
-            self._changed(p)
         self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
@@ -216,24 +213,9 @@ class Assigner:
         elif self._may_reserve(r):
             self._reserve(job, r)
 
-    def _earliest_start(self, p: int, d: int, n: int) -> float:
-        """Earliest start of a d x n gang in pool p, kept until the pool changes in this cycle."""
-        known = self._earliest.get(p)
-        if known is None:
-            known = self._earliest[p] = {}
-        start = known.get((d, n))
-        if start is None:
-            start = known[(d, n)] = earliest_start(self.caps[p], d, n, self.now)
-        return start
-
-    def _changed(self, p: int) -> None:
-        """Pool p's capacity changed (a start, a preemption): its earliest starts are recomputed. Its
-        victims stay: a start is never a victim in its first cycle, `_preempt` trims its own."""
-        self._earliest.pop(p, None)
-
     def _reserve(self, job: PendingJob, r: int) -> None:
         req = self.ranking.reqs.reqs[r]
-        delays = {p: self._earliest_start(p, req.devices_per_node, req.nodes) - self.now
+        delays = {p: earliest_start(self.caps[p], req.devices_per_node, req.nodes, self.now) - self.now
                   for p in self.ranking.prefs[r] if p not in self.full}  # full pools: it waits unprotected there
         totals = self.ranking.totals_with_delay(r, delays)
         if not totals:
@@ -275,7 +257,6 @@ class Assigner:
             self.caps[p].release(v.job_id)
             self.held[v.tenant] -= v.devices
             self.result.preemptions.append(Preempt(v.job_id, job.id, self.snapshot.pools[p].key, v))
-        self._changed(p)
         self._start(job, r, p)
         return True
 
