@@ -47,6 +47,7 @@ def test_kpis_centers_and_alerts():
     assert kinds == {("center-down", "b"), ("idle-while-allocated", "a"), ("over-quota", "lab")}
     mine = overview(NET, view, {}, today, [], 0, 100.0, "acme")
     assert ("over-quota", "lab") not in {(x["kind"], x["subject"]) for x in mine["alerts"]}  # not acme's business
+    assert (mine["kpis"]["cny_today"], mine["kpis"]["busy_pct"]) == (0.0, 25.0)  # lab's bill is not acme's to see
 
 
 def test_today_starts_at_midnight_in_shanghai():

@@ -29,7 +29,8 @@ def local_midnight(now: float) -> float:
 def overview(network: Network, view: LiveView, down: dict[str, str], today: list[UsageInterval],
              running: list[JobRecord], ended_last_hour: int, now: float, tenant: str | None) -> dict[str, Any]:
     """`today`: metered intervals since local midnight (runs still going included); `tenant`: None for an
-    admin, else the caller — alerts about other tenants are left out for them."""
+    admin, else the caller — who sees the network's capacity and occupancy, but only its own ¥, kgCO2 and
+    job flows, and no alert about another tenant."""
     held: Counter[str] = Counter()
     by_tenant: Counter[str] = Counter()
     for r in view.running:
@@ -52,16 +53,19 @@ def overview(network: Network, view: LiveView, down: dict[str, str], today: list
         total += c.pflops
         online += c.pflops if healthy else 0.0
         devices += size
+    mine = [u for u in today if tenant in (None, u.tenant)]  # money and jobs: a tenant sees its own only
     measured = sum(u.measured_device_s for u in today)
     busy = sum(u.busy_device_s or 0.0 for u in today)
     kpis = {"pflops_online": round(online, 3), "pflops_total": round(total, 3), "devices": devices,
             "allocated_pct": round(100 * sum(held.values()) / devices, 1) if devices else 0.0,
             "busy_pct": round(100 * busy / measured, 1) if measured else None,
             "queue": sum(n for _, n in view.queued), "jobs_per_hour": ended_last_hour,
-            "cny_today": round(sum(u.cny for u in today), 2), "kg_co2_today": round(sum(u.kg_co2 for u in today), 3)}
+            "cny_today": round(sum(u.cny for u in mine), 2), "kg_co2_today": round(sum(u.kg_co2 for u in mine), 3)}
     flows: Counter[tuple[str, str]] = Counter()
     for rec in running:
         data = rec.spec.constraints.data
+        if tenant not in (None, rec.tenant):
+            continue
         if rec.state is JobState.RUNNING and data and rec.center and data != rec.center:
             flows[(data, rec.center)] += 1
     return {"at": now, "kpis": kpis, "centers": centers,
