@@ -3,7 +3,7 @@
 import pytest
 
 from tests.builders import job, named, pool
-from zhisuan.control.overview import local_midnight, overview
+from zhisuan.control.overview import DayTotal, local_midnight, overview
 from zhisuan.control.view import LiveView
 from zhisuan.metering.usage import UsageInterval
 from zhisuan.model import parse_network
@@ -22,8 +22,8 @@ tenants: [{name: lab, quota_devices: 8}, {name: acme}]
 
 
 def interval(center, measured, busy, cny=1.0):
-    return UsageInterval("j", "lab", center, "p", "A100", 0.0, 3600.0, 8, measured, measured, busy, "nvml", None,
-                         1.0, "tdp", 0.5, "flat", 1.0, cny, "v1", "")
+    return DayTotal.of(UsageInterval("j", "lab", center, "p", "A100", 0.0, 3600.0, 8, measured, measured, busy,
+                                     "nvml", None, 1.0, "tdp", 0.5, "flat", 1.0, cny, "v1", ""))
 
 
 def test_kpis_centers_and_alerts():
@@ -52,3 +52,29 @@ def test_kpis_centers_and_alerts():
 
 def test_today_starts_at_midnight_in_shanghai():
     assert local_midnight(1_796_000_000.0) % 86400 == 16 * 3600  # 00:00 +08:00 is 16:00 UTC
+
+
+def test_the_days_totals_are_summed_by_the_store_as_the_intervals_say(tmp_path):
+    import dataclasses
+
+    from zhisuan.model import parse_job_spec
+    from zhisuan.store import JobStore, UsageStore, connect, migrate
+    from zhisuan.store.schema import UsageRow
+
+    engine = connect(f"sqlite:///{tmp_path / 'u.db'}")
+    migrate(engine)
+    spec = parse_job_spec("name: x\ntenant: lab\nresources: {accelerators: a100:1}\nrun: 'true'\n")
+    j1, j2, j3 = (JobStore(engine).submit(spec, 0.0) for _ in range(3))
+    rows = [UsageInterval(j1, "lab", "a", "p", "A100", 0.0, 3600.0, 8, 28800.0, 28800.0, 7200.0, "nvml", None,
+                          1.0, "tdp", 0.5, "flat", 1.0, 80.0, "v1", ""),
+            UsageInterval(j2, "lab", "a", "p", "A100", 3600.0, 7200.0, 8, 28800.0, 0.0, None, "", None,
+                          2.0, "tdp", 0.9, "flat", 1.0, 80.0, "v1", ""),  # unmeasured: no busy, no measured part
+            UsageInterval(j3, "acme", "b", "p", "A100", 9000.0, 9600.0, 1, 600.0, 600.0, 600.0, "nvml", None,
+                          0.1, "tdp", 0.05, "flat", 1.0, 2.0, "v1", "")]  # starts when the window ends
+    with engine.begin() as conn:
+        conn.execute(UsageRow.__table__.insert(), [{**dataclasses.asdict(u), "attempt": 1} for u in rows])
+    sums = [DayTotal(**t) for t in UsageStore(engine).totals(0.0, 9000.0)]
+    assert len(sums) == 1 and (sums[0].center, sums[0].tenant) == ("a", "lab")
+    got = sums[0]
+    assert (got.measured_device_s, got.busy_device_s, got.cny) == (28800.0, 7200.0, 160.0)  # by hand
+    assert got.kg_co2 == pytest.approx(1.4)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from zhisuan.catalog.tou import UTC_OFFSET
@@ -21,14 +22,32 @@ from zhisuan.store import JobRecord
 IDLE_ALERT = 0.5  # measured idle share of allocated time today above which a center is flagged
 
 
+@dataclass(frozen=True)
+class DayTotal:
+    """What one tenant used at one center today: the measured part of its allocated device-seconds (those
+    with a busy figure), busy device-seconds, CNY and kgCO2."""
+
+    center: str
+    tenant: str
+    measured_device_s: float
+    busy_device_s: float
+    cny: float
+    kg_co2: float
+
+    @classmethod
+    def of(cls, u: UsageInterval) -> DayTotal:
+        measured = u.measured_device_s if u.busy_device_s is not None else 0.0
+        return cls(u.center, u.tenant, measured, u.busy_device_s or 0.0, u.cny, u.kg_co2)
+
+
 def local_midnight(now: float) -> float:
     """Start of today in Asia/Shanghai (the day bills and 'today' tiles count)."""
     return math.floor((now + UTC_OFFSET) / 86400) * 86400 - UTC_OFFSET
 
 
-def overview(network: Network, view: LiveView, down: dict[str, str], today: list[UsageInterval],
+def overview(network: Network, view: LiveView, down: dict[str, str], today: list[DayTotal],
              running: list[JobRecord], ended_last_hour: int, now: float, tenant: str | None) -> dict[str, Any]:
-    """`today`: metered intervals since local midnight (runs still going included); `tenant`: None for an
+    """`today`: what was metered since local midnight (runs still going included); `tenant`: None for an
     admin, else the caller — who sees the network's capacity and occupancy, but only its own ¥, kgCO2 and
     job flows, and no alert about another tenant."""
     held: Counter[str] = Counter()
@@ -55,7 +74,7 @@ def overview(network: Network, view: LiveView, down: dict[str, str], today: list
         devices += size
     mine = [u for u in today if tenant in (None, u.tenant)]  # money and jobs: a tenant sees its own only
     measured = sum(u.measured_device_s for u in today)
-    busy = sum(u.busy_device_s or 0.0 for u in today)
+    busy = sum(u.busy_device_s for u in today)
     kpis = {"pflops_online": round(online, 3), "pflops_total": round(total, 3), "devices": devices,
             "allocated_pct": round(100 * sum(held.values()) / devices, 1) if devices else 0.0,
             "busy_pct": round(100 * busy / measured, 1) if measured else None,
@@ -73,7 +92,7 @@ def overview(network: Network, view: LiveView, down: dict[str, str], today: list
             "alerts": _alerts(network, centers, today, by_tenant, down, tenant)}
 
 
-def _alerts(network: Network, centers: list[dict[str, Any]], today: list[UsageInterval],
+def _alerts(network: Network, centers: list[dict[str, Any]], today: list[DayTotal],
             by_tenant: Counter[str], down: dict[str, str], tenant: str | None) -> list[dict[str, str]]:
     out = []
     for c in centers:
@@ -83,9 +102,8 @@ def _alerts(network: Network, centers: list[dict[str, Any]], today: list[UsageIn
     measured: dict[str, float] = defaultdict(float)
     idle: dict[str, float] = defaultdict(float)
     for u in today:
-        if u.busy_device_s is not None:
-            measured[u.center] += u.measured_device_s
-            idle[u.center] += u.measured_device_s - u.busy_device_s
+        measured[u.center] += u.measured_device_s
+        idle[u.center] += u.measured_device_s - u.busy_device_s
     for name, m in sorted(measured.items()):
         if m > 0 and idle[name] / m > IDLE_ALERT:
             out.append({"kind": "idle-while-allocated", "subject": name,

@@ -21,7 +21,7 @@ from zhisuan.catalog.tou import UTC_OFFSET
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges
-from zhisuan.control.overview import local_midnight, overview
+from zhisuan.control.overview import DayTotal, local_midnight, overview
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
 from zhisuan.metering.invoice import Invoice, invoice
@@ -198,8 +198,10 @@ class Service:
 
     def overview(self, who: Principal, now: float) -> dict[str, Any]:
         """The console's KPIs, per-center occupancy and queue, job flows and alerts (`control/overview.py`)."""
-        today = self._metered(now, local_midnight(now), now)
+        since = local_midnight(now)
         running = self.store.find(states={JobState.RUNNING})
+        today = [*(DayTotal(**row) for row in self.usage.totals(since, now)),
+                 *(DayTotal.of(u) for u in self.meter.open_intervals(running, now, since, now))]
         return overview(self.network, self.loop.view, self.down, today, running, self.store.ended_since(now - 3600),
                         now, None if who.admin else who.tenant)
 

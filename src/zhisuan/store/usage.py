@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, case, func, insert, select
 
 from zhisuan.store.schema import BusySampleRow, UsageRow
 
@@ -70,3 +70,15 @@ class UsageStore:
                  .group_by(UsageRow.center))
         with self.engine.connect() as conn:
             return {c: (float(k), float(g), float(y)) for c, k, g, y in conn.execute(query)}
+
+    def totals(self, since: float, until: float) -> list[dict[str, Any]]:
+        """Per center × tenant, summed by the database over the intervals overlapping [since, until): the
+        measured part of allocated time, busy time, CNY and kgCO2 (the console's 'today', whatever the day's
+        volume)."""
+        measured = func.sum(case((UsageRow.busy_device_s.is_not(None), UsageRow.measured_device_s), else_=0.0))
+        query = (select(UsageRow.center, UsageRow.tenant, measured.label("measured_device_s"),
+                        func.sum(func.coalesce(UsageRow.busy_device_s, 0.0)).label("busy_device_s"),
+                        func.sum(UsageRow.cny).label("cny"), func.sum(UsageRow.kg_co2).label("kg_co2"))
+                 .where(UsageRow.end > since, UsageRow.start < until).group_by(UsageRow.center, UsageRow.tenant))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
