@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start a single-node Ray head on loopback only, with fake accelerators as custom resources, after the
 # verified recipe in shared/engines/ray-up.sh. Uses the Ray of the project's venv (pip install 'zhisuan[ray]').
-# GCS 127.0.0.1:6390, dashboard/Jobs API 127.0.0.1:8275. Writes $ROOT/env.sh with RAY_ADDRESS.
+# GCS 127.0.0.1:6390, dashboard/Jobs API 127.0.0.1:8275. Writes $ROOT/env.sh with RAY_ADDRESS (Jobs API) and
+# ZHISUAN_RAY_CLIENT (the Ray Client address `zhisuan plan --ray` connects a driver to; Ray's default port).
 # Knobs: ZHISUAN_RAY_ROOT (/tmp/zhisuan-ray), ZHISUAN_RAY_PY (.venv/bin/python), ZHISUAN_RAY_RESOURCES.
 set -euo pipefail
 ROOT=${ZHISUAN_RAY_ROOT:-/tmp/zhisuan-ray}
@@ -41,5 +42,5 @@ for ((i = 0; i < 150; i++)); do
   "$PY" -c "from ray.util.state import list_nodes; import sys; sys.exit(not any(n.state == 'ALIVE' for n in list_nodes(address='http://127.0.0.1:$DASH_PORT')))" 2>/dev/null && break
   sleep 0.2
 done
-echo "export RAY_ADDRESS=http://127.0.0.1:$DASH_PORT" >"$ROOT/env.sh"
+printf 'export RAY_ADDRESS=http://127.0.0.1:%s\nexport ZHISUAN_RAY_CLIENT=ray://127.0.0.1:10001\n' "$DASH_PORT" >"$ROOT/env.sh"
 log "ray head up: RAY_ADDRESS=http://127.0.0.1:$DASH_PORT, resources $RESOURCES"

@@ -48,3 +48,19 @@ def test_alias_collision_is_refused():
 
 def test_normalise_ignores_case_and_punctuation():
     assert normalise("A100-80GB") == normalise("a100 80gb") == "a10080gb"
+
+
+def test_reference_prices_carry_their_source_and_pick_the_surest_row():
+    from zhisuan.catalog.prices import NATIONAL, _rows, electricity_prices, server_prices
+
+    rows = _rows("server_prices.csv")
+    assert rows and all(r["source"] and r["as_of"] and r["confidence"] for r in rows)
+    servers = server_prices()
+    assert all(load_catalog().lookup(chip).name == chip for chip in servers)  # rows name catalog chips
+    h100 = [r for r in rows if r["accelerator"] == "H100 SXM5 80GB"]
+    assert servers["H100 SXM5 80GB"].confidence in {r["confidence"] for r in h100}
+    assert servers["H100 SXM5 80GB"].confidence != "low"  # a medium row beats the grey-market quote
+    power = electricity_prices()
+    assert NATIONAL in power and 0.1 < power[NATIONAL].value < 2
+    assert power["贵州"].as_of.startswith("2025")  # two low rows: the more recent wins
+    assert "ASSUMPTION" not in power["北京"].basis

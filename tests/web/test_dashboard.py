@@ -235,3 +235,24 @@ def test_the_chinese_console_has_no_untranslated_english(browser, server):
     words = {w.rstrip(".-") for text in texts for w in re.findall(r"(?<![\w.-])[A-Za-z][\w.-]*", text)}
     leftovers = sorted(w for w in words if w not in names and not re.fullmatch(r"j-[0-9a-f]+|[A-Z]?\d.*", w))
     assert not leftovers, " ".join(leftovers)
+
+
+def test_the_plan_report_draws_its_charts_in_chromium(browser, tmp_path):
+    """`zhisuan plan`'s report opens from disk, names the verdict and draws the front, waits and utilisation."""
+    from typer.testing import CliRunner
+
+    from tests.builders import ROOT
+    from zhisuan.cli.main import app
+
+    res = CliRunner().invoke(app, ["plan", str(ROOT / "examples" / "plans" / "cn10-growth.yaml"), "--limit", "1000",
+                                   "--workers", "1", "--out", str(tmp_path / "plan")])
+    assert res.exit_code == 0, res.output
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((tmp_path / "plan" / "index.html").as_uri())
+    page.wait_for_selector(".uplot canvas")
+    assert page.locator(".uplot").count() == 3 and not errors
+    assert "target" in page.locator("#verdict").inner_text()
+    assert "x6" in page.locator(".u-legend").first.inner_text()
+    shot(page, "11-plan-report")

@@ -28,6 +28,7 @@ class Chart:
     time: bool = False  # x in epoch seconds, shown as dates in `tz`
     tz: str | None = None
     y_max: float = 0.0  # the y axis reaches at least this (100 for percentages)
+    points: bool = False  # a scatter: points only, no lines (x sorted; a series is None where it has no point)
 
     def div(self) -> str:
         return f'<div class="chart" id="{escape(self.id)}"></div>'
@@ -39,7 +40,8 @@ class Chart:
         return {"id": self.id, "title": self.title, "x_label": self.x_label, "y_label": self.y_label,
                 "x": self.x, "series": [{"label": label, "values": [clean(v) for v in values]}
                                         for label, values in self.series],
-                "log_x": self.log_x, "time": self.time, "tz": self.tz, "y_max": self.y_max}
+                "log_x": self.log_x, "time": self.time, "tz": self.tz, "y_max": self.y_max,
+                "points": self.points}
 
 
 def write_assets(folder: Path, charts: list[Chart], data_name: str = "charts-data.js") -> str:

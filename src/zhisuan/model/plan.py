@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from zhisuan.catalog import load_catalog
 from zhisuan.model.jobspec import SpecError
@@ -24,16 +24,29 @@ class _Strict(BaseModel):
 
 
 class Scenario(_Strict):
-    """A demand scenario: the trace's arrivals scaled (×2 = twice the jobs, same mix)."""
+    """A demand scenario: the trace's arrivals scaled (×2 = twice the jobs, same mix), or scaled to a load
+    given in P-hours a month (FP16 PFLOPS of the trace's chip × hours)."""
 
     name: str = Field(pattern=NAME, max_length=64)
-    arrivals: float = Field(1.0, gt=0, le=1000)
+    arrivals: float | None = Field(None, gt=0, le=1000)
+    p_hours_per_month: float | None = Field(None, gt=0, le=1e9)
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> Scenario:
+        if self.arrivals is not None and self.p_hours_per_month is not None:
+            raise ValueError("give arrivals or p_hours_per_month, not both")
+        if self.arrivals is None and self.p_hours_per_month is None:
+            self.arrivals = 1.0
+        return self
 
 
 class Demand(_Strict):
     trace: str = Field(min_length=1, max_length=512, description="a packaged trace name or a CSV path")
     scenarios: list[Scenario] = Field(default_factory=lambda: [Scenario(name="x1")], min_length=1, max_length=64)
     limit: int | None = Field(None, ge=1, description="replay only the first N jobs of the trace")
+    stacks: list[str] = Field(default_factory=list, max_length=16,
+                              description="software stacks the jobs run on (default: the trace chip's own)")
+    seed: int = Field(0, ge=0, description="of the jitter given to copied arrivals")
 
     @field_validator("scenarios")
     @classmethod
@@ -78,6 +91,8 @@ class Finance(_Strict):
     install_per_node: float = Field(0.0, ge=0, description="CNY: racking, network, power and cooling share")
     build_per_center: float = Field(0.0, ge=0, description="CNY to build a new center's hall and power")
     opex: Opex = Field(default_factory=Opex)
+    electricity_cny_per_kwh: float | None = Field(
+        None, gt=0, le=100, description="flat price; default: the sourced table by province, else an ASSUMPTION")
     depreciation_years: int = Field(5, ge=1, le=30)
     discount_rate: float = Field(0.08, gt=-1, le=1)
     horizon_years: int = Field(5, ge=1, le=30)
@@ -105,6 +120,10 @@ class Target(_Strict):
 class Plan(_Strict):
     name: str = Field(pattern=NAME, max_length=64)
     network: str = Field(min_length=1, max_length=512, description="network file, relative to the plan")
+    centers: list[str] = Field(default_factory=list, max_length=1024,
+                               description="the part of the network the plan studies (default: all of it)")
+    policy: str | None = Field(None, max_length=64, description="default: the network's scheduler profile")
+    interval: float = Field(60.0, ge=0, le=86400, description="seconds between scheduling cycles")
     demand: Demand
     options: list[Option] = Field(min_length=1, max_length=256)
     finance: Finance = Field(default_factory=Finance)
@@ -119,6 +138,11 @@ def _cross_checks(plan: Plan) -> None:
         if option.name in seen:
             errors.append((f"options.{i}.name", f"option {option.name!r} is named twice"))
         seen.add(option.name)
+    stacks = set(load_catalog().stacks)
+    for i, stack in enumerate(plan.demand.stacks):
+        if stack not in stacks:
+            errors.append((f"demand.stacks.{i}",
+                           f"unknown software stack {stack!r}; known: {', '.join(sorted(stacks))}"))
     if plan.target and plan.target.scenario not in {s.name for s in plan.demand.scenarios}:
         errors.append(("target.scenario", f"no scenario {plan.target.scenario!r} in demand.scenarios"))
     if errors:
@@ -164,8 +188,25 @@ def load_plan(path: str | Path) -> tuple[Plan, Network]:
         raise SpecError([("network", f"network file not found: {where}")]) from e
     except SpecError as e:
         raise SpecError([(f"network ({where.name}): {loc}" if loc else "network", msg) for loc, msg in e.errors]) from e
+    network = study_region(plan, network)
     check_against(plan, network)
     return plan, network
+
+
+def study_region(plan: Plan, network: Network) -> Network:
+    """The network cut to the plan's `centers` (all of it when none are named)."""
+    if not plan.centers:
+        return network
+    known = {c.name for c in network.centers}
+    unknown = [(f"centers.{i}", f"no center {c!r} in {network.name}") for i, c in enumerate(plan.centers)
+               if c not in known]
+    if unknown:
+        raise SpecError(unknown)
+    keep = set(plan.centers)
+    data = network.model_dump()
+    data["centers"] = [c for c in data["centers"] if c["name"] in keep]
+    data["running"] = [r for r in data["running"] if r["center"] in keep]
+    return Network.model_validate(data)
 
 
 def apply(option: Option, network: Network) -> Network:

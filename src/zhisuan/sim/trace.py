@@ -47,7 +47,7 @@ class Trace:
         if n is None or n >= len(self.jobs):
             return self
         return Trace(self.name, self.jobs[:n], self.chip, self.homes,
-                     [*self.notes, f"first {n} of {len(self.jobs)} jobs"], self.busy_cdf)
+                     [*self.notes, f"first {n} of {len(self.jobs)} jobs"], self.busy_cdf, self.start)
 
 
 class TraceError(ValueError):
