@@ -324,3 +324,36 @@ def bench_cli(repeats: Annotated[int, typer.Option(min=1, max=50, help="runs per
     console.print(t)
     print(f"cli-help-seconds: {timings[0].median:.3f}")
 
+
+
+@bench_app.command("plan")
+def bench_plan(
+    limit: Annotated[int | None, typer.Option(min=1, help="replay only the first N Philly jobs")] = None,
+    workers: Annotated[int, typer.Option(min=0, help="worker processes (0: one per core)")] = 0,
+) -> None:
+    """A 24-option plan on the full Philly trace (the example plan's region, ×1 demand): seconds per option."""
+    from rich.progress import BarColumn, MofNCompleteColumn
+
+    from zhisuan.bench import plan as plan_bench
+    from zhisuan.sim.plan.cells import CellSpec
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("replaying options", total=None)
+
+        def step(_: CellSpec) -> None:
+            bar.advance(task)
+
+        r = plan_bench.run(limit, workers, step)
+    t = Table(title="zhisuan bench plan (24 options, Philly ×1, cn10-growth's region)")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    walls = sorted(c.cell.wall_seconds for c in r.result.rows)
+    for k, v in [("options / cells (incl. silos for builds)", f"{r.options} / {r.cells}"),
+                 ("jobs per cell", f"{r.jobs_per_cell:,}"), ("worker processes", str(r.workers)),
+                 ("plan wall time", f"{r.seconds:.1f} s"),
+                 ("one cell's replay, median (min-max)",
+                  f"{statistics.median(walls):.2f} s ({walls[0]:.2f}-{walls[-1]:.2f})")]:
+        t.add_row(k, v)
+    console.print(t)
+    print(f"plan-seconds-per-option: {r.per_option:.2f}")
