@@ -67,6 +67,8 @@ def bench_sim(
     policies: Annotated[str, typer.Option(help="comma-separated policies")] = ",".join(SIM_POLICIES),
     limit: Annotated[int | None, typer.Option(min=1, help="replay only the first N jobs")] = None,
     siloed: Annotated[bool, typer.Option(help="time the siloed scenario instead of the network")] = False,
+    scale: Annotated[float | None, typer.Option(min=1, max=1000, help="grow Philly's arrivals and cluster "
+                                                "this many times (each policy also at ×1): time and memory")] = None,
 ) -> None:
     """Full Philly replay (82,229 jobs) per policy: wall time and jobs simulated per second."""
     from zhisuan.bench import sim as sim_bench
@@ -75,6 +77,9 @@ def bench_sim(
     names = [p.strip() for p in policies.split(",") if p.strip()]
     for n in names:
         get_policy(n)
+    if scale is not None:
+        _bench_scale(names if policies != ",".join(SIM_POLICIES) else ["fifo", "zhisuan"], scale)
+        return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("loading the Philly trace", total=None)
@@ -89,6 +94,32 @@ def bench_sim(
     console.print(f"trace load (parse + sort, once): {load:.2f} s; slowest policy "
                   f"{max(timings, key=lambda r: r.seconds).policy} {max(r.seconds for r in timings):.2f} s")
     print(f"philly-seconds-per-policy: {sim_bench.median_seconds(timings):.2f}")
+
+
+def _bench_scale(names: list[str], scale: float) -> None:
+    from zhisuan.bench import sim as sim_bench
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True, auto_refresh=False) as bar:
+        task = bar.add_task("starting", total=None)
+        rows = sim_bench.run_scaled(names, [1.0, scale],
+                                    progress=lambda msg: bar.update(task, description=msg, refresh=True))
+    t = Table(title=f"zhisuan bench sim --scale {scale:g}: Philly arrivals and cluster ×{scale:g} (network)")
+    for col in ["policy", "scale", "jobs", "devices", "wall s", "µs per job", "time vs ×1 per job",
+                "peak MB (trace loaded)", "bytes per job"]:
+        t.add_column(col, justify="left" if col == "policy" else "right")
+    one = {r.policy: r for r in rows if r.scale == 1.0}
+    for r in rows:
+        per_job = r.seconds / r.jobs
+        t.add_row(r.policy, f"×{r.scale:g}", f"{r.jobs:,}", f"{r.devices:,}", f"{r.seconds:.1f}",
+                  f"{1e6 * per_job:.1f}", f"{per_job / (one[r.policy].seconds / one[r.policy].jobs):.2f}",
+                  f"{r.peak_mb:,.0f} ({r.base_mb:,.0f})", f"{r.bytes_per_job:,.0f}")
+    console.print(t)
+    console.print("bytes per job: the replay's peak memory above the process with the Philly trace loaded, "
+                  "divided by the jobs (results kept as numpy columns; a grown trace's copies are not objects)")
+    big = [r for r in rows if r.scale == scale]
+    print(f"sim-scale-bytes-per-job: {max(r.bytes_per_job for r in big):.0f}")
+    print(f"sim-scale-seconds: {max(r.seconds for r in big):.1f}")
 
 
 @bench_app.command("api")

@@ -6,12 +6,11 @@ the calendar (the day and hour each job arrived), so time-of-use prices and dail
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
 from zhisuan.catalog import load_catalog
-from zhisuan.sim.trace import Trace
+from zhisuan.sim.trace import CopiedJobs, Trace, columns
 
 JITTER = 3600.0  # a copy arrives up to an hour after its original (seeded): same hour of day, not the same instant
 MONTH = 30.44 * 86400.0
@@ -44,16 +43,17 @@ def scale_arrivals(trace: Trace, factor: float, seed: int = 0) -> Trace:
         raise ValueError(f"an arrivals factor must be a positive number, got {factor}")
     if factor == 1.0:
         return trace
+    base, source, submits = columns(trace.jobs)
     rng = np.random.default_rng(seed)
     whole, part = int(factor), factor - int(factor)
-    n = len(trace.jobs)
-    extra = rng.random(n) < part
-    shifts = rng.random((max(whole, 1), n)) * JITTER
-    jobs = []
-    for i, job in enumerate(trace.jobs):
-        copies = whole + int(extra[i])
-        for c in range(copies):
-            jobs.append(job if c == 0 else replace(job, id=f"{job.id}~{c}", submit=job.submit + shifts[c - 1, i]))
-    jobs.sort(key=lambda j: j.submit)
+    n = len(source)
+    counts = whole + (rng.random(n) < part)  # copies of each job, the original included
+    src = np.repeat(source, counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    copy = (np.arange(len(src)) - first).astype(np.int16 if whole < 32_000 else np.int32)
+    shift = np.where(copy > 0, rng.random(len(src)) * JITTER, 0.0)
+    times = np.repeat(submits, counts) + shift
+    order = np.argsort(times, kind="stable")
+    jobs = CopiedJobs(base, src[order].astype(np.int32), copy[order], times[order])
     note = f"arrivals ×{factor:g} (copies of each job up to {JITTER / 3600:g} h later, seed {seed})"
     return Trace(trace.name, jobs, trace.chip, trace.homes, [*trace.notes, note], trace.busy_cdf, trace.start)

@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
+import numpy as np
+
 from zhisuan.model import Request
 from zhisuan.scheduler import PendingJob, Policy, TenantState
 from zhisuan.scheduler.state import SchedulerState
-from zhisuan.sim.events import EventQueue, Kind
+from zhisuan.sim.events import Event, EventQueue, Kind
+from zhisuan.sim.joblog import JobLog, Series
 from zhisuan.sim.predict import DurationPredictor
 from zhisuan.sim.scenario import Scenario, request_for
 from zhisuan.sim.speed import SpeedModel
-from zhisuan.sim.trace import Trace, TraceJob
+from zhisuan.sim.trace import Trace, TraceJob, columns
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,13 @@ class Outage:
 
 @dataclass(slots=True)
 class SimJob:
+    """A job between its arrival and its end: what the replay needs while it is live."""
+
+    index: int  # in the trace's jobs (and the job log)
     trace: TraceJob
     request: Request
     remaining: float  # work left, seconds on the trace's chip
     first_start: float = math.nan
-    end: float = math.nan
     run_seconds: float = 0.0  # wall time spent running (all runs)
     started: float = math.nan  # start of the current run
     pool: int = -1  # pool of the current (or last) run
@@ -47,7 +52,6 @@ class SimJob:
     preemptions: int = 0
     restarts: int = 0
     measured_speed: bool = False
-    expired: bool = False  # its deadline could no longer be met: failed without running (to the end)
 
 
 @dataclass
@@ -56,14 +60,14 @@ class SimResult:
     scenario: Scenario
     policy: str
     estimates: str
-    jobs: list[SimJob]
+    jobs: JobLog  # per-job outcomes, in the trace's order
     device_seconds: list[float]  # allocated, per scenario pool
-    utilization: list[tuple[float, int]]  # (time, devices allocated) after each change
+    utilization: np.ndarray  # (n, 2): time, devices allocated after each change
     cycles: int
     wall_seconds: float
     notes: list[str] = field(default_factory=list)
     busy_fraction: float | None = None  # mean measured utilisation of allocated devices, where known
-    runs: list[tuple[int, float, float, int]] = field(default_factory=list)  # (pool, start, end, devices)
+    runs: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (n, 4): pool, start, end, devices
     epoch: float = 0.0  # epoch seconds of time 0 (the trace's start), for local-time tariffs
     deferred: int = 0  # jobs whose release was moved to a cheaper hour (time shifting)
     expired: int = 0  # jobs failed because their deadline could no longer be met
@@ -76,56 +80,70 @@ class Simulator:
         self.trace, self.scenario, self.policy = trace, scenario, policy
         self.deadlines = deadlines or {}  # job id -> deadline (trace clock), for the jobs that have one
         self.deferred: set[str] = set()  # jobs the scheduler held back for a cheaper hour
-        self.runs: list[tuple[int, float, float, int]] = []
+        self.runs = Series(4)
         self.interval, self.estimates, self.outages = interval, estimates, outages
-        tenants = {j.tenant for j in trace.jobs}
-        self.tenants = {t: TenantState(t) for t in sorted(tenants)}
+        base, source, submit = columns(trace.jobs)
+        self.tenants = {t: TenantState(t) for t in sorted({j.tenant for j in base})}
         self.state = SchedulerState(scenario.pools, policy, self.tenants, epoch=trace.start)
         self.speed = SpeedModel(trace.chip)
         self.predictor = DurationPredictor()
         stacks = stacks or frozenset([self.speed.trace_chip.stack])
-        shapes: dict[tuple[int, str | None, str | None], Request] = {}
-        self.jobs = []
-        for j in trace.jobs:
+        shapes: dict[tuple[int, str | None, str | None], int] = {}
+        self.requests: list[Request] = []
+        shape_of_base = np.empty(len(base), dtype=np.int32)
+        for k, j in enumerate(base):  # distinct jobs only: a grown trace's copies share their original's shape
             key = (j.devices, j.chip, j.home if scenario.siloed else None)
-            req = shapes.get(key)
-            if req is None:
-                req = shapes[key] = request_for(j, scenario, trace.chip, stacks)
-            self.jobs.append(SimJob(j, req, j.duration))
-        self.index = {j.trace.id: i for i, j in enumerate(self.jobs)}
+            if key not in shapes:
+                shapes[key] = len(self.requests)
+                self.requests.append(request_for(j, scenario, trace.chip, stacks))
+            shape_of_base[k] = shapes[key]
+        self.shape = shape_of_base[source]
+        devices = np.fromiter((j.devices for j in base), np.int32, len(base))[source]
+        self.log = JobLog(trace.jobs, submit, devices)
         # jobs no pool of the scenario could ever run are set aside (counted), not queued forever
-        cache, possible = self.state.cache, {}
-        for req in shapes.values():
+        cache = self.state.cache
+        possible = np.zeros(len(self.requests), dtype=bool)
+        for k, req in enumerate(self.requests):
             row = cache.row_of(req)  # may extend cache.ranking: read it after
-            possible[req] = bool(cache.ranking.prefs[row])
-        self.impossible = {i for i, j in enumerate(self.jobs) if not possible[j.request]}
+            possible[k] = bool(cache.ranking.prefs[row])
+        runnable = possible[self.shape]
+        self.impossible = int((~runnable).sum())
+        order = np.argsort(submit, kind="stable")
+        self.arrivals = order[runnable[order]]  # job indices in arrival order
+        self.live: dict[int, SimJob] = {}
+        self.index: dict[str, int] = {}  # job id -> trace index, live jobs only
         self.device_seconds = [0.0] * len(scenario.pools)
         self.allocated = 0
-        self.utilization: list[tuple[float, int]] = [(0.0, 0)]
+        self.utilization = Series(2)
+        self.utilization.append(0.0, 0)
         self.cycles = 0
 
     def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
         t0 = time.perf_counter()
         events = EventQueue()
-        events.extend([(j.trace.submit, Kind.ARRIVE, i) for i, j in enumerate(self.jobs) if i not in self.impossible])
         wakes: set[float] = set()
         for k, o in enumerate(self.outages):
             events.push(o.start, Kind.DOWN, k)
             events.push(o.end, Kind.UP, k)
+        arrivals, submit = self.arrivals, self.log.submit
+        times = submit[arrivals]
+        nxt, n = 0, len(arrivals)
         done = 0
-        while events:
-            t = events.peek_time()
+        while events or nxt < n:
+            t = min(events.peek_time() if events else math.inf, times[nxt] if nxt < n else math.inf)
             tick = t if self.interval <= 0 else math.ceil(t / self.interval) * self.interval
-            for when, _, kind, subject, version in events.pop_until(tick):
-                if kind is Kind.ARRIVE:
-                    self._submit(self.jobs[subject])
-                elif kind is Kind.FINISH and self.jobs[subject].version == version:
-                    self._finish(self.jobs[subject], when)
-                    done += 1
-                elif kind is Kind.DOWN:
-                    self._down(self.outages[subject].center, when)
-                elif kind is Kind.UP:
-                    self.state.set_healthy(self.outages[subject].center, True)
+            upto = int(np.searchsorted(times, tick, side="right"))
+            popped = events.pop_until(tick)
+            k = 0
+            for i in arrivals[nxt:upto].tolist():  # arrivals first at equal times, as when they were events
+                when = float(submit[i])
+                while k < len(popped) and popped[k][0] < when:
+                    done += self._event(popped[k])
+                    k += 1
+                self._arrive(i)
+            nxt = upto
+            for event in popped[k:]:
+                done += self._event(event)
             if self.state.has_work(tick):
                 self._cycle(tick, events)
             due = self.state.next_release()
@@ -135,16 +153,49 @@ class Simulator:
             if progress is not None and done:
                 progress(done)
                 done = 0
-        expired = sum(j.expired for j in self.jobs)
+        for job in list(self.live.values()):  # never finished (e.g. its center never came back)
+            self._retire(job)
+        expired = int(self.log.expired.sum())
         notes = [*self.trace.notes, *self.scenario.notes]
         if expired:
             notes.append(f"{expired} jobs failed: their deadline could no longer be met")
         if self.impossible:
-            notes.append(f"{len(self.impossible)} jobs no pool of scenario {self.scenario.name} can run were "
+            notes.append(f"{self.impossible} jobs no pool of scenario {self.scenario.name} can run were "
                          "left out (e.g. too large a gang, or a chip the network lacks)")
-        return SimResult(self.trace.name, self.scenario, self.policy.name, self.estimates, self.jobs,
-                         self.device_seconds, self.utilization, self.cycles, time.perf_counter() - t0,
-                         notes, self._busy_fraction(), self.runs, self.trace.start, len(self.deferred), expired)
+        return SimResult(self.trace.name, self.scenario, self.policy.name, self.estimates, self.log,
+                         self.device_seconds, self.utilization.table(), self.cycles, time.perf_counter() - t0,
+                         notes, self._busy_fraction(), self.runs.table(), self.trace.start, len(self.deferred),
+                         expired)
+
+    def _event(self, event: Event) -> int:
+        """Apply one queued event; 1 if a job finished."""
+        when, _, kind, subject, version = event
+        if kind is Kind.FINISH:
+            job = self.live.get(subject)
+            if job is not None and job.version == version:
+                self._finish(job, when)
+                return 1
+        elif kind is Kind.DOWN:
+            self._down(self.outages[subject].center, when)
+        elif kind is Kind.UP:
+            self.state.set_healthy(self.outages[subject].center, True)
+        return 0
+
+    def _arrive(self, i: int) -> None:
+        t = self.log.trace_jobs[i]
+        job = SimJob(i, t, self.requests[self.shape[i]], t.duration)
+        self.live[i] = job
+        self.index[t.id] = i
+        self._submit(job)
+
+    def _retire(self, job: SimJob, end: float = math.nan, expired: bool = False) -> None:
+        """The job is done with: its outcome goes to the log, its object away."""
+        i, log = job.index, self.log
+        log.first_start[i], log.end[i], log.run_seconds[i] = job.first_start, end, job.run_seconds
+        log.pool[i], log.preemptions[i], log.restarts[i] = job.pool, job.preemptions, job.restarts
+        log.measured_speed[i], log.expired[i] = job.measured_speed, expired
+        del self.live[i]
+        del self.index[job.trace.id]
 
     def _estimate(self, job: SimJob) -> float:
         if self.estimates == "oracle":
@@ -164,15 +215,15 @@ class Simulator:
         result = self.state.cycle(now)
         self.cycles += 1
         for x in result.expired:
-            self.jobs[self.index[x.job_id]].expired = True
+            self._retire(self.live[self.index[x.job_id]], expired=True)
         for p in result.preemptions:  # the state freed their devices and recorded their service
-            job = self.jobs[self.index[p.job_id]]
+            job = self.live[self.index[p.job_id]]
             self._stop(job, now)
             job.preemptions += 1
             self._submit(job)
         for s in result.starts:
             i = self.index[s.job_id]
-            job = self.jobs[i]
+            job = self.live[i]
             factor, job.measured_speed = self.speed.factor(job.trace.application, self.scenario.pools[s.pool].chip)
             job.pool, job.started = s.pool, now
             if math.isnan(job.first_start):
@@ -180,7 +231,7 @@ class Simulator:
             self.allocated += job.trace.devices
             events.push(now + job.remaining / factor, Kind.FINISH, i, job.version)
         if result.starts or result.preemptions:
-            self.utilization.append((now, self.allocated))
+            self.utilization.append(now, self.allocated)
 
     def _stop(self, job: SimJob, now: float) -> None:
         """End the current run at `now`: account its device-time and progress."""
@@ -191,15 +242,15 @@ class Simulator:
         job.run_seconds += ran
         job.version += 1
         self.device_seconds[job.pool] += devices * ran
-        self.runs.append((job.pool, job.started, now, devices))
+        self.runs.append(job.pool, job.started, now, devices)
         self.allocated -= devices
 
     def _finish(self, job: SimJob, now: float) -> None:
         self.state.end(job.trace.id, now)
         self._stop(job, now)
-        job.end = now
         self.predictor.observe(job.trace.tenant, job.trace.devices, job.trace.duration)
-        self.utilization.append((now, self.allocated))
+        self.utilization.append(now, self.allocated)
+        self._retire(job, now)
 
     def _down(self, center: str, now: float) -> None:
         self.state.set_healthy(center, False)
@@ -207,13 +258,13 @@ class Simulator:
             if pool.center != center:
                 continue
             for alloc in self.state.running(pool.key):
-                job = self.jobs[self.index[alloc.job_id]]
+                job = self.live[self.index[alloc.job_id]]
                 self.state.end(alloc.job_id, now, requeue=True, keep_progress=False)
                 self._stop(job, now)
                 job.remaining = job.trace.duration  # restarts from scratch elsewhere
                 job.restarts += 1
                 self._submit(job)
-        self.utilization.append((now, self.allocated))
+        self.utilization.append(now, self.allocated)
 
     def _busy_fraction(self) -> float | None:
         cdf = self.trace.busy_cdf

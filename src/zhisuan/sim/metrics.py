@@ -53,12 +53,10 @@ class CenterUsage:
 
 
 def job_arrays(r: SimResult) -> dict[str, np.ndarray]:
-    submit = np.array([j.trace.submit for j in r.jobs])
-    first = np.array([j.first_start for j in r.jobs])
-    end = np.array([j.end for j in r.jobs])
-    run = np.array([j.run_seconds for j in r.jobs])
-    return {"submit": submit, "start": first, "end": end, "run": run, "jct": end - submit,
-            "queue": first - submit, "devices": np.array([j.trace.devices for j in r.jobs])}
+    log = r.jobs
+    submit, first, end = log.submit, log.first_start, log.end
+    return {"submit": submit, "start": first, "end": end, "run": log.run_seconds, "jct": end - submit,
+            "queue": first - submit, "devices": log.devices}
 
 
 def makespan(r: SimResult) -> float:
@@ -70,9 +68,9 @@ def makespan(r: SimResult) -> float:
 def tou_cny(r: SimResult) -> list[float] | None:
     """CNY per pool at the ToU multiplier of each run's local hours (metering's tariff tables), or None
     when no pool of the scenario has a ToU zone (then the flat price applies)."""
-    if not any(r.scenario.tou.values()) or not r.runs:
+    if not any(r.scenario.tou.values()) or not len(r.runs):
         return None
-    runs = np.array(r.runs, dtype=float)
+    runs = r.runs
     out = []
     for k, pool in enumerate(r.scenario.pools):
         mine = runs[runs[:, 0] == k]
@@ -120,14 +118,13 @@ def summarize(r: SimResult) -> Summary:
         p99_slowdown=q(slowdown, 99), makespan=span, allocated_util=alloc,
         busy_util=alloc * r.busy_fraction if r.busy_fraction is not None else None,
         cny=sum(c.cny for c in centers), kwh=sum(c.kwh for c in centers), kg_co2=sum(c.kg_co2 for c in centers),
-        preemptions=sum(j.preemptions for j in r.jobs), wall_seconds=r.wall_seconds, cycles=r.cycles,
+        preemptions=int(r.jobs.preemptions.sum()), wall_seconds=r.wall_seconds, cycles=r.cycles,
     )
 
 
 def utilization_series(r: SimResult, points: int = 300) -> tuple[np.ndarray, np.ndarray]:
     """Allocated fraction of devices over time (step function sampled at `points` instants), in days."""
-    t = np.array([p[0] for p in r.utilization])
-    used = np.array([p[1] for p in r.utilization], dtype=np.float64)
+    t, used = r.utilization[:, 0], r.utilization[:, 1]
     grid = np.linspace(0.0, max(float(t.max()), 1.0), points)
     idx = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, len(t) - 1)
     return grid / 86400.0, used[idx] / max(r.scenario.devices, 1)

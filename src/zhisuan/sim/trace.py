@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import overload
+
+import numpy as np
 
 from zhisuan.catalog import UnknownAcceleratorError, load_catalog
 
@@ -33,10 +37,46 @@ class TraceJob:
     application: str | None = None  # model type, where the trace has one (speed profiles)
 
 
+class CopiedJobs(Sequence[TraceJob]):
+    """A grown trace's jobs without holding them: the originals, and per job which one it copies, its copy
+    number and its submit time (14 bytes a job). A job object is made when read (`copy` 0 is the original),
+    so a 50x national demand costs the simulator no more memory than the arrays."""
+
+    def __init__(self, base: Sequence[TraceJob], source: np.ndarray, copy: np.ndarray, submits: np.ndarray) -> None:
+        self.base, self.source, self.copy, self.submits = base, source, copy, submits
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @overload
+    def __getitem__(self, i: int) -> TraceJob: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[TraceJob]: ...
+
+    def __getitem__(self, i: int | slice) -> TraceJob | Sequence[TraceJob]:
+        if isinstance(i, slice):
+            return CopiedJobs(self.base, self.source[i], self.copy[i], self.submits[i])
+        job, c = self.base[int(self.source[i])], int(self.copy[i])
+        return job if c == 0 else replace(job, id=f"{job.id}~{c}", submit=float(self.submits[i]))
+
+    def __iter__(self) -> Iterator[TraceJob]:
+        for i in range(len(self.source)):
+            yield self[i]
+
+
+def columns(jobs: Sequence[TraceJob]) -> tuple[Sequence[TraceJob], np.ndarray, np.ndarray]:
+    """(distinct jobs, which of them each job is, submit times): what the simulator indexes by, without
+    reading a grown trace job by job."""
+    if isinstance(jobs, CopiedJobs):
+        return jobs.base, jobs.source, jobs.submits
+    return jobs, np.arange(len(jobs)), np.fromiter((j.submit for j in jobs), float, len(jobs))
+
+
 @dataclass
 class Trace:
     name: str
-    jobs: list[TraceJob]
+    jobs: Sequence[TraceJob]
     chip: str  # catalog name of the chip durations were measured on
     homes: dict[str, int] = field(default_factory=dict)  # home -> nodes, where the trace knows its cluster
     notes: list[str] = field(default_factory=list)  # assumptions and dropped rows, printed with results

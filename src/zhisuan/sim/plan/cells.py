@@ -137,7 +137,7 @@ def _centers(r: SimResult, w0: float, w1: float) -> tuple[CenterYear, ...]:
     year = YEAR / window
     busy = r.busy_fraction if r.busy_fraction is not None else 1.0
     draw = busy + (1.0 - busy) * IDLE_FRACTION
-    runs = np.array(r.runs, dtype=float).reshape(-1, 4)
+    runs = r.runs
     start, end = np.maximum(runs[:, 1], w0), np.minimum(runs[:, 2], w1)
     keep = end > start
     runs, start, end = runs[keep], start[keep], end[keep]
@@ -170,9 +170,7 @@ def run_cell(spec: CellSpec) -> CellResult:
     stacks = frozenset(plan.demand.stacks) or frozenset([chip.stack])
     sim = Simulator(trace, scenario, policy, interval=plan.interval, stacks=stacks)
     r = sim.run()
-    submit = np.fromiter((j.trace.submit for j in r.jobs), float, len(r.jobs))
-    first = np.fromiter((j.first_start for j in r.jobs), float, len(r.jobs))
-    end = np.fromiter((j.end for j in r.jobs), float, len(r.jobs))
+    submit, first, end = r.jobs.submit, r.jobs.first_start, r.jobs.end
     done = np.isfinite(end)
     wait, jct = (first - submit)[done], (end - submit)[done]
 
@@ -183,5 +181,5 @@ def run_cell(spec: CellSpec) -> CellResult:
 
     w0, w1 = (float(submit.min()), float(submit.max())) if len(submit) else (0.0, 1.0)
     return CellResult(spec.option, spec.scenario, spec.siloed, factor, len(r.jobs), int(done.sum()),
-                      len(sim.impossible), stat(wait), stat(wait, 95), stat(jct), stat(jct, 95), r.busy_fraction,
+                      sim.impossible, stat(wait), stat(wait, 95), stat(jct), stat(jct, 95), r.busy_fraction,
                       _centers(r, w0, w1), r.wall_seconds, tuple(dict.fromkeys(r.notes)))

@@ -1,0 +1,82 @@
+"""What a replay remembers of its jobs: one row of numbers per job in numpy columns (about 40 bytes), written
+when the job is done with, not an object per job — so a 4-million-job national demand fits in memory and the
+metrics read whole columns. Readers that want objects get a light row per job on access."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import overload
+
+import numpy as np
+
+from zhisuan.sim.trace import TraceJob
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """One job's outcome, read from the log."""
+
+    trace: TraceJob
+    first_start: float
+    end: float
+    run_seconds: float  # wall time spent running (all runs)
+    pool: int  # of the last run, -1 if it never ran
+    preemptions: int
+    restarts: int
+    measured_speed: bool
+    expired: bool  # its deadline could no longer be met: failed without running
+
+
+class JobLog(Sequence[JobRow]):
+    """Per-job outcome columns, indexed like the trace's jobs."""
+
+    def __init__(self, jobs: Sequence[TraceJob], submit: np.ndarray, devices: np.ndarray) -> None:
+        n = len(jobs)
+        self.trace_jobs, self.submit, self.devices = jobs, submit, devices
+        self.first_start = np.full(n, np.nan)
+        self.end = np.full(n, np.nan)
+        self.run_seconds = np.zeros(n)
+        self.pool = np.full(n, -1, dtype=np.int16)
+        self.preemptions = np.zeros(n, dtype=np.int32)
+        self.restarts = np.zeros(n, dtype=np.int16)
+        self.measured_speed = np.zeros(n, dtype=bool)
+        self.expired = np.zeros(n, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.submit)
+
+    @overload
+    def __getitem__(self, i: int) -> JobRow: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[JobRow]: ...
+
+    def __getitem__(self, i: int | slice) -> JobRow | Sequence[JobRow]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return JobRow(self.trace_jobs[i], float(self.first_start[i]), float(self.end[i]),
+                      float(self.run_seconds[i]), int(self.pool[i]), int(self.preemptions[i]),
+                      int(self.restarts[i]), bool(self.measured_speed[i]), bool(self.expired[i]))
+
+    def __iter__(self) -> Iterator[JobRow]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+class Series:
+    """Rows of numbers appended one at a time into typed arrays (8 bytes a value, not a tuple of objects);
+    read back as an (n, width) float array."""
+
+    def __init__(self, width: int) -> None:
+        self.width, self._data = width, array("d")
+
+    def append(self, *values: float) -> None:
+        self._data.extend(values)
+
+    def __len__(self) -> int:
+        return len(self._data) // self.width
+
+    def table(self) -> np.ndarray:
+        return np.frombuffer(self._data, dtype=float).reshape(-1, self.width).copy()
