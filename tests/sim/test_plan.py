@@ -109,6 +109,11 @@ target: {p95_wait_hours: 0.5, scenario: x1}
     assert m.npv == pytest.approx(npv(0.1, flows))
     assert more.meets and not today.meets and result.cheapest == "more"
     assert any("a test figure" in b for b in result.basis) and any("ASSUMPTION" in b for b in result.basis)
+    from zhisuan.sim.plan.report import HEADERS, write_report
+
+    html = write_report(result, tmp_path / "zh", "zh-CN").read_text(encoding="utf-8")
+    assert "达到目标的最便宜方案" in html and "净现值" in html
+    assert not [h for h in HEADERS if f"<th>{h}</th>" in html]  # every column header in Chinese
 
 
 def test_the_front_keeps_only_undominated_options():

@@ -95,6 +95,34 @@ LABELS_ZH: dict[str, str] = {
     "allocated time, where the trace has one. Energy: TDP x utilisation model x PUE (a power model); carbon: x the "
     "grid factor. Per-job results:": "减速比 = 完成时间 / 运行时间（1.0 表示无等待）。忙碌率将轨迹实测的 GPU 利用率分布应用于"
         "分配时间（如轨迹提供）。能耗：TDP × 利用率模型 × PUE（功率模型）；碳排放：再 × 电网因子。每个作业的结果：",
+    # plan
+    "option": "方案", "p95 wait h": "p95 等待 h", "mean wait h": "平均等待 h", "mean JCT h": "平均完成时间 h",
+    "revenue M¥/y": "收入 百万¥/年", "electricity M¥/y": "电费 百万¥/年", "tCO2/y": "吨CO2/年", "capex M¥": "投资 百万¥",
+    "payback y": "回收期 年", "NPV M¥": "净现值 百万¥", "IRR %": "内部收益率 %", "mark": "标记",
+    "network p95 wait h": "全网 p95 等待 h", "simulating options × scenarios": "仿真 方案 × 场景",
+    "plan {name}: {n} options × {s} scenarios": "规划 {name}：{n} 个方案 × {s} 个场景",
+    "★ cost-vs-wait front; ✓/✗ target met; money = the option's difference from today's network":
+        "★ 成本-等待前沿；✓/✗ 是否达到目标；金额 = 该方案相对现网的差额",
+    "cheapest option meeting the target: {name}": "达到目标的最便宜方案：{name}",
+    "no option meets the target": "没有方案达到目标", "no target given": "未设目标",
+    "cheapest option meeting the target": "达到目标的最便宜方案",
+    "{center} ({option}, {scenario}): joined {a:.1f}% allocated, alone {b:.1f}%":
+        "{center}（{option}，{scenario}）：加入网络 分配率 {a:.1f}%，单独建设 {b:.1f}%",
+    "report: {path} (plan.csv and join-vs-alone.csv beside it)": "报告：{path}（plan.csv 与 join-vs-alone.csv 在同一目录）",
+    "zhisuan capacity plan": "智算容量规划", "Options": "方案", "options": "方案",
+    "Join the network or build alone": "加入网络还是单独建设",
+    "Where the money comes from, assumptions and notes": "金额来源、假设与说明",
+    "cost vs p95 wait": "成本与 p95 等待", "p95 wait (h)": "p95 等待（小时）",
+    "annual cost (M¥: capex/depreciation + opex + electricity, vs today)": "年成本（百万¥：投资/折旧年限 + 运维 + 电费，相对现网）",
+    "p95 wait by option": "各方案 p95 等待", "option (numbered as in the table)": "方案（编号同表）",
+    "allocated utilisation by option": "各方案分配利用率",
+    "Waits and utilisation over the demand's arrival window; revenue (the price book, time-of-use applied) and "
+    "electricity (allocated devices at their draw, idle ones at 30% of TDP, × PUE) annualised from it. Capex, payback, "
+    "NPV and IRR are the option's difference from today's network at the same demand. ★: on the front (no other "
+    "option at that scenario costs less and waits less); ✓/✗: meets the target.":
+        "等待与利用率按需求的到达时段计；收入（价目表，含分时电价系数）与电费（已分配卡按其功耗、空闲卡按 TDP 的 30%，× PUE）"
+        "由此折算为每年。投资、回收期、净现值与内部收益率为该方案相对现网在同一需求下的差额。★：在前沿上（该场景下没有"
+        "其他方案更便宜且等待更短）；✓/✗：是否达到目标。",
     # regions
     "east": "华东", "west": "西部", "north": "华北", "south": "华南", "central": "华中", "northeast": "东北",
     "northwest": "西北", "southwest": "西南",
