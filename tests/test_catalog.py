@@ -5,7 +5,7 @@ from zhisuan.catalog import Accelerator, Catalog, UnknownAcceleratorError, load_
 
 def test_catalog_has_the_shared_table():
     cat = load_catalog()
-    assert len(cat) == 25
+    assert len(cat) == 25 + 7  # Epoch's rows copied, and the seven older and inference chips picked from it
     assert {"cuda", "cann", "rocm", "neuware", "dtk", "synapseai"} <= set(cat.stacks)
 
 
@@ -64,3 +64,39 @@ def test_reference_prices_carry_their_source_and_pick_the_surest_row():
     assert NATIONAL in power and 0.1 < power[NATIONAL].value < 2
     assert power["贵州"].as_of.startswith("2025")  # two low rows: the more recent wins
     assert "ASSUMPTION" not in power["北京"].basis
+
+
+def test_the_older_and_inference_chips_are_in_the_catalog_with_their_basis():
+    c = load_catalog()
+    for name, tflops in [("t4", 65.13), ("p100", 19.05), ("v100m16", 125), ("V100M32", 125), ("a10", 125),
+                         ("l4", 121), ("a40", 149.7)]:
+        assert c.lookup(name).fp16_tflops == tflops
+    assert "fp16_tflops" in c.lookup("a10").assumptions  # derived from INT8, labelled ASSUMPTION
+    assert "fp16_tflops" not in c.lookup("l4").assumptions
+
+
+def test_a_user_catalog_extends_and_overrides(tmp_path, monkeypatch):
+    from zhisuan.catalog.accelerators import use_catalog
+    from zhisuan.catalog.user import CatalogError
+
+    f = tmp_path / "mine.yaml"
+    f.write_text("accelerators:\n"
+                 "  - {name: G2, vendor: Alibaba, stack: cuda, fp16_tflops: 125, aliases: [g2],\n"
+                 "     source: 'ASSUMPTION: internal code'}\n"
+                 "  - {name: a100, vendor: NVIDIA, stack: cuda, fp16_tflops: 280, tdp_w: 400, source: measured here}\n",
+                 encoding="utf-8")
+    monkeypatch.delenv("ZHISUAN_CATALOG", raising=False)
+    try:
+        c = use_catalog(str(f))
+        assert c.lookup("g2").name == "G2" and "fp16_tflops" in c.lookup("G2").assumptions
+        mine = c.lookup("A100 SXM4 80GB")  # found by the packaged name and its aliases: the row was replaced
+        assert mine.fp16_tflops == 280 and c.lookup("a100-80gb") is mine and "user catalog" in mine.source
+        assert len(c) == len(use_catalog(None)) + 1
+        f.write_text("accelerators:\n  - {name: X, vendor: Y, stack: cuda, fp16_tflops: .nan, source: s}\n",
+                     encoding="utf-8")
+        with pytest.raises(CatalogError, match=r"accelerators\.0\.fp16_tflops"):
+            use_catalog(str(f))
+    finally:
+        use_catalog(None)
+    with pytest.raises(UnknownAcceleratorError):
+        load_catalog().lookup("g2")

@@ -75,9 +75,16 @@ def test_sim_rejects_bad_rows_and_policies(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("submit,duration,devices\n0,60,1\n1,x,1\n", encoding="utf-8")
     res = runner.invoke(app, ["sim", "--trace", str(bad), "--mode", "network", "--out", str(tmp_path / "r")])
-    assert res.exit_code == 2 and "line 3" in res.output
-    res = runner.invoke(app, ["sim", "--trace", str(bad), "--skip-bad", "--mode", "network", "--policies", "fifo",
+    assert res.exit_code == 2 and "line 2" in res.output and "no chip" in res.output  # never a silent A100
+    res = runner.invoke(app, ["sim", "--trace", str(bad), "--trace-chip", "v100", "--mode", "network",
                               "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "line 3" in res.output
+    nan = tmp_path / "nan.csv"
+    nan.write_text("submit,duration,devices,chip\n0,60,1,v100\n1,nan,1,v100\n2,inf,1,v100\n", encoding="utf-8")
+    res = runner.invoke(app, ["sim", "--trace", str(nan), "--mode", "network", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "line 3" in res.output and "finite" in res.output
+    res = runner.invoke(app, ["sim", "--trace", str(bad), "--trace-chip", "v100", "--skip-bad", "--mode", "network",
+                              "--policies", "fifo", "--out", str(tmp_path / "r")])
     assert res.exit_code == 0 and "skipped 1 malformed" in res.output
     res = runner.invoke(app, ["sim", "--policies", "magic", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "unknown policy" in res.output
@@ -184,7 +191,7 @@ def test_the_offline_commands_and_the_sim_report_speak_chinese(root, tmp_path):
     res = runner.invoke(app, ["--lang", "zh-CN", "network", str(root / "examples/networks/toy3.yaml")])
     assert "华东" in res.output and "上海" in res.output and "ASSUMPTION" in res.output
     trace = tmp_path / "t.csv"
-    trace.write_text("submit,duration,devices\n0,600,8\n60,60,1\n", encoding="utf-8")
+    trace.write_text("submit,duration,devices,chip\n0,600,8,a100\n60,60,1,a100\n", encoding="utf-8")
     res = runner.invoke(app, ["--lang", "zh-CN", "sim", "--trace", str(trace), "--policies", "fifo", "--mode",
                               "network", "--out", str(tmp_path / "rep"), "--interval", "0"])
     assert res.exit_code == 0, res.output

@@ -112,3 +112,25 @@ def test_siloed_replay_on_a_network_needs_homes_naming_its_centers(root):
         scenarios(trace("0,10,1,V100,a\n"), "siloed", 2, net)
     homed = parse_csv("submit,duration,devices,chip,tenant,home\n0,10,1,A100,a,shanghai\n", "h.csv")
     assert [s.siloed for s in scenarios(homed, "both", 2, net)] == [True, False]
+
+
+def test_a_pod_of_eight_stays_on_one_node_when_the_trace_says_so():
+    """`nodes` in the trace is the gang's shape: an 8-GPU pod on one node fits only the 8-GPU pool, not a gang of
+    four 2-GPU members over the small nodes (the old rule: fit the smallest node)."""
+    pools = [pool("c", "small", "v100", nodes=8, size=2), pool("c", "big", "v100", nodes=1, size=8)]
+    rows = "submit,duration,devices,chip,tenant,nodes\n0,100,8,V100,a,1\n0,100,8,V100,a,\n"
+    r = Simulator(parse_csv(rows, "t.csv"), Scenario("network", pools), get_policy("fifo"), interval=0).run()
+    pod, gang = r.jobs
+    assert pools[pod.pool].name == "big" and pools[gang.pool].name == "small"
+    with pytest.raises(ValueError, match="line 2: nodes must be a positive divisor"):
+        parse_csv("submit,duration,devices,chip,nodes\n0,100,8,V100,3\n", "t.csv")
+
+
+def test_each_job_runs_at_the_speed_of_its_own_chip_and_speed_can_be_off():
+    rows = "submit,duration,devices,chip,tenant\n0,1000,1,V100,a\n0,1000,1,A100-80GB,a\n"
+    a100 = [pool("c", "p", "a100", nodes=2, size=1)]
+    r = Simulator(parse_csv(rows, "t.csv"), Scenario("network", a100), get_policy("fifo"), interval=0).run()
+    assert jcts(r) == [pytest.approx(1000 * 125 / 312), pytest.approx(1000)]  # the A100 job: measured on its chip
+    flat = Simulator(parse_csv(rows, "t.csv"), Scenario("network", a100), get_policy("fifo"), interval=0,
+                     rescale=False).run()
+    assert jcts(flat) == [1000, 1000]

@@ -44,7 +44,7 @@ def write_plan(tmp_path, body: str, trace: str = TRACE):
 
 
 def test_arrivals_scale_by_copies_that_keep_the_mix():
-    t = parse_csv("submit,duration,devices\n" + "".join(f"{60 * i},600,{1 + i % 3}\n" for i in range(100)))
+    t = parse_csv("submit,duration,devices\n" + "".join(f"{60 * i},600,{1 + i % 3}\n" for i in range(100)), chip="a100")
     two = scale_arrivals(t, 2.0)
     assert len(two.jobs) == 200 and len({j.id for j in two.jobs}) == 200
     assert sorted(j.devices for j in two.jobs) == sorted(2 * [j.devices for j in t.jobs])

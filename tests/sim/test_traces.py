@@ -22,9 +22,11 @@ def test_packaged_traces(name, count):
 
 
 def test_own_csv_format():
-    tr = parse_csv("submit,duration,devices,chip,tenant,home\n0,60,2,a100,acme,x\n5,30,1,,lab,\n", "t.csv")
+    tr = parse_csv("submit,duration,devices,chip,tenant,home\n0,60,2,a100,acme,x\n5,30,1,,lab,\n", "t.csv",
+                   chip="v100")
     assert [j.devices for j in tr.jobs] == [2, 1]
     assert tr.jobs[0].chip == "A100 SXM4 80GB" and tr.jobs[1].tenant == "lab" and tr.homes == {"x": 0}
+    assert tr.jobs[1].chip == "V100 SXM2 32GB"  # a row without a chip: the one the trace was said to be measured on
 
 
 @pytest.mark.parametrize(
@@ -32,7 +34,7 @@ def test_own_csv_format():
     [("5,abc,1", "could not convert"), ("5,60,0", "must be positive"), ("5,60,1,B300", "unknown accelerator")],
 )
 def test_malformed_row_names_the_line(row, words):
-    text = f"submit,duration,devices,chip\n0,60,1,\n{row}\n"
+    text = f"submit,duration,devices,chip\n0,60,1,v100\n{row}\n"
     with pytest.raises(TraceError) as e:
         parse_csv(text, "mine.csv")
     assert "mine.csv, line 3" in str(e.value) and words in str(e.value)

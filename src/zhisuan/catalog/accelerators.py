@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -111,15 +112,20 @@ def _read_text(name: str) -> str:
     return resources.files(_DATA).joinpath("data", name).read_text(encoding="utf-8")
 
 
-@cache
-def load_catalog() -> Catalog:
-    """Read accelerators.csv, aliases.yaml and gap_fills.csv from the package data (once)."""
+CATALOG_ENV = "ZHISUAN_CATALOG"  # a user catalog file (YAML) that extends or overrides the packaged one
+
+
+def _packaged() -> list[Accelerator]:
+    """accelerators.csv (Epoch's rows, copied), accelerators_more.csv (more of Epoch's rows, ours to pick),
+    aliases.yaml and gap_fills.csv from the package data."""
     aliases: dict[str, list[str]] = yaml.safe_load(_read_text("aliases.yaml"))
     fills: dict[str, dict[str, tuple[str, str]]] = {}
     for row in csv.DictReader(_read_text("gap_fills.csv").splitlines()):
         fills.setdefault(row["model"], {})[row["field"]] = (row["value"], f"{row['basis']}: {row['why']}")
     accs = []
-    for row in csv.DictReader(_read_text("accelerators.csv").splitlines()):
+    rows = [*csv.DictReader(_read_text("accelerators.csv").splitlines()),
+            *csv.DictReader(_read_text("accelerators_more.csv").splitlines())]
+    for row in rows:
         model = row["model"]
         gap = fills.get(model, {})
         tdp = _num(row["tdp_w"])
@@ -127,6 +133,8 @@ def load_catalog() -> Catalog:
         if tdp is None and "tdp_w" in gap:
             tdp = float(gap["tdp_w"][0])
             assumptions["tdp_w"] = gap["tdp_w"][1]
+        if row["fp16_basis"] == "int8_half":
+            assumptions["fp16_tflops"] = f"ASSUMPTION: {row['notes']}"
         year = _num(row["release_year"])
         accs.append(
             Accelerator(
@@ -145,5 +153,31 @@ def load_catalog() -> Catalog:
         )
     unknown = set(aliases) - {a.name for a in accs}
     if unknown:
-        raise ValueError(f"aliases.yaml names models not in accelerators.csv: {sorted(unknown)}")
+        raise ValueError(f"aliases.yaml names models not in the catalog files: {sorted(unknown)}")
+    return accs
+
+
+@cache
+def load_catalog() -> Catalog:
+    """The packaged catalog, extended or overridden by the user catalog named in $ZHISUAN_CATALOG (once)."""
+    accs = _packaged()
+    path = os.environ.get(CATALOG_ENV)
+    if path:
+        from zhisuan.catalog.user import merge, read_user_catalog
+
+        accs = merge(accs, read_user_catalog(path))
     return Catalog(accs)
+
+
+def use_catalog(path: str | None) -> Catalog:
+    """Make `path` this process's user catalog (and its children's: the variable is inherited), checked
+    now; None goes back to the packaged one."""
+    if path:
+        from zhisuan.catalog.user import read_user_catalog
+
+        read_user_catalog(path)  # fail here, naming the field, not at the first lookup
+        os.environ[CATALOG_ENV] = str(path)
+    else:
+        os.environ.pop(CATALOG_ENV, None)
+    load_catalog.cache_clear()
+    return load_catalog()

@@ -50,11 +50,22 @@ def _version(value: bool) -> None:
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="print the version and exit")] = False,
           lang: Annotated[str | None, typer.Option("--lang", metavar="LANG", help="en or zh-CN (default: from "
-                                                   "$ZHISUAN_LANG, $LC_ALL or $LANG)")] = None) -> None:
+                                                   "$ZHISUAN_LANG, $LC_ALL or $LANG)")] = None,
+          catalog: Annotated[str | None, typer.Option("--catalog", metavar="FILE", help="user catalog (YAML) that "
+                                                      "extends or overrides the accelerators (or $ZHISUAN_CATALOG)")]
+          = None) -> None:
     """zhisuan (智算): an open compute-power network for AI computing centers."""
     if lang is not None and lang not in ("en", "zh-CN", "zh"):
         raise typer.BadParameter(f"en or zh-CN, got {lang!r}", param_hint="--lang")
     LANG[0] = environment_lang() if lang is None else ("zh-CN" if lang.startswith("zh") else "en")
+    if catalog is not None:
+        from zhisuan.catalog.accelerators import use_catalog
+        from zhisuan.catalog.user import CatalogError
+
+        try:
+            use_catalog(catalog)
+        except CatalogError as e:
+            raise typer.BadParameter(str(e), param_hint="--catalog") from e
 
 
 app.command("explain")(explain_command)

@@ -41,6 +41,9 @@ def sim_command(
     limit: Annotated[int | None, typer.Option(min=1, help="replay only the first N jobs")] = None,
     skip_bad: Annotated[bool, typer.Option(help="skip malformed CSV rows (counted) instead of failing")] = False,
     outage: Annotated[list[str] | None, typer.Option(help="CENTER:START:END seconds; repeatable")] = None,
+    trace_chip: Annotated[str | None, typer.Option(help="chip a CSV trace's durations were measured on, for rows "
+                                                        "that name none")] = None,
+    speed: Annotated[bool, typer.Option(help="rescale run times by chip speed (--no-speed: as measured)")] = True,
 ) -> None:
     """Replay TRACE through the same scheduler as the live system, compare policies, write a report."""
     from zhisuan.sim.metrics import summarize
@@ -62,12 +65,15 @@ def sim_command(
             bar.advance(tasks[label], n)  # type: ignore[arg-type]
 
         try:
-            total = len(load_trace(trace, skip_bad, gpus_per_node).limit(limit).jobs)
+            total = len(load_trace(trace, skip_bad, gpus_per_node, trace_chip).limit(limit).jobs)
             loaded, results = run_all(trace, names, mode, per_node=gpus_per_node, interval=interval, limit=limit,
-                                      skip_bad=skip_bad, network=net, outages=outages, on_progress=advance)
+                                      skip_bad=skip_bad, network=net, outages=outages, on_progress=advance,
+                                      chip=trace_chip, rescale=speed)
         except (TraceError, ValueError, FileNotFoundError) as e:
             fail(str(e))
     notes = [*loaded.notes, *(n for r in results for n in r.notes)]
+    if not speed:
+        notes.append("speed rescaling off (--no-speed): every chip runs a job as fast as the one it was measured on")
     table = Table(title=L("trace {name}: {n} jobs, cycle every {s} s", name=loaded.name, n=f"{len(loaded.jobs):,}",
                           s=f"{interval:g}"))
     shown = [i for i, h in enumerate(HEADERS) if h in CONSOLE]

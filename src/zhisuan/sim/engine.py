@@ -76,7 +76,8 @@ class SimResult:
 class Simulator:
     def __init__(self, trace: Trace, scenario: Scenario, policy: Policy, *, interval: float = 60.0,
                  estimates: Literal["oracle", "predicted"] = "oracle", outages: tuple[Outage, ...] = (),
-                 stacks: frozenset[str] | None = None, deadlines: dict[str, float] | None = None) -> None:
+                 stacks: frozenset[str] | None = None, deadlines: dict[str, float] | None = None,
+                 rescale: bool = True) -> None:
         self.trace, self.scenario, self.policy = trace, scenario, policy
         self.deadlines = deadlines or {}  # job id -> deadline (trace clock), for the jobs that have one
         self.deferred: set[str] = set()  # jobs the scheduler held back for a cheaper hour
@@ -85,14 +86,14 @@ class Simulator:
         base, source, submit = columns(trace.jobs)
         self.tenants = {t: TenantState(t) for t in sorted({j.tenant for j in base})}
         self.state = SchedulerState(scenario.pools, policy, self.tenants, epoch=trace.start)
-        self.speed = SpeedModel(trace.chip)
+        self.speed = SpeedModel(trace.chip, rescale)
         self.predictor = DurationPredictor()
         stacks = stacks or frozenset([self.speed.trace_chip.stack])
-        shapes: dict[tuple[int, str | None, str | None], int] = {}
+        shapes: dict[tuple[int, str | None, str | None, int | None], int] = {}
         self.requests: list[Request] = []
         shape_of_base = np.empty(len(base), dtype=np.int32)
         for k, j in enumerate(base):  # distinct jobs only: a grown trace's copies share their original's shape
-            key = (j.devices, j.chip, j.home if scenario.siloed else None)
+            key = (j.devices, j.chip, j.home if scenario.siloed else None, j.nodes)
             if key not in shapes:
                 shapes[key] = len(self.requests)
                 self.requests.append(request_for(j, scenario, trace.chip, stacks))
@@ -224,7 +225,8 @@ class Simulator:
         for s in result.starts:
             i = self.index[s.job_id]
             job = self.live[i]
-            factor, job.measured_speed = self.speed.factor(job.trace.application, self.scenario.pools[s.pool].chip)
+            factor, job.measured_speed = self.speed.factor(job.trace.application, self.scenario.pools[s.pool].chip,
+                                                           job.trace.chip)
             job.pool, job.started = s.pool, now
             if math.isnan(job.first_start):
                 job.first_start = now
@@ -237,7 +239,7 @@ class Simulator:
         """End the current run at `now`: account its device-time and progress."""
         ran = now - job.started
         devices = job.trace.devices
-        factor, _ = self.speed.factor(job.trace.application, self.scenario.pools[job.pool].chip)
+        factor, _ = self.speed.factor(job.trace.application, self.scenario.pools[job.pool].chip, job.trace.chip)
         job.remaining = max(job.remaining - ran * factor, 0.0)
         job.run_seconds += ran
         job.version += 1

@@ -110,12 +110,13 @@ TRACES: dict[str, Callable[[], Trace]] = {
 }
 
 
-def load_trace(name: str, skip_bad: bool = False, gpus_per_node: int = 2) -> Trace:
-    """A packaged trace by name, or a CSV file of our format by path."""
+def load_trace(name: str, skip_bad: bool = False, gpus_per_node: int = 2, chip: str | None = None) -> Trace:
+    """A packaged trace by name, or a CSV file of our format by path (`chip`: what its rows without one were
+    measured on)."""
     if name == "philly":
         return philly(gpus_per_node)
     if name in TRACES:
         return TRACES[name]()
     if name.endswith(".csv"):
-        return read_csv(name, skip_bad)
+        return read_csv(name, skip_bad, chip)
     raise ValueError(f"unknown trace {name!r}; packaged: {', '.join(TRACES)}; or a path to a .csv file")

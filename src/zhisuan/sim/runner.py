@@ -51,14 +51,16 @@ def scenarios(trace: Trace, mode: str, per_node: int, network: Network | None) -
 def run_all(trace_name: str, policies: list[str], mode: str = "both", *, per_node: int = 2,
             interval: float = 60.0, limit: int | None = None, skip_bad: bool = False,
             network: Network | None = None, outages: tuple[Outage, ...] = (),
-            on_progress: Callable[[str, int], None] = lambda _run, _n: None) -> tuple[Trace, list[SimResult]]:
+            on_progress: Callable[[str, int], None] = lambda _run, _n: None, chip: str | None = None,
+            rescale: bool = True) -> tuple[Trace, list[SimResult]]:
     runs = [PolicyRun.parse(p) for p in policies]
-    trace = load_trace(trace_name, skip_bad=skip_bad, gpus_per_node=per_node).limit(limit)
+    trace = load_trace(trace_name, skip_bad=skip_bad, gpus_per_node=per_node, chip=chip).limit(limit)
     results = []
     for sc in scenarios(trace, mode, per_node, network):
         for run in runs:
             label = f"{sc.name}/{run.name}" + ("-pred" if run.estimates == "predicted" else "")
             sim = Simulator(trace, sc, policy_of(run.name, network), interval=interval,
-                            estimates="predicted" if run.estimates == "predicted" else "oracle", outages=outages)
+                            estimates="predicted" if run.estimates == "predicted" else "oracle", outages=outages,
+                            rescale=rescale)
             results.append(sim.run(lambda n, label=label: on_progress(label, n)))  # type: ignore[misc]
     return trace, results

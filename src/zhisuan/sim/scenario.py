@@ -63,9 +63,13 @@ def network_scenario(network: Network, siloed: bool) -> Scenario:
 
 
 def request_for(job: TraceJob, scenario: Scenario, trace_chip: str, stacks: frozenset[str]) -> Request:
-    """Gang shape: the largest per-node count dividing the job that fits the smallest node in the scenario."""
-    size = min(p.devices_per_node for p in scenario.pools)
-    per_node = max(d for d in range(1, min(job.devices, size) + 1) if job.devices % d == 0)
+    """Gang shape: as the trace says (`nodes`), else the largest per-node count dividing the job that fits the
+    smallest node in the scenario."""
+    if job.nodes is not None:
+        per_node = job.devices // job.nodes
+    else:
+        size = min(p.devices_per_node for p in scenario.pools)
+        per_node = max(d for d in range(1, min(job.devices, size) + 1) if job.devices % d == 0)
     chip = load_catalog().lookup(job.chip or trace_chip)
     regions = frozenset([job.home]) if scenario.siloed and job.home else frozenset()
     return Request(per_node, job.devices // per_node, stacks=stacks, ref_tflops=chip.fp16_tflops,

@@ -27,18 +27,27 @@ def measured() -> dict[str, dict[str, float]]:
 
 
 class SpeedModel:
-    def __init__(self, trace_chip: str) -> None:
-        self.trace_chip = load_catalog().lookup(trace_chip)
-        self._cache: dict[tuple[str | None, str], tuple[float, bool]] = {}
+    """`rescale=False`: every chip runs a job as fast as the one it was measured on (speed factors off)."""
 
-    def factor(self, application: str | None, chip: Accelerator) -> tuple[float, bool]:
-        """(speed vs the trace chip, measured?) for a job of `application` on `chip`."""
-        key = (application, chip.name)
+    def __init__(self, trace_chip: str, rescale: bool = True) -> None:
+        self.trace_chip = load_catalog().lookup(trace_chip)
+        self.rescale = rescale
+        self._cache: dict[tuple[str | None, str, str], tuple[float, bool]] = {}
+
+    def factor(self, application: str | None, chip: Accelerator, measured_on: str | None = None) -> tuple[float, bool]:
+        """(speed vs the chip the job was measured on — its own, else the trace's —, measured?) for a job of
+        `application` on `chip`."""
+        ref = self.trace_chip.name if measured_on is None else measured_on
+        key = (application, chip.name, ref)
         hit = self._cache.get(key)
         if hit is None:
+            base = self.trace_chip if ref == self.trace_chip.name else load_catalog().lookup(ref)
             table = measured().get(application or "", {})
             a = table.get(SAME_COMPUTE.get(chip.name, chip.name))
-            b = table.get(SAME_COMPUTE.get(self.trace_chip.name, self.trace_chip.name))
-            hit = (a / b, True) if a and b else (chip.fp16_tflops / self.trace_chip.fp16_tflops, False)
+            b = table.get(SAME_COMPUTE.get(base.name, base.name))
+            if not self.rescale:
+                hit = (1.0, False)
+            else:
+                hit = (a / b, True) if a and b else (chip.fp16_tflops / base.fp16_tflops, False)
             self._cache[key] = hit
         return hit

@@ -6,15 +6,19 @@ Our own CSV format lets users bring their trace:
     0,3600,8,A100-80GB,acme,
     120,600,1,,lab,center-a
 
-`submit` and `duration` in seconds (submit relative to any origin), `devices` a positive integer,
-`chip` (optional) the catalog name the duration was measured on, `tenant` (optional, default
-"default"), `home` (optional) the center the job belongs to for siloed runs. Extra columns are ignored.
+`submit` and `duration` in seconds (submit relative to any origin; finite numbers), `devices` a positive
+integer, `chip` the catalog name the duration was measured on (required: per row, or for the whole trace
+with `--trace-chip`), `tenant` (optional, default "default"), `home` (optional) the center the job belongs
+to for siloed runs, `nodes` (optional) how many nodes the devices are spread over (1 = one node, as a
+Kubernetes pod; default: the largest per-node count that fits the scenario's smallest node). Extra columns
+are ignored.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +39,7 @@ class TraceJob:
     chip: str | None = None
     home: str | None = None  # center/VC of origin
     application: str | None = None  # model type, where the trace has one (speed profiles)
+    nodes: int | None = None  # the gang's node count when the trace says it (None: fit the smallest node)
 
 
 class CopiedJobs(Sequence[TraceJob]):
@@ -94,43 +99,56 @@ class TraceError(ValueError):
     """A malformed row; the message names the file and the line."""
 
 
-def _row_job(row: dict[str, str], i: int) -> TraceJob:
+def _row_job(row: dict[str, str], i: int, default_chip: str | None) -> TraceJob:
     submit = float(row["submit"])
     duration = float(row["duration"])
     devices = int(row["devices"])
+    if not (math.isfinite(submit) and math.isfinite(duration)):
+        raise ValueError(f"submit and duration must be finite numbers, got {row['submit']!r}, {row['duration']!r}")
     if duration <= 0 or devices <= 0:
         raise ValueError("duration and devices must be positive")
-    chip = (row.get("chip") or "").strip() or None
-    if chip:
-        chip = load_catalog().lookup(chip).name
+    chip = (row.get("chip") or "").strip() or default_chip
+    if not chip:
+        raise ValueError("no chip: say which chip the duration was measured on (a `chip` column, or --trace-chip)")
+    chip = load_catalog().lookup(chip).name
+    nodes_text = (row.get("nodes") or "").strip()
+    nodes = int(nodes_text) if nodes_text else None
+    if nodes is not None and (nodes <= 0 or devices % nodes):
+        raise ValueError(f"nodes must be a positive divisor of devices ({devices}), got {nodes}")
     return TraceJob(f"job-{i}", submit, duration, devices, (row.get("tenant") or "").strip() or "default",
-                    chip, (row.get("home") or "").strip() or None)
+                    chip, (row.get("home") or "").strip() or None, nodes=nodes)
 
 
-def parse_csv(text: str, name: str = "trace.csv", skip_bad: bool = False) -> Trace:
-    """Our CSV format -> Trace. A bad row raises TraceError with its line, or is counted with skip_bad."""
+def parse_csv(text: str, name: str = "trace.csv", skip_bad: bool = False, chip: str | None = None) -> Trace:
+    """Our CSV format -> Trace. A bad row raises TraceError with its line, or is counted with skip_bad.
+    `chip`: what a row without one was measured on."""
     reader = csv.DictReader(io.StringIO(text))
     missing = {"submit", "duration", "devices"} - set(reader.fieldnames or [])
     if missing:
         raise TraceError(f"{name}: header lacks column(s) {sorted(missing)}; need submit,duration,devices")
+    if chip is not None:
+        try:
+            chip = load_catalog().lookup(chip).name
+        except UnknownAcceleratorError as e:
+            raise TraceError(f"--trace-chip: {e}") from e
     jobs, bad = [], 0
     for i, row in enumerate(reader):
         line = reader.line_num
         try:
-            jobs.append(_row_job(row, i))
+            jobs.append(_row_job(row, i, chip))
         except (ValueError, TypeError, KeyError, UnknownAcceleratorError) as e:
             if not skip_bad:
                 raise TraceError(f"{name}, line {line}: {e} (use --skip-bad to skip malformed rows)") from e
             bad += 1
     jobs.sort(key=lambda j: (j.submit, j.id))
     chips = {j.chip for j in jobs if j.chip}
-    chip = chips.pop() if len(chips) == 1 else "A100 SXM4 80GB"
     notes = [f"skipped {bad} malformed row(s)"] if bad else []
-    if not chips and not any(j.chip for j in jobs):
-        notes.append("trace names no chip: durations taken as measured on A100 SXM4 80GB (ASSUMPTION)")
+    if len(chips) > 1:
+        notes.append(f"durations measured on {len(chips)} chips: each job's speed is relative to its own")
+    trace_chip = chip or (sorted(chips)[0] if chips else "A100 SXM4 80GB")
     homes = {h: 0 for h in sorted({j.home for j in jobs if j.home})}
-    return Trace(Path(name).stem, jobs, chip, homes, notes)
+    return Trace(Path(name).stem, jobs, trace_chip, homes, notes)
 
 
-def read_csv(path: str | Path, skip_bad: bool = False) -> Trace:
-    return parse_csv(Path(path).read_text(encoding="utf-8"), str(path), skip_bad)
+def read_csv(path: str | Path, skip_bad: bool = False, chip: str | None = None) -> Trace:
+    return parse_csv(Path(path).read_text(encoding="utf-8"), str(path), skip_bad, chip)
