@@ -177,6 +177,18 @@ def test_the_example_plan_runs_from_the_command_line(tmp_path):
     assert (tmp_path / "rep" / "index.html").is_file() and (tmp_path / "rep" / "join-vs-alone.csv").is_file()
 
 
+def test_a_demand_too_large_to_simulate_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    from zhisuan.sim.plan import cells
+
+    plan, network = write_plan(tmp_path, "options: [{name: today}]\n")
+    huge = plan.model_copy(update={"demand": plan.demand.model_copy(update={"scenarios": [
+        plan.demand.scenarios[0].model_copy(update={"arrivals": 1000.0})]})})
+    monkeypatch.setattr(cells, "MAX_JOBS", 1500)  # 2 jobs x 1000
+    with pytest.raises(SpecError) as e:
+        run_plan(huge, network)
+    assert e.value.errors[0][0] == "demand.scenarios.0"
+
+
 def test_a_bad_plan_exits_non_zero_naming_the_field(tmp_path):
     from typer.testing import CliRunner
 

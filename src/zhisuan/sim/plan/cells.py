@@ -12,6 +12,7 @@ import numpy as np
 
 from zhisuan.catalog import load_catalog
 from zhisuan.metering.energy import IDLE_FRACTION
+from zhisuan.model.jobspec import SpecError
 from zhisuan.model.network import Network
 from zhisuan.model.plan import Plan, apply
 from zhisuan.scheduler.profiles import policy_for
@@ -93,11 +94,17 @@ def base_trace(name: str, limit: int | None) -> Trace:
     return load_trace(name).limit(limit)
 
 
+MAX_JOBS = 50_000_000  # a cell's jobs at most: about 10 GB at the simulator's ~200 bytes a job
+
+
 def demand(plan: Plan, scenario: str) -> tuple[Trace, float]:
     """The scenario's trace and the arrivals factor it took."""
-    sc = next(s for s in plan.demand.scenarios if s.name == scenario)
+    k, sc = next((k, s) for k, s in enumerate(plan.demand.scenarios) if s.name == scenario)
     trace = base_trace(plan.demand.trace, plan.demand.limit)
     factor = factor_for(trace, sc.arrivals, sc.p_hours_per_month)
+    if factor * len(trace.jobs) > MAX_JOBS:
+        raise SpecError([(f"demand.scenarios.{k}", f"{factor:,.1f}× {len(trace.jobs):,} jobs is over {MAX_JOBS:,} "
+                          "jobs in one simulation: ask for less, or plan a region")])
     return scale_arrivals(trace, factor, plan.demand.seed), factor
 
 

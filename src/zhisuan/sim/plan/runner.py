@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from zhisuan.model.network import Network
 from zhisuan.model.plan import Option, Plan, apply
 from zhisuan.scheduler.profiles import policy_for
-from zhisuan.sim.plan.cells import CellResult, CellSpec, CenterYear, base_trace, run_cell
+from zhisuan.sim.plan.cells import CellResult, CellSpec, CenterYear, demand, run_cell
 from zhisuan.sim.plan.money import Money, Prices, center_money, option_money
 
 TODAY = "(today)"  # the unchanged network, run when no option of the plan is a plain baseline
@@ -86,6 +86,8 @@ def _check(plan: Plan, network: Network) -> Prices:
         raise SpecError([("policy" if plan.policy else loc, msg) for loc, msg in e.errors]) from e
     for o in plan.options:
         apply(o, network)  # a network the option cannot make fails now, not in a worker
+    for sc in plan.demand.scenarios:
+        demand(plan, sc.name)  # the trace reads and every scenario's size is bounded, before any cell runs
     return Prices(plan, network)
 
 
@@ -147,8 +149,6 @@ def run_plan(plan: Plan, network: Network, workers: int = 1, ray_address: str | 
     t0 = time.perf_counter()
     prices = _check(plan, network)
     specs = cells(plan, network)
-    if not ray_address and workers <= 1:
-        base_trace(plan.demand.trace, plan.demand.limit)  # a bad trace fails before the first cell
     results = execute(specs, workers, ray_address, progress)
     by = {(s.option, s.scenario, s.siloed): r for s, r in zip(specs, results, strict=True)}
     base = baseline(plan)
