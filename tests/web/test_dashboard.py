@@ -171,6 +171,16 @@ def test_a_pending_job_shows_where_it_could_run_and_when(browser, server):
                 c.post(f"/v1/jobs/{job_id}/cancel")
 
 
+def open_report(browser, path):
+    """A report opened from disk, its charts drawn; the page and the script errors it raised."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".uplot canvas")
+    return page, errors
+
+
 def test_the_simulation_report_draws_its_charts_in_chromium(browser, tmp_path):
     """The sim report ships its chart library beside it: it opens from disk and draws every chart."""
     from typer.testing import CliRunner
@@ -183,11 +193,7 @@ def test_the_simulation_report_draws_its_charts_in_chromium(browser, tmp_path):
     res = CliRunner().invoke(app, ["sim", "--trace", str(trace), "--policies", "fifo,sjf,las", "--mode", "network",
                                    "--out", str(tmp_path / "rep"), "--interval", "0"])
     assert res.exit_code == 0, res.output
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto((tmp_path / "rep" / "index.html").as_uri())
-    page.wait_for_selector(".uplot canvas")
+    page, errors = open_report(browser, tmp_path / "rep" / "index.html")
     assert page.locator(".uplot").count() == 2 and not errors  # the JCT CDF and utilisation
     assert "network-sjf" in page.locator(".u-legend").first.inner_text()
     shot(page, "10-sim-report")
@@ -247,11 +253,7 @@ def test_the_plan_report_draws_its_charts_in_chromium(browser, tmp_path):
     res = CliRunner().invoke(app, ["plan", str(ROOT / "examples" / "plans" / "cn10-growth.yaml"), "--limit", "1000",
                                    "--workers", "1", "--out", str(tmp_path / "plan")])
     assert res.exit_code == 0, res.output
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto((tmp_path / "plan" / "index.html").as_uri())
-    page.wait_for_selector(".uplot canvas")
+    page, errors = open_report(browser, tmp_path / "plan" / "index.html")
     assert page.locator(".uplot").count() == 3 and not errors
     assert "target" in page.locator("#verdict").inner_text()
     assert "x6" in page.locator(".u-legend").first.inner_text()
