@@ -36,6 +36,7 @@ test: lint typecheck
 	ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-up.sh
 	ZHISUAN_RAY_ROOT=$(RAY_ROOT) ZHISUAN_RAY_PY=$(PY) bash scripts/ray-up.sh
 	bash scripts/chromium-install.sh
+	bash scripts/apt-ensure.sh prometheus
 	. $(PG_ROOT)/env.sh; . $(RAY_ROOT)/env.sh; ZHISUAN_TEST_RAY=$$RAY_ADDRESS ZHISUAN_TEST_RAY_CLIENT=$$ZHISUAN_RAY_CLIENT ZHISUAN_TEST_SLURM=$(SLURM_ROOT) \
 	  $(PY) -m pytest -q; rc=$$?; \
 	  bash scripts/postgres-down.sh; ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-down.sh; \

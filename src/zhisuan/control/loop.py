@@ -30,6 +30,7 @@ from zhisuan.control.recovery import rebuild
 from zhisuan.control.view import LiveView
 from zhisuan.control.waits import WaitBoard
 from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet, nvml
+from zhisuan.engines.prometheus import MetricsError, PrometheusMetrics, job_reading
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler import CycleResult, Policy, RunningJob, pools_from_network
 from zhisuan.scheduler.decisions import Reserve
@@ -65,6 +66,7 @@ class ControlLoop:
         self.waits = WaitBoard(store)
         self.sample_every = 10.0
         self._sampled = self._loaded = float("-inf")
+        self._metrics: dict[str, PrometheusMetrics] = {}  # a center's Prometheus reader, made when first needed
 
     @property
     def down(self) -> dict[str, str]:
@@ -306,7 +308,9 @@ class ControlLoop:
             self.labels[center.name] = {x.id: x.what for x in load}
 
     def sample_devices(self, now: float) -> None:
-        """NVML samples of running jobs on NVML-discovered pools: busy, watts and memory, stored as measured."""
+        """Measured busy, watts and memory of running jobs, stored as samples: from NVML on NVML-discovered
+        pools, from the center's Prometheus where the network file names one (one read per center)."""
+        self.sample_prometheus(now)
         for run in self.runs.values():
             pool = self.pool_of.get(run.key)
             if not run.running or pool is None or pool.discover != "nvml" or not run.devices:
@@ -317,3 +321,27 @@ class ControlLoop:
                 log.warning("NVML sample of %s failed: %s", run.job_id, e)
                 continue
             self.meter.usage.add_sample(run.job_id, now, s.busy_fraction, "nvml", s.watts, s.memory_gib)
+
+    def sample_prometheus(self, now: float) -> None:
+        for center in self.network.centers:
+            runs = [r for r in self.runs.values() if r.running and r.center == center.name and r.devices]
+            if center.metrics is None or not runs:
+                continue
+            reader = self._metrics.get(center.name)
+            if reader is None:
+                reader = self._metrics[center.name] = PrometheusMetrics(  # short: the loop waits on it
+                    center.metrics.prometheus, center.metrics.exporter, timeout=2.0)
+            try:
+                readings = reader.readings()
+            except MetricsError as e:
+                log.warning("metrics of %s unknown: %s", center.name, e)
+                continue
+            source = f"prometheus {center.metrics.exporter}"
+            for run in runs:
+                pool = self.pool_of.get(run.key)
+                names = pool.node_names if pool is not None else []
+                pairs = [(names[n] if n < len(names) else str(n), d)
+                         for n, ids in zip(run.nodes, run.devices, strict=False) for d in ids]
+                got = job_reading(readings, pairs)
+                if got is not None:
+                    self.meter.usage.add_sample(run.job_id, now, got.busy, source, got.watts, got.memory_gib)

@@ -56,6 +56,14 @@ class Pool(_Strict):
         return self.chip.pflops(self.devices)
 
 
+class CenterMetrics(_Strict):
+    """Where the center's device metrics are: its Prometheus and the exporter feeding it (the metric names
+    per exporter are in engines/prometheus.py)."""
+
+    prometheus: str = Field(pattern=r"^https?://[^\s]+$", max_length=512)
+    exporter: Literal["dcgm", "npu", "amd", "hami"]
+
+
 class Center(_Strict):
     """A site of the network: where it is, what its power costs in carbon, and who runs it."""
 
@@ -71,6 +79,7 @@ class Center(_Strict):
     carbon_series: str | None = Field(None, description="CSV of hourly grid carbon intensity (else the annual factor)")
     idle_discount: float = Field(0.0, ge=0, le=1, description="fraction off the price of measured-idle device time")
     healthy: bool = True
+    metrics: CenterMetrics | None = Field(None, description="measured busy, watts and memory from Prometheus")
     pools: list[Pool] = Field(default_factory=list, description="empty: read from the engine's inventory")
     assumptions: dict[str, str] = Field(default_factory=dict)
 
