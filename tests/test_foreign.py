@@ -94,3 +94,10 @@ def test_submit_dry_run_prints_the_translation_and_refuses_with_the_option_named
     assert res.exit_code == 2 and "#SBATCH --array" in res.output
     res = runner.invoke(app, ["submit", str(ROOT / "examples/jobs/skypilot-task.yaml"), "--dry-run"])
     assert res.exit_code == 0 and "read as a SkyPilot task" in res.output
+
+
+def test_skypilot_alternatives_become_an_allowed_list():
+    spec, notes = from_skypilot({"resources": {"accelerators": {"A100": 8, "H100": 8}}, "run": "x"}, "t")
+    assert spec["resources"]["accelerators"] == "A100|H100:8" and any("chooses among" in n for n in notes)
+    with pytest.raises(SpecError, match="different counts"):
+        from_skypilot({"resources": {"accelerators": ["A100:8", "H100:4"]}, "run": "x"}, "t")

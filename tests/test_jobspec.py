@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from zhisuan.catalog import load_catalog
 from zhisuan.model import SpecError, load_network, parse_job_spec, request_from_spec
 from zhisuan.scheduler.feasibility import check_spec
 
@@ -143,3 +144,21 @@ def test_json_is_read_as_json():
     for bad in ('{"name": "j", "name": "k"}', '{"name": "j", "priority": NaN}'):
         with pytest.raises(SpecError, match="malformed JSON"):
             parse_job_spec(bad)
+
+
+@pytest.mark.parametrize("accelerators", ['"T4|P100|v100m16:2"', "{any_of: [t4, p100, v100m16], count: 2}"])
+def test_a_list_of_allowed_chips(accelerators):
+    from zhisuan.model import request_from_spec
+
+    spec = parse_job_spec(f"name: x\ntenant: a\nresources: {{accelerators: {accelerators}}}\nrun: echo")
+    req = request_from_spec(spec)
+    assert req.models == {"T4 16GB", "P100 PCIe 16GB", "V100 SXM2 16GB"} and req.devices_per_node == 2
+    assert req.ref_tflops == 65.13  # estimates refer to the first listed
+    cat = load_catalog()
+    assert req.accepts(cat.lookup("p100")) and not req.accepts(cat.lookup("a100"))
+
+
+def test_an_unknown_chip_in_the_list_is_named():
+    with pytest.raises(SpecError) as e:
+        parse_job_spec('name: x\ntenant: a\nresources: {accelerators: "T4|B300:1"}\nrun: echo')
+    assert "any_of" in e.value.errors[0][0] and "B300" in str(e.value)

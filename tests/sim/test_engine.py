@@ -134,3 +134,12 @@ def test_each_job_runs_at_the_speed_of_its_own_chip_and_speed_can_be_off():
     flat = Simulator(parse_csv(rows, "t.csv"), Scenario("network", a100), get_policy("fifo"), interval=0,
                      rescale=False).run()
     assert jcts(flat) == [1000, 1000]
+
+
+def test_a_job_runs_only_on_the_chips_it_allows():
+    pools = [pool("c", "a100", "a100", nodes=1, size=1), pool("c", "t4", "t4", nodes=1, size=1)]
+    rows = "submit,duration,devices,chip,tenant,chips\n0,100,1,V100,a,T4|P100\n0,100,1,V100,a,T4\n0,100,1,V100,a,\n"
+    r = Simulator(parse_csv(rows, "t.csv"), Scenario("network", pools), get_policy("fifo"), interval=0).run()
+    first, second, free = r.jobs
+    assert pools[first.pool].name == pools[second.pool].name == "t4"  # never the (free, faster) A100
+    assert second.first_start == first.end and pools[free.pool].name == "a100"

@@ -170,20 +170,33 @@ def looks_like_skypilot(doc: Any) -> bool:
 
 
 def _sky_accelerator(value: Any, notes: list[str]) -> str:
-    if isinstance(value, list | set | tuple):
-        if not value:
-            raise SpecError([("resources.accelerators", "an empty list")])
-        notes.append(f"resources.accelerators: {len(value)} alternatives; the first is used (name portable "
-                     "stacks in resources.portable to let zhisuan choose between vendors)")
-        value = next(iter(value))
-    if isinstance(value, dict):
-        if len(value) != 1:
-            raise SpecError([("resources.accelerators", "one accelerator kind, e.g. {A100: 8}")])
-        (chip, count), = value.items()
-        return f"{chip}:{count}"
+    """SkyPilot's accelerator, or its alternatives ({A100: 8, H100: 8}, [A100:8, H100:8]) as zhisuan's
+    any-of list (`A100|H100:8`): the scheduler picks among them. Alternatives must ask the same count."""
     if isinstance(value, str):
-        return value
-    raise SpecError([("resources.accelerators", f"expected NAME:COUNT, got {value!r}")])
+        value = [value]
+    if isinstance(value, dict):
+        value = [f"{chip}:{count}" for chip, count in value.items()]
+    if not isinstance(value, list | set | tuple):
+        raise SpecError([("resources.accelerators", f"expected NAME:COUNT, got {value!r}")])
+    if not value:
+        raise SpecError([("resources.accelerators", "an empty list")])
+    kinds = []
+    for item in value:
+        if isinstance(item, dict) and len(item) == 1:
+            (chip, count), = item.items()
+            item = f"{chip}:{count}"
+        if not isinstance(item, str):
+            raise SpecError([("resources.accelerators", f"expected NAME:COUNT, got {item!r}")])
+        chip, _, count = item.partition(":")
+        kinds.append((chip.strip(), count.strip() or "1"))
+    counts = {c for _, c in kinds}
+    if len(counts) > 1:
+        raise SpecError([("resources.accelerators", f"alternatives ask different counts {sorted(counts)}: "
+                                                    "zhisuan's any-of list takes one count per node")])
+    if len(kinds) > 1:
+        notes.append(f"resources.accelerators: {len(kinds)} alternatives; the scheduler chooses among them "
+                     "(run-time estimates refer to the first)")
+    return "|".join(c for c, _ in kinds) + f":{counts.pop()}"
 
 
 def _at_least(field: str, value: Any, notes: list[str]) -> Any:

@@ -66,14 +66,31 @@ class NamedAccelerator(_Strict):
         return load_catalog().lookup(v).name
 
 
+class AnyOfAccelerators(_Strict):
+    """Any of these catalog accelerators, `count` per node: `T4|P100|V100M16:1` or
+    `{any_of: [t4, p100], count: 1}` (Kubernetes' GPU-model lists, SkyPilot's accelerator alternatives).
+    Run-time estimates refer to the first."""
+
+    any_of: list[str] = Field(min_length=1, max_length=32)
+    count: int = Field(1, ge=1, le=64)
+
+    @field_validator("any_of")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(load_catalog().lookup(name).name for name in v))
+
+
 def _accelerator_kind(v: Any) -> str:
     if isinstance(v, dict):
-        return "class" if "stack" in v or "min_tflops" in v else "named"
+        return "any" if "any_of" in v else "class" if "stack" in v or "min_tflops" in v else "named"
+    if isinstance(v, AnyOfAccelerators):
+        return "any"
     return "class" if isinstance(v, AcceleratorClass) else "named"
 
 
 AcceleratorRequest = Annotated[
-    Annotated[NamedAccelerator, Tag("named")] | Annotated[AcceleratorClass, Tag("class")],
+    Annotated[NamedAccelerator, Tag("named")] | Annotated[AcceleratorClass, Tag("class")]
+    | Annotated[AnyOfAccelerators, Tag("any")],
     Discriminator(_accelerator_kind),
 ]
 
@@ -92,6 +109,8 @@ class Resources(_Strict):
             m = _NAMED.match(v)
             if not m:
                 raise ValueError(f"expected NAME:COUNT such as A100-80GB:8, got {v!r}")
+            if "|" in m["name"]:
+                return {"any_of": [n.strip() for n in m["name"].split("|")], "count": int(m["count"] or 1)}
             return {"name": m["name"], "count": int(m["count"] or 1)}
         if isinstance(v, dict) and "name" in v and "stack" in v:
             raise ValueError("give either a name (A100-80GB:8) or a class {stack, min_tflops, count}")

@@ -10,12 +10,12 @@ import math
 from dataclasses import dataclass, field
 
 from zhisuan.catalog import Accelerator, load_catalog
-from zhisuan.model.jobspec import JobSpec, NamedAccelerator
+from zhisuan.model.jobspec import AnyOfAccelerators, JobSpec, NamedAccelerator
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """Eligible chips are `model` exactly, or any chip of `stacks` with >= `min_tflops`.
+    """Eligible chips are `model` exactly, any of `models`, or any chip of `stacks` with >= `min_tflops`.
 
     `ref_tflops` is the chip speed the job's time estimate refers to (0: speed-independent).
     """
@@ -31,11 +31,14 @@ class Request:
     regions: frozenset[str] = frozenset()
     max_price: float = math.inf
     data_center: str | None = None
+    models: frozenset[str] = frozenset()  # the chips allowed by name (one for a named ask); empty: by stack
     _hash: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.model is not None and not self.models:
+            object.__setattr__(self, "models", frozenset([self.model]))
         key = (self.devices_per_node, self.nodes, self.model, self.stacks, self.min_tflops, self.ref_tflops,
-               self.cpus, self.memory_gib, self.regions, self.max_price, self.data_center)
+               self.cpus, self.memory_gib, self.regions, self.max_price, self.data_center, self.models)
         object.__setattr__(self, "_hash", hash(key))
 
     def __hash__(self) -> int:
@@ -46,8 +49,8 @@ class Request:
         return self.devices_per_node * self.nodes
 
     def accepts(self, chip: Accelerator) -> bool:
-        if self.model is not None:
-            return chip.name == self.model
+        if self.models:
+            return chip.name in self.models
         return chip.stack in self.stacks and chip.fp16_tflops >= self.min_tflops
 
     def speed(self, chip: Accelerator) -> float:
@@ -67,6 +70,10 @@ def request_from_spec(spec: JobSpec) -> Request:
         max_price=con.max_price if con.max_price is not None else math.inf,
         data_center=con.data,
     )
+    if isinstance(acc, AnyOfAccelerators):
+        chips = [load_catalog().lookup(n) for n in acc.any_of]
+        return Request(models=frozenset(c.name for c in chips), stacks=frozenset(c.stack for c in chips),
+                       ref_tflops=chips[0].fp16_tflops, **common)  # type: ignore[arg-type]
     if isinstance(acc, NamedAccelerator):
         chip = load_catalog().lookup(acc.name)
         if res.portable:

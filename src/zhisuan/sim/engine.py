@@ -89,11 +89,11 @@ class Simulator:
         self.speed = SpeedModel(trace.chip, rescale)
         self.predictor = DurationPredictor()
         stacks = stacks or frozenset([self.speed.trace_chip.stack])
-        shapes: dict[tuple[int, str | None, str | None, int | None], int] = {}
+        shapes: dict[tuple[int, str | None, str | None, int | None, tuple[str, ...]], int] = {}
         self.requests: list[Request] = []
         shape_of_base = np.empty(len(base), dtype=np.int32)
         for k, j in enumerate(base):  # distinct jobs only: a grown trace's copies share their original's shape
-            key = (j.devices, j.chip, j.home if scenario.siloed else None, j.nodes)
+            key = (j.devices, j.chip, j.home if scenario.siloed else None, j.nodes, j.allowed)
             if key not in shapes:
                 shapes[key] = len(self.requests)
                 self.requests.append(request_for(j, scenario, trace.chip, stacks))

@@ -73,4 +73,4 @@ def request_for(job: TraceJob, scenario: Scenario, trace_chip: str, stacks: froz
     chip = load_catalog().lookup(job.chip or trace_chip)
     regions = frozenset([job.home]) if scenario.siloed and job.home else frozenset()
     return Request(per_node, job.devices // per_node, stacks=stacks, ref_tflops=chip.fp16_tflops,
-                   regions=regions)
+                   regions=regions, models=frozenset(job.allowed))

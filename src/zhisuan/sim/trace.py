@@ -10,8 +10,9 @@ Our own CSV format lets users bring their trace:
 integer, `chip` the catalog name the duration was measured on (required: per row, or for the whole trace
 with `--trace-chip`), `tenant` (optional, default "default"), `home` (optional) the center the job belongs
 to for siloed runs, `nodes` (optional) how many nodes the devices are spread over (1 = one node, as a
-Kubernetes pod; default: the largest per-node count that fits the scenario's smallest node). Extra columns
-are ignored.
+Kubernetes pod; default: the largest per-node count that fits the scenario's smallest node), `chips`
+(optional) the only chips the job may run on, `|`-separated (Kubernetes' GPU-model lists, Alibaba's
+`gpu_spec`). Extra columns are ignored.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class TraceJob:
     home: str | None = None  # center/VC of origin
     application: str | None = None  # model type, where the trace has one (speed profiles)
     nodes: int | None = None  # the gang's node count when the trace says it (None: fit the smallest node)
+    allowed: tuple[str, ...] = ()  # the only chips it may run on (catalog names); empty: any of its stack
 
 
 class CopiedJobs(Sequence[TraceJob]):
@@ -115,8 +117,10 @@ def _row_job(row: dict[str, str], i: int, default_chip: str | None) -> TraceJob:
     nodes = int(nodes_text) if nodes_text else None
     if nodes is not None and (nodes <= 0 or devices % nodes):
         raise ValueError(f"nodes must be a positive divisor of devices ({devices}), got {nodes}")
+    allowed = tuple(dict.fromkeys(load_catalog().lookup(c.strip()).name
+                                  for c in (row.get("chips") or "").split("|") if c.strip()))
     return TraceJob(f"job-{i}", submit, duration, devices, (row.get("tenant") or "").strip() or "default",
-                    chip, (row.get("home") or "").strip() or None, nodes=nodes)
+                    chip, (row.get("home") or "").strip() or None, nodes=nodes, allowed=allowed)
 
 
 def parse_csv(text: str, name: str = "trace.csv", skip_bad: bool = False, chip: str | None = None) -> Trace:

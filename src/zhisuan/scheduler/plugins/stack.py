@@ -1,5 +1,5 @@
-"""Filter: the pool's chip is the one asked for, or — for portable jobs and class asks — any chip
-of an allowed software stack at or above `min_tflops` (cross-architecture placement)."""
+"""Filter: the pool's chip is the one asked for (or one of those listed), or — for portable jobs and class
+asks — any chip of an allowed software stack at or above `min_tflops` (cross-architecture placement)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,18 @@ class StackCompatible:
     reason = "accelerator or software stack not accepted by the job"
 
     def mask(self, reqs: RequestTable, pools: PoolTable) -> B:
-        named = [r.model for r in reqs.reqs]
-        by_model = pools.membership(pools.model, [frozenset([m]) if m else frozenset() for m in named])
+        named = [r.models for r in reqs.reqs]
+        by_model = pools.membership(pools.model, named)
         by_stack = pools.membership(pools.stack, [r.stacks for r in reqs.reqs])
         fast_enough = pools.tflops[None, :] >= reqs.min_tflops[:, None]
-        is_named = np.array([m is not None for m in named], dtype=np.bool_)[:, None]
+        is_named = np.array([bool(m) for m in named], dtype=np.bool_)[:, None]
         out: B = np.where(is_named, by_model, by_stack & fast_enough)
         return out
 
     def unmet(self, reqs: RequestTable, r: int, pools: PoolTable, candidates: B) -> str:
         req = reqs.reqs[r]
-        asked = req.model or f"any {'/'.join(sorted(req.stacks))} chip" + (
-            f" of at least {req.min_tflops:g} TFLOPS" if req.min_tflops else "")
+        asked = req.model or (f"any of {', '.join(sorted(req.models))}" if req.models else
+                              f"any {'/'.join(sorted(req.stacks))} chip" + (
+                                  f" of at least {req.min_tflops:g} TFLOPS" if req.min_tflops else ""))
         have = sorted({pools.model[p] for p in range(len(pools)) if candidates[p]})
         return f"no pool has {asked}; the accepted pools have {', '.join(have) or 'nothing'}"
