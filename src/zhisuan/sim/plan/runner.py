@@ -121,7 +121,14 @@ def _on_ray(specs: list[CellSpec], order: list[int], address: str,
     """Cells as Ray tasks on an existing cluster (its workers need zhisuan installed, as the head's env has)."""
     import ray
 
-    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+    for attempt in range(3):  # Ray Client's proxy starts a server per driver; under load that first start can fail
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            break
+        except (ConnectionError, RuntimeError) as e:
+            if attempt == 2:
+                raise RuntimeError(f"Ray at {address} refused this driver three times: {e}") from e
+            time.sleep(2.0 * (attempt + 1))
     try:
         task = ray.remote(num_cpus=1, max_retries=1)(run_cell)
         pending = {task.remote(specs[i]): i for i in order}
