@@ -91,6 +91,18 @@ def test_busy_from_the_steps_gpuutil_when_slurm_gathers_it():
     assert (usage.allocated_device_seconds, usage.busy_device_seconds) == (400, pytest.approx(240))
     job["steps"] = job["steps"][:1]
     assert usage_of(job).busy_device_seconds is None
+    assert usage.energy_joules is None  # these clusters gather no energy: nothing, not 0 J
+
+
+def test_consumed_energy_when_the_cluster_gathers_it():
+    # steps' `tres.consumed.total` energy, as `sacct --json` reports it (here 0 on a cluster without an
+    # AcctGatherEnergyType plugin; a gathering cluster reports joules)
+    job = {"tres": {"allocated": [{"type": "gres", "name": "gpu", "count": 2}]}, "time": {"elapsed": 60},
+           "steps": [{"tres": {"consumed": {"total": [{"type": "energy", "name": None, "id": 3, "count": 0}]}}}]}
+    assert usage_of(job).energy_joules is None
+    job["steps"] = [{"tres": {"consumed": {"total": [{"type": "energy", "name": None, "id": 3, "count": 30_000}]}}},
+                    {"tres": {"consumed": {"total": [{"type": "energy", "name": None, "id": 3, "count": 12_000}]}}}]
+    assert usage_of(job).energy_joules == 42_000
 
 
 def test_inventory_maps_partitions_and_gres_to_pools(world):

@@ -122,6 +122,10 @@ def test_an_engines_measured_busy_holds_for_a_run_without_samples(tmp_path):
     assert row["busy_device_s"] == pytest.approx(2700.0) and row["busy_source"].startswith("sacct gres/gpuutil")
     [row] = meter.run_rows(rec, t0 + 1800, Usage(3600.0, 1800.0, None, "sacct AllocTRES"))
     assert row["busy_device_s"] is None
+    # Slurm's ConsumedEnergy without gpuutil: the draw is measured (energy from it), busy stays unmeasured
+    [row] = meter.run_rows(rec, t0 + 1800, Usage(3600.0, 1800.0, None, "sacct AllocTRES", energy_joules=720_000.0))
+    assert row["busy_device_s"] is None and row["busy_source"] == "unmeasured"
+    assert row["kwh"] == pytest.approx(720_000 * 1.25 / 3.6e6) and row["energy_model"] == "measured watts"
 
 
 def test_an_hourly_carbon_series_replaces_the_annual_factor(tmp_path):

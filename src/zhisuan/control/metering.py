@@ -29,11 +29,9 @@ class Meter:
             return []
         start = rec.updated_at
         samples = [BusySample(**s) for s in self.usage.samples(rec.id, since=start)]
-        if not samples and engine is not None and engine.busy_device_seconds is not None and \
-                engine.allocated_device_seconds > 0:
-            fraction = engine.busy_device_seconds / engine.allocated_device_seconds
-            samples = [BusySample(start, fraction, engine.source)]
         devices = (rec.devices_per_node or 0) * len(rec.nodes)
+        if not samples and engine is not None:
+            samples = engine_samples(engine, start, devices)
         entry = self.book.of(rec.center, rec.pool)
         return [{**dataclasses.asdict(u), "attempt": rec.attempts}
                 for u in meter(rec.id, rec.tenant, entry, self.book.version, devices, start, max(end, start), samples)]
@@ -52,3 +50,19 @@ class Meter:
                 if (since is None or row["end"] > since) and (until is None or row["start"] < until):
                     out.append(UsageInterval(**{k: row[k] for k in FIELDS}))
         return out
+
+
+def engine_samples(engine: Usage, start: float, devices: int) -> list[BusySample]:
+    """What the engine measured over the whole run, as one sample holding from its start: its busy share
+    (Slurm's gpuutil), and its consumed energy as a draw per device (Slurm's ConsumedEnergy: the nodes'
+    sensors, so CPUs and the rest of the node are in it — an upper bound for the devices)."""
+    busy = None
+    if engine.busy_device_seconds is not None and engine.allocated_device_seconds > 0:
+        busy = engine.busy_device_seconds / engine.allocated_device_seconds
+    watts = None
+    if engine.energy_joules is not None and engine.elapsed_seconds > 0 and devices > 0:
+        watts = engine.energy_joules / engine.elapsed_seconds / devices
+    if busy is None and watts is None:
+        return []
+    source = engine.source if busy is not None else "slurm ConsumedEnergy"
+    return [BusySample(start, busy, source, watts)]

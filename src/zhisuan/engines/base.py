@@ -66,6 +66,7 @@ class Usage:
     elapsed_seconds: float
     busy_device_seconds: float | None = None
     source: str = ""
+    energy_joules: float | None = None  # measured IT energy of the job's allocation (Slurm's ConsumedEnergy)
 
 
 class EngineDown(RuntimeError):

@@ -301,7 +301,19 @@ def usage_of(job: dict[str, Any]) -> Usage:
     utils = [float(t["count"]) for step in job.get("steps", [])
              for t in step.get("tres", {}).get("requested", {}).get("average", [])
              if t.get("type") == "gres" and t.get("name") == "gpuutil"]
+    energy = consumed_energy(job)
     if not utils:
-        return Usage(gpus * elapsed, elapsed, None, "sacct AllocTRES gres/gpu × elapsed")
+        return Usage(gpus * elapsed, elapsed, None, "sacct AllocTRES gres/gpu × elapsed", energy)
     busy = min(1.0, sum(utils) / len(utils) / 100.0) * gpus * elapsed
-    return Usage(gpus * elapsed, elapsed, busy, "sacct gres/gpuutil (step average)")
+    return Usage(gpus * elapsed, elapsed, busy, "sacct gres/gpuutil (step average)", energy)
+
+
+def consumed_energy(job: dict[str, Any]) -> float | None:
+    """Joules the job's steps consumed (`ConsumedEnergyRaw`), when the cluster gathers energy
+    (AcctGatherEnergyType); a cluster that does not reports 0 or nothing, which is None here, not 0 J."""
+    total = 0.0
+    for step in job.get("steps", []):
+        for t in step.get("tres", {}).get("consumed", {}).get("total", []):
+            if t.get("type") == "energy" and isinstance(t.get("count"), int | float) and t["count"] > 0:
+                total += float(t["count"])
+    return total if total > 0 and math.isfinite(total) else None

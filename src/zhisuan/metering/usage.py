@@ -16,11 +16,12 @@ UNMEASURED = "unmeasured"
 
 @dataclass(frozen=True)
 class BusySample:
-    """A measurement that holds from `at` until the next one (a gauge), for every device of the job."""
+    """A measurement that holds from `at` until the next one (a gauge), for every device of the job.
+    `busy_fraction` None: only the draw was measured (Slurm's ConsumedEnergy), not how busy the devices were."""
 
     at: float
-    busy_fraction: float
-    source: str  # nvml | self-report | slurm
+    busy_fraction: float | None
+    source: str  # nvml | self-report | slurm | prometheus …
     watts: float | None = None  # measured draw per device
     peak_memory_gib: float | None = None
 
@@ -80,12 +81,14 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: in
     for a, b in hour_segments(start, end):
         secs = b - a
         covered = _covered(samples, a, b, end)
-        measured = sum(sec for _, sec in covered)
-        busy = sum(s.busy_fraction * sec for s, sec in covered)
+        busy_covered = [(s, sec) for s, sec in covered if s.busy_fraction is not None]
+        measured = sum(sec for _, sec in busy_covered)
+        busy = sum((s.busy_fraction or 0.0) * sec for s, sec in busy_covered)
         joules_per_device = sum((s.watts if s.watts is not None else entry.tdp_w * (
-            IDLE_FRACTION + (1 - IDLE_FRACTION) * s.busy_fraction)) * sec for s, sec in covered)
-        joules_per_device += entry.tdp_w * (secs - measured)  # unmeasured: TDP, an upper bound
-        model = _energy_model(covered, measured < secs)
+            IDLE_FRACTION + (1 - IDLE_FRACTION) * (s.busy_fraction or 0.0))) * sec for s, sec in covered)
+        drawn = sum(sec for _, sec in covered)
+        joules_per_device += entry.tdp_w * (secs - drawn)  # unmeasured: TDP, an upper bound
+        model = _energy_model(covered, drawn < secs)
         kwh = joules_per_device * devices * entry.pue / 3.6e6
         mult, period = entry.tou.at(a)
         intensity, label = entry.kg_per_kwh_at(a)
@@ -95,7 +98,8 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: in
         out.append(UsageInterval(
             job_id, tenant, entry.center, entry.pool, entry.chip, a, b, devices, secs * devices, measured * devices,
             busy * devices if measured > 0 else None,
-            ",".join(sorted({s.source for s, _ in covered})) or UNMEASURED, max(peaks) if peaks else None, kwh, model,
+            ",".join(sorted({s.source for s, _ in busy_covered})) or UNMEASURED, max(peaks) if peaks else None,
+            kwh, model,
             kwh * intensity, period, mult, cny, version,
             ",".join([*entry.assumptions, *([label] if label else [])])))
     return out
