@@ -156,6 +156,7 @@ def test_a_list_of_allowed_chips(accelerators):
     assert req.ref_tflops == 65.13  # estimates refer to the first listed
     cat = load_catalog()
     assert req.accepts(cat.lookup("p100")) and not req.accepts(cat.lookup("a100"))
+    assert parse_job_spec(spec.model_dump(mode="json")) == spec  # the store keeps the spec as JSON
 
 
 def test_an_unknown_chip_in_the_list_is_named():
