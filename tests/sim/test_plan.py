@@ -78,6 +78,23 @@ def test_a_cell_bills_and_burns_what_hand_arithmetic_says(tmp_path):
     tdp = load_catalog().lookup("A100-80GB").tdp_w
     kwh = (1 * 1 + 3 * IDLE_FRACTION) * tdp / 1000 * 1.5 * year  # 1 busy device-hour, 3 idle, PUE 1.5
     assert alpha.kwh == pytest.approx(kwh) and alpha.kg_co2 == pytest.approx(kwh * 0.5)
+    assert alpha.kwh_at_tou == pytest.approx(kwh)  # no time-of-use zone: every hour at the flat price
+
+
+def test_electricity_is_billed_at_the_zones_time_of_use_hours(tmp_path):
+    from zhisuan.catalog.tou import load_tou
+
+    tou, tdp = load_tou("CN-BJ"), load_catalog().lookup("A100-80GB").tdp_w
+    t0 = next(h * 3600.0 for h in range(24) if tou.at(h * 3600.0)[0] != 1.0)  # an off-flat hour (trace clock = epoch)
+    trace = f"submit,duration,devices,chip,tenant\n{t0:.0f},3600,1,A100-80GB,a\n{t0 + 7200:.0f},3600,1,A100-80GB,a\n"
+    plan, network = write_plan(tmp_path, "options: [{name: today}]\n", trace)
+    network = network.model_copy(update={"centers": [network.centers[0].model_copy(update={"tou_zone": "CN-BJ"})]})
+    cell = run_cell(CellSpec(plan, network, "today", "x1"))
+    (alpha,) = cell.centers
+    busy_h = float(tou.integral(t0, t0 + 3600.0)) / 3600  # the one run inside the arrival window
+    all_h = 2 * float(tou.integral(t0, t0 + 7200.0)) / 3600  # both devices over the window
+    expected = (busy_h + (all_h - busy_h) * IDLE_FRACTION) * tdp / 1000 * 1.5 * YEAR / 7200
+    assert alpha.kwh_at_tou == pytest.approx(expected) and alpha.kwh_at_tou != pytest.approx(alpha.kwh)
 
 
 BUSY = "submit,duration,devices,chip,tenant\n" + "".join(f"{600 * i},1000,2,A100-80GB,a\n" for i in range(30))

@@ -96,7 +96,7 @@ LABELS_ZH: dict[str, str] = {
     "grid factor. Per-job results:": "减速比 = 完成时间 / 运行时间（1.0 表示无等待）。忙碌率将轨迹实测的 GPU 利用率分布应用于"
         "分配时间（如轨迹提供）。能耗：TDP × 利用率模型 × PUE（功率模型）；碳排放：再 × 电网因子。每个作业的结果：",
     # plan
-    "option": "方案", "p95 wait h": "p95 等待 h", "mean wait h": "平均等待 h", "mean JCT h": "平均完成时间 h",
+    "option": "方案", "p95 wait h": "p95 等待 h", "mean wait h": "平均等待 h", "mean JCT h": "平均完成时间 h", "p95 JCT h": "p95 完成时间 h",
     "revenue M¥/y": "收入 百万¥/年", "electricity M¥/y": "电费 百万¥/年", "tCO2/y": "吨CO2/年", "capex M¥": "投资 百万¥",
     "payback y": "回收期 年", "NPV M¥": "净现值 百万¥", "IRR %": "内部收益率 %", "mark": "标记",
     "network p95 wait h": "全网 p95 等待 h", "simulating options × scenarios": "仿真 方案 × 场景",
@@ -117,11 +117,12 @@ LABELS_ZH: dict[str, str] = {
     "p95 wait by option": "各方案 p95 等待", "option (numbered as in the table)": "方案（编号同表）",
     "allocated utilisation by option": "各方案分配利用率",
     "Waits and utilisation over the demand's arrival window; revenue (the price book, time-of-use applied) and "
-    "electricity (allocated devices at their draw, idle ones at 30% of TDP, × PUE) annualised from it. Capex, payback, "
+    "electricity (allocated devices at their draw, idle ones at 30% of TDP, × PUE, each hour at the zone's "
+    "time-of-use multiplier) annualised from it. Capex, payback, "
     "NPV and IRR are the option's difference from today's network at the same demand. ★: on the front (no other "
     "option at that scenario costs less and waits less); ✓/✗: meets the target.":
-        "等待与利用率按需求的到达时段计；收入（价目表，含分时电价系数）与电费（已分配卡按其功耗、空闲卡按 TDP 的 30%，× PUE）"
-        "由此折算为每年。投资、回收期、净现值与内部收益率为该方案相对现网在同一需求下的差额。★：在前沿上（该场景下没有"
+        "等待与利用率按需求的到达时段计；收入（价目表，含分时电价系数）与电费（已分配卡按其功耗、空闲卡按 TDP 的 30%，× PUE，"
+        "每小时按所在电价区的分时系数）由此折算为每年。投资、回收期、净现值与内部收益率为该方案相对现网在同一需求下的差额。★：在前沿上（该场景下没有"
         "其他方案更便宜且等待更短）；✓/✗：是否达到目标。",
     # regions
     "east": "华东", "west": "西部", "north": "华北", "south": "华南", "central": "华中", "northeast": "东北",

@@ -44,6 +44,7 @@ class CenterYear:
     revenue: float  # CNY a year billed at its price book (time-of-use applied)
     kwh: float  # facility energy a year: allocated devices at their draw, idle ones at IDLE_FRACTION of TDP
     kg_co2: float
+    kwh_at_tou: float  # the same energy weighted by its zone's time-of-use multipliers: × the flat price = the bill
 
 
 @dataclass(frozen=True)
@@ -155,12 +156,16 @@ def _centers(r: SimResult, w0: float, w1: float) -> tuple[CenterYear, ...]:
         used_h = float(((end[mine] - start[mine]) * runs[mine, 3]).sum()) / 3600.0
         priced_h = float((pool.tou.integral(start[mine] + r.epoch, end[mine] + r.epoch) * runs[mine, 3]).sum()) / 3600.0
         idle_h = max(devices * window / 3600.0 - used_h, 0.0)
-        kwh = (used_h * draw + idle_h * IDLE_FRACTION) * (pool.chip.tdp_w or 0.0) / 1000.0 * pool.pue
-        row = rows.setdefault(pool.center, [0.0] * 5)
-        for i, v in enumerate((devices, used_h, priced_h * pool.price, kwh, kwh * pool.carbon_kg_per_kwh)):
+        idle_priced_h = max(devices * float(pool.tou.integral(w0 + r.epoch, w1 + r.epoch)) / 3600.0 - priced_h, 0.0)
+        kw = (pool.chip.tdp_w or 0.0) / 1000.0 * pool.pue
+        kwh = (used_h * draw + idle_h * IDLE_FRACTION) * kw
+        kwh_at_tou = (priced_h * draw + idle_priced_h * IDLE_FRACTION) * kw
+        row = rows.setdefault(pool.center, [0.0] * 6)
+        for i, v in enumerate((devices, used_h, priced_h * pool.price, kwh, kwh * pool.carbon_kg_per_kwh,
+                               kwh_at_tou)):
             row[i] += v
     return tuple(CenterYear(c, int(v[0]), v[1] * 3600.0 / (v[0] * window) if v[0] else 0.0, v[2] * year,
-                            v[3] * year, v[4] * year) for c, v in rows.items())
+                            v[3] * year, v[4] * year, v[5] * year) for c, v in rows.items())
 
 
 def run_cell(spec: CellSpec) -> CellResult:

@@ -76,7 +76,8 @@ class Prices:
         return ref.value
 
     def electricity(self, centers: tuple[CenterYear, ...]) -> float:
-        return sum(c.kwh * self.kwh(c.center) for c in centers)
+        """CNY a year: each hour's energy at the center's flat price × its zone's time-of-use multiplier."""
+        return sum(c.kwh_at_tou * self.kwh(c.center) for c in centers)
 
     def capex(self, option: Option, network: Network) -> float:
         size = {(c.name, p.name): (p.chip.name, p.devices_per_node) for c in network.centers for p in c.pools}

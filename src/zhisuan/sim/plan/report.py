@@ -12,7 +12,7 @@ from zhisuan.charts import Chart, write_assets
 from zhisuan.i18n import label
 from zhisuan.sim.plan.runner import JoinRow, OptionRow, PlanResult
 
-HEADERS = ["option", "scenario", "p95 wait h", "mean wait h", "mean JCT h", "allocated %", "busy %",
+HEADERS = ["option", "scenario", "p95 wait h", "mean wait h", "mean JCT h", "p95 JCT h", "allocated %", "busy %",
            "revenue M¥/y", "electricity M¥/y", "tCO2/y", "capex M¥", "payback y", "NPV M¥", "IRR %", "mark"]
 CSV_HEADERS = ["option", "scenario", "arrivals_factor", "jobs", "finished", "unplaceable", "devices",
                "mean_wait_s", "p95_wait_s", "mean_jct_s", "p95_jct_s", "allocated_util", "busy_util",
@@ -38,7 +38,8 @@ def table_rows(result: PlanResult) -> list[list[str]]:
         c, m = r.cell, r.money
         busy = None if c.busy_util is None else 100 * c.busy_util
         out.append([r.option, r.scenario, _num(c.p95_wait, 3600, 2), _num(c.mean_wait, 3600, 2),
-                    _num(c.mean_jct, 3600, 1), _num(100 * c.allocated_util), _num(busy), _num(c.revenue, 1e6),
+                    _num(c.mean_jct, 3600, 1), _num(c.p95_jct, 3600, 1), _num(100 * c.allocated_util), _num(busy),
+                    _num(c.revenue, 1e6),
                     _num(r.electricity, 1e6), _num(c.kg_co2, 1e3, 0), _num(m.capex, 1e6),
                     _num(m.payback), _num(m.npv, 1e6), _num(None if m.irr is None else 100 * m.irr),
                     mark(r)])
@@ -153,6 +154,7 @@ def write_report(result: PlanResult, out: Path, lang: str = "en") -> Path:
 
 
 EXPLAINED = ("Waits and utilisation over the demand's arrival window; revenue (the price book, time-of-use applied) "
-             "and electricity (allocated devices at their draw, idle ones at 30% of TDP, × PUE) annualised from it. "
+             "and electricity (allocated devices at their draw, idle ones at 30% of TDP, × PUE, each hour at the "
+             "zone's time-of-use multiplier) annualised from it. "
              "Capex, payback, NPV and IRR are the option's difference from today's network at the same demand. "
              "★: on the front (no other option at that scenario costs less and waits less); ✓/✗: meets the target.")
