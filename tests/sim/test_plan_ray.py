@@ -25,3 +25,30 @@ def test_a_plan_runs_on_a_ray_cluster_as_it_does_here():
     assert len(done) == 6 * 3 + 1  # every option x scenario, and build-guiyang as silos
     key = [(r.option, r.scenario, r.cell.p95_wait, r.cell.revenue, r.money.npv) for r in on_ray.rows]
     assert key == [(r.option, r.scenario, r.cell.p95_wait, r.cell.revenue, r.money.npv) for r in here.rows]
+
+
+def test_ship_sends_this_zhisuan_to_the_workers():
+    """`--ship`: the workers import the zhisuan the driver sent (Ray's runtime environment), not one installed
+    on the cluster — so a cluster with only the dependencies can run a plan."""
+    if not CLIENT:
+        pytest.skip("no Ray head")
+    import ray
+
+    from zhisuan.sim.plan.runner import code_env
+
+    @ray.remote
+    def where() -> str:
+        import zhisuan
+
+        return zhisuan.__file__
+
+    ray.init(address=CLIENT, runtime_env=code_env(), log_to_driver=False)
+    try:
+        path = ray.get(where.remote(), timeout=120)
+    finally:
+        ray.shutdown()
+    assert "runtime_resources" in path and not path.startswith(str(ROOT)), path
+    plan, network = load_plan(ROOT / "examples" / "plans" / "cn10-growth.yaml")
+    plan = plan.model_copy(update={"demand": plan.demand.model_copy(update={"limit": 300})})
+    shipped = run_plan(plan, network, ray_address=CLIENT, ship=True)
+    assert [r.cell.p95_wait for r in shipped.rows] == [r.cell.p95_wait for r in run_plan(plan, network).rows]

@@ -22,6 +22,8 @@ def plan_command(
     ray: Annotated[str | None, typer.Option("--ray", help="run the cells as tasks on this Ray cluster "
                                                           "(Ray Client address, e.g. ray://127.0.0.1:10001)")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="replay only the first N jobs of the trace")] = None,
+    ship: Annotated[bool, typer.Option(help="with --ray: send this zhisuan to the cluster's workers (they need "
+                                            "its dependencies, not zhisuan itself)")] = False,
 ) -> None:
     """Simulate every option under every demand scenario; table, CSV and an HTML report."""
     from zhisuan.model import SpecError
@@ -44,7 +46,7 @@ def plan_command(
         task = bar.add_task(L("simulating options × scenarios"), total=total)
         try:
             result = run_plan(plan, network, workers or os.cpu_count() or 1, ray,
-                              progress=lambda _: bar.advance(task))
+                              progress=lambda _: bar.advance(task), ship=ship)
         except (SpecError, TraceError, ValueError, FileNotFoundError) as e:
             fail(str(e))
     table = Table(title=L("plan {name}: {n} options × {s} scenarios", name=plan.name,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 
 from zhisuan.model.network import Network
 from zhisuan.model.plan import Option, Plan, apply
@@ -92,12 +93,12 @@ def _check(plan: Plan, network: Network) -> Prices:
 
 
 def execute(specs: list[CellSpec], workers: int = 1, ray_address: str | None = None,
-            progress: Callable[[CellSpec], None] = lambda _: None) -> list[CellResult]:
+            progress: Callable[[CellSpec], None] = lambda _: None, ship: bool = False) -> list[CellResult]:
     """Run cells, the largest demand first (better packing of workers); results in the order given."""
     order = sorted(range(len(specs)), key=lambda i: -_weight(specs[i]))
     results: dict[int, CellResult] = {}
     if ray_address:
-        results = _on_ray(specs, order, ray_address, progress)
+        results = _on_ray(specs, order, ray_address, progress, ship)
     elif workers <= 1:
         for i in order:
             results[i] = run_cell(specs[i])
@@ -116,14 +117,24 @@ def _weight(spec: CellSpec) -> float:
     return sc.arrivals or sc.p_hours_per_month or 1.0
 
 
-def _on_ray(specs: list[CellSpec], order: list[int], address: str,
-            progress: Callable[[CellSpec], None]) -> dict[int, CellResult]:
-    """Cells as Ray tasks on an existing cluster (its workers need zhisuan installed, as the head's env has)."""
+def code_env() -> dict[str, list[str]]:
+    """A Ray runtime environment carrying this zhisuan (its folder, with the package data) to the cluster's
+    workers, for clusters that have its dependencies (numpy, scipy, pydantic, PyYAML) but not zhisuan."""
+    import zhisuan
+
+    return {"py_modules": [str(Path(zhisuan.__file__).parent)]}
+
+
+def _on_ray(specs: list[CellSpec], order: list[int], address: str, progress: Callable[[CellSpec], None],
+            ship: bool = False) -> dict[int, CellResult]:
+    """Cells as Ray tasks on an existing cluster: its workers import zhisuan as installed there, or, with
+    `ship`, this one sent along."""
     import ray
 
+    env = code_env() if ship else None
     for attempt in range(3):  # Ray Client's proxy starts a server per driver; under load that first start can fail
         try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, runtime_env=env)
             break
         except (ConnectionError, RuntimeError) as e:
             if attempt == 2:
@@ -152,11 +163,11 @@ def pareto(points: Iterable[tuple[str, float, float]]) -> set[str]:
 
 
 def run_plan(plan: Plan, network: Network, workers: int = 1, ray_address: str | None = None,
-             progress: Callable[[CellSpec], None] = lambda _: None) -> PlanResult:
+             progress: Callable[[CellSpec], None] = lambda _: None, ship: bool = False) -> PlanResult:
     t0 = time.perf_counter()
     prices = _check(plan, network)
     specs = cells(plan, network)
-    results = execute(specs, workers, ray_address, progress)
+    results = execute(specs, workers, ray_address, progress, ship)
     by = {(s.option, s.scenario, s.siloed): r for s, r in zip(specs, results, strict=True)}
     base = baseline(plan)
     rows = []
