@@ -262,7 +262,8 @@ def replay(jobs: list[TraceJob], records: dict[str, dict[str, Any]], network: Ne
             speed = job.request.speed(state.pools[state.pool_index(key)].chip)
             try:
                 state.hold(RunningJob(name, job.tenant, key, tuple(rec["nodes"]), job.request.devices_per_node, at,
-                                      at + job.duration / speed, speed=speed))
+                                      at + job.duration / speed, speed=speed, milli=job.request.milli,
+                                      cpus=job.request.cpus, memory_gib=job.request.memory_gib))
             except ValueError:  # the replica thinks those devices are taken: the two have parted ways
                 agree -= mine.get(name) == key
     return agree, total

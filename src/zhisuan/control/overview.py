@@ -15,6 +15,7 @@ from zhisuan.control.view import LiveView
 from zhisuan.metering.usage import UsageInterval
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler.capacity import capacities
+from zhisuan.scheduler.shape import Shape
 from zhisuan.scheduler.state import EXTERNAL
 from zhisuan.scheduler.timeline import earliest_start
 from zhisuan.store import JobRecord
@@ -62,7 +63,7 @@ def overview(network: Network, view: LiveView, down: dict[str, str], today: list
     for c in network.centers:
         healthy = c.healthy and c.name not in down
         size = sum(p.devices for p in c.pools)
-        starts = [earliest_start(caps[i], 1, 1, now) for i, p in enumerate(view.pools) if p.center == c.name]
+        starts = [earliest_start(caps[i], Shape(1), now) for i, p in enumerate(view.pools) if p.center == c.name]
         soonest = min(starts, default=math.inf)
         centers.append({"name": c.name, "name_zh": c.name_zh, "province": c.province, "region": c.region,
                         "healthy": healthy, "pflops": round(c.pflops, 3), "devices": size,

@@ -57,7 +57,8 @@ def rebuild(store: JobStore, usage: UsageStore, network: Network, pools: list[Po
             speed = info.request.speed(pool.chip)
             end = rec.updated_at + info.pending(progress).duration / speed
             state.hold(RunningJob(rec.id, rec.tenant, key, rec.nodes, rec.devices_per_node or 0, rec.updated_at, end,
-                                  rec.priority, True, state.ledger.attained.get(rec.id, 0.0), speed))
+                                  rec.priority, True, state.ledger.attained.get(rec.id, 0.0), speed,
+                                  info.request.milli, info.request.cpus, info.request.memory_gib))
             running = rec.state is JobState.RUNNING
             out.runs[rec.id] = Run(rec.id, rec.center or "", rec.pool or "", rec.nodes, rec.devices, rec.updated_at,
                                    rec.engine_handle, running, rec.attempts if running else rec.attempts + 1)

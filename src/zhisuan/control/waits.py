@@ -13,6 +13,7 @@ import math
 
 from zhisuan.scheduler import CycleResult
 from zhisuan.scheduler.decisions import NO_CAPACITY
+from zhisuan.scheduler.shape import Shape
 from zhisuan.scheduler.state import SchedulerState
 from zhisuan.scheduler.timeline import earliest_start
 from zhisuan.store import JobStore
@@ -86,7 +87,7 @@ class WaitBoard:
         row = found[1][3]
         if row not in self._starts:
             req = state.cache.ranking.reqs.reqs[row]
-            best = min((earliest_start(state.caps[p], req.devices_per_node, req.nodes, now)
+            best = min((earliest_start(state.caps[p], Shape.of(req), now)
                         for p in state.cache.ranking.prefs[row]), default=math.inf)
             self._starts[row] = best if math.isfinite(best) else None
         return self._starts[row]

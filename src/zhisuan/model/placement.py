@@ -16,6 +16,7 @@ class Placement:
     devices_per_node: int
     start: float
     expected_end: float
+    milli: int = 0  # a share of one device, thousandths (0: whole devices)
 
     @property
     def devices(self) -> int:

@@ -17,7 +17,9 @@ from zhisuan.model.jobspec import AnyOfAccelerators, JobSpec, NamedAccelerator
 class Request:
     """Eligible chips are `model` exactly, any of `models`, or any chip of `stacks` with >= `min_tflops`.
 
-    `ref_tflops` is the chip speed the job's time estimate refers to (0: speed-independent).
+    `ref_tflops` is the chip speed the job's time estimate refers to (0: speed-independent). `milli` > 0
+    asks a share of one device in thousandths (a fractional GPU); `devices_per_node` 0 is a CPU-only job,
+    which any pool's nodes can run.
     """
 
     devices_per_node: int
@@ -26,19 +28,22 @@ class Request:
     stacks: frozenset[str] = frozenset()
     min_tflops: float = 0.0
     ref_tflops: float = 0.0
-    cpus: int = 0
+    cpus: float = 0.0
     memory_gib: float = 0.0
     regions: frozenset[str] = frozenset()
     max_price: float = math.inf
     data_center: str | None = None
     models: frozenset[str] = frozenset()  # the chips allowed by name (one for a named ask); empty: by stack
+    milli: int = 0
     _hash: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.model is not None and not self.models:
             object.__setattr__(self, "models", frozenset([self.model]))
         key = (self.devices_per_node, self.nodes, self.model, self.stacks, self.min_tflops, self.ref_tflops,
-               self.cpus, self.memory_gib, self.regions, self.max_price, self.data_center, self.models)
+               self.cpus, self.memory_gib, self.regions, self.max_price, self.data_center, self.models, self.milli)
+        if self.milli and not (0 < self.milli < 1000 and self.devices_per_node == 1 and self.nodes == 1):
+            raise ValueError("a device share (milli) is 1..999 thousandths of one device on one node")
         object.__setattr__(self, "_hash", hash(key))
 
     def __hash__(self) -> int:
@@ -49,6 +54,8 @@ class Request:
         return self.devices_per_node * self.nodes
 
     def accepts(self, chip: Accelerator) -> bool:
+        if not self.devices_per_node:
+            return True
         if self.models:
             return chip.name in self.models
         return chip.stack in self.stacks and chip.fp16_tflops >= self.min_tflops

@@ -20,6 +20,8 @@ from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.preemption import VictimList
 from zhisuan.scheduler.queue import QueueWalk
 from zhisuan.scheduler.ranking import Ranking
+from zhisuan.scheduler.shape import Shape
+from zhisuan.scheduler.shares import Picks
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 from zhisuan.scheduler.timeline import earliest_start, free_devices_at
 
@@ -46,7 +48,9 @@ class Assigner:
         self.depth = policy.backfill_depth  # jobs the walk may visit after the first blocked one (0: all)
         self.blocked_at: int | None = None  # jobs visited when the first job was blocked
         self.visited = 0
-        self.shape = [(q.devices_per_node, q.nodes, q.devices) for q in ranking.reqs.reqs]
+        self.shape = [Shape.of(q) for q in ranking.reqs.reqs]
+        self.node_score = policy.node_score  # chooses nodes and devices for shapes with shares, CPU or memory
+        self._pick: tuple[int, tuple[int, ...], Picks | None] | None = None  # pool, nodes, devices: node score's choice
         self.held = held  # devices per tenant, updated as jobs start or are preempted
         self.result = CycleResult(reqs=n)
         self._lowest_running: float | None = None
@@ -160,33 +164,55 @@ class Assigner:
         return job.duration / self.speed[r][p]
 
     def _find(self, job: PendingJob, r: int) -> int:
-        prefs, caps, blocked, reserved = self.ranking.prefs[r], self.caps, self.blocked, self.reserved
-        d, n, devices = self.shape[r]
+        prefs = self.ranking.prefs[r]
         i = self.pointer[r]
         while i < len(prefs):
             p = prefs[i]
-            if blocked[p] or not caps[p].fits(d, n):
-                if i == self.pointer[r]:
+            if not self._usable(job, r, p):
+                if i == self.pointer[r] and (self.blocked[p] or not self.caps[p].fits_shape(self.shape[r])):
                     self.pointer[r] += 1
                 i += 1
                 continue
-            if reserved and p in reserved and self._conflicts(job, r, p, devices):
-                i += 1
-                continue
-            if job.deadline is not None and self.now + self._runtime(job, r, p) > job.deadline:
-                i += 1  # it would end too late here (a slower chip): another pool, or later, or never
-                continue
+            if self.node_score is not None and not self.shape[r].simple:
+                return self._choose_nodes(job, r, i)
             return p
         if self.pointer[r] >= len(prefs):
             self.exhausted[r] = True
         return -1
 
-    def _conflicts(self, job: PendingJob, r: int, p: int, devices: int) -> bool:
+    def _usable(self, job: PendingJob, r: int, p: int) -> bool:
+        """The job could start in pool p now: room, no reservation ahead of it, and its deadline met."""
+        if self.blocked[p] or not self.caps[p].fits_shape(self.shape[r]):
+            return False
+        if self.reserved and p in self.reserved and self._conflicts(job, r, p, self.shape[r].amount):
+            return False
+        return job.deadline is None or self.now + self._runtime(job, r, p) <= job.deadline  # a slower chip: too late
+
+    def _choose_nodes(self, job: PendingJob, r: int, i: int) -> int:
+        """The node score picks nodes and devices among the pools that tie with the best usable one."""
+        assert self.node_score is not None
+        prefs, total, shape = self.ranking.prefs[r], self.total[r], self.shape[r]
+        best_total = total[prefs[i]]
+        best: tuple[float, int, tuple[int, ...], Picks | None] | None = None
+        for p in prefs[i:]:
+            if total[p] < best_total - 1e-9 * max(1.0, abs(best_total)):
+                break  # preference lists are sorted best first
+            if not self._usable(job, r, p):
+                continue
+            cap = self.caps[p]
+            cost, nodes, picks = self.node_score.choose(cap, shape, job.id, self.snapshot.pools[p])
+            if best is None or cost < best[0]:
+                best = (cost, p, nodes, picks)
+        assert best is not None
+        self._pick = best[1:]
+        return best[1]
+
+    def _conflicts(self, job: PendingJob, r: int, p: int, devices: float) -> bool:
         end = self.now + self._runtime(job, r, p)
         return any(end > res.start and devices > res.extra for res in self.reserved[p])
 
     def _start(self, job: PendingJob, r: int, p: int) -> None:
-        d, n, devices = self.shape[r]
+        shape = self.shape[r]
         cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
         speed = self.speed[r][p]
         end = now + job.duration / speed
@@ -194,12 +220,17 @@ class Assigner:
         if here:
             for res in here:
                 if end > res.start:
-                    res.extra -= devices
-        nodes = cap.take(d, n)
+                    res.extra -= shape.amount
+        pick, self._pick = self._pick, None
+        if pick is not None and pick[0] == p:
+            nodes = cap.place(job.id, shape, pick[1], pick[2])
+        else:
+            nodes = cap.place(job.id, shape)
+        d = shape.devices_per_node
         cap.add(Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True, job.attained, speed,
-                           job.base))
-        self.held[job.tenant] = self.held.get(job.tenant, 0) + devices
-        placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end)
+                           job.base, milli=shape.milli, cpu=shape.cpu, memory=shape.memory))
+        self.held[job.tenant] = self.held.get(job.tenant, 0) + shape.devices
+        placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end, shape.milli)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
                                         self.calendar))
 
@@ -215,14 +246,14 @@ class Assigner:
 
     def _reserve(self, job: PendingJob, r: int) -> None:
         req = self.ranking.reqs.reqs[r]
-        delays = {p: earliest_start(self.caps[p], req.devices_per_node, req.nodes, self.now) - self.now
+        delays = {p: earliest_start(self.caps[p], self.shape[r], self.now) - self.now
                   for p in self.ranking.prefs[r] if p not in self.full}  # full pools: it waits unprotected there
         totals = self.ranking.totals_with_delay(r, delays)
         if not totals:
             return
         p = max(totals, key=lambda q: (totals[q], -q))  # the best score; the first pool on a tie
         start = self.now + delays[p]
-        extra = free_devices_at(self.caps[p], start) - req.devices
+        extra = free_devices_at(self.caps[p], start) - self.shape[r].amount
         why = Why(self.ranking, r, req.devices, job.duration, p, delays, self.calendar)
         reserve = Reserve(job.id, self.snapshot.pools[p].key, start, why, extra, job.tenant)
         self.result.reservations.append(reserve)
@@ -232,7 +263,7 @@ class Assigner:
             self.full.add(p)
 
     def _preempt(self, job: PendingJob, r: int) -> bool:
-        d, n, _ = self.shape[r]
+        shape = self.shape[r]
         mine = self.policy.priority_of.of_pending(job, self.now)
         if mine <= self._failed_upto.get(r, -math.inf):
             return False  # a job of this shape and at least this priority found no victims: victims only dwindle
@@ -243,7 +274,7 @@ class Assigner:
             ranked = self._victims.get(p)
             if ranked is None:
                 ranked = self._victims[p] = VictimList(self.caps[p], self._priority)
-            victims = ranked.choose(self.caps[p], d, n, mine)
+            victims = ranked.choose(self.caps[p], shape, mine)
             if victims is not None:
                 cost = (max(self._priority(v) for v in victims), sum(v.devices for v in victims), rank_)
                 if best is None or cost < best[0]:

@@ -2,7 +2,8 @@
 
 A gang of `nodes x devices_per_node` fits a pool when at least `nodes` of its nodes have that many
 devices free. Nodes are taken best-fit (the fullest node that still fits first), which keeps whole
-nodes free for whole-node gangs.
+nodes free for whole-node gangs. Shares of a device, CPUs and memory (`Shape`) are tracked by the pool's
+`DeviceShares` once it holds any; the buckets then count each node's devices nobody holds a part of.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from operator import attrgetter
 
-from zhisuan.scheduler.snapshot import RunningJob, Snapshot
+from zhisuan.scheduler.shape import WHOLE, Shape
+from zhisuan.scheduler.shares import DeviceShares, Picks
+from zhisuan.scheduler.snapshot import PoolState, RunningJob, Snapshot
 
 
 @dataclass(slots=True)
@@ -33,13 +36,25 @@ class Allocation:
     speed: float = 1.0  # speed factor of this pool's chip vs the job's reference chip
     base: float = 0.0  # see PendingJob.base
     rank: float = math.inf  # see PendingJob.rank; inf: not to be preempted for rank this round
+    milli: int = 0  # a share of one device, thousandths (see Shape)
+    cpu: int = 0  # thousandths of a CPU per node
+    memory: int = 0  # MiB per node
 
     def attained_at(self, now: float) -> float:
-        return self.attained + self.devices * max(0.0, now - self.start)
+        return self.attained + self.amount * max(0.0, now - self.start)
 
     @property
     def devices(self) -> int:
         return len(self.nodes) * self.devices_per_node
+
+    @property
+    def amount(self) -> float:
+        """Devices held, a share counted as its fraction."""
+        return self.milli / WHOLE if self.milli else float(self.devices)
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.devices_per_node, len(self.nodes), self.milli, self.cpu, self.memory)
 
 
 class PoolCapacity:
@@ -48,10 +63,13 @@ class PoolCapacity:
     incrementally and one built fresh from its snapshot take the same nodes (same events, same decisions).
     Each bucket is a heap with lazy deletion (an entry is live while its node is still at that level)."""
 
-    __slots__ = ("_end_allocs", "_ends", "_releases", "allocations", "buckets", "counts", "free", "size")
+    __slots__ = ("_end_allocs", "_ends", "_releases", "allocations", "buckets", "counts", "cpu", "free", "memory",
+                 "shares", "size")
 
-    def __init__(self, nodes: int, size: int) -> None:
+    def __init__(self, nodes: int, size: int, cpu: int = 128_000, memory: int = 1024 * 1024) -> None:
         self.size = size
+        self.cpu, self.memory = cpu, memory  # per node: thousandths of a CPU, MiB
+        self.shares: DeviceShares | None = None  # kept once the pool holds more than whole devices
         self.free = [size] * nodes
         self.buckets: list[list[int]] = [[] for _ in range(size + 1)]
         self.buckets[size] = list(range(nodes))  # sorted: already a heap
@@ -60,9 +78,23 @@ class PoolCapacity:
         self.allocations: dict[str, Allocation] = {}
         self._ends: list[tuple[float, str]] | None = None  # (end, id) in order, kept once asked for
         self._end_allocs: list[Allocation] = []  # the allocations in that order
-        self._releases: dict[tuple[int, int], int] = {}  # gang shape -> releases_until_fit, until a change
+        self._releases: dict[Shape, int] = {}  # shape -> releases_until_fit, until a change
+
+    @classmethod
+    def of(cls, pool: PoolState) -> PoolCapacity:
+        return cls(pool.nodes, pool.devices_per_node, pool.cpus_per_node * 1000, round(pool.memory_gib_per_node * 1024))
+
+    def _shares(self) -> DeviceShares:
+        """The per-device state, built on first need: the whole-device allocations held so far get the
+        lowest free device numbers of their nodes, in job-id order."""
+        if self.shares is None:
+            shares = self.shares = DeviceShares(len(self.free), self.size, self.cpu, self.memory)
+            for alloc in sorted(self.allocations.values(), key=attrgetter("job_id")):
+                shares.apply(alloc.job_id, alloc.shape, alloc.nodes)
+        return self.shares
 
     def fits(self, devices: int, nodes: int) -> bool:
+        """Whole devices on `nodes` nodes (a simple shape)."""
         if devices > self.size:
             return False
         have = 0
@@ -90,6 +122,38 @@ class PoolCapacity:
             if free[node] == k and (not bucket or bucket[0] != node):  # live, and not a duplicate entry
                 return node
 
+    def fits_shape(self, shape: Shape) -> bool:
+        if shape.simple:
+            return self.fits(shape.devices_per_node, shape.nodes)
+        if shape.devices_per_node > self.size or shape.cpu > self.cpu or shape.memory > self.memory:
+            return False
+        return self._shares().fits(shape)
+
+    def place(self, job_id: str, shape: Shape, nodes: tuple[int, ...] | None = None,
+              picks: Picks | None = None) -> tuple[int, ...]:
+        """Take a shape for a job: on the given nodes and devices (a node score chose them), else best-fit.
+        Caller checked `fits_shape`."""
+        if shape.simple and nodes is None:
+            nodes = self.take(shape.devices_per_node, shape.nodes)
+            if self.shares is not None:
+                self.shares.apply(job_id, shape, nodes)
+            return nodes
+        shares = self._shares()
+        if nodes is None:
+            nodes = shares.best_fit(shape)
+        shares.apply(job_id, shape, nodes, picks)
+        self._sync(nodes)
+        return nodes
+
+    def _sync(self, nodes: tuple[int, ...]) -> None:
+        """Bring the buckets in line with the per-device state of these nodes."""
+        assert self.shares is not None
+        for n in nodes:
+            whole = self.shares.whole(n)
+            if whole != self.free[n]:
+                self._move(n, whole)
+        self._releases.clear()
+
     def take(self, devices: int, nodes: int) -> tuple[int, ...]:
         """Best-fit: fill the fullest nodes that still fit, lowest index first. Caller checked `fits`."""
         if self._releases:
@@ -110,6 +174,11 @@ class PoolCapacity:
         return tuple(sorted(chosen))
 
     def hold(self, alloc: Allocation) -> None:
+        if self.shares is not None or not alloc.shape.simple:
+            self._shares().apply(alloc.job_id, alloc.shape, alloc.nodes)
+            self._sync(alloc.nodes)
+            self.add(alloc)
+            return
         for n in alloc.nodes:
             if self.free[n] < alloc.devices_per_node:
                 raise ValueError(f"allocation {alloc.job_id} over-allocates node {n}")
@@ -129,8 +198,12 @@ class PoolCapacity:
 
     def release(self, job_id: str) -> Allocation:
         alloc = self.allocations.pop(job_id)
-        for n in alloc.nodes:
-            self._move(n, self.free[n] + alloc.devices_per_node)
+        if self.shares is not None:
+            self.shares.remove(job_id, alloc.shape, alloc.nodes)
+            self._sync(alloc.nodes)
+        else:
+            for n in alloc.nodes:
+                self._move(n, self.free[n] + alloc.devices_per_node)
         self._unlist(alloc)
         return alloc
 
@@ -155,24 +228,53 @@ class PoolCapacity:
             self._ends, self._end_allocs = [(a.end, a.job_id) for a in ranked], ranked
         return self._end_allocs
 
-    def releases_until_fit(self, devices: int, nodes: int) -> int:
-        """How many allocations, in order of expected end, must end before a devices x nodes gang fits
-        (0: never). Kept until the pool changes: it does not depend on the time, so a pool nothing
-        started on or left keeps it from cycle to cycle (EASY asks it for every blocked job and pool)."""
-        known = self._releases.get((devices, nodes))
+    def releases_until_fit(self, shape: Shape) -> int:
+        """How many allocations, in order of expected end, must end before the shape fits (0: never).
+        Kept until the pool changes: it does not depend on the time, so a pool nothing started on or
+        left keeps it from cycle to cycle (EASY asks it for every blocked job and pool)."""
+        known = self._releases.get(shape)
         if known is None:
-            known = self._releases[(devices, nodes)] = releases_until_fit(self.free, self.by_end(), devices, nodes)
+            known = self._releases[shape] = self.releases_among(shape, self.by_end())
         return known
+
+    def releases_among(self, shape: Shape, allocs: list[Allocation]) -> int:
+        """How many of `allocs`, released in order, until the shape fits (0: never)."""
+        if shape.simple and self.shares is None:
+            return releases_until_fit(self.free, allocs, shape.devices_per_node, shape.nodes)
+        if shape.devices_per_node > self.size or shape.cpu > self.cpu or shape.memory > self.memory:
+            return 0
+        shares = self._shares().copy()
+        ready = int(shares.node_mask(shape).sum())
+        for k, alloc in enumerate(allocs, 1):
+            was = [shares.node_fits(n, shape) for n in alloc.nodes]
+            shares.remove(alloc.job_id, alloc.shape, alloc.nodes)
+            ready += sum(1 for n, w in zip(alloc.nodes, was, strict=True) if not w and shares.node_fits(n, shape))
+            if ready >= shape.nodes:
+                return k
+        return 0
+
+    def free_amount(self) -> float:
+        """Devices free now, shares counted as fractions."""
+        if self.shares is None:
+            return float(sum(self.free))
+        return float(self.shares.dev.sum()) / WHOLE
+
+    def allocated_milli(self) -> int:
+        """Thousandths of devices held over the pool."""
+        if self.shares is None:
+            return (len(self.free) * self.size - sum(self.free)) * WHOLE
+        return self.shares.allocated_milli()
 
 
 def allocation_of(job: RunningJob) -> Allocation:
     return Allocation(job.id, job.tenant, job.nodes, job.devices_per_node, job.expected_end,
-                      job.priority, job.preemptible, job.start, attained=job.attained, speed=job.speed)
+                      job.priority, job.preemptible, job.start, attained=job.attained, speed=job.speed,
+                      milli=job.milli, cpu=round(job.cpus * 1000), memory=round(job.memory_gib * 1024))
 
 
 def capacities(snapshot: Snapshot) -> list[PoolCapacity]:
     """One PoolCapacity per snapshot pool, with the running jobs' allocations held."""
-    caps = [PoolCapacity(p.nodes, p.devices_per_node) for p in snapshot.pools]
+    caps = [PoolCapacity.of(p) for p in snapshot.pools]
     index = {p.key: i for i, p in enumerate(snapshot.pools)}
     for job in snapshot.running:
         i = index.get(job.pool)

@@ -112,7 +112,7 @@ class Reserve:
     pool: str
     start: float
     why: Why
-    extra: int = 0  # devices free at `start` beside the reserved gang: a backfill this small never delays it
+    extra: float = 0.0  # devices free at `start` beside the reserved gang: a backfill this small never delays it
     tenant: str = ""
 
 

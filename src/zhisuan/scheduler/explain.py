@@ -21,6 +21,7 @@ from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.policies import DEFAULT
 from zhisuan.scheduler.pricing import time_dependent
 from zhisuan.scheduler.ranking import rank
+from zhisuan.scheduler.shape import Shape
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 from zhisuan.scheduler.tables import PoolTable, RequestTable
 from zhisuan.scheduler.timeline import start_and_blockers
@@ -43,7 +44,7 @@ def explain(snapshot: Snapshot, job: PendingJob, now: float, policy: Policy = DE
         held.setdefault(res.pool, []).append(res)
     for p in ranking.prefs[0]:
         key = snapshot.pools[p].key
-        start, first = start_and_blockers(caps[p], req.devices_per_node, req.nodes, now)
+        start, first = start_and_blockers(caps[p], Shape.of(req), now)
         end = start + job.duration / float(ranking.ctx.speed[0, p])
         for res in held.get(key, ()):
             if res.job_id != job.id and start < res.start < end and req.devices > res.extra:

@@ -5,8 +5,11 @@
 - Score: how good each allowed pool is (a [request, pool] matrix of raw values, lower is better),
   normalised to 0..100 per request and combined by the policy's weights;
 - Admit: per-job checks against state that changes while the cycle assigns (quotas);
-- PriorityOf: the priority preemption compares (static, or from attained service as in Tiresias).
-A Policy names one QueueSort, its Filters, weighted Scores, Admits and the backfill/preemption mode.
+- PriorityOf: the priority preemption compares (static, or from attained service as in Tiresias);
+- NodeScore: which nodes and devices of the best pools a shape with shares, CPU or memory takes
+  (fragmentation-aware packing; whole-device asks keep the pools' best-fit buckets).
+A Policy names one QueueSort, its Filters, weighted Scores, Admits, an optional NodeScore and the
+backfill/preemption mode.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from zhisuan.model import Request
-from zhisuan.scheduler.capacity import Allocation
-from zhisuan.scheduler.snapshot import PendingJob, Snapshot, TenantState
+from zhisuan.scheduler.capacity import Allocation, PoolCapacity
+from zhisuan.scheduler.shape import Shape
+from zhisuan.scheduler.snapshot import PendingJob, PoolState, Snapshot, TenantState
 from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
 
 
@@ -137,6 +141,20 @@ class Book(Protocol):
         ...
 
 
+Pick = tuple[float, tuple[int, ...], tuple[tuple[int, ...], ...] | None]  # cost, nodes, devices per node
+
+
+class NodeScore(Protocol):
+    """Chooses where in a pool a shape goes: (cost, nodes, devices per node or None for the defaults).
+    Lower cost is better; the cycle compares costs across the pools that tie on the policy's scores.
+    Called only when the shape fits the pool."""
+
+    @property
+    def name(self) -> str: ...
+
+    def choose(self, cap: PoolCapacity, shape: Shape, job_id: str, pool: PoolState) -> Pick: ...
+
+
 class StaticPriority:
     """The job's own `priority` field."""
 
@@ -162,4 +180,5 @@ class Policy:
     preemption: bool = False
     priority_of: PriorityOf = field(default_factory=StaticPriority)
     defer: bool = False  # jobs with a deadline wait for a cheaper tariff hour within their slack
+    node_score: NodeScore | None = None  # None: best-fit nodes (fullest first), see DeviceShares.best_fit
     description: str = ""

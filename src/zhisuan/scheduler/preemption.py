@@ -11,7 +11,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable
 
-from zhisuan.scheduler.capacity import Allocation, PoolCapacity, releases_until_fit
+from zhisuan.scheduler.capacity import Allocation, PoolCapacity
+from zhisuan.scheduler.shape import Shape
 
 
 class VictimList:
@@ -27,11 +28,11 @@ class VictimList:
         """The first k were preempted (victims are always a prefix)."""
         del self.priorities[:k], self.allocs[:k]
 
-    def choose(self, cap: PoolCapacity, devices: int, nodes: int, priority: float) -> list[Allocation] | None:
+    def choose(self, cap: PoolCapacity, shape: Shape, priority: float) -> list[Allocation] | None:
         """The fewest lowest-priority victims (all strictly below `priority`) that make the gang fit."""
         below = bisect_left(self.priorities, priority)
-        if not below or devices > cap.size:
+        if not below or shape.devices_per_node > cap.size:
             return None
-        k = releases_until_fit(cap.free, self.allocs[:below], devices, nodes)
+        k = cap.releases_among(shape, self.allocs[:below])
         return self.allocs[:k] if k else None
 

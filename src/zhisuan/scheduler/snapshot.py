@@ -60,6 +60,9 @@ class RunningJob:
     preemptible: bool = True
     attained: float = 0.0  # device-seconds received before this start (requeued jobs)
     speed: float = 1.0  # speed factor of the pool's chip vs the job's reference chip
+    milli: int = 0  # a share of one device, thousandths (0: whole devices)
+    cpus: float = 0.0  # per node
+    memory_gib: float = 0.0  # per node
 
     @property
     def devices(self) -> int:

@@ -57,7 +57,7 @@ class SchedulerState:
         self.tenants = tenants if tenants is not None else {}
         self.ledger = ServiceLedger(self.tenants, getattr(policy.queue_sort, "half_life", HALF_LIFE))
         self.index = {p.key: i for i, p in enumerate(self.pools)}
-        self.caps = [PoolCapacity(p.nodes, p.devices_per_node) for p in self.pools]
+        self.caps = [PoolCapacity.of(p) for p in self.pools]
         self.placed: dict[str, int] = {}  # job id -> pool index of its allocation
         self.external: dict[int, list[str]] = {}  # pool index -> ids of the external allocations held there
         self.queue = PendingQueue(policy.queue_sort)
@@ -263,7 +263,7 @@ class SchedulerState:
         """Every allocation as a RunningJob, the external load included (tenant EXTERNAL)."""
         return [
             RunningJob(a.job_id, a.tenant, pool.key, a.nodes, a.devices_per_node, a.start, a.end, a.priority,
-                       a.preemptible, a.attained)
+                       a.preemptible, a.attained, milli=a.milli, cpus=a.cpu / 1000, memory_gib=a.memory / 1024)
             for pool, cap in zip(self.pools, self.caps, strict=True)
             for a in cap.allocations.values()
         ]

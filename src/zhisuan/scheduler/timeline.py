@@ -1,4 +1,5 @@
-"""Expected start time: when will a pool have `nodes` nodes with `devices` free each?
+"""Expected start time: when will a pool have room for a shape (`nodes` nodes with its devices, share,
+CPUs and memory free each)?
 
 Walks the pool's allocations in order of expected end (kept by the pool) and returns devices to their
 nodes until the gang fits. Ends are estimates (time limits or predicted run times), so starts are too.
@@ -9,34 +10,35 @@ from __future__ import annotations
 import math
 
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
+from zhisuan.scheduler.shape import Shape
 
 
-def earliest_start(cap: PoolCapacity, devices: int, nodes: int, now: float) -> float:
+def earliest_start(cap: PoolCapacity, shape: Shape, now: float) -> float:
     """`now` if it fits now, else the first allocation end after which it fits; inf if it never can."""
-    return _walk(cap, devices, nodes, now)[0]
+    return _walk(cap, shape, now)[0]
 
 
-def start_and_blockers(cap: PoolCapacity, devices: int, nodes: int, now: float) -> tuple[float, list[Allocation]]:
+def start_and_blockers(cap: PoolCapacity, shape: Shape, now: float) -> tuple[float, list[Allocation]]:
     """The earliest start, and the allocations that must end first (in order of expected end)."""
-    start, by_end, k = _walk(cap, devices, nodes, now)
+    start, by_end, k = _walk(cap, shape, now)
     return start, list(by_end[:k] if k else by_end)
 
 
-def _walk(cap: PoolCapacity, devices: int, nodes: int, now: float) -> tuple[float, list[Allocation], int]:
-    if devices > cap.size or nodes > len(cap.free):
+def _walk(cap: PoolCapacity, shape: Shape, now: float) -> tuple[float, list[Allocation], int]:
+    if shape.devices_per_node > cap.size or shape.nodes > len(cap.free):
         return math.inf, [], 0
-    if cap.fits(devices, nodes):
+    if cap.fits_shape(shape):
         return now, [], 0
     by_end = cap.by_end()
-    k = cap.releases_until_fit(devices, nodes)
+    k = cap.releases_until_fit(shape)
     return (max(by_end[k - 1].end, now) if k else math.inf), by_end, k
 
 
-def free_devices_at(cap: PoolCapacity, t: float) -> int:
-    """Devices free at time t if every allocation ends when expected."""
-    free = sum(cap.free)
+def free_devices_at(cap: PoolCapacity, t: float) -> float:
+    """Devices free at time t if every allocation ends when expected (shares as fractions)."""
+    free = cap.free_amount()
     for a in cap.by_end():
         if a.end > t:
             break
-        free += a.devices
+        free += a.amount
     return free
