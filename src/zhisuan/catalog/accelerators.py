@@ -54,6 +54,10 @@ class Accelerator:
         return pflops(devices, self.fp16_tflops)
 
 
+CPU_ONLY = Accelerator("none", "-", "none", None, 0.0, None, "-", None,
+                       "not an accelerator: the pool's nodes have CPUs only (network files: accelerator none)")
+
+
 class UnknownAcceleratorError(ValueError):
     """Raised for a name the catalog does not know; the message lists close matches."""
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -31,19 +32,44 @@ MAX_ENV_VALUE = 32 * 1024
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
 
 
-_NAMED = re.compile(r"^\s*(?P<name>[^:]+?)\s*(?::\s*(?P<count>\d+))?\s*$")
+_NAMED = re.compile(r"^\s*(?P<name>[^:]+?)\s*(?::\s*(?P<count>\d+(?:\.\d+)?|\.\d+))?\s*$")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class AcceleratorClass(_Strict):
+def _count(v: float) -> float:
+    """Whole devices per node (1..64), or a share of one device in thousandths (0.001..0.999)."""
+    if v >= 1 and v != int(v):
+        raise ValueError(f"a count of whole devices is an integer; {v} is neither that nor a share below 1")
+    if v < 1 and abs(v * 1000 - round(v * 1000)) > 1e-9:
+        raise ValueError(f"a device share is in thousandths (0.001 .. 0.999), got {v}")
+    return v
+
+
+Count = Annotated[float, Field(gt=0, le=64), AfterValidator(_count)]
+
+
+class _Counted(_Strict):
+    count: Count = 1
+
+    @property
+    def per_node(self) -> int:
+        """Devices per node (a share holds one device, in part)."""
+        return max(1, int(self.count))
+
+    @property
+    def milli(self) -> int:
+        """The share of one device in thousandths; 0 for whole devices."""
+        return round(self.count * 1000) if self.count < 1 else 0
+
+
+class AcceleratorClass(_Counted):
     """Any accelerator of a software stack at or above a speed: `{stack: cuda, min_tflops: 300, count: 8}`."""
 
     stack: str
     min_tflops: float = Field(0.0, ge=0)
-    count: int = Field(1, ge=1, le=64)
 
     @field_validator("stack")
     @classmethod
@@ -54,11 +80,11 @@ class AcceleratorClass(_Strict):
         return v.lower()
 
 
-class NamedAccelerator(_Strict):
-    """A catalog accelerator by name or alias, `count` per node: parsed from `A100-80GB:8`."""
+class NamedAccelerator(_Counted):
+    """A catalog accelerator by name or alias, `count` per node: parsed from `A100-80GB:8`, or a share of
+    one: `A100:0.5` (Kubernetes' HAMi/Volcano vGPU, Slurm shards, MPS run such jobs side by side)."""
 
     name: str
-    count: int = Field(1, ge=1, le=64)
 
     @field_validator("name")
     @classmethod
@@ -66,13 +92,12 @@ class NamedAccelerator(_Strict):
         return load_catalog().lookup(v).name
 
 
-class AnyOfAccelerators(_Strict):
+class AnyOfAccelerators(_Counted):
     """Any of these catalog accelerators, `count` per node: `T4|P100|V100M16:1` or
     `{any_of: [t4, p100], count: 1}` (Kubernetes' GPU-model lists, SkyPilot's accelerator alternatives).
     Run-time estimates refer to the first."""
 
     any_of: list[str] = Field(min_length=1, max_length=32)
-    count: int = Field(1, ge=1, le=64)
 
     @field_validator("any_of")
     @classmethod
@@ -96,7 +121,7 @@ AcceleratorRequest = Annotated[
 
 
 class Resources(_Strict):
-    accelerators: AcceleratorRequest
+    accelerators: AcceleratorRequest | None = Field(None, description="none: a CPU-only job (give cpus)")
     nodes: int = Field(1, ge=1, le=1024)
     cpus: int | None = Field(None, ge=1, description="CPUs per node")
     memory: float | None = Field(None, gt=0, description="memory per node, GiB (accepts 256Gi, 64G)")
@@ -105,13 +130,15 @@ class Resources(_Strict):
     @field_validator("accelerators", mode="before")
     @classmethod
     def _parse(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "none":
+            return None
         if isinstance(v, str):
             m = _NAMED.match(v)
             if not m:
                 raise ValueError(f"expected NAME:COUNT such as A100-80GB:8, got {v!r}")
             if "|" in m["name"]:
-                return {"any_of": [n.strip() for n in m["name"].split("|")], "count": int(m["count"] or 1)}
-            return {"name": m["name"], "count": int(m["count"] or 1)}
+                return {"any_of": [n.strip() for n in m["name"].split("|")], "count": float(m["count"] or 1)}
+            return {"name": m["name"], "count": float(m["count"] or 1)}
         if isinstance(v, dict) and "name" in v and "stack" in v:
             raise ValueError("give either a name (A100-80GB:8) or a class {stack, min_tflops, count}")
         return v
@@ -130,13 +157,25 @@ class Resources(_Strict):
             raise ValueError(f"unknown software stack {bad[0]!r}; known: {', '.join(stacks)}")
         return sorted({s.lower() for s in v})
 
+    @model_validator(mode="after")
+    def _something(self) -> Resources:
+        if self.accelerators is None and self.cpus is None:
+            raise ValueError("a job asks accelerators (e.g. A100:8) or, CPU-only, cpus")
+        if self.accelerators is not None and self.accelerators.milli and self.nodes > 1:
+            raise ValueError("a device share (count below 1) runs on one node")
+        return self
+
     @property
     def devices_per_node(self) -> int:
-        return self.accelerators.count
+        return 0 if self.accelerators is None else self.accelerators.per_node
+
+    @property
+    def milli(self) -> int:
+        return 0 if self.accelerators is None else self.accelerators.milli
 
     @property
     def devices(self) -> int:
-        return self.accelerators.count * self.nodes
+        return self.devices_per_node * self.nodes
 
 
 class Constraints(_Strict):

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from zhisuan.catalog import Accelerator, load_catalog
+from zhisuan.catalog import CPU_ONLY, Accelerator, load_catalog
 from zhisuan.model.jobspec import SpecError, spec_errors
 from zhisuan.model.profile import ControlSettings, SchedulerProfile
 
@@ -24,12 +24,13 @@ class _Strict(BaseModel):
 
 
 class Pool(_Strict):
-    """A homogeneous group of nodes: one accelerator model, the same devices per node."""
+    """A homogeneous group of nodes: one accelerator model, the same devices per node; `accelerator: none`
+    with `devices_per_node: 0` is a pool of CPU-only nodes (CPU-only jobs run there)."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     accelerator: str
     nodes: int = Field(ge=1)
-    devices_per_node: int = Field(ge=1, le=64)
+    devices_per_node: int = Field(ge=0, le=64)
     cpus_per_node: int = Field(128, ge=1)
     memory_gib_per_node: float = Field(1024.0, gt=0)
     price_per_device_hour: float = Field(ge=0, description="CNY per device-hour at the flat tariff")
@@ -41,11 +42,17 @@ class Pool(_Strict):
     @field_validator("accelerator")
     @classmethod
     def _known(cls, v: str) -> str:
-        return load_catalog().lookup(v).name
+        return CPU_ONLY.name if v.strip().lower() == CPU_ONLY.name else load_catalog().lookup(v).name
+
+    @model_validator(mode="after")
+    def _cpu_only(self) -> Pool:
+        if (self.accelerator == CPU_ONLY.name) != (self.devices_per_node == 0):
+            raise ValueError("devices_per_node is 0 exactly for a CPU-only pool (accelerator: none)")
+        return self
 
     @property
     def chip(self) -> Accelerator:
-        return load_catalog().lookup(self.accelerator)
+        return CPU_ONLY if self.accelerator == CPU_ONLY.name else load_catalog().lookup(self.accelerator)
 
     @property
     def devices(self) -> int:

@@ -69,7 +69,8 @@ def request_from_spec(spec: JobSpec) -> Request:
     res, con = spec.resources, spec.constraints
     acc = res.accelerators
     common = dict(
-        devices_per_node=acc.count,
+        devices_per_node=res.devices_per_node,
+        milli=res.milli,
         nodes=res.nodes,
         cpus=res.cpus or 0,
         memory_gib=res.memory or 0.0,
@@ -77,6 +78,8 @@ def request_from_spec(spec: JobSpec) -> Request:
         max_price=con.max_price if con.max_price is not None else math.inf,
         data_center=con.data,
     )
+    if acc is None:
+        return Request(**common)  # type: ignore[arg-type]
     if isinstance(acc, AnyOfAccelerators):
         chips = [load_catalog().lookup(n) for n in acc.any_of]
         return Request(models=frozenset(c.name for c in chips), stacks=frozenset(c.stack for c in chips),

@@ -71,7 +71,7 @@ class RequestTable:
     reqs: Sequence[Request]
     devices_per_node: I
     nodes: I
-    cpus: I
+    cpus: F
     memory: F
     min_tflops: F
     ref_tflops: F
@@ -83,7 +83,7 @@ class RequestTable:
             reqs=reqs,
             devices_per_node=np.array([r.devices_per_node for r in reqs], dtype=np.int64),
             nodes=np.array([r.nodes for r in reqs], dtype=np.int64),
-            cpus=np.array([r.cpus for r in reqs], dtype=np.int64),
+            cpus=np.array([r.cpus for r in reqs], dtype=np.float64),
             memory=np.array([r.memory_gib for r in reqs], dtype=np.float64),
             min_tflops=np.array([r.min_tflops for r in reqs], dtype=np.float64),
             ref_tflops=np.array([r.ref_tflops for r in reqs], dtype=np.float64),
@@ -94,7 +94,9 @@ class RequestTable:
         return len(self.reqs)
 
     def speed(self, pools: PoolTable) -> F:
-        """[request, pool] speed factor vs the request's reference chip (FP16 TFLOPS ratio; 1 without one)."""
+        """[request, pool] speed factor vs the request's reference chip (FP16 TFLOPS ratio; 1 without one, and
+        on CPU-only pools, which only CPU-only jobs pass)."""
         ref = self.ref_tflops[:, None]
-        ratio: F = np.where(ref > 0, pools.tflops[None, :] / np.where(ref > 0, ref, 1.0), 1.0)
+        chip = pools.tflops[None, :]
+        ratio: F = np.where((ref > 0) & (chip > 0), chip / np.where(ref > 0, ref, 1.0), 1.0)
         return ratio

@@ -19,5 +19,5 @@ class Fragmentation:
     def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
         size = pools.devices_per_node[None, :].astype(np.float64)
         d = reqs.devices_per_node[:, None].astype(np.float64)
-        out: F = np.where(d <= size, (size - d) / size, 1.0)
+        out: F = np.where(d <= size, (size - d) / np.maximum(size, 1.0), 1.0)
         return out

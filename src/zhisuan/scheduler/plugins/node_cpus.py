@@ -15,4 +15,4 @@ class NodeCpus:
         return out
 
     def unmet(self, reqs: RequestTable, r: int, pools: PoolTable, candidates: B) -> str:
-        return f"{reqs.cpus[r]} CPUs per node, but accepted nodes have at most {int(pools.cpus[candidates].max())}"
+        return f"{reqs.cpus[r]:g} CPUs per node, but accepted nodes have at most {int(pools.cpus[candidates].max())}"

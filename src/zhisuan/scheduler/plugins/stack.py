@@ -1,5 +1,6 @@
 """Filter: the pool's chip is the one asked for (or one of those listed), or — for portable jobs and class
-asks — any chip of an allowed software stack at or above `min_tflops` (cross-architecture placement)."""
+asks — any chip of an allowed software stack at or above `min_tflops` (cross-architecture placement).
+A CPU-only job (no devices) runs on any pool's nodes, as a CPU pod lands on a GPU node in Kubernetes."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class StackCompatible:
         by_stack = pools.membership(pools.stack, [r.stacks for r in reqs.reqs])
         fast_enough = pools.tflops[None, :] >= reqs.min_tflops[:, None]
         is_named = np.array([bool(m) for m in named], dtype=np.bool_)[:, None]
-        out: B = np.where(is_named, by_model, by_stack & fast_enough)
+        out: B = np.where(is_named, by_model, by_stack & fast_enough) | (reqs.devices_per_node == 0)[:, None]
         return out
 
     def unmet(self, reqs: RequestTable, r: int, pools: PoolTable, candidates: B) -> str:
