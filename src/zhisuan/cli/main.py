@@ -25,6 +25,7 @@ from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
 from zhisuan.cli.plan import plan_command
 from zhisuan.cli.server import server_command
+from zhisuan.cli.sharing import sharing_command
 from zhisuan.cli.sim import sim_command
 from zhisuan.cli.tokens import token_app
 from zhisuan.i18n import environment_lang
@@ -74,6 +75,7 @@ app.command("network")(network_command)
 app.command("demo")(demo_command)
 app.command("sim")(sim_command)
 app.command("plan")(plan_command)
+app.command("sharing")(sharing_command)
 app.command("server")(server_command)
 for _name, _command in [("login", login_command), ("submit", submit_command), ("jobs", jobs_command),
                        ("show", show_command), ("logs", logs_command), ("cancel", cancel_command),

@@ -17,6 +17,7 @@ from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
 from zhisuan.scheduler.decisions import NO_CAPACITY, CycleResult, Preempt, Reserve, Start, Why
 from zhisuan.scheduler.framework import Policy
+from zhisuan.scheduler.nodescore.workload import Workload
 from zhisuan.scheduler.preemption import VictimList
 from zhisuan.scheduler.queue import QueueWalk
 from zhisuan.scheduler.ranking import Ranking
@@ -51,6 +52,7 @@ class Assigner:
         self.shape = [Shape.of(q) for q in ranking.reqs.reqs]
         self.node_score = policy.node_score  # chooses nodes and devices for shapes with shares, CPU or memory
         self._pick: tuple[int, tuple[int, ...], Picks | None] | None = None  # pool, nodes, devices: node score's choice
+        self._workload: Workload | None = None
         self.held = held  # devices per tenant, updated as jobs start or are preempted
         self.result = CycleResult(reqs=n)
         self._lowest_running: float | None = None
@@ -200,12 +202,19 @@ class Assigner:
             if not self._usable(job, r, p):
                 continue
             cap = self.caps[p]
-            cost, nodes, picks = self.node_score.choose(cap, shape, job.id, self.snapshot.pools[p])
+            cost, nodes, picks = self.node_score.choose(cap, shape, job.id, self.snapshot.pools[p], self._queued())
             if best is None or cost < best[0]:
                 best = (cost, p, nodes, picks)
         assert best is not None
         self._pick = best[1:]
         return best[1]
+
+    def _queued(self) -> Workload:
+        """The distinct asks of this cycle's queue, alike: the workload node scores expect when not told."""
+        if self._workload is None:
+            self._workload = Workload.of(((s, q.models) for s, q in zip(self.shape, self.ranking.reqs.reqs,
+                                                                          strict=True)), 1.0, memory=True)
+        return self._workload
 
     def _conflicts(self, job: PendingJob, r: int, p: int, devices: float) -> bool:
         end = self.now + self._runtime(job, r, p)

@@ -84,7 +84,7 @@ class PoolCapacity:
     def of(cls, pool: PoolState) -> PoolCapacity:
         return cls(pool.nodes, pool.devices_per_node, pool.cpus_per_node * 1000, round(pool.memory_gib_per_node * 1024))
 
-    def _shares(self) -> DeviceShares:
+    def device_shares(self) -> DeviceShares:
         """The per-device state, built on first need: the whole-device allocations held so far get the
         lowest free device numbers of their nodes, in job-id order."""
         if self.shares is None:
@@ -127,7 +127,7 @@ class PoolCapacity:
             return self.fits(shape.devices_per_node, shape.nodes)
         if shape.devices_per_node > self.size or shape.cpu > self.cpu or shape.memory > self.memory:
             return False
-        return self._shares().fits(shape)
+        return self.device_shares().fits(shape)
 
     def place(self, job_id: str, shape: Shape, nodes: tuple[int, ...] | None = None,
               picks: Picks | None = None) -> tuple[int, ...]:
@@ -138,7 +138,7 @@ class PoolCapacity:
             if self.shares is not None:
                 self.shares.apply(job_id, shape, nodes)
             return nodes
-        shares = self._shares()
+        shares = self.device_shares()
         if nodes is None:
             nodes = shares.best_fit(shape)
         shares.apply(job_id, shape, nodes, picks)
@@ -175,7 +175,7 @@ class PoolCapacity:
 
     def hold(self, alloc: Allocation) -> None:
         if self.shares is not None or not alloc.shape.simple:
-            self._shares().apply(alloc.job_id, alloc.shape, alloc.nodes)
+            self.device_shares().apply(alloc.job_id, alloc.shape, alloc.nodes)
             self._sync(alloc.nodes)
             self.add(alloc)
             return
@@ -243,7 +243,7 @@ class PoolCapacity:
             return releases_until_fit(self.free, allocs, shape.devices_per_node, shape.nodes)
         if shape.devices_per_node > self.size or shape.cpu > self.cpu or shape.memory > self.memory:
             return 0
-        shares = self._shares().copy()
+        shares = self.device_shares().copy()
         ready = int(shares.node_mask(shape).sum())
         for k, alloc in enumerate(allocs, 1):
             was = [shares.node_fits(n, shape) for n in alloc.nodes]

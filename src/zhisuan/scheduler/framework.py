@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 
 from zhisuan.model import Request
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
+from zhisuan.scheduler.nodescore.workload import Workload
 from zhisuan.scheduler.shape import Shape
 from zhisuan.scheduler.snapshot import PendingJob, PoolState, Snapshot, TenantState
 from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
@@ -152,7 +153,9 @@ class NodeScore(Protocol):
     @property
     def name(self) -> str: ...
 
-    def choose(self, cap: PoolCapacity, shape: Shape, job_id: str, pool: PoolState) -> Pick: ...
+    def choose(self, cap: PoolCapacity, shape: Shape, job_id: str, pool: PoolState, queued: Workload) -> Pick:
+        """`queued`: the asks of this cycle's queue, for scores that weigh the workload to come."""
+        ...
 
 
 class StaticPriority:

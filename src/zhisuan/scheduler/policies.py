@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from zhisuan.scheduler.framework import Filter, Policy, Score
+from zhisuan.scheduler.framework import Filter, NodeScore, Policy, Score
+from zhisuan.scheduler.nodescore.best_fit import BestFit
+from zhisuan.scheduler.nodescore.dot_prod import DotProduct
+from zhisuan.scheduler.nodescore.fgd import FragmentationGradient
+from zhisuan.scheduler.nodescore.gpu_clustering import GpuClustering
+from zhisuan.scheduler.nodescore.gpu_packing import GpuPacking
+from zhisuan.scheduler.nodescore.random import RandomNode
 from zhisuan.scheduler.plugins.carbon import Carbon
 from zhisuan.scheduler.plugins.fair_share import FairShare
 from zhisuan.scheduler.plugins.fifo import Fifo
@@ -48,8 +54,14 @@ DEFAULT = Policy(
     scores=SCORES,
     admits=(Quota(),),
     backfill="easy",
+    node_score=FragmentationGradient(name="frag-memory", coverage=1.0, memory=True),
     description="fair share across tenants, EASY backfill, placement by start time, price, carbon, locality",
 )
+
+# Node scores (where in a pool shares, CPU and memory go): the FGD paper's baselines, FGD, and ours.
+NODE_SCORES: dict[str, NodeScore] = {s.name: s for s in (
+    RandomNode(), DotProduct(), GpuClustering(), GpuPacking(), BestFit(), FragmentationGradient(),
+    FragmentationGradient(name="frag-memory", coverage=1.0, memory=True))}
 
 POLICIES: dict[str, Policy] = {
     "zhisuan": DEFAULT,

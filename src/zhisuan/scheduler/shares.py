@@ -19,13 +19,14 @@ Picks = tuple[tuple[int, ...], ...]  # device indices per node of an allocation
 class DeviceShares:
     """`dev[node, k]`: thousandths of device k free; `cpu[node]` thousandths of a CPU; `mem[node]` MiB."""
 
-    __slots__ = ("cpu", "dev", "mem", "slots")
+    __slots__ = ("cpu", "dev", "mem", "pods", "slots")
 
     def __init__(self, nodes: int, size: int, cpu: int, memory: int) -> None:
         self.dev = np.full((nodes, size), WHOLE, dtype=np.int32)
         self.cpu = np.full(nodes, cpu, dtype=np.int64)
         self.mem = np.full(nodes, memory, dtype=np.int64)
         self.slots: dict[str, Picks] = {}
+        self.pods = np.zeros((nodes, 2), dtype=np.int64)  # per node: jobs holding shares, jobs holding whole devices
 
     def whole(self, node: int) -> int:
         """Devices of a node nobody holds any part of."""
@@ -77,6 +78,8 @@ class DeviceShares:
                 self.dev[n, k] -= take
             self.cpu[n] -= shape.cpu
             self.mem[n] -= shape.memory
+            if shape.devices_per_node:
+                self.pods[n, 0 if shape.milli else 1] += 1
         self.slots[job_id] = chosen
 
     def remove(self, job_id: str, shape: Shape, nodes: tuple[int, ...]) -> None:
@@ -86,6 +89,8 @@ class DeviceShares:
                 self.dev[n, k] += take
             self.cpu[n] += shape.cpu
             self.mem[n] += shape.memory
+            if shape.devices_per_node:
+                self.pods[n, 0 if shape.milli else 1] -= 1
 
     def node_fits(self, node: int, shape: Shape) -> bool:
         if self.cpu[node] < shape.cpu or self.mem[node] < shape.memory:
@@ -98,7 +103,7 @@ class DeviceShares:
     def copy(self) -> DeviceShares:
         other = DeviceShares.__new__(DeviceShares)
         other.dev, other.cpu, other.mem = self.dev.copy(), self.cpu.copy(), self.mem.copy()
-        other.slots = dict(self.slots)
+        other.slots, other.pods = dict(self.slots), self.pods.copy()
         return other
 
     def allocated_milli(self) -> int:
