@@ -4,14 +4,20 @@
 #   alpha: slurmctld :6917, slurmd a100-0 :6918 and a100-1 :6919 (gpu:a100:8 each), 910b-0 :6920 (gpu:910b:8)
 #   beta:  slurmctld :6927, slurmd 910b-1 :6928 (gpu:910b:8)
 # with one munged, and accounting (mariadbd 127.0.0.1:3317 + slurmdbd :6909) so sacct works on both.
-# Fake GPUs are character devices (gres/gpu drops file-less GPUs). Writes $ROOT/env-<cluster>.sh with SLURM_CONF.
-# Knobs: ZHISUAN_SLURM_ROOT (/tmp/zhisuan-slurm), ZHISUAN_SLURM_CLUSTERS ("alpha beta"). About 10 s when installed.
+# Fake GPUs are character devices (gres/gpu drops file-less GPUs). Each GPU is also 100 `shard`s (gres/shard):
+# a job's share of one GPU (zhisuan's A100:0.5) is --gres=shard:K, K = hundredths of the GPU, and jobs on
+# shards of one GPU run side by side. Writes $ROOT/env-<cluster>.sh with SLURM_CONF.
+# Knobs: ZHISUAN_SLURM_ROOT (/tmp/zhisuan-slurm), ZHISUAN_SLURM_CLUSTERS ("alpha beta"), ZHISUAN_SLURM_PORT_OFFSET
+# (0; added to every port above, so a second set of clusters can run beside the first; kept in $ROOT/port-offset
+# for a restart). About 10 s when installed.
 set -euo pipefail
 unset SLURM_CLUSTERS SLURM_CONF
 ROOT=${ZHISUAN_SLURM_ROOT:-/tmp/zhisuan-slurm}
 CLUSTERS=${ZHISUAN_SLURM_CLUSTERS:-"alpha beta"}
-DB_PORT=3317
-DBD_PORT=6909
+OFFSET=${ZHISUAN_SLURM_PORT_OFFSET:-$(cat "$ROOT/port-offset" 2>/dev/null || echo 0)}
+DB_PORT=$((3317 + OFFSET))
+DBD_PORT=$((6909 + OFFSET))
+SHARDS=100  # shards per GPU: the engine's SHARDS_PER_GPU (src/zhisuan/engines/slurm.py)
 M=$ROOT/munge
 log() { printf '[slurm-up] %s\n' "$*"; }
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -22,8 +28,8 @@ wait_for() {  # wait_for <seconds> <what> <command...>
 }
 spec() {  # <slurmctld port>|<node>:<gpu type>:<count> ...   (slurmd ports: ctld+1, ctld+2, ...)
   case "$1" in
-    alpha) echo "6917|a100-0:a100:8 a100-1:a100:8 910b-0:910b:8" ;;
-    beta) echo "6927|910b-1:910b:8" ;;
+    alpha) echo "$((6917 + OFFSET))|a100-0:a100:8 a100-1:a100:8 910b-0:910b:8" ;;
+    beta) echo "$((6927 + OFFSET))|910b-1:910b:8" ;;
     *) echo "unknown cluster $1" >&2; exit 2 ;;
   esac
 }
@@ -33,6 +39,7 @@ bash "$(dirname "$0")/apt-ensure.sh" munge slurmctld slurmd slurm-client slurmdb
 id zhisuan-job >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin zhisuan-job
 
 mkdir -p "$M" "$ROOT/jobs"; chmod 1777 "$ROOT/jobs"
+echo "$OFFSET" >"$ROOT/port-offset"
 chown munge:munge "$M"; chmod 0755 "$M"
 [[ -f $M/munge.key ]] || runuser -u munge -- mungekey --create --keyfile="$M/munge.key"
 if ! alive "$M/munged.pid"; then
@@ -74,12 +81,12 @@ MpiDefault=none
 MailProg=/bin/true
 ReturnToService=2
 SlurmdParameters=config_overrides
-GresTypes=gpu
+GresTypes=gpu,shard
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$M/munge.socket
-AccountingStorageTRES=gres/gpu,gres/gpu:a100,gres/gpu:910b
+AccountingStorageTRES=gres/gpu,gres/gpu:a100,gres/gpu:910b,gres/shard
 JobCompType=jobcomp/none
 CONF
   : >"$R/etc/gres.conf"; echo "AutoDetect=off" >>"$R/etc/gres.conf"
@@ -87,10 +94,13 @@ CONF
   for n in $nodes; do
     IFS=: read -r name gtype cnt <<<"$n"
     i=$((i + 1))
-    echo "NodeName=$name NodeAddr=127.0.0.1 NodeHostname=localhost Port=$((ctld + i)) CPUs=32 RealMemory=256000 Gres=gpu:$gtype:$cnt State=UNKNOWN" >>"$R/etc/slurm.conf"
+    echo "NodeName=$name NodeAddr=127.0.0.1 NodeHostname=localhost Port=$((ctld + i)) CPUs=32 RealMemory=256000 Gres=gpu:$gtype:$cnt,shard:$((cnt * SHARDS)) State=UNKNOWN" >>"$R/etc/slurm.conf"
     mkdir -p "$R/dev/$name" "$R/spool/$name"
     for ((g = 0; g < cnt; g++)); do [[ -e $R/dev/$name/gpu$g ]] || mknod "$R/dev/$name/gpu$g" c 1 3; done
     echo "NodeName=$name Name=gpu Type=$gtype File=$R/dev/$name/gpu[0-$((cnt - 1))]" >>"$R/etc/gres.conf"
+    for ((g = 0; g < cnt; g++)); do  # each GPU's shards on its own device file, so a share is on one known GPU
+      echo "NodeName=$name Name=shard Count=$SHARDS File=$R/dev/$name/gpu$g" >>"$R/etc/gres.conf"
+    done
   done
   echo "PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP" >>"$R/etc/slurm.conf"
   echo "CgroupPlugin=autodetect" >"$R/etc/cgroup.conf"

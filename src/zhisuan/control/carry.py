@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from zhisuan.control.devices import device_ids
 from zhisuan.control.jobs import Run, Stopping
 from zhisuan.engines import EngineDown, Launch
 from zhisuan.model import JobState
@@ -99,7 +100,7 @@ class Carrier:
         loop = self.loop
         p = start.placement
         key = f"{p.center}/{p.pool}"
-        devices = self._device_ids(key, p.nodes, p.devices_per_node)
+        devices = self._device_ids(key, p.nodes, p.devices_per_node, p.milli)
         info = loop.jobs.get(start.job_id)
         try:
             if info is None:
@@ -126,7 +127,8 @@ class Carrier:
         spec = info.spec
         launch = Launch(run.job_id, info.name, spec.run, loop.pool_of[run.key], run.nodes,
                         len(run.devices[0]) if run.devices else 0, [list(d) for d in run.devices], dict(spec.env),
-                        spec.constraints.time_limit, spec.image, run.attempt, info.tenant)
+                        spec.constraints.time_limit, spec.image, run.attempt, info.tenant, info.request.milli,
+                        info.request.cpus)
         try:
             run.handle = engine.submit(launch)
         except EngineDown as e:
@@ -147,14 +149,11 @@ class Carrier:
                                        wait_reason=f"submitted to {run.center}"):
             engine.cancel(run.handle)
 
-    def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int) -> list[list[str]]:
-        """Concrete device ids on each placed node: the first free slots, given what placed jobs hold."""
+    def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int, milli: int = 0) -> list[list[str]]:
+        """Concrete device ids on each placed node, given what placed jobs hold (see devices.py)."""
         loop = self.loop
         pool = loop.pool_of[key]
         slots = pool.device_ids or [str(k) for k in range(pool.devices_per_node)]
-        used: dict[int, set[str]] = {}
-        for r in loop.runs.values():
-            if r.key == key:
-                for n, ids in zip(r.nodes, r.devices, strict=False):
-                    used.setdefault(n, set()).update(ids)
-        return [[s for s in slots if s not in used.get(n, set())][:per_node] for n in nodes]
+        held = [(r.nodes, r.devices, info.request.milli if (info := loop.jobs.get(r.job_id)) else 0)
+                for r in loop.runs.values() if r.key == key]
+        return device_ids(slots, held, nodes, per_node, milli)

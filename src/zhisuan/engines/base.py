@@ -42,7 +42,9 @@ class ExternalLoad:
 
 @dataclass(frozen=True)
 class Launch:
-    """A placed job as an engine starts it: the gang on `nodes` of `pool`, `devices[i]` for member i."""
+    """A placed job as an engine starts it: the gang on `nodes` of `pool`, `devices[i]` for member i.
+    `milli` > 0: the job holds that share of its one device (thousandths), others may share it too;
+    `devices_per_node` 0: a CPU-only job (no device at all); `cpus` per node (0: the engine's default)."""
 
     job_id: str
     name: str
@@ -56,6 +58,8 @@ class Launch:
     image: str | None = None
     attempt: int = 1  # 1 for the first run, +1 for each requeue (preemption, failover, withdrawal)
     tenant: str = ""  # whose job it is (engines that map tenants to cluster accounts)
+    milli: int = 0  # a share of one device, thousandths (0: whole devices)
+    cpus: float = 0.0  # CPUs per node the job asked (0: not said)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@ Volcano PodGroup (gang of `nodes` pods, all or nothing) when the center's `volca
 
 A gang of N nodes is an Indexed Job with N pods (rank = JOB_COMPLETION_INDEX), one pod per node, each
 limited to `devices_per_node` of the chip's device resource (nvidia.com/gpu, huawei.com/Ascend910,
-amd.com/gpu …). Jobs are named `zs-<job id>-<tag>` and labelled `zhisuan.io/job=<job id>`, so a
-restarted control loop finds them again. Needs `pip install 'zhisuan[kubernetes]'`.
+amd.com/gpu …); a share of one GPU is limited by a sharing device plugin's resources (HAMi's or Volcano's
+vGPU, see kubeshare.py) and a CPU-only job asks no device at all. Jobs are named `zs-<job id>-<tag>` and
+labelled `zhisuan.io/job=<job id>`, so a restarted control loop finds them again. Needs
+`pip install 'zhisuan[kubernetes]'`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from zhisuan.engines.base import MAX_LOG, EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
+from zhisuan.engines.kubeshare import DEVICE_RESOURCE, SHARE_RESOURCES, device_limits, devices_of
 from zhisuan.engines.rendezvous import gang_env
 from zhisuan.model import Pool
 
-DEVICE_RESOURCE = {"cuda": "nvidia.com/gpu", "cann": "huawei.com/Ascend910", "rocm": "amd.com/gpu",
-                   "dtk": "hygon.com/dcu", "neuware": "cambricon.com/mlu", "synapseai": "habana.ai/gaudi"}
 PRODUCT_LABEL = "zhisuan.io/accelerator"  # node label naming the chip, e.g. "A100 SXM4 80GB" -> A100-SXM4-80GB
 
 
@@ -33,8 +34,12 @@ class KubernetesEngine(TextLogs):
 
     def __init__(self, center: str, api: Any, namespace: str = "default", image: str = "python:3.11-slim",
                  chips: dict[str, str] | None = None, prices: dict[str, float] | None = None, volcano: bool = False,
-                 timeout: float = 10.0, checkpoint_claim: str | None = None, run_as_uid: int = 65534) -> None:
+                 timeout: float = 10.0, checkpoint_claim: str | None = None, run_as_uid: int = 65534,
+                 sharing: str = "hami") -> None:
+        if sharing not in SHARE_RESOURCES:
+            raise ValueError(f"engine_config.sharing of {center}: one of {sorted(SHARE_RESOURCES)}, not {sharing!r}")
         self.center, self.api, self.namespace, self.image = center, api, namespace, image
+        self.sharing = sharing
         self.chips, self.prices, self.volcano, self.timeout = chips or {}, prices or {}, volcano, timeout
         self.checkpoint_claim = checkpoint_claim
         self.run_as_uid = run_as_uid
@@ -44,9 +49,10 @@ class KubernetesEngine(TextLogs):
         """`engine_config` keys: kubeconfig (path) or host (+ token), namespace, image (default container
         image), chips {node label value: catalog chip}, prices {node label value: CNY per device-hour},
         volcano (bool), timeout (s), checkpoint_claim (a PersistentVolumeClaim mounted at /checkpoint),
-        run_as_uid (the non-root uid pods run as; default 65534, nobody)."""
+        run_as_uid (the non-root uid pods run as; default 65534, nobody), sharing (how a share of one GPU is
+        asked: `hami`, the default, or `volcano` for Volcano's vGPU; see kubeshare.py)."""
         known = {"kubeconfig", "host", "token", "namespace", "image", "chips", "prices", "volcano", "timeout",
-                 "checkpoint_claim", "run_as_uid"}
+                 "checkpoint_claim", "run_as_uid", "sharing"}
         if set(cfg) - known:
             raise ValueError(f"engine_config of {center}: unknown keys {sorted(set(cfg) - known)}")
         try:
@@ -63,7 +69,7 @@ class KubernetesEngine(TextLogs):
             api = config.new_client_from_config(config_file=cfg.get("kubeconfig"))  # type: ignore[no-untyped-call]
         return cls(center, api, str(cfg.get("namespace", "default")), str(cfg.get("image", "python:3.11-slim")),
                    cfg.get("chips"), cfg.get("prices"), bool(cfg.get("volcano", False)), float(cfg.get("timeout", 10)),
-                   cfg.get("checkpoint_claim"), int(cfg.get("run_as_uid", 65534)))
+                   cfg.get("checkpoint_claim"), int(cfg.get("run_as_uid", 65534)), str(cfg.get("sharing", "hami")))
 
     def _call(self, group: str, method: str, *args: Any, **kw: Any) -> Any:
         from kubernetes import client
@@ -107,7 +113,10 @@ class KubernetesEngine(TextLogs):
         return pools
 
     def job_manifest(self, launch: Launch, name: str) -> dict[str, Any]:
-        resource = DEVICE_RESOURCE.get(launch.pool.chip.stack, "nvidia.com/gpu")
+        limits = device_limits(launch, self.sharing)
+        resources: dict[str, Any] = {"limits": limits}
+        if launch.cpus:
+            resources["requests"] = {"cpu": f"{launch.cpus:g}"}
         n = len(launch.nodes)
         # rank first: the gang's variables refer to it as $(ZHISUAN_NODE_RANK), which Kubernetes expands
         env: list[dict[str, Any]] = [{"name": "ZHISUAN_NODE_RANK", "valueFrom": {"fieldRef": {
@@ -132,15 +141,16 @@ class KubernetesEngine(TextLogs):
             "containers": [{"name": "job", "image": launch.image or self.image, "command": ["/bin/sh", "-c",
                             launch.command], "env": env,
                             "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                            "resources": {"limits": {resource: str(launch.devices_per_node)}}}],
+                            "resources": resources}],
         }
         if self.checkpoint_claim:  # kept across attempts; without a claim /checkpoint is the pod's own
             pod["volumes"] = [{"name": "checkpoint", "persistentVolumeClaim": {"claimName": self.checkpoint_claim}}]
             pod["containers"][0]["volumeMounts"] = [{"name": "checkpoint", "mountPath": "/checkpoint",
                                                      "subPath": launch.job_id}]
         annotations = {}
-        if self.volcano:
+        if self.volcano or (launch.milli and self.sharing == "volcano"):  # Volcano's vGPU needs its scheduler
             pod["schedulerName"] = "volcano"
+        if self.volcano:
             annotations["scheduling.k8s.io/group-name"] = name
         if n > 1:  # one pod per node of the gang, each reachable as <job>-<rank>.<job>
             pod["subdomain"] = name
@@ -260,7 +270,7 @@ class KubernetesEngine(TextLogs):
         if not isinstance(start, datetime) or not isinstance(end, datetime):
             return None
         limits = job.spec.template.spec.containers[0].resources.limits or {}
-        devices = sum(int(v) for k, v in limits.items() if k in DEVICE_RESOURCE.values()) * (job.spec.completions or 1)
+        devices = devices_of(limits) * (job.spec.completions or 1)
         elapsed = (end - start).total_seconds()
         return Usage(devices * elapsed, elapsed, None, "Job start/completion × device limits")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -49,6 +50,22 @@ class _Run:
     started: float
     timeout: float | None
     stop_requested: float | None = None  # when SIGTERM was sent (a preemption, a timeout)
+
+
+def share_env(stack: str, milli: int, memory_gb: float | None) -> dict[str, str]:
+    """What a job holding `milli` thousandths of its one device is told, so it keeps to its share while
+    others use the rest: ZHISUAN_DEVICE_SHARE (0.5) for every stack; on CUDA, the client settings of
+    NVIDIA MPS (honoured when the machine runs nvidia-cuda-mps-control): CUDA_MPS_ACTIVE_THREAD_PERCENTAGE
+    (the share in percent, rounded up) and, when the chip's memory is known, CUDA_MPS_PINNED_DEVICE_MEM_LIMIT
+    as share x memory for device 0, the job's only visible device (MPS counts devices as the client sees
+    them). Nothing enforces the share without MPS: the job is trusted, as on any shared GPU."""
+    env = {"ZHISUAN_DEVICE_SHARE": f"{milli / 1000:g}"}
+    if stack == "cuda":
+        env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(max(1, math.ceil(milli / 10)))
+        if memory_gb:
+            mib = int(memory_gb * 1024 * milli / 1000)
+            env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = f"0={mib // 1024}G" if mib % 1024 == 0 else f"0={mib}MB"
+    return env
 
 
 def _alive(pid: int) -> bool:
@@ -124,7 +141,10 @@ class LocalEngine:
         return None  # metering of local jobs comes with NVML sampling
 
     def submit(self, launch: Launch) -> str:
-        return self.run(launch.job_id, launch.command, launch.devices, launch.pool.chip.stack, launch.env,
+        env = dict(launch.env)
+        if launch.milli:  # the engine's word on the share wins over the job's own env
+            env.update(share_env(launch.pool.chip.stack, launch.milli, launch.pool.chip.memory_gb))
+        return self.run(launch.job_id, launch.command, launch.devices, launch.pool.chip.stack, env,
                         launch.timeout, launch.attempt)
 
     def run(self, job_id: str, command: str, devices: list[list[str]], stack: str,

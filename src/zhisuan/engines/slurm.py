@@ -2,7 +2,9 @@
 sinfo --json, scontrol ping). One engine per cluster, named by its slurm.conf (`conf`) and/or `cluster`.
 
 A gang is `--nodes=N --ntasks-per-node=1 --gres=gpu:TYPE:K`, pinned with `--nodelist` to the nodes
-the zhisuan scheduler chose; the job name is `zs-<job id>` and the comment `zhisuan:<job id>:<attempt>`,
+the zhisuan scheduler chose; a share of one GPU is `--gres=shard:K` (Slurm's gres/shard, SHARDS_PER_GPU
+shards per GPU, so jobs on shards of one GPU run side by side) and a CPU-only job asks no GRES at all.
+The job name is `zs-<job id>` and the comment `zhisuan:<job id>:<attempt>`,
 so a restarted control loop finds its jobs again, and every other job in `squeue` is the cluster's own
 load (`load`), which the scheduler plans around. Output goes to the job's run folder, which must be
 visible to the cluster's nodes (here: the same machine).
@@ -14,6 +16,7 @@ import json
 import math
 import os
 import pwd
+import re
 import shlex
 import subprocess
 import time
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
-from zhisuan.engines.local import VISIBLE
+from zhisuan.engines.local import VISIBLE, share_env
 from zhisuan.engines.rendezvous import gang_env, port_for
 from zhisuan.engines.sandbox import SAFE_PATH
 from zhisuan.model import Pool
@@ -31,6 +34,35 @@ QUEUED = {"PENDING", "REQUEUED"}
 HOLDING = {"RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "STAGE_OUT"}  # jobs that hold nodes
 UNAVAILABLE = {"DOWN", "DRAIN", "FAIL", "MAINTENANCE", "NOT_RESPONDING", "POWERED_DOWN", "POWER_DOWN", "FUTURE",
                "RESERVED", "INVALID_REG", "REBOOT_REQUESTED", "REBOOT_ISSUED"}  # node states/flags: no new jobs
+
+
+SHARDS_PER_GPU = 100  # gres.conf `Name=shard Count=100` per GPU (scripts/slurm-up.sh): a shard is 1/100 GPU
+DETAIL = re.compile(r"(gpu|shard)(?::[^:(,]+)?:(\d+)\(IDX:([^)]*)\)")  # squeue gres_detail entries
+
+
+def shards_of(milli: int) -> int:
+    """Shards a share of `milli` thousandths of one GPU asks (rounded up: never less than the share)."""
+    return max(1, math.ceil(milli * SHARDS_PER_GPU / 1000))
+
+
+def gres_args(gtype: str, devices_per_node: int, milli: int) -> list[str]:
+    """sbatch's GRES for a job: whole GPUs of the pool's type, shards of one GPU, or nothing (CPU-only)."""
+    if milli:
+        return [f"--gres=shard:{shards_of(milli)}"]
+    return [f"--gres=gpu:{gtype}:{devices_per_node}"] if devices_per_node else []
+
+
+def gpus_held(detail: str) -> int:
+    """GPUs one node's `gres_detail` holds: `gpu:a100:2(IDX:0-1)` -> 2; shards hold their GPUs too
+    (`shard:50(IDX:0)` -> 1), since Slurm gives a GPU whole or as shards, never both at once."""
+    held = 0
+    for name, count, idx in DETAIL.findall(detail):
+        if name == "gpu":
+            held += int(count)
+        else:
+            held += sum(int(b) - int(a) + 1 if b else 1 for a, _, b in
+                        (r.partition("-") for r in idx.split(",") if r and r[0].isdigit()))
+    return held
 
 
 class SlurmError(OSError):
@@ -161,7 +193,11 @@ class SlurmEngine:
                   "export ZHISUAN_NNODES=$SLURM_NNODES", f"export ZHISUAN_ATTEMPT={launch.attempt}",
                   f"export ZHISUAN_CHECKPOINT_DIR={shlex.quote(str(checkpoint))}"]
         if stack_var and stack_var != "CUDA_VISIBLE_DEVICES":  # Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu
-            lines.append(f"export {stack_var}=$CUDA_VISIBLE_DEVICES")
+            lines.append(f"export {stack_var}=$CUDA_VISIBLE_DEVICES")  # and gres/shard (the shards' GPU)
+        if launch.milli:
+            chip = launch.pool.chip
+            lines += [f"export {k}={shlex.quote(v)}" for k, v in share_env(chip.stack, launch.milli,
+                                                                              chip.memory_gb).items()]
         command, batch = run / f"command-{launch.attempt}.sh", run / f"batch-{launch.attempt}.sh"
         command.write_text("\n".join([*lines, launch.command, ""]), encoding="utf-8")
         label = " --label" if len(launch.nodes) > 1 else ""
@@ -177,8 +213,10 @@ class SlurmEngine:
         args = ["sbatch", "--parsable", "--export=NONE", f"--job-name=zs-{launch.job_id}",
                 f"--comment=zhisuan:{launch.job_id}:{launch.attempt}",
                 f"--nodes={len(launch.nodes)}", "--ntasks-per-node=1",
-                f"--gres=gpu:{gtype}:{launch.devices_per_node}", f"--chdir={run}", f"--output={run}/slurm-%j.out",
-                f"--partition={partition}"]
+                *gres_args(gtype, launch.devices_per_node, launch.milli), f"--chdir={run}",
+                f"--output={run}/slurm-%j.out", f"--partition={partition}"]
+        if launch.cpus:
+            args.append(f"--cpus-per-task={math.ceil(launch.cpus)}")
         if launch.pool.node_names:
             args.append("--nodelist=" + ",".join(launch.pool.node_names[n] for n in launch.nodes))
         if launch.timeout:
@@ -213,9 +251,9 @@ class SlurmEngine:
             end = float(job.get("end_time") or 0) or math.inf
             what = f"slurm job {job['job_id']} ({job.get('user_name', '?')})"
             for name, gres in zip(names, job.get("gres_detail") or [], strict=False):
-                held = gres_of(gres)
-                for pool, i in where.get(name, []) if held and held[1] else []:
-                    out.append(ExternalLoad(f"slurm:{job['job_id']}", pool.name, (i,), held[1] if held else 0,
+                held = gpus_held(gres)
+                for pool, i in where.get(name, []) if held else []:
+                    out.append(ExternalLoad(f"slurm:{job['job_id']}", pool.name, (i,), held,
                                             float(job.get("start_time") or 0), end, what))
         for node in self._json(["sinfo", "--json"])["nodes"]:
             states = {str(node.get("state", "")).upper(), *(str(f).upper() for f in node.get("state_flags") or [])}
@@ -295,15 +333,17 @@ class SlurmEngine:
 
 
 def usage_of(job: dict[str, Any]) -> Usage:
-    """A Usage from one `sacct --json` job record."""
-    gpus = sum(int(t["count"]) for t in job["tres"]["allocated"] if t["type"] == "gres" and t["name"] == "gpu")
+    """A Usage from one `sacct --json` job record (shards counted as their fraction of a GPU)."""
+    alloc = job["tres"]["allocated"]
+    gpus: float = sum(int(t["count"]) for t in alloc if t["type"] == "gres" and t["name"] == "gpu")
+    gpus += sum(int(t["count"]) for t in alloc if t["type"] == "gres" and t["name"] == "shard") / SHARDS_PER_GPU
     elapsed = float(job["time"]["elapsed"])
     utils = [float(t["count"]) for step in job.get("steps", [])
              for t in step.get("tres", {}).get("requested", {}).get("average", [])
              if t.get("type") == "gres" and t.get("name") == "gpuutil"]
     energy = consumed_energy(job)
     if not utils:
-        return Usage(gpus * elapsed, elapsed, None, "sacct AllocTRES gres/gpu × elapsed", energy)
+        return Usage(gpus * elapsed, elapsed, None, "sacct AllocTRES gres/gpu (+ gres/shard) × elapsed", energy)
     busy = min(1.0, sum(utils) / len(utils) / 100.0) * gpus * elapsed
     return Usage(gpus * elapsed, elapsed, busy, "sacct gres/gpuutil (step average)", energy)
 
