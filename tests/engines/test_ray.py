@@ -128,3 +128,22 @@ def test_other_ray_work_is_load_and_a_job_waiting_for_resources_is_queued(ray_en
     finally:
         client.stop_job(other)
         ray_engine.cancel(mine)
+
+
+def test_two_half_device_jobs_share_one_ray_resource_unit(ray_engine):
+    """A share is a fraction of the Ray resource: two halves run at once on one A100 unit and are told so."""
+    pools = {p.name: p for p in ray_engine.inventory()}
+    handles = []
+    for jid in ("j-ray-h1", "j-ray-h2"):
+        half = Launch(jid, jid, "echo share=$ZHISUAN_DEVICE_SHARE mps=$CUDA_MPS_ACTIVE_THREAD_PERCENTAGE; sleep 3",
+                      pools["a100"], (0,), 1, [["0"]], {}, milli=500)
+        handles.append(ray_engine.submit(half))
+    end = time.time() + 30
+    while time.time() < end and not all(ray_engine.poll(h).state == "running" for h in handles):
+        time.sleep(0.3)
+    assert all(ray_engine.poll(h).state == "running" for h in handles)  # both at once
+    for h in handles:
+        assert wait(ray_engine, h).state == "succeeded"
+        assert "share=0.5 mps=50" in ray_engine.logs(h)
+        usage = ray_engine.usage(h)
+        assert usage.allocated_device_seconds == pytest.approx(0.5 * usage.elapsed_seconds)

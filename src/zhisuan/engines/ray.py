@@ -2,7 +2,9 @@
 
 Devices are Ray custom resources (`{"A100": 8}` on a node); `engine_config.resources` maps each
 resource name to a catalog chip, so the inventory is every node's amount of each mapped resource.
-A job is one Ray job whose entrypoint reserves `devices_per_node` of the pool's resource; its
+A job is one Ray job whose entrypoint reserves `devices_per_node` of the pool's resource (a share of one
+device: that fraction of it — Ray schedules fractional resources — with the share's environment; a
+CPU-only job: its CPUs); its
 submission id is `zs-<job id>-<attempt tag>`, and its metadata names the zhisuan job, so a restarted
 control loop finds it again. A gang over several Ray nodes would need a placement group inside the
 job: such placements are refused with that reason. Needs `pip install 'zhisuan[ray]'`.
@@ -19,7 +21,7 @@ from typing import Any
 import httpx
 
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage, cut
-from zhisuan.engines.local import VISIBLE
+from zhisuan.engines.local import VISIBLE, share_env
 from zhisuan.engines.rendezvous import gang_env, port_for
 from zhisuan.model import Pool
 
@@ -117,6 +119,10 @@ class RayEngine(TextLogs):
         env = {**gang, **launch.env, "ZHISUAN_JOB_ID": launch.job_id, "ZHISUAN_NODE_RANK": "0", "ZHISUAN_NNODES": "1",
                "ZHISUAN_ATTEMPT": str(launch.attempt), "ZHISUAN_CHECKPOINT_DIR": self.checkpoint_dir(launch.job_id),
                VISIBLE.get(launch.pool.chip.stack, "ZHISUAN_VISIBLE_DEVICES"): devices}
+        if launch.milli:
+            env.update(share_env(launch.pool.chip.stack, launch.milli, launch.pool.chip.memory_gb))
+        amount = launch.milli / 1000 if launch.milli else float(launch.devices_per_node)
+        resources = {self._resource(launch.pool): amount} if amount else {}  # Ray takes fractions of a resource
         submission = f"zs-{launch.job_id}-{uuid.uuid4().hex[:6]}"
         entrypoint = f"bash -c {shlex.quote(launch.command)}"
         if self.run_as_uid is not None:  # a root raylet: the job itself runs under an unprivileged uid
@@ -125,10 +131,10 @@ class RayEngine(TextLogs):
             entrypoint = (f"mkdir -p -m 1777 {base} && mkdir -p {folder} && chown {uid}:{uid} {folder} && "
                           f"cd /tmp && exec setpriv --reuid={uid} --regid={uid} --clear-groups -- {entrypoint}")
         self._call("submit_job", entrypoint=entrypoint, submission_id=submission,
-                   entrypoint_resources={self._resource(launch.pool): float(launch.devices_per_node)},
-                   entrypoint_num_cpus=0, runtime_env={"env_vars": env},
+                   entrypoint_resources=resources, entrypoint_num_cpus=launch.cpus if not amount else 0,
+                   runtime_env={"env_vars": env},
                    metadata={"zhisuan_job": launch.job_id, "zhisuan_name": launch.name,
-                             "zhisuan_devices": str(launch.devices_per_node), "zhisuan_attempt": str(launch.attempt),
+                             "zhisuan_devices": f"{amount:g}", "zhisuan_attempt": str(launch.attempt),
                              "zhisuan_resource": self._resource(launch.pool)})
         return submission
 

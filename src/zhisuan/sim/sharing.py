@@ -133,6 +133,15 @@ def load_tasks(source: str | Path = "openb_pod_list_default.csv.gz") -> list[Tas
     return tasks
 
 
+def check_models(pools: list[PoolState], tasks: list[Task]) -> None:
+    """Every GPU model a task allows is one the cluster has (a typo would otherwise just fail the task)."""
+    have = {p.chip.name for p in pools}
+    named = {m for t in tasks for m in t.request.models}
+    if named - have:
+        raise ValueError(f"pods allow GPU models no node has: {', '.join(sorted(named - have))}; "
+                         f"the nodes have {', '.join(sorted(have))}")
+
+
 def workload_of(tasks: list[Task], coverage: float = 0.95, memory: bool = False) -> Workload:
     return Workload.of(((t.shape, t.request.models) for t in tasks), coverage, memory)
 
@@ -174,6 +183,7 @@ def run_sharing(pools: list[PoolState], tasks: list[Task], node_score: NodeScore
         raise ValueError("the cluster has no devices")
     if not tasks:
         raise ValueError("no tasks")
+    check_models(pools, tasks)
     cap_milli = capacity * WHOLE
     node_score = prepared(node_score, tasks, seed)
     state = SchedulerState(pools, sharing_policy(node_score))
@@ -220,9 +230,10 @@ def run_many(policies: list[str], seeds: list[int], nodes: str | Path, pods: str
         raise ValueError(f"unknown node score {unknown[0]!r}; known: {', '.join(NODE_SCORES)}")
     if not 0 < tune <= 10:
         raise ValueError(f"tune must be in (0, 10], got {tune}")
-    if not sum(p.nodes * p.devices_per_node for p in load_nodes(nodes)):
+    cluster = load_nodes(nodes)
+    if not sum(p.nodes * p.devices_per_node for p in cluster):
         raise ValueError("the cluster has no devices")
-    load_tasks(pods)
+    check_models(cluster, load_tasks(pods))
     runs = [SharingRun(p, s, nodes, pods, tune) for p in policies for s in seeds]
     out: list[SharingResult] = []
     if workers <= 1:
