@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from zhisuan.cli.main import app
+from zhisuan.model import parse_network
 from zhisuan.scheduler.policies import NODE_SCORES
 from zhisuan.sim.sharing import arrivals, load_nodes, load_tasks, run_sharing, summarise
 
@@ -94,3 +95,46 @@ def test_sharing_command(sample, tmp_path):
     assert bad.exit_code != 0 and "best-fits" in bad.output
     missing = runner.invoke(app, ["sharing", "--nodes", str(tmp_path / "none.csv")])
     assert missing.exit_code != 0 and "--nodes" in missing.output
+
+
+def test_a_trace_with_shares_cpu_only_jobs_and_consumed_cpus_replays(tmp_path):
+    """Our CSV trace format: a share (devices 0.5), a CPU-only job, CPUs consumed per node, priorities and a
+    censored flag; the same scheduler places them."""
+    from zhisuan.sim.readers import load_trace
+    from zhisuan.sim.runner import run_all
+
+    f = tmp_path / "t.csv"
+    f.write_text("submit,duration,devices,chip,cpus,memory,priority,censored\n"
+                 "0,100,0.5,A100,4,8,0,\n"
+                 "0,100,0.5,A100,4,8,0,\n"
+                 "0,100,0,,100,16,0,1\n"
+                 "0,100,0,,100,16,5,\n")
+    trace = load_trace(str(f), chip="A100")
+    jobs = sorted(trace.jobs, key=lambda j: j.id)
+    assert [(j.devices, j.milli, j.amount) for j in jobs[:2]] == [(1, 500, 0.5)] * 2
+    assert jobs[2].devices == 0 and jobs[2].cpus == 100 and jobs[2].censored and jobs[3].priority == 5
+    assert any("censored" in n for n in trace.notes)
+    net = parse_network("name: one\ncenters:\n  - {name: c, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5, pools: "
+                        "[{name: p, accelerator: A100, nodes: 1, devices_per_node: 1, cpus_per_node: 128, "
+                        "price_per_device_hour: 10}]}\n")
+    _, [result] = run_all(str(f), ["fifo"], "network", interval=0, network=net, chip="A100")
+    order = sorted(range(4), key=lambda i: result.jobs.trace_jobs[i].id)
+    starts = [float(result.jobs.first_start[i]) for i in order]
+    # the shares run side by side on the one device (4 CPUs each); the CPU-only jobs (100 CPUs each) take
+    # the node's 128 CPUs in turn: CPUs are consumed, not only checked
+    assert starts == [0.0, 0.0, 0.0, 100.0]
+    assert sum(result.device_seconds) == pytest.approx(100.0)  # two half devices for 100 s each
+
+
+@pytest.mark.parametrize("row, says", [
+    ("0,100,1.5,A100", "devices above 1 must be whole"),
+    ("0,100,0,A100", "CPU-only job: give its cpus"),
+    ("0,100,0.0005,A100", "thousandths"),
+    ("0,100,-1,A100", "devices must be"),
+    ("0,100,1,A100,nan", "cpus must be"),
+])
+def test_bad_share_rows_are_refused_with_their_line(row, says):
+    from zhisuan.sim.trace import TraceError, parse_csv
+
+    with pytest.raises(TraceError, match=f"line 2: .*{says}"):
+        parse_csv("submit,duration,devices,chip,cpus\n" + row + "\n")

@@ -89,17 +89,18 @@ class Simulator:
         self.speed = SpeedModel(trace.chip, rescale)
         self.predictor = DurationPredictor()
         stacks = stacks or frozenset([self.speed.trace_chip.stack])
-        shapes: dict[tuple[int, str | None, str | None, int | None, tuple[str, ...]], int] = {}
+        shapes: dict[tuple[object, ...], int] = {}
         self.requests: list[Request] = []
         shape_of_base = np.empty(len(base), dtype=np.int32)
         for k, j in enumerate(base):  # distinct jobs only: a grown trace's copies share their original's shape
-            key = (j.devices, j.chip, j.home if scenario.siloed else None, j.nodes, j.allowed)
+            key = (j.devices, j.chip, j.home if scenario.siloed else None, j.nodes, j.allowed, j.milli, j.cpus,
+                   j.memory_gib)
             if key not in shapes:
                 shapes[key] = len(self.requests)
                 self.requests.append(request_for(j, scenario, trace.chip, stacks))
             shape_of_base[k] = shapes[key]
         self.shape = shape_of_base[source]
-        devices = np.fromiter((j.devices for j in base), np.int32, len(base))[source]
+        devices = np.fromiter((j.amount for j in base), np.float32, len(base))[source]
         self.log = JobLog(trace.jobs, submit, devices)
         # jobs no pool of the scenario could ever run are set aside (counted), not queued forever
         cache = self.state.cache
@@ -114,7 +115,7 @@ class Simulator:
         self.live: dict[int, SimJob] = {}
         self.index: dict[str, int] = {}  # job id -> trace index, live jobs only
         self.device_seconds = [0.0] * len(scenario.pools)
-        self.allocated = 0
+        self.allocated = 0.0
         self.utilization = Series(2)
         self.utilization.append(0.0, 0)
         self.cycles = 0
@@ -206,7 +207,7 @@ class Simulator:
 
     def _submit(self, job: SimJob) -> None:
         t = job.trace
-        pending = PendingJob(t.id, t.tenant, job.request, t.submit, self._estimate(job),
+        pending = PendingJob(t.id, t.tenant, job.request, t.submit, self._estimate(job), t.priority,
                              deadline=self.deadlines.get(t.id))
         self.state.submit(pending)
         if pending.release > t.submit:
@@ -230,7 +231,7 @@ class Simulator:
             job.pool, job.started = s.pool, now
             if math.isnan(job.first_start):
                 job.first_start = now
-            self.allocated += job.trace.devices
+            self.allocated += job.trace.amount
             events.push(now + job.remaining / factor, Kind.FINISH, i, job.version)
         if result.starts or result.preemptions:
             self.utilization.append(now, self.allocated)
@@ -238,7 +239,7 @@ class Simulator:
     def _stop(self, job: SimJob, now: float) -> None:
         """End the current run at `now`: account its device-time and progress."""
         ran = now - job.started
-        devices = job.trace.devices
+        devices = job.trace.amount
         factor, _ = self.speed.factor(job.trace.application, self.scenario.pools[job.pool].chip, job.trace.chip)
         job.remaining = max(job.remaining - ran * factor, 0.0)
         job.run_seconds += ran

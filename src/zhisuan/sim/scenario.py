@@ -65,12 +65,15 @@ def network_scenario(network: Network, siloed: bool) -> Scenario:
 def request_for(job: TraceJob, scenario: Scenario, trace_chip: str, stacks: frozenset[str]) -> Request:
     """Gang shape: as the trace says (`nodes`), else the largest per-node count dividing the job that fits the
     smallest node in the scenario."""
+    regions = frozenset([job.home]) if scenario.siloed and job.home else frozenset()
+    if not job.devices:
+        return Request(0, cpus=job.cpus, memory_gib=job.memory_gib, regions=regions)
     if job.nodes is not None:
         per_node = job.devices // job.nodes
     else:
-        size = min(p.devices_per_node for p in scenario.pools)
+        size = min((p.devices_per_node for p in scenario.pools if p.devices_per_node), default=1)
         per_node = max(d for d in range(1, min(job.devices, size) + 1) if job.devices % d == 0)
     chip = load_catalog().lookup(job.chip or trace_chip)
-    regions = frozenset([job.home]) if scenario.siloed and job.home else frozenset()
     return Request(per_node, job.devices // per_node, stacks=stacks, ref_tflops=chip.fp16_tflops,
-                   regions=regions, models=frozenset(job.allowed))
+                   regions=regions, models=frozenset(job.allowed), milli=job.milli, cpus=job.cpus,
+                   memory_gib=job.memory_gib)

@@ -12,7 +12,10 @@ with `--trace-chip`), `tenant` (optional, default "default"), `home` (optional) 
 to for siloed runs, `nodes` (optional) how many nodes the devices are spread over (1 = one node, as a
 Kubernetes pod; default: the largest per-node count that fits the scenario's smallest node), `chips`
 (optional) the only chips the job may run on, `|`-separated (Kubernetes' GPU-model lists, Alibaba's
-`gpu_spec`). Extra columns are ignored.
+`gpu_spec`). `devices` below 1 is a share of one device (0.5; thousandths), 0 a CPU-only job (give
+`cpus`); `cpus` and `memory` (GiB) per node are consumed (optional, default 0: not asked); `priority`
+(optional, integer); `censored` (optional, 1/true: the trace's window ended before the job did, so its
+duration is a lower bound — counted in the notes). Extra columns are ignored.
 """
 
 from __future__ import annotations
@@ -42,6 +45,16 @@ class TraceJob:
     application: str | None = None  # model type, where the trace has one (speed profiles)
     nodes: int | None = None  # the gang's node count when the trace says it (None: fit the smallest node)
     allowed: tuple[str, ...] = ()  # the only chips it may run on (catalog names); empty: any of its stack
+    milli: int = 0  # a share of one device (thousandths; then devices == 1)
+    cpus: float = 0.0  # per node
+    memory_gib: float = 0.0  # per node
+    priority: int = 0
+    censored: bool = False  # ran past the trace's window: the duration is a lower bound
+
+    @property
+    def amount(self) -> float:
+        """Devices held while it runs, a share as its fraction."""
+        return self.milli / 1000 if self.milli else float(self.devices)
 
 
 class CopiedJobs(Sequence[TraceJob]):
@@ -101,26 +114,61 @@ class TraceError(ValueError):
     """A malformed row; the message names the file and the line."""
 
 
+def _number(row: dict[str, str], key: str) -> float:
+    """An optional non-negative finite number column (empty: 0)."""
+    text = (row.get(key) or "").strip()
+    value = float(text) if text else 0.0
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{key} must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _devices(text: str, cpus: float) -> tuple[int, int]:
+    """(devices, thousandths of one device for a share)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"devices must be a finite number >= 0, got {text!r}")
+    if value == 0:
+        if not cpus:
+            raise ValueError("devices 0 is a CPU-only job: give its cpus")
+        return 0, 0
+    if value < 1:
+        milli = round(value * 1000)
+        if abs(value * 1000 - milli) > 1e-9:
+            raise ValueError(f"a share of one device is in thousandths (0.001 .. 0.999), got {text!r}")
+        return 1, milli
+    if value != int(value):
+        raise ValueError(f"devices above 1 must be whole, got {text!r}")
+    return int(value), 0
+
+
 def _row_job(row: dict[str, str], i: int, default_chip: str | None) -> TraceJob:
     submit = float(row["submit"])
     duration = float(row["duration"])
-    devices = int(row["devices"])
     if not (math.isfinite(submit) and math.isfinite(duration)):
         raise ValueError(f"submit and duration must be finite numbers, got {row['submit']!r}, {row['duration']!r}")
-    if duration <= 0 or devices <= 0:
-        raise ValueError("duration and devices must be positive")
+    if duration <= 0:
+        raise ValueError("duration must be positive")
+    cpus, memory = _number(row, "cpus"), _number(row, "memory")
+    devices, milli = _devices(row["devices"], cpus)
+    priority_text = (row.get("priority") or "").strip()
+    priority = int(priority_text) if priority_text else 0
+    censored_text = (row.get("censored") or "").strip().lower()
+    if censored_text not in ("", "0", "1", "true", "false"):
+        raise ValueError(f"censored must be 0/1 or true/false, got {censored_text!r}")
     chip = (row.get("chip") or "").strip() or default_chip
     if not chip:
         raise ValueError("no chip: say which chip the duration was measured on (a `chip` column, or --trace-chip)")
     chip = load_catalog().lookup(chip).name
     nodes_text = (row.get("nodes") or "").strip()
     nodes = int(nodes_text) if nodes_text else None
-    if nodes is not None and (nodes <= 0 or devices % nodes):
+    if nodes is not None and (nodes <= 0 or (devices % nodes if devices else nodes != 1)):
         raise ValueError(f"nodes must be a positive divisor of devices ({devices}), got {nodes}")
     allowed = tuple(dict.fromkeys(load_catalog().lookup(c.strip()).name
                                   for c in (row.get("chips") or "").split("|") if c.strip()))
     return TraceJob(f"job-{i}", submit, duration, devices, (row.get("tenant") or "").strip() or "default",
-                    chip, (row.get("home") or "").strip() or None, nodes=nodes, allowed=allowed)
+                    chip, (row.get("home") or "").strip() or None, nodes=nodes, allowed=allowed, milli=milli,
+                    cpus=cpus, memory_gib=memory, priority=priority, censored=censored_text in ("1", "true"))
 
 
 def parse_csv(text: str, name: str = "trace.csv", skip_bad: bool = False, chip: str | None = None) -> Trace:
@@ -149,6 +197,9 @@ def parse_csv(text: str, name: str = "trace.csv", skip_bad: bool = False, chip: 
     notes = [f"skipped {bad} malformed row(s)"] if bad else []
     if len(chips) > 1:
         notes.append(f"durations measured on {len(chips)} chips: each job's speed is relative to its own")
+    censored = sum(1 for j in jobs if j.censored)
+    if censored:
+        notes.append(f"{censored} job(s) censored (ran past the trace's window): their durations are lower bounds")
     trace_chip = chip or (sorted(chips)[0] if chips else "A100 SXM4 80GB")
     homes = {h: 0 for h in sorted({j.home for j in jobs if j.home})}
     return Trace(Path(name).stem, jobs, trace_chip, homes, notes)
