@@ -85,3 +85,29 @@ def test_device_ids_pack_shares_and_keep_whole_devices_free():
     assert device_ids(slots, held, (0,), 2) == [["0", "2"]]  # whole devices skip a shared one
     assert device_ids(slots, [*held, ((0,), (("0",),), 0)], (0,), 1, 700) == [["1"]]
     assert device_ids(slots, held, (0,), 0) == [[]]  # CPU-only: no device
+
+
+def test_a_cpu_only_job_runs_live_on_a_cpu_only_pool(store, tmp_path):
+    net = parse_network("""
+name: mixed
+centers:
+  - name: here
+    region: east
+    pue: 1.2
+    carbon_kg_per_kwh: 0.5
+    pools:
+      - {name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 10}
+      - {name: cpu, accelerator: none, nodes: 1, devices_per_node: 0, cpus_per_node: 16, price_per_device_hour: 0}
+""")
+    engine = LocalEngine(tmp_path / "runs", grace=0.5)
+    cpu = store.submit(parse_job_spec("name: c\ntenant: acme\nresources: {accelerators: none, cpus: 8}\n"
+                                      "constraints: {time_limit: 60}\nrun: echo dev=[$CUDA_VISIBLE_DEVICES]"),
+                       time.time())
+    loop = ControlLoop(store, net, engine)
+    end = time.time() + 20
+    while time.time() < end and not store.get(cpu).state.terminal:
+        loop.step(time.time())
+        time.sleep(0.05)
+    rec = store.get(cpu)
+    assert rec.state is JobState.SUCCEEDED and rec.pool == "cpu", [t.reason for t in store.transitions(cpu)]
+    assert "dev=[]" in engine.logs(rec.engine_handle)  # no device is visible to it
