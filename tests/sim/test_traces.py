@@ -31,7 +31,8 @@ def test_own_csv_format():
 
 @pytest.mark.parametrize(
     ("row", "words"),
-    [("5,abc,1", "could not convert"), ("5,60,0", "must be positive"), ("5,60,1,B300", "unknown accelerator")],
+    [("5,abc,1", "could not convert"), ("5,60,0", "CPU-only job: give its cpus"),
+     ("5,60,1,B300", "unknown accelerator")],
 )
 def test_malformed_row_names_the_line(row, words):
     text = f"submit,duration,devices,chip\n0,60,1,v100\n{row}\n"
