@@ -50,6 +50,7 @@ class Assigner:
         self.blocked_at: int | None = None  # jobs visited when the first job was blocked
         self.visited = 0
         self.shape = [Shape.of(q) for q in ranking.reqs.reqs]
+        self.simple = [s.simple for s in self.shape]
         self.node_score = policy.node_score  # chooses nodes and devices for shapes with shares, CPU or memory
         self._pick: tuple[int, tuple[int, ...], Picks | None] | None = None  # pool, nodes, devices: node score's choice
         self._workload: Workload | None = None
@@ -166,16 +167,24 @@ class Assigner:
         return job.duration / self.speed[r][p]
 
     def _find(self, job: PendingJob, r: int) -> int:
-        prefs = self.ranking.prefs[r]
+        prefs, caps, blocked, reserved = self.ranking.prefs[r], self.caps, self.blocked, self.reserved
+        shape = self.shape[r]
+        simple, d, n = self.simple[r], shape.devices_per_node, shape.nodes
         i = self.pointer[r]
         while i < len(prefs):
             p = prefs[i]
-            if not self._usable(job, r, p):
-                if i == self.pointer[r] and (self.blocked[p] or not self.caps[p].fits_shape(self.shape[r])):
+            if blocked[p] or not (caps[p].fits(d, n) if simple else caps[p].fits_shape(shape)):
+                if i == self.pointer[r]:
                     self.pointer[r] += 1
                 i += 1
                 continue
-            if self.node_score is not None and not self.shape[r].simple:
+            if reserved and p in reserved and self._conflicts(job, r, p, shape.amount):
+                i += 1
+                continue
+            if job.deadline is not None and self.now + self._runtime(job, r, p) > job.deadline:
+                i += 1  # it would end too late here (a slower chip): another pool, or later, or never
+                continue
+            if self.node_score is not None and not simple:
                 return self._choose_nodes(job, r, i)
             return p
         if self.pointer[r] >= len(prefs):
@@ -222,6 +231,7 @@ class Assigner:
 
     def _start(self, job: PendingJob, r: int, p: int) -> None:
         shape = self.shape[r]
+        d, n, milli = shape.devices_per_node, shape.nodes, shape.milli
         cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
         speed = self.speed[r][p]
         end = now + job.duration / speed
@@ -233,13 +243,14 @@ class Assigner:
         pick, self._pick = self._pick, None
         if pick is not None and pick[0] == p:
             nodes = cap.place(job.id, shape, pick[1], pick[2])
+        elif cap.shares is None and self.simple[r]:
+            nodes = cap.take(d, n)  # the whole-device fast path
         else:
             nodes = cap.place(job.id, shape)
-        d = shape.devices_per_node
         cap.add(Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True, job.attained, speed,
-                           job.base, milli=shape.milli, cpu=shape.cpu, memory=shape.memory))
-        self.held[job.tenant] = self.held.get(job.tenant, 0) + shape.devices
-        placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end, shape.milli)
+                           job.base, math.inf, milli, shape.cpu, shape.memory))
+        self.held[job.tenant] = self.held.get(job.tenant, 0) + d * n
+        placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end, milli)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
                                         self.calendar))
 
