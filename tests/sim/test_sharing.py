@@ -69,6 +69,8 @@ def test_copies_grow_the_asks_to_the_tune_and_not_past_it():
     order = arrivals(tasks, cap, 1.3, 42)
     total = sum(t.asked for t in order)
     assert 1.29 * cap < total <= 1.3 * cap
+    half = arrivals(tasks, cap, 0.5, 42)  # below the trace's own asks: it stops inside the trace
+    assert 0.49 * cap < sum(t.asked for t in half) <= 0.5 * cap
     assert order == arrivals(tasks, cap, 1.3, 42) and order != arrivals(tasks, cap, 1.3, 43)
 
 

@@ -76,6 +76,7 @@ class RequestTable:
     min_tflops: F
     ref_tflops: F
     max_price: F
+    milli: I
 
     @classmethod
     def build(cls, reqs: Sequence[Request]) -> RequestTable:
@@ -88,10 +89,17 @@ class RequestTable:
             min_tflops=np.array([r.min_tflops for r in reqs], dtype=np.float64),
             ref_tflops=np.array([r.ref_tflops for r in reqs], dtype=np.float64),
             max_price=np.array([r.max_price for r in reqs], dtype=np.float64),
+            milli=np.array([r.milli for r in reqs], dtype=np.int64),
         )
 
     def __len__(self) -> int:
         return len(self.reqs)
+
+    @property
+    def simple(self) -> B:
+        """[request] whole devices without CPU or memory: what pools' buckets alone decide (see Shape)."""
+        out: B = (self.milli == 0) & (self.cpus == 0) & (self.memory == 0)
+        return out
 
     def speed(self, pools: PoolTable) -> F:
         """[request, pool] speed factor vs the request's reference chip (FP16 TFLOPS ratio; 1 without one, and

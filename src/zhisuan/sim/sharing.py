@@ -147,11 +147,16 @@ def workload_of(tasks: list[Task], coverage: float = 0.95, memory: bool = False)
 
 
 def arrivals(tasks: list[Task], capacity_milli: int, tune: float, seed: int) -> list[Task]:
-    """The trace in a seeded order, then copies drawn with replacement until the asks would pass
-    `tune` × capacity."""
+    """The trace in a seeded order, then copies drawn with replacement, until the asks would pass
+    `tune` × capacity (a tune below the trace's own asks stops inside it)."""
     rng = np.random.default_rng(seed)
-    out = [tasks[i] for i in rng.permutation(len(tasks))]
-    total = sum(t.asked for t in out)
+    out: list[Task] = []
+    total = 0
+    for i in rng.permutation(len(tasks)):
+        if total + tasks[i].asked > tune * capacity_milli:
+            return out
+        out.append(tasks[i])
+        total += tasks[i].asked
     while True:
         t = tasks[int(rng.integers(len(tasks)))]
         if total + t.asked > tune * capacity_milli:
@@ -177,7 +182,9 @@ def prepared(node_score: NodeScore, tasks: list[Task], seed: int) -> NodeScore:
 
 
 def run_sharing(pools: list[PoolState], tasks: list[Task], node_score: NodeScore, seed: int = 42,
-                tune: float = 1.3) -> SharingResult:
+                tune: float = 1.3, policy: Policy | None = None, name: str | None = None) -> SharingResult:
+    """`policy`: a whole policy (its pool scores first, then `node_score` among the pools that tie);
+    default: the node score alone."""
     capacity = sum(p.nodes * p.devices_per_node for p in pools)
     if not capacity:
         raise ValueError("the cluster has no devices")
@@ -186,7 +193,7 @@ def run_sharing(pools: list[PoolState], tasks: list[Task], node_score: NodeScore
     check_models(pools, tasks)
     cap_milli = capacity * WHOLE
     node_score = prepared(node_score, tasks, seed)
-    state = SchedulerState(pools, sharing_policy(node_score))
+    state = SchedulerState(pools, replace(policy, node_score=node_score) if policy else sharing_policy(node_score))
     arrived = allocated = failed = 0
     sums: dict[int, list[float]] = {}
     order = arrivals(tasks, cap_milli, tune, seed)
@@ -204,7 +211,7 @@ def run_sharing(pools: list[PoolState], tasks: list[Task], node_score: NodeScore
         acc[0] += allocated * 100 / cap_milli
         acc[1] += 1
     at = {pct: s / n for pct, (s, n) in sums.items()}
-    return SharingResult(node_score.name, seed, capacity, at, len(order), failed)
+    return SharingResult(name or node_score.name, seed, capacity, at, len(order), failed)
 
 
 @dataclass(frozen=True)
@@ -219,15 +226,22 @@ class SharingRun:
 
 
 def run_one(run: SharingRun) -> SharingResult:
-    return run_sharing(load_nodes(run.nodes), load_tasks(run.pods), NODE_SCORES[run.policy], run.seed, run.tune)
+    """A node score alone, or a named policy as users run it (its own node score among tying pools)."""
+    pools, tasks = load_nodes(run.nodes), load_tasks(run.pods)
+    if run.policy in NODE_SCORES:
+        return run_sharing(pools, tasks, NODE_SCORES[run.policy], run.seed, run.tune)
+    policy = POLICIES[run.policy]
+    score = policy.node_score or NODE_SCORES["best-fit"]
+    return run_sharing(pools, tasks, score, run.seed, run.tune, policy, f"policy {run.policy}")
 
 
 def run_many(policies: list[str], seeds: list[int], nodes: str | Path, pods: str | Path, tune: float = 1.3,
              workers: int = 1, done: Callable[[SharingResult], None] | None = None) -> list[SharingResult]:
     """Every policy × seed, in worker processes; the cluster and trace are checked before any starts."""
-    unknown = [p for p in policies if p not in NODE_SCORES]
+    unknown = [p for p in policies if p not in NODE_SCORES and p not in POLICIES]
     if unknown:
-        raise ValueError(f"unknown node score {unknown[0]!r}; known: {', '.join(NODE_SCORES)}")
+        raise ValueError(f"unknown node score or policy {unknown[0]!r}; node scores: {', '.join(NODE_SCORES)}; "
+                         f"policies: {', '.join(POLICIES)}")
     if not 0 < tune <= 10:
         raise ValueError(f"tune must be in (0, 10], got {tune}")
     cluster = load_nodes(nodes)
