@@ -17,11 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhisuan.api.admin import add_admin_routes
+from zhisuan.api.gateway import add_gateway_routes
 from zhisuan.api.limits import Limits
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
 from zhisuan.control.service import Conflict, Forbidden, NotFound, Service, TooMany
+from zhisuan.gateway.errors import GatewayError
+from zhisuan.gateway.proxy import PATHS, Gateway
 from zhisuan.i18n import lang_of, translate
 from zhisuan.model import JobSpec, SpecError
 from zhisuan.store import Principal, TokenStore
@@ -39,7 +42,7 @@ class Unauthorized(Exception):
     pass
 
 
-def create_app(service: Service, tokens: TokenStore) -> FastAPI:
+def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = None) -> FastAPI:
     app = FastAPI(title="zhisuan", version="0.1.0", description="an open compute-power network for AI centers")
     app.state.service = service
     bearer = HTTPBearer(auto_error=False)
@@ -53,6 +56,9 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, __: Unauthorized) -> JSONResponse:
+        if request.url.path in (*PATHS, "/v1/models"):  # OpenAI clients read OpenAI's error shape
+            return JSONResponse(GatewayError(401, "a valid bearer token is required", code="invalid_api_key").body(),
+                                401)
         return problem(401, said(request, "Unauthorized"),
                        "a valid bearer token is required (Authorization: Bearer ...)")
 
@@ -103,6 +109,8 @@ def create_app(service: Service, tokens: TokenStore) -> FastAPI:
         return problem(500, "Internal error", "the server met an unexpected error; it is logged")
 
     add_routes(app, service, principal)
+    if gateway is not None:
+        add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)
 
     @app.post("/v1/session", status_code=204)

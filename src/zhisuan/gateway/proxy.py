@@ -1,0 +1,149 @@
+"""Forwarding one OpenAI-style request to a replica of its model, with httpx: least outstanding requests
+first, another replica when one fails before the first byte, streams (SSE) relayed chunk by chunk.
+
+Bounds: the request body (1 MiB), its JSON (an object with a string `model`), connect/read timeouts, and
+at most `MAX_TRIES` replicas per request. A replica that cannot be reached or answers 5xx before sending
+anything is passed over for a back-off (replicas.FAIL_BACKOFF); the client sees an error only when no
+replica could answer, in OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from starlette.responses import Response, StreamingResponse
+
+from zhisuan.gateway.errors import GatewayError
+from zhisuan.gateway.meter import GatewayMeter
+from zhisuan.gateway.replicas import Registry, Replica
+from zhisuan.gateway.usage import StreamCounter, Tokens, from_body, prompt_estimate
+
+MAX_BODY = 1 << 20
+MAX_TRIES = 3
+TIMEOUT = httpx.Timeout(connect=2.0, read=300.0, write=10.0, pool=10.0)
+PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_BODY:
+        raise GatewayError(413, f"request body over {MAX_BODY} bytes")
+    try:
+        request = json.loads(body)
+    except ValueError as e:
+        raise GatewayError(400, f"the body is not JSON: {e}") from None
+    if not isinstance(request, dict):
+        raise GatewayError(400, "the body must be a JSON object")
+    model = request.get("model")
+    if not isinstance(model, str) or not 0 < len(model) <= 256:
+        raise GatewayError(400, "model: a model name is required", param="model")
+    return request
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+class Gateway:
+    def __init__(self, registry: Registry, meter: GatewayMeter | None = None,
+                 client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry
+        self.meter = meter or GatewayMeter()
+        self.client = client or httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=512,
+                                                                                       max_keepalive_connections=64))
+        self.clock = clock
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def forward(self, tenant: str, path: str, body: bytes) -> Response:
+        if path not in PATHS:
+            raise GatewayError(404, f"no such endpoint {path}")
+        request = parse(body)
+        model: str = request["model"]
+        stream = bool(request.get("stream"))
+        if stream and "stream_options" not in request:  # ask for usage at the end; backends that know it send it
+            request["stream_options"] = {"include_usage": True}
+            body = json.dumps(request).encode()
+        tried: set[str] = set()
+        start = self.clock()
+        while len(tried) < MAX_TRIES:
+            replica = self.registry.choose(model, self.clock(), tried)
+            if replica is None:
+                break
+            tried.add(replica.id)
+            answer = await self._try(replica, path, body, stream)
+            if answer is None:
+                continue
+            upstream, rest, first = answer
+            if not stream:
+                return self._whole(tenant, model, replica, upstream, first, request, start)
+            return self._relay(tenant, model, replica, upstream, rest, first, request, start)
+        self.meter.failed(tenant, model)
+        if not self.registry.of(model):
+            raise GatewayError(404, f"the model {model!r} is not served here; see /v1/models", code="model_not_found",
+                               param="model")
+        raise GatewayError(503, f"no replica of {model!r} could answer (tried {len(tried)})", "service_unavailable",
+                           code="no_replica_ready")
+
+    async def _try(self, replica: Replica, path: str, body: bytes,
+                   stream: bool) -> tuple[httpx.Response, AsyncIterator[bytes], bytes] | None:
+        """Send to one replica and read up to its first bytes; None if it failed before any (passed over)."""
+        replica.inflight += 1
+        upstream = None
+        try:
+            req = self.client.build_request("POST", replica.url.rstrip("/") + path, content=body,
+                                            headers={"content-type": "application/json"})
+            upstream = await self.client.send(req, stream=True)
+            if upstream.status_code >= 500:
+                raise httpx.HTTPStatusError("server error", request=req, response=upstream)
+            if not stream:
+                return upstream, _nothing(), await upstream.aread()
+            chunks = upstream.aiter_raw()
+            return upstream, chunks, await anext(chunks, b"")
+        except (httpx.HTTPError, OSError):
+            replica.inflight -= 1
+            replica.failed_at = self.clock()
+            if upstream is not None:
+                await upstream.aclose()
+            return None
+
+    def _whole(self, tenant: str, model: str, replica: Replica, upstream: httpx.Response, content: bytes,
+               request: dict[str, Any], start: float) -> Response:
+        replica.inflight -= 1
+        replica.served += 1
+        tokens = None
+        if upstream.status_code < 400:
+            try:
+                tokens = from_body(json.loads(content))
+            except ValueError:
+                tokens = None
+        self.meter.done(tenant, model, tokens or Tokens(prompt_estimate(request), 0, measured=False),
+                        self.clock() - start)
+        return Response(content, upstream.status_code, media_type=upstream.headers.get("content-type"))
+
+    def _relay(self, tenant: str, model: str, replica: Replica, upstream: httpx.Response,
+               rest: AsyncIterator[bytes], first: bytes, request: dict[str, Any], start: float) -> StreamingResponse:
+        first_byte = self.clock() - start
+        counter = StreamCounter()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                if first:
+                    counter.feed(first)
+                    yield first
+                async for chunk in rest:
+                    counter.feed(chunk)
+                    yield chunk
+            finally:
+                replica.inflight -= 1
+                replica.served += 1
+                await upstream.aclose()
+                self.meter.done(tenant, model, counter.tokens(request), first_byte)
+
+        return StreamingResponse(chunks(), upstream.status_code,
+                                 media_type=upstream.headers.get("content-type", "text/event-stream"))

@@ -1,0 +1,140 @@
+"""The gateway in front of real HTTP backends (the repo's minimal OpenAI-compatible one, run as processes):
+routing by least outstanding requests, streams relayed chunk by chunk, retry on another replica when one
+cannot answer, OpenAI-shaped errors, tokens metered per tenant and model."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.control.test_loop import NETWORK
+from zhisuan.api import create_app
+from zhisuan.control import ControlLoop
+from zhisuan.control.service import Service
+from zhisuan.engines import LocalEngine
+from zhisuan.gateway.proxy import Gateway
+from zhisuan.gateway.replicas import Registry, Replica
+from zhisuan.store import JobStore, TokenStore, connect, migrate
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_backend(model, *extra):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "zhisuan.gateway.backend", "--port", str(port), "--model", model,
+                             *extra])
+    url = f"http://127.0.0.1:{port}"
+    end = time.time() + 20
+    while time.time() < end:
+        try:
+            if httpx.get(url + "/health", timeout=0.5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("backend did not start")
+
+
+@pytest.fixture(scope="module")
+def backends():
+    started = [start_backend("echo"), start_backend("echo"), start_backend("quiet", "--no-stream-usage")]
+    yield [url for _, url in started]
+    for proc, _ in started:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def gw(tmp_path, backends):
+    engine = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(engine)
+    store, tokens = JobStore(engine), TokenStore(engine)
+    registry = Registry()
+    registry.add(Replica("echo-1", "echo", backends[0], rank=1.0))
+    registry.add(Replica("echo-2", "echo", backends[1], rank=2.0))
+    registry.add(Replica("quiet-1", "quiet", backends[2]))
+    gateway = Gateway(registry)
+    app = create_app(Service(store, NETWORK, ControlLoop(store, NETWORK, LocalEngine(tmp_path / "r"))), tokens, gateway)
+    with TestClient(app) as client:
+        yield client, {"Authorization": f"Bearer {tokens.issue('acme', 0.0)}"}, gateway
+
+
+CHAT = {"model": "echo", "messages": [{"role": "user", "content": "hello there general kenobi"}]}
+
+
+def test_models_and_a_chat_completion_with_its_usage_metered(gw):
+    client, auth, gateway = gw
+    assert [m["id"] for m in client.get("/v1/models", headers=auth).json()["data"]] == ["echo", "quiet"]
+    r = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "hello there general kenobi"
+    served = gateway.meter.served[("acme", "echo")]
+    assert (served.requests, served.prompt_tokens, served.completion_tokens, served.counted_tokens) == (1, 4, 4, 0)
+    emb = client.post("/v1/embeddings", json={"model": "echo", "input": "two words"}, headers=auth)
+    assert emb.status_code == 200 and emb.json()["data"][0]["embedding"]
+    done = client.post("/v1/completions", json={"model": "echo", "prompt": "a b c"}, headers=auth)
+    assert done.json()["choices"][0]["text"] == "a b c"
+
+
+def test_a_stream_is_relayed_chunk_by_chunk_and_its_tokens_counted(gw):
+    client, auth, gateway = gw
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=auth) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = [e for e in r.iter_text() for e in e.split("\n\n") if e.strip()]
+    contents = [json.loads(e[5:])["choices"][0]["delta"]["content"] for e in events
+                if e.startswith("data: {") and json.loads(e[5:])["choices"]]
+    assert "".join(contents).split() == ["hello", "there", "general", "kenobi"] and events[-1] == "data: [DONE]"
+    assert gateway.meter.served[("acme", "echo")].completion_tokens == 4  # the backend's own usage chunk
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "model": "quiet", "stream": True},
+                       headers=auth) as r:
+        r.read()
+    quiet = gateway.meter.served[("acme", "quiet")]
+    assert quiet.completion_tokens == 4 and quiet.counted_tokens > 0  # no usage in that stream: counted here
+
+
+def test_a_replica_that_cannot_answer_is_passed_over(gw):
+    client, auth, gateway = gw
+    gateway.registry.add(Replica("echo-dead", "echo", f"http://127.0.0.1:{free_port()}", rank=0.0))  # first choice
+    for _ in range(3):
+        r = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+        assert r.status_code == 200
+    dead = gateway.registry.replicas["echo-dead"]
+    assert dead.served == 0 and dead.inflight == 0 and dead.failed_at > 0
+
+
+def test_openai_shaped_errors(gw):
+    client, auth, gateway = gw
+    r = client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-9"}, headers=auth)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    r = client.post("/v1/chat/completions", content=b"{not json", headers=auth)
+    assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
+    r = client.post("/v1/chat/completions", json={"messages": []}, headers=auth)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+    r = client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = client.post("/v1/chat/completions", content=b"{" + b" " * (2 << 20) + b"}", headers=auth)
+    assert r.status_code == 413
+    for rep in gateway.registry.of("echo"):
+        rep.ready = False
+    r = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "no_replica_ready"
+
+
+def test_least_outstanding_requests_spreads_concurrent_requests(gw):
+    client, auth, gateway = gw
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: client.post("/v1/chat/completions", json=CHAT, headers=auth).status_code,
+                              range(40)))
+    assert codes == [200] * 40
+    served = {r.id: r.served for r in gateway.registry.of("echo")}
+    assert sum(served.values()) == 40 and min(served.values()) > 0, served
+    assert all(r.inflight == 0 for r in gateway.registry.of("echo"))
