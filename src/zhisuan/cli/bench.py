@@ -409,3 +409,35 @@ def bench_sharing(
     if mine is None:
         fail("the default policy did not run to 100% arrived")
     print(f"sharing-gpu-alloc-pct: {mine:.2f}")
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    requests: Annotated[int, typer.Option(min=30, max=1_000_000, help="measured requests per side")] = 3000,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="clients in the closed loop")] = 8,
+) -> None:
+    """The gateway's added latency (p50/p99 over calling the backend directly) and requests/s, beside
+    LiteLLM's proxy forwarding to the same backend in the same run."""
+    from zhisuan.bench import gateway
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        try:
+            r = gateway.run(requests, concurrency, progress=lambda m: bar.update(task, description=m))
+        except RuntimeError as e:
+            fail(str(e))
+    direct = r.side("direct")
+    t = Table(title=f"zhisuan bench gateway ({r.requests:,} chat completions per side, {r.concurrency} clients, "
+                    f"{r.rounds} rounds, loopback, 2 cores shared by all)")
+    for col in ("side", "answered", "failed", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "requests/s"):
+        t.add_column(col, justify="left" if col == "side" else "right")
+    for s in r.sides:
+        added = s is not direct
+        t.add_row(s.name, f"{s.answered:,}", str(s.failed), f"{s.pct(50):.2f}", f"{s.pct(99):.2f}",
+                  f"{s.pct(50) - direct.pct(50):.2f}" if added else "-",
+                  f"{s.pct(99) - direct.pct(99):.2f}" if added else "-", f"{s.rps:,.0f}")
+    console.print(t)
+    mine, theirs = r.side("zhisuan"), r.side("litellm")
+    print(f"gateway-added-p99-ms: {mine.pct(99) - direct.pct(99):.2f}")
+    print(f"gateway-rps-vs-litellm: {mine.rps / theirs.rps if theirs.rps else float('inf'):.2f}")

@@ -25,6 +25,8 @@ def server_command(
                                                                  "warning or error")] = "info",
     log_format: Annotated[str, typer.Option(metavar="FORMAT", help="text (key=value) or json (one object "
                                                                    "a line)")] = "text",
+    model_backend: Annotated[list[str] | None, typer.Option(metavar="MODEL=URL", help="a model the gateway "
+                             "serves from a running OpenAI-compatible server (repeatable)")] = None,
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.engines.nvml import DiscoveryError, bind_discovered
@@ -37,6 +39,12 @@ def server_command(
         configure(log_level, log_format)
     except ValueError as e:
         fail(str(e))
+    from zhisuan.gateway.replicas import static_backends
+
+    try:
+        backends = static_backends(model_backend or [])
+    except ValueError as e:
+        fail(f"--model-backend: {e}")
     net = read_network(network)
     try:
         chosen = policy_for(net.scheduler, policy)
@@ -58,7 +66,7 @@ def server_command(
     from zhisuan.engines import EngineDown
 
     try:
-        serve(net, db, runs, host, port, interval, reports, policy, log_level)
+        serve(net, db, runs, host, port, interval, reports, policy, log_level, backends)
     except BindError as e:
         fail(str(e))
     except DatabaseError as e:  # not a database, corrupt, or unreachable: one line, naming it and the way out

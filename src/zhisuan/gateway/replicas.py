@@ -8,6 +8,7 @@ requests (scale-down waits for its in-flight count to reach 0).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 FAIL_BACKOFF = 5.0  # seconds a replica that failed a request is passed over
@@ -60,3 +61,18 @@ class Registry:
             if best is None or (r.inflight, r.rank, r.id) < (best.inflight, best.rank, best.id):
                 best = r
         return best
+
+
+_BACKEND = re.compile(r"^(?P<model>[A-Za-z0-9][A-Za-z0-9._:/-]{0,127})=(?P<url>https?://[^\s]{1,500})$")
+
+
+def static_backends(given: list[str]) -> list[Replica]:
+    """`MODEL=URL` pairs (a model served by an OpenAI-compatible server already running) as replicas."""
+    out = []
+    for i, text in enumerate(given):
+        m = _BACKEND.match(text.strip())
+        if not m:
+            raise ValueError(f"expected MODEL=http://HOST:PORT, got {text[:80]!r}")
+        url = m["url"].rstrip("/")
+        out.append(Replica(f"{m['model']}@{i}", m["model"], url[:-3] if url.endswith("/v1") else url, rank=float(i)))
+    return out

@@ -21,6 +21,8 @@ from zhisuan.api import create_app
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.service import Service
 from zhisuan.engines import build_fleet, with_inventory
+from zhisuan.gateway.proxy import Gateway
+from zhisuan.gateway.replicas import Registry, Replica
 from zhisuan.model import Network
 from zhisuan.scheduler.profiles import policy_for
 from zhisuan.store import JobStore, TokenStore, connect, migrate
@@ -85,8 +87,10 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float,
-          reports: Path | None = None, policy: str | None = None, log_level: str = "info") -> None:
+          reports: Path | None = None, policy: str | None = None, log_level: str = "info",
+          backends: list[Replica] | None = None) -> None:
     """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply.
+    `backends`: models served by the gateway at fixed addresses (`--model-backend`).
     The port is taken first: a server that cannot listen writes nothing (no tokens, no migration)."""
     chosen = policy_for(network.scheduler, policy)
     sock = listen(host, port)
@@ -104,7 +108,10 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     try:
         service = Service(store, network, loop, reports)
         # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
-        config = uvicorn.Config(create_app(service, tokens), log_config=None, log_level=log_level,
+        registry = Registry()
+        for replica in backends or []:
+            registry.add(replica)
+        config = uvicorn.Config(create_app(service, tokens, Gateway(registry)), log_config=None, log_level=log_level,
                                 timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info")
         log.info("listening", extra={"fields": {"url": f"http://{host}:{port}", "network": network.name,
                                                  "policy": chosen.name, "centers": len(network.centers)}})

@@ -1,0 +1,169 @@
+"""`zhisuan bench gateway`: what the gateway adds to a call, and how many calls a second it carries on
+this machine, beside LiteLLM's proxy forwarding to the same backend in the same run.
+
+Three sides, each a real HTTP server on loopback: the repo's minimal OpenAI-compatible backend called
+directly; `zhisuan server --model-backend echo=…` (the gateway, bearer token checked, usage metered);
+LiteLLM's proxy (`litellm --config`, its own virtualenv: `ZHISUAN_LITELLM` or `.venv-litellm/bin/litellm`)
+with the same backend as an OpenAI-compatible model. A closed loop of `concurrency` clients sends
+non-streaming chat completions; the sides take turns in rounds, so a noisy minute hits all of them.
+Added latency = the side's percentile minus the direct one's; requests/s = answered ÷ wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+CHAT = {"model": "echo", "messages": [{"role": "user", "content": "the quick brown fox jumps over the lazy dog"}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def litellm_binary() -> str | None:
+    given = os.environ.get("ZHISUAN_LITELLM")
+    for candidate in (given, ".venv-litellm/bin/litellm", shutil.which("litellm")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@contextmanager
+def process(args: list[str], ready: str, headers: dict[str, str] | None = None, limit: float = 120.0,
+            env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process, waited for until `ready` answers 200; stopped on exit."""
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    try:
+        end = time.time() + limit
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited with {proc.returncode}" + (f"; see {log}" if log else ""))
+            try:
+                if httpx.get(ready, headers=headers, timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > end:
+                raise RuntimeError(f"{args[0]} did not answer {ready} within {limit:.0f} s")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+@dataclass
+class Side:
+    name: str
+    url: str
+    headers: dict[str, str]
+    latencies: list[float] = field(default_factory=list)
+    answered: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else float("nan")
+
+    @property
+    def rps(self) -> float:
+        return self.answered / self.seconds if self.seconds else 0.0
+
+
+async def _load(side: Side, n: int, concurrency: int, record: bool) -> None:
+    async with httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=concurrency)) as client:
+        left = n
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                t = time.perf_counter()
+                try:
+                    r = await client.post(side.url + "/v1/chat/completions", json=CHAT, headers=side.headers)
+                    ok = r.status_code == 200 and bool(r.json()["choices"])
+                except (httpx.HTTPError, ValueError, KeyError):
+                    ok = False
+                if record:
+                    if ok:
+                        side.answered += 1
+                        side.latencies.append(time.perf_counter() - t)
+                    else:
+                        side.failed += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if record:
+            side.seconds += time.perf_counter() - start
+
+
+@dataclass
+class GatewayBench:
+    sides: list[Side]
+    requests: int
+    concurrency: int
+    rounds: int
+
+    def side(self, name: str) -> Side:
+        return next(s for s in self.sides if s.name == name)
+
+
+def run(requests: int = 3000, concurrency: int = 8, rounds: int = 3,
+        progress: Callable[[str], None] = lambda _: None) -> GatewayBench:
+    litellm = litellm_binary()
+    if litellm is None:
+        raise RuntimeError("LiteLLM's proxy is not installed: `make litellm` (its own virtualenv, .venv-litellm) "
+                           "or set ZHISUAN_LITELLM to its `litellm` executable")
+    root = Path(tempfile.mkdtemp(prefix="zhisuan-bench-gateway-"))
+    backend_port, server_port, litellm_port = free_port(), free_port(), free_port()
+    backend = f"http://127.0.0.1:{backend_port}"
+    (root / "litellm.yaml").write_text(json.dumps({"model_list": [{"model_name": "echo", "litellm_params": {
+        "model": "openai/echo", "api_base": backend + "/v1", "api_key": "none"}}]}))
+    network = Path(__file__).resolve().parents[3] / "examples" / "networks" / "toy3.yaml"
+    progress("starting the backend, zhisuan server and LiteLLM's proxy")
+    with process([sys.executable, "-m", "zhisuan.gateway.backend", "--port", str(backend_port), "--model", "echo"],
+                 backend + "/health"):
+        server_args = [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(network), "--db",
+                       f"sqlite:///{root / 'z.db'}", "--runs", str(root / "runs"), "--port", str(server_port),
+                       "--log-level", "warning", "--model-backend", f"echo={backend}"]
+        with process(server_args, f"http://127.0.0.1:{server_port}/openapi.json", log=root / "server.log"):
+            token = json.loads((root / "runs" / "tokens.json").read_text())["admin"]
+            with process([litellm, "--config", str(root / "litellm.yaml"), "--port", str(litellm_port),
+                          "--host", "127.0.0.1", "--num_workers", "1"],
+                         f"http://127.0.0.1:{litellm_port}/health/liveliness", limit=180.0,
+                         env={"LITELLM_LOG": "ERROR"}, log=root / "litellm.log"):
+                sides = [Side("direct", backend, {}),
+                         Side("zhisuan", f"http://127.0.0.1:{server_port}", {"Authorization": f"Bearer {token}"}),
+                         Side("litellm", f"http://127.0.0.1:{litellm_port}", {"Authorization": "Bearer none"})]
+                for s in sides:
+                    progress(f"warming up {s.name}")
+                    asyncio.run(_load(s, 200, concurrency, record=False))
+                for k in range(rounds):
+                    for s in sides:
+                        progress(f"round {k + 1}/{rounds}: {s.name}")
+                        asyncio.run(_load(s, requests // rounds, concurrency, record=True))
+    shutil.rmtree(root, ignore_errors=True)
+    return GatewayBench(sides, requests, concurrency, rounds)
