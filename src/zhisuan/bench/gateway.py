@@ -4,9 +4,11 @@ this machine, beside LiteLLM's proxy forwarding to the same backend in the same 
 Three sides, each a real HTTP server on loopback: the repo's minimal OpenAI-compatible backend called
 directly; `zhisuan server --model-backend echo=…` (the gateway, bearer token checked, usage metered);
 LiteLLM's proxy (`litellm --config`, its own virtualenv: `ZHISUAN_LITELLM` or `.venv-litellm/bin/litellm`)
-with the same backend as an OpenAI-compatible model. A closed loop of `concurrency` clients sends
-non-streaming chat completions; the sides take turns in rounds, so a noisy minute hits all of them.
-Added latency = the side's percentile minus the direct one's; requests/s = answered ÷ wall time.
+with the same backend as an OpenAI-compatible model. Non-streaming chat completions, the sides taking
+turns in rounds so a noisy minute hits all of them, in two phases: latency — one client at a time, added
+latency = the side's percentile minus the direct one's (what a call pays for the hop, not for queueing
+behind other calls on 2 shared cores); throughput — a closed loop of `concurrency` clients, requests/s =
+answered ÷ wall time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -122,13 +125,15 @@ async def _load(side: Side, n: int, concurrency: int, record: bool) -> None:
 
 @dataclass
 class GatewayBench:
-    sides: list[Side]
+    latency: list[Side]  # one client
+    throughput: list[Side]  # `concurrency` clients
     requests: int
     concurrency: int
     rounds: int
 
-    def side(self, name: str) -> Side:
-        return next(s for s in self.sides if s.name == name)
+    @staticmethod
+    def side(sides: list[Side], name: str) -> Side:
+        return next(s for s in sides if s.name == name)
 
 
 def run(requests: int = 3000, concurrency: int = 8, rounds: int = 3,
@@ -138,10 +143,13 @@ def run(requests: int = 3000, concurrency: int = 8, rounds: int = 3,
         raise RuntimeError("LiteLLM's proxy is not installed: `make litellm` (its own virtualenv, .venv-litellm) "
                            "or set ZHISUAN_LITELLM to its `litellm` executable")
     root = Path(tempfile.mkdtemp(prefix="zhisuan-bench-gateway-"))
+    root.chmod(0o711)  # the server's jobs run under uids of their own and must pass through
     backend_port, server_port, litellm_port = free_port(), free_port(), free_port()
     backend = f"http://127.0.0.1:{backend_port}"
+    master = "sk-" + secrets.token_hex(24)  # LiteLLM checks a bearer key too, as zhisuan checks its tokens
     (root / "litellm.yaml").write_text(json.dumps({"model_list": [{"model_name": "echo", "litellm_params": {
-        "model": "openai/echo", "api_base": backend + "/v1", "api_key": "none"}}]}))
+        "model": "openai/echo", "api_base": backend + "/v1", "api_key": "none"}}],
+        "general_settings": {"master_key": master}}))
     network = Path(__file__).resolve().parents[3] / "examples" / "networks" / "toy3.yaml"
     progress("starting the backend, zhisuan server and LiteLLM's proxy")
     with process([sys.executable, "-m", "zhisuan.gateway.backend", "--port", str(backend_port), "--model", "echo"],
@@ -155,15 +163,19 @@ def run(requests: int = 3000, concurrency: int = 8, rounds: int = 3,
                           "--host", "127.0.0.1", "--num_workers", "1"],
                          f"http://127.0.0.1:{litellm_port}/health/liveliness", limit=180.0,
                          env={"LITELLM_LOG": "ERROR"}, log=root / "litellm.log"):
-                sides = [Side("direct", backend, {}),
-                         Side("zhisuan", f"http://127.0.0.1:{server_port}", {"Authorization": f"Bearer {token}"}),
-                         Side("litellm", f"http://127.0.0.1:{litellm_port}", {"Authorization": "Bearer none"})]
-                for s in sides:
+                def sides() -> list[Side]:
+                    return [Side("direct", backend, {}),
+                            Side("zhisuan", f"http://127.0.0.1:{server_port}", {"Authorization": f"Bearer {token}"}),
+                            Side("litellm", f"http://127.0.0.1:{litellm_port}", {"Authorization": f"Bearer {master}"})]
+
+                latency, throughput = sides(), sides()
+                for s in latency:
                     progress(f"warming up {s.name}")
                     asyncio.run(_load(s, 200, concurrency, record=False))
-                for k in range(rounds):
-                    for s in sides:
-                        progress(f"round {k + 1}/{rounds}: {s.name}")
-                        asyncio.run(_load(s, requests // rounds, concurrency, record=True))
+                for phase, group, clients in (("latency", latency, 1), ("throughput", throughput, concurrency)):
+                    for k in range(rounds):
+                        for s in group:
+                            progress(f"{phase}, round {k + 1}/{rounds}: {s.name}")
+                            asyncio.run(_load(s, requests // rounds, clients, record=True))
     shutil.rmtree(root, ignore_errors=True)
-    return GatewayBench(sides, requests, concurrency, rounds)
+    return GatewayBench(latency, throughput, requests, concurrency, rounds)
