@@ -79,6 +79,10 @@ def test_models_and_a_chat_completion_with_its_usage_metered(gw):
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "hello there general kenobi"
     served = gateway.meter.served[("acme", "echo")]
     assert (served.requests, served.prompt_tokens, served.completion_tokens, served.counted_tokens) == (1, 4, 4, 0)
+    scrape = client.get("/metrics").text
+    assert 'zhisuan_gateway_tokens_total{kind="completion",model="echo",tenant="acme"} 4.0' in scrape
+    assert 'zhisuan_gateway_replicas{model="echo",state="ready"} 2.0' in scrape
+    assert 'zhisuan_gateway_first_byte_seconds_count{model="echo"} 1.0' in scrape
     emb = client.post("/v1/embeddings", json={"model": "echo", "input": "two words"}, headers=auth)
     assert emb.status_code == 200 and emb.json()["data"][0]["embedding"]
     done = client.post("/v1/completions", json={"model": "echo", "prompt": "a b c"}, headers=auth)

@@ -110,6 +110,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
 
     add_routes(app, service, principal)
     if gateway is not None:
+        app.state.gateway = gateway
         add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)
 

@@ -9,6 +9,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from zhisuan.control.observe import CYCLE_BUCKETS
 from zhisuan.control.service import Service
+from zhisuan.gateway.meter import BUCKETS
+from zhisuan.gateway.proxy import Gateway
 
 HELP = {
     "queue_depth": ("gauge", "Pending jobs that a center's pools accept (a job counts at every such center)"),
@@ -45,7 +47,49 @@ class ZhisuanCollector:
                                     buckets=[*cumulative, ("+Inf", float(cycles.count))], sum_value=cycles.total)
 
 
-def render(service: Service) -> bytes:
+class GatewayCollector:
+    """Requests, failures, tokens and first-byte latency per model (and tenant), replicas per model."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Iterator[Metric]:
+        meter = self.gateway.meter
+        requests = CounterMetricFamily("zhisuan_gateway_requests", "Model requests through the gateway",
+                                       labels=["tenant", "model"])
+        errors = CounterMetricFamily("zhisuan_gateway_errors", "Model requests no replica could answer",
+                                     labels=["tenant", "model"])
+        tokens = CounterMetricFamily("zhisuan_gateway_tokens", "Tokens served (backend usage, else counted)",
+                                     labels=["tenant", "model", "kind"])
+        counted = CounterMetricFamily("zhisuan_gateway_counted_tokens", "Of those, counted or estimated by the "
+                                      "gateway because the backend gave no usage", labels=["tenant", "model"])
+        for (tenant, model), s in sorted(meter.served.items()):
+            requests.add_metric([tenant, model], s.requests)
+            errors.add_metric([tenant, model], s.errors)
+            tokens.add_metric([tenant, model, "prompt"], s.prompt_tokens)
+            tokens.add_metric([tenant, model, "completion"], s.completion_tokens)
+            counted.add_metric([tenant, model], s.counted_tokens)
+        yield from (requests, errors, tokens, counted)
+        replicas = GaugeMetricFamily("zhisuan_gateway_replicas", "Replicas per model by state",
+                                     labels=["model", "state"])
+        for model in self.gateway.registry.models():
+            mine = self.gateway.registry.of(model)
+            for state, n in (("ready", sum(r.ready and not r.draining for r in mine)),
+                             ("draining", sum(r.draining for r in mine)),
+                             ("not_ready", sum(not r.ready for r in mine))):
+                replicas.add_metric([model, state], n)
+        yield replicas
+        latency = HistogramMetricFamily("zhisuan_gateway_first_byte_seconds", "Seconds from a request to its "
+                                        "first byte from a replica", labels=["model"])
+        for model, h in sorted(meter.first_byte.items()):
+            latency.add_metric([model], [*((str(b), float(n)) for b, n in zip(BUCKETS, h.counts, strict=True)),
+                                         ("+Inf", float(h.count))], h.total)
+        yield latency
+
+
+def render(service: Service, gateway: Gateway | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ZhisuanCollector(service))  # type: ignore[arg-type]
+    if gateway is not None:
+        registry.register(GatewayCollector(gateway))  # type: ignore[arg-type]
     return generate_latest(registry)

@@ -105,9 +105,9 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
         return service.utilization(who, since if since is not None else end - 86400, end, bucket, center)
 
     @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
         """Prometheus scrape target (no token, as exporters go: the server listens on loopback by default)."""
-        return Response(render(service), media_type=CONTENT_TYPE_LATEST)
+        return Response(render(service, getattr(request.app.state, "gateway", None)), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/centers")
     def centers(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008

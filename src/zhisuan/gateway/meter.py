@@ -9,6 +9,21 @@ from dataclasses import dataclass, field
 from zhisuan.gateway.usage import Tokens
 
 LATENCIES = 10_000  # most recent first-byte latencies kept per model
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)  # seconds to the first byte
+
+
+@dataclass
+class Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))  # cumulative per bucket bound
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+        self.count += 1
+        self.total += seconds
 
 
 @dataclass
@@ -24,6 +39,7 @@ class Served:
 class GatewayMeter:
     served: dict[tuple[str, str], Served] = field(default_factory=dict)
     latency: dict[str, deque[float]] = field(default_factory=dict)
+    first_byte: dict[str, Histogram] = field(default_factory=dict)
 
     def _of(self, tenant: str, model: str) -> Served:
         return self.served.setdefault((tenant, model), Served())
@@ -36,6 +52,7 @@ class GatewayMeter:
         if not tokens.measured:
             s.counted_tokens += tokens.prompt + tokens.completion
         self.latency.setdefault(model, deque(maxlen=LATENCIES)).append(first_byte)
+        self.first_byte.setdefault(model, Histogram()).observe(first_byte)
 
     def failed(self, tenant: str, model: str) -> None:
         s = self._of(tenant, model)
