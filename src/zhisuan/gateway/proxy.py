@@ -23,6 +23,7 @@ from zhisuan.gateway.replicas import Registry, Replica
 from zhisuan.gateway.usage import StreamCounter, Tokens, from_body, prompt_estimate
 
 MAX_BODY = 1 << 20
+MAX_ANSWER = 64 << 20  # a whole (non-streamed) answer larger than this is refused: replicas run tenants' code
 MAX_TRIES = 3
 TIMEOUT = httpx.Timeout(connect=2.0, read=300.0, write=10.0, pool=10.0)
 PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
@@ -97,14 +98,25 @@ class Gateway:
         upstream = None
         try:
             req = self.client.build_request("POST", replica.url.rstrip("/") + path, content=body,
-                                            headers={"content-type": "application/json"})
+                                            headers={"content-type": "application/json",
+                                                     "accept-encoding": "identity"})  # relayed as it comes
             upstream = await self.client.send(req, stream=True)
             if upstream.status_code >= 500:
                 raise httpx.HTTPStatusError("server error", request=req, response=upstream)
             if not stream:
-                return upstream, _nothing(), await upstream.aread()
+                content = bytearray()
+                async for chunk in upstream.aiter_raw():
+                    content += chunk
+                    if len(content) > MAX_ANSWER:
+                        await upstream.aclose()
+                        raise GatewayError(502, f"the replica's answer is over {MAX_ANSWER} bytes", "upstream_error",
+                                           code="answer_too_large")
+                return upstream, _nothing(), bytes(content)
             chunks = upstream.aiter_raw()
             return upstream, chunks, await anext(chunks, b"")
+        except GatewayError:
+            replica.inflight -= 1
+            raise
         except (httpx.HTTPError, OSError):
             replica.inflight -= 1
             replica.failed_at = self.clock()
