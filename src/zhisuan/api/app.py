@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhisuan.api.admin import add_admin_routes
-from zhisuan.api.gateway import add_gateway_routes
+from zhisuan.api.gateway import add_gateway_routes, add_service_routes
 from zhisuan.api.limits import Limits
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
@@ -109,7 +109,10 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         return problem(500, "Internal error", "the server met an unexpected error; it is logged")
 
     add_routes(app, service, principal)
+    add_service_routes(app, service, principal)
     if gateway is not None:
+        if gateway.registry.feed is None:
+            gateway.registry.feed = service.keeper.endpoints  # the services' replicas, as the keeper sees them
         app.state.gateway = gateway
         add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)

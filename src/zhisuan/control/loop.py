@@ -27,6 +27,7 @@ from zhisuan.control.jobs import JobInfo, Run
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
 from zhisuan.control.recovery import rebuild
+from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.view import LiveView
 from zhisuan.control.waits import WaitBoard
 from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet, nvml
@@ -49,6 +50,7 @@ class ControlLoop:
         self.store, self.network = store, network
         self.policy = policy or policy_for(network.scheduler)
         self.settings = network.control
+        self.keeper: ServiceKeeper | None = None  # set by the Service that owns the services
         self.fleet = engines if isinstance(engines, Fleet) else Fleet.single(network, engines)
         self.pools = pools_from_network(network)
         self.pool_of = {f"{c.name}/{p.name}": p for c in network.centers for p in c.pools}
@@ -134,7 +136,9 @@ class ControlLoop:
             self.carrier.carry_out(result, now)
             self.waits.record(result, self.state, now)
             self._publish(result.reservations)
-            return result
+        if self.keeper is not None:  # after the loop's lock: it submits and cancels through the store
+            self.keeper.step(now)
+        return result
 
     def _publish(self, reservations: list[Reserve] | None = None) -> None:
         self.view = LiveView.of(self.state, self.failover.down,

@@ -22,6 +22,7 @@ from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges
 from zhisuan.control.overview import DayTotal, local_midnight, overview
+from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
 from zhisuan.metering.invoice import Invoice, invoice
@@ -32,7 +33,9 @@ from zhisuan.model.units import format_duration
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
 from zhisuan.scheduler.feasibility import check_spec
-from zhisuan.store import JobRecord, JobStore, Principal, Transition, UsageStore
+from zhisuan.store import JobRecord, JobStore, Principal, ServiceRecord, ServiceStore, Transition, UsageStore
+
+SYSTEM = Principal("zhisuan", True)  # who acts when zhisuan itself cancels (a stopped service's replicas)
 
 
 class Forbidden(PermissionError):
@@ -81,6 +84,10 @@ class Service:
         self.fleet = self.loop.fleet
         self.usage = UsageStore(self.store.engine)
         self.meter = Meter(self.network, self.usage)
+        self.service_store = ServiceStore(self.store.engine)
+        self.keeper = ServiceKeeper(self.store, self.service_store, self.network,
+                                    lambda job_id, now: self.cancel(job_id, SYSTEM, now))
+        self.loop.keeper = self.keeper
 
     @property
     def down(self) -> dict[str, str]:
@@ -112,7 +119,40 @@ class Service:
         """Store a job; a retry with the same idempotency key returns the job the first try stored."""
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 128 and idempotency_key.isprintable()):
             raise SpecError([("Idempotency-Key", "1 to 128 printable characters")])
-        return self.store.submit_record(self.validate(text, who, now), now, who.actor, idempotency_key)
+        spec = self.validate(text, who, now)
+        if spec.kind == "service":
+            raise SpecError([("kind", "a service is deployed with POST /v1/services (its replicas become jobs)")])
+        return self.store.submit_record(spec, now, who.actor, idempotency_key)
+
+    def deploy(self, text: str | bytes, who: Principal, now: float) -> ServiceRecord:
+        """Store a model service (`kind: service`); the keeper starts its replicas as jobs."""
+        spec = self.validate(text, who, now)
+        if spec.kind != "service":
+            raise SpecError([("kind", "a service spec says kind: service (jobs go to POST /v1/jobs)")])
+        return self.service_store.create(spec, now)
+
+    def service(self, service_id: str, who: Principal) -> ServiceRecord:
+        svc = self.service_store.get(service_id)
+        if svc is None or (svc.tenant != who.tenant and not who.admin):
+            raise NotFound(service_id)
+        return svc
+
+    def services(self, who: Principal) -> list[dict[str, Any]]:
+        """The caller's services with their replicas (job ids, centers, ready or not)."""
+        _, endpoints = self.keeper.endpoints()
+        out = []
+        for svc in self.service_store.list(None if who.admin else who.tenant):
+            mine = [e for e in endpoints if e.service == svc.id]
+            out.append({"id": svc.id, "name": svc.name, "tenant": svc.tenant, "model": svc.model, "state": svc.state,
+                        "desired": svc.desired, "replicas": sorted(self.keeper.replicas.get(svc.id, ())),
+                        "ready": [{"job": e.replica, "center": e.center} for e in mine if e.ready],
+                        "created_at": svc.created_at})
+        return out
+
+    def stop_service(self, service_id: str, who: Principal, now: float) -> ServiceRecord:
+        self.service(service_id, who)
+        self.service_store.stop(service_id, now)
+        return self.service(service_id, who)
 
     def job(self, job_id: str, who: Principal) -> JobRecord:
         rec = self.store.get(job_id)

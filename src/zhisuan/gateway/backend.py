@@ -1,6 +1,7 @@
 """A minimal OpenAI-compatible backend the repo ships, for tests and `bench gateway`: no model — it
 answers with the prompt's words back, streams them one per chunk (SSE) and reports `usage` (one token a
-word). `python -m zhisuan.gateway.backend --port 8100 --model echo [--no-stream-usage]`.
+word). Standard library only, so a replica job can run it under any uid with the system's python3:
+`python3 backend.py --port 8100 --model echo [--no-stream-usage]` (or `-m zhisuan.gateway.backend`).
 Real backends (vLLM, SGLang, llama.cpp's server) are started by a service's `run` instead."""
 
 from __future__ import annotations
@@ -8,74 +9,96 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+MAX_BODY = 1 << 20
 
 
-def _words(body: dict[str, Any]) -> list[str]:
-    text = body.get("prompt") or ""
+def words_of(body: dict[str, Any]) -> list[str]:
+    text = str(body.get("prompt") or body.get("input") or "")
     for m in body.get("messages") or []:
-        text += " " + str(m.get("content", ""))
-    return str(text).split()[:256] or ["ok"]
+        if isinstance(m, dict):
+            text += " " + str(m.get("content", ""))
+    return text.split()[:256] or ["ok"]
 
 
-def make_app(model: str, stream_usage: bool = True) -> Starlette:
-    async def models(_: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "zhisuan"}]})
+def handler(model: str, stream_usage: bool) -> type[BaseHTTPRequestHandler]:
+    class Backend(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive for whole answers; a stream closes its connection
 
-    async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        def log_message(self, format: str, *args: Any) -> None:
+            return
 
-    async def complete(request: Request) -> Response:
-        body = await request.json()
-        words = _words(body)
-        chat = request.url.path.endswith("/chat/completions")
-        usage = {"prompt_tokens": len(words), "completion_tokens": len(words), "total_tokens": 2 * len(words)}
-        if not body.get("stream"):
-            text = " ".join(words)
-            choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                      if chat else {"index": 0, "text": text, "finish_reason": "stop"})
-            return JSONResponse({"id": "x", "object": "chat.completion" if chat else "text_completion",
-                                 "created": int(time.time()), "model": model, "choices": [choice], "usage": usage})
+        def _json(self, obj: Any, status: int = 200) -> None:
+            data = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
-        async def events() -> AsyncIterator[bytes]:
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self._json({"status": "ok"})
+            elif self.path == "/v1/models":
+                self._json({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "zhisuan"}]})
+            else:
+                self._json({"error": {"message": "not found"}}, 404)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 <= length <= MAX_BODY:
+                self._json({"error": {"message": "body too large"}}, 413)
+                return
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                self._json({"error": {"message": "not JSON"}}, 400)
+                return
+            words = words_of(body if isinstance(body, dict) else {})
+            if self.path == "/v1/embeddings":
+                self._json({"object": "list", "model": model, "data": [
+                    {"object": "embedding", "index": 0, "embedding": [len(w) / 10 for w in words[:8]]}],
+                    "usage": {"prompt_tokens": len(words), "total_tokens": len(words)}})
+                return
+            if self.path not in ("/v1/chat/completions", "/v1/completions"):
+                self._json({"error": {"message": "not found"}}, 404)
+                return
+            chat = self.path == "/v1/chat/completions"
+            usage = {"prompt_tokens": len(words), "completion_tokens": len(words), "total_tokens": 2 * len(words)}
+            if not body.get("stream"):
+                text = " ".join(words)
+                choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                          if chat else {"index": 0, "text": text, "finish_reason": "stop"})
+                self._json({"id": "x", "object": "chat.completion" if chat else "text_completion",
+                            "created": int(time.time()), "model": model, "choices": [choice], "usage": usage})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
             for w in words:
                 choice = {"index": 0, "delta": {"content": w + " "}} if chat else {"index": 0, "text": w + " "}
-                yield f"data: {json.dumps({'model': model, 'choices': [choice]})}\n\n".encode()
+                self.wfile.write(f"data: {json.dumps({'model': model, 'choices': [choice]})}\n\n".encode())
+                self.wfile.flush()
             if stream_usage:
-                yield f"data: {json.dumps({'model': model, 'choices': [], 'usage': usage})}\n\n".encode()
-            yield b"data: [DONE]\n\n"
+                self.wfile.write(f"data: {json.dumps({'model': model, 'choices': [], 'usage': usage})}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
 
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    async def embed(request: Request) -> Response:
-        body = await request.json()
-        words = _words({"prompt": body.get("input", "")})
-        vector = [len(w) / 10 for w in words[:8]]
-        return JSONResponse({"object": "list", "model": model,
-                             "data": [{"object": "embedding", "index": 0, "embedding": vector}],
-                             "usage": {"prompt_tokens": len(words), "total_tokens": len(words)}})
-
-    return Starlette(routes=[Route("/v1/models", models), Route("/health", health),
-                             Route("/v1/chat/completions", complete, methods=["POST"]),
-                             Route("/v1/completions", complete, methods=["POST"]),
-                             Route("/v1/embeddings", embed, methods=["POST"])])
+    return Backend
 
 
 def main() -> None:
-    import uvicorn
-
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--model", default="echo")
     p.add_argument("--no-stream-usage", action="store_true")
     a = p.parse_args()
-    uvicorn.run(make_app(a.model, not a.no_stream_usage), host="127.0.0.1", port=a.port, log_level="warning")
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), handler(a.model, not a.no_stream_usage))
+    server.daemon_threads = True
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ class Gateway:
         tried: set[str] = set()
         start = self.clock()
         while len(tried) < MAX_TRIES:
-            replica = self.registry.choose(model, self.clock(), tried)
+            replica = self.registry.choose(model, self.clock(), tried, tenant)
             if replica is None:
                 break
             tried.add(replica.id)
@@ -85,7 +85,7 @@ class Gateway:
                 return self._whole(tenant, model, replica, upstream, first, request, start)
             return self._relay(tenant, model, replica, upstream, rest, first, request, start)
         self.meter.failed(tenant, model)
-        if not self.registry.of(model):
+        if not self.registry.of(model, tenant):
             raise GatewayError(404, f"the model {model!r} is not served here; see /v1/models", code="model_not_found",
                                param="model")
         raise GatewayError(503, f"no replica of {model!r} could answer (tried {len(tried)})", "service_unavailable",

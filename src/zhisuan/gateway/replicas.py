@@ -3,13 +3,17 @@
 Routing is least outstanding requests (each replica's in-flight count, kept here), ties broken by the
 replica's preference rank (cheaper, greener, closer: given by whoever registers it), then its id, so a
 choice is reproducible. A replica that failed is skipped for a back-off; a draining one takes no new
-requests (scale-down waits for its in-flight count to reach 0).
+requests (scale-down waits for its in-flight count to reach 0). A service's replicas answer only their
+own tenant (its prompts and its bill); backends given at start (`--model-backend`) answer everyone.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from zhisuan.control.services import Endpoint
 
 FAIL_BACKOFF = 5.0  # seconds a replica that failed a request is passed over
 
@@ -20,6 +24,7 @@ class Replica:
     model: str
     url: str  # base URL of its OpenAI-compatible API, e.g. http://127.0.0.1:8001
     center: str = ""
+    tenant: str = ""  # "": anyone may call it
     rank: float = 0.0  # lower first on a tie in outstanding requests (price, carbon, region preference)
     ready: bool = True
     draining: bool = False
@@ -30,33 +35,58 @@ class Replica:
     def usable(self, now: float) -> bool:
         return self.ready and not self.draining and now - self.failed_at >= FAIL_BACKOFF
 
+    def serves(self, tenant: str | None) -> bool:
+        return tenant is None or not self.tenant or self.tenant == tenant
+
 
 @dataclass
 class Registry:
     """Replicas by model; the control loop (services) or the command line (static backends) fills it."""
 
     replicas: dict[str, Replica] = field(default_factory=dict)
+    feed: Callable[[], tuple[int, list[Endpoint]]] | None = None  # the services' replicas (ServiceKeeper)
+    _seen: int = -1
+    _followed: set[str] = field(default_factory=set)
+
+    def _sync(self) -> None:
+        """Take the services' replicas as the keeper last published them (kept counts carry over)."""
+        if self.feed is None:
+            return
+        version, endpoints = self.feed()
+        if version == self._seen:
+            return
+        self._seen = version
+        now = {e.replica for e in endpoints}
+        for gone in self._followed - now:
+            self.replicas.pop(gone, None)
+        for e in endpoints:
+            self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, ready=e.ready))
+        self._followed = now
 
     def add(self, replica: Replica) -> None:
         old = self.replicas.get(replica.id)
         if old is not None:
-            replica.inflight, replica.served = old.inflight, old.served
+            replica.inflight, replica.served, replica.failed_at = old.inflight, old.served, old.failed_at
         self.replicas[replica.id] = replica
 
     def remove(self, replica_id: str) -> None:
         self.replicas.pop(replica_id, None)
 
-    def models(self) -> list[str]:
-        return sorted({r.model for r in self.replicas.values()})
+    def models(self, tenant: str | None = None) -> list[str]:
+        self._sync()
+        return sorted({r.model for r in self.replicas.values() if r.serves(tenant)})
 
-    def of(self, model: str) -> list[Replica]:
-        return [r for r in self.replicas.values() if r.model == model]
+    def of(self, model: str, tenant: str | None = None) -> list[Replica]:
+        self._sync()
+        return [r for r in self.replicas.values() if r.model == model and r.serves(tenant)]
 
-    def choose(self, model: str, now: float, exclude: set[str] | frozenset[str] = frozenset()) -> Replica | None:
+    def choose(self, model: str, now: float, exclude: set[str] | frozenset[str] = frozenset(),
+               tenant: str | None = None) -> Replica | None:
         """The usable replica with the fewest requests in flight (then rank, then id); None if none."""
+        self._sync()
         best = None
         for r in self.replicas.values():
-            if r.model != model or r.id in exclude or not r.usable(now):
+            if r.model != model or r.id in exclude or not r.usable(now) or not r.serves(tenant):
                 continue
             if best is None or (r.inflight, r.rank, r.id) < (best.inflight, best.rank, best.id):
                 best = r

@@ -198,6 +198,49 @@ class Constraints(_Strict):
         return v
 
 
+class Replicas(_Strict):
+    min: int = Field(1, ge=1, le=64)
+    max: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _order(self) -> Replicas:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+
+class Autoscale(_Strict):
+    """Replicas follow the load: in-flight requests per replica (or tokens/s per replica) near the target."""
+
+    inflight: float | None = Field(None, gt=0, le=10_000)
+    tokens_per_s: float | None = Field(None, gt=0, le=1e7)
+    up_after: float = Field(30.0, ge=0, le=86400, description="seconds between scale-ups (accepts 30s, 2m)")
+    down_after: float = Field(120.0, ge=0, le=86400, description="seconds of low load before a scale-down")
+
+    @field_validator("up_after", "down_after", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Autoscale:
+        if (self.inflight is None) == (self.tokens_per_s is None):
+            raise ValueError("give one target: inflight (requests per replica) or tokens_per_s (per replica)")
+        return self
+
+
+class ServiceSection(_Strict):
+    """A model served by replicas of the job's `run` (e.g. `vllm serve MODEL --port $PORT`): each replica
+    is placed by the scheduler like a job and told its port in `port_env`; the gateway routes to replicas
+    whose `ready` path answers 200."""
+
+    model: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    ready: str = Field("/health", max_length=256, pattern=r"^/[^\s\x00]*$")
+    port_env: str = Field("PORT", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    replicas: Replicas = Field(default_factory=Replicas)
+    autoscale: Autoscale | None = None
+
+
 class JobSpec(_Strict):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -210,6 +253,7 @@ class JobSpec(_Strict):
     env: dict[str, str] = Field(default_factory=dict, max_length=MAX_ENV)
     image: str | None = Field(None, max_length=512, pattern=r"^[^\s\x00]+$",
                               description="container image, for engines that run containers (Kubernetes)")
+    service: ServiceSection | None = Field(None, description="kind: service — the model its replicas serve")
 
     @field_validator("run")
     @classmethod
@@ -227,6 +271,14 @@ class JobSpec(_Strict):
             if "\x00" in value or len(value) > MAX_ENV_VALUE:
                 raise ValueError(f"the value of {key} holds a NUL byte or is over {MAX_ENV_VALUE} characters")
         return v
+
+    @model_validator(mode="after")
+    def _service_for_services(self) -> JobSpec:
+        if (self.kind == "service") != (self.service is not None):
+            raise ValueError("kind: service goes with a service section (model, ready, replicas), and only it")
+        if self.service is not None and self.resources.nodes != 1:
+            raise ValueError("resources.nodes: a service replica runs on one node")
+        return self
 
     @model_validator(mode="after")
     def _portable_includes_own_stack(self) -> JobSpec:

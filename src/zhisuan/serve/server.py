@@ -107,6 +107,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     control_thread(loop, interval, stop).start()
     try:
         service = Service(store, network, loop, reports)
+        service.keeper.start()  # readiness probes of service replicas, off the control loop
         # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
         registry = Registry()
         for replica in backends or []:

@@ -113,3 +113,17 @@ class BusySampleRow(Base):
     source: Mapped[str] = mapped_column(String(32))
     watts: Mapped[float | None] = mapped_column(Float, nullable=True)
     peak_memory_gib: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ServiceRow(Base):
+    __tablename__ = "services"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128), index=True)
+    spec: Mapped[str] = mapped_column(Text)  # the validated JobSpec (kind: service) as JSON
+    desired: Mapped[int] = mapped_column(Integer)  # replicas wanted now (min..max; autoscaling moves it)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # active | stopped
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

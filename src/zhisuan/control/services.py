@@ -1,0 +1,191 @@
+"""Keeps every active model service at its replicas: each replica an ordinary job of the service's spec
+(placed by the scheduler, started by its center's engine, recorded and billed as jobs are), told its port;
+a replica that ended (its process died, its center failed it) is replaced — the scheduler places the new
+one wherever suits best now. Readiness is probed off the control loop (a thread; a slow replica never
+stalls a step); the gateway routes to the endpoints published here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from zhisuan.model import JobState, Network
+from zhisuan.store import JobRecord, JobStore, ServiceRecord, ServiceStore
+from zhisuan.store.services import SERVICE_ENV
+
+log = logging.getLogger("zhisuan.services")
+
+PORTS = range(20_000, 30_000)  # where replicas are told to listen
+PROBE_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    replica: str  # its job id
+    service: str
+    tenant: str
+    model: str
+    url: str
+    center: str
+    ready: bool
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class ServiceKeeper:
+    def __init__(self, jobs: JobStore, services: ServiceStore, network: Network,
+                 cancel: Callable[[str, float], object], probe_every: float = 1.0) -> None:
+        self.jobs, self.services, self.network, self.cancel = jobs, services, network, cancel
+        self.probe_every = probe_every
+        self.replicas: dict[str, set[str]] = {}  # service id -> its live replica jobs
+        self.records: dict[str, JobRecord] = {}  # replica job -> latest record
+        self.ready: dict[str, bool] = {}  # replica job -> its ready path answered 200 at the last probe
+        self.version = 0  # bumped whenever the endpoints change
+        self._endpoints: list[Endpoint] = []
+        self._lock = threading.RLock()  # the loop's step and the prober share the maps below
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._recovered = False
+        self._local = {c.name for c in network.centers if c.engine == "local"}
+
+    # ---- the loop's step ---------------------------------------------------------------------------
+
+    def step(self, now: float) -> None:
+        with self._lock:
+            self._step(now)
+
+    def _step(self, now: float) -> None:
+        if not self._recovered:
+            self._recover()
+        active = {s.id: s for s in self.services.list(active_only=True)}
+        live = [j for ids in self.replicas.values() for j in ids]
+        fresh = self.jobs.get_many(live) if live else {}
+        for sid, ids in list(self.replicas.items()):
+            for j in list(ids):
+                rec = fresh.get(j)
+                if rec is None or rec.state.terminal:
+                    ids.discard(j)
+                    self.records.pop(j, None)
+                    if rec is not None and rec.state is JobState.FAILED and sid in active:
+                        log.info("replica %s of %s ended (%s): replacing it", j, sid, rec.reason)
+                else:
+                    self.records[j] = rec
+            if sid not in active:
+                for j in ids:
+                    with contextlib.suppress(Exception):
+                        self.cancel(j, now)
+                del self.replicas[sid]
+        for sid, svc in active.items():
+            ids = self.replicas.setdefault(sid, set())
+            for _ in range(svc.desired - len(ids)):
+                ids.add(self._submit(svc, now))
+        self._publish()
+
+    def _recover(self) -> None:
+        """Replica jobs already in the store (a restart) are the services' again."""
+        for rec in self.jobs.find(states={s for s in JobState if not s.terminal}):
+            sid = rec.spec.env.get(SERVICE_ENV)
+            if sid:
+                self.replicas.setdefault(sid, set()).add(rec.id)
+                self.records[rec.id] = rec
+        self._recovered = True
+
+    def _submit(self, svc: ServiceRecord, now: float) -> str:
+        assert svc.spec.service is not None
+        used = {int(r.spec.env.get(svc.spec.service.port_env, "0") or 0) for r in self.records.values()}
+        start = zlib.crc32(f"{svc.id}{now}{len(used)}".encode()) % len(PORTS)
+        port = next(p for k in range(len(PORTS)) if (p := PORTS[(start + k) % len(PORTS)]) not in used
+                    and _port_free(p))
+        n = len(self.replicas.get(svc.id, ())) + 1
+        env = {**svc.spec.env, SERVICE_ENV: svc.id, svc.spec.service.port_env: str(port)}
+        spec = svc.spec.model_copy(update={"name": f"{svc.name}-r{n}"[:128], "env": env})
+        rec = self.jobs.submit_record(spec, now, actor=f"service {svc.id}")
+        self.records[rec.id] = rec
+        return rec.id
+
+    # ---- endpoints ---------------------------------------------------------------------------------
+
+    def _url(self, rec: JobRecord) -> str | None:
+        if rec.center is None or rec.spec.service is None or not rec.nodes:
+            return None
+        port = rec.spec.env.get(rec.spec.service.port_env)
+        host = "127.0.0.1"
+        if rec.center not in self._local:
+            pool = next((p for c in self.network.centers if c.name == rec.center for p in c.pools
+                         if p.name == rec.pool), None)
+            if pool is not None and rec.nodes[0] < len(pool.node_names):
+                host = pool.node_names[rec.nodes[0]]
+        return f"http://{host}:{port}"
+
+    def _publish(self) -> None:
+        """Caller holds the lock."""
+        out = []
+        for sid, ids in self.replicas.items():
+            for j in sorted(ids):
+                rec = self.records.get(j)
+                url = self._url(rec) if rec is not None and rec.state is JobState.RUNNING else None
+                if rec is None or url is None or rec.spec.service is None:
+                    continue
+                out.append(Endpoint(j, sid, rec.tenant, rec.spec.service.model, url, rec.center or "",
+                                    self.ready.get(j, False)))
+        if out != self._endpoints:
+            self._endpoints = out
+            self.version += 1
+
+    def endpoints(self) -> tuple[int, list[Endpoint]]:
+        with self._lock:
+            return self.version, list(self._endpoints)
+
+    # ---- readiness, off the loop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._probe_forever, name="zhisuan-services", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def probe(self) -> None:
+        """One round: GET each running replica's ready path; 200 is ready."""
+        with self._lock:
+            targets = []
+            for e in self._endpoints:
+                rec = self.records.get(e.replica)
+                path = rec.spec.service.ready if rec is not None and rec.spec.service is not None else "/health"
+                targets.append((e.replica, e.url + path))
+        answers = {}
+        with httpx.Client(timeout=PROBE_TIMEOUT) as client:
+            for replica, url in targets:
+                try:
+                    answers[replica] = client.get(url).status_code == 200
+                except httpx.HTTPError:
+                    answers[replica] = False
+        with self._lock:
+            self.ready.update(answers)
+            self._publish()
+
+    def _probe_forever(self) -> None:
+        while not self._stop.is_set():
+            t = time.monotonic()
+            try:
+                self.probe()
+            except Exception:  # a bad round must not end the prober
+                log.exception("readiness probe failed")
+            self._stop.wait(max(0.0, self.probe_every - (time.monotonic() - t)))

@@ -1,0 +1,78 @@
+"""Model services in the store: each deployment's spec, the replicas it wants, and whether it is active.
+Its replicas are ordinary jobs (their spec's environment names the service), so they are scheduled,
+started, recorded and billed as any job is."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import sessionmaker
+
+from zhisuan.model import JobSpec
+from zhisuan.store.schema import ServiceRow
+
+ACTIVE, STOPPED = "active", "stopped"
+SERVICE_ENV = "ZHISUAN_SERVICE"  # in a replica job's environment: the id of its service
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    id: str
+    tenant: str
+    name: str
+    model: str
+    spec: JobSpec
+    desired: int
+    state: str
+    created_at: float
+    updated_at: float
+
+
+def _record(row: ServiceRow) -> ServiceRecord:
+    return ServiceRecord(row.id, row.tenant, row.name, row.model, JobSpec.model_validate_json(row.spec), row.desired,
+                         row.state, row.created_at, row.updated_at)
+
+
+class ServiceStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session = sessionmaker(engine, expire_on_commit=False)
+
+    def create(self, spec: JobSpec, now: float) -> ServiceRecord:
+        """A validated `kind: service` spec as an active service wanting its minimum of replicas."""
+        if spec.service is None:
+            raise ValueError("not a service spec")
+        row = ServiceRow(id=f"s-{uuid.uuid4().hex[:12]}", tenant=spec.tenant, name=spec.name, model=spec.service.model,
+                         spec=spec.model_dump_json(), desired=spec.service.replicas.min, state=ACTIVE, created_at=now,
+                         updated_at=now)
+        with self.session.begin() as s:
+            s.add(row)
+        return _record(row)
+
+    def get(self, service_id: str) -> ServiceRecord | None:
+        with self.session() as s:
+            row = s.get(ServiceRow, service_id)
+            return _record(row) if row is not None else None
+
+    def list(self, tenant: str | None = None, active_only: bool = False) -> list[ServiceRecord]:
+        q = select(ServiceRow).order_by(ServiceRow.created_at, ServiceRow.id)
+        if tenant is not None:
+            q = q.where(ServiceRow.tenant == tenant)
+        if active_only:
+            q = q.where(ServiceRow.state == ACTIVE)
+        with self.session() as s:
+            return [_record(r) for r in s.scalars(q)]
+
+    def set_desired(self, service_id: str, desired: int, now: float) -> None:
+        with self.session.begin() as s:
+            s.execute(update(ServiceRow).where(ServiceRow.id == service_id, ServiceRow.state == ACTIVE)
+                      .values(desired=desired, updated_at=now))
+
+    def stop(self, service_id: str, now: float) -> bool:
+        """True if it was active (its replicas are then cancelled by the keeper)."""
+        with self.session.begin() as s:
+            done = s.execute(update(ServiceRow).where(ServiceRow.id == service_id, ServiceRow.state == ACTIVE)
+                             .values(state=STOPPED, updated_at=now))
+            return bool(done.rowcount)  # type: ignore[attr-defined]

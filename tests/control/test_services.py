@@ -1,0 +1,183 @@
+"""A model service deployed on two local centers: its replicas are jobs placed by the scheduler, started by
+the engine (the repo's minimal OpenAI-compatible server, real processes), probed and routed to by the
+gateway; a replica whose process dies is replaced and a client that retries once sees no failure."""
+
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from zhisuan.control import ControlLoop
+from zhisuan.control.service import Service
+from zhisuan.engines import LocalEngine
+from zhisuan.gateway import backend
+from zhisuan.gateway.errors import GatewayError
+from zhisuan.gateway.proxy import Gateway
+from zhisuan.gateway.replicas import Registry
+from zhisuan.model import JobState, SpecError, parse_network
+from zhisuan.store import JobStore, Principal, connect, migrate
+
+NETWORK = parse_network("""
+name: two
+centers:
+  - {name: east, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5,
+     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 10}]}
+  - {name: west, region: west, pue: 1.2, carbon_kg_per_kwh: 0.5,
+     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 12}]}
+""")
+
+def spec(script):
+    return f"""name: chat
+tenant: acme
+kind: service
+resources: {{accelerators: a100:1}}
+service: {{model: echo, ready: /health, replicas: {{min: 2, max: 2}}}}
+run: exec python3 {script} --port $PORT --model echo
+"""
+
+
+@pytest.fixture(scope="module")
+def script():
+    """The repo's backend where a replica's own uid can read it (jobs run unprivileged)."""
+    folder = Path(tempfile.mkdtemp(prefix="zhisuan-backend-"))
+    folder.chmod(0o755)
+    path = folder / "backend.py"
+    shutil.copy(backend.__file__, path)
+    path.chmod(0o644)
+    yield path
+    shutil.rmtree(folder, ignore_errors=True)
+ACME = Principal("acme", False)
+
+
+@pytest.fixture
+def deployed(tmp_path, script):
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    engine = LocalEngine(tmp_path / "runs", grace=0.5)
+    loop = ControlLoop(store, NETWORK, engine)
+    service = Service(store, NETWORK, loop)
+    registry = Registry(feed=service.keeper.endpoints)
+    svc = service.deploy(spec(script), ACME, time.time())
+    yield service, loop, registry, svc
+    service.stop_service(svc.id, ACME, time.time())
+    loop.step(time.time())
+
+
+def until_ready(service, loop, registry, n, limit=60.0):
+    end = time.time() + limit
+    while time.time() < end:
+        loop.step(time.time())
+        service.keeper.probe()
+        ready = [r for r in registry.of("echo", "acme") if r.ready]
+        if len(ready) >= n:
+            return ready
+        time.sleep(0.2)
+    raise AssertionError(service.services(ACME))
+
+
+def chat(registry, tenant="acme"):
+    async def go():
+        gateway = Gateway(registry)
+        try:
+            r = await gateway.forward(tenant, "/v1/chat/completions",
+                                      b'{"model": "echo", "messages": [{"role": "user", "content": "hi there"}]}')
+            return r.status_code, r.body
+        except GatewayError as e:
+            return e.status, e.message.encode()
+        finally:
+            await gateway.aclose()
+    return asyncio.run(go())
+
+
+def test_a_service_runs_two_replicas_on_two_centers_and_the_gateway_routes_to_them(deployed):
+    service, loop, registry, svc = deployed
+    ready = until_ready(service, loop, registry, 2)
+    assert {r.center for r in ready} == {"east", "west"}  # one device each: the scheduler spread them
+    listed = service.services(ACME)[0]
+    assert listed["model"] == "echo" and len(listed["replicas"]) == 2 and len(listed["ready"]) == 2
+    replicas = [service.store.get(j) for j in listed["replicas"]]
+    assert all(r.state is JobState.RUNNING and r.spec.env["ZHISUAN_SERVICE"] == svc.id for r in replicas)
+    status, body = chat(registry)
+    assert status == 200 and b"hi there" in body
+    assert chat(registry, tenant="lab")[0] == 404  # another tenant's service is not theirs to call
+
+
+def test_a_dead_replica_is_replaced_and_a_client_that_retries_once_never_fails(deployed):
+    service, loop, registry, svc = deployed
+    until_ready(service, loop, registry, 2)
+    victim = service.store.get(sorted(service.keeper.replicas[svc.id])[0])
+    service.loop.fleet.of(victim.center).cancel(victim.engine_handle)  # its process dies (killed under it)
+    failures = 0
+    end = time.time() + 60
+    while time.time() < end:
+        loop.step(time.time())
+        service.keeper.probe()
+        status, _ = chat(registry)
+        if status != 200:
+            status, _ = chat(registry)  # one retry, as clients do
+        failures += status != 200
+        if service.store.get(victim.id).state.terminal and len([r for r in registry.of("echo") if r.ready]) == 2:
+            break
+        time.sleep(0.2)
+    assert failures == 0
+    assert service.store.get(victim.id).state is JobState.FAILED
+    assert victim.id not in service.keeper.replicas[svc.id] and len(service.keeper.replicas[svc.id]) == 2
+
+
+def test_a_stopped_service_cancels_its_replicas(deployed):
+    service, loop, registry, svc = deployed
+    until_ready(service, loop, registry, 1)
+    replicas = sorted(service.keeper.replicas[svc.id])
+    service.stop_service(svc.id, ACME, time.time())
+    loop.step(time.time())
+    assert all(service.store.get(j).state is JobState.CANCELLED for j in replicas)
+    assert registry.of("echo") == []
+
+
+def test_a_service_spec_goes_to_services_and_a_job_spec_to_jobs(deployed):
+    service, *_ = deployed
+    with pytest.raises(SpecError, match="POST /v1/services"):
+        service.submit(spec("x.py"), ACME, time.time())
+    with pytest.raises(SpecError, match="kind: service"):
+        service.deploy("name: x\ntenant: acme\nresources: {accelerators: a100:1}\nrun: echo hi", ACME, time.time())
+
+
+def test_deploy_call_and_stop_through_the_api(tmp_path, script):
+    from fastapi.testclient import TestClient
+
+    from zhisuan.api import create_app
+    from zhisuan.store import TokenStore
+
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store, tokens = JobStore(db), TokenStore(db)
+    loop = ControlLoop(store, NETWORK, LocalEngine(tmp_path / "runs", grace=0.5))
+    service = Service(store, NETWORK, loop)
+    auth = {"Authorization": f"Bearer {tokens.issue('acme', 0.0)}"}
+    with TestClient(create_app(service, tokens, Gateway(Registry()))) as client:
+        bad = client.post("/v1/services", content=spec(script).replace("min: 2, max: 2", "min: 3, max: 2"),
+                          headers=auth)
+        assert bad.status_code == 422 and "service.replicas" in bad.text
+        assert client.get("/v1/services", headers=auth).json() == []  # nothing half-written
+        r = client.post("/v1/services", content=spec(script), headers=auth)
+        assert r.status_code == 201 and r.json()["model"] == "echo"
+        sid = r.json()["id"]
+        chat = {"model": "echo", "messages": [{"role": "user", "content": "through the api"}]}
+        end = time.time() + 60
+        while time.time() < end:
+            loop.step(time.time())
+            service.keeper.probe()
+            answer = client.post("/v1/chat/completions", json=chat, headers=auth)
+            if answer.status_code == 200:
+                break
+            assert answer.json()["error"]["code"] in ("no_replica_ready", "model_not_found")
+            time.sleep(0.2)
+        assert answer.status_code == 200 and "through the api" in answer.text
+        assert client.get("/v1/models", headers=auth).json()["data"][0]["id"] == "echo"
+        assert client.delete(f"/v1/services/{sid}", headers=auth).json()["state"] == "stopped"
+        loop.step(time.time())
+        assert client.post("/v1/chat/completions", json=chat, headers=auth).status_code == 404
