@@ -5,6 +5,7 @@ gateway; a replica whose process dies is replaced and a client that retries once
 import asyncio
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -181,3 +182,60 @@ def test_deploy_call_and_stop_through_the_api(tmp_path, script):
         assert client.delete(f"/v1/services/{sid}", headers=auth).json()["state"] == "stopped"
         loop.step(time.time())
         assert client.post("/v1/chat/completions", json=chat, headers=auth).status_code == 404
+
+
+def test_a_service_scales_up_under_load_and_back_down_when_it_ends(tmp_path, script):
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    loop = ControlLoop(store, NETWORK, LocalEngine(tmp_path / "runs", grace=0.5))
+    service = Service(store, NETWORK, loop)
+    registry = Registry(feed=service.keeper.endpoints)
+    service.keeper.load, service.keeper.window = registry.load, 2.0
+    text = spec(script).replace("replicas: {min: 2, max: 2}}", "replicas: {min: 1, max: 2}, autoscale: "
+                                "{inflight: 1, up_after: 1s, down_after: 3s}}").replace("--model echo",
+                                                                                         "--model echo --delay 0.4")
+    svc = service.deploy(text, ACME, time.time())
+    until_ready(service, loop, registry, 1)
+    stop = threading.Event()
+    answered = []
+
+    def clients():
+        async def one():
+            gateway = Gateway(registry)
+            while not stop.is_set():
+                try:
+                    r = await gateway.forward("acme", "/v1/chat/completions",
+                                              b'{"model": "echo", "messages": [{"role": "user", "content": "busy"}]}')
+                    answered.append(r.status_code)
+                except GatewayError as e:
+                    answered.append(e.status)
+            await gateway.aclose()
+
+        async def many():
+            await asyncio.gather(*(one() for _ in range(3)))
+
+        asyncio.run(many())
+
+    load = threading.Thread(target=clients)
+    load.start()
+    try:
+        ready = until_ready(service, loop, registry, 2, limit=40)  # three requests in flight, one per replica wanted
+    finally:
+        stop.set()
+        load.join()
+    assert {r.center for r in ready} == {"east", "west"} and service.service_store.get(svc.id).desired == 2
+    ready_ids = [r.id for r in ready]
+    added = max(service.keeper.replicas[svc.id], key=lambda j: store.get(j).submitted_at)
+    assert any("placed on" in t.reason for t in store.transitions(added))  # the scheduler placed it, as any job
+    assert answered and set(answered) == {200}
+    end = time.time() + 30
+    while time.time() < end and len(service.keeper.replicas[svc.id]) > 1:
+        loop.step(time.time())
+        service.keeper.probe()
+        time.sleep(0.2)
+    assert len(service.keeper.replicas[svc.id]) == 1 and service.service_store.get(svc.id).desired == 1
+    gone = [j for j in [*ready_ids] if j not in service.keeper.replicas[svc.id]]
+    assert len(gone) == 1 and store.get(gone[0]).state is JobState.CANCELLED  # drained, then cancelled
+    service.stop_service(svc.id, ACME, time.time())
+    loop.step(time.time())

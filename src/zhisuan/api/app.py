@@ -113,6 +113,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
     if gateway is not None:
         if gateway.registry.feed is None:
             gateway.registry.feed = service.keeper.endpoints  # the services' replicas, as the keeper sees them
+            service.keeper.load = gateway.registry.load  # and what they carry, for autoscaling
         app.state.gateway = gateway
         add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)

@@ -3,22 +3,31 @@
 a replica that ended (its process died, its center failed it) is replaced — the scheduler places the new
 one wherever suits best now. Readiness is probed off the control loop (a thread; a slow replica never
 stalls a step); the gateway routes to the endpoints published here.
+
+Autoscaling (a service's `autoscale`): the gateway reports each replica's requests in flight and tokens
+served (`load`); the wanted replicas are the load over the last `WINDOW` seconds ÷ the target per replica,
+between min and max. Up after `up_after` seconds since the last change; down only when the load has
+stayed low for `down_after`: the replica to go is drained first (no new requests) and cancelled once its
+requests in flight are done.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
 from zhisuan.model import JobState, Network
+from zhisuan.model.jobspec import Autoscale
 from zhisuan.store import JobRecord, JobStore, ServiceRecord, ServiceStore
 from zhisuan.store.services import SERVICE_ENV
 
@@ -26,6 +35,8 @@ log = logging.getLogger("zhisuan.services")
 
 PORTS = range(20_000, 30_000)  # where replicas are told to listen
 PROBE_TIMEOUT = 1.0
+WINDOW = 10.0  # seconds of load the wanted replicas are computed over
+Load = dict[str, tuple[int, int]]  # replica job -> (requests in flight, completion tokens served so far)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class Endpoint:
     url: str
     center: str
     ready: bool
+    draining: bool = False
 
 
 def _port_free(port: int) -> bool:
@@ -52,6 +64,11 @@ class ServiceKeeper:
     def __init__(self, jobs: JobStore, services: ServiceStore, network: Network,
                  cancel: Callable[[str, float], object], probe_every: float = 1.0) -> None:
         self.jobs, self.services, self.network, self.cancel = jobs, services, network, cancel
+        self.load: Callable[[], Load] | None = None  # set by the gateway that routes to these replicas
+        self.samples: dict[str, deque[tuple[float, float, float]]] = {}  # service -> (t, in flight, tokens)
+        self.changed_at: dict[str, float] = {}  # service -> when its wanted replicas last changed
+        self.draining: set[str] = set()
+        self.window = WINDOW
         self.probe_every = probe_every
         self.replicas: dict[str, set[str]] = {}  # service id -> its live replica jobs
         self.records: dict[str, JobRecord] = {}  # replica job -> latest record
@@ -91,11 +108,64 @@ class ServiceKeeper:
                     with contextlib.suppress(Exception):
                         self.cancel(j, now)
                 del self.replicas[sid]
+        load = self.load() if self.load is not None else {}
         for sid, svc in active.items():
             ids = self.replicas.setdefault(sid, set())
-            for _ in range(svc.desired - len(ids)):
+            auto = svc.spec.service.autoscale if svc.spec.service else None
+            desired = svc.desired
+            if auto is not None and self.load is not None:
+                desired = self._scale(svc, auto, ids, load, now)
+            serving = ids - self.draining
+            for _ in range(desired - len(serving)):
                 ids.add(self._submit(svc, now))
+            if len(serving) > desired:  # drain the replica with the fewest requests in flight, newest first
+                for j in sorted(serving, key=lambda j: (load.get(j, (0, 0))[0], -self.records[j].submitted_at,
+                                                         j))[: len(serving) - desired]:
+                    self.draining.add(j)
+            for j in sorted(ids & self.draining):
+                if load.get(j, (0, 0))[0] == 0:
+                    with contextlib.suppress(Exception):
+                        self.cancel(j, now)
+                    ids.discard(j)
+                    self.draining.discard(j)
+                    self.records.pop(j, None)
         self._publish()
+
+    def _scale(self, svc: ServiceRecord, auto: Autoscale, ids: set[str], load: Load, now: float) -> int:
+        """The replicas the load wants (min..max), moved within the cooldowns; stored when it changes."""
+        assert svc.spec.service is not None
+        bounds = svc.spec.service.replicas
+        samples = self.samples.setdefault(svc.id, deque())
+        samples.append((now, float(sum(load.get(j, (0, 0))[0] for j in ids)),
+                        float(sum(load.get(j, (0, 0))[1] for j in ids))))
+        while samples and samples[0][0] < now - max(self.window, auto.down_after) - 1.0:
+            samples.popleft()
+
+        target = auto.inflight or auto.tokens_per_s or 1.0
+
+        def level(since: float, peak: bool) -> float:
+            """Requests in flight (mean, or the peak) or tokens/s since `since`."""
+            recent = [s for s in samples if s[0] >= since] or [samples[-1]]
+            if auto.inflight is not None:
+                values = [s[1] for s in recent]
+                return max(values) if peak else sum(values) / len(values)
+            return max(0.0, recent[-1][2] - recent[0][2]) / max(recent[-1][0] - recent[0][0], 1.0)
+
+        def replicas_for(value: float) -> int:
+            return min(bounds.max, max(bounds.min, math.ceil(value / target - 1e-9)))
+
+        last = self.changed_at.get(svc.id, svc.created_at)
+        desired = svc.desired
+        now_want = replicas_for(level(now - self.window, peak=False))
+        if now_want > desired and now - last >= auto.up_after:
+            desired = now_want
+        elif now_want < desired and now - last >= auto.down_after:
+            desired = max(now_want, replicas_for(level(now - auto.down_after, peak=True)))  # low all along
+        if desired != svc.desired:
+            log.info("service %s: %d -> %d replicas", svc.id, svc.desired, desired)
+            self.services.set_desired(svc.id, desired, now)
+            self.changed_at[svc.id] = now
+        return desired
 
     def _recover(self) -> None:
         """Replica jobs already in the store (a restart) are the services' again."""
@@ -143,7 +213,7 @@ class ServiceKeeper:
                 if rec is None or url is None or rec.spec.service is None:
                     continue
                 out.append(Endpoint(j, sid, rec.tenant, rec.spec.service.model, url, rec.center or "",
-                                    self.ready.get(j, False)))
+                                    self.ready.get(j, False), j in self.draining))
         if out != self._endpoints:
             self._endpoints = out
             self.version += 1

@@ -23,7 +23,7 @@ def words_of(body: dict[str, Any]) -> list[str]:
     return text.split()[:256] or ["ok"]
 
 
-def handler(model: str, stream_usage: bool) -> type[BaseHTTPRequestHandler]:
+def handler(model: str, stream_usage: bool, delay: float = 0.0) -> type[BaseHTTPRequestHandler]:
     class Backend(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive for whole answers; a stream closes its connection
 
@@ -66,6 +66,8 @@ def handler(model: str, stream_usage: bool) -> type[BaseHTTPRequestHandler]:
                 self._json({"error": {"message": "not found"}}, 404)
                 return
             chat = self.path == "/v1/chat/completions"
+            if delay:
+                time.sleep(min(delay, 60.0))
             usage = {"prompt_tokens": len(words), "completion_tokens": len(words), "total_tokens": 2 * len(words)}
             if not body.get("stream"):
                 text = " ".join(words)
@@ -95,8 +97,9 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--model", default="echo")
     p.add_argument("--no-stream-usage", action="store_true")
+    p.add_argument("--delay", type=float, default=0.0, help="seconds each completion takes (load tests)")
     a = p.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", a.port), handler(a.model, not a.no_stream_usage))
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), handler(a.model, not a.no_stream_usage, a.delay))
     server.daemon_threads = True
     server.serve_forever()
 

@@ -134,8 +134,9 @@ class Gateway:
                 tokens = from_body(json.loads(content))
             except ValueError:
                 tokens = None
-        self.meter.done(tenant, model, tokens or Tokens(prompt_estimate(request), 0, measured=False),
-                        self.clock() - start)
+        tokens = tokens or Tokens(prompt_estimate(request), 0, measured=False)
+        replica.tokens += tokens.completion
+        self.meter.done(tenant, model, tokens, self.clock() - start)
         return Response(content, upstream.status_code, media_type=upstream.headers.get("content-type"))
 
     def _relay(self, tenant: str, model: str, replica: Replica, upstream: httpx.Response,
@@ -155,7 +156,9 @@ class Gateway:
                 replica.inflight -= 1
                 replica.served += 1
                 await upstream.aclose()
-                self.meter.done(tenant, model, counter.tokens(request), first_byte)
+                tokens = counter.tokens(request)
+                replica.tokens += tokens.completion
+                self.meter.done(tenant, model, tokens, first_byte)
 
         return StreamingResponse(chunks(), upstream.status_code,
                                  media_type=upstream.headers.get("content-type", "text/event-stream"))

@@ -31,6 +31,7 @@ class Replica:
     inflight: int = 0
     failed_at: float = -1e18
     served: int = 0
+    tokens: int = 0  # completion tokens served (autoscaling on tokens/s)
 
     def usable(self, now: float) -> bool:
         return self.ready and not self.draining and now - self.failed_at >= FAIL_BACKOFF
@@ -60,17 +61,26 @@ class Registry:
         for gone in self._followed - now:
             self.replicas.pop(gone, None)
         for e in endpoints:
-            self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, ready=e.ready))
+            self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, ready=e.ready, draining=e.draining))
         self._followed = now
 
     def add(self, replica: Replica) -> None:
+        """A new replica, or new facts about a known one: updated in place, since requests in flight hold
+        the object and count themselves out on it."""
         old = self.replicas.get(replica.id)
-        if old is not None:
-            replica.inflight, replica.served, replica.failed_at = old.inflight, old.served, old.failed_at
-        self.replicas[replica.id] = replica
+        if old is None:
+            self.replicas[replica.id] = replica
+            return
+        for name in ("model", "url", "center", "tenant", "rank", "ready", "draining"):
+            setattr(old, name, getattr(replica, name))
 
     def remove(self, replica_id: str) -> None:
         self.replicas.pop(replica_id, None)
+
+    def load(self) -> dict[str, tuple[int, int]]:
+        """Per replica: requests in flight and completion tokens served (what autoscaling reads)."""
+        self._sync()
+        return {r.id: (r.inflight, r.tokens) for r in list(self.replicas.values())}
 
     def models(self, tenant: str | None = None) -> list[str]:
         self._sync()
