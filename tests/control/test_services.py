@@ -151,6 +151,7 @@ def test_deploy_call_and_stop_through_the_api(tmp_path, script):
     from fastapi.testclient import TestClient
 
     from zhisuan.api import create_app
+    from zhisuan.metering.invoice import local_month
     from zhisuan.store import TokenStore
 
     db = connect(f"sqlite:///{tmp_path / 'z.db'}")
@@ -179,6 +180,17 @@ def test_deploy_call_and_stop_through_the_api(tmp_path, script):
             time.sleep(0.2)
         assert answer.status_code == 200 and "through the api" in answer.text
         assert client.get("/v1/models", headers=auth).json()["data"][0]["id"] == "echo"
+        for _ in range(4):
+            assert client.post("/v1/chat/completions", json=chat, headers=auth).status_code == 200
+        bill = client.get(f"/v1/invoices/acme/{local_month(time.time())}", headers=auth).json()
+        [line] = bill["services"]
+        assert line["model"] == "echo" and line["replica_jobs"] == 2 and line["requests"] >= 5
+        assert line["prompt_tokens"] >= 15 and line["completion_tokens"] >= 15 and line["counted_tokens"] == 0
+        replica_cny = sum(x["cny"] for x in bill["lines"])  # the replicas are the tenant's only jobs
+        assert line["cny"] == pytest.approx(replica_cny) and line["cny"] > 0
+        served = line["prompt_tokens"] + line["completion_tokens"]
+        assert line["cny_per_million_tokens"] == pytest.approx(line["cny"] / served * 1e6)
+        assert line["kwh_per_1k_tokens"] > 0 and line["kg_co2_per_1k_tokens"] > 0
         assert client.delete(f"/v1/services/{sid}", headers=auth).json()["state"] == "stopped"
         loop.step(time.time())
         assert client.post("/v1/chat/completions", json=chat, headers=auth).status_code == 404

@@ -4,6 +4,7 @@ errors are RFC 7807 problem+json that name the field; OpenAPI at /openapi.json a
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -114,6 +115,16 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         if gateway.registry.feed is None:
             gateway.registry.feed = service.keeper.endpoints  # the services' replicas, as the keeper sees them
             service.keeper.load = gateway.registry.load  # and what they carry, for autoscaling
+        if service.flush_tokens is None:
+            def flush() -> None:
+                rows = gateway.meter.drain()
+                try:
+                    service.token_usage.add(rows, time.time())
+                except Exception:
+                    gateway.meter.restore(rows)  # nothing served is lost for a store that said no
+                    raise
+
+            service.flush_tokens = flush
         app.state.gateway = gateway
         add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)

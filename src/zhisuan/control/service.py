@@ -10,7 +10,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from zhisuan.control.overview import DayTotal, local_midnight, overview
 from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
-from zhisuan.metering.invoice import Invoice, invoice
+from zhisuan.metering.invoice import Invoice, invoice, services_section
 from zhisuan.metering.usage import UsageInterval
 from zhisuan.metering.utilization import by_tenant, utilization
 from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
@@ -33,7 +33,17 @@ from zhisuan.model.units import format_duration
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
 from zhisuan.scheduler.feasibility import check_spec
-from zhisuan.store import JobRecord, JobStore, Principal, ServiceRecord, ServiceStore, Transition, UsageStore
+from zhisuan.store import (
+    JobRecord,
+    JobStore,
+    Principal,
+    ServiceRecord,
+    ServiceStore,
+    TokenUsageStore,
+    Transition,
+    UsageStore,
+)
+from zhisuan.store.services import SERVICE_ENV
 
 SYSTEM = Principal("zhisuan", True)  # who acts when zhisuan itself cancels (a stopped service's replicas)
 
@@ -85,6 +95,8 @@ class Service:
         self.usage = UsageStore(self.store.engine)
         self.meter = Meter(self.network, self.usage)
         self.service_store = ServiceStore(self.store.engine)
+        self.token_usage = TokenUsageStore(self.store.engine)
+        self.flush_tokens: Callable[[], None] | None = None  # the gateway's meter into the store (set with it)
         self.keeper = ServiceKeeper(self.store, self.service_store, self.network,
                                     lambda job_id, now: self.cancel(job_id, SYSTEM, now))
         self.loop.keeper = self.keeper
@@ -302,8 +314,15 @@ class Service:
         if tenant != who.tenant and not who.admin:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, not {tenant!r}")
         since, until = month_window(month)
-        names = {r.id: r.name for r in self.store.find(tenant=tenant)}
-        return invoice(self._metered(time.time() if now is None else now, since, until, tenant), tenant, month, names)
+        records = self.store.find(tenant=tenant)
+        names = {r.id: r.name for r in records}
+        bill = invoice(self._metered(time.time() if now is None else now, since, until, tenant), tenant, month, names)
+        if self.flush_tokens is not None:
+            self.flush_tokens()
+        models = {s.id: s.model for s in self.service_store.list(tenant)}
+        model_of = {r.id: models[sid] for r in records if (sid := r.spec.env.get(SERVICE_ENV)) in models}
+        bill.services = services_section(bill.lines, model_of, self.token_usage.totals(tenant, since, until))
+        return bill
 
     def utilization(self, who: Principal, since: float, until: float, bucket: float,
                     center: str | None = None, now: float | None = None) -> dict[str, object]:

@@ -3,6 +3,7 @@ the latency to the first byte — read by /metrics and, later, the bill."""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -40,6 +41,25 @@ class GatewayMeter:
     served: dict[tuple[str, str], Served] = field(default_factory=dict)
     latency: dict[str, deque[float]] = field(default_factory=dict)
     first_byte: dict[str, Histogram] = field(default_factory=dict)
+    pending: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # not yet in the store
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _pend(self, tenant: str, model: str, **counts: int) -> None:
+        with self._lock:
+            row = self.pending.setdefault((tenant, model), {})
+            for k, v in counts.items():
+                row[k] = row.get(k, 0) + v
+
+    def drain(self) -> list[tuple[str, str, dict[str, int]]]:
+        """What was served since the last drain, for the store (TokenUsageStore.add)."""
+        with self._lock:
+            pending, self.pending = self.pending, {}
+        return [(t, m, counts) for (t, m), counts in sorted(pending.items())]
+
+    def restore(self, rows: list[tuple[str, str, dict[str, int]]]) -> None:
+        """Drained rows the store did not take: counted again at the next drain."""
+        for tenant, model, counts in rows:
+            self._pend(tenant, model, **counts)
 
     def _of(self, tenant: str, model: str) -> Served:
         return self.served.setdefault((tenant, model), Served())
@@ -51,6 +71,8 @@ class GatewayMeter:
         s.completion_tokens += tokens.completion
         if not tokens.measured:
             s.counted_tokens += tokens.prompt + tokens.completion
+        self._pend(tenant, model, requests=1, prompt_tokens=tokens.prompt, completion_tokens=tokens.completion,
+                   counted_tokens=0 if tokens.measured else tokens.prompt + tokens.completion)
         self.latency.setdefault(model, deque(maxlen=LATENCIES)).append(first_byte)
         self.first_byte.setdefault(model, Histogram()).observe(first_byte)
 
@@ -58,3 +80,4 @@ class GatewayMeter:
         s = self._of(tenant, model)
         s.requests += 1
         s.errors += 1
+        self._pend(tenant, model, requests=1, errors=1)

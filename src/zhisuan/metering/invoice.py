@@ -33,6 +33,27 @@ class InvoiceLine:
 
 
 @dataclass
+class ServiceLine:
+    """A model service's month: its replicas' device time, money, energy and carbon (already in the job
+    lines: not added again) against the tokens the gateway served — what a million tokens cost."""
+
+    model: str
+    replica_jobs: int
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    counted_tokens: int = 0  # of those, counted or estimated by the gateway (the backend gave no usage)
+    device_hours: float = 0.0
+    cny: float = 0.0
+    kwh: float = 0.0
+    kg_co2: float = 0.0
+    cny_per_million_tokens: float | None = None
+    kwh_per_1k_tokens: float | None = None
+    kg_co2_per_1k_tokens: float | None = None
+
+
+@dataclass
 class Invoice:
     tenant: str
     month: str
@@ -40,10 +61,12 @@ class Invoice:
     price_versions: list[str]
     assumptions: list[str]
     totals: dict[str, float | None] = field(default_factory=dict)
+    services: list[ServiceLine] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {"tenant": self.tenant, "month": self.month, "price_versions": self.price_versions,
-                "assumptions": self.assumptions, "totals": self.totals, "lines": [asdict(x) for x in self.lines]}
+                "assumptions": self.assumptions, "totals": self.totals, "lines": [asdict(x) for x in self.lines],
+                "services": [asdict(s) for s in self.services]}
 
     def to_csv(self) -> str:
         out = io.StringIO()
@@ -86,3 +109,31 @@ def invoice(intervals: list[UsageInterval], tenant: str, month: str, names: dict
         "kwh": sum(u.kwh for u in mine), "kg_co2": sum(u.kg_co2 for u in mine), "cny": sum(u.cny for u in mine)}
     marks = sorted({a for u in mine for a in u.assumptions.split(",") if a})
     return Invoice(tenant, month, list(lines.values()), sorted({u.price_version for u in mine}), marks, totals)
+
+
+def services_section(lines: list[InvoiceLine], model_of: dict[str, str],
+                     tokens: dict[str, dict[str, int]]) -> list[ServiceLine]:
+    """Per model: the job lines of its replicas (`model_of`: replica job -> model) beside the tokens served
+    (`tokens`: model -> counts); per-token figures only where tokens were served."""
+    out: dict[str, ServiceLine] = {}
+    for line in lines:
+        model = model_of.get(line.job_id)
+        if model is None:
+            continue
+        s = out.setdefault(model, ServiceLine(model, 0))
+        s.replica_jobs += 1
+        s.device_hours += line.allocated_device_hours
+        s.cny += line.cny
+        s.kwh += line.kwh
+        s.kg_co2 += line.kg_co2
+    for model, counts in tokens.items():
+        s = out.setdefault(model, ServiceLine(model, 0))
+        for k, v in counts.items():
+            setattr(s, k, v)
+    for s in out.values():
+        served = s.prompt_tokens + s.completion_tokens
+        if served:
+            s.cny_per_million_tokens = s.cny / served * 1e6
+            s.kwh_per_1k_tokens = s.kwh / served * 1e3
+            s.kg_co2_per_1k_tokens = s.kg_co2 / served * 1e3
+    return sorted(out.values(), key=lambda s: s.model)

@@ -70,6 +70,19 @@ def control_thread(loop: ControlLoop, interval: float, stop: threading.Event) ->
     return threading.Thread(target=run, name="zhisuan-control", daemon=True)
 
 
+def flusher(service: Service, stop: threading.Event, every: float = 5.0) -> threading.Thread:
+    """Writes the gateway's token counts to the store every few seconds (the bill reads them there)."""
+    def run() -> None:
+        while not stop.wait(every):
+            try:
+                if service.flush_tokens is not None:
+                    service.flush_tokens()
+            except Exception:  # the store may be briefly unavailable: the counts wait for the next flush
+                log.exception("token usage flush failed")
+
+    return threading.Thread(target=run, name="zhisuan-tokens", daemon=True)
+
+
 class BindError(OSError):
     """The listen address cannot be had: nothing else was done (no database, no tokens written)."""
 
@@ -105,6 +118,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     loop = ControlLoop(store, network, fleet, chosen)
     stop = threading.Event()
     control_thread(loop, interval, stop).start()
+    service: Service | None = None
     try:
         service = Service(store, network, loop, reports)
         service.keeper.start()  # readiness probes of service replicas, off the control loop
@@ -112,7 +126,9 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         registry = Registry()
         for replica in backends or []:
             registry.add(replica)
-        config = uvicorn.Config(create_app(service, tokens, Gateway(registry)), log_config=None, log_level=log_level,
+        app = create_app(service, tokens, Gateway(registry))
+        flusher(service, stop).start()
+        config = uvicorn.Config(app, log_config=None, log_level=log_level,
                                 timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info")
         log.info("listening", extra={"fields": {"url": f"http://{host}:{port}", "network": network.name,
                                                  "policy": chosen.name, "centers": len(network.centers)}})
@@ -120,3 +136,5 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     finally:
         stop.set()
         sock.close()
+        if service is not None and service.flush_tokens is not None:
+            service.flush_tokens()  # the last tokens served are on the bill too

@@ -127,3 +127,16 @@ class ServiceRow(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)  # active | stopped
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class TokenUsageRow(Base):
+    __tablename__ = "token_usage"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hour: Mapped[float] = mapped_column(Float, primary_key=True)  # epoch s of the hour's start
+    requests: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    counted_tokens: Mapped[int] = mapped_column(Integer)  # of those, counted or estimated by the gateway

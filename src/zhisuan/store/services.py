@@ -7,11 +7,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec
-from zhisuan.store.schema import ServiceRow
+from zhisuan.store.schema import ServiceRow, TokenUsageRow
 
 ACTIVE, STOPPED = "active", "stopped"
 SERVICE_ENV = "ZHISUAN_SERVICE"  # in a replica job's environment: the id of its service
@@ -76,3 +76,36 @@ class ServiceStore:
             done = s.execute(update(ServiceRow).where(ServiceRow.id == service_id, ServiceRow.state == ACTIVE)
                              .values(state=STOPPED, updated_at=now))
             return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+TOKEN_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "counted_tokens")
+
+
+class TokenUsageStore:
+    """The gateway's meter, kept: counts added per tenant × model × hour (one transaction per flush)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.session = sessionmaker(engine, expire_on_commit=False)
+
+    def add(self, rows: list[tuple[str, str, dict[str, int]]], now: float) -> None:
+        """(tenant, model, counts) since the last flush, into the hour of `now`."""
+        if not rows:
+            return
+        hour = now - now % 3600
+        with self.session.begin() as s:
+            for tenant, model, counts in rows:
+                row = s.get(TokenUsageRow, (tenant, model, hour), with_for_update=True)
+                if row is None:
+                    s.add(TokenUsageRow(tenant=tenant, model=model, hour=hour,
+                                        **{k: int(counts.get(k, 0)) for k in TOKEN_FIELDS}))
+                else:
+                    for k in TOKEN_FIELDS:
+                        setattr(row, k, getattr(row, k) + int(counts.get(k, 0)))
+
+    def totals(self, tenant: str, since: float, until: float) -> dict[str, dict[str, int]]:
+        """Per model, the sums over hours in [since, until)."""
+        cols = [func.sum(getattr(TokenUsageRow, k)) for k in TOKEN_FIELDS]
+        q = (select(TokenUsageRow.model, *cols).where(TokenUsageRow.tenant == tenant, TokenUsageRow.hour >= since,
+                                                        TokenUsageRow.hour < until).group_by(TokenUsageRow.model))
+        with self.session() as s:
+            return {r[0]: {k: int(v or 0) for k, v in zip(TOKEN_FIELDS, r[1:], strict=True)} for r in s.execute(q)}
