@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.common import NetworkFile, console, fail, read_network
+from zhisuan.cli.demo_services import services_demo
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -60,7 +61,10 @@ def demo_command(
         failed = [j for j in final if j["state"] != "succeeded"]
         if failed:
             fail(f"{len(failed)} job(s) did not succeed; server log: {work / 'runs' / 'server.log'}", code=1)
-        console.print("[green]demo finished: every accepted job succeeded, the oversize one was refused[/]")
+        console.print("[green]every accepted job succeeded, the oversize one was refused[/]")
+        tenant = next(t for t in tokens if t != "admin")
+        services_demo(base, tokens[tenant], tenant, work, 4)
+        console.print("[green]demo finished: jobs placed and run, a model served across centers and billed[/]")
         console.print("next: `.venv/bin/zhisuan server` keeps a server running, with the dashboard at "
                       "http://127.0.0.1:8470/ (tokens in runs/tokens.json)")
     finally:
