@@ -47,6 +47,7 @@ def test_demo_runs_the_examples_through_a_real_server(root):
     assert res.exit_code == 0, res.output
     assert "too-big.yaml: rejected (422) resources.accelerators" in res.output
     assert "rank 1 step 3" in res.output and "demo finished" in res.output
+    assert "3 replicas ready on" in res.output and "hello from the demo" in res.output
 
 
 def test_network_and_catalog(root):
