@@ -251,3 +251,34 @@ def test_a_service_scales_up_under_load_and_back_down_when_it_ends(tmp_path, scr
     assert len(gone) == 1 and store.get(gone[0]).state is JobState.CANCELLED  # drained, then cancelled
     service.stop_service(svc.id, ACME, time.time())
     loop.step(time.time())
+
+
+def test_another_process_on_a_replicas_port_is_not_taken_for_the_replica(deployed):
+    """A job of another uid that grabs a dead replica's port must not receive the service's prompts."""
+    from http.server import HTTPServer
+
+    from zhisuan.gateway.backend import handler
+
+    service, loop, registry, svc = deployed
+    until_ready(service, loop, registry, 2)
+    if service._owner(service.store.get(sorted(service.keeper.replicas[svc.id])[0])) is None:
+        pytest.skip("runs are not isolated under uids of their own here (not root)")
+    victim = service.store.get(sorted(service.keeper.replicas[svc.id])[0])
+    port = int(victim.spec.env["PORT"])
+    service.loop.fleet.of(victim.center).cancel(victim.engine_handle)
+    end = time.time() + 10
+    impostor = None
+    while impostor is None and time.time() < end:
+        try:
+            impostor = HTTPServer(("127.0.0.1", port), handler("echo", True))  # this test's uid, not the job's
+        except OSError:
+            time.sleep(0.1)
+    assert impostor is not None
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    try:
+        service.keeper.probe()
+        assert service.keeper.ready[victim.id] is False
+        assert all(r.id != victim.id for r in registry.of("echo") if r.ready)
+    finally:
+        impostor.shutdown()
+        impostor.server_close()

@@ -100,6 +100,7 @@ class Service:
         self.keeper = ServiceKeeper(self.store, self.service_store, self.network,
                                     lambda job_id, now: self.cancel(job_id, SYSTEM, now))
         self.loop.keeper = self.keeper
+        self.keeper.owner = self._owner
 
     @property
     def down(self) -> dict[str, str]:
@@ -109,6 +110,12 @@ class Service:
     @property
     def cycles(self) -> CycleStats:
         return self.loop.cycles
+
+    def _owner(self, rec: JobRecord) -> int | None:
+        """The uid a local run's processes have, if its engine isolates runs."""
+        engine = self._engine(rec) if rec.engine_handle else None
+        uid_of = getattr(engine, "uid_of", None)
+        return uid_of(rec.engine_handle) if uid_of is not None else None
 
     def _engine(self, rec: JobRecord) -> Engine:
         return self.fleet.of(rec.center or "")

@@ -51,6 +51,20 @@ class Endpoint:
     draining: bool = False
 
 
+def listener_uid(port: int) -> int | None:
+    """The uid of the socket listening on loopback `port` on this host (Linux /proc/net/tcp), if any."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table, encoding="ascii").read().splitlines()[1:]  # noqa: SIM115
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 7 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return int(fields[7])
+    return None
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -69,6 +83,9 @@ class ServiceKeeper:
         self.changed_at: dict[str, float] = {}  # service -> when its wanted replicas last changed
         self.draining: set[str] = set()
         self.window = WINDOW
+        # the uid a local replica runs under, to check that what answers on its port is the replica itself
+        # and not another tenant's job that took the port (it would get the service's prompts)
+        self.owner: Callable[[JobRecord], int | None] = lambda rec: None
         self.probe_every = probe_every
         self.replicas: dict[str, set[str]] = {}  # service id -> its live replica jobs
         self.records: dict[str, JobRecord] = {}  # replica job -> latest record
@@ -238,11 +255,17 @@ class ServiceKeeper:
             targets = []
             for e in self._endpoints:
                 rec = self.records.get(e.replica)
-                path = rec.spec.service.ready if rec is not None and rec.spec.service is not None else "/health"
-                targets.append((e.replica, e.url + path))
+                if rec is None or rec.spec.service is None:
+                    continue
+                port = int(rec.spec.env.get(rec.spec.service.port_env, "0") or 0)
+                uid = self.owner(rec) if e.center in self._local else None
+                targets.append((e.replica, e.url + rec.spec.service.ready, port, uid))
         answers = {}
         with httpx.Client(timeout=PROBE_TIMEOUT) as client:
-            for replica, url in targets:
+            for replica, url, port, uid in targets:
+                if uid is not None and listener_uid(port) != uid:
+                    answers[replica] = False  # nothing, or someone else, listens there
+                    continue
                 try:
                     answers[replica] = client.get(url).status_code == 200
                 except httpx.HTTPError:

@@ -193,6 +193,10 @@ class LocalEngine:
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             pids.append(proc.pid)
 
+    def uid_of(self, handle: str) -> int | None:
+        """The uid a run's processes have (None: runs are not isolated)."""
+        return self._run(handle).uid
+
     def _run(self, handle: str) -> _Run:
         run = self._runs.get(handle)
         if run is None:
