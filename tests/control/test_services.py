@@ -282,3 +282,15 @@ def test_another_process_on_a_replicas_port_is_not_taken_for_the_replica(deploye
     finally:
         impostor.shutdown()
         impostor.server_close()
+
+
+def test_a_tenant_cannot_flood_the_keeper_with_services(deployed, monkeypatch):
+    from zhisuan.control import service as service_module
+    from zhisuan.control.service import TooMany
+
+    service, *_ = deployed
+    monkeypatch.setattr(service_module, "MAX_SERVICES", 2)
+    second = service.deploy(spec("x.py"), ACME, time.time())
+    with pytest.raises(TooMany):
+        service.deploy(spec("x.py"), ACME, time.time())
+    service.stop_service(second.id, ACME, time.time())

@@ -65,6 +65,7 @@ class TooMany(RuntimeError):
 
 
 MAX_FOLLOWS = 8  # log follow streams a tenant may hold open at once
+MAX_SERVICES = 32  # active model services per tenant (the keeper visits each every step)
 MAX_WINDOW = 400 * 86400.0  # seconds a utilization report may span
 MAX_BUCKETS = 10_000
 
@@ -148,6 +149,8 @@ class Service:
         spec = self.validate(text, who, now)
         if spec.kind != "service":
             raise SpecError([("kind", "a service spec says kind: service (jobs go to POST /v1/jobs)")])
+        if len(self.service_store.list(spec.tenant, active_only=True)) >= MAX_SERVICES:
+            raise TooMany(f"tenant {spec.tenant} has {MAX_SERVICES} active services; stop one first")
         return self.service_store.create(spec, now)
 
     def service(self, service_id: str, who: Principal) -> ServiceRecord:
