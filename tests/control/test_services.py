@@ -94,6 +94,18 @@ def chat(registry, tenant="acme"):
     return asyncio.run(go())
 
 
+def streamed(registry):
+    async def go():
+        gateway = Gateway(registry)
+        try:
+            r = await gateway.forward("acme", "/v1/chat/completions", b'{"model": "echo", "stream": true, '
+                                      b'"messages": [{"role": "user", "content": "hi there"}]}')
+            return b"".join([chunk async for chunk in r.body_iterator]).decode()
+        finally:
+            await gateway.aclose()
+    return [e for e in asyncio.run(go()).split("\n\n") if e.strip()]
+
+
 def test_a_service_runs_two_replicas_on_two_centers_and_the_gateway_routes_to_them(deployed):
     service, loop, registry, svc = deployed
     ready = until_ready(service, loop, registry, 2)
@@ -105,6 +117,8 @@ def test_a_service_runs_two_replicas_on_two_centers_and_the_gateway_routes_to_th
     status, body = chat(registry)
     assert status == 200 and b"hi there" in body
     assert chat(registry, tenant="lab")[0] == 404  # another tenant's service is not theirs to call
+    events = streamed(registry)
+    assert events[-1] == "data: [DONE]" and sum('"content"' in e for e in events) == 2  # "hi", "there"
 
 
 def test_a_dead_replica_is_replaced_and_a_client_that_retries_once_never_fails(deployed):
@@ -294,3 +308,58 @@ def test_a_tenant_cannot_flood_the_keeper_with_services(deployed, monkeypatch):
     with pytest.raises(TooMany):
         service.deploy(spec("x.py"), ACME, time.time())
     service.stop_service(second.id, ACME, time.time())
+
+
+def test_a_replicas_center_going_down_moves_it_and_a_client_that_retries_once_never_fails(tmp_path, script):
+    from zhisuan.engines import EngineDown, Fleet
+
+    class Crashable(LocalEngine):
+        down = False
+
+        def health(self):
+            if self.down:
+                raise EngineDown("east does not answer")
+
+    net = parse_network("""
+name: three
+centers:
+  - {name: east, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5,
+     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 10}]}
+  - {name: west, region: west, pue: 1.2, carbon_kg_per_kwh: 0.5,
+     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 12}]}
+  - {name: south, region: south, pue: 1.2, carbon_kg_per_kwh: 0.5,
+     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 14}]}
+""")
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    engines = {"east": Crashable(tmp_path / "east", grace=0.5), "west": LocalEngine(tmp_path / "west", grace=0.5),
+               "south": LocalEngine(tmp_path / "south", grace=0.5)}
+    loop = ControlLoop(store, net, Fleet(engines), health_every=0.0, misses=1)
+    service = Service(store, net, loop)
+    registry = Registry(feed=service.keeper.endpoints)
+    svc = service.deploy(spec(script), ACME, time.time())
+    try:
+        ready = until_ready(service, loop, registry, 2)
+        assert {r.center for r in ready} == {"east", "west"}  # the two cheapest
+        moved = next(r.id for r in ready if r.center == "east")
+        engines["east"].down = True  # the center goes down: its machines with it
+        engines["east"].cancel(store.get(moved).engine_handle)
+        failures, end = 0, time.time() + 60
+        while time.time() < end:
+            loop.step(time.time())
+            service.keeper.probe()
+            status, _ = chat(registry)
+            if status != 200:
+                status, _ = chat(registry)  # one retry, as clients do
+            failures += status != 200
+            rec = store.get(moved)
+            if rec.center == "south" and len([r for r in registry.of("echo") if r.ready]) == 2:
+                break
+            time.sleep(0.2)
+        assert failures == 0
+        assert store.get(moved).center == "south" and "east" in loop.down  # the same replica, placed again
+        assert {r.center for r in registry.of("echo") if r.ready} == {"west", "south"}
+    finally:
+        service.stop_service(svc.id, ACME, time.time())
+        loop.step(time.time())
