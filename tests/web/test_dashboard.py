@@ -266,3 +266,39 @@ def test_the_plan_report_draws_its_charts_in_chromium(browser, tmp_path):
     assert "target" in page.locator("#verdict").inner_text()
     assert "x6" in page.locator(".u-legend").first.inner_text()
     shot(page, "11-plan-report")
+
+
+def test_services_are_listed_with_replicas_per_center_load_and_cost(browser, server, tmp_path_factory):
+    from zhisuan.gateway import backend
+
+    folder = tmp_path_factory.mktemp("svc")
+    folder.chmod(0o755)
+    script = folder / "backend.py"  # where the replica's own uid can read it
+    shutil.copy(backend.__file__, script)
+    script.chmod(0o644)
+    spec = ("name: web-chat\ntenant: acme\nkind: service\nresources: {accelerators: 910B:1}\n"
+            "service: {model: web-echo, replicas: {min: 1, max: 1}}\n"
+            f"run: exec python3 {script} --port $PORT --model web-echo\n")
+    with server.client("acme") as c:
+        r = c.post("/v1/services", content=spec)
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        try:
+            end = time.time() + 60
+            while time.time() < end and c.post("/v1/chat/completions", json={
+                    "model": "web-echo", "messages": [{"role": "user", "content": "from the dashboard test"}]}
+                    ).status_code != 200:
+                time.sleep(0.3)
+            page = open_as(browser, server, "acme")
+            page.click("button[data-tab='services']")
+            row = page.wait_for_selector(f"#services-table tr[data-service-id='{sid}']")
+            text = row.inner_text()
+            assert "web-echo" in text and "1 / 1" in text and "qingyang × 1" in text, text
+            page.wait_for_selector(f"tr[data-service-id='{sid}'] td:last-child:has-text('¥')")  # this month's cost
+            shot(page, "12-services")
+            lab = open_as(browser, server, "lab")
+            lab.click("button[data-tab='services']")
+            lab.wait_for_selector("#view-services p")
+            assert "web-echo" not in lab.locator("#view-services").inner_text()  # another tenant's service
+        finally:
+            c.delete(f"/v1/services/{sid}")

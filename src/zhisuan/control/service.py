@@ -25,7 +25,7 @@ from zhisuan.control.overview import DayTotal, local_midnight, overview
 from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
-from zhisuan.metering.invoice import Invoice, invoice, services_section
+from zhisuan.metering.invoice import Invoice, invoice, local_month, services_section
 from zhisuan.metering.usage import UsageInterval
 from zhisuan.metering.utilization import by_tenant, utilization
 from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
@@ -159,16 +159,28 @@ class Service:
             raise NotFound(service_id)
         return svc
 
-    def services(self, who: Principal) -> list[dict[str, Any]]:
-        """The caller's services with their replicas (job ids, centers, ready or not)."""
+    def services(self, who: Principal, now: float | None = None) -> list[dict[str, Any]]:
+        """The caller's services with their replicas (job ids, centers, ready or not), their load (requests
+        in flight, tokens served since the server started) and this month's cost of their replicas."""
+        now = time.time() if now is None else now
         _, endpoints = self.keeper.endpoints()
+        load = self.keeper.load() if self.keeper.load is not None else {}
+        mine_all = self.service_store.list(None if who.admin else who.tenant)
+        month = local_month(now)
+        cost: dict[tuple[str, str], float] = {}
+        for tenant in sorted({s.tenant for s in mine_all if s.state == "active"}):
+            for line in self.invoice(tenant, month, SYSTEM, now).services:
+                cost[(tenant, line.model)] = line.cny
         out = []
-        for svc in self.service_store.list(None if who.admin else who.tenant):
+        for svc in mine_all:
             mine = [e for e in endpoints if e.service == svc.id]
+            replicas = sorted(self.keeper.replicas.get(svc.id, ()))
             out.append({"id": svc.id, "name": svc.name, "tenant": svc.tenant, "model": svc.model, "state": svc.state,
-                        "desired": svc.desired, "replicas": sorted(self.keeper.replicas.get(svc.id, ())),
+                        "desired": svc.desired, "replicas": replicas,
                         "ready": [{"job": e.replica, "center": e.center} for e in mine if e.ready],
-                        "created_at": svc.created_at})
+                        "inflight": sum(load.get(j, (0, 0))[0] for j in replicas),
+                        "tokens": sum(load.get(j, (0, 0))[1] for j in replicas),
+                        "cny_month": cost.get((svc.tenant, svc.model)), "created_at": svc.created_at})
         return out
 
     def stop_service(self, service_id: str, who: Principal, now: float) -> ServiceRecord:

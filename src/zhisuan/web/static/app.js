@@ -56,9 +56,10 @@ function show(tab) {
   document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${tab}`; });
   $("#who").textContent = TENANT ? t("who", { tenant: TENANT }) : "";
   clearInterval(timer);
-  const render = { network: renderNetwork, jobs: renderJobs, utilization: renderUtilization, reports: renderReports }[tab];
+  const render = { network: renderNetwork, jobs: renderJobs, services: renderServices, utilization: renderUtilization,
+    reports: renderReports }[tab];
   render();
-  if (tab === "jobs" || tab === "network") timer = setInterval(render, 1500);
+  if (["jobs", "network", "services"].includes(tab)) timer = setInterval(render, 1500);
 }
 
 async function renderNetwork() {
@@ -119,6 +120,28 @@ async function renderJobs() {
   document.querySelectorAll("button.logs").forEach((b) => { b.onclick = () => showLogs(b.dataset.id); });
   document.querySelectorAll("button.why").forEach((b) => { b.onclick = () => showWhy(b.dataset.id); });
   document.querySelectorAll("button.cancel").forEach((b) => { b.onclick = () => api(`/v1/jobs/${b.dataset.id}/cancel`, { method: "POST" }).then(renderJobs); });
+}
+
+// Model services: replicas per center, load (requests in flight, tokens served) and this month's cost.
+async function renderServices() {
+  const view = $("#view-services");
+  const services = await api("/v1/services");
+  if (!services.length) {
+    view.innerHTML = `<h2>${esc(t("services.title"))}</h2><p>${esc(t("services.none"))}</p>`;
+    return;
+  }
+  const rows = services.map((s) => {
+    const centers = {};
+    s.ready.forEach((r) => { centers[r.center] = (centers[r.center] || 0) + 1; });
+    const where = Object.entries(centers).map(([c, n]) => `${(LANG === "zh-CN" && CENTER_ZH[c]) || c} × ${n}`).join(", ");
+    return `<tr data-service-id="${esc(s.id)}"><td>${esc(s.model)}</td><td>${esc(s.name)}</td><td>${esc(s.tenant)}</td>` +
+      `<td>${esc(t("services.state." + s.state))}</td><td class="num">${s.ready.length} / ${s.desired}</td>` +
+      `<td>${esc(where)}</td><td class="num">${s.inflight}</td><td class="num">${num(s.tokens)}</td>` +
+      `<td class="num">${s.cny_month === null ? "" : "¥" + num(s.cny_month, 2)}</td></tr>`;
+  }).join("");
+  view.innerHTML = `<h2>${esc(t("services.title"))}</h2><table id="services-table">${th(["col.model", "col.name",
+    "col.tenant", "col.state", "col.replicas", "col.where", "col.inflight", "col.tokens", "col.cost_month"],
+  ["col.replicas", "col.inflight", "col.tokens", "col.cost_month"])}${rows}</table>`;
 }
 
 function waitText(j) {
