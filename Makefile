@@ -26,7 +26,8 @@ typecheck: $(STAMP)
 
 # The tests run against real daemons that this target starts on loopback and stops afterwards:
 # PostgreSQL (scripts/postgres-up.sh), two Slurm clusters (scripts/slurm-up.sh) and a Ray head (scripts/ray-up.sh);
-# the dashboard tests drive Debian's Chromium (scripts/chromium-install.sh) with Playwright.
+# the dashboard tests drive Debian's Chromium (scripts/chromium-install.sh) with Playwright; the gateway's
+# real-backend test runs llama-cpp-python's server, built from source into .venv-llama (scripts/llama-ensure.sh).
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 PG_ROOT ?= /tmp/zhisuan-pg
 SLURM_ROOT ?= /tmp/zhisuan-slurm
@@ -37,7 +38,9 @@ test: lint typecheck
 	ZHISUAN_RAY_ROOT=$(RAY_ROOT) ZHISUAN_RAY_PY=$(PY) bash scripts/ray-up.sh
 	bash scripts/chromium-install.sh
 	bash scripts/apt-ensure.sh prometheus
-	. $(PG_ROOT)/env.sh; . $(RAY_ROOT)/env.sh; ZHISUAN_TEST_RAY=$$RAY_ADDRESS ZHISUAN_TEST_RAY_CLIENT=$$ZHISUAN_RAY_CLIENT ZHISUAN_TEST_SLURM=$(SLURM_ROOT) \
+	bash scripts/apt-ensure.sh g++ cmake
+	bash scripts/llama-ensure.sh >/dev/null
+	. $(PG_ROOT)/env.sh; . $(RAY_ROOT)/env.sh; ZHISUAN_TEST_LLAMA=$$(bash scripts/llama-ensure.sh) ZHISUAN_TEST_RAY=$$RAY_ADDRESS ZHISUAN_TEST_RAY_CLIENT=$$ZHISUAN_RAY_CLIENT ZHISUAN_TEST_SLURM=$(SLURM_ROOT) \
 	  $(PY) -m pytest -q; rc=$$?; \
 	  bash scripts/postgres-down.sh; ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-down.sh; \
 	  ZHISUAN_RAY_ROOT=$(RAY_ROOT) bash scripts/ray-down.sh; \
@@ -53,4 +56,4 @@ litellm: .venv-litellm/bin/litellm
 	.venv-litellm/bin/pip install -q 'litellm[proxy]'
 
 clean:
-	rm -rf $(VENV) .venv-litellm .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .venv-litellm .venv-llama .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
