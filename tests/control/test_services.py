@@ -110,6 +110,7 @@ def test_a_service_runs_two_replicas_on_two_centers_and_the_gateway_routes_to_th
     service, loop, registry, svc = deployed
     ready = until_ready(service, loop, registry, 2)
     assert {r.center for r in ready} == {"east", "west"}  # one device each: the scheduler spread them
+    assert registry.choose("echo", time.time(), tenant="acme").center == "east"  # idle: the cheaper first
     listed = service.services(ACME)[0]
     assert listed["model"] == "echo" and len(listed["replicas"]) == 2 and len(listed["ready"]) == 2
     replicas = [service.store.get(j) for j in listed["replicas"]]

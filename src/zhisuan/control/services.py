@@ -49,6 +49,7 @@ class Endpoint:
     center: str
     ready: bool
     draining: bool = False
+    rank: float = 0.0  # the replica's pool's price per device-hour: on a tie in load, the cheaper first
 
 
 def listener_uid(port: int) -> int | None:
@@ -97,6 +98,7 @@ class ServiceKeeper:
         self._thread: threading.Thread | None = None
         self._recovered = False
         self._local = {c.name for c in network.centers if c.engine == "local"}
+        self._price = {f"{c.name}/{p.name}": p.price_per_device_hour for c in network.centers for p in c.pools}
 
     # ---- the loop's step ---------------------------------------------------------------------------
 
@@ -230,7 +232,8 @@ class ServiceKeeper:
                 if rec is None or url is None or rec.spec.service is None:
                     continue
                 out.append(Endpoint(j, sid, rec.tenant, rec.spec.service.model, url, rec.center or "",
-                                    self.ready.get(j, False), j in self.draining))
+                                    self.ready.get(j, False), j in self.draining,
+                                    self._price.get(f"{rec.center}/{rec.pool}", 0.0)))
         if out != self._endpoints:
             self._endpoints = out
             self.version += 1

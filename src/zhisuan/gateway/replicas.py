@@ -61,7 +61,8 @@ class Registry:
         for gone in self._followed - now:
             self.replicas.pop(gone, None)
         for e in endpoints:
-            self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, ready=e.ready, draining=e.draining))
+            self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, rank=e.rank, ready=e.ready,
+                             draining=e.draining))
         self._followed = now
 
     def add(self, replica: Replica) -> None:
