@@ -117,8 +117,10 @@ def test_a_replica_that_cannot_answer_is_passed_over(gw):
 
 def test_openai_shaped_errors(gw):
     client, auth, gateway = gw
-    r = client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-9"}, headers=auth)
-    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    for k in range(50):  # made-up model names are refused and leave no trace in the meter
+        r = client.post("/v1/chat/completions", json={**CHAT, "model": f"gpt-{k}"}, headers=auth)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert all(model in ("echo", "quiet") for _, model in gateway.meter.served)
     r = client.post("/v1/chat/completions", content=b"{not json", headers=auth)
     assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
     r = client.post("/v1/chat/completions", json={"messages": []}, headers=auth)

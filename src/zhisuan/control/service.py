@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from zhisuan.catalog.tou import UTC_OFFSET
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges
@@ -25,7 +21,7 @@ from zhisuan.control.overview import DayTotal, local_midnight, overview
 from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine
-from zhisuan.metering.invoice import Invoice, invoice, local_month, services_section
+from zhisuan.metering.invoice import Invoice, invoice, local_month, month_window, services_section
 from zhisuan.metering.usage import UsageInterval
 from zhisuan.metering.utilization import by_tenant, utilization
 from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
@@ -65,18 +61,10 @@ class TooMany(RuntimeError):
 
 
 MAX_FOLLOWS = 8  # log follow streams a tenant may hold open at once
+COST_EVERY = 30.0  # seconds a service list's cost figures are reused
 MAX_SERVICES = 32  # active model services per tenant (the keeper visits each every step)
 MAX_WINDOW = 400 * 86400.0  # seconds a utilization report may span
 MAX_BUCKETS = 10_000
-
-
-def month_window(month: str) -> tuple[float, float]:
-    """[start, end) in epoch seconds of a local (Asia/Shanghai) month `YYYY-MM`; SpecError naming `month`."""
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        raise SpecError([("month", f"expected YYYY-MM, got {month!r}")])
-    start = np.datetime64(month, "M")
-    return (float(start.astype("datetime64[s]").astype("int64")) - UTC_OFFSET,
-            float((start + 1).astype("datetime64[s]").astype("int64")) - UTC_OFFSET)
 
 
 @dataclass
@@ -97,6 +85,7 @@ class Service:
         self.meter = Meter(self.network, self.usage)
         self.service_store = ServiceStore(self.store.engine)
         self.token_usage = TokenUsageStore(self.store.engine)
+        self._costs: dict[str, tuple[float, dict[tuple[str, str], float]]] = {}  # tenant -> (when, cost)
         self.flush_tokens: Callable[[], None] | None = None  # the gateway's meter into the store (set with it)
         self.keeper = ServiceKeeper(self.store, self.service_store, self.network,
                                     lambda job_id, now: self.cancel(job_id, SYSTEM, now))
@@ -166,11 +155,9 @@ class Service:
         _, endpoints = self.keeper.endpoints()
         load = self.keeper.load() if self.keeper.load is not None else {}
         mine_all = self.service_store.list(None if who.admin else who.tenant)
-        month = local_month(now)
         cost: dict[tuple[str, str], float] = {}
         for tenant in sorted({s.tenant for s in mine_all if s.state == "active"}):
-            for line in self.invoice(tenant, month, SYSTEM, now).services:
-                cost[(tenant, line.model)] = line.cny
+            cost.update(self._service_cost(tenant, now))
         out = []
         for svc in mine_all:
             mine = [e for e in endpoints if e.service == svc.id]
@@ -182,6 +169,15 @@ class Service:
                         "tokens": sum(load.get(j, (0, 0))[1] for j in replicas),
                         "cny_month": cost.get((svc.tenant, svc.model)), "created_at": svc.created_at})
         return out
+
+    def _service_cost(self, tenant: str, now: float) -> dict[tuple[str, str], float]:
+        """This month's ¥ per (tenant, model), from the invoice, kept for COST_EVERY seconds: the dashboard
+        polls the service list every second or two, and a month's invoice reads every run of the tenant."""
+        known = self._costs.get(tenant)
+        if known is None or now - known[0] >= COST_EVERY:
+            lines = self.invoice(tenant, local_month(now), SYSTEM, now).services
+            known = self._costs[tenant] = (now, {(tenant, x.model): x.cny for x in lines})
+        return known[1]
 
     def stop_service(self, service_id: str, who: Principal, now: float) -> ServiceRecord:
         self.service(service_id, who)

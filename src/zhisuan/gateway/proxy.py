@@ -84,10 +84,10 @@ class Gateway:
             if not stream:
                 return self._whole(tenant, model, replica, upstream, first, request, start)
             return self._relay(tenant, model, replica, upstream, rest, first, request, start)
-        self.meter.failed(tenant, model)
-        if not self.registry.of(model, tenant):
+        if not self.registry.of(model, tenant):  # not metered: made-up names must not grow the meter or /metrics
             raise GatewayError(404, f"the model {model!r} is not served here; see /v1/models", code="model_not_found",
                                param="model")
+        self.meter.failed(tenant, model)
         raise GatewayError(503, f"no replica of {model!r} could answer (tried {len(tried)})", "service_unavailable",
                            code="no_replica_ready")
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from zhisuan.catalog.tou import UTC_OFFSET
 from zhisuan.metering.usage import UNMEASURED, UsageInterval
+from zhisuan.model import SpecError
+
+
+def month_window(month: str) -> tuple[float, float]:
+    """[start, end) in epoch seconds of a local (Asia/Shanghai) month `YYYY-MM`; SpecError naming `month`."""
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise SpecError([("month", f"expected YYYY-MM, got {month!r}")])
+    start = np.datetime64(month, "M")
+    return (float(start.astype("datetime64[s]").astype("int64")) - UTC_OFFSET,
+            float((start + 1).astype("datetime64[s]").astype("int64")) - UTC_OFFSET)
 
 
 def local_month(t: float) -> str:
