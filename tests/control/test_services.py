@@ -276,9 +276,9 @@ def test_another_process_on_a_replicas_port_is_not_taken_for_the_replica(deploye
 
     service, loop, registry, svc = deployed
     until_ready(service, loop, registry, 2)
-    if service._owner(service.store.get(sorted(service.keeper.replicas[svc.id])[0])) is None:
-        pytest.skip("runs are not isolated under uids of their own here (not root)")
     victim = service.store.get(sorted(service.keeper.replicas[svc.id])[0])
+    if service.fleet.of(victim.center).uid_of(victim.engine_handle) is None:
+        pytest.skip("runs are not isolated under uids of their own here (not root)")
     port = int(victim.spec.env["PORT"])
     service.loop.fleet.of(victim.center).cancel(victim.engine_handle)
     end = time.time() + 10

@@ -174,3 +174,11 @@ def test_attempts_are_labelled_and_found_again(api):
     assert eng.handle_of("j-k8s1", 2) is None
     query = parse_qs(urlsplit(api.sent[-1][1]).query)
     assert query["labelSelector"] == ["zhisuan.io/job=j-k8s1,zhisuan.io/attempt=2"]
+
+
+def test_a_running_replica_is_reached_at_member_0s_pod_ip(api):
+    eng = engine(api)
+    api.on("GET", "/api/v1/namespaces/ai/pods", named("pods_running.json", "zs-svc"))
+    assert eng.host_of("zs-svc") == "10.244.1.9"  # completion index 0, though listed second
+    api.on("GET", "/api/v1/namespaces/ai/pods", named("pods_pending.json", "zs-svc"))
+    assert eng.host_of("zs-svc") is None  # not bound yet: no address to route to

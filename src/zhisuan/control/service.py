@@ -87,10 +87,9 @@ class Service:
         self.token_usage = TokenUsageStore(self.store.engine)
         self._costs: dict[str, tuple[float, dict[tuple[str, str], float]]] = {}  # tenant -> (when, cost)
         self.flush_tokens: Callable[[], None] | None = None  # the gateway's meter into the store (set with it)
-        self.keeper = ServiceKeeper(self.store, self.service_store, self.network,
+        self.keeper = ServiceKeeper(self.store, self.service_store, self.network, self.fleet,
                                     lambda job_id, now: self.cancel(job_id, SYSTEM, now))
         self.loop.keeper = self.keeper
-        self.keeper.owner = self._owner
 
     @property
     def down(self) -> dict[str, str]:
@@ -100,12 +99,6 @@ class Service:
     @property
     def cycles(self) -> CycleStats:
         return self.loop.cycles
-
-    def _owner(self, rec: JobRecord) -> int | None:
-        """The uid a local run's processes have, if its engine isolates runs."""
-        engine = self._engine(rec) if rec.engine_handle else None
-        uid_of = getattr(engine, "uid_of", None)
-        return uid_of(rec.engine_handle) if uid_of is not None else None
 
     def _engine(self, rec: JobRecord) -> Engine:
         return self.fleet.of(rec.center or "")
@@ -167,7 +160,8 @@ class Service:
                         "ready": [{"job": e.replica, "center": e.center} for e in mine if e.ready],
                         "inflight": sum(load.get(j, (0, 0))[0] for j in replicas),
                         "tokens": sum(load.get(j, (0, 0))[1] for j in replicas),
-                        "cny_month": cost.get((svc.tenant, svc.model)), "created_at": svc.created_at})
+                        "cny_month": cost.get((svc.tenant, svc.model)), "created_at": svc.created_at,
+                        "failures": self.keeper.failures.get(svc.id, 0), "retry_at": self.keeper.retry_at.get(svc.id)})
         return out
 
     def _service_cost(self, tenant: str, now: float) -> dict[tuple[str, str], float]:

@@ -14,6 +14,7 @@ requests in flight are done.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import math
 import socket
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from zhisuan.engines import Fleet
 from zhisuan.model import JobState, Network
 from zhisuan.model.jobspec import Autoscale
 from zhisuan.store import JobRecord, JobStore, ServiceRecord, ServiceStore
@@ -35,6 +37,7 @@ log = logging.getLogger("zhisuan.services")
 
 PORTS = range(20_000, 30_000)  # where replicas are told to listen
 PROBE_TIMEOUT = 1.0
+MAX_BACKOFF = 300.0  # seconds at most between replacements of a service's failing replicas
 WINDOW = 10.0  # seconds of load the wanted replicas are computed over
 Load = dict[str, tuple[int, int]]  # replica job -> (requests in flight, completion tokens served so far)
 
@@ -76,18 +79,18 @@ def _port_free(port: int) -> bool:
 
 
 class ServiceKeeper:
-    def __init__(self, jobs: JobStore, services: ServiceStore, network: Network,
+    def __init__(self, jobs: JobStore, services: ServiceStore, network: Network, fleet: Fleet,
                  cancel: Callable[[str, float], object], probe_every: float = 1.0) -> None:
-        self.jobs, self.services, self.network, self.cancel = jobs, services, network, cancel
+        self.jobs, self.services, self.network, self.fleet, self.cancel = jobs, services, network, fleet, cancel
         self.load: Callable[[], Load] | None = None  # set by the gateway that routes to these replicas
         self.samples: dict[str, deque[tuple[float, float, float]]] = {}  # service -> (t, in flight, tokens)
         self.changed_at: dict[str, float] = {}  # service -> when its wanted replicas last changed
         self.draining: set[str] = set()
         self.window = WINDOW
-        # the uid a local replica runs under, to check that what answers on its port is the replica itself
-        # and not another tenant's job that took the port (it would get the service's prompts)
-        self.owner: Callable[[JobRecord], int | None] = lambda rec: None
         self.probe_every = probe_every
+        self.hosts: dict[str, tuple[str, str]] = {}  # replica job -> (its engine handle, the address its engine gave)
+        self.failures: dict[str, int] = {}  # service -> replicas failed in a row, none ready since
+        self.retry_at: dict[str, float] = {}  # service -> no replacement before (crash-loop back-off)
         self.replicas: dict[str, set[str]] = {}  # service id -> its live replica jobs
         self.records: dict[str, JobRecord] = {}  # replica job -> latest record
         self.ready: dict[str, bool] = {}  # replica job -> its ready path answered 200 at the last probe
@@ -97,7 +100,6 @@ class ServiceKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._recovered = False
-        self._local = {c.name for c in network.centers if c.engine == "local"}
         self._price = {f"{c.name}/{p.name}": p.price_per_device_hour for c in network.centers for p in c.pools}
 
     # ---- the loop's step ---------------------------------------------------------------------------
@@ -117,8 +119,9 @@ class ServiceKeeper:
                 rec = fresh.get(j)
                 if rec is None or rec.state.terminal:
                     ids.discard(j)
-                    self.records.pop(j, None)
+                    self._forget(j)
                     if rec is not None and rec.state is JobState.FAILED and sid in active:
+                        self._failed(sid, now)
                         log.info("replica %s of %s ended (%s): replacing it", j, sid, rec.reason)
                 else:
                     self.records[j] = rec
@@ -135,8 +138,9 @@ class ServiceKeeper:
             if auto is not None and self.load is not None:
                 desired = self._scale(svc, auto, ids, load, now)
             serving = ids - self.draining
-            for _ in range(desired - len(serving)):
-                ids.add(self._submit(svc, now))
+            if len(serving) < desired and now >= self.retry_at.get(sid, 0.0):
+                for _ in range(desired - len(serving)):
+                    ids.add(self._submit(svc, now))
             if len(serving) > desired:  # drain the replica with the fewest requests in flight, newest first
                 for j in sorted(serving, key=lambda j: (load.get(j, (0, 0))[0], -self.records[j].submitted_at,
                                                          j))[: len(serving) - desired]:
@@ -146,9 +150,23 @@ class ServiceKeeper:
                     with contextlib.suppress(Exception):
                         self.cancel(j, now)
                     ids.discard(j)
-                    self.draining.discard(j)
-                    self.records.pop(j, None)
+                    self._forget(j)
+        for sid in set(self.failures) - set(active):
+            self.failures.pop(sid, None)
+            self.retry_at.pop(sid, None)
         self._publish()
+
+    def _forget(self, job: str) -> None:
+        for known in (self.records, self.ready, self.hosts):
+            known.pop(job, None)
+        self.draining.discard(job)
+
+    def _failed(self, service: str, now: float) -> None:
+        """A replica failed: the first is replaced at once, then after 5, 10, 20 ... 300 s while none of the
+        service's replicas gets ready (a command that cannot start must not flood the store with jobs)."""
+        n = self.failures[service] = self.failures.get(service, 0) + 1
+        if n > 1:
+            self.retry_at[service] = now + min(MAX_BACKOFF, 5.0 * 2 ** (n - 2))
 
     def _scale(self, svc: ServiceRecord, auto: Autoscale, ids: set[str], load: Load, now: float) -> int:
         """The replicas the load wants (min..max), moved within the cooldowns; stored when it changes."""
@@ -211,16 +229,12 @@ class ServiceKeeper:
     # ---- endpoints ---------------------------------------------------------------------------------
 
     def _url(self, rec: JobRecord) -> str | None:
-        if rec.center is None or rec.spec.service is None or not rec.nodes:
+        """Member 0's address as its engine gave it (known once the prober asked) and the replica's port."""
+        known = self.hosts.get(rec.id)
+        if rec.spec.service is None or known is None or known[0] != rec.engine_handle:
             return None
-        port = rec.spec.env.get(rec.spec.service.port_env)
-        host = "127.0.0.1"
-        if rec.center not in self._local:
-            pool = next((p for c in self.network.centers if c.name == rec.center for p in c.pools
-                         if p.name == rec.pool), None)
-            if pool is not None and rec.nodes[0] < len(pool.node_names):
-                host = pool.node_names[rec.nodes[0]]
-        return f"http://{host}:{port}"
+        host = f"[{known[1]}]" if ":" in known[1] else known[1]
+        return f"http://{host}:{rec.spec.env.get(rec.spec.service.port_env)}"
 
     def _publish(self) -> None:
         """Caller holds the lock."""
@@ -253,29 +267,56 @@ class ServiceKeeper:
         self._stop.set()
 
     def probe(self) -> None:
-        """One round: GET each running replica's ready path; 200 is ready."""
+        """One round: the address of each running replica its engine has not given yet, then a GET of each
+        one's ready path; 200 is ready. A replica on this machine must be what listens on its port."""
         with self._lock:
-            targets = []
-            for e in self._endpoints:
-                rec = self.records.get(e.replica)
-                if rec is None or rec.spec.service is None:
-                    continue
-                port = int(rec.spec.env.get(rec.spec.service.port_env, "0") or 0)
-                uid = self.owner(rec) if e.center in self._local else None
-                targets.append((e.replica, e.url + rec.spec.service.ready, port, uid))
-        answers = {}
+            running = [rec for ids in self.replicas.values() for j in sorted(ids)
+                       if (rec := self.records.get(j)) is not None and rec.state is JobState.RUNNING
+                       and rec.spec.service is not None and rec.engine_handle]
+            known = dict(self.hosts)
+        hosts: dict[str, tuple[str, str]] = {}
+        answers: dict[str, bool] = {}
         with httpx.Client(timeout=PROBE_TIMEOUT) as client:
-            for replica, url, port, uid in targets:
-                if uid is not None and listener_uid(port) != uid:
-                    answers[replica] = False  # nothing, or someone else, listens there
-                    continue
-                try:
-                    answers[replica] = client.get(url).status_code == 200
-                except httpx.HTTPError:
-                    answers[replica] = False
+            for rec in running:
+                assert rec.spec.service is not None and rec.engine_handle is not None
+                host = known.get(rec.id, ("", ""))[1] if known.get(rec.id, ("",))[0] == rec.engine_handle else ""
+                if not host:
+                    try:
+                        host = self.fleet.of(rec.center or "").host_of(rec.engine_handle) or ""
+                    except Exception as e:  # an engine that does not answer now: asked again next round
+                        log.warning("address of replica %s: %s", rec.id, e)
+                    if not host:
+                        continue
+                    hosts[rec.id] = (rec.engine_handle, host)
+                answers[rec.id] = self._answers(client, rec, host)
         with self._lock:
-            self.ready.update(answers)
+            self.hosts.update((j, h) for j, h in hosts.items() if j in self.records)
+            self.ready.update((j, ok) for j, ok in answers.items() if j in self.records)
+            for j, ok in answers.items():
+                sid = self.records[j].spec.env.get(SERVICE_ENV, "") if ok and j in self.records else ""
+                self.failures.pop(sid, None)
+                self.retry_at.pop(sid, None)
             self._publish()
+
+    def _answers(self, client: httpx.Client, rec: JobRecord, host: str) -> bool:
+        assert rec.spec.service is not None and rec.engine_handle is not None
+        port = int(rec.spec.env.get(rec.spec.service.port_env, "0") or 0)
+        try:
+            here = ipaddress.ip_address(socket.gethostbyname(host) if ":" not in host else host).is_loopback
+            uid_of = getattr(self.fleet.of(rec.center or ""), "uid_of", None)
+            uid = uid_of(rec.engine_handle) if here and uid_of is not None else None
+        except (OSError, ValueError) as e:
+            log.warning("replica %s at %s: %s", rec.id, host, e)
+            return False
+        # on this machine another tenant's job could listen on the port first and get the prompts: only a
+        # listener under the replica's own uid counts (when its engine says which)
+        if uid is not None and listener_uid(port) != uid:
+            return False
+        bracketed = f"[{host}]" if ":" in host else host
+        try:
+            return client.get(f"http://{bracketed}:{port}{rec.spec.service.ready}").status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def _probe_forever(self) -> None:
         while not self._stop.is_set():

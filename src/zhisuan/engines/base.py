@@ -114,6 +114,11 @@ class Engine(Protocol):
 
     def usage(self, handle: str) -> Usage | None: ...
 
+    def host_of(self, handle: str) -> str | None:
+        """Where member 0 of a running job can be reached from the control plane (a host name or IP: a model
+        service's replica listens there), None while the engine does not know it yet."""
+        ...
+
 
 MAX_LOG = 1024 * 1024  # bytes of a job's output one read returns: the end of it, with a mark where it was cut
 

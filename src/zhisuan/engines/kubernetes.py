@@ -248,6 +248,14 @@ class KubernetesEngine(TextLogs):
         cond = next((c for c in job.status.conditions or [] if c.type == "Failed"), None)
         return EngineStatus("failed", None, f"kubernetes Job failed: {cond.reason if cond else 'unknown'}")
 
+    def host_of(self, handle: str) -> str | None:
+        """The pod IP of member 0 (completion index 0) once it runs: the control plane must reach the pod
+        network (zhisuan in the cluster, or routed to it)."""
+        pods = self._pods(handle)
+        if not pods or pods[0].status.phase != "Running" or not pods[0].status.pod_ip:
+            return None
+        return str(pods[0].status.pod_ip)
+
     def stop(self, handle: str) -> None:
         """Delete the Job: its pods get SIGTERM, then SIGKILL after their termination grace period."""
         self._call("batch", "delete_namespaced_job", handle, self.namespace, propagation_policy="Background")

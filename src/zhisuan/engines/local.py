@@ -193,6 +193,10 @@ class LocalEngine:
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             pids.append(proc.pid)
 
+    def host_of(self, handle: str) -> str | None:
+        """Every run is on this machine."""
+        return "127.0.0.1"
+
     def uid_of(self, handle: str) -> int | None:
         """The uid a run's processes have (None: runs are not isolated)."""
         return self._run(handle).uid

@@ -138,6 +138,19 @@ class RayEngine(TextLogs):
                              "zhisuan_resource": self._resource(launch.pool)})
         return submission
 
+    def host_of(self, handle: str) -> str | None:
+        """The IP of the Ray node the job's entrypoint runs on (its driver node)."""
+        node = self._call("get_job_info", handle).driver_node_id
+        if not node:
+            return None
+        from ray.util.state import list_nodes
+        found = list_nodes(address=self.address, filters=[("node_id", "=", node)], timeout=int(self.timeout))
+        return str(found[0].node_ip) if found else None
+
+    def uid_of(self, handle: str) -> int | None:
+        """The uid a job's command runs under, when this engine drops to one (`run_as_uid`)."""
+        return self.run_as_uid
+
     def checkpoint_dir(self, job_id: str) -> str:
         """Kept across attempts; a path every Ray node can reach (`engine_config.checkpoints`, shared storage)."""
         return f"{self.checkpoints.rstrip('/')}/{job_id}"

@@ -264,6 +264,20 @@ class SlurmEngine:
                                         math.inf, f"node {node['name']} {'/'.join(bad).lower()}{reason}"))
         return out
 
+    def host_of(self, handle: str) -> str | None:
+        """The NodeAddr of the node running the job's batch step (member 0; `--nodelist` order)."""
+        host = str(self._all_jobs().get(handle.split("@")[0], {}).get("batch_host") or "")
+        if not host:
+            return None
+        node: dict[str, Any] = next((n for n in self._json(["sinfo", "--json"])["nodes"]
+                                     if str(n.get("name")) == host), {})
+        return str(node.get("address") or host)
+
+    def uid_of(self, handle: str) -> int | None:
+        """The uid the job runs under, as slurmctld records it."""
+        uid = self._all_jobs().get(handle.split("@")[0], {}).get("user_id")
+        return int(uid) if isinstance(uid, int) else None
+
     def _all_jobs(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
         """Every job slurmctld still holds (one squeue per `cache` seconds, whatever the number of jobs)."""
         at, jobs = self._jobs

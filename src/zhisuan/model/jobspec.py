@@ -232,7 +232,8 @@ class Autoscale(_Strict):
 class ServiceSection(_Strict):
     """A model served by replicas of the job's `run` (e.g. `vllm serve MODEL --port $PORT`): each replica
     is placed by the scheduler like a job and told its port in `port_env`; the gateway routes to replicas
-    whose `ready` path answers 200."""
+    whose `ready` path answers 200. A replica on several nodes (`resources.nodes`, e.g. tensor-parallel
+    over two nodes) is one gang: member 0 ($ZHISUAN_NODE_RANK 0) serves, the others join it."""
 
     model: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
     ready: str = Field("/health", max_length=256, pattern=r"^/[^\s\x00]*$")
@@ -276,8 +277,6 @@ class JobSpec(_Strict):
     def _service_for_services(self) -> JobSpec:
         if (self.kind == "service") != (self.service is not None):
             raise ValueError("kind: service goes with a service section (model, ready, replicas), and only it")
-        if self.service is not None and self.resources.nodes != 1:
-            raise ValueError("resources.nodes: a service replica runs on one node")
         return self
 
     @model_validator(mode="after")

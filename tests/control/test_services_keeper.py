@@ -1,0 +1,125 @@
+"""The service keeper's harder cases with real replica processes on the local engine: a command that cannot
+start backs off instead of flooding the store with jobs, a replica spanning two nodes is reached at member
+0, and autoscaling on tokens/s."""
+
+import asyncio
+import threading
+import time
+
+from tests.control.test_services import ACME, script, spec, until_ready  # noqa: F401 (fixture)
+from zhisuan.control import ControlLoop
+from zhisuan.control.service import Service
+from zhisuan.engines import LocalEngine
+from zhisuan.gateway.errors import GatewayError
+from zhisuan.gateway.proxy import Gateway
+from zhisuan.gateway.replicas import Registry
+from zhisuan.model import JobState, parse_network
+from zhisuan.store import JobStore, connect, migrate
+
+NETWORK = parse_network("""
+name: pair
+centers:
+  - {name: east, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5,
+     pools: [{name: gpu, accelerator: a100, nodes: 2, devices_per_node: 1, price_per_device_hour: 10}]}
+  - {name: west, region: west, pue: 1.2, carbon_kg_per_kwh: 0.5,
+     pools: [{name: gpu, accelerator: a100, nodes: 2, devices_per_node: 1, price_per_device_hour: 12}]}
+""")
+
+
+def world(tmp_path):
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    loop = ControlLoop(store, NETWORK, LocalEngine(tmp_path / "runs", grace=0.5))
+    service = Service(store, NETWORK, loop)
+    return store, loop, service, Registry(feed=service.keeper.endpoints)
+
+
+def test_a_replica_that_cannot_start_is_replaced_with_a_growing_back_off(tmp_path):
+    store, loop, service, _ = world(tmp_path)
+    svc = service.deploy(spec("x.py").replace("run: exec python3 x.py --port $PORT --model echo", "run: exit 3")
+                         .replace("min: 2, max: 2", "min: 1, max: 1"), ACME, time.time())
+    end = time.time() + 8
+    while time.time() < end:
+        loop.step(time.time())
+        time.sleep(0.05)
+    made = store.find(tenant="acme")
+    # without a back-off this would be a new job per step (about a hundred); with it: the first failure
+    # replaced at once, the next after 5 s
+    assert 2 <= len(made) <= 3 and all(r.state in (JobState.FAILED, JobState.RUNNING, JobState.SCHEDULED,
+                                                   JobState.PENDING) for r in made)
+    listed = service.services(ACME)[0]
+    assert listed["failures"] >= 2 and listed["retry_at"] > time.time()
+    service.stop_service(svc.id, ACME, time.time())
+    loop.step(time.time())
+    assert svc.id not in service.keeper.failures
+
+
+def test_a_replica_on_two_nodes_is_one_gang_reached_at_member_0(tmp_path, script):  # noqa: F811
+    store, loop, service, registry = world(tmp_path)
+    run = (f'run: if [ "$ZHISUAN_NODE_RANK" = 0 ]; then exec python3 {script} --port $PORT --model echo; '
+           'else exec sleep 600; fi')
+    text = spec(script).replace(f"run: exec python3 {script} --port $PORT --model echo", run) \
+        .replace("accelerators: a100:1}", "accelerators: a100:1, nodes: 2}").replace("min: 2, max: 2", "min: 1, max: 1")
+    svc = service.deploy(text, ACME, time.time())
+    try:
+        [ready] = until_ready(service, loop, registry, 1)
+        rec = store.get(ready.id)
+        assert len(rec.nodes) == 2 and rec.center == "east"  # one placement, both nodes of the pool
+        answer = asyncio.run(_chat(registry))
+        assert answer == 200
+    finally:
+        service.stop_service(svc.id, ACME, time.time())
+        loop.step(time.time())
+
+
+async def _chat(registry, words="hi there"):
+    gateway = Gateway(registry)
+    try:
+        body = b'{"model": "echo", "messages": [{"role": "user", "content": "%s"}]}' % words.encode()
+        r = await gateway.forward("acme", "/v1/chat/completions", body)
+        return r.status_code
+    except GatewayError as e:
+        return e.status
+    finally:
+        await gateway.aclose()
+
+
+def test_a_service_scales_on_tokens_per_second(tmp_path, script):  # noqa: F811
+    _store, loop, service, registry = world(tmp_path)
+    service.keeper.load, service.keeper.window = registry.load, 2.0
+    text = spec(script).replace("replicas: {min: 2, max: 2}}", "replicas: {min: 1, max: 2}, autoscale: "
+                                "{tokens_per_s: 40, up_after: 1s, down_after: 3s}}") \
+        .replace("--model echo", "--model echo --delay 0.1")
+    svc = service.deploy(text, ACME, time.time())
+    until_ready(service, loop, registry, 1)
+    stop = threading.Event()
+    answered = []
+
+    def clients():  # two clients, 20 completion tokens a call, about 10 calls/s: ~200 tokens/s, 5x the target
+        async def one():
+            while not stop.is_set():
+                answered.append(await _chat(registry, " ".join(["w"] * 20)))
+
+        async def many():
+            await asyncio.gather(one(), one())
+
+        asyncio.run(many())
+
+    load = threading.Thread(target=clients)
+    load.start()
+    try:
+        ready = until_ready(service, loop, registry, 2, limit=40)
+    finally:
+        stop.set()
+        load.join()
+    assert len(ready) == 2 and service.service_store.get(svc.id).desired == 2
+    assert answered and set(answered) == {200}
+    end = time.time() + 30
+    while time.time() < end and len(service.keeper.replicas[svc.id]) > 1:  # no load: back to the minimum
+        loop.step(time.time())
+        service.keeper.probe()
+        time.sleep(0.2)
+    assert len(service.keeper.replicas[svc.id]) == 1 and service.service_store.get(svc.id).desired == 1
+    service.stop_service(svc.id, ACME, time.time())
+    loop.step(time.time())
