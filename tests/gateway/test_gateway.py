@@ -60,8 +60,8 @@ def gw(tmp_path, backends):
     migrate(engine)
     store, tokens = JobStore(engine), TokenStore(engine)
     registry = Registry()
-    registry.add(Replica("echo-1", "echo", backends[0], rank=1.0))
-    registry.add(Replica("echo-2", "echo", backends[1], rank=2.0))
+    registry.add(Replica("echo-1", "echo", backends[0], rank=(1.0, 0.0)))
+    registry.add(Replica("echo-2", "echo", backends[1], rank=(2.0, 0.0)))
     registry.add(Replica("quiet-1", "quiet", backends[2]))
     gateway = Gateway(registry)
     app = create_app(Service(store, NETWORK, ControlLoop(store, NETWORK, LocalEngine(tmp_path / "r"))), tokens, gateway)
@@ -107,7 +107,7 @@ def test_a_stream_is_relayed_chunk_by_chunk_and_its_tokens_counted(gw):
 
 def test_a_replica_that_cannot_answer_is_passed_over(gw):
     client, auth, gateway = gw
-    gateway.registry.add(Replica("echo-dead", "echo", f"http://127.0.0.1:{free_port()}", rank=0.0))  # first choice
+    gateway.registry.add(Replica("echo-dead", "echo", f"http://127.0.0.1:{free_port()}", rank=(0.0, 0.0)))  # first
     for _ in range(3):
         r = client.post("/v1/chat/completions", json=CHAT, headers=auth)
         assert r.status_code == 200
@@ -144,3 +144,20 @@ def test_least_outstanding_requests_spreads_concurrent_requests(gw):
     served = {r.id: r.served for r in gateway.registry.of("echo")}
     assert sum(served.values()) == 40 and min(served.values()) > 0, served
     assert all(r.inflight == 0 for r in gateway.registry.of("echo"))
+
+
+def test_a_caller_in_a_region_gets_its_replicas_first_then_the_cheaper_then_the_greener(gw):
+    client, auth, gateway = gw
+    gateway.registry.replicas["echo-1"].region = "east"
+    gateway.registry.replicas["echo-2"].region = "west"
+    assert client.post("/v1/chat/completions", json=CHAT, headers=auth).status_code == 200
+    assert gateway.registry.replicas["echo-1"].served == 1  # no region said: the cheaper
+    west = {**auth, "X-Zhisuan-Region": "west"}
+    assert client.post("/v1/chat/completions", json=CHAT, headers=west).status_code == 200
+    assert gateway.registry.replicas["echo-2"].served == 1  # dearer, but in the caller's region
+    nowhere = {**auth, "X-Zhisuan-Region": "x" * 10_000}  # bounded, and matching no replica changes nothing
+    assert client.post("/v1/chat/completions", json=CHAT, headers=nowhere).status_code == 200
+    assert gateway.registry.replicas["echo-1"].served == 2
+    gateway.registry.replicas["echo-2"].rank = (1.0, 0.1)  # same price, greener than echo-1's (1.0, 0.5)
+    gateway.registry.replicas["echo-1"].rank = (1.0, 0.5)
+    assert gateway.registry.choose("echo", time.time()).id == "echo-2"

@@ -16,6 +16,7 @@ from zhisuan.gateway.proxy import PATHS, Gateway
 from zhisuan.store import Principal
 
 Who = Callable[..., Awaitable[Principal]]
+REGION_HEADER = "X-Zhisuan-Region"  # the caller's region: its replicas first among equally busy ones
 
 
 def add_service_routes(app: FastAPI, service: Service, principal: Who) -> None:
@@ -44,8 +45,9 @@ def add_gateway_routes(app: FastAPI, gateway: Gateway, principal: Who) -> None:
 
     async def forward(request: Request, who: Principal = Depends(principal)) -> Response:  # noqa: B008
         body = await request.body()
+        region = request.headers.get(REGION_HEADER, "")[:64] or None  # a name no replica has just matches none
         try:
-            return await gateway.forward(who.tenant, request.url.path, body)
+            return await gateway.forward(who.tenant, request.url.path, body, region)
         except GatewayError as e:
             return JSONResponse(e.body(), e.status)
 

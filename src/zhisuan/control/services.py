@@ -52,7 +52,8 @@ class Endpoint:
     center: str
     ready: bool
     draining: bool = False
-    rank: float = 0.0  # the replica's pool's price per device-hour: on a tie in load, the cheaper first
+    rank: tuple[float, float] = (0.0, 0.0)  # its pool's ¥ per device-hour, kgCO2 per kWh there: on a tie in
+    region: str = ""  # load the cheaper, then the greener first (a client may prefer its region over both)
 
 
 def listener_uid(port: int) -> int | None:
@@ -100,7 +101,9 @@ class ServiceKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._recovered = False
-        self._price = {f"{c.name}/{p.name}": p.price_per_device_hour for c in network.centers for p in c.pools}
+        self._rank = {f"{c.name}/{p.name}": (p.price_per_device_hour, c.carbon_kg_per_kwh * c.pue)
+                      for c in network.centers for p in c.pools}
+        self._region = {c.name: c.region for c in network.centers}
 
     # ---- the loop's step ---------------------------------------------------------------------------
 
@@ -247,7 +250,8 @@ class ServiceKeeper:
                     continue
                 out.append(Endpoint(j, sid, rec.tenant, rec.spec.service.model, url, rec.center or "",
                                     self.ready.get(j, False), j in self.draining,
-                                    self._price.get(f"{rec.center}/{rec.pool}", 0.0)))
+                                    self._rank.get(f"{rec.center}/{rec.pool}", (0.0, 0.0)),
+                                    self._region.get(rec.center or "", "")))
         if out != self._endpoints:
             self._endpoints = out
             self.version += 1

@@ -61,7 +61,7 @@ class Gateway:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def forward(self, tenant: str, path: str, body: bytes) -> Response:
+    async def forward(self, tenant: str, path: str, body: bytes, region: str | None = None) -> Response:
         if path not in PATHS:
             raise GatewayError(404, f"no such endpoint {path}")
         request = parse(body)
@@ -73,7 +73,7 @@ class Gateway:
         tried: set[str] = set()
         start = self.clock()
         while len(tried) < MAX_TRIES:
-            replica = self.registry.choose(model, self.clock(), tried, tenant)
+            replica = self.registry.choose(model, self.clock(), tried, tenant, region)
             if replica is None:
                 break
             tried.add(replica.id)

@@ -1,10 +1,11 @@
 """Where a model's replicas are and how busy each is: the gateway's routing table.
 
 Routing is least outstanding requests (each replica's in-flight count, kept here), ties broken by the
-replica's preference rank (cheaper, greener, closer: given by whoever registers it), then its id, so a
-choice is reproducible. A replica that failed is skipped for a back-off; a draining one takes no new
-requests (scale-down waits for its in-flight count to reach 0). A service's replicas answer only their
-own tenant (its prompts and its bill); backends given at start (`--model-backend`) answer everyone.
+caller's region (a client may name one: replicas there first), then the replica's rank (cheaper, then
+greener: given by whoever registers it), then its id, so a choice is reproducible. A replica that
+failed is skipped for a back-off; a draining one takes no new requests (scale-down waits for its
+in-flight count to reach 0). A service's replicas answer only their own tenant (its prompts and its
+bill); backends given at start (`--model-backend`) answer everyone.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class Replica:
     url: str  # base URL of its OpenAI-compatible API, e.g. http://127.0.0.1:8001
     center: str = ""
     tenant: str = ""  # "": anyone may call it
-    rank: float = 0.0  # lower first on a tie in outstanding requests (price, carbon, region preference)
+    rank: tuple[float, float] = (0.0, 0.0)  # lower first on a tie in outstanding requests: (price, carbon)
+    region: str = ""
     ready: bool = True
     draining: bool = False
     inflight: int = 0
@@ -61,8 +63,8 @@ class Registry:
         for gone in self._followed - now:
             self.replicas.pop(gone, None)
         for e in endpoints:
-            self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, rank=e.rank, ready=e.ready,
-                             draining=e.draining))
+            self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, rank=e.rank, region=e.region,
+                             ready=e.ready, draining=e.draining))
         self._followed = now
 
     def add(self, replica: Replica) -> None:
@@ -72,7 +74,7 @@ class Registry:
         if old is None:
             self.replicas[replica.id] = replica
             return
-        for name in ("model", "url", "center", "tenant", "rank", "ready", "draining"):
+        for name in ("model", "url", "center", "tenant", "rank", "region", "ready", "draining"):
             setattr(old, name, getattr(replica, name))
 
     def remove(self, replica_id: str) -> None:
@@ -92,15 +94,16 @@ class Registry:
         return [r for r in self.replicas.values() if r.model == model and r.serves(tenant)]
 
     def choose(self, model: str, now: float, exclude: set[str] | frozenset[str] = frozenset(),
-               tenant: str | None = None) -> Replica | None:
-        """The usable replica with the fewest requests in flight (then rank, then id); None if none."""
+               tenant: str | None = None, region: str | None = None) -> Replica | None:
+        """The usable replica with the fewest requests in flight (then in `region`, then rank, then id)."""
         self._sync()
-        best = None
+        best, best_key = None, None
         for r in self.replicas.values():
             if r.model != model or r.id in exclude or not r.usable(now) or not r.serves(tenant):
                 continue
-            if best is None or (r.inflight, r.rank, r.id) < (best.inflight, best.rank, best.id):
-                best = r
+            key = (r.inflight, bool(region) and r.region != region, r.rank, r.id)
+            if best_key is None or key < best_key:
+                best, best_key = r, key
         return best
 
 
@@ -115,5 +118,6 @@ def static_backends(given: list[str]) -> list[Replica]:
         if not m:
             raise ValueError(f"expected MODEL=http://HOST:PORT, got {text[:80]!r}")
         url = m["url"].rstrip("/")
-        out.append(Replica(f"{m['model']}@{i}", m["model"], url[:-3] if url.endswith("/v1") else url, rank=float(i)))
+        out.append(Replica(f"{m['model']}@{i}", m["model"], url[:-3] if url.endswith("/v1") else url,
+                           rank=(float(i), 0.0)))
     return out
