@@ -26,6 +26,7 @@ from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
 from zhisuan.cli.plan import plan_command
 from zhisuan.cli.server import server_command
+from zhisuan.cli.services import service_app
 from zhisuan.cli.sharing import sharing_command
 from zhisuan.cli.sim import sim_command
 from zhisuan.cli.tokens import token_app
@@ -86,6 +87,7 @@ app.command("bill")(bill_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(report_app, name="report")
 app.add_typer(token_app, name="token")
+app.add_typer(service_app, name="service")
 
 if __name__ == "__main__":
     app()
