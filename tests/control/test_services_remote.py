@@ -11,6 +11,7 @@ import pytest
 
 from tests.control.test_services import chat, script, streamed  # noqa: F401 (fixture)
 from tests.engines.test_slurm import clusters  # noqa: F401 (fixture)
+from tests.engines.test_slurm import network_yaml as slurm_network
 from zhisuan.control import ControlLoop
 from zhisuan.control.service import Service
 from zhisuan.engines import EngineDown, build_fleet, with_inventory
@@ -23,30 +24,14 @@ ACME = Principal("acme", False)
 
 
 def network_yaml(root):
-    return f"""
-name: remote
-centers:
-  - name: alpha
-    region: east
-    pue: 1.3
-    carbon_kg_per_kwh: 0.58
-    engine: slurm
-    engine_config: {{conf: {root}/alpha/etc/slurm.conf, chips: {{a100: A100 SXM4 80GB, 910b: Ascend 910B3}},
-                    prices: {{a100: 12, 910b: 8}}}}
-  - name: beta
-    region: west
-    pue: 1.2
-    carbon_kg_per_kwh: 0.1
-    engine: slurm
-    engine_config: {{conf: {root}/beta/etc/slurm.conf, chips: {{910b: Ascend 910B3}}, prices: {{910b: 9}}}}
-  - name: rayc
+    """The two test Slurm clusters and the Ray head as a third center."""
+    return slurm_network(root).replace("tenants:", f"""  - name: rayc
     region: north
     pue: 1.2
     carbon_kg_per_kwh: 0.3
     engine: ray
     engine_config: {{address: '{RAY}', resources: {{910B: Ascend 910B3}}, prices: {{910B: 10}}, run_as_uid: 65534}}
-tenants: [{{name: acme}}]
-"""
+tenants:""")
 
 
 def service_spec(script):  # noqa: F811
