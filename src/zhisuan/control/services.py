@@ -123,8 +123,8 @@ class ServiceKeeper:
                 if rec is None or rec.state.terminal:
                     ids.discard(j)
                     self._forget(j)
-                    if rec is not None and rec.state is JobState.FAILED and sid in active:
-                        self._failed(sid, now)
+                    if rec is not None and rec.state in (JobState.FAILED, JobState.SUCCEEDED) and sid in active:
+                        self._failed(sid, now)  # a server that exits, even with 0, is a replica gone
                         log.info("replica %s of %s ended (%s): replacing it", j, sid, rec.reason)
                 else:
                     self.records[j] = rec
@@ -208,10 +208,12 @@ class ServiceKeeper:
         return desired
 
     def _recover(self) -> None:
-        """Replica jobs already in the store (a restart) are the services' again."""
+        """Replica jobs already in the store (a restart) are the services' again: a service's own kind of
+        job, of its tenant, naming it."""
+        owners = {s.id: s.tenant for s in self.services.list()}
         for rec in self.jobs.find(states={s for s in JobState if not s.terminal}):
-            sid = rec.spec.env.get(SERVICE_ENV)
-            if sid:
+            sid = rec.spec.env.get(SERVICE_ENV, "")
+            if rec.spec.service is not None and owners.get(sid) == rec.tenant:
                 self.replicas.setdefault(sid, set()).add(rec.id)
                 self.records[rec.id] = rec
         self._recovered = True

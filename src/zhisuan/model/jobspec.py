@@ -29,6 +29,7 @@ from zhisuan.model.units import parse_duration, parse_memory_gib
 MAX_RUN = 64 * 1024  # bytes of a job's command
 MAX_ENV = 256  # variables
 MAX_ENV_VALUE = 32 * 1024
+RESERVED_ENV = "ZHISUAN_"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
 
 
@@ -328,6 +329,15 @@ def parse_job_spec(data: str | bytes | dict[str, Any], tenant: str | None = None
     if tenant is not None and "tenant" not in data:
         data = {**data, "tenant": tenant}
     try:
-        return JobSpec.model_validate(data)
+        spec = JobSpec.model_validate(data)
     except ValidationError as e:
         raise spec_errors(e) from e
+    # zhisuan tells a job who it is in ZHISUAN_* variables (its id, rank, checkpoint folder, the service a
+    # replica belongs to): a spec may not set them, or a job could pass itself off as another's replica
+    why = f"{RESERVED_ENV}* variables are set by zhisuan; use another name"
+    reserved = [k for k in spec.env if k.upper().startswith(RESERVED_ENV)]
+    if reserved:
+        raise SpecError([(f"env.{reserved[0][:64]}", why)])
+    if spec.service is not None and spec.service.port_env.upper().startswith(RESERVED_ENV):
+        raise SpecError([("service.port_env", why)])
+    return spec
