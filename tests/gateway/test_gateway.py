@@ -161,3 +161,37 @@ def test_a_caller_in_a_region_gets_its_replicas_first_then_the_cheaper_then_the_
     gateway.registry.replicas["echo-2"].rank = (1.0, 0.1)  # same price, greener than echo-1's (1.0, 0.5)
     gateway.registry.replicas["echo-1"].rank = (1.0, 0.5)
     assert gateway.registry.choose("echo", time.time()).id == "echo-2"
+
+
+def test_a_tenant_holds_at_most_its_share_of_requests_and_an_abandoned_stream_gives_its_slot_back(gw, monkeypatch):
+    import asyncio
+    import gc
+
+    from zhisuan.gateway import proxy
+    from zhisuan.gateway.errors import GatewayError
+
+    _, _, gateway = gw
+    monkeypatch.setattr(proxy, "MAX_TENANT_INFLIGHT", 2)
+    body = json.dumps({**CHAT, "stream": True}).encode()
+
+    async def go():
+        gw2 = Gateway(gateway.registry)
+        try:
+            held = [await gw2.forward("acme", "/v1/chat/completions", body) for _ in range(2)]  # never read
+            with pytest.raises(GatewayError) as refused:
+                await gw2.forward("acme", "/v1/chat/completions", body)
+            other = await gw2.forward("lab", "/v1/chat/completions", json.dumps(CHAT).encode())
+            assert gw2.inflight == {"acme": 2} and other.status_code == 200  # another tenant is not held up
+            del held  # the clients left before their streams started: nothing will iterate them
+            gc.collect()
+            await asyncio.sleep(0.05)  # the upstream connections are closed by then
+            assert gw2.inflight == {} and all(r.inflight == 0 for r in gateway.registry.of("echo"))
+            again = await gw2.forward("acme", "/v1/chat/completions", body)
+            chunks = b"".join([c async for c in again.body_iterator])
+            assert chunks.rstrip().endswith(b"data: [DONE]") and gw2.inflight == {} and not gw2._closing
+            return refused.value
+        finally:
+            await gw2.aclose()
+
+    refused = asyncio.run(go())
+    assert refused.status == 429 and refused.code == "rate_limit_exceeded"

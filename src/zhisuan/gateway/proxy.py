@@ -2,15 +2,19 @@
 first, another replica when one fails before the first byte, streams (SSE) relayed chunk by chunk.
 
 Bounds: the request body (1 MiB), its JSON (an object with a string `model`), connect/read timeouts, and
-at most `MAX_TRIES` replicas per request. A replica that cannot be reached or answers 5xx before sending
-anything is passed over for a back-off (replicas.FAIL_BACKOFF); the client sees an error only when no
-replica could answer, in OpenAI's error shape.
+at most `MAX_TRIES` replicas per request, at most `MAX_TENANT_INFLIGHT` requests in flight per tenant (the
+upstream connections are shared: one tenant must not hold them all; over it: 429). A replica that cannot
+be reached or answers 5xx before sending anything is passed over for a back-off (replicas.FAIL_BACKOFF);
+the client sees an error only when no replica could answer, in OpenAI's error shape.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -25,6 +29,7 @@ from zhisuan.gateway.usage import StreamCounter, Tokens, from_body, prompt_estim
 MAX_BODY = 1 << 20
 MAX_ANSWER = 64 << 20  # a whole (non-streamed) answer larger than this is refused: replicas run tenants' code
 MAX_TRIES = 3
+MAX_TENANT_INFLIGHT = 128  # of the 512 upstream connections
 TIMEOUT = httpx.Timeout(connect=2.0, read=300.0, write=10.0, pool=10.0)
 PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 
@@ -57,6 +62,15 @@ class Gateway:
         self.client = client or httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=512,
                                                                                        max_keepalive_connections=64))
         self.clock = clock
+        self.inflight: dict[str, int] = {}  # tenant -> its requests in flight
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _release(self, tenant: str) -> None:
+        left = self.inflight.get(tenant, 0) - 1
+        if left > 0:
+            self.inflight[tenant] = left
+        else:
+            self.inflight.pop(tenant, None)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -65,6 +79,21 @@ class Gateway:
         if path not in PATHS:
             raise GatewayError(404, f"no such endpoint {path}")
         request = parse(body)
+        if self.inflight.get(tenant, 0) >= MAX_TENANT_INFLIGHT:
+            raise GatewayError(429, f"{MAX_TENANT_INFLIGHT} requests of yours are in flight; retry when one ends",
+                               "requests", code="rate_limit_exceeded")
+        self.inflight[tenant] = self.inflight.get(tenant, 0) + 1
+        streaming = False
+        try:
+            answer = await self._forward(tenant, path, request, body, region)
+            streaming = isinstance(answer, StreamingResponse)
+            return answer
+        finally:
+            if not streaming:  # a relayed stream releases its tenant's slot when it ends
+                self._release(tenant)
+
+    async def _forward(self, tenant: str, path: str, request: dict[str, Any], body: bytes,
+                       region: str | None) -> Response:
         model: str = request["model"]
         stream = bool(request.get("stream"))
         if stream and "stream_options" not in request:  # ask for usage at the end; backends that know it send it
@@ -144,6 +173,24 @@ class Gateway:
         first_byte = self.clock() - start
         counter = StreamCounter()
 
+        held = [True]
+
+        def release() -> bool:
+            """Once: when the stream ends, or when a stream that never started (its client left) is collected."""
+            if not held:
+                return False
+            held.pop()
+            replica.inflight -= 1
+            self._release(tenant)
+            return True
+
+        def abandoned() -> None:
+            if release():  # never started: nobody else will close the upstream connection
+                with contextlib.suppress(RuntimeError):  # no running loop: the process is ending
+                    closing = asyncio.get_running_loop().create_task(upstream.aclose())
+                    self._closing.add(closing)
+                    closing.add_done_callback(self._closing.discard)
+
         async def chunks() -> AsyncIterator[bytes]:
             try:
                 if first:
@@ -153,12 +200,14 @@ class Gateway:
                     counter.feed(chunk)
                     yield chunk
             finally:
-                replica.inflight -= 1
+                release()
                 replica.served += 1
                 await upstream.aclose()
                 tokens = counter.tokens(request)
                 replica.tokens += tokens.completion
                 self.meter.done(tenant, model, tokens, first_byte)
 
-        return StreamingResponse(chunks(), upstream.status_code,
+        body = chunks()
+        weakref.finalize(body, abandoned)
+        return StreamingResponse(body, upstream.status_code,
                                  media_type=upstream.headers.get("content-type", "text/event-stream"))
