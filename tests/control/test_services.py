@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from zhisuan.control import ControlLoop
@@ -118,6 +119,8 @@ def test_a_service_runs_two_replicas_on_two_centers_and_the_gateway_routes_to_th
     status, body = chat(registry)
     assert status == 200 and b"hi there" in body
     assert chat(registry, tenant="lab")[0] == 404  # another tenant's service is not theirs to call
+    direct = httpx.post(ready[0].url + "/v1/chat/completions", json={"model": "echo", "messages": []}, timeout=5)
+    assert direct.status_code == 401  # a job that finds the replica's port cannot use it without its key
     events = streamed(registry)
     assert events[-1] == "data: [DONE]" and sum('"content"' in e for e in events) == 2  # "hi", "there"
 

@@ -84,10 +84,12 @@ def test_replicas_on_two_slurm_clusters_and_a_ray_head_are_reached_where_their_e
     assert replicas["alpha"].engine_handle and service.keeper.hosts[replicas["alpha"].id][1] == "127.0.0.1"
     assert service.fleet.of("alpha").uid_of(replicas["alpha"].engine_handle) == 65534
     assert all(r.url.startswith("http://127.0.0.1:") for r in ready)
-    for r in ready:  # each replica answers where its engine said it runs
-        answer = httpx.post(f"{r.url}/v1/chat/completions", timeout=5,
-                            json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
+    for r in ready:  # each replica answers where its engine said it runs, to its key only
+        ask = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+        answer = httpx.post(f"{r.url}/v1/chat/completions", timeout=5, json=ask,
+                            headers={"Authorization": f"Bearer {r.key}"})
         assert answer.status_code == 200
+        assert httpx.post(f"{r.url}/v1/chat/completions", timeout=5, json=ask).status_code == 401
     status, body = chat(registry)
     assert status == 200 and b"hi there" in body
     assert registry.replicas[next(r for r in ready if r.center == "alpha").id].served == 1  # idle: the cheapest

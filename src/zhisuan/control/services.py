@@ -17,13 +17,14 @@ import contextlib
 import ipaddress
 import logging
 import math
+import secrets
 import socket
 import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -31,7 +32,7 @@ from zhisuan.engines import Fleet
 from zhisuan.model import JobState, Network
 from zhisuan.model.jobspec import Autoscale
 from zhisuan.store import JobRecord, JobStore, ServiceRecord, ServiceStore
-from zhisuan.store.services import SERVICE_ENV
+from zhisuan.store.services import SERVICE_ENV, SERVICE_KEY_ENV
 
 log = logging.getLogger("zhisuan.services")
 
@@ -54,6 +55,7 @@ class Endpoint:
     draining: bool = False
     rank: tuple[float, float] = (0.0, 0.0)  # its pool's ¥ per device-hour, kgCO2 per kWh there: on a tie in
     region: str = ""  # load the cheaper, then the greener first (a client may prefer its region over both)
+    key: str = field(default="", repr=False)  # the bearer key the replica answers to
 
 
 def listener_uid(port: int) -> int | None:
@@ -225,7 +227,9 @@ class ServiceKeeper:
         port = next(p for k in range(len(PORTS)) if (p := PORTS[(start + k) % len(PORTS)]) not in used
                     and _port_free(p))
         n = len(self.replicas.get(svc.id, ())) + 1
-        env = {**svc.spec.env, SERVICE_ENV: svc.id, svc.spec.service.port_env: str(port)}
+        # its own key: another job that reaches the replica's port (on the same node, say) cannot use it
+        env = {**svc.spec.env, SERVICE_ENV: svc.id, SERVICE_KEY_ENV: secrets.token_urlsafe(24),
+               svc.spec.service.port_env: str(port)}
         spec = svc.spec.model_copy(update={"name": f"{svc.name}-r{n}"[:128], "env": env})
         rec = self.jobs.submit_record(spec, now, actor=f"service {svc.id}")
         self.records[rec.id] = rec
@@ -253,7 +257,8 @@ class ServiceKeeper:
                 out.append(Endpoint(j, sid, rec.tenant, rec.spec.service.model, url, rec.center or "",
                                     self.ready.get(j, False), j in self.draining,
                                     self._rank.get(f"{rec.center}/{rec.pool}", (0.0, 0.0)),
-                                    self._region.get(rec.center or "", "")))
+                                    self._region.get(rec.center or "", ""),
+                                    rec.spec.env.get(SERVICE_KEY_ENV, "")))
         if out != self._endpoints:
             self._endpoints = out
             self.version += 1
@@ -320,7 +325,9 @@ class ServiceKeeper:
             return False
         bracketed = f"[{host}]" if ":" in host else host
         try:
-            return client.get(f"http://{bracketed}:{port}{rec.spec.service.ready}").status_code == 200
+            key = rec.spec.env.get(SERVICE_KEY_ENV)
+            return client.get(f"http://{bracketed}:{port}{rec.spec.service.ready}",
+                              headers={"Authorization": f"Bearer {key}"} if key else None).status_code == 200
         except httpx.HTTPError:
             return False
 

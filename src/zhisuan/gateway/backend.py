@@ -2,12 +2,16 @@
 answers with the prompt's words back, streams them one per chunk (SSE) and reports `usage` (one token a
 word). Standard library only, so a replica job can run it under any uid with the system's python3:
 `python3 backend.py --port 8100 --model echo [--no-stream-usage]` (or `-m zhisuan.gateway.backend`).
+With an API key (`--api-key`, default $ZHISUAN_SERVICE_KEY, as vLLM's `--api-key`) it answers completions
+only to `Authorization: Bearer <key>`: the gateway's calls, not other jobs that find its port.
 Real backends (vLLM, SGLang, llama.cpp's server) are started by a service's `run` instead."""
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
+import os
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,7 +27,7 @@ def words_of(body: dict[str, Any]) -> list[str]:
     return text.split()[:256] or ["ok"]
 
 
-def handler(model: str, stream_usage: bool, delay: float = 0.0) -> type[BaseHTTPRequestHandler]:
+def handler(model: str, stream_usage: bool, delay: float = 0.0, api_key: str = "") -> type[BaseHTTPRequestHandler]:
     class Backend(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive for whole answers; a stream closes its connection
         disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
@@ -48,6 +52,9 @@ def handler(model: str, stream_usage: bool, delay: float = 0.0) -> type[BaseHTTP
                 self._json({"error": {"message": "not found"}}, 404)
 
         def do_POST(self) -> None:
+            if api_key and not hmac.compare_digest(self.headers.get("Authorization", ""), f"Bearer {api_key}"):
+                self._json({"error": {"message": "invalid API key", "code": "invalid_api_key"}}, 401)
+                return
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 <= length <= MAX_BODY:
                 self._json({"error": {"message": "body too large"}}, 413)
@@ -99,8 +106,11 @@ def main() -> None:
     p.add_argument("--model", default="echo")
     p.add_argument("--no-stream-usage", action="store_true")
     p.add_argument("--delay", type=float, default=0.0, help="seconds each completion takes (load tests)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 on a remote node)")
+    p.add_argument("--api-key", default=os.environ.get("ZHISUAN_SERVICE_KEY", ""),
+                   help="answer completions only with this bearer key (default: $ZHISUAN_SERVICE_KEY)")
     a = p.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", a.port), handler(a.model, not a.no_stream_usage, a.delay))
+    server = ThreadingHTTPServer((a.host, a.port), handler(a.model, not a.no_stream_usage, a.delay, a.api_key))
     server.daemon_threads = True
     server.serve_forever()
 

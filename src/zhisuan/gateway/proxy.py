@@ -126,9 +126,10 @@ class Gateway:
         replica.inflight += 1
         upstream = None
         try:
-            req = self.client.build_request("POST", replica.url.rstrip("/") + path, content=body,
-                                            headers={"content-type": "application/json",
-                                                     "accept-encoding": "identity"})  # relayed as it comes
+            headers = {"content-type": "application/json", "accept-encoding": "identity"}  # relayed as it comes
+            if replica.key:  # the replica's own key, never the caller's token
+                headers["authorization"] = f"Bearer {replica.key}"
+            req = self.client.build_request("POST", replica.url.rstrip("/") + path, content=body, headers=headers)
             upstream = await self.client.send(req, stream=True)
             if upstream.status_code >= 500:
                 raise httpx.HTTPStatusError("server error", request=req, response=upstream)

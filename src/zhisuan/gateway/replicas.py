@@ -34,6 +34,7 @@ class Replica:
     failed_at: float = -1e18
     served: int = 0
     tokens: int = 0  # completion tokens served (autoscaling on tokens/s)
+    key: str = field(default="", repr=False)  # bearer key the replica answers to ("" : none)
 
     def usable(self, now: float) -> bool:
         return self.ready and not self.draining and now - self.failed_at >= FAIL_BACKOFF
@@ -64,7 +65,7 @@ class Registry:
             self.replicas.pop(gone, None)
         for e in endpoints:
             self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, rank=e.rank, region=e.region,
-                             ready=e.ready, draining=e.draining))
+                             ready=e.ready, draining=e.draining, key=e.key))
         self._followed = now
 
     def add(self, replica: Replica) -> None:
@@ -74,7 +75,7 @@ class Registry:
         if old is None:
             self.replicas[replica.id] = replica
             return
-        for name in ("model", "url", "center", "tenant", "rank", "region", "ready", "draining"):
+        for name in ("model", "url", "center", "tenant", "rank", "region", "ready", "draining", "key"):
             setattr(old, name, getattr(replica, name))
 
     def remove(self, replica_id: str) -> None:

@@ -15,6 +15,7 @@ from zhisuan.store.schema import ServiceRow, TokenUsageRow
 
 ACTIVE, STOPPED = "active", "stopped"
 SERVICE_ENV = "ZHISUAN_SERVICE"  # in a replica job's environment: the id of its service
+SERVICE_KEY_ENV = "ZHISUAN_SERVICE_KEY"  # and the bearer key the gateway calls it with (e.g. vllm --api-key)
 
 
 @dataclass(frozen=True)
