@@ -6,7 +6,6 @@ import http.server
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -16,15 +15,11 @@ import pytest
 
 from tests.builders import ROOT
 from zhisuan.engines.prometheus import EXPORTERS, MAX_BYTES, MetricsError, PrometheusMetrics, job_reading
+from zhisuan.engines.rendezvous import free_port
 
 FIXTURES = ROOT / "tests" / "fixtures" / "exporters"
 FILES = {"dcgm": "dcgm.prom", "npu": "npu.prom", "amd": "amd.prom", "hami": "hami.prom"}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Payloads(http.server.BaseHTTPRequestHandler):

@@ -3,7 +3,6 @@ routing by least outstanding requests, streams relayed chunk by chunk, retry on 
 cannot answer, OpenAI-shaped errors, tokens metered per tenant and model."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ from zhisuan.api import create_app
 from zhisuan.control import ControlLoop
 from zhisuan.control.service import Service
 from zhisuan.engines import LocalEngine
+from zhisuan.engines.rendezvous import free_port
 from zhisuan.gateway.proxy import Gateway
 from zhisuan.gateway.replicas import Registry, Replica
 from zhisuan.store import JobStore, TokenStore, connect, migrate
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_backend(model, *extra):

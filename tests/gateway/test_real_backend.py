@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.control.test_loop import NETWORK
-from tests.gateway.test_gateway import free_port
 from zhisuan.api import create_app
 from zhisuan.control import ControlLoop
 from zhisuan.control.service import Service
 from zhisuan.engines import LocalEngine
+from zhisuan.engines.rendezvous import free_port
 from zhisuan.gateway.proxy import Gateway
 from zhisuan.gateway.replicas import Registry, Replica
 from zhisuan.store import JobStore, TokenStore, connect, migrate

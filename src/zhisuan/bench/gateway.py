@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,13 +30,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from zhisuan.engines.rendezvous import free_port
+
 CHAT = {"model": "echo", "messages": [{"role": "user", "content": "the quick brown fox jumps over the lazy dog"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def litellm_binary() -> str | None:
