@@ -18,6 +18,7 @@ from zhisuan.i18n import label, lang_of, translate
     ("a/p over b/p by 25.0 points: cheaper by ¥40.00 and greener by 0.480 kgCO2; data locality favoured b/p by "
      "100 points but weighs less",
      "a/p 优于 b/p（高 25.0 分）：便宜 ¥40.00，少排放 0.480 kgCO2；数据本地性更有利于 b/p（高 100 分），但权重较低"),
+    ("tenant lab holds 1.5 of its 2-device quota", "租户 lab 占用 1.5 张卡，配额 2 张"),
     ("something new", "something new"),
 ])
 def test_server_sentences_in_chinese(english, chinese):

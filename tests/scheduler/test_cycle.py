@@ -90,6 +90,15 @@ def test_quota_never_exceeded_and_reported():
     assert res.waiting == {"tenant quota of devices reached": ["j2", "j3"]}
 
 
+def test_a_quota_counts_a_share_as_its_fraction():
+    held = [RunningJob("half", "lab", "c1/p", (0,), 1, 0.0, 1e4, milli=500)]
+    snap = Snapshot(pools=[pool(nodes=1)], tenants={"lab": TenantState("lab", quota_devices=2)}, running=held,
+                    pending=[job(f"j{i}", named(milli=500), i, tenant="lab") for i in range(4)])
+    res = cycle(snap, 0.0)
+    assert sorted(starts(res)) == ["j0", "j1", "j2"]  # 0.5 held + 3 x 0.5 = 2 devices: the quota, not 4 jobs
+    assert res.waiting == {"tenant quota of devices reached": ["j3"]}
+
+
 def test_preemption_evicts_lowest_priority_latest_started():
     snap = Snapshot(
         pools=[pool(nodes=2)],

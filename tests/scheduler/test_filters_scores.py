@@ -67,9 +67,9 @@ def test_region_price_cap_and_health():
 def test_quota_admission():
     q = Quota()
     j = job("j", named(per_node=4))
-    assert q.admits(j, 4, TenantState("t", quota_devices=8), held=4)
-    assert not q.admits(j, 4, TenantState("t", quota_devices=8), held=5)
-    assert q.admits(j, 400, TenantState("t"), held=10_000)
+    assert q.admits(j, 4000, TenantState("t", quota_devices=8), held=4000)  # thousandths of a device
+    assert not q.admits(j, 4000, TenantState("t", quota_devices=8), held=4500)
+    assert q.admits(j, 400_000, TenantState("t"), held=10_000_000)
 
 
 def test_price_per_job_divides_by_speed():

@@ -52,11 +52,11 @@ def overview(network: Network, view: LiveView, down: dict[str, str], today: list
     admin, else the caller — who sees the network's capacity and occupancy, but only its own ¥, kgCO2 and
     job flows, and no alert about another tenant."""
     held: Counter[str] = Counter()
-    by_tenant: Counter[str] = Counter()
+    by_tenant: defaultdict[str, float] = defaultdict(float)  # devices held, a share as its fraction (quotas)
     for r in view.running:
         held[r.pool.split("/")[0]] += r.devices
         if r.tenant != EXTERNAL:
-            by_tenant[r.tenant] += r.devices
+            by_tenant[r.tenant] += r.milli / 1000 if r.milli else r.devices
     caps = capacities(view.snapshot())
     depth = queue_depth(view, network)
     centers, online, total, devices = [], 0.0, 0.0, 0
@@ -94,7 +94,7 @@ def overview(network: Network, view: LiveView, down: dict[str, str], today: list
 
 
 def _alerts(network: Network, centers: list[dict[str, Any]], today: list[DayTotal],
-            by_tenant: Counter[str], down: dict[str, str], tenant: str | None) -> list[dict[str, str]]:
+            by_tenant: defaultdict[str, float], down: dict[str, str], tenant: str | None) -> list[dict[str, str]]:
     out = []
     for c in centers:
         if not c["healthy"]:
@@ -110,7 +110,8 @@ def _alerts(network: Network, centers: list[dict[str, Any]], today: list[DayTota
             out.append({"kind": "idle-while-allocated", "subject": name,
                         "message": f"{name}: {100 * idle[name] / m:.0f}% of measured allocated time idle today"})
     for t in network.tenants:
-        if t.quota_devices is not None and by_tenant[t.name] >= t.quota_devices and tenant in (None, t.name):
+        n = by_tenant[t.name]
+        if t.quota_devices is not None and n >= t.quota_devices and tenant in (None, t.name):
             out.append({"kind": "over-quota", "subject": t.name,
-                        "message": f"tenant {t.name} holds {by_tenant[t.name]} of its {t.quota_devices}-device quota"})
+                        "message": f"tenant {t.name} holds {n:g} of its {t.quota_devices}-device quota"})
     return out

@@ -76,7 +76,7 @@ SENTENCES = _rules([
      lambda m: f"已为其他租户的作业预留（{_when(m[1])}开始）"),
     (r"(\S+) is down: (.*)", r"\1 故障：\2"),
     (r"(\S+): (\d+)% of measured allocated time idle today", r"\1：今日实测分配时间中 \2% 空闲"),
-    (r"tenant (\S+) holds (\d+) of its (\d+)-device quota", r"租户 \1 占用 \2 张卡，配额 \3 张"),
+    (r"tenant (\S+) holds ([\d.]+) of its (\d+)-device quota", r"租户 \1 占用 \2 张卡，配额 \3 张"),
     (r"(\S+) is the only pool that can run it", r"只有 \1 能运行此作业"),
     (r"no pool can run it", "没有资源池能运行此作业"),
     (r"Invalid job spec", "作业描述无效"),

@@ -54,7 +54,7 @@ class Assigner:
         self.node_score = policy.node_score  # chooses nodes and devices for shapes with shares, CPU or memory
         self._pick: tuple[int, tuple[int, ...], Picks | None] | None = None  # pool, nodes, devices: node score's choice
         self._workload: Workload | None = None
-        self.held = held  # devices per tenant, updated as jobs start or are preempted
+        self.held = held  # thousandths of a device per tenant, updated as jobs start or are preempted
         self.result = CycleResult(reqs=n)
         self._lowest_running: float | None = None
         self._running_priority: dict[str, float] = {}  # effective priorities are fixed within a cycle
@@ -155,11 +155,12 @@ class Assigner:
         """The reason of the first admission check that refuses the job now, else None."""
         if not self.admits:
             return None
-        devices = self.ranking.reqs.reqs[r].devices
+        req = self.ranking.reqs.reqs[r]
+        asked = req.milli or req.devices * 1000
         tenant = self.snapshot.tenant(job.tenant)
         held = self.held.get(job.tenant, 0)
         for a in self.admits:
-            if not a.admits(job, devices, tenant, held):
+            if not a.admits(job, asked, tenant, held):
                 return a.reason
         return None
 
@@ -249,7 +250,7 @@ class Assigner:
             nodes = cap.place(job.id, shape)
         cap.add(Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True, job.attained, speed,
                            job.base, math.inf, milli, shape.cpu, shape.memory))
-        self.held[job.tenant] = self.held.get(job.tenant, 0) + d * n
+        self.held[job.tenant] = self.held.get(job.tenant, 0) + (milli or d * n * 1000)
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end, milli)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
                                         self.calendar))
@@ -306,7 +307,7 @@ class Assigner:
         self._victims[p].drop(len(victims))
         for v in victims:
             self.caps[p].release(v.job_id)
-            self.held[v.tenant] -= v.devices
+            self.held[v.tenant] -= v.milli or v.devices * 1000
             self.result.preemptions.append(Preempt(v.job_id, job.id, self.snapshot.pools[p].key, v))
         self._start(job, r, p)
         return True

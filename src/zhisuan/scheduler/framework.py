@@ -84,8 +84,9 @@ class Admit(Protocol):
         """False when the check cannot reject anything in this snapshot (skipped for the cycle)."""
         ...
 
-    def admits(self, job: PendingJob, devices: int, tenant: TenantState, held: int) -> bool:
-        """`held`: devices the tenant holds right now, including this cycle's starts."""
+    def admits(self, job: PendingJob, asked: int, tenant: TenantState, held: int) -> bool:
+        """In thousandths of a device (a share counts as its fraction): `asked` by the job, `held` by the
+        tenant right now, including this cycle's starts."""
         ...
 
 

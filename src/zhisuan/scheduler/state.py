@@ -62,7 +62,7 @@ class SchedulerState:
         self.external: dict[int, list[str]] = {}  # pool index -> ids of the external allocations held there
         self.queue = PendingQueue(policy.queue_sort)
         self.by_row: dict[int, dict[str, None]] = {}  # ranking row -> ids of pending jobs with that request
-        self.held: dict[str, int] = {}  # devices per tenant
+        self.held: dict[str, int] = {}  # thousandths of a device per tenant (quotas)
         self.cache = RankCache(PoolTable.build(self.pools), policy)
         make_book = getattr(policy.queue_sort, "book", None)
         self.book: Book | None = make_book() if make_book is not None else None
@@ -110,7 +110,7 @@ class SchedulerState:
         self.caps[i].hold(allocation_of(job))
         if job.tenant != EXTERNAL:
             self.placed[job.id] = i
-            self.held[job.tenant] = self.held.get(job.tenant, 0) + job.devices
+            self.held[job.tenant] = self.held.get(job.tenant, 0) + (job.milli or job.devices * 1000)
 
     def submit(self, job: PendingJob) -> None:
         """A job joins the queue; a requeued one keeps the service it already received; a deferrable one
@@ -356,7 +356,7 @@ class SchedulerState:
         if p is None:
             return None
         alloc = self.caps[p].release(job_id)
-        self.held[alloc.tenant] -= alloc.devices
+        self.held[alloc.tenant] -= alloc.milli or alloc.devices * 1000
         return alloc
 
     def _record(self, alloc: Allocation, at: float) -> None:
