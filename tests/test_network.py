@@ -41,3 +41,8 @@ def test_bad_network_names_the_field():
     with pytest.raises(SpecError, match="pool names repeat"):
         parse_network(_net("    pools:\n" + "      - {name: p, accelerator: a100, nodes: 1, devices_per_node: 8, "
                            "price_per_device_hour: 1}\n" * 2))
+    with pytest.raises(SpecError, match="price_per_cpu_hour: a CPU-only pool sells CPU-hours"):
+        parse_network(_net("    pools:\n      - {name: c, accelerator: none, nodes: 1, devices_per_node: 0}\n"))
+    cpu = parse_network(_net("    pools:\n      - {name: c, accelerator: none, nodes: 1, devices_per_node: 0, "
+                             "price_per_cpu_hour: 0.2}\n")).centers[0].pools[0]
+    assert cpu.cpu_price == (0.2, False) and cpu.price_per_device_hour == 0

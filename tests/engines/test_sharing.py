@@ -97,7 +97,7 @@ centers:
     carbon_kg_per_kwh: 0.5
     pools:
       - {name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 10}
-      - {name: cpu, accelerator: none, nodes: 1, devices_per_node: 0, cpus_per_node: 16, price_per_device_hour: 0}
+      - {name: cpu, accelerator: none, nodes: 1, devices_per_node: 0, cpus_per_node: 16, price_per_cpu_hour: 0.15}
 """)
     engine = LocalEngine(tmp_path / "runs", grace=0.5)
     cpu = store.submit(parse_job_spec("name: c\ntenant: acme\nresources: {accelerators: none, cpus: 8}\n"

@@ -11,7 +11,7 @@ from typing import Any
 from zhisuan.engines import Usage
 from zhisuan.metering.pricebook import PriceBook
 from zhisuan.metering.usage import BusySample, UsageInterval, meter
-from zhisuan.model import JobState, Network
+from zhisuan.model import JobState, Network, request_from_spec
 from zhisuan.store import JobRecord, UsageStore
 
 FIELDS = [f.name for f in dataclasses.fields(UsageInterval)]
@@ -29,12 +29,13 @@ class Meter:
             return []
         start = rec.updated_at
         samples = [BusySample(**s) for s in self.usage.samples(rec.id, since=start)]
-        devices = (rec.devices_per_node or 0) * len(rec.nodes)
-        if not samples and engine is not None:
+        devices, cpus = request_from_spec(rec.spec).billed  # a share as its fraction; CPU-only: its CPUs
+        if not samples and engine is not None and devices:
             samples = engine_samples(engine, start, devices)
         entry = self.book.of(rec.center, rec.pool)
         return [{**dataclasses.asdict(u), "attempt": rec.attempts}
-                for u in meter(rec.id, rec.tenant, entry, self.book.version, devices, start, max(end, start), samples)]
+                for u in meter(rec.id, rec.tenant, entry, self.book.version, devices, start, max(end, start), samples,
+                               cpus)]
 
     def intervals(self, **filters: Any) -> list[UsageInterval]:
         return [UsageInterval(**{k: row[k] for k in FIELDS}) for row in self.usage.intervals(**filters)]
@@ -52,7 +53,7 @@ class Meter:
         return out
 
 
-def engine_samples(engine: Usage, start: float, devices: int) -> list[BusySample]:
+def engine_samples(engine: Usage, start: float, devices: float) -> list[BusySample]:
     """What the engine measured over the whole run, as one sample holding from its start: its busy share
     (Slurm's gpuutil), and its consumed energy as a draw per device (Slurm's ConsumedEnergy: the nodes'
     sensors, so CPUs and the rest of the node are in it — an upper bound for the devices)."""

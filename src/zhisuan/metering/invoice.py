@@ -41,6 +41,7 @@ class InvoiceLine:
     kg_co2: float = 0.0
     cny: float = 0.0
     intervals: int = 0
+    cpu_hours: float = 0.0  # what a CPU-only job is billed for
 
 
 @dataclass
@@ -110,6 +111,7 @@ def invoice(intervals: list[UsageInterval], tenant: str, month: str, names: dict
         line.kg_co2 += u.kg_co2
         line.cny += u.cny
         line.intervals += 1
+        line.cpu_hours += u.cpu_s / 3600
     for job, line in lines.items():
         line.centers, line.chips = ",".join(sorted(centers[job])), ",".join(sorted(chips[job]))
     busy = [x.busy_device_hours for x in lines.values() if x.busy_device_hours is not None]
@@ -117,7 +119,8 @@ def invoice(intervals: list[UsageInterval], tenant: str, month: str, names: dict
         "allocated_device_hours": sum(u.allocated_device_s for u in mine) / 3600,
         "busy_device_hours": sum(busy) if busy else None,
         "measured_device_hours": sum(u.measured_device_s for u in mine) / 3600,
-        "kwh": sum(u.kwh for u in mine), "kg_co2": sum(u.kg_co2 for u in mine), "cny": sum(u.cny for u in mine)}
+        "kwh": sum(u.kwh for u in mine), "kg_co2": sum(u.kg_co2 for u in mine), "cny": sum(u.cny for u in mine),
+        "cpu_hours": sum(u.cpu_s for u in mine) / 3600}
     marks = sorted({a for u in mine for a in u.assumptions.split(",") if a})
     return Invoice(tenant, month, list(lines.values()), sorted({u.price_version for u in mine}), marks, totals)
 

@@ -1,5 +1,6 @@
-"""The price book: per center × pool (one chip), the flat CNY per device-hour, the center's ToU zone and
-its idle discount. Versioned by content: an invoice names the version its lines were priced with."""
+"""The price book: per center × pool (one chip), the flat CNY per device-hour (and per CPU-hour, what a
+CPU-only job pays), the center's ToU zone and its idle discount. Versioned by content: an invoice names
+the version its lines were priced with."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class PriceEntry:
     kg_per_kwh: float
     assumptions: tuple[str, ...]  # which inputs are ASSUMPTION (price, pue, carbon, tdp, tou)
     carbon: CarbonSeries | None = None  # hourly intensity, when the center configures one
+    cpu_flat: float = 0.0  # CNY per CPU-hour a CPU-only job pays at the flat tariff
+    cpu_assumed: bool = False  # derived from the device price, not given: labelled on CPU-only lines
 
     def kg_per_kwh_at(self, t: float) -> tuple[float, str | None]:
         """Grid intensity at t (the hourly series, else the annual factor) and what labels it."""
@@ -51,7 +54,7 @@ class PriceBook:
                 entries[f"{c.name}/{p.name}"] = PriceEntry(
                     c.name, p.name, chip.name, p.price_per_device_hour, tou, c.idle_discount, chip.tdp_w or 0.0,
                     c.pue, c.carbon_kg_per_kwh, tuple(marks),
-                    load_series(c.carbon_series) if c.carbon_series else None)
-        canon = json.dumps({k: [e.flat, e.tou.zone, e.idle_discount, e.tdp_w, e.pue, e.kg_per_kwh]
+                    load_series(c.carbon_series) if c.carbon_series else None, *p.cpu_price)
+        canon = json.dumps({k: [e.flat, e.tou.zone, e.idle_discount, e.tdp_w, e.pue, e.kg_per_kwh, e.cpu_flat]
                             for k, e in sorted(entries.items())}, sort_keys=True)
         return cls(f"{network.name}@{hashlib.sha256(canon.encode()).hexdigest()[:10]}", entries)

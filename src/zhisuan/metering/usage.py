@@ -12,6 +12,7 @@ from zhisuan.metering.energy import IDLE_FRACTION
 from zhisuan.metering.pricebook import PriceEntry
 
 UNMEASURED = "unmeasured"
+CPU_ENERGY = "CPU-only: CPU energy not modelled (0 kWh)"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class UsageInterval:
     chip: str
     start: float
     end: float
-    devices: int
+    devices: float  # a share of one device as its fraction; 0 for a CPU-only job
     allocated_device_s: float
     measured_device_s: float  # the part of the allocated time that had a measurement
     busy_device_s: float | None  # None: unmeasured
@@ -49,6 +50,7 @@ class UsageInterval:
     cny: float
     price_version: str
     assumptions: str  # comma-separated inputs that are ASSUMPTION
+    cpu_s: float = 0.0  # CPU-seconds billed (CPU-only jobs; a device-hour's price includes its node's CPUs)
 
 
 def _covered(samples: list[BusySample], start: float, end: float, run_end: float) -> list[tuple[BusySample, float]]:
@@ -73,9 +75,10 @@ def _energy_model(covered: list[tuple[BusySample, float]], gaps: bool) -> str:
     return model + ("; TDP for unmeasured time (upper bound)" if gaps else "")
 
 
-def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: int, start: float, end: float,
-          samples: list[BusySample]) -> list[UsageInterval]:
-    """The usage intervals of one run of a job on `devices` devices of `entry`'s pool from start to end."""
+def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: float, start: float, end: float,
+          samples: list[BusySample], cpus: float = 0.0) -> list[UsageInterval]:
+    """The usage intervals of one run of a job on `devices` devices (or, CPU-only, `cpus` CPUs) of `entry`'s
+    pool from start to end. A CPU-only job's energy is not modelled (no CPU power figures): 0 kWh, said so."""
     samples = sorted(samples, key=lambda s: s.at)
     out = []
     for a, b in hour_segments(start, end):
@@ -88,12 +91,13 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: in
             IDLE_FRACTION + (1 - IDLE_FRACTION) * (s.busy_fraction or 0.0))) * sec for s, sec in covered)
         drawn = sum(sec for _, sec in covered)
         joules_per_device += entry.tdp_w * (secs - drawn)  # unmeasured: TDP, an upper bound
-        model = _energy_model(covered, drawn < secs)
+        model = _energy_model(covered, drawn < secs) if devices else CPU_ENERGY
         kwh = joules_per_device * devices * entry.pue / 3.6e6
         mult, period = entry.tou.at(a)
         intensity, label = entry.kg_per_kwh_at(a)
         idle_measured = (measured - busy) * devices
-        cny = (secs * devices - entry.idle_discount * idle_measured) / HOUR * entry.flat * mult
+        cny = ((secs * devices - entry.idle_discount * idle_measured) * entry.flat + secs * cpus * entry.cpu_flat) \
+            / HOUR * mult
         peaks = [s.peak_memory_gib for s, _ in covered if s.peak_memory_gib is not None]
         out.append(UsageInterval(
             job_id, tenant, entry.center, entry.pool, entry.chip, a, b, devices, secs * devices, measured * devices,
@@ -101,5 +105,6 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: in
             ",".join(sorted({s.source for s, _ in busy_covered})) or UNMEASURED, max(peaks) if peaks else None,
             kwh, model,
             kwh * intensity, period, mult, cny, version,
-            ",".join([*entry.assumptions, *([label] if label else [])])))
+            ",".join([*entry.assumptions, *([label] if label else []),
+                      *(["cpu_price"] if cpus and entry.cpu_assumed else [])]), secs * cpus))
     return out

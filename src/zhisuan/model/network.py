@@ -34,10 +34,20 @@ class Pool(_Strict):
     cpus_per_node: int = Field(128, ge=1)
     memory_gib_per_node: float = Field(1024.0, gt=0)
     price_per_device_hour: float = Field(ge=0, description="CNY per device-hour at the flat tariff")
+    price_per_cpu_hour: float | None = Field(None, ge=0, description="CNY per CPU-hour a CPU-only job pays at "
+                                             "the flat tariff (default: a node's devices' price over its CPUs)")
     device_ids: list[str] = Field(default_factory=list, description="local engine: ids per node slot")
     discover: Literal["nvml"] | None = Field(None, description="local engine: take devices from NVML at start")
     node_names: list[str] = Field(default_factory=list, description="the engine's names of the nodes, by index")
     assumptions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cpu_pools_sell_cpu_hours(cls, data: Any) -> Any:
+        """A CPU-only pool has no device to price: its device price is 0 unless said."""
+        if isinstance(data, dict) and str(data.get("accelerator", "")).strip().lower() == CPU_ONLY.name:
+            return {"price_per_device_hour": 0.0, **data}
+        return data
 
     @field_validator("accelerator")
     @classmethod
@@ -48,7 +58,17 @@ class Pool(_Strict):
     def _cpu_only(self) -> Pool:
         if (self.accelerator == CPU_ONLY.name) != (self.devices_per_node == 0):
             raise ValueError("devices_per_node is 0 exactly for a CPU-only pool (accelerator: none)")
+        if self.devices_per_node == 0 and self.price_per_cpu_hour is None:
+            raise ValueError("price_per_cpu_hour: a CPU-only pool sells CPU-hours; give their price")
         return self
+
+    @property
+    def cpu_price(self) -> tuple[float, bool]:
+        """(CNY per CPU-hour, assumed): as given, else a node's device-hours spread over its CPUs (assumed:
+        the pool is priced by the device, a CPU-only job on it pays its share of a node)."""
+        if self.price_per_cpu_hour is not None:
+            return self.price_per_cpu_hour, False
+        return self.price_per_device_hour * self.devices_per_node / self.cpus_per_node, True
 
     @property
     def chip(self) -> Accelerator:

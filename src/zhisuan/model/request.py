@@ -53,6 +53,14 @@ class Request:
     def devices(self) -> int:
         return self.devices_per_node * self.nodes
 
+    @property
+    def billed(self) -> tuple[float, float]:
+        """(devices, CPUs) a run is billed for per hour: whole devices, a share as its fraction of one; a
+        CPU-only job its CPUs on every node (a device-hour's price includes its node's CPUs)."""
+        if self.devices_per_node:
+            return (self.milli / 1000 if self.milli else float(self.devices)), 0.0
+        return 0.0, self.cpus * self.nodes
+
     def accepts(self, chip: Accelerator) -> bool:
         if not self.devices_per_node:
             return True

@@ -266,7 +266,6 @@ class Assigner:
             self._reserve(job, r)
 
     def _reserve(self, job: PendingJob, r: int) -> None:
-        req = self.ranking.reqs.reqs[r]
         delays = {p: earliest_start(self.caps[p], self.shape[r], self.now) - self.now
                   for p in self.ranking.prefs[r] if p not in self.full}  # full pools: it waits unprotected there
         totals = self.ranking.totals_with_delay(r, delays)
@@ -275,7 +274,7 @@ class Assigner:
         p = max(totals, key=lambda q: (totals[q], -q))  # the best score; the first pool on a tie
         start = self.now + delays[p]
         extra = free_devices_at(self.caps[p], start) - self.shape[r].amount
-        why = Why(self.ranking, r, req.devices, job.duration, p, delays, self.calendar)
+        why = Why(self.ranking, r, job.duration, p, delays, self.calendar)
         reserve = Reserve(job.id, self.snapshot.pools[p].key, start, why, extra, job.tenant)
         self.result.reservations.append(reserve)
         here = self.reserved.setdefault(p, [])

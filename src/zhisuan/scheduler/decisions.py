@@ -43,7 +43,6 @@ class Why:
 
     ranking: Ranking
     request: int
-    devices: int
     duration: float
     chosen: int
     delays: F | dict[int, float] | None = None  # seconds until each pool could start it (dict: those given)
@@ -59,17 +58,19 @@ class Why:
         total = rk.total[r] if delays is None else rk.total_with_delay(r, delays)
         pools = [int(p) for p in sorted(range(len(rk.pools)), key=lambda p: (-total[p], p))]
         parts = rk.parts(r, delays)
+        devices, cpus = rk.reqs.reqs[r].billed  # a share as its fraction; a CPU-only job by its CPUs
         out = []
         for p in pools[:limit]:
             runtime = self.duration / float(rk.ctx.speed[r, p])
-            hours = runtime / 3600.0 * self.devices
+            hours = runtime / 3600.0 * devices
             pool = rk.pools.pools[p]
             delay = float(delays[p]) if delays is not None else 0.0
             if self.calendar is not None:
                 start = self.calendar + (delay if math.isfinite(delay) else 0.0)
-                cost, carbon = run_cost(pool, self.devices, start, start + runtime)
+                cost, carbon = run_cost(pool, devices, start, start + runtime, cpus)
             else:
-                cost, carbon = hours * pool.price, hours * pool.kg_per_device_hour
+                cost = hours * pool.price + runtime / 3600.0 * cpus * pool.cpu_price
+                carbon = hours * pool.kg_per_device_hour
             out.append(Candidate(
                 center=pool.center, pool=pool.name,
                 score=float(total[p]) if math.isfinite(total[p]) else math.nan,
@@ -93,7 +94,7 @@ class Start:
     @property
     def why(self) -> Why:
         """Built on demand: most starts are never asked why, and a cycle makes tens of thousands."""
-        return Why(self.ranking, self.request, self.placement.devices, self.duration, self.pool, None, self.calendar)
+        return Why(self.ranking, self.request, self.duration, self.pool, None, self.calendar)
 
 
 @dataclass(slots=True)

@@ -52,7 +52,7 @@ def explain(snapshot: Snapshot, job: PendingJob, now: float, policy: Policy = DE
         delays[p] = start - now
         blockers[key] = tuple(a.job_id for a in first)
     best = ranking.prefs[0][0] if ranking.prefs[0] else -1
-    out = Why(ranking, 0, req.devices, job.duration, best, delays, calendar).candidates()
+    out = Why(ranking, 0, job.duration, best, delays, calendar).candidates()
     for c in out:
         key = f"{c.center}/{c.pool}"
         c.waits_for = blockers.get(key, ())

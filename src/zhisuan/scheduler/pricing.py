@@ -17,13 +17,14 @@ from zhisuan.scheduler.snapshot import PoolState
 from zhisuan.scheduler.tables import F
 
 
-def run_cost(pool: PoolState, devices: int, start: float, end: float) -> tuple[float, float]:
-    """(CNY, kg CO2) of `devices` devices of `pool` from start to end, unmeasured (TDP energy)."""
+def run_cost(pool: PoolState, devices: float, start: float, end: float, cpus: float = 0.0) -> tuple[float, float]:
+    """(CNY, kg CO2) of `devices` devices (or, CPU-only, `cpus` CPUs) of `pool` from start to end, unmeasured
+    (TDP energy; CPUs' energy is not modelled)."""
     cny = kg = 0.0
     for a, b in hour_segments(start, end):
         device_hours = devices * (b - a) / HOUR
         mult, _ = pool.tou.at(a)
-        cny += device_hours * pool.price * mult
+        cny += (device_hours * pool.price + cpus * (b - a) / HOUR * pool.cpu_price) * mult
         kg += device_hours * pool.kwh_per_device_hour * intensity_at(pool.carbon_series, pool.carbon_kg_per_kwh, a)[0]
     return cny, kg
 

@@ -31,6 +31,7 @@ class PoolState:
     memory_gib_per_node: float = 1024.0
     tou: TouTable = field(default=FLAT, repr=False)  # the center's time-of-use multipliers on `price`
     carbon_series: CarbonSeries | None = field(default=None, repr=False)  # hourly grid intensity, if configured
+    cpu_price: float = 0.0  # CNY per CPU-hour a CPU-only job pays (Pool.cpu_price)
 
     @property
     def key(self) -> str:
@@ -116,7 +117,7 @@ def pools_from_network(network: Network) -> list[PoolState]:
             devices_per_node=p.devices_per_node, price=p.price_per_device_hour, pue=c.pue,
             carbon_kg_per_kwh=c.carbon_kg_per_kwh, healthy=c.healthy, cpus_per_node=p.cpus_per_node,
             memory_gib_per_node=p.memory_gib_per_node, tou=load_tou(c.tou_zone),
-            carbon_series=load_series(c.carbon_series) if c.carbon_series else None,
+            carbon_series=load_series(c.carbon_series) if c.carbon_series else None, cpu_price=p.cpu_price[0],
         )
         for c in network.centers
         for p in c.pools

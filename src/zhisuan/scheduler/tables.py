@@ -25,6 +25,7 @@ class PoolTable:
     memory: F
     tflops: F
     price: F
+    cpu_price: F  # CNY per CPU-hour (what CPU-only jobs pay)
     kg_per_device_hour: F
     healthy: B
     center: list[str]
@@ -42,6 +43,7 @@ class PoolTable:
             memory=np.array([p.memory_gib_per_node for p in pools], dtype=np.float64),
             tflops=np.array([p.chip.fp16_tflops for p in pools], dtype=np.float64),
             price=np.array([p.price for p in pools], dtype=np.float64),
+            cpu_price=np.array([p.cpu_price for p in pools], dtype=np.float64),
             kg_per_device_hour=np.array([p.kg_per_device_hour for p in pools], dtype=np.float64),
             healthy=np.array([p.healthy for p in pools], dtype=np.bool_),
             center=[p.center for p in pools],
@@ -108,3 +110,9 @@ class RequestTable:
         chip = pools.tflops[None, :]
         ratio: F = np.where((ref > 0) & (chip > 0), chip / np.where(ref > 0, ref, 1.0), 1.0)
         return ratio
+
+
+def unit_price(reqs: RequestTable, pools: PoolTable) -> F:
+    """[request, pool] flat CNY per unit a request pays: per device-hour, a CPU-only request per CPU-hour."""
+    out: F = np.where(reqs.devices_per_node[:, None] > 0, pools.price[None, :], pools.cpu_price[None, :])
+    return out

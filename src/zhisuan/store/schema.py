@@ -85,7 +85,7 @@ class UsageRow(Base):
     chip: Mapped[str] = mapped_column(String(64))
     start: Mapped[float] = mapped_column(Float, index=True)
     end: Mapped[float] = mapped_column(Float)
-    devices: Mapped[int] = mapped_column(Integer)
+    devices: Mapped[float] = mapped_column(Float)  # a share as its fraction; 0: a CPU-only job
     allocated_device_s: Mapped[float] = mapped_column(Float)
     measured_device_s: Mapped[float] = mapped_column(Float)
     busy_device_s: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -99,6 +99,7 @@ class UsageRow(Base):
     cny: Mapped[float] = mapped_column(Float)
     price_version: Mapped[str] = mapped_column(String(96))
     assumptions: Mapped[str] = mapped_column(Text)
+    cpu_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # CPU-only jobs' CPU-seconds
 
 
 class BusySampleRow(Base):

@@ -1,4 +1,5 @@
-"""Score: price per job, i.e. device-hours x price x time-of-use multiplier / speed factor.
+"""Score: price per job, i.e. device-hours x price x time-of-use multiplier / speed factor (a CPU-only job:
+its CPU-hours' price).
 
 The multiplier is the center's tariff averaged over `window` seconds from the current clock hour (the
 job's exact run window is priced by quotes; a ranking is shared by every job with the same request, so
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from zhisuan.scheduler.framework import ScoreContext
 from zhisuan.scheduler.pricing import price_factors
-from zhisuan.scheduler.tables import F, PoolTable, RequestTable
+from zhisuan.scheduler.tables import F, PoolTable, RequestTable, unit_price
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class PricePerJob:
     name: str = "price"
 
     def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
-        price = pools.price if ctx.at is None else pools.price * price_factors(pools.pools, ctx.at, self.window)
-        out: F = price[None, :] / ctx.speed
+        price = unit_price(reqs, pools)  # CPU-only requests compare CPU-hour prices
+        if ctx.at is not None:
+            price = price * price_factors(pools.pools, ctx.at, self.window)[None, :]
+        out: F = price / ctx.speed
         return out

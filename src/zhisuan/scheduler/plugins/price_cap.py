@@ -1,8 +1,8 @@
-"""Filter: the pool's price per device-hour is within the job's `max_price`."""
+"""Filter: the pool's price per device-hour (a CPU-only job: per CPU-hour) is within the job's `max_price`."""
 
 from __future__ import annotations
 
-from zhisuan.scheduler.tables import B, PoolTable, RequestTable
+from zhisuan.scheduler.tables import B, PoolTable, RequestTable, unit_price
 
 
 class PriceCap:
@@ -11,9 +11,10 @@ class PriceCap:
     reason = "price per device-hour above the job's max_price"
 
     def mask(self, reqs: RequestTable, pools: PoolTable) -> B:
-        out: B = pools.price[None, :] <= reqs.max_price[:, None]
+        out: B = unit_price(reqs, pools) <= reqs.max_price[:, None]
         return out
 
     def unmet(self, reqs: RequestTable, r: int, pools: PoolTable, candidates: B) -> str:
-        return (f"max_price {reqs.max_price[r]:g} CNY per device-hour, but the cheapest accepted pool costs "
-                f"{float(pools.price[candidates].min()):g}")
+        unit = "device-hour" if reqs.devices_per_node[r] else "CPU-hour"
+        return (f"max_price {reqs.max_price[r]:g} CNY per {unit}, but the cheapest accepted pool costs "
+                f"{float(unit_price(reqs, pools)[r][candidates].min()):g}")
