@@ -134,6 +134,7 @@ class ServiceKeeper:
                 for j in ids:
                     with contextlib.suppress(Exception):
                         self.cancel(j, now)
+                    self._forget(j)
                 del self.replicas[sid]
         load = self.load() if self.load is not None else {}
         for sid, svc in active.items():
@@ -156,9 +157,9 @@ class ServiceKeeper:
                         self.cancel(j, now)
                     ids.discard(j)
                     self._forget(j)
-        for sid in set(self.failures) - set(active):
-            self.failures.pop(sid, None)
-            self.retry_at.pop(sid, None)
+        for known in (self.failures, self.retry_at, self.samples, self.changed_at):  # of stopped services
+            for sid in set(known) - set(active):
+                known.pop(sid, None)
         self._publish()
 
     def _forget(self, job: str) -> None:
