@@ -46,3 +46,14 @@ def test_bad_network_names_the_field():
     cpu = parse_network(_net("    pools:\n      - {name: c, accelerator: none, nodes: 1, devices_per_node: 0, "
                              "price_per_cpu_hour: 0.2}\n")).centers[0].pools[0]
     assert cpu.cpu_price == (0.2, False) and cpu.price_per_device_hour == 0
+
+
+def test_a_ray_centers_pools_run_single_node_gangs():
+    net = parse_network("""
+name: r
+centers:
+  - {name: rc, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5, engine: ray,
+     engine_config: {address: 'http://127.0.0.1:1', resources: {A100: a100}},
+     pools: [{name: a100, accelerator: a100, nodes: 4, devices_per_node: 8, price_per_device_hour: 9}]}
+""")
+    assert net.centers[0].pools[0].max_gang_nodes == 1

@@ -194,3 +194,21 @@ def test_explain_honours_the_cycles_reservations_as_the_backfill_check_does():
     assert explain(bare, short_one, 0.0, EASY, reservations=res.reservations)[0].start_delay == 0.0
     # the reserved job itself is not held up by its own reservation
     assert explain(bare, snap.pending[0], 0.0, EASY, reservations=res.reservations)[0].start_delay == 100.0
+
+
+def test_a_gang_never_goes_where_the_engine_cannot_start_one_that_large():
+    ray_like = replace(pool("ray", price=1.0), max_gang_nodes=1)  # cheaper, but its engine starts one-node jobs
+    snap = Snapshot(pools=[ray_like, pool("slurm", price=10.0)],
+                    pending=[job("gang", named(per_node=8, nodes=2)), job("single", named(per_node=8))])
+    res = cycle(snap, 0.0)
+    placed = {s.job_id: s.placement.center for s in res.starts}
+    assert placed == {"gang": "slurm", "single": "ray"}
+    only = Snapshot(pools=[ray_like], pending=[job("gang", named(per_node=8, nodes=2))])
+    [(_, why)] = [(j, w) for j, w in explain_unmet(only)]
+    assert "engines start gangs of at most 1" in why
+
+
+def explain_unmet(snap):
+    from zhisuan.scheduler.feasibility import unmet
+
+    return [(j.id, unmet(j.request, snap.pools, get_policy("zhisuan"))[1]) for j in snap.pending]

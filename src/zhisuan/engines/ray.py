@@ -100,7 +100,7 @@ class RayEngine(TextLogs):
                 raise ValueError(f"engine_config.prices: no price for Ray resource {resource!r} of {self.center}")
             pools.append(Pool(name=resource.lower(), accelerator=chip, nodes=len(have),
                               devices_per_node=min(k for _, k in have), price_per_device_hour=self.prices[resource],
-                              node_names=[name for name, _ in have]))
+                              node_names=[name for name, _ in have], max_gang_nodes=1))
         return pools
 
     def _resource(self, pool: Pool) -> str:

@@ -39,6 +39,8 @@ class Pool(_Strict):
     device_ids: list[str] = Field(default_factory=list, description="local engine: ids per node slot")
     discover: Literal["nvml"] | None = Field(None, description="local engine: take devices from NVML at start")
     node_names: list[str] = Field(default_factory=list, description="the engine's names of the nodes, by index")
+    max_gang_nodes: int | None = Field(None, ge=1, description="the engine starts gangs of at most this many "
+                                       "nodes (a Ray center: 1); None: any the pool has")
     assumptions: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -114,6 +116,9 @@ class Center(_Strict):
     def _unique_pools(self) -> Center:
         if not self.pools and self.engine == "local":
             raise ValueError(f"center {self.name}: a local center declares its pools")
+        for p in self.pools:
+            if self.engine == "ray" and p.max_gang_nodes is None:
+                p.max_gang_nodes = 1  # the Ray engine starts single-node jobs (no placement group inside)
         names = [p.name for p in self.pools]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

@@ -32,6 +32,7 @@ class PoolState:
     tou: TouTable = field(default=FLAT, repr=False)  # the center's time-of-use multipliers on `price`
     carbon_series: CarbonSeries | None = field(default=None, repr=False)  # hourly grid intensity, if configured
     cpu_price: float = 0.0  # CNY per CPU-hour a CPU-only job pays (Pool.cpu_price)
+    max_gang_nodes: int = 0  # the engine starts gangs of at most this many nodes (0: any the pool has)
 
     @property
     def key(self) -> str:
@@ -118,6 +119,7 @@ def pools_from_network(network: Network) -> list[PoolState]:
             carbon_kg_per_kwh=c.carbon_kg_per_kwh, healthy=c.healthy, cpus_per_node=p.cpus_per_node,
             memory_gib_per_node=p.memory_gib_per_node, tou=load_tou(c.tou_zone),
             carbon_series=load_series(c.carbon_series) if c.carbon_series else None, cpu_price=p.cpu_price[0],
+            max_gang_nodes=p.max_gang_nodes or 0,
         )
         for c in network.centers
         for p in c.pools

@@ -21,6 +21,7 @@ class PoolTable:
     pools: Sequence[PoolState]
     devices_per_node: I
     nodes: I
+    gang_nodes: I  # the largest gang the pool's engine starts there
     cpus: I
     memory: F
     tflops: F
@@ -39,6 +40,7 @@ class PoolTable:
             pools=pools,
             devices_per_node=np.array([p.devices_per_node for p in pools], dtype=np.int64),
             nodes=np.array([p.nodes for p in pools], dtype=np.int64),
+            gang_nodes=np.array([min(p.nodes, p.max_gang_nodes or p.nodes) for p in pools], dtype=np.int64),
             cpus=np.array([p.cpus_per_node for p in pools], dtype=np.int64),
             memory=np.array([p.memory_gib_per_node for p in pools], dtype=np.float64),
             tflops=np.array([p.chip.fp16_tflops for p in pools], dtype=np.float64),
