@@ -16,7 +16,7 @@ from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.proxy import Gateway
 from zhisuan.gateway.replicas import Registry
 from zhisuan.model import parse_network
-from zhisuan.store import JobStore, connect, migrate
+from zhisuan.store import JobStore, Principal, connect, migrate
 
 NETWORK = parse_network("""
 name: pair
@@ -145,3 +145,54 @@ def test_a_job_cannot_pass_itself_off_as_another_tenants_replica(tmp_path, scrip
     assert service.keeper.replicas[svc.id] and lab_job.id not in service.keeper.replicas[svc.id]
     service.stop_service(svc.id, ACME, time.time())
     loop.step(time.time())
+
+
+DRIP = '''import os, socket, threading, time
+def drip(c):
+    c.sendall(b"HTTP/1.1 200 OK\\r\\n")
+    while True:  # the headers never end: a line every half second
+        c.sendall(b"X-Slow: y\\r\\n")
+        time.sleep(0.5)
+s = socket.socket()
+s.bind(("127.0.0.1", int(os.environ["PORT"])))
+s.listen()
+while True:
+    threading.Thread(target=drip, args=(s.accept()[0],), daemon=True).start()
+'''
+
+
+def test_a_replica_that_drips_its_answer_holds_no_one_elses_probe_up(tmp_path, script):  # noqa: F811
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="zhisuan-drip-"))
+    folder.chmod(0o755)
+    (folder / "drip.py").write_text(DRIP)
+    (folder / "drip.py").chmod(0o644)
+    store, loop, service, registry = world(tmp_path)
+    one = 'replicas: {min: 1, max: 1}'
+    evil = service.deploy(spec(script).replace("tenant: acme", "tenant: evil").replace("model: echo", "model: drip")
+                          .replace("min: 2, max: 2", "min: 1, max: 1")
+                          .replace(f"exec python3 {script} --port $PORT --model echo",
+                                   f"exec python3 {folder}/drip.py"), Principal("evil", False), time.time())
+    good = service.deploy(spec(script).replace("replicas: {min: 2, max: 2}", one), ACME, time.time())
+    try:
+        end = time.time() + 60
+        while time.time() < end:
+            loop.step(time.time())
+            prober = threading.Thread(target=service.keeper.probe)
+            prober.start()
+            prober.join(30)
+            assert not prober.is_alive(), "a dripping replica held the shared prober up"
+            if [r for r in registry.of("echo", "acme") if r.ready]:
+                break
+            time.sleep(0.2)
+        assert [r for r in registry.of("echo", "acme") if r.ready]
+        [bad] = service.keeper.replicas[evil.id]
+        assert store.get(bad).state.name == "RUNNING" and service.keeper.ready.get(bad) is False
+    finally:
+        for svc, who in ((evil, Principal("evil", False)), (good, ACME)):
+            service.stop_service(svc.id, who, time.time())
+        loop.step(time.time())
+        shutil.rmtree(folder, ignore_errors=True)

@@ -14,7 +14,6 @@ requests in flight are done.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import math
 import secrets
@@ -26,8 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
-
+from zhisuan.control.probe import Target, on_this_machine, probe_all
 from zhisuan.engines import Fleet
 from zhisuan.model import JobState, Network
 from zhisuan.model.jobspec import Autoscale
@@ -37,10 +35,10 @@ from zhisuan.store.services import SERVICE_ENV, SERVICE_KEY_ENV
 log = logging.getLogger("zhisuan.services")
 
 PORTS = range(20_000, 30_000)  # where replicas are told to listen
-PROBE_TIMEOUT = 1.0
 MAX_BACKOFF = 300.0  # seconds at most between replacements of a service's failing replicas
 WINDOW = 10.0  # seconds of load the wanted replicas are computed over
 Load = dict[str, tuple[int, int]]  # replica job -> (requests in flight, completion tokens served so far)
+Where = tuple[str, str, int | None]  # (engine handle, host, the uid that must listen on its port or None)
 
 
 @dataclass(frozen=True)
@@ -56,20 +54,6 @@ class Endpoint:
     rank: tuple[float, float] = (0.0, 0.0)  # its pool's ¥ per device-hour, kgCO2 per kWh there: on a tie in
     region: str = ""  # load the cheaper, then the greener first (a client may prefer its region over both)
     key: str = field(default="", repr=False)  # the bearer key the replica answers to
-
-
-def listener_uid(port: int) -> int | None:
-    """The uid of the socket listening on loopback `port` on this host (Linux /proc/net/tcp), if any."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(table, encoding="ascii").read().splitlines()[1:]  # noqa: SIM115
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 7 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                return int(fields[7])
-    return None
 
 
 def _port_free(port: int) -> bool:
@@ -91,7 +75,7 @@ class ServiceKeeper:
         self.draining: set[str] = set()
         self.window = WINDOW
         self.probe_every = probe_every
-        self.hosts: dict[str, tuple[str, str]] = {}  # replica job -> (its engine handle, the address its engine gave)
+        self.hosts: dict[str, Where] = {}  # replica job -> where its engine said it runs
         self.failures: dict[str, int] = {}  # service -> replicas failed in a row, none ready since
         self.retry_at: dict[str, float] = {}  # service -> no replacement before (crash-loop back-off)
         self.replicas: dict[str, set[str]] = {}  # service id -> its live replica jobs
@@ -279,30 +263,28 @@ class ServiceKeeper:
         self._stop.set()
 
     def probe(self) -> None:
-        """One round: the address of each running replica its engine has not given yet, then a GET of each
-        one's ready path; 200 is ready. A replica on this machine must be what listens on its port."""
+        """One round: where each running replica is, asked of its engine once (its address, and on this
+        machine the uid that must listen on its port), then all their ready paths (control/probe.py)."""
         with self._lock:
             running = [rec for ids in self.replicas.values() for j in sorted(ids)
                        if (rec := self.records.get(j)) is not None and rec.state is JobState.RUNNING
                        and rec.spec.service is not None and rec.engine_handle]
             known = dict(self.hosts)
-        hosts: dict[str, tuple[str, str]] = {}
-        answers: dict[str, bool] = {}
-        with httpx.Client(timeout=PROBE_TIMEOUT) as client:
-            for rec in running:
-                assert rec.spec.service is not None and rec.engine_handle is not None
-                host = known.get(rec.id, ("", ""))[1] if known.get(rec.id, ("",))[0] == rec.engine_handle else ""
-                if not host:
-                    try:
-                        host = self.fleet.of(rec.center or "").host_of(rec.engine_handle) or ""
-                    except Exception as e:  # an engine that does not answer now: asked again next round
-                        log.warning("address of replica %s: %s", rec.id, e)
-                    if not host:
-                        continue
-                    hosts[rec.id] = (rec.engine_handle, host)
-                answers[rec.id] = self._answers(client, rec, host)
+        found: dict[str, Where] = {}
+        targets = []
+        for rec in running:
+            assert rec.spec.service is not None and rec.engine_handle is not None
+            where = known.get(rec.id)
+            if where is None or where[0] != rec.engine_handle:
+                where = self._where(rec)
+                if where is None:
+                    continue
+                found[rec.id] = where
+            targets.append(Target(rec.id, where[1], int(rec.spec.env.get(rec.spec.service.port_env, "0") or 0),
+                                  rec.spec.service.ready, rec.spec.env.get(SERVICE_KEY_ENV, ""), where[2]))
+        answers = probe_all(targets)
         with self._lock:
-            self.hosts.update((j, h) for j, h in hosts.items() if j in self.records)
+            self.hosts.update((j, h) for j, h in found.items() if j in self.records)
             self.ready.update((j, ok) for j, ok in answers.items() if j in self.records)
             for j, ok in answers.items():
                 sid = self.records[j].spec.env.get(SERVICE_ENV, "") if ok and j in self.records else ""
@@ -310,27 +292,18 @@ class ServiceKeeper:
                 self.retry_at.pop(sid, None)
             self._publish()
 
-    def _answers(self, client: httpx.Client, rec: JobRecord, host: str) -> bool:
-        assert rec.spec.service is not None and rec.engine_handle is not None
-        port = int(rec.spec.env.get(rec.spec.service.port_env, "0") or 0)
+    def _where(self, rec: JobRecord) -> Where | None:
+        """(engine handle, host, uid that must listen on its port or None), or None while unknown."""
+        assert rec.engine_handle is not None
+        engine = self.fleet.of(rec.center or "")
         try:
-            here = ipaddress.ip_address(socket.gethostbyname(host) if ":" not in host else host).is_loopback
-            uid_of = getattr(self.fleet.of(rec.center or ""), "uid_of", None)
-            uid = uid_of(rec.engine_handle) if here and uid_of is not None else None
-        except (OSError, ValueError) as e:
-            log.warning("replica %s at %s: %s", rec.id, host, e)
-            return False
-        # on this machine another tenant's job could listen on the port first and get the prompts: only a
-        # listener under the replica's own uid counts (when its engine says which)
-        if uid is not None and listener_uid(port) != uid:
-            return False
-        bracketed = f"[{host}]" if ":" in host else host
-        try:
-            key = rec.spec.env.get(SERVICE_KEY_ENV)
-            return client.get(f"http://{bracketed}:{port}{rec.spec.service.ready}",
-                              headers={"Authorization": f"Bearer {key}"} if key else None).status_code == 200
-        except httpx.HTTPError:
-            return False
+            host = engine.host_of(rec.engine_handle)
+            uid_of = getattr(engine, "uid_of", None)
+            uid = uid_of(rec.engine_handle) if host and uid_of is not None and on_this_machine(host) else None
+        except Exception as e:  # an engine that does not answer now: asked again next round
+            log.warning("where replica %s runs: %s", rec.id, e)
+            return None
+        return (rec.engine_handle, host, uid) if host else None
 
     def _probe_forever(self) -> None:
         while not self._stop.is_set():
