@@ -189,3 +189,40 @@ def test_a_tenant_holds_at_most_its_share_of_requests_and_an_abandoned_stream_gi
 
     refused = asyncio.run(go())
     assert refused.status == 429 and refused.code == "rate_limit_exceeded"
+
+
+def test_a_tenants_whole_answers_being_read_are_bounded_in_memory(gw, monkeypatch):
+    from zhisuan.gateway import proxy
+
+    client, auth, gateway = gw
+    monkeypatch.setattr(proxy, "MAX_BUFFERED", 100)  # a chat answer here is a few hundred bytes
+    r = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert r.status_code == 502 and r.json()["error"]["code"] == "answer_too_large"
+    assert gateway.buffered == {} and all(x.inflight == 0 for x in gateway.registry.of("echo"))
+
+
+def test_a_client_that_leaves_while_the_replica_answers_leaves_no_count_behind():
+    import asyncio
+
+    proc, url = start_backend("slow", "--delay", "2")
+    try:
+        registry = Registry()
+        registry.add(Replica("slow-1", "slow", url))
+
+        async def go():
+            gateway = Gateway(registry)
+            body = json.dumps({**CHAT, "model": "slow"}).encode()
+            task = asyncio.create_task(gateway.forward("acme", "/v1/chat/completions", body))
+            await asyncio.sleep(0.3)
+            assert gateway.inflight == {"acme": 1} and registry.replicas["slow-1"].inflight == 1
+            task.cancel()  # what the server does when the client disconnects
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0.05)
+            assert gateway.inflight == {} and registry.replicas["slow-1"].inflight == 0 and not gateway._closing
+            await gateway.aclose()
+
+        asyncio.run(go())
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -28,6 +28,7 @@ from zhisuan.gateway.usage import StreamCounter, Tokens, from_body, prompt_estim
 
 MAX_BODY = 1 << 20
 MAX_ANSWER = 64 << 20  # a whole (non-streamed) answer larger than this is refused: replicas run tenants' code
+MAX_BUFFERED = 256 << 20  # bytes of whole answers one tenant's requests may hold while they are read
 MAX_TRIES = 3
 MAX_TENANT_INFLIGHT = 128  # of the 512 upstream connections
 TIMEOUT = httpx.Timeout(connect=2.0, read=300.0, write=10.0, pool=10.0)
@@ -63,6 +64,7 @@ class Gateway:
                                                                                        max_keepalive_connections=64))
         self.clock = clock
         self.inflight: dict[str, int] = {}  # tenant -> its requests in flight
+        self.buffered: dict[str, int] = {}  # tenant -> bytes of whole answers being read for it
         self._closing: set[asyncio.Task[None]] = set()
 
     def _release(self, tenant: str) -> None:
@@ -71,6 +73,13 @@ class Gateway:
             self.inflight[tenant] = left
         else:
             self.inflight.pop(tenant, None)
+
+    def _close_later(self, upstream: httpx.Response) -> None:
+        """Close an upstream answer from where awaiting is not possible (a finaliser, a cancelled task)."""
+        with contextlib.suppress(RuntimeError):  # no running loop: the process is ending
+            closing = asyncio.get_running_loop().create_task(upstream.aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -106,7 +115,7 @@ class Gateway:
             if replica is None:
                 break
             tried.add(replica.id)
-            answer = await self._try(replica, path, body, stream)
+            answer = await self._try(tenant, replica, path, body, stream)
             if answer is None:
                 continue
             upstream, rest, first = answer
@@ -120,11 +129,12 @@ class Gateway:
         raise GatewayError(503, f"no replica of {model!r} could answer (tried {len(tried)})", "service_unavailable",
                            code="no_replica_ready")
 
-    async def _try(self, replica: Replica, path: str, body: bytes,
+    async def _try(self, tenant: str, replica: Replica, path: str, body: bytes,
                    stream: bool) -> tuple[httpx.Response, AsyncIterator[bytes], bytes] | None:
         """Send to one replica and read up to its first bytes; None if it failed before any (passed over)."""
         replica.inflight += 1
         upstream = None
+        held = 0  # bytes of this answer counted in the tenant's buffer
         try:
             headers = {"content-type": "application/json", "accept-encoding": "identity"}  # relayed as it comes
             if replica.key:  # the replica's own key, never the caller's token
@@ -137,9 +147,12 @@ class Gateway:
                 content = bytearray()
                 async for chunk in upstream.aiter_raw():
                     content += chunk
-                    if len(content) > MAX_ANSWER:
+                    held += len(chunk)
+                    self.buffered[tenant] = self.buffered.get(tenant, 0) + len(chunk)
+                    if len(content) > MAX_ANSWER or self.buffered[tenant] > MAX_BUFFERED:
                         await upstream.aclose()
-                        raise GatewayError(502, f"the replica's answer is over {MAX_ANSWER} bytes", "upstream_error",
+                        raise GatewayError(502, f"the replica's answer is over {MAX_ANSWER} bytes, or your answers "
+                                           f"being read hold over {MAX_BUFFERED} bytes", "upstream_error",
                                            code="answer_too_large")
                 return upstream, _nothing(), bytes(content)
             chunks = upstream.aiter_raw()
@@ -153,6 +166,18 @@ class Gateway:
             if upstream is not None:
                 await upstream.aclose()
             return None
+        except asyncio.CancelledError:  # the client left while the replica answered
+            replica.inflight -= 1
+            if upstream is not None:
+                self._close_later(upstream)
+            raise
+        finally:
+            if held:
+                left = self.buffered.get(tenant, 0) - held
+                if left > 0:
+                    self.buffered[tenant] = left
+                else:
+                    self.buffered.pop(tenant, None)
 
     def _whole(self, tenant: str, model: str, replica: Replica, upstream: httpx.Response, content: bytes,
                request: dict[str, Any], start: float) -> Response:
@@ -187,10 +212,7 @@ class Gateway:
 
         def abandoned() -> None:
             if release():  # never started: nobody else will close the upstream connection
-                with contextlib.suppress(RuntimeError):  # no running loop: the process is ending
-                    closing = asyncio.get_running_loop().create_task(upstream.aclose())
-                    self._closing.add(closing)
-                    closing.add_done_callback(self._closing.discard)
+                self._close_later(upstream)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
