@@ -18,6 +18,24 @@ def test_explain_on_both_shipped_networks(root):
         assert "← chosen" in res.output and "ASSUMPTION" in res.output
 
 
+def test_explain_prices_a_share_and_a_cpu_only_job_by_what_they_are_billed_for(root, tmp_path):
+    net = str(root / "examples/networks/toy3.yaml")
+    half, whole, cpus = tmp_path / "half.yaml", tmp_path / "whole.yaml", tmp_path / "cpus.yaml"
+    for path, acc in ((half, "A100:0.5"), (whole, "A100:1"), (cpus, "none, cpus: 16")):
+        path.write_text(f"name: j\ntenant: acme\nresources: {{accelerators: {acc}}}\nrun: x\n")
+
+    def first_cost(path):
+        res = runner.invoke(app, ["explain", str(path), "--network", net], env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        row = next(line for line in res.output.splitlines() if "← chosen" in line)
+        return res.output, float(row.split("│")[7].strip(" †").replace(",", ""))  # the ¥/job column
+
+    out, cost = first_cost(half)
+    assert "1×0.5 devices" in out and cost == first_cost(whole)[1] / 2  # a share costs its fraction
+    out, cost = first_cost(cpus)
+    assert "1×16 CPUs, no device" in out and cost > 0  # CPU-hours at the pool's (derived) CPU price
+
+
 def test_explain_rejects_oversize_gang_naming_the_field(root):
     res = runner.invoke(app, ["explain", str(root / "examples/jobs/too-big.yaml"),
                               "--network", str(root / "examples/networks/toy3.yaml")])

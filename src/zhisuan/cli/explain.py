@@ -61,9 +61,16 @@ def explain_command(
     # the network's running load is relative to now; tariffs and grid series read the calendar
     candidates = explain(snapshot_from_network(net), pending, now=0.0, policy=pol, calendar=time.time())
     pools = {(c.name, p.name): (c, p) for c in net.centers for p in c.pools}
-    table = Table(title=L("{job}: {gang} devices, {time} on the reference chip — network {network}", job=spec.name,
-                          gang=f"{pending.request.nodes}×{pending.request.devices_per_node}",
-                          time=format_duration(pending.duration), network=net.name))
+    req = pending.request
+    if req.devices_per_node:
+        gang = f"{req.nodes}×{req.milli / 1000:g}" if req.milli else f"{req.nodes}×{req.devices_per_node}"
+        title = L("{job}: {gang} devices, {time} on the reference chip — network {network}", job=spec.name,
+                  gang=gang, time=format_duration(pending.duration), network=net.name)
+    else:
+        gang = f"{req.nodes}×{req.cpus:g} CPUs"
+        title = L("{job}: {gang}, no device, {time} — network {network}", job=spec.name, gang=gang,
+                  time=format_duration(pending.duration), network=net.name)
+    table = Table(title=title)
     for col, just in [("#", "right"), ("center", "left"), ("pool", "left"), ("chips", "left"),
                       ("start", "right"), ("runtime", "right"), ("¥/job", "right"), ("kgCO2", "right"),
                       ("score", "right"), ("note", "left")]:
@@ -74,14 +81,15 @@ def explain_command(
         if cand.rejected and not all_pools:
             continue
         center, pool = pools[(cand.center, cand.pool)]
-        mark_price = ASSUMED if "price_per_device_hour" in pool.assumptions else ""
+        mark_price = ASSUMED if "price_per_device_hour" in pool.assumptions or (
+            not req.devices_per_node and pool.cpu_price[1]) else ""  # a CPU-hour price derived from the devices
         mark_carbon = ASSUMED if "pue" in center.assumptions or pool.chip.assumptions else ""
         if mark_price or mark_carbon:
             assumed.add(f"{center.name}/{pool.name}")
         start = L("never") if math.isinf(cand.start_delay) else L(format_duration(cand.start_delay))
         table.add_row(
             str(i), center_name(center), pool.name,
-            f"{pending.request.nodes}×{pending.request.devices_per_node} {short_chip(pool.chip.name)}",
+            f"{gang} {short_chip(pool.chip.name)}" if req.devices_per_node else gang,
             "—" if cand.rejected else start, format_duration(cand.runtime),
             f"{money(cand.cost)}{mark_price}", f"{kilos(cand.carbon)}{mark_carbon}",
             "—" if math.isnan(cand.score) else f"{cand.score:.1f}",

@@ -34,6 +34,7 @@ LABELS_ZH: dict[str, str] = {
     "#": "#", "chips": "芯片", "runtime": "运行时长", "note": "说明", "← chosen": "← 选中", "total": "合计",
     "{job}: {gang} devices, {time} on the reference chip — network {network}":
         "{job}：{gang} 张卡，参考芯片上 {time} — 网络 {network}",
+    "{job}: {gang}, no device, {time} — network {network}": "{job}：{gang}，不用加速卡，{time} — 网络 {network}",
     "{n} of {m} pools can run it.": "{m} 个资源池中 {n} 个可以运行。",
     "Score = weighted, normalised start time, price, carbon, data locality and fragmentation (100 = best).":
         "得分 = 开始时间、价格、碳排放、数据本地性与碎片化的归一化加权和（100 为最佳）。",
