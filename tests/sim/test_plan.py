@@ -216,3 +216,27 @@ def test_a_bad_plan_exits_non_zero_naming_the_field(tmp_path):
     bad.write_text(bad.read_text(encoding="utf-8").replace("interval: 0", "interval: -5"), encoding="utf-8")
     res = CliRunner().invoke(app, ["plan", str(bad)])
     assert res.exit_code != 0 and "interval" in res.output
+
+
+def test_retiring_a_pool_saves_its_maintenance_and_its_electricity(tmp_path):
+    two = NETWORK.replace("price_per_device_hour: 10}]", "price_per_device_hour: 10},\n"
+                          "            {name: old, accelerator: A100-80GB, nodes: 2, devices_per_node: 2,"
+                          " price_per_device_hour: 12}]")
+    (tmp_path / "net.yaml").write_text(two, encoding="utf-8")
+    (tmp_path / "t.csv").write_text(TRACE, encoding="utf-8")
+    (tmp_path / "plan.yaml").write_text(f"""name: p
+network: net.yaml
+demand: {{trace: {tmp_path / 't.csv'}}}
+interval: 0
+options:
+  - {{name: lean, retire: [{{center: alpha, pool: old}}]}}
+finance:
+  capex_per_node: {{a100: 1000000}}
+  electricity_cny_per_kwh: 0.5
+  opex: {{maintenance_pct: 4}}
+""", encoding="utf-8")
+    plan, network = load_plan(tmp_path / "plan.yaml")
+    result = run_plan(plan, network)
+    lean = next(r for r in result.rows if r.option == "lean").money
+    assert lean.capex == 0 and lean.opex == pytest.approx(-2 * 1_000_000 * 0.04)  # two nodes' maintenance saved
+    assert lean.electricity <= 0 and any("maintenance" in b for b in result.basis)

@@ -97,6 +97,25 @@ class Prices:
             self.basis["build"] = self._label("build_per_center", "building a center")
         return nodes + self.finance.build_per_center
 
+    def retired_maintenance(self, option: Option, network: Network) -> float:
+        """CNY a year of maintenance the retired pools no longer cost: the plan's maintenance share of their
+        servers' price (a chip with no price anywhere: not counted, and said so in the basis)."""
+        pools = {(c.name, p.name): p for c in network.centers for p in c.pools}
+        total = 0.0
+        for r in option.retire:
+            p = pools[(r.center, r.pool)]
+            try:
+                value = p.nodes * self.server(p.chip.name, p.devices_per_node)
+            except SpecError:
+                self.basis[f"retire {r.center}/{r.pool}"] = (f"retiring {r.center}/{r.pool}: its maintenance saving "
+                                                             f"is not counted (no server price for {p.chip.name})")
+                continue
+            total += value * self.finance.opex.maintenance_pct / 100.0
+        if option.retire:
+            self.basis["retire"] = (f"retired pools save their electricity and maintenance "
+                                    f"({self.finance.opex.maintenance_pct:g}% of their servers' price a year)")
+        return total
+
     def opex(self, capex: float, centers_built: int) -> float:
         f = self.finance
         return capex * f.opex.maintenance_pct / 100.0 + centers_built * (f.opex.staff_per_year
@@ -113,9 +132,9 @@ class Prices:
 
 def option_money(prices: Prices, option: Option, network: Network, cell: CellResult, today: CellResult) -> Money:
     """The option against today's network at the same demand: what it adds in capex, opex, electricity and
-    revenue (retiring pools saves their electricity; their maintenance is not counted)."""
+    revenue (retiring pools saves their electricity and their maintenance: a negative opex)."""
     capex = prices.capex(option, network)
-    opex = prices.opex(capex, len(option.build))
+    opex = prices.opex(capex, len(option.build)) - prices.retired_maintenance(option, network)
     electricity = prices.electricity(cell.centers) - prices.electricity(today.centers)
     return prices.money(capex, opex, cell.revenue - today.revenue, electricity)
 
