@@ -73,3 +73,18 @@ else:
 print(f"rank {rank}/{world} joined {total} via {addr}:{port} hosts {os.environ['ZHISUAN_NODELIST']} "
       f"devices {os.environ['ZHISUAN_LOCAL_DEVICES']} of {os.environ['PET_NPROC_PER_NODE']}")
 PY"""
+
+
+def live(tmp_path: Path, network: Any, engine: Any = None, **loop_kw: Any) -> tuple[Any, Any, Any]:
+    """(store, control loop, service) of a live network on SQLite in `tmp_path`; the local engine unless an
+    engine or fleet is given."""
+    from zhisuan.control import ControlLoop
+    from zhisuan.control.service import Service
+    from zhisuan.engines import LocalEngine
+    from zhisuan.store import JobStore, connect, migrate
+
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    loop = ControlLoop(store, network, engine or LocalEngine(tmp_path / "runs", grace=0.5), **loop_kw)
+    return store, loop, Service(store, network, loop)

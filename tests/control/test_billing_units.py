@@ -6,13 +6,10 @@ import time
 
 import pytest
 
-from tests.builders import step_until
-from zhisuan.control import ControlLoop
-from zhisuan.control.service import Principal, Service
-from zhisuan.engines import LocalEngine
+from tests.builders import live, step_until
+from zhisuan.control.service import Principal
 from zhisuan.metering.invoice import local_month
 from zhisuan.model import JobState, parse_job_spec, parse_network
-from zhisuan.store import JobStore, connect, migrate
 
 NETWORK = parse_network("""
 name: units
@@ -37,11 +34,7 @@ def spec(name, acc, run="sleep 30", cpus=None):
 
 @pytest.fixture
 def world(tmp_path):
-    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
-    migrate(db)
-    store = JobStore(db)
-    loop = ControlLoop(store, NETWORK, LocalEngine(tmp_path / "runs", grace=0.5))
-    service = Service(store, NETWORK, loop)
+    store, loop, service = live(tmp_path, NETWORK)
     yield store, loop, service
     for rec in store.find(states={JobState.RUNNING}):
         service.cancel(rec.id, ACME, time.time())

@@ -12,15 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from zhisuan.control import ControlLoop
-from zhisuan.control.service import Service
+from tests.builders import live
 from zhisuan.engines import LocalEngine
 from zhisuan.gateway import backend
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.proxy import Gateway
 from zhisuan.gateway.replicas import Registry
 from zhisuan.model import JobState, SpecError, parse_network
-from zhisuan.store import JobStore, Principal, connect, migrate
+from zhisuan.store import Principal
 
 NETWORK = parse_network("""
 name: two
@@ -56,12 +55,7 @@ ACME = Principal("acme", False)
 
 @pytest.fixture
 def deployed(tmp_path, script):
-    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
-    migrate(db)
-    store = JobStore(db)
-    engine = LocalEngine(tmp_path / "runs", grace=0.5)
-    loop = ControlLoop(store, NETWORK, engine)
-    service = Service(store, NETWORK, loop)
+    _, loop, service = live(tmp_path, NETWORK)
     registry = Registry(feed=service.keeper.endpoints)
     svc = service.deploy(spec(script), ACME, time.time())
     yield service, loop, registry, svc
@@ -172,11 +166,8 @@ def test_deploy_call_and_stop_through_the_api(tmp_path, script):
     from zhisuan.metering.invoice import local_month
     from zhisuan.store import TokenStore
 
-    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
-    migrate(db)
-    store, tokens = JobStore(db), TokenStore(db)
-    loop = ControlLoop(store, NETWORK, LocalEngine(tmp_path / "runs", grace=0.5))
-    service = Service(store, NETWORK, loop)
+    store, loop, service = live(tmp_path, NETWORK)
+    tokens = TokenStore(store.engine)
     auth = {"Authorization": f"Bearer {tokens.issue('acme', 0.0)}"}
     with TestClient(create_app(service, tokens, Gateway(Registry()))) as client:
         bad = client.post("/v1/services", content=spec(script).replace("min: 2, max: 2", "min: 3, max: 2"),
@@ -215,11 +206,7 @@ def test_deploy_call_and_stop_through_the_api(tmp_path, script):
 
 
 def test_a_service_scales_up_under_load_and_back_down_when_it_ends(tmp_path, script):
-    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
-    migrate(db)
-    store = JobStore(db)
-    loop = ControlLoop(store, NETWORK, LocalEngine(tmp_path / "runs", grace=0.5))
-    service = Service(store, NETWORK, loop)
+    store, loop, service = live(tmp_path, NETWORK)
     registry = Registry(feed=service.keeper.endpoints)
     service.keeper.load, service.keeper.window = registry.load, 2.0
     text = spec(script).replace("replicas: {min: 2, max: 2}}", "replicas: {min: 1, max: 2}, autoscale: "
@@ -334,13 +321,9 @@ centers:
   - {name: south, region: south, pue: 1.2, carbon_kg_per_kwh: 0.5,
      pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 14}]}
 """)
-    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
-    migrate(db)
-    store = JobStore(db)
     engines = {"east": Crashable(tmp_path / "east", grace=0.5), "west": LocalEngine(tmp_path / "west", grace=0.5),
                "south": LocalEngine(tmp_path / "south", grace=0.5)}
-    loop = ControlLoop(store, net, Fleet(engines), health_every=0.0, misses=1)
-    service = Service(store, net, loop)
+    store, loop, service = live(tmp_path, net, Fleet(engines), health_every=0.0, misses=1)
     registry = Registry(feed=service.keeper.endpoints)
     svc = service.deploy(spec(script), ACME, time.time())
     try:

@@ -8,15 +8,13 @@ import time
 
 import pytest
 
+from tests.builders import live
 from tests.control.test_services import ACME, script, spec, until_ready  # noqa: F401 (fixture)
-from zhisuan.control import ControlLoop
-from zhisuan.control.service import Service
-from zhisuan.engines import LocalEngine
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.proxy import Gateway
 from zhisuan.gateway.replicas import Registry
 from zhisuan.model import parse_network
-from zhisuan.store import JobStore, Principal, connect, migrate
+from zhisuan.store import Principal
 
 NETWORK = parse_network("""
 name: pair
@@ -29,11 +27,7 @@ centers:
 
 
 def world(tmp_path):
-    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
-    migrate(db)
-    store = JobStore(db)
-    loop = ControlLoop(store, NETWORK, LocalEngine(tmp_path / "runs", grace=0.5))
-    service = Service(store, NETWORK, loop)
+    store, loop, service = live(tmp_path, NETWORK)
     return store, loop, service, Registry(feed=service.keeper.endpoints)
 
 

@@ -9,15 +9,14 @@ import time
 import httpx
 import pytest
 
+from tests.builders import live
 from tests.control.test_services import chat, script, streamed  # noqa: F401 (fixture)
 from tests.engines.test_slurm import clusters  # noqa: F401 (fixture)
 from tests.engines.test_slurm import network_yaml as slurm_network
-from zhisuan.control import ControlLoop
-from zhisuan.control.service import Service
 from zhisuan.engines import EngineDown, build_fleet, with_inventory
 from zhisuan.gateway.replicas import Registry
 from zhisuan.model import JobState, parse_network
-from zhisuan.store import JobStore, Principal, connect, migrate
+from zhisuan.store import Principal
 
 RAY = os.environ.get("ZHISUAN_TEST_RAY", "")
 ACME = Principal("acme", False)
@@ -54,11 +53,7 @@ def remote(clusters, tmp_path, script):  # noqa: F811
     declared = parse_network(network_yaml(clusters))
     fleet = build_fleet(declared, tmp_path / "runs")
     network = with_inventory(declared, fleet)
-    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
-    migrate(db)
-    store = JobStore(db)
-    loop = ControlLoop(store, network, fleet, health_every=60.0)
-    service = Service(store, network, loop)
+    store, loop, service = live(tmp_path, network, fleet, health_every=60.0)
     svc = service.deploy(service_spec(script), ACME, time.time())
     yield service, loop, Registry(feed=service.keeper.endpoints), svc
     service.stop_service(svc.id, ACME, time.time())
