@@ -289,12 +289,21 @@ def test_services_are_listed_with_replicas_per_center_load_and_cost(browser, ser
                     "model": "web-echo", "messages": [{"role": "user", "content": "from the dashboard test"}]}
                     ).status_code != 200:
                 time.sleep(0.3)
+            broken = c.post("/v1/services", content=spec.replace("web-chat", "web-broken").replace(
+                "web-echo", "web-broken").replace(f"exec python3 {script} --port $PORT --model web-broken", "exit 3"))
+            bid = broken.json()["id"]
+            while time.time() < end and not any(s["id"] == bid and s["failures"] >= 2
+                                                for s in c.get("/v1/services").json()):
+                time.sleep(0.3)
             page = open_as(browser, server, "acme")
             page.click("button[data-tab='services']")
             row = page.wait_for_selector(f"#services-table tr[data-service-id='{sid}']")
             text = row.inner_text()
             assert "web-echo" in text and "1 / 1" in text and "qingyang × 1" in text, text
             page.wait_for_selector(f"tr[data-service-id='{sid}'] td:last-child:has-text('¥')")  # this month's cost
+            note = page.wait_for_selector(f"tr[data-service-id='{bid}'] .backoff").inner_text()
+            assert "failed in a row" in note  # a command that cannot start: the back-off is shown
+            c.delete(f"/v1/services/{bid}")
             shot(page, "12-services")
             lab = open_as(browser, server, "lab")
             lab.click("button[data-tab='services']")

@@ -135,13 +135,18 @@ async function renderServices() {
     s.ready.forEach((r) => { centers[r.center] = (centers[r.center] || 0) + 1; });
     const where = Object.entries(centers).map(([c, n]) => `${(LANG === "zh-CN" && CENTER_ZH[c]) || c} × ${n}`).join(", ");
     return `<tr data-service-id="${esc(s.id)}"><td>${esc(s.model)}</td><td>${esc(s.name)}</td><td>${esc(s.tenant)}</td>` +
-      `<td>${esc(t("services.state." + s.state))}</td><td class="num">${s.ready.length} / ${s.desired}</td>` +
+      `<td>${esc(t("services.state." + s.state))}${backoff(s)}</td><td class="num">${s.ready.length} / ${s.desired}</td>` +
       `<td>${esc(where)}</td><td class="num">${s.inflight}</td><td class="num">${num(s.tokens)}</td>` +
       `<td class="num">${s.cny_month === null ? "" : "¥" + num(s.cny_month, 2)}</td></tr>`;
   }).join("");
   view.innerHTML = `<h2>${esc(t("services.title"))}</h2><table id="services-table">${th(["col.model", "col.name",
     "col.tenant", "col.state", "col.replicas", "col.where", "col.inflight", "col.tokens", "col.cost_month"],
   ["col.replicas", "col.inflight", "col.tokens", "col.cost_month"])}${rows}</table>`;
+}
+
+function backoff(s) {
+  const left = s.retry_at ? Math.round(s.retry_at - Date.now() / 1000) : 0;
+  return left > 0 ? `<br><span class="note backoff">${esc(t("services.backoff", { n: s.failures, s: left }))}</span>` : "";
 }
 
 function waitText(j) {
