@@ -162,3 +162,67 @@ centers:
     samples = UsageStore(engine).samples(job)
     assert samples and {s["source"] for s in samples} == {"prometheus dcgm"}
     assert samples[0]["busy_fraction"] == pytest.approx(0.475) and samples[0]["watts"] == pytest.approx(350)
+
+
+def test_a_prometheus_that_hangs_holds_no_control_step_up(tmp_path, monkeypatch):
+    """The server samples on a thread of its own: while a center's Prometheus does not answer, control steps
+    go on (placing, polling), and nothing is made up for the job meanwhile."""
+    from tests.builders import live
+    from zhisuan.control import sampler
+    from zhisuan.model import JobState, parse_job_spec, parse_network
+    from zhisuan.store import UsageStore
+
+    monkeypatch.setattr(sampler, "PrometheusMetrics",  # a long read: a step that sampled would wait it out
+                        lambda url, exporter, timeout: PrometheusMetrics(url, exporter, timeout=60))
+    answer, asked = threading.Event(), threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.set()
+            answer.wait(30)  # hangs until the test lets it answer
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    network = parse_network(f"""
+name: slow
+centers:
+  - name: here
+    region: east
+    pue: 1.2
+    carbon_kg_per_kwh: 0.5
+    metrics: {{prometheus: "http://127.0.0.1:{server.server_address[1]}", exporter: dcgm}}
+    pools:
+      - {{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 2, price_per_device_hour: 10,
+         device_ids: ["0", "1"], node_names: [node-a]}}
+""")
+    store, loop, _ = live(tmp_path, network)
+    stop = threading.Event()
+    try:
+        loop.sample_every = 0.1
+        loop.start_sampling(stop)
+        first = store.submit(parse_job_spec("name: a\ntenant: acme\nresources: {accelerators: a100:1}\n"
+                                            "run: sleep 30"), time.time())
+        end = time.time() + 20
+        while time.time() < end and store.get(first).state is not JobState.RUNNING:
+            loop.step(time.time())
+            time.sleep(0.05)
+        assert asked.wait(10)  # the sampler is now stuck in its read
+        second = store.submit(parse_job_spec("name: b\ntenant: acme\nresources: {accelerators: a100:1}\n"
+                                             "run: sleep 30"), time.time())
+        stepping = threading.Thread(target=lambda: [loop.step(time.time()) for _ in range(3)])
+        stepping.start()
+        stepping.join(10)
+        assert not stepping.is_alive() and not answer.is_set()  # steps ran while Prometheus still hung
+        assert store.get(second).state in (JobState.SCHEDULED, JobState.RUNNING)
+        assert UsageStore(store.engine).samples(first) == []  # nothing measured, nothing made up
+    finally:
+        answer.set()
+        stop.set()
+        server.shutdown()
+        for rec in store.find(states={JobState.RUNNING, JobState.SCHEDULED}):
+            loop.fleet.of(rec.center).cancel(rec.engine_handle)

@@ -27,11 +27,11 @@ from zhisuan.control.jobs import JobInfo, Run
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
 from zhisuan.control.recovery import rebuild
+from zhisuan.control.sampler import DeviceSampler, Sampled
 from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.view import LiveView
 from zhisuan.control.waits import WaitBoard
-from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet, nvml
-from zhisuan.engines.prometheus import MetricsError, PrometheusMetrics, job_reading
+from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler import CycleResult, Policy, RunningJob, pools_from_network
 from zhisuan.scheduler.decisions import Reserve
@@ -68,7 +68,8 @@ class ControlLoop:
         self.waits = WaitBoard(store)
         self.sample_every = 10.0
         self._sampled = self._loaded = float("-inf")
-        self._metrics: dict[str, PrometheusMetrics] = {}  # a center's Prometheus reader, made when first needed
+        self.sampler = DeviceSampler(network, self.meter.usage)
+        self._sampling_thread = False  # True once the server samples off the loop
 
     @property
     def down(self) -> dict[str, str]:
@@ -117,9 +118,9 @@ class ControlLoop:
                 self.recover(now)
             assert self.feed is not None
             self.failover.check(now)
-            if now - self._sampled >= self.sample_every:
+            if not self._sampling_thread and now - self._sampled >= self.sample_every:
                 self._sampled = now
-                self.sample_devices(now)
+                self.sampler.sample(self.sampled(), now)
             self._poll(now)
             if now - self._loaded >= self.settings.load_every:
                 self._loaded = now
@@ -311,41 +312,23 @@ class ControlLoop:
                 self.state.set_external(key, jobs)
             self.labels[center.name] = {x.id: x.what for x in load}
 
-    def sample_devices(self, now: float) -> None:
-        """Measured busy, watts and memory of running jobs, stored as samples: from NVML on NVML-discovered
-        pools, from the center's Prometheus where the network file names one (one read per center)."""
-        self.sample_prometheus(now)
-        for run in self.runs.values():
-            pool = self.pool_of.get(run.key)
-            if not run.running or pool is None or pool.discover != "nvml" or not run.devices:
-                continue
-            try:
-                s = nvml.sample([int(d) for ids in run.devices for d in ids])
-            except Exception as e:  # NVML's errors are classes of their own; a sampler must not stop the loop
-                log.warning("NVML sample of %s failed: %s", run.job_id, e)
-                continue
-            self.meter.usage.add_sample(run.job_id, now, s.busy_fraction, "nvml", s.watts, s.memory_gib)
+    def sampled(self) -> list[Sampled]:
+        """The running jobs, as the device sampler reads them."""
+        with self.lock:
+            return [Sampled(r.job_id, r.center, r.pool, r.nodes, r.devices) for r in self.runs.values() if r.running]
 
-    def sample_prometheus(self, now: float) -> None:
-        for center in self.network.centers:
-            runs = [r for r in self.runs.values() if r.running and r.center == center.name and r.devices]
-            if center.metrics is None or not runs:
-                continue
-            reader = self._metrics.get(center.name)
-            if reader is None:
-                reader = self._metrics[center.name] = PrometheusMetrics(  # short: the loop waits on it
-                    center.metrics.prometheus, center.metrics.exporter, timeout=2.0)
-            try:
-                readings = reader.readings()
-            except MetricsError as e:
-                log.warning("metrics of %s unknown: %s", center.name, e)
-                continue
-            source = f"prometheus {center.metrics.exporter}"
-            for run in runs:
-                pool = self.pool_of.get(run.key)
-                names = pool.node_names if pool is not None else []
-                pairs = [(names[n] if n < len(names) else str(n), d)
-                         for n, ids in zip(run.nodes, run.devices, strict=False) for d in ids]
-                got = job_reading(readings, pairs)
-                if got is not None:
-                    self.meter.usage.add_sample(run.job_id, now, got.busy, source, got.watts, got.memory_gib)
+    def start_sampling(self, stop: threading.Event) -> threading.Thread:
+        """Sample devices on a thread of its own from now on (the step no longer does)."""
+        self._sampling_thread = True
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    self.sampler.sample(self.sampled(), time.time())
+                except Exception:  # a bad round must not end the sampler
+                    log.exception("device sampling failed")
+                stop.wait(self.sample_every)
+
+        thread = threading.Thread(target=run, name="zhisuan-sampler", daemon=True)
+        thread.start()
+        return thread

@@ -118,6 +118,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     loop = ControlLoop(store, network, fleet, chosen)
     stop = threading.Event()
     control_thread(loop, interval, stop).start()
+    loop.start_sampling(stop)  # device measurements off the control loop
     service: Service | None = None
     try:
         service = Service(store, network, loop, reports)
