@@ -123,6 +123,9 @@ def test_openai_shaped_errors(gw):
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     r = client.post("/v1/chat/completions", content=b"{" + b" " * (2 << 20) + b"}", headers=auth)
     assert r.status_code == 413
+    deep = b'{"model": "echo", "messages": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"  # under 1 MiB
+    r = client.post("/v1/chat/completions", content=deep, headers=auth)
+    assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]  # not a 500
     for rep in gateway.registry.of("echo"):
         rep.ready = False
     r = client.post("/v1/chat/completions", json=CHAT, headers=auth)
@@ -226,3 +229,27 @@ def test_a_client_that_leaves_while_the_replica_answers_leaves_no_count_behind()
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_replicas_answer_nested_too_deep_to_parse_is_relayed_with_its_tokens_counted():
+    import asyncio
+
+    import httpx as hx
+
+    deep = b'{"usage": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+
+    async def go():
+        upstream = hx.AsyncClient(transport=hx.MockTransport(
+            lambda request: hx.Response(200, stream=hx.ByteStream(deep))))
+        registry = Registry()
+        registry.add(Replica("odd-1", "odd", "http://replica"))
+        gateway = Gateway(registry, client=upstream)
+        try:
+            body = json.dumps({**CHAT, "model": "odd"}).encode()
+            answer = await gateway.forward("acme", "/v1/chat/completions", body)
+            return answer.status_code, answer.body, gateway.meter.served[("acme", "odd")]
+        finally:
+            await gateway.aclose()
+
+    status, body, served = asyncio.run(go())
+    assert status == 200 and body == deep and served.counted_tokens > 0  # estimated, kept apart

@@ -61,7 +61,7 @@ def handler(model: str, stream_usage: bool, delay: float = 0.0, api_key: str = "
                 return
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")
-            except ValueError:
+            except (ValueError, RecursionError):
                 self._json({"error": {"message": "not JSON"}}, 400)
                 return
             words = words_of(body if isinstance(body, dict) else {})

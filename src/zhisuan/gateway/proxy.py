@@ -40,7 +40,7 @@ def parse(body: bytes) -> dict[str, Any]:
         raise GatewayError(413, f"request body over {MAX_BODY} bytes")
     try:
         request = json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nesting deeper than the parser goes
         raise GatewayError(400, f"the body is not JSON: {e}") from None
     if not isinstance(request, dict):
         raise GatewayError(400, "the body must be a JSON object")
@@ -187,7 +187,7 @@ class Gateway:
         if upstream.status_code < 400:
             try:
                 tokens = from_body(json.loads(content))
-            except ValueError:
+            except (ValueError, RecursionError):  # a replica's answer nested deeper than the parser goes
                 tokens = None
         tokens = tokens or Tokens(prompt_estimate(request), 0, measured=False)
         replica.tokens += tokens.completion

@@ -66,7 +66,7 @@ class StreamCounter:
                 continue
             try:
                 obj = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             usage = from_body(obj)
             if usage is not None:
