@@ -21,14 +21,11 @@ from zhisuan.gateway.replicas import Registry
 from zhisuan.model import JobState, SpecError, parse_network
 from zhisuan.store import Principal
 
-NETWORK = parse_network("""
-name: two
-centers:
-  - {name: east, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5,
-     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 10}]}
-  - {name: west, region: west, pue: 1.2, carbon_kg_per_kwh: 0.5,
-     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 12}]}
-""")
+CENTER = """  - {{name: {name}, region: {name}, pue: 1.2, carbon_kg_per_kwh: 0.5,
+     pools: [{{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: {price}}}]}}
+"""
+NETWORK = parse_network("name: two\ncenters:\n" + CENTER.format(name="east", price=10)
+                        + CENTER.format(name="west", price=12))
 
 def spec(script):
     return f"""name: chat
@@ -311,16 +308,8 @@ def test_a_replicas_center_going_down_moves_it_and_a_client_that_retries_once_ne
             if self.down:
                 raise EngineDown("east does not answer")
 
-    net = parse_network("""
-name: three
-centers:
-  - {name: east, region: east, pue: 1.2, carbon_kg_per_kwh: 0.5,
-     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 10}]}
-  - {name: west, region: west, pue: 1.2, carbon_kg_per_kwh: 0.5,
-     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 12}]}
-  - {name: south, region: south, pue: 1.2, carbon_kg_per_kwh: 0.5,
-     pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 14}]}
-""")
+    net = parse_network("name: three\ncenters:\n" + "".join(
+        CENTER.format(name=n, price=p) for n, p in (("east", 10), ("west", 12), ("south", 14))))
     engines = {"east": Crashable(tmp_path / "east", grace=0.5), "west": LocalEngine(tmp_path / "west", grace=0.5),
                "south": LocalEngine(tmp_path / "south", grace=0.5)}
     store, loop, service = live(tmp_path, net, Fleet(engines), health_every=0.0, misses=1)

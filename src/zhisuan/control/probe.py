@@ -28,8 +28,9 @@ class Target:
     uid: int | None = None  # who must listen on the port (a replica on this machine); None: not checked
 
 
-def listener_uid(port: int) -> int | None:
-    """The uid of the socket listening on loopback `port` on this host (Linux /proc/net/tcp), if any."""
+def listeners() -> dict[int, int]:
+    """Port -> uid of every socket listening on this host (Linux /proc/net/tcp and tcp6), read once a round."""
+    out: dict[int, int] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = open(table, encoding="ascii").read().splitlines()[1:]  # noqa: SIM115
@@ -37,9 +38,9 @@ def listener_uid(port: int) -> int | None:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 7 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                return int(fields[7])
-    return None
+            if len(fields) > 7 and fields[3] == "0A":
+                out.setdefault(int(fields[1].rsplit(":", 1)[1], 16), int(fields[7]))
+    return out
 
 
 def on_this_machine(host: str) -> bool:
@@ -57,18 +58,19 @@ def probe_all(targets: list[Target]) -> dict[str, bool]:
 
 async def _all(targets: list[Target]) -> dict[str, bool]:
     gate = asyncio.Semaphore(CONCURRENCY)
+    owners = listeners() if any(t.uid is not None for t in targets) else {}
     async with httpx.AsyncClient(timeout=TIMEOUT) as client:
         async def one(t: Target) -> tuple[str, bool]:
             async with gate:
                 try:
-                    return t.replica, await asyncio.wait_for(_ready(client, t), DEADLINE)
+                    return t.replica, await asyncio.wait_for(_ready(client, t, owners), DEADLINE)
                 except TimeoutError:
                     return t.replica, False
         return dict(await asyncio.gather(*(one(t) for t in targets)))
 
 
-async def _ready(client: httpx.AsyncClient, t: Target) -> bool:
-    if t.uid is not None and listener_uid(t.port) != t.uid:
+async def _ready(client: httpx.AsyncClient, t: Target, owners: dict[int, int]) -> bool:
+    if t.uid is not None and owners.get(t.port) != t.uid:
         return False  # nothing, or someone else, listens there
     host = f"[{t.host}]" if ":" in t.host else t.host
     headers = {"Authorization": f"Bearer {t.key}"} if t.key else None

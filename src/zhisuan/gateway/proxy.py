@@ -50,6 +50,15 @@ def parse(body: bytes) -> dict[str, Any]:
     return request
 
 
+def _less(counts: dict[str, int], tenant: str, n: int) -> None:
+    """Take `n` off a tenant's count; a count at 0 leaves the map (tenants come and go)."""
+    left = counts.get(tenant, 0) - n
+    if left > 0:
+        counts[tenant] = left
+    else:
+        counts.pop(tenant, None)
+
+
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield b""
@@ -68,11 +77,7 @@ class Gateway:
         self._closing: set[asyncio.Task[None]] = set()
 
     def _release(self, tenant: str) -> None:
-        left = self.inflight.get(tenant, 0) - 1
-        if left > 0:
-            self.inflight[tenant] = left
-        else:
-            self.inflight.pop(tenant, None)
+        _less(self.inflight, tenant, 1)
 
     def _close_later(self, upstream: httpx.Response) -> None:
         """Close an upstream answer from where awaiting is not possible (a finaliser, a cancelled task)."""
@@ -172,12 +177,7 @@ class Gateway:
                 self._close_later(upstream)
             raise
         finally:
-            if held:
-                left = self.buffered.get(tenant, 0) - held
-                if left > 0:
-                    self.buffered[tenant] = left
-                else:
-                    self.buffered.pop(tenant, None)
+            _less(self.buffered, tenant, held)
 
     def _whole(self, tenant: str, model: str, replica: Replica, upstream: httpx.Response, content: bytes,
                request: dict[str, Any], start: float) -> Response:

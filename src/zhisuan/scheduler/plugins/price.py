@@ -22,7 +22,7 @@ class PricePerJob:
     name: str = "price"
 
     def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
-        price = unit_price(reqs, pools)  # CPU-only requests compare CPU-hour prices
+        price = unit_price(reqs, pools)  # a CPU-only ask compares CPU-hour prices
         if ctx.at is not None:
             price = price * price_factors(pools.pools, ctx.at, self.window)[None, :]
         out: F = price / ctx.speed
