@@ -63,7 +63,7 @@ def test_fair_share_orders_tenants_by_their_recorded_usage_also_after_a_restart(
     waiting = store.get(older)
     assert waiting.wait_reason.startswith("reserved on here/gpu")  # the head of the queue, EASY-reserved ...
     assert waiting.expected_start == pytest.approx(time.time() + 60, abs=5)  # ... for when newer's time limit ends
-    engine.cancel(store.get(newer).engine_handle)
+    loop.fleet.of("here").cancel(store.get(newer).engine_handle)
 
 
 def test_a_preemption_stops_the_victim_gracefully_then_starts_the_job_and_requeues_the_victim(store, tmp_path):
@@ -76,19 +76,19 @@ def test_a_preemption_stops_the_victim_gracefully_then_starts_the_job_and_requeu
     low = store.submit(spec("low", "lab", resumable), time.time())
     rec = step_until(loop, store, low, {JobState.RUNNING})
     end = time.time() + 10
-    while time.time() < end and "ready" not in engine.logs(rec.engine_handle):  # its trap is set
+    while time.time() < end and "ready" not in loop.fleet.of("here").logs(rec.engine_handle):  # its trap is set
         time.sleep(0.02)
     high = store.submit(spec("high", "acme", "echo high on $CUDA_VISIBLE_DEVICES", priority=5), time.time())
     loop.step(time.time())
     assert store.get(low).state is JobState.PENDING and store.get(high).state is JobState.SCHEDULED
     assert "waiting for preempted" in store.get(high).wait_reason  # the victim is saving its checkpoint
     rec = step_until(loop, store, high, {JobState.SUCCEEDED})
-    assert engine.logs(rec.engine_handle).strip() == "high on g0,g1"
+    assert loop.fleet.of("here").logs(rec.engine_handle).strip() == "high on g0,g1"
     victim_exit = (engine.attempt_dir(low, 1) / "exit-0").stat().st_mtime
     started = next(t.at for t in store.transitions(high) if t.to_state is JobState.RUNNING)
     assert started >= victim_exit  # never on the devices while the victim was still on them
     rec = step_until(loop, store, low, {JobState.SUCCEEDED})
-    assert rec.attempts == 2 and engine.logs(rec.engine_handle).strip() == "attempt 2 resumes at 41"
+    assert rec.attempts == 2 and loop.fleet.of("here").logs(rec.engine_handle).strip() == "attempt 2 resumes at 41"
     states = [t.to_state.value for t in store.transitions(low)]
     assert states == ["pending", "scheduled", "running", "preempted", "pending", "scheduled", "running", "succeeded"]
     assert loop.meter.usage.intervals(tenant="lab")[0]["attempt"] == 1  # the preempted run was billed as it ended
@@ -100,16 +100,16 @@ def test_a_victim_that_ignores_sigterm_is_killed_when_its_grace_is_over(store, t
     stubborn = store.submit(spec("stubborn", "lab", "trap '' TERM; echo ready; sleep 30 & wait"), time.time())
     rec = step_until(loop, store, stubborn, {JobState.RUNNING})
     end = time.time() + 10
-    while time.time() < end and "ready" not in engine.logs(rec.engine_handle):
+    while time.time() < end and "ready" not in loop.fleet.of("here").logs(rec.engine_handle):
         time.sleep(0.02)
     t0 = time.time()
     high = store.submit(spec("high", "acme", "true", priority=5), t0)
     step_until(loop, store, high, {JobState.SUCCEEDED})
     assert time.time() - t0 >= 1.0  # it waited the grace period out, then the victim was killed
     assert store.get(stubborn).state in (JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING)
-    handle = engine.handle_of(stubborn)
+    handle = store.get(stubborn).engine_handle
     if handle:
-        engine.cancel(handle)
+        loop.fleet.of("here").cancel(handle)
 
 
 def test_a_deferrable_job_waits_for_the_cheaper_hour_live_as_in_the_simulator(store, tmp_path):

@@ -57,8 +57,9 @@ def test_jobs_run_to_their_end_on_their_own_devices(world):
     ra, rb, rc = store.get(a), store.get(b), store.get(c)
     assert (ra.state, rb.state, rc.state) == (JobState.SUCCEEDED, JobState.SUCCEEDED, JobState.FAILED)
     assert {ra.devices, rb.devices} == {(("g0",),), (("g1",),)}  # concurrent jobs got different devices
-    assert engine.logs(ra.engine_handle).strip() == f"a={ra.devices[0][0]}"  # it saw the device it was given
-    assert engine.logs(rb.engine_handle).strip() == f"b={rb.devices[0][0]}"
+    here = loop.fleet.of("here")  # the center as the loop reaches it: through its agent
+    assert here.logs(ra.engine_handle).strip() == f"a={ra.devices[0][0]}"  # it saw the device it was given
+    assert here.logs(rb.engine_handle).strip() == f"b={rb.devices[0][0]}"
     assert rc.exit_code == 3 and rc.devices == (("g0", "g1"),)
     assert [t.to_state for t in store.transitions(a)] == [JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING,
                                                           JobState.SUCCEEDED]
@@ -77,7 +78,7 @@ def test_recover_requeues_unstarted_and_readopts_started(world):
     loop = ControlLoop(store, NETWORK, LocalEngine(engine.root))  # a fresh process
     loop.recover(time.time())
     assert store.get(lost).state is JobState.PENDING
-    assert store.get(started).engine_handle == engine.handle_of(started, 1)  # re-adopted: its run is known
+    assert store.get(started).engine_handle == f"{started}#1"  # re-adopted: its agent found its run
     loop.step(time.time())
     assert store.get(started).state in (JobState.RUNNING, JobState.SUCCEEDED)
     run_until_done(loop, store)

@@ -320,7 +320,7 @@ def test_a_replicas_center_going_down_moves_it_and_a_client_that_retries_once_ne
         assert {r.center for r in ready} == {"east", "west"}  # the two cheapest
         moved = next(r.id for r in ready if r.center == "east")
         engines["east"].down = True  # the center goes down: its machines with it
-        engines["east"].cancel(store.get(moved).engine_handle)
+        engines["east"].cancel(loop.links["east"].native(store.get(moved).engine_handle))
         failures, end = 0, time.time() + 60
         while time.time() < end:
             loop.step(time.time())

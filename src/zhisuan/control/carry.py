@@ -128,26 +128,34 @@ class Carrier:
         launch = Launch(run.job_id, info.name, spec.run, loop.pool_of[run.key], run.nodes,
                         len(run.devices[0]) if run.devices else 0, [list(d) for d in run.devices], dict(spec.env),
                         spec.constraints.time_limit, spec.image, run.attempt, info.tenant, info.request.milli,
-                        info.request.cpus)
+                        info.request.cpus, spec.on_loss)
         try:
             run.handle = engine.submit(launch)
+            status = engine.poll(run.handle)  # an agent in this process has started it already
         except EngineDown as e:
             loop.back_to_queue(run, now, f"requeued: {run.center} did not take it ({e})")
             return
         except Exception as e:  # whatever one job's start meets fails that job alone
             log.warning("start of %s failed: %s", run.job_id, e)
-            with contextlib.suppress(ValueError):  # cancelled meanwhile
-                loop.store.transition(run.job_id, JobState.FAILED, now, f"the engine could not start it: {e}",
-                                      reason=str(e)[:500])
-            loop.state.unplace(run.job_id)
-            loop.drop(run.job_id)
+            self._failed(run, now, f"the engine could not start it: {e}")
             return
-        if engine.starts_at_submit:
-            if not loop.started(run, now):
+        if status.state == "running":
+            if not loop.started(run, now, status.started_at):
                 engine.cancel(run.handle)  # cancelled while it was being started: stop what the engine began
+        elif status.state == "failed" and status.started_at is None:
+            self._failed(run, now, status.reason)  # the engine could not start it
+        elif status.state != "queued":
+            loop.on_status(run, status, now)  # ended already, or refused (requeued)
         elif not loop.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=run.handle,
                                        wait_reason=f"submitted to {run.center}"):
             engine.cancel(run.handle)
+
+    def _failed(self, run: Run, now: float, why: str) -> None:
+        loop = self.loop
+        with contextlib.suppress(ValueError):  # cancelled meanwhile
+            loop.store.transition(run.job_id, JobState.FAILED, now, why, reason=why[:500])
+        loop.state.unplace(run.job_id)
+        loop.drop(run.job_id)
 
     def _device_ids(self, key: str, nodes: tuple[int, ...], per_node: int, milli: int = 0) -> list[list[str]]:
         """Concrete device ids on each placed node, given what placed jobs hold (see devices.py)."""

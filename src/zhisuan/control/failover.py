@@ -1,8 +1,9 @@
-"""Failover: every `health_every` seconds each center's engine is asked whether it answers. After `misses`
-failed checks in a row the center is down: its pools leave the next cycles (pending jobs go elsewhere)
-and its placed jobs follow their spec's `recovery` (requeue elsewhere from scratch, or fail). A center
-that answers again is back from the next cycle on, and copies of requeued jobs still running there are
-stopped, so a requeued job does not run twice."""
+"""Failover: every `health_every` seconds each center's link is asked whether its agent and engine answer.
+After `misses` failed checks in a row the center is down: its pools leave the next cycles (pending jobs go
+elsewhere), its placements that had not started are placed again, and its running jobs follow their spec's
+`on_center_loss` (wait for the center, requeue elsewhere, or fail). A center that answers again is back from
+the next cycle on, and copies of requeued jobs still running there are stopped (the link's fencing), so a
+requeued job does not run twice."""
 
 from __future__ import annotations
 
@@ -54,16 +55,28 @@ class Failover:
                 log.warning("could not stop %s on %s: %s", handle, center, e)
 
     def _fail_over(self, center: str, why: str, now: float) -> None:
+        """Placements that had not started go elsewhere; running jobs follow their `on_center_loss`: wait
+        (they go on there; the center's agent reports how they ended when it is back), requeue, or fail."""
         loop = self.loop
         loop.state.set_healthy(center, False)
         for run in [r for r in loop.runs.values() if r.center == center]:
-            if run.handle:
-                self.orphans.setdefault(center, []).append(run.handle)
+            if not run.running and run.handle:  # what its agent said last, before it went silent
+                try:
+                    status = loop.fleet.of(center).poll(run.handle)
+                except Exception:  # nothing more is known of it
+                    status = None
+                if status is not None and status.state == "running":
+                    loop.started(run, now, status.started_at)
             rec = loop.store.get(run.job_id)
             if rec is None or rec.state.terminal:
                 continue
             info = loop.jobs[run.job_id]
-            requeue = info.spec.recovery == "requeue"
+            policy = info.spec.on_loss
+            if run.running and policy == "wait":
+                continue
+            if run.handle:
+                self.orphans.setdefault(center, []).append(run.handle)
+            requeue = policy != "fail" or not run.running
             try:
                 if run.running:
                     usage = loop.meter.run_rows(rec, now)  # billed up to when the center was declared down
@@ -71,15 +84,13 @@ class Failover:
                         loop.store.transition(run.job_id, JobState.PREEMPTED, now, f"center {center} down: {why}",
                                               usage=usage)
                         loop.store.transition(run.job_id, JobState.PENDING, now,
-                                              "requeued elsewhere from scratch (recovery: requeue)")
+                                              "requeued elsewhere from scratch (on_center_loss: requeue)")
                     else:
                         loop.store.transition(run.job_id, JobState.FAILED, now, f"center {center} down: {why}",
-                                              usage=usage, reason=f"center {center} down (recovery: fail)")
-                elif requeue:
-                    loop.store.transition(run.job_id, JobState.PENDING, now, f"center {center} down before start")
+                                              usage=usage, reason=f"center {center} down (on_center_loss: fail)")
                 else:
-                    loop.store.transition(run.job_id, JobState.FAILED, now, f"center {center} down before start",
-                                          reason=f"center {center} down (recovery: fail)")
+                    loop.store.transition(run.job_id, JobState.PENDING, now,
+                                          f"center {center} down before it started: placed again")
             except ValueError:
                 continue  # ended or cancelled meanwhile: the feed settles it
             loop.runs.pop(run.job_id, None)

@@ -21,9 +21,11 @@ import logging
 import threading
 import time
 
+from zhisuan.agent.protocol import handle_of
 from zhisuan.control.carry import Carrier
 from zhisuan.control.failover import Failover
 from zhisuan.control.jobs import JobInfo, Run
+from zhisuan.control.link import links
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
 from zhisuan.control.recovery import rebuild
@@ -51,7 +53,9 @@ class ControlLoop:
         self.policy = policy or policy_for(network.scheduler)
         self.settings = network.control
         self.keeper: ServiceKeeper | None = None  # set by the Service that owns the services
-        self.fleet = engines if isinstance(engines, Fleet) else Fleet.single(network, engines)
+        given = engines if isinstance(engines, Fleet) else Fleet.single(network, engines)
+        self.links = links(network, given)  # every center through its agent: in this process, or remote
+        self.fleet = Fleet(self.links)
         self.pools = pools_from_network(network)
         self.pool_of = {f"{c.name}/{p.name}": p for c in network.centers for p in c.pools}
         self.meter = Meter(network, UsageStore(store.engine))
@@ -87,18 +91,34 @@ class ControlLoop:
                 self.settle(job_id, JobState.FAILED, now, "its pool is no longer in the network")
             for job_id in rebuilt.requeue:
                 self.settle(job_id, JobState.PENDING, now, "requeued after a restart (it had been preempted)")
-            for run in [r for r in self.runs.values() if r.handle is None]:
-                try:
-                    handle = self.fleet.of(run.center).handle_of(run.job_id, run.attempt)
-                except EngineDown as e:  # cannot tell yet: failover settles it if the center stays silent
-                    log.warning("cannot re-adopt %s: %s", run.job_id, e)
-                    continue
-                if handle is not None:
-                    run.handle = handle
-                    self.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=handle)
-                else:
-                    self.back_to_queue(run, now, "requeued: not submitted before a restart")
+            self.track()
+            self._readopt(now)
             self._publish()
+
+    def _readopt(self, now: float) -> None:
+        """Runs caught between 'scheduled' and their start (a restart): their center's agent says whether it
+        has them; one that cannot tell yet is asked again next step (failover settles a silent center)."""
+        for run in [r for r in self.runs.values() if r.handle is None and r.job_id not in self.carrier.held]:
+            try:
+                handle = self.fleet.of(run.center).handle_of(run.job_id, run.attempt)
+            except EngineDown as e:
+                log.debug("cannot re-adopt %s yet: %s", run.job_id, e)
+                continue
+            if handle is not None:
+                run.handle = handle
+                self.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=handle)
+            else:
+                self.back_to_queue(run, now, "requeued: not submitted before a restart")
+
+    def track(self) -> None:
+        """Tell every center's link which runs the network holds there now (it stops the others)."""
+        held: dict[str, set[str]] = {c.name: set() for c in self.network.centers}
+        for run in self.runs.values():  # one not yet submitted (held, or caught by a restart) by its future name
+            held[run.center].add(run.handle or handle_of(run.job_id, run.attempt))
+        for st in self.carrier.stopping.values():
+            held[st.center].add(st.handle)
+        for center, handles in held.items():
+            self.links[center].track(handles)
 
     def settle(self, job_id: str, target: JobState, now: float, why: str) -> None:
         try:
@@ -118,6 +138,7 @@ class ControlLoop:
                 self.recover(now)
             assert self.feed is not None
             self.failover.check(now)
+            self._readopt(now)
             if not self._sampling_thread and now - self._sampled >= self.sample_every:
                 self._sampled = now
                 self.sampler.sample(self.sampled(), now)
@@ -135,6 +156,7 @@ class ControlLoop:
                 log.debug("cycle", extra={"fields": {"placed": len(result.starts), "preempted": len(result.preemptions),
                                                       "waiting": result.waiting_jobs, "ms": round(took * 1000, 2)}})
             self.carrier.carry_out(result, now)
+            self.track()
             self.waits.record(result, self.state, now)
             self._publish(result.reservations)
         if self.keeper is not None:  # after the loop's lock: it submits and cancels through the store
@@ -223,14 +245,23 @@ class ControlLoop:
                     self._ended(run, status, now)
                 continue
             run.poll_errors = 0
-            if status.state == "queued":
-                if not run.running:
-                    self._queued(run, status, now)
-                continue
-            if not run.running and not self.started(run, now):
-                continue
-            if status.state in ("succeeded", "failed"):
-                self._ended(run, status, now)
+            self.on_status(run, status, now)
+
+    def on_status(self, run: Run, status: EngineStatus, now: float) -> None:
+        """What a run's engine says of it, carried into the store and the scheduler's state."""
+        if status.state == "queued":
+            if not run.running:
+                self._queued(run, status, now)
+            return
+        if status.state == "lost":  # the center does not have it: never started there, or gone
+            if not run.running:
+                self.back_to_queue(run, now, f"requeued: {status.reason}")
+                return
+            status = EngineStatus("failed", None, f"lost at {run.center}: {status.reason}", ended_at=status.ended_at)
+        if not run.running and not self.started(run, now, status.started_at):
+            return
+        if status.state in ("succeeded", "failed"):
+            self._ended(run, status, now)
 
     def _queued(self, run: Run, status: EngineStatus, now: float) -> None:
         waited = now - run.since
@@ -256,22 +287,27 @@ class ControlLoop:
         self.state.unplace(run.job_id)
         self.requeue(run.job_id)
 
-    def started(self, run: Run, now: float) -> bool:
+    def started(self, run: Run, now: float, at: float | None = None) -> bool:
+        """The run started `at` (its center said when: a report that arrived late), never before it was
+        placed nor after now."""
+        at = now if at is None else min(now, max(at, run.since))
         try:
-            self.store.transition(run.job_id, JobState.RUNNING, now, f"started on {run.key}",
+            self.store.transition(run.job_id, JobState.RUNNING, at, f"started on {run.key}",
                                   engine_handle=run.handle, attempts=run.attempt)
         except ValueError:
             return False  # cancelled meanwhile
-        run.running, run.since = True, now
+        run.running, run.since = True, at
         self.jobs[run.job_id].attempts = run.attempt
         self.waits.forget(run.job_id)
-        self.state.started(run.job_id, now)
+        self.state.started(run.job_id, at)
         return True
 
     def _ended(self, run: Run, status: EngineStatus, now: float) -> None:
         rec = self.store.get(run.job_id)
         if rec is None or rec.state is not JobState.RUNNING:
             return  # cancelled meanwhile: its end is already recorded
+        if status.ended_at is not None:  # it ended while its center could not tell (a partition): metered to then
+            now = min(now, max(status.ended_at, rec.updated_at))
         usage = self._usage(run, rec, now)
         try:
             if status.state == "succeeded":

@@ -215,7 +215,9 @@ class ServiceKeeper:
         # its own key: another job that reaches the replica's port (on the same node, say) cannot use it
         env = {**svc.spec.env, SERVICE_ENV: svc.id, SERVICE_KEY_ENV: secrets.token_urlsafe(24),
                svc.spec.service.port_env: str(port)}
-        spec = svc.spec.model_copy(update={"name": f"{svc.name}-r{n}"[:128], "env": env})
+        # a replica holds no state of its own: when its center is lost it is placed again elsewhere
+        loss = svc.spec.on_center_loss or svc.spec.recovery or "requeue"
+        spec = svc.spec.model_copy(update={"name": f"{svc.name}-r{n}"[:128], "env": env, "on_center_loss": loss})
         rec = self.jobs.submit_record(spec, now, actor=f"service {svc.id}")
         self.records[rec.id] = rec
         return rec.id

@@ -18,12 +18,16 @@ from zhisuan.model import Pool
 @dataclass(frozen=True)
 class EngineStatus:
     """`queued`: accepted but waiting in the center's own queue (`reason` and `expected_start` say why and
-    until when, as the center sees it); `running`; or an end: `succeeded` | `failed`."""
+    until when, as the center sees it); `running`; or an end: `succeeded` | `failed`; or `lost`: the
+    center does not have it (never started there, or gone without a trace). `started_at`/`ended_at`: when
+    it did, on the server's clock, where a report arrived late (an agent back from a partition)."""
 
     state: str
     exit_code: int | None = None
     reason: str = ""
     expected_start: float | None = None  # epoch seconds, when the center estimates it (squeue --start)
+    started_at: float | None = None
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Launch:
     tenant: str = ""  # whose job it is (engines that map tenants to cluster accounts)
     milli: int = 0  # a share of one device, thousandths (0: whole devices)
     cpus: float = 0.0  # CPUs per node the job asked (0: not said)
+    on_center_loss: str = "wait"  # what the network does with it when its center goes silent (agents act on it)
 
 
 @dataclass(frozen=True)

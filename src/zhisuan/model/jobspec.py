@@ -250,12 +250,22 @@ class JobSpec(_Strict):
     resources: Resources
     constraints: Constraints = Field(default_factory=Constraints)
     priority: int = Field(0, ge=-1000, le=1000)
-    recovery: Literal["requeue", "fail"] = "requeue"
+    recovery: Literal["requeue", "fail"] | None = Field(None, description="older spelling of on_center_loss "
+                                                        "(requeue | fail), used when on_center_loss is not given")
+    on_center_loss: Literal["wait", "requeue", "fail"] | None = Field(
+        None, description="when the job's center goes silent: wait for it (the run goes on there; the default), "
+        "requeue it elsewhere from its last checkpoint (at-least-once: opt in), or fail it")
     run: str = Field(min_length=1, max_length=MAX_RUN)
     env: dict[str, str] = Field(default_factory=dict, max_length=MAX_ENV)
     image: str | None = Field(None, max_length=512, pattern=r"^[^\s\x00]+$",
                               description="container image, for engines that run containers (Kubernetes)")
     service: ServiceSection | None = Field(None, description="kind: service — the model its replicas serve")
+
+    @property
+    def on_loss(self) -> str:
+        """What happens to the job when its center is lost: `on_center_loss`, else an explicit `recovery`,
+        else wait."""
+        return self.on_center_loss or self.recovery or "wait"
 
     @field_validator("run")
     @classmethod

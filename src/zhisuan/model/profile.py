@@ -53,6 +53,10 @@ class ControlSettings(_Strict):
     grace: float = Field(30.0, description="a preempted job gets SIGTERM, then SIGKILL after this many seconds")
     queue_limit: float = Field(600.0, description="a job waiting longer in a center's own queue is placed again")
     load_every: float = Field(10.0, description="seconds between asking engines what else occupies their pools")
+    center_timeout: float = Field(60.0, gt=0, le=86400.0,
+                                  description="a center whose agent is silent this long is down: its placements "
+                                  "that had not started go elsewhere (its agent stops them first)")
+    beat_every: float = Field(2.0, gt=0, le=3600.0, description="seconds between an agent's heartbeats")
     timezone: str = Field("Asia/Shanghai", max_length=64,
                           description="the zone the dashboard shows times in (bills use Asia/Shanghai)")
 
@@ -67,7 +71,7 @@ class ControlSettings(_Strict):
             raise ValueError(f"unknown time zone {v!r} (an IANA name such as Asia/Shanghai)") from e
         return v
 
-    @field_validator("grace", "queue_limit", "load_every", mode="before")
+    @field_validator("grace", "queue_limit", "load_every", "center_timeout", "beat_every", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
         return _seconds(v)
