@@ -20,4 +20,5 @@ for R in "$ROOT"/*/; do
   stop "$R/run/slurmctld.pid"
 done
 stop "$ROOT/dbd/slurmdbd.pid" "$ROOT/mysql/mariadbd.pid" "$ROOT/munge/munged.pid"
+[[ -f $ROOT/port-offset && $(cat "$ROOT/port-offset") != 0 ]] || bash "$(dirname "$0")/wan-down.sh" alpha beta
 rm -rf "$ROOT"

@@ -7,9 +7,14 @@
 # Fake GPUs are character devices (gres/gpu drops file-less GPUs). Each GPU is also 100 `shard`s (gres/shard):
 # a job's share of one GPU (zhisuan's A100:0.5) is --gres=shard:K, K = hundredths of the GPU, and jobs on
 # shards of one GPU run side by side. Writes $ROOT/env-<cluster>.sh with SLURM_CONF.
+# Each cluster lives in a network namespace of its own (scripts/wan-up.sh: alpha in zs-alpha at 198.18.1.2, beta in
+# zs-beta at 198.18.2.2): its controller and nodes listen there, reached from this host over the veth link only, as
+# a remote center is; slurmdbd stays on this host (the clusters reach it at 198.18.K.1). A center's agent runs in
+# its namespace (`ip netns exec zs-alpha zhisuan agent ...`).
 # Knobs: ZHISUAN_SLURM_ROOT (/tmp/zhisuan-slurm), ZHISUAN_SLURM_CLUSTERS ("alpha beta"), ZHISUAN_SLURM_PORT_OFFSET
 # (0; added to every port above, so a second set of clusters can run beside the first; kept in $ROOT/port-offset
-# for a restart). About 10 s when installed.
+# for a restart; such a second set stays on loopback), ZHISUAN_SLURM_NETNS (1; 0: every cluster on loopback).
+# About 10 s when installed.
 set -euo pipefail
 unset SLURM_CLUSTERS SLURM_CONF
 ROOT=${ZHISUAN_SLURM_ROOT:-/tmp/zhisuan-slurm}
@@ -18,6 +23,9 @@ OFFSET=${ZHISUAN_SLURM_PORT_OFFSET:-$(cat "$ROOT/port-offset" 2>/dev/null || ech
 DB_PORT=$((3317 + OFFSET))
 DBD_PORT=$((6909 + OFFSET))
 SHARDS=100  # shards per GPU: the engine's SHARDS_PER_GPU (src/zhisuan/engines/slurm.py)
+NETNS=${ZHISUAN_SLURM_NETNS:-1}
+((OFFSET == 0)) || NETNS=0
+HERE=$(cd "$(dirname "$0")" && pwd)
 M=$ROOT/munge
 log() { printf '[slurm-up] %s\n' "$*"; }
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -25,6 +33,17 @@ wait_for() {  # wait_for <seconds> <what> <command...>
   local t=$1 what=$2 i; shift 2
   for ((i = 0; i < t * 5; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   echo "timeout waiting for $what (logs under $ROOT)" >&2; return 1
+}
+index() { case "$1" in alpha) echo 1 ;; beta) echo 2 ;; *) echo 3 ;; esac; }
+addr() {  # the cluster's own address (its namespace's side of the link), or loopback
+  if ((NETNS)); then echo "198.18.$(index "$1").2"; else echo 127.0.0.1; fi
+}
+host_addr() {  # this host as the cluster reaches it
+  if ((NETNS)); then echo "198.18.$(index "$1").1"; else echo 127.0.0.1; fi
+}
+in_ns() {  # run a daemon of cluster $1 in its namespace
+  local c=$1; shift
+  if ((NETNS)); then ip netns exec "zs-$c" "$@"; else "$@"; fi
 }
 spec() {  # <slurmctld port>|<node>:<gpu type>:<count> ...   (slurmd ports: ctld+1, ctld+2, ...)
   case "$1" in
@@ -50,11 +69,13 @@ fi
 
 for c in $CLUSTERS; do
   IFS='|' read -r ctld nodes <<<"$(spec "$c")"
+  ((NETNS)) && bash "$HERE/wan-up.sh" "$c" "$(index "$c")" >/dev/null
+  A=$(addr "$c")
   R=$ROOT/$c
   mkdir -p "$R"/{etc,state,spool,log,run,dev}
   cat >"$R/etc/slurm.conf" <<CONF
 ClusterName=$c
-SlurmctldHost=localhost(127.0.0.1)
+SlurmctldHost=localhost($A)
 SlurmctldPort=$ctld
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 SlurmUser=root
@@ -83,7 +104,7 @@ ReturnToService=2
 SlurmdParameters=config_overrides
 GresTypes=gpu,shard
 AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=127.0.0.1
+AccountingStorageHost=$(host_addr "$c")
 AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$M/munge.socket
 AccountingStorageTRES=gres/gpu,gres/gpu:a100,gres/gpu:910b,gres/shard
@@ -94,7 +115,7 @@ CONF
   for n in $nodes; do
     IFS=: read -r name gtype cnt <<<"$n"
     i=$((i + 1))
-    echo "NodeName=$name NodeAddr=127.0.0.1 NodeHostname=localhost Port=$((ctld + i)) CPUs=32 RealMemory=256000 Gres=gpu:$gtype:$cnt,shard:$((cnt * SHARDS)) State=UNKNOWN" >>"$R/etc/slurm.conf"
+    echo "NodeName=$name NodeAddr=$A NodeHostname=localhost Port=$((ctld + i)) CPUs=32 RealMemory=256000 Gres=gpu:$gtype:$cnt,shard:$((cnt * SHARDS)) State=UNKNOWN" >>"$R/etc/slurm.conf"
     mkdir -p "$R/dev/$name" "$R/spool/$name"
     for ((g = 0; g < cnt; g++)); do [[ -e $R/dev/$name/gpu$g ]] || mknod "$R/dev/$name/gpu$g" c 1 3; done
     echo "NodeName=$name Name=gpu Type=$gtype File=$R/dev/$name/gpu[0-$((cnt - 1))]" >>"$R/etc/gres.conf"
@@ -130,7 +151,7 @@ AuthInfo=socket=$M/munge.socket
 DbdHost=localhost
 DbdAddr=127.0.0.1
 DbdPort=$DBD_PORT
-CommunicationParameters=NoInAddrAny
+$( ((NETNS)) || echo CommunicationParameters=NoInAddrAny )
 SlurmUser=root
 LogFile=$ROOT/dbd/slurmdbd.log
 PidFile=$ROOT/dbd/slurmdbd.pid
@@ -153,11 +174,11 @@ done
 for c in $CLUSTERS; do
   R=$ROOT/$c; export SLURM_CONF=$R/etc/slurm.conf
   IFS='|' read -r ctld nodes <<<"$(spec "$c")"
-  alive "$R/run/slurmctld.pid" || slurmctld -f "$SLURM_CONF"
+  alive "$R/run/slurmctld.pid" || in_ns "$c" slurmctld -f "$SLURM_CONF"
   wait_for 30 "slurmctld $c" scontrol ping
   for n in $nodes; do
     name=${n%%:*}
-    alive "$R/run/slurmd-$name.pid" || slurmd -f "$SLURM_CONF" -N "$name"
+    alive "$R/run/slurmd-$name.pid" || in_ns "$c" slurmd -f "$SLURM_CONF" -N "$name"
   done
 done
 for c in $CLUSTERS; do

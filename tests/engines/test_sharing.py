@@ -54,7 +54,7 @@ def test_two_half_shares_run_at_once_on_the_one_device(store, tmp_path):
     recs = [store.get(j) for j in jobs]
     assert [r.state for r in recs] == [JobState.SUCCEEDED] * 2
     assert [r.devices for r in recs] == [(("g7",),), (("g7",),)]  # the same device for both
-    seen = [fields(engine.logs(r.engine_handle)) for r in recs]
+    seen = [fields(loop.fleet.of(r.center).logs(r.engine_handle)) for r in recs]
     for s in seen:
         assert (s["dev"], s["mps"], s["mem"], s["share"]) == ("g7", "50", "0=40G", "0.5")
     assert max(float(s["start"]) for s in seen) < min(float(s["end"]) for s in seen)  # side by side
@@ -110,4 +110,4 @@ centers:
         time.sleep(0.05)
     rec = store.get(cpu)
     assert rec.state is JobState.SUCCEEDED and rec.pool == "cpu", [t.reason for t in store.transitions(cpu)]
-    assert "dev=[]" in engine.logs(rec.engine_handle)  # no device is visible to it
+    assert "dev=[]" in loop.fleet.of(rec.center).logs(rec.engine_handle)  # no device is visible to it

@@ -240,6 +240,7 @@ class Refused(_Msg):
 
     t: Literal["refused"] = "refused"
     reason: Text
+    retry: bool = False  # True: a passing reason (a newer connection took over); else retrying will not help
 
 
 ServerFrame = Annotated[Welcome | Cmds | Ack | BeatAck | Req | Refused, Field(discriminator="t")]

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhisuan.api.admin import add_admin_routes
+from zhisuan.api.agents import add_agent_routes
 from zhisuan.api.gateway import add_gateway_routes, add_service_routes
 from zhisuan.api.limits import Limits
 from zhisuan.api.routes import add_routes
@@ -128,6 +129,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         app.state.gateway = gateway
         add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)
+    add_agent_routes(app, service, tokens, principal)
 
     @app.post("/v1/session", status_code=204)
     def session(request: Request, who: Principal = Depends(principal)) -> Response:  # noqa: B008

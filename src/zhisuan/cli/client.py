@@ -57,8 +57,10 @@ def connect(url: str | None, token: str | None) -> httpx.Client:
         fail("no token: run `zhisuan login`, set ZHISUAN_TOKEN, or pass --token")
     base = url or os.environ.get("ZHISUAN_URL") or _saved("url") or LOCAL
     # the server writes its reasons in the language asked for (Accept-Language)
+    # a network's own CA (its server's TLS certificate): $ZHISUAN_CA, else the system's trust store
+    verify: str | bool = os.environ.get("ZHISUAN_CA") or True
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}", "Accept-Language": LANG[0]},
-                        timeout=30)
+                        timeout=30, verify=verify)
 
 
 def login_command(url: Annotated[str, typer.Option("--url", help="server URL")] = LOCAL,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from zhisuan.cli.agent import agent_command, center_app
 from zhisuan.cli.bench import bench_app
 from zhisuan.cli.bench_services import bench_app as _services  # noqa: F401  (registers its commands)
 from zhisuan.cli.billing import bill_command, report_app
@@ -79,6 +80,8 @@ app.command("sim")(sim_command)
 app.command("plan")(plan_command)
 app.command("sharing")(sharing_command)
 app.command("server")(server_command)
+app.command("agent")(agent_command)
+app.add_typer(center_app, name="center")
 for _name, _command in [("login", login_command), ("submit", submit_command), ("jobs", jobs_command),
                        ("show", show_command), ("logs", logs_command), ("cancel", cancel_command),
                        ("quote", quote_command), ("centers", centers_command)]:

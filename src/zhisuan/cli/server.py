@@ -27,6 +27,9 @@ def server_command(
                                                                    "a line)")] = "text",
     model_backend: Annotated[list[str] | None, typer.Option(metavar="MODEL=URL", help="a model the gateway "
                              "serves from a running OpenAI-compatible server (repeatable)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="serve HTTPS with this certificate (PEM; centers' agents "
+                                                       "verify it against the network's CA)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="the certificate's private key (PEM)")] = None,
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.engines.nvml import DiscoveryError, bind_discovered
@@ -45,6 +48,11 @@ def server_command(
         backends = static_backends(model_backend or [])
     except ValueError as e:
         fail(f"--model-backend: {e}")
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together")
+    for given in (tls_cert, tls_key):
+        if given is not None and not given.is_file():
+            fail(f"--tls-cert/--tls-key: no file {given}")
     net = read_network(network)
     try:
         chosen = policy_for(net.scheduler, policy)
@@ -59,14 +67,16 @@ def server_command(
             if p.discover:
                 console.print(f"{c.name}/{p.name}: {p.devices_per_node}× {p.accelerator} found by NVML "
                               f"(devices {', '.join(p.device_ids)})")
-    console.print(f"zhisuan server on http://{host}:{port} — network {net.name}, policy {chosen.name}, "
-                  f"runs in {runs}/, first tokens in {runs / 'tokens.json'}; dashboard at http://{host}:{port}/")
+    scheme = "https" if tls_cert else "http"
+    console.print(f"zhisuan server on {scheme}://{host}:{port} — network {net.name}, policy {chosen.name}, "
+                  f"runs in {runs}/, first tokens in {runs / 'tokens.json'}; dashboard at {scheme}://{host}:{port}/")
     from sqlalchemy.exc import DatabaseError
 
     from zhisuan.engines import EngineDown
 
     try:
-        serve(net, db, runs, host, port, interval, reports, policy, log_level, backends)
+        serve(net, db, runs, host, port, interval, reports, policy, log_level, backends,
+              (tls_cert, tls_key) if tls_cert and tls_key else None)
     except BindError as e:
         fail(str(e))
     except DatabaseError as e:  # not a database, corrupt, or unreachable: one line, naming it and the way out

@@ -25,6 +25,7 @@ class Failover:
         self.failures: dict[str, int] = {}
         self.down: dict[str, str] = {}  # center -> why it is considered down
         self.orphans: dict[str, list[str]] = {}  # center -> handles of jobs requeued away from it while down
+        self.unreached: set[str] = set()  # remote centers whose agent is not connected: no new placements
         self._checked = float("-inf")
 
     def check(self, now: float, force: bool = False) -> None:
@@ -32,6 +33,7 @@ class Failover:
             return
         self._checked = now
         for center in self.loop.network.centers:
+            self._placeable(center.name)
             try:
                 self.loop.fleet.of(center.name).health()
             except EngineDown as e:
@@ -44,8 +46,21 @@ class Failover:
             self.failures.pop(center.name, None)
             if self.down.pop(center.name, None) is not None:
                 log.warning("center %s answers again", center.name)
-                self.loop.state.set_healthy(center.name, True)
+                if center.name not in self.unreached:
+                    self.loop.state.set_healthy(center.name, True)
                 self._stop_orphans(center.name)
+
+    def _placeable(self, center: str) -> None:
+        """A remote center whose agent is not connected (not yet, or not now) takes no new placements; it is
+        declared down — and its placements moved — only after `control.center_timeout` of silence."""
+        link = self.loop.links[center]
+        if link.remote and not link.connected and center not in self.unreached:
+            self.unreached.add(center)
+            self.loop.state.set_healthy(center, False)
+        elif center in self.unreached and link.connected:
+            self.unreached.discard(center)
+            if center not in self.down:
+                self.loop.state.set_healthy(center, True)
 
     def _stop_orphans(self, center: str) -> None:
         for handle in self.orphans.pop(center, []):

@@ -88,6 +88,7 @@ class CenterLink(TextLogs):
         self.external: list[ExternalLoad] = []
         self._ids = 0
         self.wake: Callable[[], None] = lambda: None  # the connection's sender, set when an agent connects
+        self.session: object | None = None  # the connection now serving this center (a newer one replaces it)
         self.started_after: list[float] = []  # seconds from decision to running, as reports arrived (bench)
         if local is not None:
             self._connect_local()
@@ -365,9 +366,18 @@ class CenterLink(TextLogs):
             return Welcome(version=VERSION, acked=self.applied.get(hello.agent, 0), timeout=self.timeout,
                            beat_every=self.beat_every, pools=[p.model_dump() for p in self.pools.values()])
 
+    def status(self) -> dict[str, object]:
+        """How this center's agent stands, for operators (`GET /v1/agents`)."""
+        with self.lock:
+            return {"center": self.name, "joins": "agent" if self.remote else "direct", "connected": self.connected,
+                    "silent_s": round(self.clock() - self.last_seen, 1), "engine_ok": self.engine_ok,
+                    "engine_reason": self.engine_reason, "runs": len(self.reports),
+                    "commands_waiting": len(self.outbox), "agent": self.agent_id[:12]}
+
     def disconnect(self) -> None:
         with self.lock:
-            self.connected = False
+            self.connected, self.session = False, None
+            self.wake = lambda: None
             for _, done, _box in self.requests.values():
                 done.set()  # answered with nothing: the caller hears the agent is gone
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from zhisuan.engines.base import Engine, EngineDown
 from zhisuan.engines.local import LocalEngine
@@ -24,27 +25,35 @@ class Fleet:
         return cls({c.name: engine for c in network.centers})
 
 
-def engine_for(center: Center, runs: Path, local: LocalEngine) -> Engine:
+def engine_for(center: Center, runs: Path, local: LocalEngine | None = None) -> Engine:
     """The engine a center's `engine:` names, configured from its `engine_config`."""
-    cfg = center.engine_config
-    if center.engine == "local":
-        return local
-    if center.engine == "slurm":
+    return engine_named(center.name, center.engine, center.engine_config, runs, local)
+
+
+def engine_named(name: str, kind: str, cfg: Mapping[str, Any], runs: Path, local: LocalEngine | None = None) -> Engine:
+    """An engine of `kind` for center `name` (a center's agent builds its engine this way from its own config)."""
+    if kind == "local":
+        return local or LocalEngine(runs)
+    if kind == "slurm":
         from zhisuan.engines.slurm import SlurmEngine
 
-        return SlurmEngine.from_config(center.name, cfg, runs)
-    if center.engine == "ray":
+        return SlurmEngine.from_config(name, dict(cfg), runs)
+    if kind == "ray":
         from zhisuan.engines.ray import RayEngine
 
-        return RayEngine.from_config(center.name, cfg)
-    from zhisuan.engines.kubernetes import KubernetesEngine
+        return RayEngine.from_config(name, dict(cfg))
+    if kind == "kubernetes":
+        from zhisuan.engines.kubernetes import KubernetesEngine
 
-    return KubernetesEngine.from_config(center.name, cfg)
+        return KubernetesEngine.from_config(name, dict(cfg))
+    raise ValueError(f"engine: one of local, slurm, ray, kubernetes, got {kind!r}")
 
 
 def build_fleet(network: Network, runs: Path) -> Fleet:
-    local = LocalEngine(runs)
-    return Fleet({c.name: engine_for(c, runs, local) for c in network.centers})
+    """The engines of the centers the server runs itself (`join: direct`); agent-joined centers run theirs."""
+    direct = [c for c in network.centers if c.join == "direct"]
+    local = LocalEngine(runs) if any(c.engine == "local" for c in direct) else None
+    return Fleet({c.name: engine_for(c, runs, local) for c in direct})
 
 
 def with_inventory(network: Network, fleet: Fleet) -> Network:
@@ -53,7 +62,7 @@ def with_inventory(network: Network, fleet: Fleet) -> Network:
         return network
     data = network.model_dump()
     for i, c in enumerate(network.centers):
-        if not c.pools:
+        if not c.pools and c.name in fleet.engines:
             pools = fleet.of(c.name).inventory()
             if not pools:
                 raise EngineDown(f"centers.{i}.pools: none declared and {c.name}'s {c.engine} engine reports none")

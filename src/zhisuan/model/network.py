@@ -102,6 +102,9 @@ class Center(_Strict):
     province: str | None = None
     engine: EngineKind = "local"
     engine_config: dict[str, Any] = Field(default_factory=dict)
+    join: Literal["direct", "agent"] = Field("direct", description="direct: the server runs the center's engine "
+                                             "itself (its agent in the server's process); agent: the center runs "
+                                             "`zhisuan agent`, which connects out to the server")
     pue: float = Field(ge=1.0, le=3.0)
     carbon_kg_per_kwh: float = Field(ge=0, description="grid emission factor of the center's province")
     tou_zone: str | None = None
@@ -116,6 +119,12 @@ class Center(_Strict):
     def _unique_pools(self) -> Center:
         if not self.pools and self.engine == "local":
             raise ValueError(f"center {self.name}: a local center declares its pools")
+        if self.join == "agent" and not self.pools:
+            raise ValueError(f"center {self.name}: pools: a center that joins through its agent declares its pools "
+                             "(the network file is the authority on its capacity)")
+        if self.join == "agent" and self.engine_config:
+            raise ValueError(f"center {self.name}: engine_config: stays with the center's agent (its credentials "
+                             "and addresses never reach the server)")
         for p in self.pools:
             if self.engine == "ray" and p.max_gang_nodes is None:
                 p.max_gang_nodes = 1  # the Ray engine starts single-node jobs (no placement group inside)

@@ -19,11 +19,13 @@ class ServerProcess:
     """A `zhisuan server` child in its own process group; its jobs' processes survive a kill of it."""
 
     def __init__(self, network: Path, db: str, runs: Path, interval: float = 0.3, port: int | None = None,
-                 reports: Path | None = None, policy: str | None = None) -> None:
+                 reports: Path | None = None, policy: str | None = None, tls: tuple[Path, Path] | None = None,
+                 ca: Path | None = None, host: str = "127.0.0.1") -> None:
         self.network, self.db, self.runs, self.interval, self.policy = network, db, runs, interval, policy
         self.reports = reports or runs / "reports"
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host, self.tls, self.ca = host, tls, ca
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
@@ -31,13 +33,15 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(self.network), "--db", self.db,
              "--runs", str(self.runs), "--port", str(self.port), "--interval", str(self.interval),
-             "--reports", str(self.reports), *(["--policy", self.policy] if self.policy else [])],
+             "--reports", str(self.reports), "--host", self.host, *(["--policy", self.policy] if self.policy else []),
+             *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else [])],
             stdout=subprocess.DEVNULL, stderr=os.fdopen(os.open(self.runs / "server.log", os.O_WRONLY | os.O_CREAT |
                                                                 os.O_APPEND, 0o600), "ab"), start_new_session=True)
         end = time.time() + timeout
         while time.time() < end:
             try:
-                if httpx.get(self.url + "/openapi.json", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/openapi.json", timeout=1, verify=str(self.ca) if self.ca else True
+                             ).status_code == 200:
                     return self
             except httpx.HTTPError:
                 if self.proc.poll() is not None:
@@ -55,4 +59,5 @@ class ServerProcess:
         return str(json.loads((self.runs / "tokens.json").read_text(encoding="utf-8"))[tenant])
 
     def client(self, tenant: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(tenant)}"}, timeout=30)
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(tenant)}"}, timeout=30,
+                            verify=str(self.ca) if self.ca else True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import select
 
+from zhisuan.agent.protocol import MAX_FRAME_TO_SERVER
 from zhisuan.api import create_app
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.service import Service
@@ -48,6 +49,9 @@ def bootstrap_tokens(tokens: TokenStore, network: Network, path: Path) -> None:
     now = time.time()
     issued = {t.name: tokens.issue(t.name, now) for t in network.tenants}
     issued["admin"] = tokens.issue("admin", now, admin=True)
+    for c in network.centers:  # a credential for each center that joins through its agent
+        if c.join == "agent":
+            issued[f"center:{c.name}"] = tokens.issue("", now, label="first credential", center=c.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not even briefly
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -101,7 +105,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float,
           reports: Path | None = None, policy: str | None = None, log_level: str = "info",
-          backends: list[Replica] | None = None) -> None:
+          backends: list[Replica] | None = None, tls: tuple[Path, Path] | None = None) -> None:
     """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply.
     `backends`: models served by the gateway at fixed addresses (`--model-backend`).
     The port is taken first: a server that cannot listen writes nothing (no tokens, no migration)."""
@@ -130,8 +134,11 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         app = create_app(service, tokens, Gateway(registry))
         flusher(service, stop).start()
         config = uvicorn.Config(app, log_config=None, log_level=log_level,
-                                timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info")
-        log.info("listening", extra={"fields": {"url": f"http://{host}:{port}", "network": network.name,
+                                timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info",
+                                ws_max_size=MAX_FRAME_TO_SERVER, ws_ping_interval=10, ws_ping_timeout=20,
+                                ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)
+        scheme = "https" if tls else "http"
+        log.info("listening", extra={"fields": {"url": f"{scheme}://{host}:{port}", "network": network.name,
                                                  "policy": chosen.name, "centers": len(network.centers)}})
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -58,6 +58,7 @@ class TokenRow(Base):
     label: Mapped[str] = mapped_column(String(80), default="")
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    center: Mapped[str | None] = mapped_column(String(128), nullable=True)  # a center agent's credential
 
 
 class IdempotencyRow(Base):

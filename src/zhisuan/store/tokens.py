@@ -37,6 +37,7 @@ class TokenInfo:
     created_at: float
     expires_at: float | None
     revoked_at: float | None
+    center: str | None = None  # a center's token: its agent's credential, good for nothing else
 
 
 def _hash(token: str) -> str:
@@ -51,19 +52,29 @@ def token_id(token: str) -> str:
 class TokenStore:
     def __init__(self, engine: Engine) -> None:
         self.session = sessionmaker(engine, expire_on_commit=False)
-        self._known: dict[str, tuple[Principal | None, float]] = {}  # hash -> (who, when the store said so)
+        self._known: dict[str, tuple[Principal | str | None, float]] = {}  # hash -> (who, when the store said)
 
     def issue(self, tenant: str, now: float, admin: bool = False, label: str = "",
-              expires_at: float | None = None) -> str:
-        """A new token for `tenant` (admin tokens see and act on every tenant's jobs)."""
-        token = "zs_" + secrets.token_urlsafe(24)
+              expires_at: float | None = None, center: str | None = None) -> str:
+        """A new token for `tenant` (admin tokens see and act on every tenant's jobs), or for a center's agent
+        (`center`: it speaks for that center only, never for a tenant)."""
+        token = ("zc_" if center else "zs_") + secrets.token_urlsafe(24)
         with self.session.begin() as s:
-            s.add(TokenRow(token_hash=_hash(token), tenant=tenant, admin=admin, created_at=now, label=label,
-                           expires_at=expires_at))
+            s.add(TokenRow(token_hash=_hash(token), tenant="" if center else tenant, admin=admin and not center,
+                           created_at=now, label=label, expires_at=expires_at, center=center))
         return token
 
     def principal(self, token: str, now: float | None = None) -> Principal | None:
         """Who a token speaks for, or None (unknown, revoked, expired)."""
+        who = self._lookup(token, now)
+        return who if isinstance(who, Principal) else None
+
+    def center_of(self, token: str, now: float | None = None) -> str | None:
+        """The center a center token speaks for, or None (not a center token, unknown, revoked, expired)."""
+        who = self._lookup(token, now)
+        return who if isinstance(who, str) else None
+
+    def _lookup(self, token: str, now: float | None) -> Principal | str | None:
         now = time.time() if now is None else now
         digest = _hash(token)
         cached = self._known.get(digest)
@@ -72,28 +83,34 @@ class TokenStore:
         with self.session() as s:
             row = s.get(TokenRow, digest)
         valid = row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
-        who = Principal(row.tenant, row.admin) if valid and row is not None else None
+        who: Principal | str | None = None
+        if valid and row is not None:
+            who = row.center if row.center else Principal(row.tenant, row.admin)
         if len(self._known) > 100_000:  # forged tokens must not grow the cache without end
             self._known.clear()
         self._known[digest] = (who, now)
         return who
 
-    def list(self) -> list[TokenInfo]:
+    def list(self, centers: bool = False) -> list[TokenInfo]:
+        """Tenants' tokens, or (`centers`) the centers' agents' tokens."""
         with self.session() as s:
-            rows = s.scalars(select(TokenRow).order_by(TokenRow.created_at))
-            return [TokenInfo(r.token_hash[:12], r.tenant, r.admin, r.label, r.created_at, r.expires_at, r.revoked_at)
-                    for r in rows]
+            kind = TokenRow.center.is_not(None) if centers else TokenRow.center.is_(None)
+            rows = s.scalars(select(TokenRow).where(kind).order_by(TokenRow.created_at))
+            return [TokenInfo(r.token_hash[:12], r.tenant, r.admin, r.label, r.created_at, r.expires_at, r.revoked_at,
+                              r.center) for r in rows]
 
-    def revoke(self, token_id: str, now: float) -> TokenInfo | None:
-        """Revoke the token whose id (hash prefix) is `token_id`; None when there is no such token."""
+    def revoke(self, token_id: str, now: float, centers: bool = False) -> TokenInfo | None:
+        """Revoke the token whose id (hash prefix) is `token_id` (a center's with `centers`); None when there is
+        no such token."""
         if len(token_id) < 8 or not all(c in "0123456789abcdef" for c in token_id):
             return None
         with self.session.begin() as s:
-            rows = list(s.scalars(select(TokenRow).where(TokenRow.token_hash.startswith(token_id))))
+            kind = TokenRow.center.is_not(None) if centers else TokenRow.center.is_(None)
+            rows = list(s.scalars(select(TokenRow).where(TokenRow.token_hash.startswith(token_id), kind)))
             if len(rows) != 1:
                 return None
             row = rows[0]
             if row.revoked_at is None:
                 row.revoked_at = now
             return TokenInfo(row.token_hash[:12], row.tenant, row.admin, row.label, row.created_at, row.expires_at,
-                             row.revoked_at)
+                             row.revoked_at, row.center)

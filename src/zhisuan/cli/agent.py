@@ -1,0 +1,133 @@
+"""`zhisuan agent` (run by a center's operator, inside the center) and `zhisuan center token|agents` (run by
+the network's admin): how a center joins a network without giving the server its credentials or a port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from zhisuan.cli.client import Token, Url, call, connect
+from zhisuan.cli.common import console, fail
+
+center_app = typer.Typer(help="Centers' agents: their credentials and how they stand (with an admin token).",
+                         no_args_is_help=True, rich_markup_mode=None)
+token_app = typer.Typer(help="Credentials of centers' agents: create, list, revoke.", no_args_is_help=True,
+                        rich_markup_mode=None)
+center_app.add_typer(token_app, name="token")
+
+
+def agent_command(
+    server: Annotated[str, typer.Option(help="the network's server, e.g. https://network.example:8470")],
+    center: Annotated[str, typer.Option(help="this center's name in the network file")],
+    token_file: Annotated[Path, typer.Option(help="file holding the center's credential (zhisuan center token "
+                                                  "create), readable by the agent only")],
+    engine: Annotated[str, typer.Option(help="the center's engine: local, slurm, ray or kubernetes")] = "local",
+    engine_config: Annotated[Path | None, typer.Option(help="YAML of the engine's settings (slurm: conf, chips, "
+                                                            "prices; ray: address; kubernetes: namespace...)")] = None,
+    ca: Annotated[Path | None, typer.Option(help="CA file to verify the server's TLS certificate against "
+                                                 "(default: the system's)")] = None,
+    state: Annotated[Path, typer.Option(help="the agent's folder: its journal and the local engine's runs")] = Path(
+        "zhisuan-agent"),
+    tick: Annotated[float, typer.Option(help="seconds between polls of the center's runs")] = 0.5,
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="debug, info, warning or error")] = "info",
+) -> None:
+    """Join this center to a network: connect out to its server (no port opens here), run what it places here on
+    this center's own engine, and report back. Runs go on when the server is out of reach."""
+    import yaml
+
+    from zhisuan.agent.client import AgentClient, Fatal
+    from zhisuan.agent.core import AgentCore
+    from zhisuan.agent.journal import Journal
+    from zhisuan.engines import EngineDown
+    from zhisuan.engines.fleet import engine_named
+    from zhisuan.serve.logs import configure
+
+    try:
+        configure(log_level, "text")
+        secret = token_file.read_text(encoding="utf-8").strip()
+        if not secret:
+            raise ValueError(f"--token-file: {token_file} is empty")
+        config = yaml.safe_load(engine_config.read_text(encoding="utf-8")) if engine_config else {}
+        if not isinstance(config, dict):
+            raise ValueError(f"--engine-config: {engine_config} must be a mapping of settings")
+        os.umask(0o077)  # the journal and the runs' records: the agent's alone
+        state.mkdir(parents=True, exist_ok=True)
+        state.chmod(0o711)  # jobs run under uids of their own and pass through to their run folders
+        core = AgentCore(center, engine_named(center, engine, config, state / "runs"), Journal(state / "journal.db"),
+                         leased=True)
+        client = AgentClient(core, server, secret, ca, tick_every=tick)
+    except (OSError, ValueError, EngineDown, yaml.YAMLError) as e:
+        fail(str(e))
+    signal.signal(signal.SIGTERM, lambda *_: client.stop.set())
+    console.print(f"zhisuan agent for center {center} ({engine}) -> {server}; journal in {state}/")
+    try:
+        client.run()
+    except KeyboardInterrupt:
+        client.stop.set()
+    except Fatal as e:
+        fail(str(e), code=3)
+
+
+@token_app.command("create")
+def create(center: Annotated[str, typer.Argument(help="the center, as the network file names it")],
+           label: Annotated[str, typer.Option(help="a note: who holds it")] = "",
+           expires: Annotated[str | None, typer.Option(help="valid for, e.g. 365d (default: until revoked)")] = None,
+           url: Url = None, token: Token = None) -> None:
+    """Issue a center's credential; printed once: hand it to the center's operator for `zhisuan agent`."""
+    from zhisuan.model.units import parse_duration
+
+    body: dict[str, object] = {"center": center, "label": label}
+    if expires:
+        body["expires_in"] = parse_duration(expires)
+    with connect(url, token) as client:
+        made = call(client, "POST", "/v1/center-tokens", json=body)
+    note = "" if made["joins"] else " (note: the network file has it join directly, not through an agent)"
+    console.print(f"credential {made['id']} for center {made['center']}{note}:")
+    print(made["token"])
+
+
+def _when(x: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(x)) if x else ""
+
+
+@token_app.command("list")
+def listing(url: Url = None, token: Token = None) -> None:
+    """Every center credential: id, center, label, created, expiry, revocation (never the credential)."""
+    with connect(url, token) as client:
+        rows = call(client, "GET", "/v1/center-tokens")
+    t = Table(title="center credentials")
+    for col in ["id", "center", "label", "created", "expires", "revoked"]:
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["id"], r["center"], r["label"], _when(r["created_at"]), _when(r["expires_at"]),
+                  _when(r["revoked_at"]))
+    console.print(t)
+
+
+@token_app.command("revoke")
+def revoke(token_id: Annotated[str, typer.Argument(help="the id `zhisuan center token list` shows")],
+           url: Url = None, token: Token = None) -> None:
+    """Revoke a center's credential: its agent is disconnected within seconds and cannot connect again."""
+    with connect(url, token) as client:
+        done = call(client, "DELETE", f"/v1/center-tokens/{token_id}")
+    console.print(f"credential {done['id']} of center {done['center']} revoked")
+
+
+@center_app.command("agents")
+def agents(url: Url = None, token: Token = None) -> None:
+    """Each center's agent: how it joins, connected or not, silent for how long, its engine, commands waiting."""
+    with connect(url, token) as client:
+        rows = call(client, "GET", "/v1/agents")
+    t = Table(title="agents")
+    for col in ["center", "joins", "connected", "silent s", "engine", "runs", "commands waiting"]:
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["center"], r["joins"], "yes" if r["connected"] else "no", f"{r['silent_s']:.0f}",
+                  "ok" if r["engine_ok"] else r["engine_reason"][:60], str(r["runs"]), str(r["commands_waiting"]))
+    console.print(t)
