@@ -43,7 +43,8 @@ host_addr() {  # this host as the cluster reaches it
 }
 in_ns() {  # run a daemon of cluster $1 in its namespace
   local c=$1; shift
-  if ((NETNS)); then ip netns exec "zs-$c" "$@"; else "$@"; fi
+  # nsenter, not `ip netns exec`: only the network changes (ip netns exec remounts /sys, without cgroups)
+  if ((NETNS)); then nsenter --net="/var/run/netns/zs-$c" "$@"; else "$@"; fi
 }
 spec() {  # <slurmctld port>|<node>:<gpu type>:<count> ...   (slurmd ports: ctld+1, ctld+2, ...)
   case "$1" in
@@ -77,7 +78,7 @@ for c in $CLUSTERS; do
 ClusterName=$c
 SlurmctldHost=localhost($A)
 SlurmctldPort=$ctld
-CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+$( ((NETNS)) || echo CommunicationParameters=NoCtldInAddrAny,NoInAddrAny )
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge

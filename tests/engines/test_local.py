@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +163,26 @@ def test_a_two_node_gang_rendezvous_from_its_environment_alone(tmp_path):
     assert st.state == "succeeded", logs
     assert "rank 0/2 joined 3 via 127.0.0.1:" in logs and "rank 1/2 joined 3 via 127.0.0.1:" in logs
     assert "hosts localhost,localhost devices 2,3 of 2" in logs
+
+
+def test_two_engines_on_one_machine_never_kill_each_others_jobs_through_a_reused_uid(tmp_path):
+    """A server and an agent (or two servers) on one machine each run jobs under uids of their own: a uid the
+    first one's ended job held may go to the second one's next job, and the first one's late look at its
+    ended job must not kill that job ("every process of the uid")."""
+    from zhisuan.engines.sandbox import isolating
+
+    if not isolating():
+        pytest.skip("jobs get uids of their own only when run as root")
+    a, b = LocalEngine(tmp_path / "a", grace=0.5), LocalEngine(tmp_path / "b", grace=0.5)
+    done = a.run("ja", "true", [["0"]], "cuda")
+    pid = json.loads((Path(done) / "handle.json").read_text())["pids"][0]
+    end = time.time() + 10
+    while time.time() < end and Path(f"/proc/{pid}").exists() and a._alive(done, a._run(done))[0]:
+        time.sleep(0.02)  # its processes are gone; the engine has not looked yet
+    running = b.run("jb", "sleep 30", [["0"]], "cuda")
+    assert b.uid_of(running) == a.uid_of(done)  # the uid was free: the second engine took it
+    assert a.poll(done).state == "succeeded"  # the first engine's late look at its ended job ...
+    time.sleep(0.2)
+    assert b.poll(running).state == "running"  # ... killed nothing of the other's
+    b.cancel(running)
+    assert b.poll(running).state == "failed"

@@ -31,6 +31,13 @@ def clusters():
     return ROOT
 
 
+def node_addr(cluster, node):
+    """A test node's address as its cluster's slurm.conf gives it (its namespace's, or loopback)."""
+    conf = (ROOT / cluster / "etc" / "slurm.conf").read_text()
+    return next(w.split("=", 1)[1] for line in conf.splitlines() if line.startswith(f"NodeName={node} ")
+                for w in line.split() if w.startswith("NodeAddr="))
+
+
 def network_yaml(root):
     return f"""
 name: two-slurm
@@ -65,7 +72,7 @@ def world(clusters, tmp_path):
     for rec in store.find(states={JobState.RUNNING, JobState.SCHEDULED}):  # leave the clusters empty for the next
         if rec.engine_handle:
             with contextlib.suppress(OSError, EngineDown):
-                fleet.of(rec.center).cancel(rec.engine_handle)
+                loop.fleet.of(rec.center).cancel(rec.engine_handle)
 
 
 def spec(name, acc, run, nodes=1, recovery="requeue", limit=120):
@@ -141,6 +148,7 @@ def test_a_job_goes_to_the_center_that_can_start_it_first(world):
 def test_a_slurm_job_runs_as_the_cluster_account_without_the_servers_secrets(world, tmp_path):
     store, loop, svc = world
     secret = tmp_path / "runs" / "secret.txt"
+    secret.parent.mkdir(exist_ok=True)
     secret.write_text("the admin token")
     secret.chmod(0o600)
     os.environ["ZHISUAN_CANARY"] = "server-secret"
@@ -197,12 +205,12 @@ def test_a_stopped_cluster_fails_over(world, clusters):
         with pytest.raises(EngineDown):
             beta.health()
         rec = step_until(loop, store, doomed, {JobState.FAILED})
-        assert "beta down" in rec.reason and "recovery: fail" in rec.reason
+        assert "beta down" in rec.reason and "on_center_loss: fail" in rec.reason
         rec = step_until(loop, store, moved, {JobState.RUNNING, JobState.SUCCEEDED}, limit=30)
         assert rec.center == "alpha" and rec.attempts == 2  # requeued, then started where it could
         reasons = [t.reason for t in store.transitions(moved)]
         assert any("center beta down" in r for r in reasons)
-        assert "requeued elsewhere from scratch (recovery: requeue)" in reasons
+        assert "requeued elsewhere from scratch (on_center_loss: requeue)" in reasons
         assert "beta" in loop.down
         beta_row = next(c for c in svc.centers() if c["name"] == "beta")
         assert beta_row["healthy"] is False and "slurmctld does not answer" in beta_row["down_reason"]
@@ -251,5 +259,6 @@ def test_a_two_node_gang_rendezvous_on_slurm_from_its_environment_alone(world):
     rec = step_until(loop, store, job, {JobState.SUCCEEDED, JobState.FAILED}, limit=90)
     logs = svc.logs(job, Principal("acme", False))
     assert rec.state is JobState.SUCCEEDED, logs
-    assert "rank 0/2 joined 3 via 127.0.0.1:" in logs and "rank 1/2 joined 3 via 127.0.0.1:" in logs
+    addr = node_addr("alpha", "a100-0")  # member 0's node, where the master listens
+    assert f"rank 0/2 joined 3 via {addr}:" in logs and f"rank 1/2 joined 3 via {addr}:" in logs
     assert "hosts a100-0,a100-1 devices 0,1,2,3,4,5,6,7 of 8" in logs

@@ -42,6 +42,8 @@ from zhisuan.model import Pool
 log = logging.getLogger("zhisuan.agent")
 POLL_ERRORS = 3  # polls in a row that fail before a run is given up as untrackable
 FENCE_AT = 0.6  # of the server's center timeout: a lease that old stops the runs the server would re-place
+FENCED = "stopped by its agent"
+USAGE_FOR, USAGE_EVERY = 120.0, 5.0  # seconds after a run's end its accounting is asked again, and how often
 
 
 class AgentCore:
@@ -60,6 +62,7 @@ class AgentCore:
         self.pools: dict[str, Pool] = {}
         self.sent = 0  # events sent on this connection (resent from the journal after a reconnect)
         self.on_change: Callable[[], None] | None = None  # the transport wakes its sender
+        self._usage_tried: dict[str, float] = {}
 
     # ---- the connection ------------------------------------------------------------------------------
 
@@ -197,12 +200,21 @@ class AgentCore:
             self._kill(run, "cancelled by the network")
 
     def _kill(self, run: RunRow, why: str) -> None:
+        """End a run now; its engine's own word on how it ended (Slurm's CANCELLED, an exit code) is what is
+        reported once the engine has it, `why` until then."""
         if run.native:
             try:
                 self.engine.cancel(run.native)
             except EngineDown as e:
                 log.warning("cancel of %s: %s", run.handle, e)
                 return  # still live: the next poll or command tries again
+            run.stop_asked = run.stop_asked or self.clock()
+            run.reason = why
+            self._poll(run)
+            if run.live:  # the engine ends it in its own time (scancel): polls follow it
+                self.journal.quiet(run)
+                return
+            return
         run.state, run.reason, run.ended = "failed", why, self.clock()
         self._changed(run)
 
@@ -239,17 +251,29 @@ class AgentCore:
         return self.lease_from is not None and self.clock() - self.lease_from < FENCE_AT * self.timeout
 
     def tick(self) -> None:
-        """Poll every live run; a remote agent whose lease lapsed stops what the server would re-place."""
+        """Poll every live run; a remote agent whose lease lapsed stops what the server would re-place. Runs
+        that ended without their engine's accounting (Slurm's sacct lags) are asked again for a while."""
         with self.lock:
             live = [r for r in self.runs.values() if r.live and r.native]
             fence = self.leased and self.lease_from is not None and not self.lease_valid()
+            now = self.clock()
+            unbilled = [r for r in self.runs.values() if not r.live and r.native and r.usage is None
+                        and r.ended is not None and now - r.ended < USAGE_FOR
+                        and now - self._usage_tried.get(r.handle, -1e18) >= USAGE_EVERY]
         for run in live:
             with self.lock:
-                if fence and (run.on_loss != "wait" or run.confirmed <= 0):
-                    self._kill(run, f"stopped by {self.center}'s agent: no word from the server for "
+                if fence and (run.on_loss != "wait" or run.confirmed <= 0) and not run.reason.startswith(FENCED):
+                    self._kill(run, f"{FENCED}: no word from the server for "
                                     f"{self.clock() - (self.lease_from or 0):.0f} s, it may be placed elsewhere")
                     continue
                 self._poll(run)
+        for run in unbilled:
+            self._usage_tried[run.handle] = now
+            usage = self._usage(run.native)
+            if usage is not None:
+                with self.lock:
+                    run.usage = usage
+                    self._changed(run)
 
     def poll_run(self, handle: str) -> None:
         """Poll one run now (an agent in the server's process is polled run by run, as engines are)."""
@@ -295,7 +319,9 @@ class AgentCore:
                 run.host = self._host(run.native)
                 self._changed(run)
             return
-        run.state, run.exit_code, run.reason, run.ended = status.state, status.exit_code, status.reason, now
+        run.state, run.exit_code, run.ended = status.state, status.exit_code, now
+        killed = run.stop_asked is not None and run.reason and status.reason
+        run.reason = f"{status.reason} ({run.reason})" if killed else status.reason or run.reason
         run.usage = self._usage(run.native)
         self._changed(run)
 
@@ -304,6 +330,22 @@ class AgentCore:
             return self.engine.host_of(native)
         except Exception:  # asked again when the server needs it
             return None
+
+    def native(self, handle: str) -> str | None:
+        """The engine's handle of a run: journaled, or found again (a run the server had the agent forget)."""
+        run = self.runs.get(handle)
+        if run is not None:
+            return run.native or None
+        try:
+            return self.engine.handle_of(*split(handle))
+        except Exception:  # nothing known of it
+            return None
+
+    def usage_of(self, handle: str) -> UsageMsg | None:
+        """What the engine measured of a run, asked now."""
+        native = self.native(handle)
+        text = self._usage(native) if native else None
+        return UsageMsg.model_validate_json(text) if text else None
 
     def uid_of(self, handle: str) -> int | None:
         run = self.runs.get(handle)
@@ -346,9 +388,8 @@ class AgentCore:
 
     def answer(self, req: Req) -> Reply:
         """Logs of a run, also one the server has recorded as ended (the engine finds it again)."""
-        run = self.runs.get(req.handle)
         try:
-            native = run.native if run is not None else self.engine.handle_of(*split(req.handle))
+            native = self.native(req.handle)
             if not native:
                 return Reply(rid=req.rid, ok=False, error=f"{self.center} holds no run {req.handle}")
             if req.kind == "logs":

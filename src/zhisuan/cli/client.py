@@ -50,6 +50,8 @@ def _saved(name: str) -> str | None:
 
 def connect(url: str | None, token: str | None) -> httpx.Client:
     """A client for the server: --url/--token, else $ZHISUAN_URL/$ZHISUAN_TOKEN, else what `login` saved."""
+    import ssl
+
     import httpx
 
     token = token or os.environ.get("ZHISUAN_TOKEN") or _saved("token")
@@ -58,7 +60,8 @@ def connect(url: str | None, token: str | None) -> httpx.Client:
     base = url or os.environ.get("ZHISUAN_URL") or _saved("url") or LOCAL
     # the server writes its reasons in the language asked for (Accept-Language)
     # a network's own CA (its server's TLS certificate): $ZHISUAN_CA, else the system's trust store
-    verify: str | bool = os.environ.get("ZHISUAN_CA") or True
+    ca = os.environ.get("ZHISUAN_CA")
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}", "Accept-Language": LANG[0]},
                         timeout=30, verify=verify)
 

@@ -29,11 +29,12 @@ class Failover:
         self._checked = float("-inf")
 
     def check(self, now: float, force: bool = False) -> None:
+        for center in self.loop.network.centers:
+            self._placeable(center.name)
         if not force and now - self._checked < self.health_every:
             return
         self._checked = now
         for center in self.loop.network.centers:
-            self._placeable(center.name)
             try:
                 self.loop.fleet.of(center.name).health()
             except EngineDown as e:

@@ -49,6 +49,7 @@ from zhisuan.model import Center, Network, Pool
 log = logging.getLogger("zhisuan.control")
 MAX_QUEUED = 10_000  # commands waiting for one center's agent: beyond it, new starts go elsewhere
 RPC_TIMEOUT = 10.0
+REFENCE = 5.0  # seconds between asking a center again to stop a run the network no longer holds there
 LIVE = ("starting", "queued", "running")
 
 
@@ -81,6 +82,7 @@ class CenterLink(TextLogs):
         self.reports: dict[str, Seen] = {}
         self.tracked: set[str] = set()  # runs the network holds at this center (the loop says, every step)
         self.placed: dict[str, float] = {}  # handle -> when its start was decided (decision-to-start latency)
+        self.fenced: dict[str, float] = {}  # handle -> when the center was last asked to stop it
         self.outbox: dict[int, Command] = {}  # not yet done by the agent, in id order
         self.unsent: list[int] = []  # of those, not yet sent on the current connection
         self.requests: dict[int, tuple[Req, threading.Event, list[Reply]]] = {}
@@ -237,9 +239,13 @@ class CenterLink(TextLogs):
         return reply.text
 
     def usage(self, handle: str) -> Usage | None:
+        """What the center's engine measured of a run: asked now of an agent in this process, else as the
+        agent last reported it."""
         with self.lock:
             seen = self.reports.get(handle)
         u = seen.report.usage if seen is not None else None
+        if self.local is not None:
+            u = self.local.usage_of(handle) or u
         if u is None:
             return None
         return Usage(u.allocated_device_seconds, u.elapsed_seconds, u.busy_device_seconds,
@@ -276,15 +282,18 @@ class CenterLink(TextLogs):
                 self.unsent.remove(cid)
                 del self.outbox[cid]
             pending = {(c.kind, c.handle) for c in self.outbox.values()}
+            now = self.clock()
             for handle, seen in list(self.reports.items()):
                 if handle in handles:
                     continue
-                if seen.report.state in LIVE:
-                    if ("cancel", handle) not in pending:
+                if seen.report.state in LIVE:  # asked again while it lives (its engine may have been down)
+                    if ("cancel", handle) not in pending and now - self.fenced.get(handle, -1e18) >= REFENCE:
                         log.warning("center %s still runs %s, which the network holds elsewhere or no more: "
                                     "stopping it", self.name, handle)
+                        self.fenced[handle] = now
                         self._queue("cancel", handle, split(handle)[1])
                 elif ("forget", handle) not in pending:
+                    self.fenced.pop(handle, None)
                     self._queue("forget", handle, split(handle)[1])
             for handle in [h for h in self.placed if h not in handles]:
                 del self.placed[handle]

@@ -155,7 +155,7 @@ class LocalEngine:
         if (run / "intent.json").exists():
             raise OSError(f"attempt {attempt} of {job_id} was begun before: it is not started twice")
         owned_dir(run, None, 0o711)
-        uid = self.uids.take() if self.isolate else None
+        uid = self.uids.take(str(run)) if self.isolate else None
         work = owned_dir(run / "work", uid, 0o700)
         checkpoint = owned_dir(self.run_dir(job_id) / "checkpoint", uid, 0o700)
         started = time.time()
@@ -216,18 +216,19 @@ class LocalEngine:
                 self._runs[handle] = run
         return run
 
-    def _alive(self, run: _Run) -> list[bool]:
+    def _alive(self, handle: str, run: _Run) -> list[bool]:
         """Per member: is its wrapper still there? Without pids (a crash right after the intent), the
-        job's uid tells whether anything of it runs."""
+        job's uid tells whether anything of it runs (while the uid is still the run's)."""
         if run.pids:
             return [_alive(p) for p in run.pids]
-        return [bool(run.uid is not None and processes_of(run.uid))] * run.members
+        mine = run.uid is not None and self.uids.holds(run.uid, handle)
+        return [bool(mine and run.uid is not None and processes_of(run.uid))] * run.members
 
     def poll(self, handle: str) -> EngineStatus:
         run = self._run(handle)
         codes = []
         timed_out = run.timeout is not None and time.time() - run.started > run.timeout
-        alive = self._alive(run)
+        alive = self._alive(handle, run)
         for rank in range(run.members):
             # liveness first: the wrapper writes its exit file before it exits, so once the process is
             # seen dead the file is final (checking the file first races with a process just ending)
@@ -235,26 +236,34 @@ class LocalEngine:
                 if timed_out:  # SIGTERM at the time limit, SIGKILL a grace period later
                     self.stop(handle)
                     if time.time() - (self._run(handle).stop_requested or 0.0) >= self.grace:
-                        stop_tree(run.uid, run.pids, signal.SIGKILL)
+                        self._signal(handle, run, signal.SIGKILL)
                 return EngineStatus("running")
             exit_file = Path(handle) / f"exit-{rank}"
             if not exit_file.exists():
-                self._end(run)
+                self._end(handle, run)
                 if timed_out:
                     return EngineStatus("failed", None, f"timeout after {run.timeout:g} s")
                 return EngineStatus("failed", None, f"process of node {rank} ended without an exit code (killed)")
             codes.append(int(exit_file.read_text().strip() or 1))
-        self._end(run)
+        self._end(handle, run)
         bad = [c for c in codes if c != 0]
         if timed_out and bad:
             return EngineStatus("failed", bad[0], f"timeout after {run.timeout:g} s")
         return EngineStatus("failed", bad[0], _why(bad[0])) if bad else EngineStatus("succeeded", 0)
 
-    @staticmethod
-    def _end(run: _Run) -> None:
-        """The job is over: whatever it left behind (daemons, orphans of a killed member) goes too."""
-        if run.uid is not None:
+    def _end(self, handle: str, run: _Run) -> None:
+        """The job is over: whatever it left behind (daemons, orphans of a killed member) goes too, and its
+        uid is free for the next job (only while this run still holds it: see sandbox.UidPool)."""
+        if run.uid is not None and self.uids.holds(run.uid, handle):
             stop_tree(run.uid, [], signal.SIGKILL)
+            self.uids.release(run.uid, handle)
+
+    def _signal(self, handle: str, run: _Run, sig: int) -> None:
+        """Signal the run's whole tree: by its uid while it holds it, else (not isolated) its process groups."""
+        if run.uid is None:
+            stop_tree(None, run.pids, sig)
+        elif self.uids.holds(run.uid, handle):
+            stop_tree(run.uid, run.pids, sig)
 
     def stop(self, handle: str) -> None:
         """Ask the job to end (SIGTERM to its whole tree) and return at once; the time is kept on disk, so
@@ -263,7 +272,7 @@ class LocalEngine:
         if run.stop_requested is None:
             (Path(handle) / "stop").touch()
             self._runs[handle] = run = _Run(run.pids, run.members, run.uid, run.started, run.timeout, time.time())
-            stop_tree(run.uid, run.pids, signal.SIGTERM)
+            self._signal(handle, run, signal.SIGTERM)
 
     def cancel(self, handle: str) -> None:
         """SIGTERM the job's tree, SIGKILL what is left after the grace period (at once when `stop` gave
@@ -271,12 +280,12 @@ class LocalEngine:
         run = self._run(handle)
         graced = run.stop_requested is not None and time.time() - run.stop_requested >= self.grace
         for sig in ((signal.SIGKILL,) if graced else (signal.SIGTERM, signal.SIGKILL)):
-            stop_tree(run.uid, run.pids, sig)
+            self._signal(handle, run, sig)
             deadline = time.time() + self.grace
-            while time.time() < deadline and any(self._alive(run)):
+            while time.time() < deadline and any(self._alive(handle, run)):
                 time.sleep(0.05)
-            if not any(self._alive(run)):
-                self._end(run)
+            if not any(self._alive(handle, run)):
+                self._end(handle, run)
                 return
 
     def logs(self, handle: str) -> str:

@@ -14,6 +14,8 @@ it can, and are stopped by process group only. The README says so.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -22,6 +24,7 @@ from pathlib import Path
 UID_BASE = 3_000_000  # job uids: UID_BASE .. UID_BASE + UID_SPAN - 1 (no account, no group, no home)
 UID_SPAN = 1_000_000
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+LEASES = Path("/run/zhisuan/uids")  # machine-wide leases of job uids (a tmpfs: gone at a reboot, as the jobs are)
 
 
 def isolating() -> bool:
@@ -57,24 +60,68 @@ def signal_uid(uid: int, sig: int) -> int:
 
 
 class UidPool:
-    """Hands out job uids in turn (the next one is kept on disk, root-only), skipping any still in use."""
+    """Hands out job uids in turn (the next one is kept on disk, root-only), never one another run holds.
 
-    def __init__(self, root: Path) -> None:
+    The uids are the machine's, not one engine's: another server, an agent, or the same server with another
+    runs folder may run jobs here too. So each uid taken is leased machine-wide (a file in LEASES naming the
+    attempt that holds it), taken under a lock, and taken over only once that attempt has ended; and an engine
+    signals "every process of the uid" only while its attempt still holds the lease — a late look at a run
+    that ended can never kill the next job given its uid."""
+
+    def __init__(self, root: Path, leases: Path | None = None) -> None:
         self.file = root / ".next-uid"
+        self.leases = leases or LEASES
 
-    def take(self) -> int:
-        try:
-            n = int(self.file.read_text(encoding="ascii"))
-        except (FileNotFoundError, ValueError):
-            n = 0
-        for k in range(UID_SPAN):
-            uid = UID_BASE + (n + k) % UID_SPAN
-            if not processes_of(uid):
-                tmp = self.file.with_suffix(".tmp")
-                tmp.write_text(str((n + k + 1) % UID_SPAN), encoding="ascii")
-                os.replace(tmp, self.file)
+    def take(self, owner: str) -> int:
+        """A free uid, leased to `owner` (the attempt's folder)."""
+        self.leases.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.leases / ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                n = int(self.file.read_text(encoding="ascii"))
+            except (FileNotFoundError, ValueError):
+                n = 0
+            for k in range(UID_SPAN):
+                uid = UID_BASE + (n + k) % UID_SPAN
+                lease = self.leases / str(uid)
+                holder = lease.read_text(encoding="utf-8") if lease.exists() else None
+                if (holder is not None and not _ended(holder, uid)) or processes_of(uid):
+                    continue
+                tmp = lease.with_suffix(".tmp")
+                tmp.write_text(owner, encoding="utf-8")
+                os.replace(tmp, lease)
+                nxt = self.file.with_suffix(".tmp")
+                nxt.write_text(str((n + k + 1) % UID_SPAN), encoding="ascii")
+                os.replace(nxt, self.file)
                 return uid
         raise OSError("every job uid is in use")
+
+    def holds(self, uid: int, owner: str) -> bool:
+        try:
+            return (self.leases / str(uid)).read_text(encoding="utf-8") == owner
+        except FileNotFoundError:
+            return False
+
+    def release(self, uid: int, owner: str) -> None:
+        if self.holds(uid, owner):
+            with contextlib.suppress(FileNotFoundError):
+                (self.leases / str(uid)).unlink()
+
+
+def _ended(attempt: str, uid: int) -> bool:
+    """Whether the attempt that leased `uid` is over: its folder is gone, or nothing of it runs (its members'
+    wrappers have exited and no process has the uid). An attempt still being spawned has no handle yet."""
+    folder = Path(attempt)
+    handle = folder / "handle.json"
+    if not folder.exists():
+        return True
+    if not handle.exists():
+        return False
+    try:
+        pids = [int(p) for p in json.loads(handle.read_text(encoding="utf-8")).get("pids", [])]
+    except (OSError, ValueError):
+        return False
+    return not any(Path(f"/proc/{p}").exists() for p in pids) and not processes_of(uid)
 
 
 def check_reachable(root: Path) -> None:

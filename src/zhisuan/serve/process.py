@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -40,8 +41,7 @@ class ServerProcess:
         end = time.time() + timeout
         while time.time() < end:
             try:
-                if httpx.get(self.url + "/openapi.json", timeout=1, verify=str(self.ca) if self.ca else True
-                             ).status_code == 200:
+                if httpx.get(self.url + "/openapi.json", timeout=1, verify=self.verify()).status_code == 200:
                     return self
             except httpx.HTTPError:
                 if self.proc.poll() is not None:
@@ -60,4 +60,8 @@ class ServerProcess:
 
     def client(self, tenant: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(tenant)}"}, timeout=30,
-                            verify=str(self.ca) if self.ca else True)
+                            verify=self.verify())
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """The server's certificate checked against the test CA, when it serves TLS."""
+        return ssl.create_default_context(cafile=str(self.ca)) if self.ca else True

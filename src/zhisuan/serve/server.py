@@ -136,6 +136,8 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         config = uvicorn.Config(app, log_config=None, log_level=log_level,
                                 timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info",
                                 ws_max_size=MAX_FRAME_TO_SERVER, ws_ping_interval=10, ws_ping_timeout=20,
+                                # agents' connections over TLS may not finish their closing handshake: cut after 3 s
+                                timeout_graceful_shutdown=3,
                                 ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)
         scheme = "https" if tls else "http"
         log.info("listening", extra={"fields": {"url": f"{scheme}://{host}:{port}", "network": network.name,
