@@ -163,7 +163,7 @@ def test_an_agent_whose_clock_is_five_minutes_off_meters_right(tmp_path):
     subprocess.run(["bash", "scripts/apt-ensure.sh", "faketime"], check=True, capture_output=True)
     w = Wan(tmp_path, network())
     c = w.center("far", 42)
-    c.env = {"FAKETIME_DONT_FAKE_MONOTONIC": "0"}
+    c.env = {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}  # its wall clock is off (as with a broken NTP), not its uptime
     try:
         w.start()
         w.start_agent("far", extra=["faketime", "-f", "+5m"])
@@ -172,7 +172,99 @@ def test_an_agent_whose_clock_is_five_minutes_off_meters_right(tmp_path):
         rec = w.until("acme", job, {"succeeded", "failed"})
         assert rec["state"] == "succeeded" and rec["center"] == "far"
         assert ran(rec) == pytest.approx(3, abs=1)
+        said = next(line for line in (tmp_path / "agent-far.log").read_text().splitlines()
+                    if "connected to the server" in line)  # the agent's own log, stamped by its own clock
+        from datetime import datetime
+
+        ahead = datetime.strptime(said[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp() - time.time()
+        assert 240 < ahead < 360  # it does think it is five minutes later
         started = next(h["at"] for h in rec["history"] if h["state"] == "running")
         assert abs(started - time.time()) < 60  # dated by the server's clock, not 5 minutes ahead
     finally:
         w.stop()
+
+
+def test_the_agent_killed_mid_preemption_never_lets_two_jobs_share_a_device(tmp_path):
+    need_namespaces()
+    text = network(centers=(("far", "west", "agent", 0.1, 5),)).replace("tenants:", "scheduler: {policy: priority}\n"
+                                                                          "tenants:")
+    w = Wan(tmp_path, text)
+    w.center("far", 43)
+    ck = '"$ZHISUAN_CHECKPOINT_DIR"'
+    low = (f"echo x >> {ck}/began; [ $(wc -l < {ck}/began) -ge 2 ] && exit 0; "
+           f"trap 'sleep 0.5; date +%s.%N > {ck}/stopped; exit 0' TERM; sleep 300 & wait")
+    high = f"echo x >> {ck}/began; date +%s.%N > {ck}/started; sleep 1"
+    try:
+        w.start()
+        w.start_agent("far")
+        w.wait_connected("far")
+        victim = w.job("acme", spec("low", low, devices=4))
+        w.until("acme", victim, {"running"})
+        time.sleep(1)  # its trap is set
+        boss = w.job("acme", spec("high", high, devices=4, priority=5))
+        time.sleep(0.3)  # the preemption is decided and its stop is on the way
+        w.kill_agent("far")
+        time.sleep(3)  # past the grace period: the server asks for a kill, the center cannot say it is done
+        assert w.client("acme").get(f"/v1/jobs/{boss}").json()["state"] in ("pending", "scheduled")
+        w.start_agent("far")
+        rec = w.until("acme", boss, {"succeeded", "failed"}, limit=60)
+        assert rec["state"] == "succeeded", rec["history"]
+        rec = w.until("acme", victim, {"succeeded", "failed"}, limit=60)
+        assert rec["state"] == "succeeded" and rec["attempts"] == 2, rec["history"]
+        runs = w.centers["far"].state / "runs"
+        stopped = float((runs / victim / "checkpoint" / "stopped").read_text())
+        started = float((runs / boss / "checkpoint" / "started").read_text())
+        assert started >= stopped  # the high job began only once the victim was gone from the devices
+        assert count_lines(runs / boss / "checkpoint" / "began") == 1
+        assert count_lines(runs / victim / "checkpoint" / "began") == 2  # its first run, and its requeued run
+    finally:
+        w.stop()
+
+
+def count_lines(path):
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+SERVICE = """name: chat
+kind: service
+resources: {{accelerators: a100:1}}
+service: {{model: echo, ready: /health, replicas: {{min: 1, max: 1}}}}
+run: exec python3 {script} --port $PORT --model echo
+"""
+
+
+def test_a_model_served_inside_a_center_that_opens_no_port(wan, tmp_path):
+    """The gateway reaches the replica through its center's agent: a call, a streamed call, and a tenant's
+    logs followed as they are written — all over the agent's own outbound connection."""
+    import shutil
+
+    from zhisuan.gateway import backend
+
+    folder = tmp_path / "backend"
+    folder.mkdir(mode=0o755)
+    script = folder / "backend.py"
+    shutil.copy(backend.__file__, script)
+    script.chmod(0o644)
+    acme = wan.client("acme")
+    r = acme.post("/v1/services", content=SERVICE.format(script=script))
+    assert r.status_code == 201, r.text
+    end = time.time() + 60
+    while time.time() < end and not acme.get("/v1/services").json()[0]["ready"]:
+        time.sleep(0.3)
+    assert acme.get("/v1/services").json()[0]["ready"][0]["center"] == "far"
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "across the WAN"}]}
+    answer = acme.post("/v1/chat/completions", json=chat)
+    assert answer.status_code == 200 and "across the WAN" in answer.text, answer.text
+    with acme.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as streamed:
+        body = "".join(streamed.iter_text())
+    assert streamed.status_code == 200 and body.rstrip().endswith("data: [DONE]") and body.count("data: ") > 2
+    job = wan.job("acme", spec("talker", "for i in 1 2 3 4; do echo line $i; sleep 0.5; done"))
+    seen, stamps = [], []
+    with acme.stream("GET", f"/v1/jobs/{job}/logs", params={"follow": "true"}) as follow:
+        for line in follow.iter_lines():
+            if line:
+                seen.append(line)
+                stamps.append(time.time())
+    assert seen == ["line 1", "line 2", "line 3", "line 4"]
+    assert stamps[-1] - stamps[0] > 1.0  # followed as they came, not read at the end
+    acme.delete(f"/v1/services/{acme.get('/v1/services').json()[0]['id']}")

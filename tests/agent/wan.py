@@ -45,6 +45,7 @@ class Center:
     agent: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     wrap: list[str] = field(default_factory=list)  # e.g. faketime
+    owned: bool = True
 
     @property
     def host_ip(self) -> str:
@@ -65,10 +66,11 @@ class Wan:
         self._ips: list[str] = ["127.0.0.1"]
 
     def center(self, name: str, index: int, engine: str = "local", config: dict[str, object] | None = None,
-               namespace: bool = True) -> Center:
+               namespace: bool = True, owned: bool = True) -> Center:
         """A remote center: its namespace (unless `namespace` is False: it then reaches the server over loopback,
-        still through its fault proxy) and the proxy on its link. Call before start()."""
-        if namespace:
+        still through its fault proxy) and the proxy on its link. Call before start(). `owned`: the namespace is
+        this network's to make and remove (not one scripts/slurm-up.sh made for its cluster)."""
+        if namespace and owned:
             subprocess.run(["bash", str(ROOT / "scripts" / "wan-up.sh"), name, str(index)], check=True,
                            capture_output=True)
         ip = f"198.18.{index}.1" if namespace else "127.0.0.1"
@@ -80,7 +82,22 @@ class Wan:
         state = self.tmp / f"agent-{name}"
         c = self.centers[name] = Center(name, index, FaultProxy(("127.0.0.1", 1), (ip, 0)), state, engine, cfg)
         c.wrap = [] if not namespace else ["nsenter", f"--net=/var/run/netns/zs-{name}"]
+        c.owned = namespace and owned
         return c
+
+    def inventory(self, name: str) -> str:
+        """The center's pools as its agent reports them (`zhisuan agent --inventory`), for the network file."""
+        c = self.centers[name]
+        done = subprocess.run([*c.wrap, sys.executable, "-m", "zhisuan.cli.main", "agent", "--server", "http://x:1",
+                               "--center", name, "--token-file", "/dev/null", "--engine", c.engine,
+                               *(["--engine-config", str(c.config)] if c.config else []), "--state", str(c.state),
+                               "--inventory"], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                              env={k: v for k, v in os.environ.items() if k != "SLURM_CONF"})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def write_network(self, text: str) -> None:
+        (self.tmp / "net.yaml").write_text(text)
 
     def start(self, interval: float = 0.2) -> ServerProcess:
         cert = self.ca.issue_cert(*self._ips)
@@ -110,8 +127,8 @@ class Wan:
                "--ca", str(self.ca_file), "--state", str(c.state), "--engine", c.engine, "--tick", "0.2",
                *(["--engine-config", str(c.config)] if c.config else [])]
         log = open(self.tmp / f"agent-{name}.log", "ab")  # noqa: SIM115  (the child holds it)
-        c.agent = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT, start_new_session=True,
-                                   env={**os.environ, **c.env})
+        env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}  # the center's config is its own
+        c.agent = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT, start_new_session=True, env={**env, **c.env})
         return c.agent
 
     def kill_agent(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -159,7 +176,7 @@ class Wan:
                 c.proxy.set_latency(0)
                 c.proxy.blackhole(False)
                 c.proxy.down(False)
-                if c.wrap:
+                if c.owned:
                     self.partition(c.name, False)
         if self.server is not None and self.server.proc is not None and self.server.proc.poll() is None:
             with contextlib.suppress(Exception):
@@ -176,6 +193,6 @@ class Wan:
             self.server.stop()
         for c in self.centers.values():
             c.proxy.stop()
-        names = [c.name for c in self.centers.values() if c.wrap]
+        names = [c.name for c in self.centers.values() if c.owned]
         if names:
             subprocess.run(["bash", str(ROOT / "scripts" / "wan-down.sh"), *names], capture_output=True)

@@ -17,6 +17,7 @@ import random
 import ssl
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,19 @@ from zhisuan.agent.protocol import (
     BeatAck,
     Cmds,
     Command,
+    Credit,
     Done,
     Events,
+    Open,
     Refused,
     Req,
+    Shut,
     Welcome,
 )
+from zhisuan.agent.tunnel import TunnelEnd
 
 log = logging.getLogger("zhisuan.agent")
+Say = Callable[[str], Awaitable[None]]
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 MAX_ANSWERING = 8  # log requests answered at once
 
@@ -143,13 +149,16 @@ class AgentClient:
 
     async def _session(self, ws: ClientConnection) -> None:
         core = self.core
-        await ws.send((await asyncio.to_thread(core.hello)).model_dump_json())
+        hello = await asyncio.to_thread(core.hello)
+        said = core.clock()
+        await ws.send(hello.model_dump_json())
         welcome = SERVER_FRAME.validate_json(await asyncio.wait_for(ws.recv(), 30))
         if isinstance(welcome, Refused):
             raise (ConnectionError if welcome.retry else Fatal)(f"the server refused the agent: {welcome.reason}")
         if not isinstance(welcome, Welcome):
             raise ConnectionError(f"expected a welcome, got {welcome.t}")
         await asyncio.to_thread(core.welcomed, welcome.timeout, welcome.pools, welcome.acked)
+        core.renewed(said)
         self.connected.set()
         log.info("connected to the server as center %s", core.center)
         loop = asyncio.get_running_loop()
@@ -161,8 +170,15 @@ class AgentClient:
         core.on_change = changed
         wake.set()
         commands: asyncio.Queue[list[Command]] = asyncio.Queue()
-        tasks = [asyncio.ensure_future(t) for t in (self._reader(ws, commands), self._executor(ws, commands),
-                                                     self._writer(ws, wake), self._beater(ws, welcome.beat_every))]
+        sending = asyncio.Lock()
+
+        async def say(text: str) -> None:
+            async with sending:
+                await ws.send(text)
+
+        tunnels = TunnelEnd(core, say)
+        tasks = [asyncio.ensure_future(t) for t in (self._reader(ws, commands, tunnels), self._executor(say, commands),
+                                                     self._writer(say, wake), self._beater(say, welcome.beat_every))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
@@ -172,8 +188,9 @@ class AgentClient:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await tunnels.close()
 
-    async def _reader(self, ws: ClientConnection, commands: asyncio.Queue[list[Command]]) -> None:
+    async def _reader(self, ws: ClientConnection, commands: asyncio.Queue[list[Command]], tunnels: TunnelEnd) -> None:
         answering = asyncio.Semaphore(MAX_ANSWERING)
         pending: set[asyncio.Task[None]] = set()
         async for text in ws:
@@ -185,33 +202,35 @@ class AgentClient:
             elif isinstance(frame, BeatAck):
                 self.core.beat_acked(frame.n)
             elif isinstance(frame, Req):
-                task = asyncio.ensure_future(self._answer(ws, frame, answering))
+                task = asyncio.ensure_future(self._answer(tunnels.send, frame, answering))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
+            elif isinstance(frame, Open | Credit | Shut):
+                await tunnels.on(frame)
             elif isinstance(frame, Refused):
                 raise (ConnectionError if frame.retry else Fatal)(f"the server ended the connection: {frame.reason}")
         raise ConnectionError("the server closed the connection")
 
-    async def _answer(self, ws: ClientConnection, req: Req, answering: asyncio.Semaphore) -> None:
+    async def _answer(self, say: Say, req: Req, answering: asyncio.Semaphore) -> None:
         async with answering:
             reply = await asyncio.to_thread(self.core.answer, req)
         with contextlib.suppress(websockets.exceptions.ConnectionClosed):
-            await ws.send(reply.model_dump_json())
+            await say(reply.model_dump_json())
 
-    async def _executor(self, ws: ClientConnection, commands: asyncio.Queue[list[Command]]) -> None:
+    async def _executor(self, say: Say, commands: asyncio.Queue[list[Command]]) -> None:
         while True:
             batch = await commands.get()
             done = await asyncio.to_thread(self.core.execute, batch)
-            await ws.send(Done(ids=done).model_dump_json())
+            await say(Done(ids=done).model_dump_json())
 
-    async def _writer(self, ws: ClientConnection, wake: asyncio.Event) -> None:
+    async def _writer(self, say: Say, wake: asyncio.Event) -> None:
         while True:
             await wake.wait()
             wake.clear()
             while events := await asyncio.to_thread(self.core.outgoing):
-                await ws.send(Events(items=events).model_dump_json())
+                await say(Events(items=events).model_dump_json())
 
-    async def _beater(self, ws: ClientConnection, every: float) -> None:
+    async def _beater(self, say: Say, every: float) -> None:
         n, loaded = 0, float("-inf")
         while True:
             n += 1
@@ -224,5 +243,5 @@ class AgentClient:
                 except Exception as e:  # the load is asked again next beat
                     log.warning("load of %s unknown: %s", self.core.center, e)
             self.core.beat_sent(n)
-            await ws.send(Beat(n=n, load=load, engine_ok=ok, engine_reason=why).model_dump_json())
+            await say(Beat(n=n, load=load, engine_ok=ok, engine_reason=why).model_dump_json())
             await asyncio.sleep(every)

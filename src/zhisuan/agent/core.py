@@ -43,6 +43,7 @@ log = logging.getLogger("zhisuan.agent")
 POLL_ERRORS = 3  # polls in a row that fail before a run is given up as untrackable
 FENCE_AT = 0.6  # of the server's center timeout: a lease that old stops the runs the server would re-place
 FENCED = "stopped by its agent"
+REKILL = 5.0  # seconds after which a run killed but still running is killed again
 USAGE_FOR, USAGE_EVERY = 120.0, 5.0  # seconds after a run's end its accounting is asked again, and how often
 
 
@@ -88,6 +89,11 @@ class AgentCore:
                     run.confirmed = 1
                     self.journal.quiet(run)
 
+    def renewed(self, sent: float) -> None:
+        """The server answered something sent at `sent` (its welcome to a hello): it heard the agent then."""
+        if self.lease_from is None or sent > self.lease_from:
+            self.lease_from = sent
+
     def beat_sent(self, n: int) -> None:
         self.beats[n] = self.clock()
         if len(self.beats) > 64:
@@ -95,8 +101,8 @@ class AgentCore:
 
     def beat_acked(self, n: int) -> None:
         sent = self.beats.pop(n, None)
-        if sent is not None and (self.lease_from is None or sent > self.lease_from):
-            self.lease_from = sent
+        if sent is not None:
+            self.renewed(sent)
 
     def outgoing(self, limit: int = 500) -> list[Event]:
         """Events not yet sent on this connection, with their ages as of now."""
@@ -275,6 +281,14 @@ class AgentCore:
                     run.usage = usage
                     self._changed(run)
 
+    def _rekill(self, run: RunRow, now: float) -> None:
+        try:
+            self.engine.cancel(run.native)
+        except Exception as e:  # asked again at the next poll
+            log.warning("cancel of %s again: %s", run.handle, e)
+        run.stop_asked = now
+        self.journal.quiet(run)
+
     def poll_run(self, handle: str) -> None:
         """Poll one run now (an agent in the server's process is polled run by run, as engines are)."""
         with self.lock:
@@ -315,9 +329,12 @@ class AgentCore:
             run.started = now
         if status.state == "running":
             if run.state != "running":
-                run.state, run.reason, run.expected_start = "running", "", None
+                run.state, run.expected_start = "running", None
+                run.reason = run.reason if run.stop_asked is not None else ""  # a queue's reason is over
                 run.host = self._host(run.native)
                 self._changed(run)
+            elif run.stop_asked is not None and run.reason and now - run.stop_asked >= REKILL:
+                self._rekill(run, now)  # killed, yet its engine still runs it (a controller just back)
             return
         run.state, run.exit_code, run.ended = status.state, status.exit_code, now
         killed = run.stop_asked is not None and run.reason and status.reason

@@ -16,6 +16,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 VERSION = "1.1"  # major.minor: a server takes agents of its major and of its minor or the one before
+TUNNEL_SINCE = 1  # the minor from which agents carry tunnels (1.0 agents run jobs, but reach no replica)
+CHUNK = 64 << 10  # bytes of a tunnelled answer in one frame
+WINDOW = 1 << 20  # bytes of one tunnelled answer an agent may send ahead of what the server has read
 MAX_FRAME_TO_AGENT = 16 << 20  # a start carries its job's command and environment (64 KiB + 256 × 32 KiB)
 MAX_FRAME_TO_SERVER = 8 << 20  # a log reply is at most 1 MiB of text (escaped in JSON: up to 6×)
 MAX_ITEMS = 2000  # events, commands, runs or load entries in one frame
@@ -198,7 +201,29 @@ class Reply(_Msg):
     offsets: dict[str, int] = Field(default_factory=dict, max_length=4096)
 
 
-AgentFrame = Annotated[Hello | Events | Beat | Done | Reply, Field(discriminator="t")]
+class Head(_Msg):
+    """A tunnelled request's answer begins: its status and headers (the server relays them)."""
+
+    t: Literal["head"] = "head"
+    sid: int = Field(ge=1)
+    status: int = Field(ge=100, le=599)
+    headers: list[tuple[Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=8192)]]] = Field(
+        default_factory=list, max_length=128)
+
+
+class Data(_Msg):
+    t: Literal["data"] = "data"
+    sid: int = Field(ge=1)
+    b64: str = Field(max_length=(CHUNK * 4) // 3 + 8)
+
+
+class End(_Msg):
+    t: Literal["end"] = "end"
+    sid: int = Field(ge=1)
+    error: Text = ""
+
+
+AgentFrame = Annotated[Hello | Events | Beat | Done | Reply | Head | Data | End, Field(discriminator="t")]
 
 
 class Welcome(_Msg):
@@ -243,6 +268,38 @@ class Refused(_Msg):
     retry: bool = False  # True: a passing reason (a newer connection took over); else retrying will not help
 
 
-ServerFrame = Annotated[Welcome | Cmds | Ack | BeatAck | Req | Refused, Field(discriminator="t")]
-AGENT_FRAME: TypeAdapter[Hello | Events | Beat | Done | Reply] = TypeAdapter(AgentFrame)
-SERVER_FRAME: TypeAdapter[Welcome | Cmds | Ack | BeatAck | Req | Refused] = TypeAdapter(ServerFrame)
+class Open(_Msg):
+    """A request to a run's service, carried to it through the agent (the center opens no port): the agent
+    sends it to `port` on the host where run `handle` listens, and nowhere else."""
+
+    t: Literal["open"] = "open"
+    sid: int = Field(ge=1)
+    handle: Handle
+    port: int = Field(ge=1024, le=65535)
+    method: Literal["GET", "POST"]
+    path: str = Field(min_length=1, max_length=2048, pattern=r"^/[^\s\x00]*$")
+    headers: list[tuple[Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=8192)]]] = Field(
+        default_factory=list, max_length=64)
+    b64: str = Field("", max_length=(2 << 20) * 4 // 3 + 8)
+
+
+class Credit(_Msg):
+    """The server read `n` more bytes of a tunnelled answer: the agent may send that much more."""
+
+    t: Literal["credit"] = "credit"
+    sid: int = Field(ge=1)
+    n: int = Field(ge=1, le=WINDOW)
+
+
+class Shut(_Msg):
+    """The caller left: the agent drops the request."""
+
+    t: Literal["shut"] = "shut"
+    sid: int = Field(ge=1)
+
+
+ServerFrame = Annotated[Welcome | Cmds | Ack | BeatAck | Req | Refused | Open | Credit | Shut,
+                        Field(discriminator="t")]
+AGENT_FRAME: TypeAdapter[Hello | Events | Beat | Done | Reply | Head | Data | End] = TypeAdapter(AgentFrame)
+SERVER_FRAME: TypeAdapter[Welcome | Cmds | Ack | BeatAck | Req | Refused | Open | Credit | Shut] = TypeAdapter(
+    ServerFrame)

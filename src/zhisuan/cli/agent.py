@@ -36,6 +36,8 @@ def agent_command(
         "zhisuan-agent"),
     tick: Annotated[float, typer.Option(help="seconds between polls of the center's runs")] = 0.5,
     log_level: Annotated[str, typer.Option(metavar="LEVEL", help="debug, info, warning or error")] = "info",
+    inventory: Annotated[bool, typer.Option("--inventory", help="print the pools the engine reports, as the "
+                                            "network file's `pools:` of this center, and exit")] = False,
 ) -> None:
     """Join this center to a network: connect out to its server (no port opens here), run what it places here on
     this center's own engine, and report back. Runs go on when the server is out of reach."""
@@ -50,15 +52,21 @@ def agent_command(
 
     try:
         configure(log_level, "text")
-        secret = token_file.read_text(encoding="utf-8").strip()
-        if not secret:
-            raise ValueError(f"--token-file: {token_file} is empty")
         config = yaml.safe_load(engine_config.read_text(encoding="utf-8")) if engine_config else {}
         if not isinstance(config, dict):
             raise ValueError(f"--engine-config: {engine_config} must be a mapping of settings")
+        if inventory:
+            pools = engine_named(center, engine, config, state / "runs").inventory()
+            print(yaml.safe_dump({"pools": [p.model_dump(exclude_defaults=True) for p in pools]}, sort_keys=False,
+                                 allow_unicode=True), end="")
+            return
+        secret = token_file.read_text(encoding="utf-8").strip()
+        if not secret:
+            raise ValueError(f"--token-file: {token_file} is empty")
         os.umask(0o077)  # the journal and the runs' records: the agent's alone
-        state.mkdir(parents=True, exist_ok=True)
-        state.chmod(0o711)  # jobs run under uids of their own and pass through to their run folders
+        for folder in (state, state / "runs"):  # jobs run under uids (or accounts) of their own: they pass through
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o711)
         core = AgentCore(center, engine_named(center, engine, config, state / "runs"), Journal(state / "journal.db"),
                          leased=True)
         client = AgentClient(core, server, secret, ca, tick_every=tick)

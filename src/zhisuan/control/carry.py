@@ -79,9 +79,10 @@ class Carrier:
             engine = loop.fleet.of(st.center)
             try:
                 alive = engine.poll(st.handle).state in ("running", "queued")
-                if alive and now >= st.deadline:
-                    engine.cancel(st.handle)
-                    alive = False
+                if alive and now >= st.deadline and not st.killed:
+                    engine.cancel(st.handle)  # a center's agent may carry it out later: alive until it says so
+                    st.killed = True
+                    alive = engine.poll(st.handle).state in ("running", "queued")
             except EngineDown:
                 continue
             except (OSError, ValueError, KeyError) as e:

@@ -75,6 +75,8 @@ class Failover:
         (they go on there; the center's agent reports how they ended when it is back), requeue, or fail."""
         loop = self.loop
         loop.state.set_healthy(center, False)
+        for job_id in [j for j, st in loop.carrier.stopping.items() if st.center == center]:
+            del loop.carrier.stopping[job_id]  # its center cannot say when it stops; its link fences it on return
         for run in [r for r in loop.runs.values() if r.center == center]:
             if not run.running and run.handle:  # what its agent said last, before it went silent
                 try:

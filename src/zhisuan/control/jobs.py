@@ -67,3 +67,4 @@ class Stopping:
     center: str
     handle: str
     deadline: float
+    killed: bool = False  # SIGKILL asked (its center confirms the end: until then its devices are not free)

@@ -14,6 +14,7 @@ and durations no longer than the network has known of the run (the loop clamps t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -22,26 +23,34 @@ from dataclasses import dataclass
 
 from zhisuan.agent.core import AgentCore
 from zhisuan.agent.protocol import (
+    TUNNEL_SINCE,
     VERSION,
     Ack,
     Beat,
     BeatAck,
     Cmds,
     Command,
+    Credit,
+    Data,
     Done,
+    End,
     Events,
+    Head,
     Hello,
     LaunchMsg,
     LoadMsg,
+    Open,
     Refused,
     Reply,
     Req,
     RunReport,
+    Shut,
     Welcome,
     compatible,
     handle_of,
     split,
 )
+from zhisuan.control.tunnel import Stream, TunnelError, Tunnels
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage
 from zhisuan.engines.fleet import Fleet
 from zhisuan.model import Center, Network, Pool
@@ -91,6 +100,9 @@ class CenterLink(TextLogs):
         self._ids = 0
         self.wake: Callable[[], None] = lambda: None  # the connection's sender, set when an agent connects
         self.session: object | None = None  # the connection now serving this center (a newer one replaces it)
+        self.tunnels: Tunnels | None = None  # requests to replicas in the center, over the agent's connection
+        self.tunnel_out: list[Open | Credit | Shut] = []
+        self.loop: asyncio.AbstractEventLoop | None = None  # the event loop serving the agent's connection
         self.started_after: list[float] = []  # seconds from decision to running, as reports arrived (bench)
         if local is not None:
             self._connect_local()
@@ -314,10 +326,11 @@ class CenterLink(TextLogs):
         else:
             self.wake()
 
-    def take(self) -> list[Cmds | Req]:
+    def take(self) -> list[Cmds | Req | Open | Credit | Shut]:
         """Frames to send on the current connection now (the remote agent's sender calls this)."""
         with self.lock:
-            out: list[Cmds | Req] = []
+            out: list[Cmds | Req | Open | Credit | Shut] = list(self.tunnel_out)
+            self.tunnel_out = []
             if self.unsent:
                 items = [self.outbox[i] for i in self.unsent if i in self.outbox]
                 for k in range(0, len(items), 500):
@@ -352,6 +365,54 @@ class CenterLink(TextLogs):
             raise OSError(reply.error)
         return reply
 
+    # ---- tunnels (on the event loop serving the agent's connection) -----------------------------------
+
+    def open_tunnel(self, handle: str, port: int, method: str, path: str, headers: list[tuple[str, str]],
+                    body: bytes) -> Stream:
+        with self.lock:
+            if not self.connected:
+                raise TunnelError(f"center {self.name}'s agent is not connected")
+            if self.tunnels is None:
+                raise TunnelError(f"center {self.name}'s agent is too old to carry requests to its replicas")
+            stream = self.tunnels.open(handle, port, method, path, headers, body)
+        self.wake()
+        return stream
+
+    def probe_many(self, targets: list[tuple[str, str, int, str, str]], deadline: float = 2.0) -> dict[str, bool]:
+        """Readiness of replicas in this center — (replica, run handle, port, ready path, key) — through their
+        tunnels, all at once, each within `deadline` (from the prober's thread; the tunnels live on the loop)."""
+        loop = self.loop
+        if loop is None or not self.connected:
+            return {t[0]: False for t in targets}
+
+        async def one(handle: str, port: int, path: str, key: str) -> bool:
+            headers = [("authorization", f"Bearer {key}")] if key else []
+            try:
+                stream = self.open_tunnel(handle, port, "GET", path, headers, b"")
+            except TunnelError:
+                return False
+            try:
+                status, _ = await asyncio.wait_for(stream.head, deadline)
+                return status == 200
+            except (TunnelError, TimeoutError):
+                return False
+            finally:
+                stream.close()
+
+        async def every() -> list[bool]:
+            return list(await asyncio.gather(*(one(h, p, path, k) for _, h, p, path, k in targets)))
+
+        try:
+            answers = asyncio.run_coroutine_threadsafe(every(), loop).result(deadline + 2)
+        except Exception:  # the loop is busy or closing: not ready this round
+            return {t[0]: False for t in targets}
+        return {t[0]: ok for t, ok in zip(targets, answers, strict=True)}
+
+    def _tunnel_send(self, frame: Open | Credit | Shut) -> None:
+        with self.lock:
+            self.tunnel_out.append(frame)
+        self.wake()
+
     # ---- frames in -----------------------------------------------------------------------------------
 
     def connect(self, hello: Hello, now: float) -> Welcome | Refused:
@@ -365,6 +426,11 @@ class CenterLink(TextLogs):
             self.connected, self.hello_seen, self.last_seen = True, True, now
             self.agent_id = hello.agent
             self.engine_ok, self.engine_reason = hello.engine_ok, hello.engine_reason
+            if self.tunnels is not None:
+                self.tunnels.lost("the agent connected again")
+            self.tunnel_out = []
+            minor = int(hello.version.split(".")[1])
+            self.tunnels = Tunnels(self._tunnel_send) if minor >= TUNNEL_SINCE and self.remote else None
             self.reports = {r.handle: Seen(r, now) for r in hello.runs}
             self._arrived(hello.runs, now)
             self.unsent = list(self.outbox)  # whatever was not done is sent again (commands are idempotent)
@@ -387,12 +453,20 @@ class CenterLink(TextLogs):
         with self.lock:
             self.connected, self.session = False, None
             self.wake = lambda: None
+            if self.tunnels is not None:
+                self.tunnels.lost(f"center {self.name}'s agent lost its connection")
+                self.tunnels = None
             for _, done, _box in self.requests.values():
                 done.set()  # answered with nothing: the caller hears the agent is gone
 
-    def receive(self, frame: Events | Beat | Done | Reply, now: float) -> list[Ack | BeatAck]:
+    def receive(self, frame: Events | Beat | Done | Reply | Head | Data | End, now: float) -> list[Ack | BeatAck]:
+        """A frame of the agent's, on the event loop serving its connection."""
         with self.lock:
             self.last_seen = now
+            if isinstance(frame, Head | Data | End):
+                if self.tunnels is not None:
+                    self.tunnels.on(frame)
+                return []
             if isinstance(frame, Events):
                 return [self._events(frame, now)]
             if isinstance(frame, Beat):

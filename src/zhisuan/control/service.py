@@ -230,15 +230,17 @@ class Service:
             self.follows[who.tenant] -= 1
 
     async def _follow(self, job_id: str, who: Principal, poll: float) -> AsyncIterator[str]:
+        """Off the event loop: the store, and the center (its agent, across a WAN) are asked from a thread."""
         offsets: dict[str, int] = {}
         while True:
-            rec = self.job(job_id, who)
+            rec = await asyncio.to_thread(self.job, job_id, who)
             if rec.engine_handle:
-                chunk = self._engine(rec).log_delta(rec.engine_handle, offsets)
+                chunk = await asyncio.to_thread(self._engine(rec).log_delta, rec.engine_handle, offsets)
                 if chunk:
                     yield chunk
             if rec.state.terminal:
-                rest = self._engine(rec).log_rest(rec.engine_handle, offsets) if rec.engine_handle else ""
+                rest = await asyncio.to_thread(self._engine(rec).log_rest, rec.engine_handle,
+                                               offsets) if rec.engine_handle else ""
                 if rest:
                     yield rest
                 return

@@ -54,6 +54,7 @@ class Endpoint:
     rank: tuple[float, float] = (0.0, 0.0)  # its pool's ¥ per device-hour, kgCO2 per kWh there: on a tie in
     region: str = ""  # load the cheaper, then the greener first (a client may prefer its region over both)
     key: str = field(default="", repr=False)  # the bearer key the replica answers to
+    via: tuple[str, str] | None = None  # (center, run handle): reached through that center's agent (a tunnel)
 
 
 def _port_free(port: int) -> bool:
@@ -245,7 +246,8 @@ class ServiceKeeper:
                                     self.ready.get(j, False), j in self.draining,
                                     self._rank.get(f"{rec.center}/{rec.pool}", (0.0, 0.0)),
                                     self._region.get(rec.center or "", ""),
-                                    rec.spec.env.get(SERVICE_KEY_ENV, "")))
+                                    rec.spec.env.get(SERVICE_KEY_ENV, ""),
+                                    (rec.center or "", rec.engine_handle or "") if self._remote(j) else None))
         if out != self._endpoints:
             self._endpoints = out
             self.version += 1
@@ -284,7 +286,13 @@ class ServiceKeeper:
                 found[rec.id] = where
             targets.append(Target(rec.id, where[1], int(rec.spec.env.get(rec.spec.service.port_env, "0") or 0),
                                   rec.spec.service.ready, rec.spec.env.get(SERVICE_KEY_ENV, ""), where[2]))
-        answers = probe_all(targets)
+        tunnelled = [t for t in targets if self._remote(t.replica)]
+        answers = probe_all([t for t in targets if t not in tunnelled])
+        for center in {self.records[t.replica].center or "" for t in tunnelled}:
+            link = self.fleet.of(center)
+            answers.update(link.probe_many([  # type: ignore[attr-defined]
+                (t.replica, self.records[t.replica].engine_handle, t.port, t.path, t.key) for t in tunnelled
+                if self.records[t.replica].center == center]))
         with self._lock:
             self.hosts.update((j, h) for j, h in found.items() if j in self.records)
             self.ready.update((j, ok) for j, ok in answers.items() if j in self.records)
@@ -294,6 +302,11 @@ class ServiceKeeper:
                 self.retry_at.pop(sid, None)
             self._publish()
 
+    def _remote(self, job_id: str) -> bool:
+        """Whether a replica runs at a center that joins through its agent (reached through a tunnel)."""
+        rec = self.records.get(job_id)
+        return rec is not None and bool(getattr(self.fleet.of(rec.center or ""), "remote", False))
+
     def _where(self, rec: JobRecord) -> Where | None:
         """(engine handle, host, uid that must listen on its port or None), or None while unknown."""
         assert rec.engine_handle is not None
@@ -301,7 +314,8 @@ class ServiceKeeper:
         try:
             host = engine.host_of(rec.engine_handle)
             uid_of = getattr(engine, "uid_of", None)
-            uid = uid_of(rec.engine_handle) if host and uid_of is not None and on_this_machine(host) else None
+            here = host and not getattr(engine, "remote", False) and on_this_machine(host)
+            uid = uid_of(rec.engine_handle) if here and uid_of is not None else None
         except Exception as e:  # an engine that does not answer now: asked again next round
             log.warning("where replica %s runs: %s", rec.id, e)
             return None

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
-from zhisuan.agent.protocol import AGENT_FRAME, Cmds, Command, Hello, Refused, Req
+from zhisuan.agent.protocol import AGENT_FRAME, Cmds, Command, Credit, Events, Hello, Open, Refused, Req, Shut
 from zhisuan.control.link import AgentError, CenterLink
 
 log = logging.getLogger("zhisuan.control")
@@ -50,11 +50,11 @@ class Bucket:
             await asyncio.sleep(-self.level / self.rate)
 
 
-def packed(frames: list[Cmds | Req]) -> list[str]:
+def packed(frames: list[Cmds | Req | Open | Credit | Shut]) -> list[str]:
     """Frames as text; commands re-packed so that no frame grows past PACK bytes (one start alone may)."""
     out: list[str] = []
     for f in frames:
-        if isinstance(f, Req):
+        if not isinstance(f, Cmds):
             out.append(f.model_dump_json())
             continue
         batch: list[Command] = []
@@ -96,7 +96,7 @@ async def serve_agent(link: CenterLink, receive: Callable[[], Awaitable[str]], s
     if isinstance(answer, Refused):
         return answer.reason
     me = object()
-    link.session = me
+    link.session, link.loop = me, asyncio.get_running_loop()
     wake = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -124,7 +124,7 @@ async def serve_agent(link: CenterLink, receive: Callable[[], Awaitable[str]], s
                 frame = AGENT_FRAME.validate_json(text)
                 if isinstance(frame, Hello):
                     raise AgentError("hello: only the first frame of a connection")
-                await bucket.take(len(frame.items) if hasattr(frame, "items") else 1)
+                await bucket.take(len(frame.items) if isinstance(frame, Events) else 1)
                 for reply in link.receive(frame, clock()):
                     await say(reply.model_dump_json())
             except ValidationError as e:

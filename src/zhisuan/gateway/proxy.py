@@ -21,9 +21,11 @@ from typing import Any
 import httpx
 from starlette.responses import Response, StreamingResponse
 
+from zhisuan.control.link import CenterLink
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.meter import GatewayMeter
 from zhisuan.gateway.replicas import Registry, Replica
+from zhisuan.gateway.tunnel import VIA, ViaAgents
 from zhisuan.gateway.usage import StreamCounter, Tokens, from_body, prompt_estimate
 
 MAX_BODY = 1 << 20
@@ -66,11 +68,14 @@ async def _nothing() -> AsyncIterator[bytes]:
 
 class Gateway:
     def __init__(self, registry: Registry, meter: GatewayMeter | None = None,
-                 client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.monotonic,
+                 links: Callable[[str], CenterLink | None] | None = None) -> None:
         self.registry = registry
         self.meter = meter or GatewayMeter()
-        self.client = client or httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=512,
-                                                                                       max_keepalive_connections=64))
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+        # replicas in centers that open no port are reached through their agents (gateway/tunnel.py)
+        transport = ViaAgents(httpx.AsyncHTTPTransport(limits=limits), links or (lambda _: None))
+        self.client = client or httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
         self.clock = clock
         self.inflight: dict[str, int] = {}  # tenant -> its requests in flight
         self.buffered: dict[str, int] = {}  # tenant -> bytes of whole answers being read for it
@@ -144,7 +149,8 @@ class Gateway:
             headers = {"content-type": "application/json", "accept-encoding": "identity"}  # relayed as it comes
             if replica.key:  # the replica's own key, never the caller's token
                 headers["authorization"] = f"Bearer {replica.key}"
-            req = self.client.build_request("POST", replica.url.rstrip("/") + path, content=body, headers=headers)
+            req = self.client.build_request("POST", replica.url.rstrip("/") + path, content=body, headers=headers,
+                                            extensions={VIA: replica.via} if replica.via else None)
             upstream = await self.client.send(req, stream=True)
             if upstream.status_code >= 500:
                 raise httpx.HTTPStatusError("server error", request=req, response=upstream)

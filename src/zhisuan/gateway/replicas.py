@@ -35,6 +35,7 @@ class Replica:
     served: int = 0
     tokens: int = 0  # completion tokens served (autoscaling on tokens/s)
     key: str = field(default="", repr=False)  # bearer key the replica answers to ("" : none)
+    via: tuple[str, str] | None = None  # (center, run): reached through that center's agent
 
     def usable(self, now: float) -> bool:
         return self.ready and not self.draining and now - self.failed_at >= FAIL_BACKOFF
@@ -65,7 +66,7 @@ class Registry:
             self.replicas.pop(gone, None)
         for e in endpoints:
             self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, rank=e.rank, region=e.region,
-                             ready=e.ready, draining=e.draining, key=e.key))
+                             ready=e.ready, draining=e.draining, key=e.key, via=e.via))
         self._followed = now
 
     def add(self, replica: Replica) -> None:
@@ -75,7 +76,7 @@ class Registry:
         if old is None:
             self.replicas[replica.id] = replica
             return
-        for name in ("model", "url", "center", "tenant", "rank", "region", "ready", "draining", "key"):
+        for name in ("model", "url", "center", "tenant", "rank", "region", "ready", "draining", "key", "via"):
             setattr(old, name, getattr(replica, name))
 
     def remove(self, replica_id: str) -> None:

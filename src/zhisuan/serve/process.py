@@ -36,6 +36,7 @@ class ServerProcess:
              "--runs", str(self.runs), "--port", str(self.port), "--interval", str(self.interval),
              "--reports", str(self.reports), "--host", self.host, *(["--policy", self.policy] if self.policy else []),
              *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else [])],
+            env={k: v for k, v in os.environ.items() if k != "SLURM_CONF"},  # centers' settings stay theirs
             stdout=subprocess.DEVNULL, stderr=os.fdopen(os.open(self.runs / "server.log", os.O_WRONLY | os.O_CREAT |
                                                                 os.O_APPEND, 0o600), "ab"), start_new_session=True)
         end = time.time() + timeout

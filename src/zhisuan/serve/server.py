@@ -131,7 +131,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         registry = Registry()
         for replica in backends or []:
             registry.add(replica)
-        app = create_app(service, tokens, Gateway(registry))
+        app = create_app(service, tokens, Gateway(registry, links=loop.links.get))
         flusher(service, stop).start()
         config = uvicorn.Config(app, log_config=None, log_level=log_level,
                                 timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info",
