@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
+from zhisuan.bench.wanet import Wan
 from zhisuan.catalog import load_catalog
-from zhisuan.engines import build_fleet, with_inventory
 from zhisuan.model import Network, parse_job_spec, parse_network
 from zhisuan.scheduler import RunningJob, pending_from_spec, pools_from_network
 from zhisuan.scheduler.profiles import policy_for
@@ -98,31 +98,21 @@ class Fidelity:
         return 100.0 * self.decisions[0] / max(self.decisions[1], 1)
 
 
-def network_yaml(slurm_root: Path, tenants: list[str] | None = None) -> str:
-    """The two Slurm clusters of scripts/slurm-up.sh and one local center of 8 devices (one node)."""
-    return f"""
-name: fidelity
-centers:
-  - name: alpha
-    region: east
-    pue: 1.25
-    carbon_kg_per_kwh: 0.5849
-    engine: slurm
-    engine_config: {{conf: {slurm_root}/alpha/etc/slurm.conf, chips: {{a100: A100 SXM4 80GB, 910b: Ascend 910B3}},
-                    prices: {{a100: 10.0, 910b: 8.0}}}}
-  - name: beta
-    region: west
-    pue: 1.2
-    carbon_kg_per_kwh: 0.4772
-    engine: slurm
-    engine_config: {{conf: {slurm_root}/beta/etc/slurm.conf, chips: {{910b: Ascend 910B3}}, prices: {{910b: 7.0}}}}
-  - name: lab
-    region: east
-    pue: 1.5
-    carbon_kg_per_kwh: 0.5849
-    pools: [{{name: a100, accelerator: a100, nodes: 1, devices_per_node: 8, price_per_device_hour: 12.0}}]
-tenants: [{", ".join("{name: '" + t + "'}" for t in tenants or [])}]
-"""
+SLURM = {"alpha": ({"a100": "A100 SXM4 80GB", "910b": "Ascend 910B3"}, {"a100": 10.0, "910b": 8.0}, "east", 1.25,
+                   0.5849),
+         "beta": ({"910b": "Ascend 910B3"}, {"910b": 7.0}, "west", 1.2, 0.4772)}
+
+
+def network_yaml(pools: dict[str, list[dict[str, Any]]], tenants: list[str] | None = None) -> str:
+    """The two Slurm clusters of scripts/slurm-up.sh, joined through their agents with the pools the agents
+    report, and one local center of 8 devices (one node) the server runs itself."""
+    centers: list[dict[str, Any]] = [
+        {"name": name, "region": region, "pue": pue, "carbon_kg_per_kwh": grid, "engine": "slurm", "join": "agent",
+         "pools": pools[name]} for name, (_, _, region, pue, grid) in SLURM.items()]
+    centers.append({"name": "lab", "region": "east", "pue": 1.5, "carbon_kg_per_kwh": 0.5849, "pools": [
+        {"name": "a100", "accelerator": "a100", "nodes": 1, "devices_per_node": 8, "price_per_device_hour": 12.0}]})
+    return yaml.safe_dump({"name": "fidelity", "centers": centers, "tenants": [{"name": t} for t in tenants or []],
+                           "control": {"center_timeout": "30s", "beat_every": "1s"}})
 
 
 def workload(count: int, span: float, shortest: float, longest: float, offset: int) -> list[TraceJob]:
@@ -152,31 +142,27 @@ def spec(job: TraceJob) -> str:
         "constraints": {"time_limit": max(job.duration * 3, 60.0)}, "run": command(job.duration)})
 
 
-def live(jobs: list[TraceJob], network_file: Path, folder: Path, interval: float, progress: Callable[[str], None],
+def live(jobs: list[TraceJob], server: ServerProcess, progress: Callable[[str], None],
          limit: float = 1800.0) -> tuple[list[Outcome], float, dict[str, dict[str, Any]]]:
     """Run the jobs through a real server; stop waiting after `limit` seconds (a stalled loop)."""
-    server = ServerProcess(network_file, f"sqlite:///{folder / 'live.db'}", folder / "runs", interval=interval).start()
     out = {j.id: Outcome(j.id, j.tenant, j.devices, j.duration, 0.0) for j in jobs}
     ids: dict[str, str] = {}
-    try:
-        with server.client("admin") as client:
-            t0 = time.time()
-            for k, j in enumerate(jobs):
-                time.sleep(max(0.0, t0 + j.submit - time.time()))
-                r = client.post("/v1/jobs", content=spec(j))
-                r.raise_for_status()
-                ids[j.id] = r.json()["id"]
-                progress(f"live: submitted {k + 1}/{len(jobs)}")
-            left = set(ids.values())
-            while left and time.time() - t0 < limit:
-                time.sleep(2.0)
-                states = {x["id"]: x["state"] for x in client.get("/v1/jobs").json()}
-                left = {i for i in left if states.get(i) not in ("succeeded", "failed", "cancelled")}
-                progress(f"live: {len(ids) - len(left)}/{len(ids)} ended")
-            seconds = time.time() - t0
-            records = {name: client.get(f"/v1/jobs/{i}").json() for name, i in ids.items()}
-    finally:
-        server.stop()
+    with server.client("admin") as client:
+        t0 = time.time()
+        for k, j in enumerate(jobs):
+            time.sleep(max(0.0, t0 + j.submit - time.time()))
+            r = client.post("/v1/jobs", content=spec(j))
+            r.raise_for_status()
+            ids[j.id] = r.json()["id"]
+            progress(f"live: submitted {k + 1}/{len(jobs)}")
+        left = set(ids.values())
+        while left and time.time() - t0 < limit:
+            time.sleep(2.0)
+            states = {x["id"]: x["state"] for x in client.get("/v1/jobs").json()}
+            left = {i for i in left if states.get(i) not in ("succeeded", "failed", "cancelled")}
+            progress(f"live: {len(ids) - len(left)}/{len(ids)} ended")
+        seconds = time.time() - t0
+        records = {name: client.get(f"/v1/jobs/{i}").json() for name, i in ids.items()}
     first = min(r["submitted_at"] for r in records.values())
     for name, rec in records.items():
         o = out[name]
@@ -271,18 +257,31 @@ def replay(jobs: list[TraceJob], records: dict[str, dict[str, Any]], network: Ne
 
 def run(count: int = 200, span: float = 180.0, shortest: float = 12.0, longest: float = 60.0,
         interval: float = 1.0, offset: int = 68_000, slurm_root: Path = Path("/tmp/zhisuan-slurm"),
-        jitter: float = 1.5, limit: float = 1800.0, progress: Callable[[str], None] = lambda _: None) -> Fidelity:
-    if not (slurm_root / "alpha" / "etc" / "slurm.conf").exists():
-        raise FileNotFoundError(f"no Slurm clusters under {slurm_root}: run `bash scripts/slurm-up.sh` first")
+        jitter: float = 1.5, limit: float = 1800.0, progress: Callable[[str], None] = lambda _: None,
+        rtt_ms: float = 50.0) -> Fidelity:
+    if not (slurm_root / "alpha" / "etc" / "slurm.conf").exists() or not Path("/var/run/netns/zs-alpha").exists():
+        raise FileNotFoundError(f"no Slurm clusters in their namespaces under {slurm_root}: run "
+                                "`bash scripts/slurm-up.sh` first (as root)")
     folder = Path(tempfile.mkdtemp(prefix="zhisuan-bench-fidelity-"))
     folder.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
+    wan = Wan(folder, "", one_way_ms=rtt_ms / 2, tls=False)
     try:
         jobs = workload(count, span, shortest, longest, offset)
         tenants = sorted({j.tenant for j in jobs})
-        (folder / "network.yaml").write_text(network_yaml(slurm_root, tenants), encoding="utf-8")
-        declared = parse_network(network_yaml(slurm_root, tenants))
-        network = with_inventory(declared, build_fleet(declared, folder / "inventory"))
-        outcomes, seconds, records = live(jobs, folder / "network.yaml", folder, interval, progress, limit)
+        for index, (name, (chips, prices, *_)) in enumerate(SLURM.items(), start=1):
+            wan.center(name, index, engine="slurm", owned=False, config={
+                "conf": str(slurm_root / name / "etc" / "slurm.conf"), "chips": chips, "prices": prices})
+        pools = {name: yaml.safe_load(wan.inventory(name))["pools"] for name in SLURM}
+        wan.write_network(network_yaml(pools, tenants))
+        network = parse_network(network_yaml(pools, tenants))
+        progress("starting the server and the clusters' agents")
+        server = wan.start(interval)
+        for name in SLURM:
+            wan.start_agent(name)
+        wan.wait_connected(*SLURM)
+        time.sleep(2 * interval + 2.5)  # the loop sees them connected: they take placements
+        outcomes, seconds, records = live(jobs, server, progress, limit)
+        wan.stop()
         progress("replaying the same jobs in the simulator")
         simulate(outcomes, network, interval)
         base = {o.id: o.sim_pool for o in outcomes}
@@ -297,6 +296,9 @@ def run(count: int = 200, span: float = 180.0, shortest: float = 12.0, longest: 
                  f"{span:g} s and run times mapped in rank order onto {shortest:g}-{longest:g} s",
                  "every job may run on A100 or Ascend 910B3 (portable: cuda, cann); on Ascend it sleeps its run "
                  "time / the FP16 TFLOPS ratio, as the simulator models it"]
+        notes.append(f"alpha and beta joined through their agents, each in the cluster's own network namespace, "
+                     f"{rtt_ms:g} ms round trip to the server through a fault proxy; lab run by the server itself")
         return Fidelity(outcomes, seconds, interval, notes, decisions, statistics.median(ceiling))
     finally:
+        wan.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -24,8 +24,8 @@ import time
 from zhisuan.agent.protocol import handle_of
 from zhisuan.control.carry import Carrier
 from zhisuan.control.failover import Failover
+from zhisuan.control.inproc import links
 from zhisuan.control.jobs import JobInfo, Run
-from zhisuan.control.link import links
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
 from zhisuan.control.recovery import rebuild

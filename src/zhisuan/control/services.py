@@ -25,7 +25,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zhisuan.control.link import CenterLink
 from zhisuan.control.probe import Target, on_this_machine, probe_all
+from zhisuan.control.tunnel import probe_many
 from zhisuan.engines import Fleet
 from zhisuan.model import JobState, Network
 from zhisuan.model.jobspec import Autoscale
@@ -290,9 +292,9 @@ class ServiceKeeper:
         answers = probe_all([t for t in targets if t not in tunnelled])
         for center in {self.records[t.replica].center or "" for t in tunnelled}:
             link = self.fleet.of(center)
-            answers.update(link.probe_many([  # type: ignore[attr-defined]
-                (t.replica, self.records[t.replica].engine_handle, t.port, t.path, t.key) for t in tunnelled
-                if self.records[t.replica].center == center]))
+            assert isinstance(link, CenterLink)
+            answers.update(probe_many(link, [(t.replica, self.records[t.replica].engine_handle or "", t.port, t.path,
+                                              t.key) for t in tunnelled if self.records[t.replica].center == center]))
         with self._lock:
             self.hosts.update((j, h) for j, h in found.items() if j in self.records)
             self.ready.update((j, ok) for j, ok in answers.items() if j in self.records)

@@ -12,8 +12,12 @@ import asyncio
 import base64
 import itertools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from zhisuan.agent.protocol import CHUNK, WINDOW, Credit, Data, End, Head, Open, Shut
+
+if TYPE_CHECKING:
+    from zhisuan.control.link import CenterLink
 
 MAX_STREAMS = 256
 
@@ -105,3 +109,35 @@ class Tunnels:
         for stream in list(self.streams.values()):
             stream.fail(why)
         self.streams.clear()
+
+
+def probe_many(link: CenterLink, targets: list[tuple[str, str, int, str, str]],
+               deadline: float = 2.0) -> dict[str, bool]:
+    """Readiness of replicas in this center — (replica, run handle, port, ready path, key) — through their
+    tunnels, all at once, each within `deadline` (from the prober's thread; the tunnels live on the loop)."""
+    loop = link.loop
+    if loop is None or not link.connected:
+        return {t[0]: False for t in targets}
+
+    async def one(handle: str, port: int, path: str, key: str) -> bool:
+        headers = [("authorization", f"Bearer {key}")] if key else []
+        try:
+            stream = link.open_tunnel(handle, port, "GET", path, headers, b"")
+        except TunnelError:
+            return False
+        try:
+            status, _ = await asyncio.wait_for(stream.head, deadline)
+            return status == 200
+        except (TunnelError, TimeoutError):
+            return False
+        finally:
+            stream.close()
+
+    async def every() -> list[bool]:
+        return list(await asyncio.gather(*(one(h, p, path, k) for _, h, p, path, k in targets)))
+
+    try:
+        answers = asyncio.run_coroutine_threadsafe(every(), loop).result(deadline + 2)
+    except Exception:  # the loop is busy or closing: not ready this round
+        return {t[0]: False for t in targets}
+    return {t[0]: ok for t, ok in zip(targets, answers, strict=True)}
