@@ -226,3 +226,55 @@ centers:
         server.shutdown()
         for rec in store.find(states={JobState.RUNNING, JobState.SCHEDULED}):
             loop.fleet.of(rec.center).cancel(rec.engine_handle)
+
+
+def test_an_agent_measures_its_runs_at_its_own_centers_prometheus_and_the_server_stores_it(prometheus, tmp_path):
+    """A remote center's Prometheus is inside it: its agent reads it (one read a round) and reports what its
+    runs used as events; the server stores them as the run's samples, dated by its own clock."""
+    from zhisuan.agent.core import AgentCore
+    from zhisuan.agent.protocol import Done, Events
+    from zhisuan.bench.timed import TimedEngine
+    from zhisuan.control import ControlLoop
+    from zhisuan.engines import Fleet
+    from zhisuan.model import JobState, parse_job_spec, parse_network
+    from zhisuan.store import JobStore, UsageStore, connect, migrate
+
+    busiest = max(PrometheusMetrics(prometheus, "dcgm").readings(), key=lambda r: r.busy or 0)
+    network = parse_network(f"""
+name: far
+centers:
+  - name: far
+    region: west
+    join: agent
+    pue: 1.2
+    carbon_kg_per_kwh: 0.5
+    pools: [{{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 1, price_per_device_hour: 5,
+             node_names: ['{busiest.node}'], device_ids: ['{busiest.device}']}}]
+""")
+    db = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(db)
+    store = JobStore(db)
+    loop = ControlLoop(store, network, Fleet({}))
+    link, agent = loop.links["far"], AgentCore("far", TimedEngine())
+    welcome = link.connect(agent.hello(), time.time())
+    agent.welcomed(welcome.timeout, welcome.pools, welcome.acked)
+
+    def exchange():
+        for frame in link.take():
+            link.receive(Done(ids=agent.execute(list(frame.items))), time.time())
+        if events := agent.outgoing():
+            agent.acked(link.receive(Events(items=events), time.time())[0].seq)
+
+    job = store.submit(parse_job_spec("name: m\ntenant: acme\nresources: {accelerators: a100:1}\nrun: sleep 60"),
+                       time.time())
+    loop.step(time.time())
+    exchange()
+    loop.step(time.time())
+    assert store.get(job).state is JobState.RUNNING
+    assert agent.sample(PrometheusMetrics(prometheus, "dcgm")) == 1
+    exchange()
+    before = time.time()
+    assert loop.agent_samples() == 1
+    [sample] = UsageStore(db).samples(job)
+    assert sample["busy_fraction"] == pytest.approx(0.75) and sample["source"] == "prometheus dcgm (via agent)"
+    assert sample["watts"] == pytest.approx(250) and before - 5 < sample["at"] <= time.time()

@@ -44,6 +44,7 @@ from zhisuan.agent.protocol import (
     Welcome,
 )
 from zhisuan.agent.tunnel import TunnelEnd
+from zhisuan.engines.prometheus import PrometheusMetrics
 
 log = logging.getLogger("zhisuan.agent")
 Say = Callable[[str], Awaitable[None]]
@@ -74,8 +75,10 @@ def tls_for(url: str, ca: Path | None) -> ssl.SSLContext | None:
 
 class AgentClient:
     def __init__(self, core: AgentCore, server: str, token: str, ca: Path | None = None, tick_every: float = 0.5,
-                 load_every: float = 10.0) -> None:
+                 load_every: float = 10.0, metrics: PrometheusMetrics | None = None,
+                 sample_every: float = 10.0) -> None:
         self.core, self.token = core, token
+        self.metrics, self.sample_every = metrics, sample_every
         self.url = agent_url(server)
         self.tls = tls_for(self.url, ca)
         self.tick_every, self.load_every = tick_every, load_every
@@ -86,11 +89,18 @@ class AgentClient:
     # ---- the agent's own work ------------------------------------------------------------------------
 
     def _ticker(self) -> None:
+        sampled = float("-inf")
         while not self.stop.is_set():
             try:
                 self.core.tick()
             except Exception:  # a bad round must not end the agent
                 log.exception("polling runs failed")
+            if self.metrics is not None and time.monotonic() - sampled >= self.sample_every:
+                sampled = time.monotonic()
+                try:
+                    self.core.sample(self.metrics)
+                except Exception as e:  # a Prometheus that does not answer: measured again next time
+                    log.warning("device metrics of %s unknown: %s", self.core.center, e)
             self.stop.wait(self.tick_every)
 
     def run(self) -> None:

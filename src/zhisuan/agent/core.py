@@ -37,6 +37,7 @@ from zhisuan.agent.protocol import (
     split,
 )
 from zhisuan.engines.base import Engine, EngineDown, Launch
+from zhisuan.engines.prometheus import PrometheusMetrics, job_reading
 from zhisuan.model import Pool
 
 log = logging.getLogger("zhisuan.agent")
@@ -288,6 +289,32 @@ class AgentCore:
             log.warning("cancel of %s again: %s", run.handle, e)
         run.stop_asked = now
         self.journal.quiet(run)
+
+    def sample(self, metrics: PrometheusMetrics) -> int:
+        """Measured busy, watts and memory of the running jobs from the center's own Prometheus (one read),
+        journaled as events; how many runs were measured."""
+        with self.lock:
+            running = [r for r in self.runs.values() if r.state == "running"]
+        if not running:
+            return 0
+        readings = metrics.readings()
+        source = f"prometheus {metrics.exporter.name}"
+        n = 0
+        for run in running:
+            launch = LaunchMsg.model_validate_json(run.launch) if run.launch != "{}" else None
+            if launch is None or not launch.devices:
+                continue
+            names = list(launch.pool.get("node_names") or [])  # type: ignore[call-overload]
+            pairs = [(names[k] if k < len(names) else str(k), d) for k, ids in zip(launch.nodes, launch.devices,
+                                                                                   strict=False) for d in ids]
+            got = job_reading(readings, pairs)
+            if got is not None:
+                self.journal.sample(run.handle, {"busy": min(1.0, max(0.0, got.busy)), "source": source,
+                                                 "watts": got.watts, "memory_gib": got.memory_gib})
+                n += 1
+        if n and self.on_change is not None:
+            self.on_change()
+        return n
 
     def poll_run(self, handle: str) -> None:
         """Poll one run now (an agent in the server's process is polled run by run, as engines are)."""

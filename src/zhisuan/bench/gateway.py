@@ -1,10 +1,13 @@
 """`zhisuan bench gateway`: what the gateway adds to a call, and how many calls a second it carries on
 this machine, beside LiteLLM's proxy forwarding to the same backend in the same run.
 
-Three sides, each a real HTTP server on loopback: the repo's minimal OpenAI-compatible backend called
+Four sides, each a real HTTP server on loopback: the repo's minimal OpenAI-compatible backend called
 directly; `zhisuan server --model-backend echo=…` (the gateway, bearer token checked, usage metered);
 LiteLLM's proxy (`litellm --config`, its own virtualenv: `ZHISUAN_LITELLM` or `.venv-litellm/bin/litellm`)
-with the same backend as an OpenAI-compatible model. Non-streaming chat completions, the sides taking
+with the same backend as an OpenAI-compatible model; and `tunnel`: the same backend as the replica of a
+deployed service at a center that joins through its agent (`zhisuan agent`, its own process, connected
+out through a fault proxy with no delay added), reached through the agent's tunnel — what the tunnel adds
+over the gateway calling a backend directly. Non-streaming chat completions, the sides taking
 turns in rounds so a noisy minute hits all of them, in two phases: latency — one client at a time, added
 latency = the side's percentile minus the direct one's (what a call pays for the hop, not for queueing
 behind other calls on 2 shared cores); throughput — a closed loop of `concurrency` clients, requests/s =
@@ -129,6 +132,49 @@ class GatewayBench:
     @staticmethod
     def side(sides: list[Side], name: str) -> Side:
         return next(s for s in sides if s.name == name)
+
+
+SERVICE = """name: chat
+kind: service
+resources: {{accelerators: a100:1}}
+service: {{model: echo, ready: /health, replicas: {{min: 1, max: 1}}}}
+run: exec python3 {script} --port $PORT --model echo
+"""
+FAR = json.dumps({"name": "tunnel", "tenants": [{"name": "acme"}], "centers": [
+    {"name": "far", "region": "west", "join": "agent", "pue": 1.2, "carbon_kg_per_kwh": 0.1,
+     "pools": [{"name": "gpu", "accelerator": "a100", "nodes": 1, "devices_per_node": 1,
+                "price_per_device_hour": 5}]}]})
+
+
+@contextmanager
+def behind_an_agent(root: Path) -> Iterator[Side]:
+    """A server whose only center joins through its agent, a service of the backend deployed there: the side."""
+    from zhisuan.bench.wanet import Wan
+    from zhisuan.gateway import backend
+
+    folder = root / "tunnel"
+    folder.mkdir(mode=0o711)
+    (folder / "backend").mkdir(mode=0o755)
+    script = folder / "backend" / "backend.py"
+    shutil.copy(backend.__file__, script)
+    script.chmod(0o644)
+    wan = Wan(folder, FAR, one_way_ms=0.0, tls=False)
+    wan.center("far", 0, namespace=False)
+    try:
+        server = wan.start()
+        wan.start_agent("far")
+        wan.wait_connected("far")
+        acme = server.client("acme")
+        acme.post("/v1/services", content=SERVICE.format(script=script)).raise_for_status()
+        end = time.time() + 60
+        while not acme.get("/v1/services").json()[0]["ready"]:
+            if time.time() > end:
+                raise RuntimeError(f"the replica behind the agent did not get ready; see {folder}")
+            time.sleep(0.3)
+        yield Side("tunnel", server.url, {"Authorization": f"Bearer {server.token('acme')}"})
+        acme.delete(f"/v1/services/{acme.get('/v1/services').json()[0]['id']}")
+    finally:
+        wan.stop()
 
 
 def run(requests: int = 3000, concurrency: int = 8, rounds: int = 3,

@@ -36,6 +36,9 @@ def agent_command(
         "zhisuan-agent"),
     tick: Annotated[float, typer.Option(help="seconds between polls of the center's runs")] = 0.5,
     log_level: Annotated[str, typer.Option(metavar="LEVEL", help="debug, info, warning or error")] = "info",
+    prometheus: Annotated[str | None, typer.Option(help="the center's Prometheus (device busy, watts, memory of its "
+                                                       "runs, reported to the network)")] = None,
+    exporter: Annotated[str, typer.Option(help="the exporter feeding it: dcgm, npu, amd or hami")] = "dcgm",
     inventory: Annotated[bool, typer.Option("--inventory", help="print the pools the engine reports, as the "
                                             "network file's `pools:` of this center, and exit")] = False,
 ) -> None:
@@ -69,7 +72,14 @@ def agent_command(
             folder.chmod(0o711)
         core = AgentCore(center, engine_named(center, engine, config, state / "runs"), Journal(state / "journal.db"),
                          leased=True)
-        client = AgentClient(core, server, secret, ca, tick_every=tick)
+        metrics = None
+        if prometheus:
+            from zhisuan.engines.prometheus import EXPORTERS, PrometheusMetrics
+
+            if exporter not in EXPORTERS:
+                raise ValueError(f"--exporter: one of {', '.join(sorted(EXPORTERS))}, got {exporter!r}")
+            metrics = PrometheusMetrics(prometheus, exporter, timeout=2.0)
+        client = AgentClient(core, server, secret, ca, tick_every=tick, metrics=metrics)
     except (OSError, ValueError, EngineDown, yaml.YAMLError) as e:
         fail(str(e))
     signal.signal(signal.SIGTERM, lambda *_: client.stop.set())

@@ -65,5 +65,7 @@ def bench_gateway(
         console.print(t)
     added = r.side(r.latency, "zhisuan").pct(99) - r.side(r.latency, "direct").pct(99)
     mine, theirs = r.side(r.throughput, "zhisuan"), r.side(r.throughput, "litellm")
+    tunnel = r.side(r.latency, "tunnel").pct(99) - r.side(r.latency, "zhisuan").pct(99)
+    print(f"gateway-tunnel-added-p99-ms: {tunnel:.2f}")
     print(f"gateway-added-p99-ms: {added:.2f}")
     print(f"gateway-rps-vs-litellm: {mine.rps / theirs.rps if theirs.rps else float('inf'):.2f}")

@@ -34,6 +34,7 @@ from zhisuan.agent.protocol import (
     Reply,
     Req,
     RunReport,
+    Sample,
     Shut,
     Welcome,
     compatible,
@@ -45,6 +46,7 @@ from zhisuan.model import Center
 
 log = logging.getLogger("zhisuan.control")
 RPC_TIMEOUT = 10.0
+MAX_SAMPLES = 10_000  # device samples held between two of the loop's reads
 LIVE = ("starting", "queued", "running")
 
 
@@ -89,6 +91,7 @@ class LinkState:
         self.tunnel_out: list[Open | Credit | Shut] = []
         self.loop: asyncio.AbstractEventLoop | None = None  # the event loop serving the agent's connection
         self.started_after: list[float] = []  # seconds from decision to running, as reports arrived (bench)
+        self.samples: list[tuple[Sample, float]] = []  # device samples of its runs, dated by the server's clock
         self.events_in = self.frames_in = 0  # events applied, frames received (for operators and benchmarks)
 
     # ---- commands and requests out -------------------------------------------------------------------
@@ -190,6 +193,11 @@ class LinkState:
             return Welcome(version=VERSION, acked=self.applied.get(hello.agent, 0), timeout=self.timeout,
                            beat_every=self.beat_every, pools=[p.model_dump() for p in self.pools.values()])
 
+    def take_samples(self) -> list[tuple[Sample, float]]:
+        with self.lock:
+            out, self.samples = self.samples, []
+            return out
+
     def status(self) -> dict[str, object]:
         """How this center's agent stands, for operators (`GET /v1/agents`)."""
         with self.lock:
@@ -251,6 +259,9 @@ class LinkState:
             if e.run is not None and (e.run.handle in self.tracked or e.run.handle in self.reports):
                 self.reports[e.run.handle] = Seen(e.run, now)
                 self._arrived([e.run], now)
+            elif e.sample is not None and e.sample.handle in self.tracked:
+                self.samples.append((e.sample, now - e.sample.ago))
+                del self.samples[:-MAX_SAMPLES]
         if fresh:
             applied = self.applied[self.agent_id] = max(applied, max(e.seq for e in fresh))
         return Ack(seq=applied)

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 
-from zhisuan.agent.protocol import handle_of
+from zhisuan.agent.protocol import handle_of, split
 from zhisuan.control.carry import Carrier
 from zhisuan.control.failover import Failover
 from zhisuan.control.inproc import links
@@ -142,6 +142,7 @@ class ControlLoop:
             if not self._sampling_thread and now - self._sampled >= self.sample_every:
                 self._sampled = now
                 self.sampler.sample(self.sampled(), now)
+                self.agent_samples()
             self._poll(now)
             if now - self._loaded >= self.settings.load_every:
                 self._loaded = now
@@ -348,6 +349,16 @@ class ControlLoop:
                 self.state.set_external(key, jobs)
             self.labels[center.name] = {x.id: x.what for x in load}
 
+    def agent_samples(self) -> int:
+        """What remote centers' agents measured of their runs (their own Prometheus), into the store."""
+        n = 0
+        for link in self.links.values():
+            for sample, at in link.take_samples():
+                self.meter.usage.add_sample(split(sample.handle)[0], at, sample.busy, f"{sample.source} (via agent)",
+                                            sample.watts, sample.memory_gib)
+                n += 1
+        return n
+
     def sampled(self) -> list[Sampled]:
         """The running jobs, as the device sampler reads them."""
         with self.lock:
@@ -361,6 +372,7 @@ class ControlLoop:
             while not stop.is_set():
                 try:
                     self.sampler.sample(self.sampled(), time.time())
+                    self.agent_samples()
                 except Exception:  # a bad round must not end the sampler
                     log.exception("device sampling failed")
                 stop.wait(self.sample_every)
