@@ -11,7 +11,7 @@ import pytest
 
 from tests.builders import live
 from tests.control.test_services import chat, script, streamed  # noqa: F401 (fixture)
-from tests.engines.test_slurm import clusters  # noqa: F401 (fixture)
+from tests.engines.test_slurm import clusters, node_addr  # noqa: F401 (fixture)
 from tests.engines.test_slurm import network_yaml as slurm_network
 from zhisuan.engines import EngineDown, build_fleet, with_inventory
 from zhisuan.gateway.replicas import Registry
@@ -40,7 +40,7 @@ tenant: acme
 kind: service
 resources: {{accelerators: 910b3:8}}
 service: {{model: echo, ready: /health, replicas: {{min: 3, max: 3}}}}
-run: exec /usr/bin/python3 {script} --port $PORT --model echo
+run: exec /usr/bin/python3 {script} --host 0.0.0.0 --port $PORT --model echo
 """
 
 
@@ -75,10 +75,14 @@ def test_replicas_on_two_slurm_clusters_and_a_ray_head_are_reached_where_their_e
         time.sleep(0.3)
     assert {r.center for r in ready} == {"alpha", "beta", "rayc"}, service.services(ACME)
     replicas = {service.store.get(r.id).center: service.store.get(r.id) for r in ready}
-    # Slurm ran alpha's replica on 910b-0 (NodeAddr 127.0.0.1, not a name this machine resolves) as nobody
-    assert replicas["alpha"].engine_handle and service.keeper.hosts[replicas["alpha"].id][1] == "127.0.0.1"
+    # Slurm ran alpha's replica on 910b-0 (NodeAddr 198.18.1.2: alpha's namespace, not a name this machine
+    # resolves) as nobody; the replica listens on its node's address
+    addr = node_addr("alpha", "910b-0")
+    assert replicas["alpha"].engine_handle and service.keeper.hosts[replicas["alpha"].id][1] == addr
     assert service.fleet.of("alpha").uid_of(replicas["alpha"].engine_handle) == 65534
-    assert all(r.url.startswith("http://127.0.0.1:") for r in ready)
+    hosts = {r.center: r.url.rsplit(":", 1)[0] for r in ready}
+    assert hosts == {"alpha": f"http://{addr}", "beta": f"http://{node_addr('beta', '910b-1')}",
+                     "rayc": "http://127.0.0.1"}
     for r in ready:  # each replica answers where its engine said it runs, to its key only
         ask = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
         answer = httpx.post(f"{r.url}/v1/chat/completions", timeout=5, json=ask,

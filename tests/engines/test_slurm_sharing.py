@@ -54,7 +54,8 @@ def test_two_half_gpu_jobs_share_one_gpu_through_shards(world, clusters):  # noq
         assert (s["shards"], s["share"], s["mps"]) == ("50", "0.5", "50")
     assert max(float(s["start"]) for s in seen) < min(float(s["end"]) for s in seen)  # side by side
     for j, r in zip(jobs, done, strict=True):
-        tres = {t["name"]: t["count"] for t in sacct(clusters, "alpha", r.engine_handle)["tres"]["allocated"]
+        native = loop.links["alpha"].native(r.engine_handle)  # Slurm's job id, as alpha's agent reported it
+        tres = {t["name"]: t["count"] for t in sacct(clusters, "alpha", native)["tres"]["allocated"]
                 if t["type"] == "gres"}
         assert tres.get("shard") == 50 and not tres.get("gpu"), (j, tres)
         usage = loop.fleet.of("alpha").usage(r.engine_handle)
@@ -69,7 +70,7 @@ def test_a_cpu_only_job_runs_without_gres(world, clusters):  # noqa: F811
     rec = step_until(loop, store, job, {JobState.SUCCEEDED, JobState.FAILED})
     assert rec.state is JobState.SUCCEEDED and rec.center in ("alpha", "beta")
     assert "gpus=none" in svc.logs(job, Principal("acme", False))
-    alloc = sacct(clusters, rec.center, rec.engine_handle)["tres"]["allocated"]
+    alloc = sacct(clusters, rec.center, loop.links[rec.center].native(rec.engine_handle))["tres"]["allocated"]
     assert not [t for t in alloc if t["type"] == "gres" and t["count"]]  # no GPU, no shard
     assert next(t["count"] for t in alloc if t["type"] == "cpu") == 2  # --cpus-per-task from the spec
 

@@ -36,7 +36,7 @@ from zhisuan.agent.protocol import (
     UsageMsg,
     split,
 )
-from zhisuan.engines.base import Engine, EngineDown, Launch
+from zhisuan.engines.base import Engine, EngineDown, EngineStatus, Launch
 from zhisuan.engines.prometheus import PrometheusMetrics, job_reading
 from zhisuan.model import Pool
 
@@ -383,6 +383,16 @@ class AgentCore:
         try:
             return self.engine.handle_of(*split(handle))
         except Exception:  # nothing known of it
+            return None
+
+    def status_of(self, handle: str) -> EngineStatus | None:
+        """How the engine sees a run this agent no longer holds (one the network has done with), or None."""
+        if handle in self.runs:
+            return None
+        native = self.native(handle)
+        try:
+            return self.engine.poll(native) if native else None
+        except Exception:  # nothing more is known of it
             return None
 
     def usage_of(self, handle: str) -> UsageMsg | None:

@@ -66,7 +66,7 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     def job(job_id: str, who: Principal = Depends(principal),  # noqa: B008
             say: Say = Depends(language)) -> dict[str, Any]:  # noqa: B008
         history = [{"state": t.to_state.value, "at": t.at, "why": say(t.reason),
-                    **({"by": t.actor} if who.admin else {})} for t in service.history(job_id, who)]
+                    **({"by": t.actor, "seq": t.id} if who.admin else {})} for t in service.history(job_id, who)]
         return {**job_json(service.job(job_id, who), say), "history": history}
 
     @app.post("/v1/jobs/{job_id}/cancel")

@@ -197,27 +197,28 @@ def replay(jobs: list[TraceJob], records: dict[str, dict[str, Any]], network: Ne
     policy = policy_for(network.scheduler)
     state = SchedulerState(pools_from_network(network), policy)
     pending = {j.id: pending_from_spec(j.id, parse_job_spec(spec(j)), records[j.id]["submitted_at"]) for j in jobs}
-    events: list[tuple[float, int, str, str]] = []  # (at, order, what, job)
+    # each change in the order the live loop learned of it (the transitions' sequence), with its time: a run
+    # that ended during a step is known from the next step on, even if its center dated the end earlier
+    events: list[tuple[int, float, str, str]] = []  # (seq, at, what, job)
+    decided: dict[float, list[str]] = {}
+    first_seq: dict[float, int] = {}
     for name, rec in records.items():
         for i, h in enumerate(rec["history"]):
             what = "requeued" if h["state"] == "pending" and i else h["state"]
-            kind = {"pending": 1, "requeued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0}.get(what)
-            if kind is not None:
-                events.append((h["at"], kind, what, name))
-    events.sort()
-    decided: dict[float, list[str]] = {}
-    for name, rec in records.items():
-        for h in rec["history"]:
+            if what in ("pending", "requeued", "running", "succeeded", "failed", "cancelled"):
+                events.append((h["seq"], h["at"], what, name))
             if h["state"] == "scheduled":
                 decided.setdefault(h["at"], []).append(name)
+                first_seq[h["at"]] = min(first_seq.get(h["at"], h["seq"]), h["seq"])
+    events.sort()
     agree = total = k = 0
     known: set[str] = set()
-    for at in sorted(decided):
+    for at in sorted(decided, key=lambda t: first_seq[t]):
         # a step takes its `now` when it begins and reads the feed later: a job it placed at `now` may have
         # been submitted a moment after it
         early = [n for n in decided[at] if n not in known]
-        while k < len(events) and events[k][0] <= at:
-            _, _, what, name = events[k]
+        while k < len(events) and events[k][0] < first_seq[at]:
+            _, when, what, name = events[k]
             k += 1
             if what == "pending" and name not in known:
                 known.add(name)
@@ -226,9 +227,9 @@ def replay(jobs: list[TraceJob], records: dict[str, dict[str, Any]], network: Ne
                 state.unplace(name)
                 state.submit(pending[name])
             elif what == "running":
-                state.started(name, events[k - 1][0])
+                state.started(name, when)
             elif what in ("succeeded", "failed", "cancelled"):
-                state.end(name, events[k - 1][0])
+                state.end(name, when)
         for name in early:
             if name not in known:
                 known.add(name)

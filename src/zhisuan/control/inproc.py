@@ -40,7 +40,16 @@ class LocalLink(CenterLink):
     def poll(self, handle: str) -> EngineStatus:
         self.agent.poll_run(handle)  # the engine is asked now, as the loop asks any engine
         self._pull()
+        with self.lock:
+            known = handle in self.reports or handle in self.tracked
+        if not known:  # a run the network has done with (its agent forgot it): the engine still knows it
+            status = self.agent.status_of(handle)
+            if status is not None:
+                return status
         return super().poll(handle)
+
+    def native(self, handle: str) -> str | None:
+        return super().native(handle) or self.agent.native(handle)
 
     def usage(self, handle: str) -> Usage | None:
         return self._usage(self.agent.usage_of(handle)) or super().usage(handle)
