@@ -250,7 +250,7 @@ class AgentCore:
         if run.live:
             self._kill(run, "forgotten by the network")
         self.runs.pop(cmd.handle, None)
-        self.journal.drop(cmd.handle)
+        self.journal.drop(cmd.handle, run.native)
 
     # ---- watching ------------------------------------------------------------------------------------
 
@@ -380,6 +380,9 @@ class AgentCore:
         run = self.runs.get(handle)
         if run is not None:
             return run.native or None
+        kept = self.journal.native(handle)
+        if kept:
+            return kept
         try:
             return self.engine.handle_of(*split(handle))
         except Exception:  # nothing known of it

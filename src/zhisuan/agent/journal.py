@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, handle TEXT NOT NULL
 CREATE INDEX IF NOT EXISTS events_handle ON events (handle, kind);
 CREATE TABLE IF NOT EXISTS epochs (job_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS natives (handle TEXT PRIMARY KEY, native TEXT NOT NULL, at REAL NOT NULL);
 """
+MAX_NATIVES = 100_000  # forgotten runs whose engine handles are kept (their logs are still asked for)
 LIVE = ("starting", "queued", "running")
 FIELDS = ("handle", "job_id", "attempt", "native", "launch", "state", "exit_code", "reason", "expected_start",
           "started", "ended", "host", "uid", "usage", "on_loss", "confirmed", "stop_asked", "errors")
@@ -132,12 +134,24 @@ class Journal:
             self.db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(FIELDS)}) "
                             f"VALUES ({', '.join('?' * len(FIELDS))})", values)
 
-    def drop(self, handle: str) -> None:
+    def drop(self, handle: str, native: str = "") -> None:
+        """The server has recorded the run's end: it leaves the journal; its engine handle is kept a while (a
+        tenant reads its logs later; some engines find only live runs again)."""
         with self.lock:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM runs WHERE handle = ?", (handle,))
             self.db.execute("DELETE FROM events WHERE handle = ?", (handle,))
+            if native:
+                self.db.execute("INSERT OR REPLACE INTO natives (handle, native, at) VALUES (?, ?, ?)",
+                                (handle, native, time.time()))
+                self.db.execute("DELETE FROM natives WHERE handle IN (SELECT handle FROM natives ORDER BY at DESC "
+                                "LIMIT -1 OFFSET ?)", (MAX_NATIVES,))
             self.db.execute("COMMIT")
+
+    def native(self, handle: str) -> str | None:
+        with self.lock:
+            row = self.db.execute("SELECT native FROM natives WHERE handle = ?", (handle,)).fetchone()
+        return None if row is None else str(row[0])
 
     def epoch(self, job_id: str) -> int:
         with self.lock:

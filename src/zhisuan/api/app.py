@@ -24,7 +24,7 @@ from zhisuan.api.limits import Limits
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
-from zhisuan.control.service import Conflict, Forbidden, NotFound, Service, TooMany
+from zhisuan.control.service import Conflict, Forbidden, NotFound, Service, TooMany, Unavailable
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.proxy import PATHS, Gateway
 from zhisuan.i18n import lang_of, translate
@@ -97,6 +97,10 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
     @app.exception_handler(TooMany)
     async def _too_many(_: Request, e: TooMany) -> JSONResponse:
         return problem(429, "Too many requests", str(e), headers={"Retry-After": "5"})
+
+    @app.exception_handler(Unavailable)
+    async def _center_unavailable(_: Request, e: Unavailable) -> JSONResponse:
+        return problem(503, "Center unavailable", str(e), headers={"Retry-After": "10"})
 
     @app.exception_handler(DBAPIError)
     async def _store_unavailable(_: Request, e: DBAPIError) -> JSONResponse:

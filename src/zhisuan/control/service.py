@@ -20,7 +20,7 @@ from zhisuan.control.observe import CycleStats, Labels, gauges
 from zhisuan.control.overview import DayTotal, local_midnight, overview
 from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.view import LiveView
-from zhisuan.engines import Engine
+from zhisuan.engines import Engine, EngineDown
 from zhisuan.metering.invoice import Invoice, invoice, local_month, month_window, services_section
 from zhisuan.metering.usage import UsageInterval
 from zhisuan.metering.utilization import by_tenant, utilization
@@ -58,6 +58,10 @@ class Conflict(RuntimeError):
 
 class TooMany(RuntimeError):
     """The caller has too many of something open at once (log follow streams)."""
+
+
+class Unavailable(RuntimeError):
+    """What was asked lives at a center that cannot answer now (its agent away, its engine down)."""
 
 
 MAX_FOLLOWS = 8  # log follow streams a tenant may hold open at once
@@ -210,7 +214,11 @@ class Service:
 
     def logs(self, job_id: str, who: Principal) -> str:
         rec = self.job(job_id, who)
-        return self._engine(rec).logs(rec.engine_handle) if rec.engine_handle else ""
+        try:
+            return self._engine(rec).logs(rec.engine_handle) if rec.engine_handle else ""
+        except (OSError, EngineDown) as e:
+            raise Unavailable(f"the logs of {job_id} are at center {rec.center}, which cannot give them now: "
+                              f"{str(e)[:300]}") from e
 
     def follow_logs(self, job_id: str, who: Principal, poll: float = 0.25) -> AsyncIterator[str]:
         """A job's logs as they are written, until it ends (like `kubectl logs -f`): waits while it is
