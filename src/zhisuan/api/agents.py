@@ -96,6 +96,17 @@ def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
             raise NotFound(token_id)
         return center_token_json(info)
 
+    @app.get("/v1/agents/{center}/starts")
+    def starts(center: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        """Seconds from each start the server sent this center to the run starting there (the latest 10,000),
+        as the agent's reports date it: how quickly a center carries out what it is given."""
+        admin_only(who)
+        link = links.get(center)
+        if link is None:
+            raise NotFound(center)
+        with link.lock:
+            return {"center": center, "seconds": list(link.started_after)}
+
     @app.get("/v1/agents")
     def agents(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
         """Each center's agent: connected or not, last heard from, its engine's health, commands waiting."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 import shutil
 import tempfile
@@ -43,8 +44,11 @@ class Federation:
     jobs: int
     rtt_ms: float
     seconds: float
-    start_ms: list[float] = field(default_factory=list)  # decision -> started at the agent, each placement
+    start_ms: list[float] = field(default_factory=list)  # start sent -> started at the agent, as the server dates it
+    step_ms: list[float] = field(default_factory=list)  # the placing step's `now` -> started at the agent
+    engine_ms: list[float] = field(default_factory=list)  # the step's `now` -> the engine's start, one machine clock
     events: int = 0
+    frames: int = 0  # every message of the agents (heartbeats, acknowledgements, events)
     server_cpu_s: float = 0.0
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
@@ -53,12 +57,17 @@ class Federation:
     moved: int = 0  # jobs placed again after their center was lost (requeue, or not yet started)
     notes: list[str] = field(default_factory=list)
 
-    def pct(self, q: float) -> float:
-        return float(np.percentile(self.start_ms, q)) if self.start_ms else float("nan")
+    def pct(self, q: float, values: list[float] | None = None) -> float:
+        xs = self.start_ms if values is None else values
+        return float(np.percentile(xs, q)) if xs else float("nan")
 
     @property
     def cpu_per_1000_events_ms(self) -> float:
         return 1000.0 * self.server_cpu_s / max(self.events, 1) * 1000.0
+
+    @property
+    def cpu_per_1000_frames_ms(self) -> float:
+        return 1000.0 * self.server_cpu_s / max(self.frames, 1) * 1000.0
 
 
 def network_yaml(n: int, timeout: float) -> str:
@@ -100,6 +109,7 @@ def run(centers: int = 50, count: int = 600, span: float = 240.0, shortest: floa
         rtt_ms: float = 50.0, reset_every: float = 60.0, partitions: int = 10, timeout: float = 12.0,
         seed: int = 7, limit: float = 900.0, progress: Callable[[str], None] = lambda _: None) -> Federation:
     rng = random.Random(seed)
+    logging.getLogger("zhisuan.agent").setLevel(logging.ERROR)  # resets are the point: counted, not printed
     folder = Path(tempfile.mkdtemp(prefix="zhisuan-bench-federation-"))
     folder.chmod(0o711)
     (folder / "net.yaml").write_text(network_yaml(centers, timeout))
@@ -130,9 +140,11 @@ def run(centers: int = 50, count: int = 600, span: float = 240.0, shortest: floa
         while time.time() < end and sum(a["connected"] for a in admin.get("/v1/agents").json()) < centers:
             time.sleep(0.5)
         progress(f"{centers} agents connected")
-        cpu0, events0 = cpu_seconds(server.proc.pid), 0
+        agents = admin.get("/v1/agents").json()
+        cpu0 = cpu_seconds(server.proc.pid)
+        events0, frames0 = sum(a["events"] for a in agents), sum(a["frames"] for a in agents)
         jobs = workload(count, span, shortest, longest, seed)
-        cuts = sorted((rng.uniform(0.1, 0.8) * span, rng.choice(names), rng.choice([timeout * 0.5, timeout * 2.5]))
+        cuts = sorted((rng.uniform(0.1, 0.8) * span, rng.random(), rng.choice([timeout * 0.5, timeout * 2.5]))
                       for _ in range(partitions))
         ids: list[str] = []
         acme = server.client("acme")
@@ -142,7 +154,9 @@ def run(centers: int = 50, count: int = 600, span: float = 240.0, shortest: floa
         while k < len(jobs) or healed or c < len(cuts):
             now = time.time() - t0
             while c < len(cuts) and cuts[c][0] <= now:
-                _, name, length = cuts[c]
+                _, pick, length = cuts[c]
+                busy = sorted(n for n, e in engines.items() if any(j.ended is None for j in list(e.jobs.values())))
+                name = (busy or names)[int(pick * len(busy or names))]  # a center with work, where one has
                 proxies[name].blackhole(True)
                 healed.append((now + length, name))
                 result.partitions.append((name, length))
@@ -166,7 +180,15 @@ def run(centers: int = 50, count: int = 600, span: float = 240.0, shortest: floa
             progress(f"{len(ids) - len(left)}/{len(ids)} ended")
         result.seconds = time.time() - t0
         result.server_cpu_s = cpu_seconds(server.proc.pid) - cpu0
-        result.events = sum(a["events"] for a in admin.get("/v1/agents").json()) - events0
+        agents = admin.get("/v1/agents").json()
+        result.events = sum(a["events"] for a in agents) - events0
+        result.frames = sum(a["frames"] for a in agents) - frames0
+        for name in names:
+            result.start_ms += [1000.0 * s for s in admin.get(f"/v1/agents/{name}/starts").json()["seconds"]]
+        walls: dict[str, list[float]] = {}
+        for engine in engines.values():
+            for started in engine.jobs.values():
+                walls.setdefault(started.job_id, []).append(started.wall)
         for job in ids:
             rec = admin.get(f"/v1/jobs/{job}").json()
             if rec["state"] != "succeeded":
@@ -175,7 +197,12 @@ def run(centers: int = 50, count: int = 600, span: float = 240.0, shortest: floa
             result.moved += sum(1 for h in hist if h["state"] == "pending") - 1 > 0
             for a, b in itertools.pairwise(hist):
                 if a["state"] == "scheduled" and b["state"] == "running":
-                    result.start_ms.append(1000.0 * (b["at"] - a["at"]))
+                    result.step_ms.append(1000.0 * (b["at"] - a["at"]))
+            decided = sorted(h["at"] for h in hist if h["state"] == "scheduled")
+            for wall in walls.get(job, []):  # each start at an engine, from the placement it carried out
+                before = [at for at in decided if at <= wall]
+                if before:
+                    result.engine_ms.append(1000.0 * (wall - before[-1]))
         result.duplicated = duplicates(engines)
         result.resets = sum(p.stats["resets"] for p in proxies.values())
         result.notes.append(f"{count} consecutive Philly jobs of 1-16 GPUs (from job 40,000), arrivals squeezed "

@@ -26,6 +26,7 @@ class _Job:
     devices: int
     ended: float | None = None
     code: int = 0
+    wall: float = 0.0  # when it was started, by this machine's clock (benchmarks compare it with the server's)
 
 
 class TimedEngine(TextLogs):
@@ -55,7 +56,7 @@ class TimedEngine(TextLogs):
             native = f"timed-{next(self.ids)}"
             self.jobs[native] = _Job(launch.job_id, launch.attempt, time.monotonic(),
                                      float(m.group(1)) / self.speed if m else 0.0,
-                                     launch.devices_per_node * len(launch.nodes))
+                                     launch.devices_per_node * len(launch.nodes), wall=time.time())
         return native
 
     def handle_of(self, job_id: str, attempt: int | None = None) -> str | None:

@@ -207,6 +207,7 @@ class CenterLink(LinkState, TextLogs):
         were placed elsewhere, cancelled or recorded as ended: live ones are stopped (fencing: a job never
         runs in two places), ended ones forgotten. Starts not yet sent for them are dropped."""
         with self.lock:
+            queued = self._ids
             self.tracked = set(handles)
             for cid in [i for i in self.unsent if self.outbox[i].kind in ("start", "adopt")
                         and self.outbox[i].handle not in handles]:
@@ -228,6 +229,8 @@ class CenterLink(LinkState, TextLogs):
                     self._queue("forget", handle, split(handle)[1])
             for handle in [h for h in self.placed if h not in handles]:
                 del self.placed[handle]
+            if self._ids == queued:
+                return  # nothing new for the agent (the loop tracks every step: no wake-up for nothing)
         self._send()
 
 
