@@ -203,11 +203,12 @@ def run(requests: int = 3000, concurrency: int = 8, rounds: int = 3,
             with process([litellm, "--config", str(root / "litellm.yaml"), "--port", str(litellm_port),
                           "--host", "127.0.0.1", "--num_workers", "1"],
                          f"http://127.0.0.1:{litellm_port}/health/liveliness", limit=180.0,
-                         env={"LITELLM_LOG": "ERROR"}, log=root / "litellm.log"):
+                         env={"LITELLM_LOG": "ERROR"}, log=root / "litellm.log"), behind_an_agent(root) as tunnel:
                 def sides() -> list[Side]:
                     return [Side("direct", backend, {}),
                             Side("zhisuan", f"http://127.0.0.1:{server_port}", {"Authorization": f"Bearer {token}"}),
-                            Side("litellm", f"http://127.0.0.1:{litellm_port}", {"Authorization": f"Bearer {master}"})]
+                            Side("litellm", f"http://127.0.0.1:{litellm_port}", {"Authorization": f"Bearer {master}"}),
+                            Side(tunnel.name, tunnel.url, tunnel.headers)]
 
                 latency, throughput = sides(), sides()
                 for s in latency:
