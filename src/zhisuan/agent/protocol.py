@@ -27,6 +27,7 @@ Handle = Annotated[str, Field(min_length=3, max_length=200, pattern=r"^[A-Za-z0-
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Seconds = Annotated[float, Field(ge=0, le=400 * DAY)]
 Text = Annotated[str, Field(max_length=2000)]
+Header = tuple[Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=8192)]]
 
 
 class _Msg(BaseModel):
@@ -207,8 +208,7 @@ class Head(_Msg):
     t: Literal["head"] = "head"
     sid: int = Field(ge=1)
     status: int = Field(ge=100, le=599)
-    headers: list[tuple[Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=8192)]]] = Field(
-        default_factory=list, max_length=128)
+    headers: list[Header] = Field(default_factory=list, max_length=128)
 
 
 class Data(_Msg):
@@ -278,8 +278,7 @@ class Open(_Msg):
     port: int = Field(ge=1024, le=65535)
     method: Literal["GET", "POST"]
     path: str = Field(min_length=1, max_length=2048, pattern=r"^/[^\s\x00]*$")
-    headers: list[tuple[Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=8192)]]] = Field(
-        default_factory=list, max_length=64)
+    headers: list[Header] = Field(default_factory=list, max_length=64)
     b64: str = Field("", max_length=(2 << 20) * 4 // 3 + 8)
 
 
