@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.builders import ROOT
+from zhisuan.engines.sandbox import UID_BASE, UID_SPAN
 
 
 @pytest.fixture
@@ -33,6 +37,37 @@ def _job_uids_reach_the_temp_root(tmp_path_factory: pytest.TempPathFactory) -> N
 def _job_uids_reach_tmp_path(request: pytest.FixtureRequest) -> None:
     if "tmp_path" in request.fixturenames:
         _passable(request.getfixturevalue("tmp_path"))
+
+
+def _job_processes() -> dict[int, str]:
+    """pid -> command line of every process running under a job uid (the local engine's sandbox range)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"{entry.path}/status", encoding="ascii", errors="replace") as f:
+                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+            if UID_BASE <= uid < UID_BASE + UID_SPAN:
+                with open(f"{entry.path}/cmdline", "rb") as f:
+                    found[int(entry.name)] = f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_no_job_running(request: pytest.FixtureRequest):
+    """Every test module ends every job process it started (the demo, tests and benchmarks leave nothing
+    running): what is still there 15 s after the module's last test fails it, and is killed."""
+    yield
+    end = time.monotonic() + 15
+    while (left := _job_processes()) and time.monotonic() < end:
+        time.sleep(0.25)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"{request.module.__name__} left job processes running: {left}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

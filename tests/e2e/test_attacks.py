@@ -21,7 +21,7 @@ def server(tmp_path):
     srv = ServerProcess(ROOT / "examples/networks/toy3.yaml", f"sqlite:///{tmp_path / 'z.db'}", tmp_path / "runs",
                         interval=0.2).start()
     yield srv, tmp_path
-    srv.stop()
+    srv.close()
     os.environ.pop("ZHISUAN_CANARY", None)
 
 

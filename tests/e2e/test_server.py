@@ -37,7 +37,7 @@ def server(tmp_path):
     (tmp_path / "net.yaml").write_text(NETWORK)
     s = ServerProcess(tmp_path / "net.yaml", f"sqlite:///{tmp_path / 'z.db'}", tmp_path / "runs", interval=0.2)
     yield s.start()
-    s.stop(signal.SIGKILL)
+    s.close(signal.SIGKILL)
 
 
 def job(name, run, tenant="acme"):
@@ -239,3 +239,20 @@ def test_the_cli_speaks_chinese_with_lang(server, tmp_path):
     res = cli.invoke(app, ["--lang", "zh-CN", "jobs", "--state", "sometimes"], env=env)
     assert res.exit_code == 2 and "错误" in res.output
     assert cli.invoke(app, ["--lang", "fr", "jobs"], env=env).exit_code == 2
+
+
+def test_closing_a_server_ends_the_jobs_it_leaves_for_a_restart(tmp_path):
+    from zhisuan.engines.sandbox import LEASES, isolating, processes_of
+
+    if not isolating():
+        pytest.skip("jobs get uids of their own only as root with setpriv (CI has both)")
+    (tmp_path / "net.yaml").write_text(NETWORK)
+    s = ServerProcess(tmp_path / "net.yaml", f"sqlite:///{tmp_path / 'z.db'}", tmp_path / "runs", interval=0.2)
+    acme = s.start().client("acme")
+    wait(acme, acme.post("/v1/jobs", content=job("long", "sleep 300")).json()["id"], "running")
+    uids = [int(f.name) for f in LEASES.glob("[0-9]*") if f.read_text().startswith(str(tmp_path / "runs"))]
+    assert len(uids) == 1 and processes_of(uids[0])
+    s.stop()
+    assert processes_of(uids[0])  # a stop leaves the job for a restart to adopt
+    assert s.close() >= 1
+    assert not processes_of(uids[0]) and not (LEASES / str(uids[0])).exists()

@@ -42,7 +42,7 @@ def server(tmp_path_factory):
     s = ServerProcess(ROOT / "examples" / "networks" / "toy3.yaml", f"sqlite:///{tmp / 'z.db'}", tmp / "runs",
                       interval=0.3, reports=tmp / "reports").start()
     yield s
-    s.stop()
+    s.close()
 
 
 def shot(page, name):

@@ -85,7 +85,7 @@ def api_rate(name: str, db: str, n: int, rounds: int) -> Rate:
         return Rate(name, lat, rates)
     finally:
         conn.close()
-        server.stop()
+        server.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

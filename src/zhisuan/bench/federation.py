@@ -216,7 +216,7 @@ def run(centers: int = 50, count: int = 600, span: float = 240.0, shortest: floa
             client.stop.set()
         for t in threads:
             t.join(timeout=30)
-        server.stop()
+        server.close()
         for p in proxies.values():
             p.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -138,7 +138,7 @@ class Soak:
                         break
                     time.sleep(0.5)
         finally:
-            self.server.stop()
+            self.server.close()
         jobs = {r.id: r for r in JobStore(connect(self.db_url)).find()}
         named = set(self.acked.values())
         runs: dict[tuple[str, str], int] = {}
@@ -194,5 +194,5 @@ def poll_latency(db_url: str, folder: Path, network: Path = TOY3, pending: int =
             for j in c.get("/v1/jobs?state=running").json():
                 c.post(f"/v1/jobs/{j['id']}/cancel")
     finally:
-        server.stop()
+        server.close()
     return times

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from zhisuan.bench.wan import FaultProxy
+from zhisuan.engines.sandbox import reap
 from zhisuan.serve.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository: its scripts/ make the namespaces
@@ -187,8 +188,10 @@ class Wan:
                     time.sleep(2)  # the cancels reach the agents
         for name in list(self.centers):
             self.kill_agent(name, signal.SIGTERM)
+        for c in self.centers.values():
+            reap(c.state)  # a local center's jobs outlive its agent, as they do a server
         if self.server is not None:
-            self.server.stop()
+            self.server.close()
         for c in self.centers.values():
             c.proxy.stop()
         names = [c.name for c in self.centers.values() if c.owned]

@@ -68,7 +68,7 @@ def demo_command(
         console.print("next: `.venv/bin/zhisuan server` keeps a server running, with the dashboard at "
                       "http://127.0.0.1:8470/ (tokens in runs/tokens.json)")
     finally:
-        server.stop()
+        server.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

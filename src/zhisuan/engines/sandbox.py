@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 UID_BASE = 3_000_000  # job uids: UID_BASE .. UID_BASE + UID_SPAN - 1 (no account, no group, no home)
@@ -122,6 +123,35 @@ def _ended(attempt: str, uid: int) -> bool:
     except (OSError, ValueError):
         return False
     return not any(Path(f"/proc/{p}").exists() for p in pids) and not processes_of(uid)
+
+
+def reap(runs: Path, leases: Path | None = None) -> int:
+    """Kill every process of the jobs started under the runs folder `runs` and free their uids; how many.
+
+    A server leaves its jobs running when it stops (a restart adopts them), so whoever ends a network for
+    good — the demo, a test, a benchmark — ends its jobs with this, even those whose stop was still on its way."""
+    leases = leases or LEASES
+    roots = {str(runs), str(runs.resolve())}
+    killed: set[int] = set()
+    for lease in leases.glob("[0-9]*"):
+        try:
+            holder = lease.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        if not any(holder.startswith(r + os.sep) for r in roots):
+            continue
+        uid = int(lease.name)
+        end = time.monotonic() + 5
+        while (pids := processes_of(uid)) and time.monotonic() < end:  # forks meanwhile; zombies until reaped
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+            time.sleep(0.05)
+        with contextlib.suppress(FileNotFoundError):
+            if lease.read_text(encoding="utf-8") == holder:
+                lease.unlink()
+    return len(killed)
 
 
 def check_reachable(root: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from zhisuan.engines.rendezvous import free_port
+from zhisuan.engines.sandbox import reap
 
 
 class ServerProcess:
@@ -55,6 +56,11 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             self.proc.wait(timeout=20)
+
+    def close(self, sig: int = signal.SIGTERM) -> int:
+        """Stop the server for good and kill what its local jobs still run (a stop leaves them for a restart)."""
+        self.stop(sig)
+        return reap(self.runs)
 
     def token(self, tenant: str) -> str:
         return str(json.loads((self.runs / "tokens.json").read_text(encoding="utf-8"))[tenant])
