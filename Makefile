@@ -2,14 +2,19 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# A stamp named by what was installed (the lock's and pyproject's contents), not by file times.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml locks/zhisuan.txt | sha256sum | cut -c1-16)
 
-.PHONY: install demo test lint typecheck bench litellm clean
+.PHONY: install demo test lint typecheck bench litellm lock clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+# The virtualenv is the lock (locks/zhisuan.txt, every package pinned with its hashes), made afresh when the lock
+# or pyproject.toml changes, so two clones installed a year apart hold the same packages. pyproject.toml keeps
+# ranges for `pip install zhisuan` as a library; `make lock` re-resolves them into the locks.
+LOCK := locks/zhisuan.txt
+$(STAMP):
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,14 +38,17 @@ typecheck: $(STAMP)
 PG_ROOT ?= /tmp/zhisuan-pg
 SLURM_ROOT ?= /tmp/zhisuan-slurm
 RAY_ROOT ?= /tmp/zhisuan-ray
+export ZHISUAN_APT_RECORD := $(CURDIR)/.apt-ensured
 test: lint typecheck
+	rm -f $(ZHISUAN_APT_RECORD)
 	bash scripts/postgres-up.sh
 	ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-up.sh
 	ZHISUAN_RAY_ROOT=$(RAY_ROOT) ZHISUAN_RAY_PY=$(PY) bash scripts/ray-up.sh
 	bash scripts/chromium-install.sh
 	bash scripts/apt-ensure.sh prometheus faketime iproute2
-	bash scripts/apt-ensure.sh g++ cmake
+	bash scripts/apt-ensure.sh g++ cmake ninja-build
 	bash scripts/llama-ensure.sh >/dev/null
+	bash scripts/apt-versions.sh $(ZHISUAN_APT_RECORD)
 	. $(PG_ROOT)/env.sh; . $(RAY_ROOT)/env.sh; ZHISUAN_TEST_LLAMA=$$(bash scripts/llama-ensure.sh) ZHISUAN_TEST_RAY=$$RAY_ADDRESS ZHISUAN_TEST_RAY_CLIENT=$$ZHISUAN_RAY_CLIENT ZHISUAN_TEST_SLURM=$(SLURM_ROOT) \
 	  $(PY) -m pytest -q; rc=$$?; \
 	  bash scripts/postgres-down.sh; ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-down.sh; \
@@ -51,10 +59,24 @@ bench: $(STAMP)
 	$(VENV)/bin/zhisuan bench scheduler
 
 # LiteLLM's proxy in a virtualenv of its own (its pins stay out of ours), for `zhisuan bench gateway`.
-litellm: .venv-litellm/bin/litellm
-.venv-litellm/bin/litellm:
-	$(PYTHON) -m venv .venv-litellm
-	.venv-litellm/bin/pip install -q 'litellm[proxy]'
+LITELLM_STAMP := .venv-litellm/.installed-$(shell sha256sum locks/litellm.txt | cut -c1-16)
+litellm: $(LITELLM_STAMP)
+$(LITELLM_STAMP):
+	$(PYTHON) -m venv --clear .venv-litellm
+	.venv-litellm/bin/pip install -q --require-hashes --no-deps -r locks/litellm.txt
+	touch $@
+
+# Re-resolve the locks from pyproject.toml and locks/*.in with uv (itself locked): the pins already in a lock
+# are kept where they still satisfy it; `make lock UPGRADE=--upgrade` takes the newest releases instead.
+# CPython 3.11 on x86-64 Linux, the machines `make test` runs on; every file of a release is hashed.
+UPGRADE ?=
+COMPILE = $(VENV)/bin/uv pip compile -q $(UPGRADE) --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock'
+lock: $(STAMP)
+	$(COMPILE) pyproject.toml locks/tools.in --extra dev -o locks/zhisuan.txt
+	$(COMPILE) locks/litellm.in -o locks/litellm.txt
+	$(COMPILE) locks/llama-build.in -o locks/llama-build.txt
+	$(COMPILE) locks/llama.in -c locks/llama-build.txt -o locks/llama.txt
 
 clean:
 	rm -rf $(VENV) .venv-litellm .venv-llama .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
