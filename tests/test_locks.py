@@ -4,6 +4,7 @@ A dependency added to pyproject.toml without `make lock` fails here, in CI."""
 
 import re
 import sys
+import sysconfig
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -86,7 +87,9 @@ def test_the_llama_build_backend_agrees_with_the_llama_lock() -> None:
 def test_the_test_virtualenv_is_exactly_the_lock() -> None:
     if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
         pytest.skip(f"not the project's virtualenv ({sys.prefix}); `make test` runs in .venv")
-    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    venv = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})  # not what others add to
+    installed = {canonicalize_name(d.metadata["Name"]): d.version  # sys.path (Ray its vendored psutil, colorama)
+                 for d in metadata.distributions(path=venv)}
     installed.pop("zhisuan", None)
     locked = pins("zhisuan.txt")
     extra = {n: v for n, v in installed.items() if locked.get(n) != v}

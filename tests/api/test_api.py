@@ -247,6 +247,53 @@ def test_a_tenant_holds_a_bounded_number_of_log_streams(api):
     asyncio.run(hold_streams())
 
 
+def test_a_followed_log_waits_out_a_center_that_cannot_answer_yet(api):
+    """A start still on its way to the center's agent (or a center out of reach) is asked again at the next
+    poll: the stream goes on and loses no line (it used to end the response mid-body)."""
+    import asyncio
+    import threading
+
+    from zhisuan.store import Principal
+
+    client, keys, store, loop = api
+    spec = JOB.replace("echo hi", "for i in 1 2 3; do echo line $i; sleep 0.3; done")
+    job = client.post("/v1/jobs", content=spec, headers=auth(keys["acme"])).json()["id"]
+    service = client.app.state.service
+    for _ in range(200):
+        if store.get(job).state.value == "running":
+            break
+        loop.step(time.time())
+        time.sleep(0.02)
+    link = service._engine(store.get(job))
+    answer, refusals = link.log_delta, []
+
+    def not_yet(handle, offsets):
+        if len(refusals) < 3:
+            refusals.append(handle)
+            raise OSError(f"far holds no run {handle}")
+        return answer(handle, offsets)
+
+    link.log_delta = not_yet
+    done = threading.Event()
+
+    def steps():
+        while not done.is_set():
+            loop.step(time.time())
+            time.sleep(0.05)
+
+    async def follow():
+        return "".join([c async for c in service.follow_logs(job, Principal("acme", False), poll=0.05)])
+
+    stepper = threading.Thread(target=steps)
+    stepper.start()
+    try:
+        text = asyncio.run(follow())
+    finally:
+        done.set()
+        stepper.join()
+    assert len(refusals) == 3 and text.splitlines() == ["line 1", "line 2", "line 3"], text
+
+
 def test_a_locked_store_answers_503_and_keeps_nothing_half_written(tmp_path):
     import sqlite3
 

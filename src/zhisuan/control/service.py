@@ -242,15 +242,22 @@ class Service:
         offsets: dict[str, int] = {}
         while True:
             rec = await asyncio.to_thread(self.job, job_id, who)
-            if rec.engine_handle:
-                chunk = await asyncio.to_thread(self._engine(rec).log_delta, rec.engine_handle, offsets)
+            if rec.engine_handle and not rec.state.terminal:
+                try:
+                    chunk = await asyncio.to_thread(self._engine(rec).log_delta, rec.engine_handle, offsets)
+                except (OSError, EngineDown):  # its start not yet at the center, or the center out of reach
+                    chunk = ""  # asked again at the next poll, as long as the job runs
                 if chunk:
                     yield chunk
             if rec.state.terminal:
-                rest = await asyncio.to_thread(self._engine(rec).log_rest, rec.engine_handle,
-                                               offsets) if rec.engine_handle else ""
-                if rest:
-                    yield rest
+                if rec.engine_handle:
+                    try:
+                        rest = await asyncio.to_thread(self._engine(rec).log_rest, rec.engine_handle, offsets)
+                    except (OSError, EngineDown) as e:
+                        rest = f"[zhisuan] the rest of the logs are at center {rec.center}, which cannot give " \
+                               f"them now: {str(e)[:300]}\n"
+                    if rest:
+                        yield rest
                 return
             await asyncio.sleep(poll)
 
