@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # A stamp named by what was installed (the lock's and pyproject's contents), not by file times.
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml locks/zhisuan.txt | sha256sum | cut -c1-16)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml locks/pip.txt locks/zhisuan.txt | sha256sum | cut -c1-16)
 
 .PHONY: install demo test lint typecheck bench litellm lock clean
 
@@ -13,6 +13,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml locks/zhisuan.txt | sha2
 LOCK := locks/zhisuan.txt
 $(STAMP):
 	$(PYTHON) -m venv --clear $(VENV)
+	$(PY) -m pip install -q --require-hashes --no-deps -r locks/pip.txt
 	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
@@ -59,10 +60,11 @@ bench: $(STAMP)
 	$(VENV)/bin/zhisuan bench scheduler
 
 # LiteLLM's proxy in a virtualenv of its own (its pins stay out of ours), for `zhisuan bench gateway`.
-LITELLM_STAMP := .venv-litellm/.installed-$(shell sha256sum locks/litellm.txt | cut -c1-16)
+LITELLM_STAMP := .venv-litellm/.installed-$(shell cat locks/pip.txt locks/litellm.txt | sha256sum | cut -c1-16)
 litellm: $(LITELLM_STAMP)
 $(LITELLM_STAMP):
 	$(PYTHON) -m venv --clear .venv-litellm
+	.venv-litellm/bin/pip install -q --require-hashes --no-deps -r locks/pip.txt
 	.venv-litellm/bin/pip install -q --require-hashes --no-deps -r locks/litellm.txt
 	touch $@
 
@@ -74,6 +76,7 @@ COMPILE = $(VENV)/bin/uv pip compile -q $(UPGRADE) --generate-hashes --python-ve
 	--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock'
 lock: $(STAMP)
 	$(COMPILE) pyproject.toml locks/tools.in --extra dev -o locks/zhisuan.txt
+	$(COMPILE) locks/pip.in -c locks/zhisuan.txt -o locks/pip.txt
 	$(COMPILE) locks/litellm.in -o locks/litellm.txt
 	$(COMPILE) locks/llama-build.in -o locks/llama-build.txt
 	$(COMPILE) locks/llama.in -c locks/llama-build.txt -o locks/llama.txt

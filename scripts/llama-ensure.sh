@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ZHISUAN_LLAMA_VENV:-.venv-llama}
-STAMP="$VENV/.built-$(cat locks/llama-build.txt locks/llama.txt | sha256sum | cut -c1-16)"
+STAMP="$VENV/.built-$(cat locks/pip.txt locks/llama-build.txt locks/llama.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
   python3 -m venv --clear "$VENV"
+  "$VENV/bin/pip" install -q --require-hashes --no-deps -r locks/pip.txt >&2
   "$VENV/bin/pip" install -q --require-hashes --no-deps -r locks/llama-build.txt >&2
   CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
   CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \

@@ -53,6 +53,7 @@ def pyproject_requirements() -> list[Requirement]:
 
 LOCKED = {
     "zhisuan.txt": pyproject_requirements,
+    "pip.txt": lambda: inputs(LOCKS / "pip.in"),
     "litellm.txt": lambda: inputs(LOCKS / "litellm.in"),
     "llama-build.txt": lambda: inputs(LOCKS / "llama-build.in"),
     "llama.txt": lambda: inputs(LOCKS / "llama.in"),
@@ -78,9 +79,10 @@ def test_every_locked_package_is_hashed(lock: str) -> None:
     assert not unhashed, f"locks/{lock}: pins without hashes: {unhashed}"
 
 
-def test_the_llama_build_backend_agrees_with_the_llama_lock() -> None:
-    build, runtime = pins("llama-build.txt"), pins("llama.txt")
-    differ = {n: (v, runtime[n]) for n, v in build.items() if n in runtime and runtime[n] != v}
+@pytest.mark.parametrize("first, then", [("llama-build.txt", "llama.txt"), ("pip.txt", "zhisuan.txt")])
+def test_locks_installed_in_turn_agree(first: str, then: str) -> None:
+    before, after = pins(first), pins(then)
+    differ = {n: (v, after[n]) for n, v in before.items() if n in after and after[n] != v}
     assert not differ, f"installed in turn into one virtualenv, these would be replaced: {differ}"
 
 
