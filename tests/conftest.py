@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.builders import ROOT
-from zhisuan.engines.sandbox import UID_BASE, UID_SPAN
+from zhisuan.engines.sandbox import LEASES, UID_BASE, UID_SPAN, process_uids
 
 
 @pytest.fixture
@@ -39,30 +39,29 @@ def _job_uids_reach_tmp_path(request: pytest.FixtureRequest) -> None:
         _passable(request.getfixturevalue("tmp_path"))
 
 
-def _job_processes() -> dict[int, str]:
-    """pid -> command line of every process running under a job uid (the local engine's sandbox range)."""
+def _job_processes(base: Path) -> dict[int, str]:
+    """pid -> command line of every process running under a job uid leased to a run below `base` (this
+    session's temporary folders: another test run on the machine is not ours to judge)."""
     found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for pid, uid in process_uids():
+        if not UID_BASE <= uid < UID_BASE + UID_SPAN:
             continue
-        try:
-            with open(f"{entry.path}/status", encoding="ascii", errors="replace") as f:
-                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
-            if UID_BASE <= uid < UID_BASE + UID_SPAN:
-                with open(f"{entry.path}/cmdline", "rb") as f:
-                    found[int(entry.name)] = f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
-        except (OSError, StopIteration, ValueError):
-            continue
+        with contextlib.suppress(OSError):
+            if not (LEASES / str(uid)).read_text(encoding="utf-8").startswith(f"{base}{os.sep}"):
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found[pid] = f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
     return found
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _leave_no_job_running(request: pytest.FixtureRequest):
+def _leave_no_job_running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Every test module ends every job process it started (the demo, tests and benchmarks leave nothing
     running): what is still there 15 s after the module's last test fails it, and is killed."""
     yield
+    base = tmp_path_factory.getbasetemp()
     end = time.monotonic() + 15
-    while (left := _job_processes()) and time.monotonic() < end:
+    while (left := _job_processes(base)) and time.monotonic() < end:
         time.sleep(0.25)
     for pid in left:
         with contextlib.suppress(OSError):

@@ -186,3 +186,22 @@ def test_two_engines_on_one_machine_never_kill_each_others_jobs_through_a_reused
     assert b.poll(running).state == "running"  # ... killed nothing of the other's
     b.cancel(running)
     assert b.poll(running).state == "failed"
+
+
+def test_choosing_a_uid_reads_proc_once_however_many_leases_stand(tmp_path, monkeypatch):
+    """A fresh runs folder starts at the range's first uid and walks past every uid another run holds: it used
+    to scan /proc once per such uid (17 s for the first job on a busy machine); now once per choice."""
+    from zhisuan.engines import sandbox
+
+    leases = tmp_path / "leases"
+    leases.mkdir()
+    for k in range(200):  # runs of other folders still going (no handle yet: being spawned)
+        holder = tmp_path / "other" / f"a{k}"
+        holder.mkdir(parents=True)
+        (leases / str(sandbox.UID_BASE + k)).write_text(str(holder))
+    scans = []
+    real = sandbox.process_uids
+    monkeypatch.setattr(sandbox, "process_uids", lambda: scans.append(1) or real())
+    (tmp_path / "runs").mkdir()
+    uid = sandbox.UidPool(tmp_path / "runs", leases).take(str(tmp_path / "runs" / "j" / "attempt-1"))
+    assert uid == sandbox.UID_BASE + 200 and len(scans) == 1

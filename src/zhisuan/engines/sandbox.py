@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 UID_BASE = 3_000_000  # job uids: UID_BASE .. UID_BASE + UID_SPAN - 1 (no account, no group, no home)
@@ -33,9 +34,8 @@ def isolating() -> bool:
     return os.geteuid() == 0 and shutil.which("setpriv") is not None
 
 
-def processes_of(uid: int) -> list[int]:
-    """Pids of every process running under `uid` (real uid, from /proc)."""
-    found = []
+def process_uids() -> Iterator[tuple[int, int]]:
+    """(pid, real uid) of every process, from /proc."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -43,12 +43,20 @@ def processes_of(uid: int) -> list[int]:
             with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as f:
                 for line in f:
                     if line.startswith("Uid:"):
-                        if int(line.split()[1]) == uid:
-                            found.append(int(entry.name))
+                        yield int(entry.name), int(line.split()[1])
                         break
         except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
             continue
-    return found
+
+
+def uids_running() -> set[int]:
+    """The real uids of every process (one pass over /proc, however many uids are asked about)."""
+    return {uid for _, uid in process_uids()}
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of every process running under `uid` (real uid, from /proc)."""
+    return [pid for pid, u in process_uids() if u == uid]
 
 
 def signal_uid(uid: int, sig: int) -> int:
@@ -82,11 +90,12 @@ class UidPool:
                 n = int(self.file.read_text(encoding="ascii"))
             except (FileNotFoundError, ValueError):
                 n = 0
+            running = uids_running()  # once: a scan of /proc per candidate took seconds with many jobs
             for k in range(UID_SPAN):
                 uid = UID_BASE + (n + k) % UID_SPAN
                 lease = self.leases / str(uid)
                 holder = lease.read_text(encoding="utf-8") if lease.exists() else None
-                if (holder is not None and not _ended(holder, uid)) or processes_of(uid):
+                if (holder is not None and not _ended(holder, uid, running)) or uid in running:
                     continue
                 tmp = lease.with_suffix(".tmp")
                 tmp.write_text(owner, encoding="utf-8")
@@ -109,7 +118,7 @@ class UidPool:
                 (self.leases / str(uid)).unlink()
 
 
-def _ended(attempt: str, uid: int) -> bool:
+def _ended(attempt: str, uid: int, running: set[int]) -> bool:
     """Whether the attempt that leased `uid` is over: its folder is gone, or nothing of it runs (its members'
     wrappers have exited and no process has the uid). An attempt still being spawned has no handle yet."""
     folder = Path(attempt)
@@ -122,7 +131,7 @@ def _ended(attempt: str, uid: int) -> bool:
         pids = [int(p) for p in json.loads(handle.read_text(encoding="utf-8")).get("pids", [])]
     except (OSError, ValueError):
         return False
-    return not any(Path(f"/proc/{p}").exists() for p in pids) and not processes_of(uid)
+    return not any(Path(f"/proc/{p}").exists() for p in pids) and uid not in running
 
 
 def reap(runs: Path, leases: Path | None = None) -> int:
