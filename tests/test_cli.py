@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.builders import ROOT
@@ -219,3 +220,13 @@ def test_the_offline_commands_and_the_sim_report_speak_chinese(root, tmp_path):
     assert "avg JCT h" in (tmp_path / "rep" / "summary.csv").read_text()  # machine-read files keep English
     english = runner.invoke(app, ["explain", str(root / "examples/jobs/finetune-local-data.yaml")], env={"LANG": "C"})
     assert "← chosen" in english.output  # the language is chosen per invocation
+
+
+@pytest.mark.parametrize("args, option", [
+    (["token", "create", "acme", "--expires", "0s"], "--expires"),
+    (["center", "token", "create", "guiyang", "--expires", "soon"], "--expires"),
+    (["report", "utilization", "--bucket", "-1h"], "--bucket"),
+])
+def test_a_bad_duration_is_a_usage_error_naming_its_option(args, option):
+    res = CliRunner().invoke(app, [*args, "--url", "http://127.0.0.1:9", "--token", "x"])
+    assert res.exit_code == 2 and option in res.output and "Traceback" not in res.output, res.output

@@ -114,3 +114,81 @@ def test_the_database_and_tokens_are_the_servers_alone(server):
     srv, tmp = server
     for path in (tmp / "z.db", srv.runs / "tokens.json"):
         assert path.stat().st_mode & 0o077 == 0, path  # no group, no others
+
+
+def test_a_job_holding_every_replica_port_cannot_stop_the_service_keeper(server):
+    """A job bound 127.0.0.1:20000-29999 and every control step failed choosing a replica's port: no new
+    replica for any tenant, no draining, until that job ended. Now a replica is still placed (its bind may
+    fail, and it is replaced with back-off) and the loop goes on."""
+    srv, _ = server
+    lab, acme = srv.client("lab"), srv.client("acme")
+    binder = ("import socket, time\nheld = []\nfor p in range(20000, 30000):\n    s = socket.socket()\n"
+              "    try:\n        s.bind(('127.0.0.1', p)); held.append(s)\n    except OSError:\n        s.close()\n"
+              "open('held', 'w').write(str(len(held)))\ntime.sleep(120)\n")
+    hog = submit(lab, job("hog", f"ulimit -n 20000\npython3 - <<'EOF'\n{binder}EOF\n", tenant="lab"))
+    wait(lab, hog, ("running",))
+    end = time.time() + 20
+    while time.time() < end and any(_bindable(p) for p in (20000, 25000, 29999)):
+        time.sleep(0.3)
+    assert not any(_bindable(p) for p in (20000, 25000, 29999)), "the hog did not take the ports"
+    spec = ("name: chat\ntenant: acme\nkind: service\nresources: {accelerators: 910b:1}\n"
+            "service: {model: m, replicas: {min: 1, max: 1}}\nrun: sleep 60\n")
+    r = acme.post("/v1/services", content=spec)
+    assert r.status_code == 201, r.text
+    try:
+        end = time.time() + 20
+        while time.time() < end and not any(j["name"].startswith("chat-r") for j in acme.get("/v1/jobs").json()):
+            time.sleep(0.3)
+        assert any(j["name"].startswith("chat-r") for j in acme.get("/v1/jobs").json()), "no replica was placed"
+        assert wait(acme, submit(acme, job("after", "echo fine")))["state"] == "succeeded"
+    finally:
+        acme.delete(f"/v1/services/{r.json()['id']}")
+        lab.post(f"/v1/jobs/{hog}/cancel")
+
+
+def test_services_answer_as_what_they_are(server):
+    """Deleting another tenant's service said "no job 's-…'"; a deployed service whose replica is not ready
+    yet answered 404 "not served here" (as an unknown model does) instead of 503."""
+    srv, _ = server
+    lab, acme = srv.client("lab"), srv.client("acme")
+    spec = ("name: slow\ntenant: acme\nkind: service\nresources: {accelerators: 910b:1}\n"
+            "service: {model: slow-model, replicas: {min: 1, max: 1}}\nrun: sleep 60\n")
+    sid = acme.post("/v1/services", content=spec).json()["id"]
+    try:
+        gone = lab.delete(f"/v1/services/{sid}")
+        assert gone.status_code == 404 and f"no service '{sid}'" in gone.json()["detail"], gone.text
+        chat = {"model": "slow-model", "messages": [{"role": "user", "content": "hi"}]}
+        end = time.time() + 10
+        while (r := acme.post("/v1/chat/completions", json=chat)).status_code == 404 and time.time() < end:
+            time.sleep(0.3)  # the keeper's first step after the deploy
+        assert r.status_code == 503 and r.json()["error"]["code"] == "no_replica_ready", r.text
+        assert lab.post("/v1/chat/completions", json=chat).status_code == 404  # not lab's service
+        unknown = acme.post("/v1/chat/completions", json={**chat, "model": "no-such-model"})
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    finally:
+        acme.delete(f"/v1/services/{sid}")
+
+def test_a_deploy_retried_with_its_idempotency_key_makes_one_service(server):
+    srv, _ = server
+    acme = srv.client("acme")
+    spec = ("name: once\ntenant: acme\nkind: service\nresources: {accelerators: 910b:1}\n"
+            "service: {model: once-model, replicas: {min: 1, max: 1}}\nrun: sleep 60\n")
+    first = acme.post("/v1/services", content=spec, headers={"Idempotency-Key": "deploy-1"})
+    again = acme.post("/v1/services", content=spec, headers={"Idempotency-Key": "deploy-1"})
+    try:
+        assert first.status_code == again.status_code == 201 and first.json()["id"] == again.json()["id"]
+        assert [s["id"] for s in acme.get("/v1/services").json() if s["name"] == "once"] == [first.json()["id"]]
+        bad = acme.post("/v1/services", content=spec, headers={"Idempotency-Key": "x" * 129})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "Idempotency-Key"
+    finally:
+        acme.delete(f"/v1/services/{first.json()['id']}")
+
+def _bindable(port):
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

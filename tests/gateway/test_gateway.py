@@ -73,8 +73,13 @@ def test_models_and_a_chat_completion_with_its_usage_metered(gw):
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "hello there general kenobi"
     served = gateway.meter.served[("acme", "echo")]
     assert (served.requests, served.prompt_tokens, served.completion_tokens, served.counted_tokens) == (1, 4, 4, 0)
-    scrape = client.get("/metrics").text
-    assert 'zhisuan_gateway_tokens_total{kind="completion",model="echo",tenant="acme"} 4.0' in scrape
+    scrape = client.get("/metrics").text  # anonymous (a job on the host may read it): no tenant's own series
+    assert 'zhisuan_gateway_tokens_total{kind="completion",model="echo"} 4.0' in scrape and "acme" not in scrape
+    assert "acme" not in client.get("/metrics", headers=auth).text  # nor for a tenant's token
+    tokens = TokenStore(client.app.state.service.store.engine)
+    admin = {"Authorization": f"Bearer {tokens.issue('ops', 0.0, admin=True)}"}
+    by_tenant = client.get("/metrics", headers=admin).text
+    assert 'zhisuan_gateway_tokens_total{kind="completion",model="echo",tenant="acme"} 4.0' in by_tenant
     assert 'zhisuan_gateway_replicas{model="echo",state="ready"} 2.0' in scrape
     assert 'zhisuan_gateway_first_byte_seconds_count{model="echo"} 1.0' in scrape
     emb = client.post("/v1/embeddings", json={"model": "echo", "input": "two words"}, headers=auth)
@@ -97,6 +102,12 @@ def test_a_stream_is_relayed_chunk_by_chunk_and_its_tokens_counted(gw):
         r.read()
     quiet = gateway.meter.served[("acme", "quiet")]
     assert quiet.completion_tokens == 4 and quiet.counted_tokens > 0  # no usage in that stream: counted here
+    before = gateway.meter.served[("acme", "echo")].counted_tokens
+    off = {**CHAT, "stream": True, "stream_options": {"include_usage": False}}  # a caller that says no to usage
+    with client.stream("POST", "/v1/chat/completions", json=off, headers=auth) as r:
+        r.read()
+    echo = gateway.meter.served[("acme", "echo")]
+    assert echo.completion_tokens == 8 and echo.counted_tokens == before  # the backend's usage, asked anyway
 
 
 def test_a_replica_that_cannot_answer_is_passed_over(gw):
@@ -253,3 +264,19 @@ def test_a_replicas_answer_nested_too_deep_to_parse_is_relayed_with_its_tokens_c
 
     status, body, served = asyncio.run(go())
     assert status == 200 and body == deep and served.counted_tokens > 0  # estimated, kept apart
+
+
+def test_what_a_replaced_replica_served_stays_its_services():
+    """The services list summed the tokens of the replicas it has now: a replaced replica took its count along
+    and a service that had served thousands showed 0."""
+    from zhisuan.control.services import Endpoint
+
+    published = [(1, [Endpoint("j-a", "s-1", "acme", "m", "http://127.0.0.1:1", "c", True, False, (0.0, 0.0), "",
+                                "k", None)])]
+    registry = Registry(feed=lambda: published[-1])
+    registry.load()
+    registry.replicas["j-a"].tokens = 1200
+    published.append((2, [Endpoint("j-b", "s-1", "acme", "m", "http://127.0.0.1:2", "c", True, False, (0.0, 0.0),
+                                   "", "k", None)]))
+    assert registry.load() == {"j-b": (0, 0)}
+    assert registry.retired_tokens("s-1") == 1200 and registry.retired_tokens("s-2") == 0

@@ -55,5 +55,5 @@ def add_admin_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
         admin_only(who)
         info = tokens.revoke(token_id, time.time())
         if info is None:
-            raise NotFound(token_id)
+            raise NotFound(token_id, "token")
         return token_json(info)

@@ -93,7 +93,7 @@ def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
         admin_only(who)
         info = tokens.revoke(token_id, time.time(), centers=True)
         if info is None:
-            raise NotFound(token_id)
+            raise NotFound(token_id, "token")
         return center_token_json(info)
 
     @app.get("/v1/agents/{center}/starts")
@@ -103,7 +103,7 @@ def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
         admin_only(who)
         link = links.get(center)
         if link is None:
-            raise NotFound(center)
+            raise NotFound(center, "center")
         with link.lock:
             return {"center": center, "seconds": list(link.started_after)}
 

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,6 +22,7 @@ from zhisuan.api.admin import add_admin_routes
 from zhisuan.api.agents import add_agent_routes
 from zhisuan.api.gateway import add_gateway_routes, add_service_routes
 from zhisuan.api.limits import Limits
+from zhisuan.api.metrics import render
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
@@ -87,8 +89,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, e: NotFound) -> JSONResponse:
-        what = "token" if request.url.path.startswith("/v1/tokens") else "job"
-        return problem(404, said(request, "Not found"), f"no {what} {e.args[0]!r}")
+        return problem(404, said(request, "Not found"), f"no {e.what} {e.key!r}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:  # 404 of no route, 405, ...
@@ -115,11 +116,22 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         return problem(500, "Internal error", "the server met an unexpected error; it is logged")
 
     add_routes(app, service, principal)
+
+    @app.get("/metrics", response_class=Response, include_in_schema=False)
+    def metrics(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:  # noqa: B008
+        """Prometheus scrape target: no token needed (as exporters go); per-tenant series for an admin token
+        (Prometheus' `authorization: {credentials_file: …}`), summed per model for anyone else."""
+        who = tokens.principal(cred.credentials) if cred else None
+        return Response(render(service, getattr(request.app.state, "gateway", None), who is not None and who.admin),
+                        media_type=CONTENT_TYPE_LATEST)
+
     add_service_routes(app, service, principal)
     if gateway is not None:
         if gateway.registry.feed is None:
             gateway.registry.feed = service.keeper.endpoints  # the services' replicas, as the keeper sees them
+            gateway.registry.deployed = service.keeper.deployed
             service.keeper.load = gateway.registry.load  # and what they carry, for autoscaling
+            service.keeper.retired_tokens = gateway.registry.retired_tokens
         if service.flush_tokens is None:
             def flush() -> None:
                 rows = gateway.meter.drain()

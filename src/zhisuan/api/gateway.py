@@ -24,7 +24,7 @@ def add_service_routes(app: FastAPI, service: Service, principal: Who) -> None:
 
     @app.post("/v1/services", status_code=201)
     async def deploy(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
-        svc = service.deploy(await request.body(), who, time.time())
+        svc = service.deploy(await request.body(), who, time.time(), request.headers.get("idempotency-key"))
         return {"id": svc.id, "name": svc.name, "model": svc.model, "state": svc.state, "desired": svc.desired}
 
     @app.get("/v1/services")

@@ -50,25 +50,30 @@ class ZhisuanCollector:
 class GatewayCollector:
     """Requests, failures, tokens and first-byte latency per model (and tenant), replicas per model."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, gateway: Gateway, per_tenant: bool) -> None:
+        self.gateway, self.per_tenant = gateway, per_tenant
 
     def collect(self) -> Iterator[Metric]:
         meter = self.gateway.meter
-        requests = CounterMetricFamily("zhisuan_gateway_requests", "Model requests through the gateway",
-                                       labels=["tenant", "model"])
-        errors = CounterMetricFamily("zhisuan_gateway_errors", "Model requests no replica could answer",
-                                     labels=["tenant", "model"])
+        by = ["tenant", "model"] if self.per_tenant else ["model"]
+        requests = CounterMetricFamily("zhisuan_gateway_requests", "Model requests through the gateway", labels=by)
+        errors = CounterMetricFamily("zhisuan_gateway_errors", "Model requests no replica could answer", labels=by)
         tokens = CounterMetricFamily("zhisuan_gateway_tokens", "Tokens served (backend usage, else counted)",
-                                     labels=["tenant", "model", "kind"])
+                                     labels=[*by, "kind"])
         counted = CounterMetricFamily("zhisuan_gateway_counted_tokens", "Of those, counted or estimated by the "
-                                      "gateway because the backend gave no usage", labels=["tenant", "model"])
+                                      "gateway because the backend gave no usage", labels=by)
+        sums: dict[tuple[str, ...], list[int]] = {}  # per (tenant, model), or per model for an anonymous scrape
         for (tenant, model), s in sorted(meter.served.items()):
-            requests.add_metric([tenant, model], s.requests)
-            errors.add_metric([tenant, model], s.errors)
-            tokens.add_metric([tenant, model, "prompt"], s.prompt_tokens)
-            tokens.add_metric([tenant, model, "completion"], s.completion_tokens)
-            counted.add_metric([tenant, model], s.counted_tokens)
+            key = (tenant, model) if self.per_tenant else (model,)
+            row = sums.setdefault(key, [0, 0, 0, 0, 0])
+            for i, v in enumerate((s.requests, s.errors, s.prompt_tokens, s.completion_tokens, s.counted_tokens)):
+                row[i] += v
+        for key, (n, failed, prompt, completion, by_us) in sums.items():
+            requests.add_metric(list(key), n)
+            errors.add_metric(list(key), failed)
+            tokens.add_metric([*key, "prompt"], prompt)
+            tokens.add_metric([*key, "completion"], completion)
+            counted.add_metric(list(key), by_us)
         yield from (requests, errors, tokens, counted)
         replicas = GaugeMetricFamily("zhisuan_gateway_replicas", "Replicas per model by state",
                                      labels=["model", "state"])
@@ -87,9 +92,11 @@ class GatewayCollector:
         yield latency
 
 
-def render(service: Service, gateway: Gateway | None = None) -> bytes:
+def render(service: Service, gateway: Gateway | None = None, per_tenant: bool = False) -> bytes:
+    """Tenants' own series (requests and tokens per tenant) only for an admin's scrape; anyone else, a job on
+    the server's host included, sees them summed per model."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ZhisuanCollector(service))  # type: ignore[arg-type]
     if gateway is not None:
-        registry.register(GatewayCollector(gateway))  # type: ignore[arg-type]
+        registry.register(GatewayCollector(gateway, per_tenant))  # type: ignore[arg-type]
     return generate_latest(registry)

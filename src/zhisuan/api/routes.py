@@ -8,10 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
-from zhisuan.api.metrics import render
 from zhisuan.api.shapes import Say, candidates_json, job_json
 from zhisuan.control.service import Service
 from zhisuan.i18n import lang_of, translate
@@ -103,11 +101,6 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
         now = time.time()
         end = until if until is not None else now
         return service.utilization(who, since if since is not None else end - 86400, end, bucket, center)
-
-    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
-    def metrics(request: Request) -> Response:
-        """Prometheus scrape target (no token, as exporters go: the server listens on loopback by default)."""
-        return Response(render(service, getattr(request.app.state, "gateway", None)), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/centers")
     def centers(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.client import Token, Url, call, connect
-from zhisuan.cli.common import console, fail
+from zhisuan.cli.common import console, fail, seconds
 
 center_app = typer.Typer(help="Centers' agents: their credentials and how they stand (with an admin token).",
                          no_args_is_help=True, rich_markup_mode=None)
@@ -98,11 +98,9 @@ def create(center: Annotated[str, typer.Argument(help="the center, as the networ
            expires: Annotated[str | None, typer.Option(help="valid for, e.g. 365d (default: until revoked)")] = None,
            url: Url = None, token: Token = None) -> None:
     """Issue a center's credential; printed once: hand it to the center's operator for `zhisuan agent`."""
-    from zhisuan.model.units import parse_duration
-
     body: dict[str, object] = {"center": center, "label": label}
     if expires:
-        body["expires_in"] = parse_duration(expires)
+        body["expires_in"] = seconds(expires, "--expires")
     with connect(url, token) as client:
         made = call(client, "POST", "/v1/center-tokens", json=body)
     note = "" if made["joins"] else " (note: the network file has it join directly, not through an agent)"

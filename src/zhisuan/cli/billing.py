@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.client import Token, Url, call, connect
-from zhisuan.cli.common import L, console, fail
+from zhisuan.cli.common import L, console, fail, seconds
 
 report_app = typer.Typer(help="Reports from the live system.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -80,9 +80,7 @@ def utilization_command(
         html: Annotated[Path | None, typer.Option(help="also write an HTML report with the plot")] = None,
         url: Url = None, token: Token = None) -> None:
     """Allocated %, busy % and idle-while-allocated % per center and chip, and per tenant."""
-    from zhisuan.model.units import parse_duration
-
-    params: dict[str, Any] = {"bucket": parse_duration(bucket)}
+    params: dict[str, Any] = {"bucket": seconds(bucket, "--bucket")}
     if center:
         params["center"] = center
     if since:

@@ -56,6 +56,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def seconds(value: str, option: str) -> float:
+    """A duration option (`90m`, `2h`, `30d`, `3600`) in seconds, or a usage error naming the option."""
+    from zhisuan.model.units import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=option) from None
+
+
 def read_network(path: Path) -> Network:
     """A network file, its scheduler profile checked too (a typo there must not mean the default)."""
     from zhisuan.model import SpecError, load_network

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.client import Token, Url, call, connect
-from zhisuan.cli.common import console
+from zhisuan.cli.common import console, seconds
 
 token_app = typer.Typer(help="API tokens: create, list, revoke (with an admin token).",
                          no_args_is_help=True, rich_markup_mode=None)
@@ -22,11 +22,9 @@ def create(tenant: Annotated[str, typer.Argument(help="the tenant the token acts
            expires: Annotated[str | None, typer.Option(help="valid for, e.g. 30d (default: until revoked)")] = None,
            url: Url = None, token: Token = None) -> None:
     """Issue a token; it is printed once, keep it (only its hash is stored)."""
-    from zhisuan.model.units import parse_duration
-
     body: dict[str, object] = {"tenant": tenant, "admin": admin, "label": label}
     if expires:
-        body["expires_in"] = parse_duration(expires)
+        body["expires_in"] = seconds(expires, "--expires")
     with connect(url, token) as client:
         made = call(client, "POST", "/v1/tokens", json=body)
     console.print(f"token {made['id']} for {made['tenant']}{' (admin)' if made['admin'] else ''}:")

@@ -48,8 +48,17 @@ class Forbidden(PermissionError):
     """The caller may not do this (another tenant's job or name)."""
 
 
+def _check_key(idempotency_key: str | None) -> None:
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 128 and idempotency_key.isprintable()):
+        raise SpecError([("Idempotency-Key", "1 to 128 printable characters")])
+
+
 class NotFound(KeyError):
-    """No such job visible to the caller."""
+    """No such job (service, token, center) visible to the caller: another tenant's is indistinguishable."""
+
+    def __init__(self, key: str, what: str = "job") -> None:
+        super().__init__(key)
+        self.key, self.what = key, what
 
 
 class Conflict(RuntimeError):
@@ -123,26 +132,30 @@ class Service:
 
     def submit(self, text: str | bytes, who: Principal, now: float, idempotency_key: str | None = None) -> JobRecord:
         """Store a job; a retry with the same idempotency key returns the job the first try stored."""
-        if idempotency_key is not None and not (0 < len(idempotency_key) <= 128 and idempotency_key.isprintable()):
-            raise SpecError([("Idempotency-Key", "1 to 128 printable characters")])
+        _check_key(idempotency_key)
         spec = self.validate(text, who, now)
         if spec.kind == "service":
             raise SpecError([("kind", "a service is deployed with POST /v1/services (its replicas become jobs)")])
         return self.store.submit_record(spec, now, who.actor, idempotency_key)
 
-    def deploy(self, text: str | bytes, who: Principal, now: float) -> ServiceRecord:
-        """Store a model service (`kind: service`); the keeper starts its replicas as jobs."""
+    def deploy(self, text: str | bytes, who: Principal, now: float,
+               idempotency_key: str | None = None) -> ServiceRecord:
+        """Store a model service (`kind: service`); the keeper starts its replicas as jobs. A retry with the
+        same idempotency key returns the service the first try stored."""
+        _check_key(idempotency_key)
         spec = self.validate(text, who, now)
         if spec.kind != "service":
             raise SpecError([("kind", "a service spec says kind: service (jobs go to POST /v1/jobs)")])
+        if idempotency_key is not None and (earlier := self.service_store.by_key(spec.tenant, idempotency_key)):
+            return earlier
         if len(self.service_store.list(spec.tenant, active_only=True)) >= MAX_SERVICES:
             raise TooMany(f"tenant {spec.tenant} has {MAX_SERVICES} active services; stop one first")
-        return self.service_store.create(spec, now)
+        return self.service_store.create(spec, now, idempotency_key)
 
     def service(self, service_id: str, who: Principal) -> ServiceRecord:
         svc = self.service_store.get(service_id)
         if svc is None or (svc.tenant != who.tenant and not who.admin):
-            raise NotFound(service_id)
+            raise NotFound(service_id, "service")
         return svc
 
     def services(self, who: Principal, now: float | None = None) -> list[dict[str, Any]]:
@@ -151,6 +164,7 @@ class Service:
         now = time.time() if now is None else now
         _, endpoints = self.keeper.endpoints()
         load = self.keeper.load() if self.keeper.load is not None else {}
+        retired = self.keeper.retired_tokens or (lambda _: 0)
         mine_all = self.service_store.list(None if who.admin else who.tenant)
         cost: dict[tuple[str, str], float] = {}
         for tenant in sorted({s.tenant for s in mine_all if s.state == "active"}):
@@ -163,7 +177,7 @@ class Service:
                         "desired": svc.desired, "replicas": replicas,
                         "ready": [{"job": e.replica, "center": e.center} for e in mine if e.ready],
                         "inflight": sum(load.get(j, (0, 0))[0] for j in replicas),
-                        "tokens": sum(load.get(j, (0, 0))[1] for j in replicas),
+                        "tokens": sum(load.get(j, (0, 0))[1] for j in replicas) + retired(svc.id),
                         "cny_month": cost.get((svc.tenant, svc.model)), "created_at": svc.created_at,
                         "failures": self.keeper.failures.get(svc.id, 0), "retry_at": self.keeper.retry_at.get(svc.id)})
         return out

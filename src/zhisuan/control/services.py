@@ -68,11 +68,25 @@ def _port_free(port: int) -> bool:
     return True
 
 
+PORT_TRIES = 64  # ports tried free on this host before one is taken untried (a job may hold them all)
+
+
+def _choose_port(seed: int, used: set[int]) -> int:
+    """A port for a new replica: none another replica was given, and free here if one of a few tried is. A
+    job that binds the whole range only costs its own replicas a failed bind (replaced, with back-off), never
+    the keeper its step; and the check is only this host's (a replica at another center binds there)."""
+    candidates = [p for k in range(len(PORTS)) if (p := PORTS[(seed + k) % len(PORTS)]) not in used]
+    if not candidates:
+        raise OSError(f"every replica port ({PORTS.start}-{PORTS.stop - 1}) is given to a replica")
+    return next((p for p in candidates[:PORT_TRIES] if _port_free(p)), candidates[0])
+
+
 class ServiceKeeper:
     def __init__(self, jobs: JobStore, services: ServiceStore, network: Network, fleet: Fleet,
                  cancel: Callable[[str, float], object], probe_every: float = 1.0) -> None:
         self.jobs, self.services, self.network, self.fleet, self.cancel = jobs, services, network, fleet, cancel
         self.load: Callable[[], Load] | None = None  # set by the gateway that routes to these replicas
+        self.retired_tokens: Callable[[str], int] | None = None  # and what replicas since gone served
         self.samples: dict[str, deque[tuple[float, float, float]]] = {}  # service -> (t, in flight, tokens)
         self.changed_at: dict[str, float] = {}  # service -> when its wanted replicas last changed
         self.draining: set[str] = set()
@@ -86,6 +100,7 @@ class ServiceKeeper:
         self.ready: dict[str, bool] = {}  # replica job -> its ready path answered 200 at the last probe
         self.version = 0  # bumped whenever the endpoints change
         self._endpoints: list[Endpoint] = []
+        self._deployed: frozenset[tuple[str, str]] = frozenset()  # (tenant, model) of the active services
         self._lock = threading.RLock()  # the loop's step and the prober share the maps below
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -123,6 +138,7 @@ class ServiceKeeper:
                         self.cancel(j, now)
                     self._forget(j)
                 del self.replicas[sid]
+        self._deployed = frozenset((s.tenant, s.model) for s in active.values())
         load = self.load() if self.load is not None else {}
         for sid, svc in active.items():
             ids = self.replicas.setdefault(sid, set())
@@ -132,8 +148,12 @@ class ServiceKeeper:
                 desired = self._scale(svc, auto, ids, load, now)
             serving = ids - self.draining
             if len(serving) < desired and now >= self.retry_at.get(sid, 0.0):
-                for _ in range(desired - len(serving)):
-                    ids.add(self._submit(svc, now))
+                try:
+                    for _ in range(desired - len(serving)):
+                        ids.add(self._submit(svc, now))
+                except (OSError, ValueError) as e:  # this service waits; the others and the step go on
+                    log.warning("no new replica for %s: %s", sid, e)
+                    self.retry_at[sid] = now + 5.0
             if len(serving) > desired:  # drain the replica with the fewest requests in flight, newest first
                 for j in sorted(serving, key=lambda j: (load.get(j, (0, 0))[0], -self.records[j].submitted_at,
                                                          j))[: len(serving) - desired]:
@@ -211,9 +231,7 @@ class ServiceKeeper:
     def _submit(self, svc: ServiceRecord, now: float) -> str:
         assert svc.spec.service is not None
         used = {int(r.spec.env.get(svc.spec.service.port_env, "0") or 0) for r in self.records.values()}
-        start = zlib.crc32(f"{svc.id}{now}{len(used)}".encode()) % len(PORTS)
-        port = next(p for k in range(len(PORTS)) if (p := PORTS[(start + k) % len(PORTS)]) not in used
-                    and _port_free(p))
+        port = _choose_port(zlib.crc32(f"{svc.id}{now}{len(used)}".encode()), used)
         n = len(self.replicas.get(svc.id, ())) + 1
         # its own key: another job that reaches the replica's port (on the same node, say) cannot use it
         env = {**svc.spec.env, SERVICE_ENV: svc.id, SERVICE_KEY_ENV: secrets.token_urlsafe(24),
@@ -257,6 +275,10 @@ class ServiceKeeper:
     def endpoints(self) -> tuple[int, list[Endpoint]]:
         with self._lock:
             return self.version, list(self._endpoints)
+
+    def deployed(self, model: str, tenant: str) -> bool:
+        """Whether the tenant has an active service of that model, ready or not (a 503 then, not a 404)."""
+        return (tenant, model) in self._deployed
 
     # ---- readiness, off the loop -------------------------------------------------------------------
 

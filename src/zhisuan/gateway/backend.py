@@ -92,7 +92,8 @@ def handler(model: str, stream_usage: bool, delay: float = 0.0, api_key: str = "
                 choice = {"index": 0, "delta": {"content": w + " "}} if chat else {"index": 0, "text": w + " "}
                 self.wfile.write(f"data: {json.dumps({'model': model, 'choices': [choice]})}\n\n".encode())
                 self.wfile.flush()
-            if stream_usage:
+            options = body.get("stream_options")
+            if stream_usage and isinstance(options, dict) and options.get("include_usage") is True:  # as vLLM
                 self.wfile.write(f"data: {json.dumps({'model': model, 'choices': [], 'usage': usage})}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True

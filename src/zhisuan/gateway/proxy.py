@@ -115,8 +115,11 @@ class Gateway:
                        region: str | None) -> Response:
         model: str = request["model"]
         stream = bool(request.get("stream"))
-        if stream and "stream_options" not in request:  # ask for usage at the end; backends that know it send it
-            request["stream_options"] = {"include_usage": True}
+        options = request.get("stream_options")
+        if stream and not (isinstance(options, dict) and options.get("include_usage") is True):
+            # usage at the end, asked even of a caller who said no: backends that know it send it, and the bill
+            # is not the caller's to switch off
+            request["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             body = json.dumps(request).encode()
         tried: set[str] = set()
         start = self.clock()
@@ -132,11 +135,12 @@ class Gateway:
             if not stream:
                 return self._whole(tenant, model, replica, upstream, first, request, start)
             return self._relay(tenant, model, replica, upstream, rest, first, request, start)
-        if not self.registry.of(model, tenant):  # not metered: made-up names must not grow the meter or /metrics
+        if not self.registry.known(model, tenant):  # not metered: made-up names must not grow the meter or /metrics
             raise GatewayError(404, f"the model {model!r} is not served here; see /v1/models", code="model_not_found",
                                param="model")
         self.meter.failed(tenant, model)
-        raise GatewayError(503, f"no replica of {model!r} could answer (tried {len(tried)})", "service_unavailable",
+        why = f"tried {len(tried)}" if tried else "its service is deployed and no replica is ready yet"
+        raise GatewayError(503, f"no replica of {model!r} could answer ({why})", "service_unavailable",
                            code="no_replica_ready")
 
     async def _try(self, tenant: str, replica: Replica, path: str, body: bytes,

@@ -50,8 +50,11 @@ class Registry:
 
     replicas: dict[str, Replica] = field(default_factory=dict)
     feed: Callable[[], tuple[int, list[Endpoint]]] | None = None  # the services' replicas (ServiceKeeper)
+    deployed: Callable[[str, str], bool] | None = None  # (model, tenant): a service of it, ready or not
     _seen: int = -1
     _followed: set[str] = field(default_factory=set)
+    _service_of: dict[str, str] = field(default_factory=dict)  # replica -> its service (from the feed)
+    _retired: dict[str, int] = field(default_factory=dict)  # service -> tokens served by replicas since gone
 
     def _sync(self) -> None:
         """Take the services' replicas as the keeper last published them (kept counts carry over)."""
@@ -63,8 +66,11 @@ class Registry:
         self._seen = version
         now = {e.replica for e in endpoints}
         for gone in self._followed - now:
-            self.replicas.pop(gone, None)
+            replica, service = self.replicas.pop(gone, None), self._service_of.pop(gone, "")
+            if replica is not None:  # what it served stays its service's (a replaced replica took it along)
+                self._retired[service] = self._retired.get(service, 0) + replica.tokens
         for e in endpoints:
+            self._service_of[e.replica] = e.service
             self.add(Replica(e.replica, e.model, e.url, e.center, e.tenant, rank=e.rank, region=e.region,
                              ready=e.ready, draining=e.draining, key=e.key, via=e.via))
         self._followed = now
@@ -87,6 +93,11 @@ class Registry:
         self._sync()
         return {r.id: (r.inflight, r.tokens) for r in list(self.replicas.values())}
 
+    def retired_tokens(self, service: str) -> int:
+        """Completion tokens the service's replicas that are gone served (since the server started)."""
+        self._sync()
+        return self._retired.get(service, 0)
+
     def models(self, tenant: str | None = None) -> list[str]:
         self._sync()
         return sorted({r.model for r in self.replicas.values() if r.serves(tenant)})
@@ -94,6 +105,10 @@ class Registry:
     def of(self, model: str, tenant: str | None = None) -> list[Replica]:
         self._sync()
         return [r for r in self.replicas.values() if r.model == model and r.serves(tenant)]
+
+    def known(self, model: str, tenant: str) -> bool:
+        """Served here: a replica of it (ready or not), or the tenant's service of it whose replicas start."""
+        return bool(self.of(model, tenant)) or (self.deployed is not None and self.deployed(model, tenant))
 
     def choose(self, model: str, now: float, exclude: set[str] | frozenset[str] = frozenset(),
                tenant: str | None = None, region: str | None = None) -> Replica | None:

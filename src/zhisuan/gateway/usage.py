@@ -29,14 +29,31 @@ def from_body(body: Any) -> Tokens | None:
 
 
 def prompt_estimate(request: dict[str, Any]) -> int:
-    """Four characters a token over the prompt or the messages' text (an estimate)."""
-    text = request.get("prompt") or request.get("input") or ""
-    if not isinstance(text, str):
-        text = json.dumps(text)
-    for m in request.get("messages") or []:
-        if isinstance(m, dict) and isinstance(m.get("content"), str):
-            text += m["content"]
-    return math.ceil(len(text) / 4)
+    """Four characters a token over the prompt or the messages' text (an estimate). Content in OpenAI's list
+    form counts its text parts, and any other part (an image's URL, say) by its strings: no shape is free."""
+    return math.ceil(sum(_chars(request.get(k)) for k in ("prompt", "input", "messages")) / 4)
+
+
+def _chars(value: Any) -> int:
+    """Characters of text in a request's value; a walk with a stack of its own (a body nested as deep as the
+    JSON parser allows must not overflow Python's)."""
+    total, stack = 0, [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            total += len(v)
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            if isinstance(v.get("content"), str | list):  # a message: its content, not its role
+                stack.append(v["content"])
+            elif isinstance(v.get("text"), str):  # a text part
+                total += len(v["text"])
+            else:
+                stack.extend(v.values())
+        elif v is not None:
+            total += len(str(v))
+    return total
 
 
 class StreamCounter:
@@ -45,17 +62,23 @@ class StreamCounter:
     MAX_EVENT = 1 << 20  # an event longer than this is not parsed (still relayed)
 
     def __init__(self) -> None:
-        self.buffer = b""
+        self.buffer = bytearray()  # the event not ended yet
         self.chunks = 0
         self.usage: Tokens | None = None
 
     def feed(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\n\n" in self.buffer:
-            event, self.buffer = self.buffer.split(b"\n\n", 1)
-            self._event(event)
+        """Linear in what passes: only the new bytes (and the one before them: a separator may straddle two
+        chunks) are searched, and a chunk of many events is split once (it was re-split per event)."""
+        if b"\n\n" not in self.buffer[-1:] + data:
+            self.buffer.extend(data)
+        else:
+            *events, rest = (self.buffer + data).split(b"\n\n")
+            self.buffer = bytearray(rest)
+            for event in events:
+                if event:
+                    self._event(bytes(event))
         if len(self.buffer) > self.MAX_EVENT:
-            self.buffer = b""
+            self.buffer.clear()
 
     def _event(self, event: bytes) -> None:
         for line in event.splitlines():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -129,6 +129,10 @@ class ServiceRow(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)  # active | stopped
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # a deploy the client may retry: the same (tenant, key) names the same service, never a second one
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+    __table_args__ = (UniqueConstraint("tenant", "idempotency_key", name="uq_services_idempotency"),)
 
 
 class TokenUsageRow(Base):

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec
@@ -41,16 +42,29 @@ class ServiceStore:
         self.engine = engine
         self.session = sessionmaker(engine, expire_on_commit=False)
 
-    def create(self, spec: JobSpec, now: float) -> ServiceRecord:
-        """A validated `kind: service` spec as an active service wanting its minimum of replicas."""
+    def create(self, spec: JobSpec, now: float, idempotency_key: str | None = None) -> ServiceRecord:
+        """A validated `kind: service` spec as an active service wanting its minimum of replicas. With an
+        idempotency key, a deploy the tenant made before with the same key returns that service instead."""
         if spec.service is None:
             raise ValueError("not a service spec")
         row = ServiceRow(id=f"s-{uuid.uuid4().hex[:12]}", tenant=spec.tenant, name=spec.name, model=spec.service.model,
                          spec=spec.model_dump_json(), desired=spec.service.replicas.min, state=ACTIVE, created_at=now,
-                         updated_at=now)
-        with self.session.begin() as s:
-            s.add(row)
+                         updated_at=now, idempotency_key=idempotency_key)
+        try:
+            with self.session.begin() as s:
+                s.add(row)
+        except IntegrityError:
+            earlier = self.by_key(spec.tenant, idempotency_key) if idempotency_key is not None else None
+            if earlier is None:
+                raise
+            return earlier
         return _record(row)
+
+    def by_key(self, tenant: str, idempotency_key: str) -> ServiceRecord | None:
+        with self.session() as s:
+            row = s.scalars(select(ServiceRow).where(ServiceRow.tenant == tenant,
+                                                     ServiceRow.idempotency_key == idempotency_key)).first()
+            return _record(row) if row is not None else None
 
     def get(self, service_id: str) -> ServiceRecord | None:
         with self.session() as s:
