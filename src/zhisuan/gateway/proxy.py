@@ -37,7 +37,15 @@ TIMEOUT = httpx.Timeout(connect=2.0, read=300.0, write=10.0, pool=10.0)
 PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 
 
-def parse(body: bytes) -> dict[str, Any]:
+SHAPES = {  # what each endpoint's main field must be, checked before a shared backend sees it
+    "/v1/chat/completions": ("messages", "a list of message objects", lambda v: isinstance(v, list) and bool(v)
+                             and all(isinstance(m, dict) for m in v)),
+    "/v1/completions": ("prompt", "a string or a list", lambda v: isinstance(v, str | list)),
+    "/v1/embeddings": ("input", "a string or a list", lambda v: isinstance(v, str | list)),
+}
+
+
+def parse(body: bytes, path: str = "") -> dict[str, Any]:
     if len(body) > MAX_BODY:
         raise GatewayError(413, f"request body over {MAX_BODY} bytes")
     try:
@@ -49,6 +57,10 @@ def parse(body: bytes) -> dict[str, Any]:
     model = request.get("model")
     if not isinstance(model, str) or not 0 < len(model) <= 256:
         raise GatewayError(400, "model: a model name is required", param="model")
+    if path in SHAPES:
+        field, what, ok = SHAPES[path]
+        if not ok(request.get(field)):
+            raise GatewayError(400, f"{field}: must be {what}", param=field)
     return request
 
 
@@ -97,7 +109,7 @@ class Gateway:
     async def forward(self, tenant: str, path: str, body: bytes, region: str | None = None) -> Response:
         if path not in PATHS:
             raise GatewayError(404, f"no such endpoint {path}")
-        request = parse(body)
+        request = parse(body, path)
         if self.inflight.get(tenant, 0) >= MAX_TENANT_INFLIGHT:
             raise GatewayError(429, f"{MAX_TENANT_INFLIGHT} requests of yours are in flight; retry when one ends",
                                "requests", code="rate_limit_exceeded")
@@ -175,9 +187,10 @@ class Gateway:
         except GatewayError:
             replica.inflight -= 1
             raise
-        except (httpx.HTTPError, OSError):
+        except (httpx.HTTPError, OSError) as e:
             replica.inflight -= 1
-            replica.failed_at = self.clock()
+            replica.blame(tenant, self.clock(), reached=upstream is not None or not isinstance(
+                e, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError))
             if upstream is not None:
                 await upstream.aclose()
             return None

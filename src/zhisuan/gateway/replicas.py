@@ -36,9 +36,21 @@ class Replica:
     tokens: int = 0  # completion tokens served (autoscaling on tokens/s)
     key: str = field(default="", repr=False)  # bearer key the replica answers to ("" : none)
     via: tuple[str, str] | None = None  # (center, run): reached through that center's agent
+    failed_for: dict[str, float] = field(default_factory=dict, repr=False)  # tenant -> its last failed request
 
-    def usable(self, now: float) -> bool:
-        return self.ready and not self.draining and now - self.failed_at >= FAIL_BACKOFF
+    def blame(self, tenant: str, now: float, reached: bool) -> None:
+        """A request failed here. Unreachable, the replica is passed over for everyone; reached (it dropped the
+        request, or answered 5xx), only once another tenant's request failed too within the back-off — one
+        tenant's malformed requests must not take a shared backend away from the rest."""
+        self.failed_for = {t: at for t, at in self.failed_for.items() if now - at < FAIL_BACKOFF}
+        if not reached or self.failed_for.keys() - {tenant}:
+            self.failed_at = now
+        self.failed_for[tenant] = now
+
+    def usable(self, now: float, tenant: str | None = None) -> bool:
+        """Ready, not draining, not failing for everyone, nor for this tenant's own requests just now."""
+        mine = self.failed_for.get(tenant, -1e18) if tenant is not None else -1e18
+        return self.ready and not self.draining and now - max(self.failed_at, mine) >= FAIL_BACKOFF
 
     def serves(self, tenant: str | None) -> bool:
         return tenant is None or not self.tenant or self.tenant == tenant
@@ -116,7 +128,7 @@ class Registry:
         self._sync()
         best, best_key = None, None
         for r in self.replicas.values():
-            if r.model != model or r.id in exclude or not r.usable(now) or not r.serves(tenant):
+            if r.model != model or r.id in exclude or not r.usable(now, tenant) or not r.serves(tenant):
                 continue
             key = (r.inflight, bool(region) and r.region != region, r.rank, r.id)
             if best_key is None or key < best_key:
