@@ -205,3 +205,27 @@ def test_choosing_a_uid_reads_proc_once_however_many_leases_stand(tmp_path, monk
     (tmp_path / "runs").mkdir()
     uid = sandbox.UidPool(tmp_path / "runs", leases).take(str(tmp_path / "runs" / "j" / "attempt-1"))
     assert uid == sandbox.UID_BASE + 200 and len(scans) == 1
+
+
+def test_a_uid_given_again_comes_without_what_its_last_holder_left_in_shared_scratch(tmp_path):
+    """Another server (or a new runs folder) gave a new tenant's job a uid an earlier job had held, and it
+    read that job's mode-600 file in /dev/shm. Taking a uid now clears what it owns in the shared folders."""
+    import os
+
+    from zhisuan.engines import sandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    shm, runs, leases = tmp_path / "shm", tmp_path / "runs", tmp_path / "leases"
+    for d in (shm, runs):
+        d.mkdir()
+    secret, kept, folder = shm / "secret", shm / "someone-elses", shm / "cache"
+    secret.write_text("tenant A's")
+    kept.write_text("not that uid's")
+    folder.mkdir()
+    (folder / "inside").write_text("x")
+    for p in (secret, folder, folder / "inside"):
+        os.chown(p, sandbox.UID_BASE, sandbox.UID_BASE)
+    secret.chmod(0o600)
+    uid = sandbox.UidPool(runs, leases, shared=(shm,)).take(str(runs / "j" / "attempt-1"))
+    assert uid == sandbox.UID_BASE and sorted(p.name for p in shm.iterdir()) == ["someone-elses"]

@@ -26,6 +26,7 @@ from pathlib import Path
 UID_BASE = 3_000_000  # job uids: UID_BASE .. UID_BASE + UID_SPAN - 1 (no account, no group, no home)
 UID_SPAN = 1_000_000
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+SHARED = (Path("/dev/shm"), Path("/tmp"), Path("/var/tmp"))  # scratch any uid may write: cleared between holders
 LEASES = Path("/run/zhisuan/uids")  # machine-wide leases of job uids (a tmpfs: gone at a reboot, as the jobs are)
 
 
@@ -77,9 +78,10 @@ class UidPool:
     signals "every process of the uid" only while its attempt still holds the lease — a late look at a run
     that ended can never kill the next job given its uid."""
 
-    def __init__(self, root: Path, leases: Path | None = None) -> None:
+    def __init__(self, root: Path, leases: Path | None = None, shared: tuple[Path, ...] = SHARED) -> None:
         self.file = root / ".next-uid"
         self.leases = leases or LEASES
+        self.shared = shared
 
     def take(self, owner: str) -> int:
         """A free uid, leased to `owner` (the attempt's folder)."""
@@ -100,6 +102,7 @@ class UidPool:
                 tmp = lease.with_suffix(".tmp")
                 tmp.write_text(owner, encoding="utf-8")
                 os.replace(tmp, lease)
+                clear_leftovers(uid, self.shared)
                 nxt = self.file.with_suffix(".tmp")
                 nxt.write_text(str((n + k + 1) % UID_SPAN), encoding="ascii")
                 os.replace(nxt, self.file)
@@ -132,6 +135,29 @@ def _ended(attempt: str, uid: int, running: set[int]) -> bool:
     except (OSError, ValueError):
         return False
     return not any(Path(f"/proc/{p}").exists() for p in pids) and uid not in running
+
+
+def clear_leftovers(uid: int, shared: tuple[Path, ...] = ()) -> int:
+    """Delete what an earlier holder of `uid` left in the machine's shared scratch folders (`/dev/shm`,
+    `/tmp`): the next job given the uid — perhaps another tenant's — must not read it. How many entries."""
+    removed = 0
+    for folder in shared:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 def reap(runs: Path, leases: Path | None = None) -> int:
