@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.builders import ROOT
+from zhisuan.control.services import port_free
 from zhisuan.engines.sandbox import isolating, processes_of
 from zhisuan.serve.process import ServerProcess
 
@@ -128,9 +129,9 @@ def test_a_job_holding_every_replica_port_cannot_stop_the_service_keeper(server)
     hog = submit(lab, job("hog", f"ulimit -n 20000\npython3 - <<'EOF'\n{binder}EOF\n", tenant="lab"))
     wait(lab, hog, ("running",))
     end = time.time() + 20
-    while time.time() < end and any(_bindable(p) for p in (20000, 25000, 29999)):
+    while time.time() < end and any(port_free(p) for p in (20000, 25000, 29999)):
         time.sleep(0.3)
-    assert not any(_bindable(p) for p in (20000, 25000, 29999)), "the hog did not take the ports"
+    assert not any(port_free(p) for p in (20000, 25000, 29999)), "the hog did not take the ports"
     spec = ("name: chat\ntenant: acme\nkind: service\nresources: {accelerators: 910b:1}\n"
             "service: {model: m, replicas: {min: 1, max: 1}}\nrun: sleep 60\n")
     r = acme.post("/v1/services", content=spec)
@@ -182,13 +183,3 @@ def test_a_deploy_retried_with_its_idempotency_key_makes_one_service(server):
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "Idempotency-Key"
     finally:
         acme.delete(f"/v1/services/{first.json()['id']}")
-
-def _bindable(port):
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

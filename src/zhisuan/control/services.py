@@ -59,7 +59,8 @@ class Endpoint:
     via: tuple[str, str] | None = None  # (center, run handle): reached through that center's agent (a tunnel)
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a TCP port on this host's loopback can be bound now."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -78,7 +79,7 @@ def _choose_port(seed: int, used: set[int]) -> int:
     candidates = [p for k in range(len(PORTS)) if (p := PORTS[(seed + k) % len(PORTS)]) not in used]
     if not candidates:
         raise OSError(f"every replica port ({PORTS.start}-{PORTS.stop - 1}) is given to a replica")
-    return next((p for p in candidates[:PORT_TRIES] if _port_free(p)), candidates[0])
+    return next((p for p in candidates[:PORT_TRIES] if port_free(p)), candidates[0])
 
 
 class ServiceKeeper:
