@@ -195,16 +195,18 @@ def test_choosing_a_uid_reads_proc_once_however_many_leases_stand(tmp_path, monk
 
     leases = tmp_path / "leases"
     leases.mkdir()
+    first = sandbox.UID_BASE + 999_000  # far from the uids the suite's running jobs hold
     for k in range(200):  # runs of other folders still going (no handle yet: being spawned)
         holder = tmp_path / "other" / f"a{k}"
         holder.mkdir(parents=True)
-        (leases / str(sandbox.UID_BASE + k)).write_text(str(holder))
+        (leases / str(first + k)).write_text(str(holder))
     scans = []
     real = sandbox.process_uids
     monkeypatch.setattr(sandbox, "process_uids", lambda: scans.append(1) or real())
     (tmp_path / "runs").mkdir()
-    uid = sandbox.UidPool(tmp_path / "runs", leases).take(str(tmp_path / "runs" / "j" / "attempt-1"))
-    assert uid == sandbox.UID_BASE + 200 and len(scans) == 1
+    (tmp_path / "runs" / ".next-uid").write_text(str(first - sandbox.UID_BASE))
+    uid = sandbox.UidPool(tmp_path / "runs", leases, shared=()).take(str(tmp_path / "runs" / "j" / "attempt-1"))
+    assert uid == first + 200 and len(scans) == 1
 
 
 def test_a_uid_given_again_comes_without_what_its_last_holder_left_in_shared_scratch(tmp_path):
@@ -224,8 +226,10 @@ def test_a_uid_given_again_comes_without_what_its_last_holder_left_in_shared_scr
     kept.write_text("not that uid's")
     folder.mkdir()
     (folder / "inside").write_text("x")
+    was = sandbox.UID_BASE + 999_000  # far from the uids the suite's running jobs hold
+    (runs / ".next-uid").write_text(str(was - sandbox.UID_BASE))
     for p in (secret, folder, folder / "inside"):
-        os.chown(p, sandbox.UID_BASE, sandbox.UID_BASE)
+        os.chown(p, was, was)
     secret.chmod(0o600)
     uid = sandbox.UidPool(runs, leases, shared=(shm,)).take(str(runs / "j" / "attempt-1"))
-    assert uid == sandbox.UID_BASE and sorted(p.name for p in shm.iterdir()) == ["someone-elses"]
+    assert uid == was and sorted(p.name for p in shm.iterdir()) == ["someone-elses"]
