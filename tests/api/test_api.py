@@ -223,7 +223,8 @@ def test_job_lists_come_newest_first_in_pages(api):
 def test_a_tenant_holds_a_bounded_number_of_log_streams(api):
     import asyncio
 
-    from zhisuan.control.service import MAX_FOLLOWS, TooMany
+    from zhisuan.control.errors import TooMany
+    from zhisuan.control.service import MAX_FOLLOWS
     from zhisuan.store import Principal
 
     client, keys, _, _ = api

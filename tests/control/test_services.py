@@ -288,7 +288,7 @@ def test_another_process_on_a_replicas_port_is_not_taken_for_the_replica(deploye
 
 def test_a_tenant_cannot_flood_the_keeper_with_services(deployed, monkeypatch):
     from zhisuan.control import service as service_module
-    from zhisuan.control.service import TooMany
+    from zhisuan.control.errors import TooMany
 
     service, *_ = deployed
     monkeypatch.setattr(service_module, "MAX_SERVICES", 2)

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from zhisuan.control.service import Forbidden, NotFound, Service
+from zhisuan.control.errors import Forbidden, NotFound
+from zhisuan.control.service import Service
 from zhisuan.store import Principal, TokenStore
 from zhisuan.store.tokens import TokenInfo, token_id
 

@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
-from zhisuan.control.service import Forbidden, NotFound, Service
+from zhisuan.control.errors import Forbidden, NotFound
+from zhisuan.control.service import Service
 from zhisuan.control.sessions import serve_agent
 from zhisuan.model import SpecError
 from zhisuan.store import Principal, TokenStore

@@ -26,7 +26,8 @@ from zhisuan.api.metrics import render
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
-from zhisuan.control.service import Conflict, Forbidden, NotFound, Service, TooMany, Unavailable
+from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable
+from zhisuan.control.service import Service
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.proxy import PATHS, Gateway
 from zhisuan.i18n import lang_of, translate

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable, check_key
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges
@@ -42,35 +43,6 @@ from zhisuan.store import (
 from zhisuan.store.services import SERVICE_ENV
 
 SYSTEM = Principal("zhisuan", True)  # who acts when zhisuan itself cancels (a stopped service's replicas)
-
-
-class Forbidden(PermissionError):
-    """The caller may not do this (another tenant's job or name)."""
-
-
-def _check_key(idempotency_key: str | None) -> None:
-    if idempotency_key is not None and not (0 < len(idempotency_key) <= 128 and idempotency_key.isprintable()):
-        raise SpecError([("Idempotency-Key", "1 to 128 printable characters")])
-
-
-class NotFound(KeyError):
-    """No such job (service, token, center) visible to the caller: another tenant's is indistinguishable."""
-
-    def __init__(self, key: str, what: str = "job") -> None:
-        super().__init__(key)
-        self.key, self.what = key, what
-
-
-class Conflict(RuntimeError):
-    """The job is not in a state that allows this."""
-
-
-class TooMany(RuntimeError):
-    """The caller has too many of something open at once (log follow streams)."""
-
-
-class Unavailable(RuntimeError):
-    """What was asked lives at a center that cannot answer now (its agent away, its engine down)."""
 
 
 MAX_FOLLOWS = 8  # log follow streams a tenant may hold open at once
@@ -132,7 +104,7 @@ class Service:
 
     def submit(self, text: str | bytes, who: Principal, now: float, idempotency_key: str | None = None) -> JobRecord:
         """Store a job; a retry with the same idempotency key returns the job the first try stored."""
-        _check_key(idempotency_key)
+        check_key(idempotency_key)
         spec = self.validate(text, who, now)
         if spec.kind == "service":
             raise SpecError([("kind", "a service is deployed with POST /v1/services (its replicas become jobs)")])
@@ -142,7 +114,7 @@ class Service:
                idempotency_key: str | None = None) -> ServiceRecord:
         """Store a model service (`kind: service`); the keeper starts its replicas as jobs. A retry with the
         same idempotency key returns the service the first try stored."""
-        _check_key(idempotency_key)
+        check_key(idempotency_key)
         spec = self.validate(text, who, now)
         if spec.kind != "service":
             raise SpecError([("kind", "a service spec says kind: service (jobs go to POST /v1/jobs)")])
