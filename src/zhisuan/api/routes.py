@@ -63,9 +63,15 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: str, who: Principal = Depends(principal),  # noqa: B008
             say: Say = Depends(language)) -> dict[str, Any]:  # noqa: B008
+        # the record first: its transition is committed with its state, so the history read after holds it
+        # (read the other way round, a job could show "succeeded" with a history that ends "running")
+        rec = service.job(job_id, who)
+        transitions = service.history(job_id, who)
+        if transitions and transitions[-1].to_state is not rec.state:  # moved on between the two reads
+            rec = service.job(job_id, who)
         history = [{"state": t.to_state.value, "at": t.at, "why": say(t.reason),
-                    **({"by": t.actor, "seq": t.id} if who.admin else {})} for t in service.history(job_id, who)]
-        return {**job_json(service.job(job_id, who), say), "history": history}
+                    **({"by": t.actor, "seq": t.id} if who.admin else {})} for t in transitions]
+        return {**job_json(rec, say), "history": history}
 
     @app.post("/v1/jobs/{job_id}/cancel")
     def cancel(job_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
