@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from zhisuan.catalog import load_catalog
+from zhisuan.model.datasets import check_inputs, check_outputs
 from zhisuan.model.parsing import ParseError, load_document
 from zhisuan.model.units import parse_duration, parse_memory_gib
 
@@ -260,6 +261,11 @@ class JobSpec(_Strict):
     image: str | None = Field(None, max_length=512, pattern=r"^[^\s\x00]+$",
                               description="container image, for engines that run containers (Kubernetes)")
     service: ServiceSection | None = Field(None, description="kind: service — the model its replicas serve")
+    inputs: Annotated[dict[str, str], AfterValidator(check_inputs)] = Field(
+        default_factory=dict, description="mount -> dataset (NAME or OWNER:NAME), staged where the job runs; its "
+        "path is in $ZHISUAN_INPUT_<MOUNT>")
+    outputs: Annotated[dict[str, str], AfterValidator(check_outputs)] = Field(
+        default_factory=dict, description="dataset -> path in the job's folder, copied to the dataset on success")
 
     @property
     def on_loss(self) -> str:

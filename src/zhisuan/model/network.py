@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from zhisuan.catalog import CPU_ONLY, Accelerator, load_catalog
 from zhisuan.model.jobspec import SpecError, spec_errors
+from zhisuan.model.links import CenterStore, Link
 from zhisuan.model.profile import ControlSettings, SchedulerProfile
 
 EngineKind = Literal["local", "slurm", "ray", "kubernetes"]
@@ -113,6 +114,7 @@ class Center(_Strict):
     healthy: bool = True
     metrics: CenterMetrics | None = Field(None, description="measured busy, watts and memory from Prometheus")
     pools: list[Pool] = Field(default_factory=list, description="empty: read from the engine's inventory")
+    store: CenterStore | None = Field(None, description="the center's object store, for datasets")
     assumptions: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -169,6 +171,8 @@ class Network(_Strict):
     centers: list[Center] = Field(min_length=1)
     tenants: list[Tenant] = Field(default_factory=list)
     running: list[RunningLoad] = Field(default_factory=list)
+    links: list[Link] = Field(default_factory=list, max_length=10_000,
+                              description="between centers or regions; undeclared pairs take their kind's default")
     scheduler: SchedulerProfile = Field(default_factory=SchedulerProfile)
     control: ControlSettings = Field(default_factory=ControlSettings)
 
@@ -185,6 +189,11 @@ class Network(_Strict):
                 raise ValueError(f"running[{i}]: no pool {r.center}/{r.pool}")
             if r.devices_per_node > pool.devices_per_node or r.nodes > pool.nodes:
                 raise ValueError(f"running[{i}]: larger than pool {r.center}/{r.pool}")
+        known = set(names) | {c.region for c in self.centers}
+        for i, link in enumerate(self.links):
+            bad = [x for x in link.between if x not in known]
+            if bad:
+                raise ValueError(f"links[{i}].between: {bad[0]!r} is neither a center nor a region of the network")
         return self
 
     def center(self, name: str) -> Center:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from zhisuan.catalog import Accelerator, load_catalog
+from zhisuan.model.datasets import InputData
 from zhisuan.model.jobspec import AnyOfAccelerators, JobSpec, NamedAccelerator
 
 
@@ -35,13 +36,16 @@ class Request:
     data_center: str | None = None
     models: frozenset[str] = frozenset()  # the chips allowed by name (one for a named ask); empty: by stack
     milli: int = 0
+    inputs: tuple[InputData, ...] = ()  # datasets to stage where the job runs (their replicas as of now)
+    hours: float = 0.0  # expected hours on the reference chip, for a job with inputs: spreads moving them per hour
     _hash: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.model is not None and not self.models:
             object.__setattr__(self, "models", frozenset([self.model]))
         key = (self.devices_per_node, self.nodes, self.model, self.stacks, self.min_tflops, self.ref_tflops,
-               self.cpus, self.memory_gib, self.regions, self.max_price, self.data_center, self.models, self.milli)
+               self.cpus, self.memory_gib, self.regions, self.max_price, self.data_center, self.models, self.milli,
+               self.inputs, self.hours)
         if self.milli and not (0 < self.milli < 1000 and self.devices_per_node == 1 and self.nodes == 1):
             raise ValueError("a device share (milli) is 1..999 thousandths of one device on one node")
         object.__setattr__(self, "_hash", hash(key))
@@ -73,7 +77,8 @@ class Request:
         return chip.fp16_tflops / self.ref_tflops if self.ref_tflops > 0 else 1.0
 
 
-def request_from_spec(spec: JobSpec) -> Request:
+def request_from_spec(spec: JobSpec, inputs: tuple[InputData, ...] = (), hours: float = 0.0) -> Request:
+    """`inputs`: the spec's datasets resolved (size, replicas); `hours`: its expected run time, given with them."""
     res, con = spec.resources, spec.constraints
     acc = res.accelerators
     common = dict(
@@ -85,6 +90,8 @@ def request_from_spec(spec: JobSpec) -> Request:
         regions=frozenset(con.regions),
         max_price=con.max_price if con.max_price is not None else math.inf,
         data_center=con.data,
+        inputs=inputs,
+        hours=hours if inputs else 0.0,
     )
     if acc is None:
         return Request(**common)  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ class Assigner:
         self.caps = caps
         self.preemption = policy.preemption and preemption  # the policy's book may hold it back this cycle
         self.speed, self.total = ranking.speed_rows, ranking.total_rows
+        self.moving = ranking.staging_rows  # seconds to stage each request's inputs at each pool
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
         n = len(ranking.reqs)
         self.pointer = [0] * n
@@ -165,7 +166,8 @@ class Assigner:
         return None
 
     def _runtime(self, job: PendingJob, r: int, p: int) -> float:
-        return job.duration / self.speed[r][p]
+        """From taking the devices to releasing them: staging its inputs, then the work at the chip's speed."""
+        return self.moving[r][p] + job.duration / self.speed[r][p]
 
     def _find(self, job: PendingJob, r: int) -> int:
         prefs, caps, blocked, reserved = self.ranking.prefs[r], self.caps, self.blocked, self.reserved
@@ -235,7 +237,7 @@ class Assigner:
         d, n, milli = shape.devices_per_node, shape.nodes, shape.milli
         cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
         speed = self.speed[r][p]
-        end = now + job.duration / speed
+        end = now + self._runtime(job, r, p)
         here = self.reserved.get(p)
         if here:
             for res in here:

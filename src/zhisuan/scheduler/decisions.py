@@ -17,6 +17,7 @@ from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.pricing import run_cost
 from zhisuan.scheduler.ranking import Part, Ranking
+from zhisuan.scheduler.staging import move_to
 from zhisuan.scheduler.tables import F
 
 
@@ -33,6 +34,8 @@ class Candidate:
     waits_for: tuple[str, ...] = ()  # allocations that must end before it can start here (explain)
     reserved: tuple[tuple[str, str, float], ...] = ()  # (job, tenant, start) of reservations holding this pool
     parts: tuple[Part, ...] = ()  # what each score contributed to `score`
+    staging: float = 0.0  # seconds moving its inputs here, within the devices' hold, before `runtime`
+    data: str = ""  # the data line: what moves from where, how long, what it costs ("" without inputs)
 
 
 @dataclass(slots=True)
@@ -58,24 +61,31 @@ class Why:
         total = rk.total[r] if delays is None else rk.total_with_delay(r, delays)
         pools = [int(p) for p in sorted(range(len(rk.pools)), key=lambda p: (-total[p], p))]
         parts = rk.parts(r, delays)
-        devices, cpus = rk.reqs.reqs[r].billed  # a share as its fraction; a CPU-only job by its CPUs
+        request = rk.reqs.reqs[r]
+        devices, cpus = request.billed  # a share as its fraction; a CPU-only job by its CPUs
         out = []
         for p in pools[:limit]:
             runtime = self.duration / float(rk.ctx.speed[r, p])
-            hours = runtime / 3600.0 * devices
             pool = rk.pools.pools[p]
+            move = move_to(request, pool)
+            staging = move.seconds if math.isfinite(move.seconds) else 0.0
+            held = staging + runtime  # devices are held while inputs stage
+            hours = held / 3600.0 * devices
             delay = float(delays[p]) if delays is not None else 0.0
             if self.calendar is not None:
                 start = self.calendar + (delay if math.isfinite(delay) else 0.0)
-                cost, carbon = run_cost(pool, devices, start, start + runtime, cpus)
+                cost, carbon = run_cost(pool, devices, start, start + held, cpus)
             else:
-                cost = hours * pool.price + runtime / 3600.0 * cpus * pool.cpu_price
+                cost = hours * pool.price + held / 3600.0 * cpus * pool.cpu_price
                 carbon = hours * pool.kg_per_device_hour
+            cost += move.cny
+            carbon += move.kwh * pool.carbon_kg_per_kwh
             out.append(Candidate(
                 center=pool.center, pool=pool.name,
                 score=float(total[p]) if math.isfinite(total[p]) else math.nan,
                 start_delay=delay, cost=cost, carbon=carbon, runtime=runtime,
                 rejected=tuple(f.name for f in rk.rejecting(r, p)), parts=parts.get(p, ()),
+                staging=staging, data=move.line() if request.inputs else "",
             ))
         return out
 

@@ -45,7 +45,7 @@ def explain(snapshot: Snapshot, job: PendingJob, now: float, policy: Policy = DE
     for p in ranking.prefs[0]:
         key = snapshot.pools[p].key
         start, first = start_and_blockers(caps[p], Shape.of(req), now)
-        end = start + job.duration / float(ranking.ctx.speed[0, p])
+        end = start + ranking.staging_rows[0][p] + job.duration / float(ranking.ctx.speed[0, p])
         for res in held.get(key, ()):
             if res.job_id != job.id and start < res.start < end and req.devices > res.extra:
                 start = res.start  # it cannot backfill around the reservation: not before it
@@ -67,13 +67,16 @@ LABELS = {"start": "start time", "price": "price", "carbon": "carbon", "locality
 def _won(name: str, a: Candidate, b: Candidate) -> str:
     """What the winner's edge on one score means, in the job's own units where they exist."""
     if name == "start" and math.isfinite(b.start_delay):
-        return f"starts {format_duration(b.start_delay - a.start_delay)} sooner"
+        sooner = format_duration(b.start_delay + b.staging - a.start_delay - a.staging)
+        if b.staging > a.staging:
+            return f"starts its work {sooner} sooner (there: {b.data})"
+        return f"starts {sooner} sooner"
     if name == "price":
         return f"cheaper by ¥{b.cost - a.cost:,.2f}" if b.cost > a.cost else "cheaper per device-hour"
     if name == "carbon":
         return f"greener by {b.carbon - a.carbon:,.3f} kgCO2" if b.carbon > a.carbon else "greener per device-hour"
     if name == "locality":
-        return "holds the job's data"
+        return f"moves less data ({a.data})" if a.data else "holds the job's data"
     if name == "throughput":
         return f"runs it faster ({format_duration(a.runtime)} vs {format_duration(b.runtime)})"
     if name == "fragmentation":

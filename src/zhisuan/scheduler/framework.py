@@ -22,6 +22,7 @@ from zhisuan.scheduler.capacity import Allocation, PoolCapacity
 from zhisuan.scheduler.nodescore.workload import Workload
 from zhisuan.scheduler.shape import Shape
 from zhisuan.scheduler.snapshot import PendingJob, PoolState, Snapshot, TenantState
+from zhisuan.scheduler.staging import Staging
 from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
 
 
@@ -32,6 +33,7 @@ class ScoreContext:
     speed: F  # [request, pool] speed factor vs the request's reference chip
     start_delay: F | None = None  # [request, pool] seconds until it could start (explain, reservations)
     at: float | None = None  # epoch s of the clock hour prices and carbon are taken at (None: flat, annual)
+    staging: Staging | None = None  # moving inputs to each pool (None: the policy does not weigh data)
 
 
 class QueueSort(Protocol):
@@ -185,4 +187,5 @@ class Policy:
     priority_of: PriorityOf = field(default_factory=StaticPriority)
     defer: bool = False  # jobs with a deadline wait for a cheaper tariff hour within their slack
     node_score: NodeScore | None = None  # None: best-fit nodes (fullest first), see DeviceShares.best_fit
+    weigh_data: bool = True  # scores count moving inputs (False: data-blind; runs still take the time it takes)
     description: str = ""

@@ -19,6 +19,7 @@ from zhisuan.scheduler.plugins.fits_node import FitsNode
 from zhisuan.scheduler.plugins.fragmentation import Fragmentation
 from zhisuan.scheduler.plugins.gavel import GavelOrder, GavelPriority
 from zhisuan.scheduler.plugins.healthy import CenterHealthy
+from zhisuan.scheduler.plugins.inputs_held import InputsHeld
 from zhisuan.scheduler.plugins.least_attained import TIRESIAS, LasPriority, LeastAttained
 from zhisuan.scheduler.plugins.locality import DataLocality
 from zhisuan.scheduler.plugins.node_cpus import NodeCpus
@@ -35,7 +36,7 @@ from zhisuan.scheduler.plugins.throughput import Throughput
 
 # In the order a spec's feasibility is explained: the first filter that leaves no pool names the field.
 FILTERS: tuple[Filter, ...] = (StackCompatible(), RegionAllowed(), FitsNode(), FitsGang(), NodeCpus(), NodeMemory(),
-                               PriceCap(), CenterHealthy())
+                               PriceCap(), InputsHeld(), CenterHealthy())
 
 # Weights: start time dominates (it is what users wait for), then money, then carbon and data movement;
 # fragmentation breaks ties. Normalised scores make the weights unit-free.

@@ -16,17 +16,24 @@ import numpy as np
 
 from zhisuan.catalog.tou import hour_start
 from zhisuan.model import Request
-from zhisuan.scheduler.framework import Filter, Policy, ScoreContext
+from zhisuan.scheduler.framework import Filter, Policy, Score, ScoreContext
 from zhisuan.scheduler.pricing import time_dependent
 from zhisuan.scheduler.snapshot import PendingJob
+from zhisuan.scheduler.staging import Staging
 from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
 
 
-def normalise(raw: F, feasible: B) -> F:
-    """Per row: 100 at the best (lowest) feasible value, 0 at the worst; 100 when all are equal."""
+def normalise(raw: F, feasible: B, floor: F | None = None) -> F:
+    """Per row: 100 at the best (lowest) feasible value, 0 at the worst; 100 when all are equal. With a
+    `floor` ([request, 1]), a spread below it counts in proportion: raw values within a few seconds of each
+    other on a 200-hour job are not 100 points apart."""
     lo = np.where(feasible, raw, np.inf).min(axis=1, keepdims=True, initial=np.inf)
     hi = np.where(feasible, raw, -np.inf).max(axis=1, keepdims=True, initial=-np.inf)
     span = hi - lo
+    if floor is not None:
+        with np.errstate(invalid="ignore"):
+            hi = np.where(np.isfinite(span) & (span < floor), lo + floor, hi)
+            span = np.maximum(span, floor)
     ok = np.isfinite(span) & (span > 0)
     with np.errstate(invalid="ignore"):
         out = np.where(ok, 100.0 * (hi - raw) / np.where(ok, span, 1.0), 100.0)
@@ -61,6 +68,9 @@ class Ranking:
     speed_rows: list[list[float]]  # python copies for cheap per-job indexing in the assign loop
     total_rows: list[list[float]]
     raw_rows: dict[str, list[list[float]]]
+    staging: Staging  # moving each request's inputs to each pool: part of every run, whether scores weigh it
+    staging_rows: list[list[float]]  # seconds, python copies for the assign loop
+    floors: dict[str, list[float]]  # score -> per request, the spread that counts fully (scores with a floor)
     _varies: dict[int, tuple[float, list[tuple[str, float]]]] = field(default_factory=dict, repr=False)
 
     def rejecting(self, r: int, p: int) -> list[Filter]:
@@ -87,10 +97,16 @@ class Ranking:
         wsum = max(sum(self.weights.values()), 1e-12)
         flat, varying = self._varying(r)
         acc = dict.fromkeys(cands, flat)
+        moving = self.staging_rows[r] if self.ctx.staging is not None else None
         for name, w in varying:
             row = delays if name == "start" else self.raw_rows[name][r]
+            if moving is not None and name == "start":
+                row = {p: d + moving[p] for p, d in delays.items()}
             vals = [row[p] for p in cands]
             lo, hi = min(vals), max(vals)
+            floor = self.floors[name][r] if name in self.floors else 0.0
+            if hi - lo < floor:
+                hi = lo + floor
             for p, v in zip(cands, vals, strict=True):
                 acc[p] += w * (100.0 * (hi - v) / (hi - lo) if hi > lo else 100.0)
         return {p: v / wsum for p, v in acc.items()}
@@ -106,8 +122,11 @@ class Ranking:
         every = np.ones((1, len(cands)), dtype=np.bool_)
         for name, w in self.weights.items():
             given = delay if name == "start" and delay is not None else None
+            if given is not None and self.ctx.staging is not None:
+                given = given + self.staging.seconds[r]
             row = np.array([[given[p] if given is not None else self.raw_rows[name][r][p] for p in cands]])
-            scores = normalise(row, every)[0]
+            floor = np.array([[self.floors[name][r]]]) if name in self.floors else None
+            scores = normalise(row, every, floor)[0]
             for i, p in enumerate(cands):
                 out[p].append(Part(name, float(row[0, i]), float(scores[i]), w, w * float(scores[i]) / wsum))
         return {p: tuple(v) for p, v in out.items()}
@@ -129,6 +148,9 @@ class Ranking:
 
     def extended(self, more: Ranking) -> Ranking:
         """This ranking with `more`'s rows appended (same pools and policy)."""
+        a, b = self.staging, more.staging
+        staging = Staging(np.vstack([a.seconds, b.seconds]), np.vstack([a.gb, b.gb]), np.vstack([a.cny, b.cny]),
+                          np.vstack([a.kwh, b.kwh]), np.vstack([a.hours, b.hours]))
         return Ranking(
             reqs=RequestTable.build([*self.reqs.reqs, *more.reqs.reqs]),
             pools=self.pools,
@@ -138,10 +160,14 @@ class Ranking:
             weights=self.weights,
             total=np.vstack([self.total, more.total]),
             prefs=self.prefs + more.prefs,
-            ctx=ScoreContext(speed=np.vstack([self.ctx.speed, more.ctx.speed]), at=self.ctx.at),
+            ctx=ScoreContext(speed=np.vstack([self.ctx.speed, more.ctx.speed]), at=self.ctx.at,
+                             staging=staging if self.ctx.staging is not None else None),
             speed_rows=self.speed_rows + more.speed_rows,
             total_rows=self.total_rows + more.total_rows,
             raw_rows={k: v + more.raw_rows[k] for k, v in self.raw_rows.items()},
+            staging=staging,
+            staging_rows=self.staging_rows + more.staging_rows,
+            floors={k: v + more.floors[k] for k, v in self.floors.items()},
         )
 
 
@@ -151,19 +177,28 @@ def rank(reqs: RequestTable, pools: PoolTable, policy: Policy, at: float | None 
     feasible = np.ones((len(reqs), len(pools)), dtype=np.bool_)
     for _, m in masks:
         feasible &= m
-    ctx = ScoreContext(speed=reqs.speed(pools), at=at)
+    staging = Staging.of(reqs, pools)
+    ctx = ScoreContext(speed=reqs.speed(pools), at=at, staging=staging if policy.weigh_data else None)
     raw = {s.name: s.raw(reqs, pools, ctx) for s, _ in policy.scores}
+    floors = {s.name: f for s, _ in policy.scores if (f := _floor(s, reqs, ctx)) is not None}
     weights = {s.name: w for s, w in policy.scores}
     total = np.zeros(feasible.shape, dtype=np.float64)
     for name, w in weights.items():
-        total += w * normalise(raw[name], feasible)
+        total += w * normalise(raw[name], feasible, floors.get(name))
     total /= max(sum(weights.values()), 1e-12)
     total = np.where(feasible, total, -np.inf)
     order = np.argsort(-total, axis=1, kind="stable")
     counts = feasible.sum(axis=1)
     prefs = [row[:c].tolist() for row, c in zip(order, counts, strict=True)]
     return Ranking(reqs, pools, masks, feasible, raw, weights, total, prefs, ctx,
-                   ctx.speed.tolist(), total.tolist(), {k: v.tolist() for k, v in raw.items()})
+                   ctx.speed.tolist(), total.tolist(), {k: v.tolist() for k, v in raw.items()}, staging,
+                   staging.seconds.tolist(), {k: v[:, 0].tolist() for k, v in floors.items()})
+
+
+def _floor(score: Score, reqs: RequestTable, ctx: ScoreContext) -> F | None:
+    """A score's optional `floor(reqs, ctx)`: [request, 1] spreads that count fully."""
+    floor = getattr(score, "floor", None)
+    return floor(reqs, ctx) if floor is not None else None
 
 
 class RankCache:

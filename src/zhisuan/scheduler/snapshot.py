@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 from zhisuan.catalog import Accelerator
 from zhisuan.catalog.carbon import CarbonSeries, load_series
+from zhisuan.catalog.links import LinkFigures
 from zhisuan.catalog.tou import FLAT, TouTable, load_tou
 from zhisuan.model import JobSpec, Network, Request, request_from_spec
+from zhisuan.model.links import links_into
 
 
 @dataclass(slots=True)
@@ -33,6 +35,7 @@ class PoolState:
     carbon_series: CarbonSeries | None = field(default=None, repr=False)  # hourly grid intensity, if configured
     cpu_price: float = 0.0  # CNY per CPU-hour a CPU-only job pays (Pool.cpu_price)
     max_gang_nodes: int = 0  # the engine starts gangs of at most this many nodes (0: any the pool has)
+    links: dict[str, LinkFigures] = field(default_factory=dict, repr=False)  # source center -> link into this one
 
     @property
     def key(self) -> str:
@@ -112,6 +115,7 @@ class Snapshot:
 
 
 def pools_from_network(network: Network) -> list[PoolState]:
+    into = {c.name: links_into(c, network.centers, network.links) for c in network.centers}
     return [
         PoolState(
             center=c.name, name=p.name, chip=p.chip, region=c.region, nodes=p.nodes,
@@ -119,7 +123,7 @@ def pools_from_network(network: Network) -> list[PoolState]:
             carbon_kg_per_kwh=c.carbon_kg_per_kwh, healthy=c.healthy, cpus_per_node=p.cpus_per_node,
             memory_gib_per_node=p.memory_gib_per_node, tou=load_tou(c.tou_zone),
             carbon_series=load_series(c.carbon_series) if c.carbon_series else None, cpu_price=p.cpu_price[0],
-            max_gang_nodes=p.max_gang_nodes or 0,
+            max_gang_nodes=p.max_gang_nodes or 0, links=into[c.name],
         )
         for c in network.centers
         for p in c.pools

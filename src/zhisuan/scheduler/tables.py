@@ -28,6 +28,7 @@ class PoolTable:
     price: F
     cpu_price: F  # CNY per CPU-hour (what CPU-only jobs pay)
     kg_per_device_hour: F
+    grid: F  # kgCO2 per kWh at the pool's center (annual factor)
     healthy: B
     center: list[str]
     region: list[str]
@@ -47,6 +48,7 @@ class PoolTable:
             price=np.array([p.price for p in pools], dtype=np.float64),
             cpu_price=np.array([p.cpu_price for p in pools], dtype=np.float64),
             kg_per_device_hour=np.array([p.kg_per_device_hour for p in pools], dtype=np.float64),
+            grid=np.array([p.carbon_kg_per_kwh for p in pools], dtype=np.float64),
             healthy=np.array([p.healthy for p in pools], dtype=np.bool_),
             center=[p.center for p in pools],
             region=[p.region for p in pools],
@@ -81,6 +83,7 @@ class RequestTable:
     ref_tflops: F
     max_price: F
     milli: I
+    units: F  # what a run is billed by per hour: devices (a share as its fraction), or a CPU-only job's CPUs
 
     @classmethod
     def build(cls, reqs: Sequence[Request]) -> RequestTable:
@@ -94,6 +97,7 @@ class RequestTable:
             ref_tflops=np.array([r.ref_tflops for r in reqs], dtype=np.float64),
             max_price=np.array([r.max_price for r in reqs], dtype=np.float64),
             milli=np.array([r.milli for r in reqs], dtype=np.int64),
+            units=np.array([max(r.billed[0] or r.billed[1], 1e-9) for r in reqs], dtype=np.float64),
         )
 
     def __len__(self) -> int:

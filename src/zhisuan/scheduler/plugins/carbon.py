@@ -1,7 +1,8 @@
 """Score: kgCO2 per job under the TDP power model: TDP x PUE x grid intensity / speed factor.
 
 The intensity is the center's annual grid factor, or — where it configures an hourly series — the
-series averaged over `window` seconds from the current clock hour.
+series averaged over `window` seconds from the current clock hour. A job with inputs to move adds the
+transfer's energy at the receiving center's grid factor, spread over its expected device-hours.
 """
 
 from __future__ import annotations
@@ -23,4 +24,7 @@ class Carbon:
         if ctx.at is not None:
             kg = kg * carbon_factors(pools.pools, ctx.at, self.window)
         out: F = kg[None, :] / ctx.speed
+        staging = ctx.staging
+        if staging is not None and staging.any:
+            out = out + staging.per_unit_hour(staging.kwh * pools.grid[None, :], reqs.units)
         return out

@@ -4,12 +4,15 @@ its CPU-hours' price).
 The multiplier is the center's tariff averaged over `window` seconds from the current clock hour (the
 job's exact run window is priced by quotes; a ranking is shared by every job with the same request, so
 the cycle takes one window for all). The job's duration multiplies every pool alike and normalisation
-is scale-free, so it is left out.
+is scale-free, so it is left out — except for a job with inputs to move: the devices it holds while they
+stage and the transfer's ¥ are spread over its expected device-hours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from zhisuan.scheduler.framework import ScoreContext
 from zhisuan.scheduler.pricing import price_factors
@@ -26,4 +29,8 @@ class PricePerJob:
         if ctx.at is not None:
             price = price * price_factors(pools.pools, ctx.at, self.window)[None, :]
         out: F = price / ctx.speed
+        staging = ctx.staging
+        if staging is not None and staging.any:
+            held = np.where(staging.hours > 0, staging.seconds / 3600.0 / np.maximum(staging.hours, 1e-9), 0.0)
+            out = out + price * held + staging.per_unit_hour(staging.cny, reqs.units)
         return out
