@@ -37,6 +37,8 @@ class Assigner:
         self.preemption = policy.preemption and preemption  # the policy's book may hold it back this cycle
         self.speed, self.total = ranking.speed_rows, ranking.total_rows
         self.moving = ranking.staging_rows  # seconds to stage each request's inputs at each pool
+        self.weigh_data = policy.weigh_data and ranking.staging.any
+        self._soonest: dict[int, float] = {}  # request row -> seconds until its work could start at best
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
         n = len(ranking.reqs)
         self.pointer = [0] * n
@@ -187,6 +189,9 @@ class Assigner:
             if job.deadline is not None and self.now + self._runtime(job, r, p) > job.deadline:
                 i += 1  # it would end too late here (a slower chip): another pool, or later, or never
                 continue
+            if self.weigh_data and self._too_far(job, r, p):
+                i += 1  # its data moves longer than it would wait for a pool nearer the data
+                continue
             if self.node_score is not None and not simple:
                 return self._choose_nodes(job, r, i)
             return p
@@ -200,7 +205,22 @@ class Assigner:
             return False
         if self.reserved and p in self.reserved and self._conflicts(job, r, p, self.shape[r].amount):
             return False
+        if self.weigh_data and self._too_far(job, r, p):
+            return False
         return job.deadline is None or self.now + self._runtime(job, r, p) <= job.deadline  # a slower chip: too late
+
+    def _too_far(self, job: PendingJob, r: int, p: int) -> bool:
+        """Starting now in pool p means moving inputs for longer than the job would wait, plus a tenth of its
+        run (estimates are estimates), to start its work sooner elsewhere — nearer its data, or where it is."""
+        moving = self.moving[r][p]
+        if moving <= 0:
+            return False
+        soonest = self._soonest.get(r)
+        if soonest is None:
+            shape, now, row = self.shape[r], self.now, self.moving[r]
+            soonest = self._soonest[r] = min((earliest_start(self.caps[q], shape, now) - now + row[q]
+                                              for q in self.ranking.prefs[r]), default=math.inf)
+        return moving > soonest + max(60.0, 0.1 * job.duration / self.speed[r][p])
 
     def _choose_nodes(self, job: PendingJob, r: int, i: int) -> int:
         """The node score picks nodes and devices among the pools that tie with the best usable one."""

@@ -20,7 +20,9 @@ import numpy as np
 
 from zhisuan.model import Request
 from zhisuan.scheduler import PendingJob, Policy, TenantState
+from zhisuan.scheduler.staging import move_to
 from zhisuan.scheduler.state import SchedulerState
+from zhisuan.sim.datasets import DataWorld
 from zhisuan.sim.events import Event, EventQueue, Kind
 from zhisuan.sim.joblog import JobLog, Series
 from zhisuan.sim.predict import DurationPredictor
@@ -52,6 +54,7 @@ class SimJob:
     preemptions: int = 0
     restarts: int = 0
     measured_speed: bool = False
+    staging: float = 0.0  # seconds of the current run spent moving inputs before the work
 
 
 @dataclass
@@ -71,14 +74,18 @@ class SimResult:
     epoch: float = 0.0  # epoch seconds of time 0 (the trace's start), for local-time tariffs
     deferred: int = 0  # jobs whose release was moved to a cheaper hour (time shifting)
     expired: int = 0  # jobs failed because their deadline could no longer be met
+    transfers: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (n, 4): job, GB, CNY, kgCO2
 
 
 class Simulator:
     def __init__(self, trace: Trace, scenario: Scenario, policy: Policy, *, interval: float = 60.0,
                  estimates: Literal["oracle", "predicted"] = "oracle", outages: tuple[Outage, ...] = (),
                  stacks: frozenset[str] | None = None, deadlines: dict[str, float] | None = None,
-                 rescale: bool = True) -> None:
+                 rescale: bool = True, data: DataWorld | None = None) -> None:
         self.trace, self.scenario, self.policy = trace, scenario, policy
+        self.data = data  # datasets the trace's jobs read (None: jobs read nothing worth moving)
+        self.transfers = Series(4)
+        self._landing: dict[int, tuple[tuple[str, ...], str]] = {}  # job -> inputs being staged, where
         self.deadlines = deadlines or {}  # job id -> deadline (trace clock), for the jobs that have one
         self.deferred: set[str] = set()  # jobs the scheduler held back for a cheaper hour
         self.runs = Series(4)
@@ -167,7 +174,7 @@ class Simulator:
         return SimResult(self.trace.name, self.scenario, self.policy.name, self.estimates, self.log,
                          self.device_seconds, self.utilization.table(), self.cycles, time.perf_counter() - t0,
                          notes, self._busy_fraction(), self.runs.table(), self.trace.start, len(self.deferred),
-                         expired)
+                         expired, self.transfers.table())
 
     def _event(self, event: Event) -> int:
         """Apply one queued event; 1 if a job finished."""
@@ -181,6 +188,8 @@ class Simulator:
             self._down(self.outages[subject].center, when)
         elif kind is Kind.UP:
             self.state.set_healthy(self.outages[subject].center, True)
+        elif kind is Kind.STAGED:
+            self._staged(subject, version)
         return 0
 
     def _arrive(self, i: int) -> None:
@@ -207,7 +216,10 @@ class Simulator:
 
     def _submit(self, job: SimJob) -> None:
         t = job.trace
-        pending = PendingJob(t.id, t.tenant, job.request, t.submit, self._estimate(job), t.priority,
+        request = job.request
+        if t.inputs and self.data is not None:
+            request = self.data.request(request, t.inputs, t.duration)
+        pending = PendingJob(t.id, t.tenant, request, t.submit, self._estimate(job), t.priority,
                              deadline=self.deadlines.get(t.id))
         self.state.submit(pending)
         if pending.release > t.submit:
@@ -232,7 +244,10 @@ class Simulator:
             if math.isnan(job.first_start):
                 job.first_start = now
             self.allocated += job.trace.amount
-            events.push(now + job.remaining / factor, Kind.FINISH, i, job.version)
+            job.staging = s.ranking.staging_rows[s.request][s.pool]
+            if job.staging > 0:
+                self._stage(job, s.ranking.reqs.reqs[s.request], s.pool, now, events)
+            events.push(now + job.staging + job.remaining / factor, Kind.FINISH, i, job.version)
         if result.starts or result.preemptions:
             self.utilization.append(now, self.allocated)
 
@@ -241,7 +256,7 @@ class Simulator:
         ran = now - job.started
         devices = job.trace.amount
         factor, _ = self.speed.factor(job.trace.application, self.scenario.pools[job.pool].chip, job.trace.chip)
-        job.remaining = max(job.remaining - ran * factor, 0.0)
+        job.remaining = max(job.remaining - max(ran - job.staging, 0.0) * factor, 0.0)  # staging does no work
         job.run_seconds += ran
         job.version += 1
         self.device_seconds[job.pool] += devices * ran
@@ -268,6 +283,29 @@ class Simulator:
                 job.restarts += 1
                 self._submit(job)
         self.utilization.append(now, self.allocated)
+
+    def _stage(self, job: SimJob, request: Request, p: int, now: float, events: EventQueue) -> None:
+        """The run begins by moving its inputs: bill the transfer, land the replicas when it is done."""
+        pool = self.scenario.pools[p]
+        move = move_to(request, pool)
+        self.transfers.append(job.index, move.gb, move.cny, move.kwh * pool.carbon_kg_per_kwh)
+        self._landing[job.index] = (tuple(leg.dataset for leg in move.legs), pool.center)
+        events.push(now + job.staging, Kind.STAGED, job.index, job.version)
+
+    def _staged(self, i: int, version: int) -> None:
+        """Replicas landed: queued jobs reading them are resolved again (the data is now nearer)."""
+        names, center = self._landing.pop(i, ((), ""))
+        job = self.live.get(i)
+        if self.data is None or job is None or job.version != version:
+            return  # cut short before its data arrived: nothing landed
+        new = {n for n in names if self.data.landed(n, center)}
+        if not new:
+            return
+        for pending in list(self.state.pending.values()):
+            if any(d.name in new for d in pending.request.inputs):
+                queued = self.live[self.index[pending.id]]
+                self.state.withdraw(pending.id)
+                self._submit(queued)
 
     def _busy_fraction(self) -> float | None:
         cdf = self.trace.busy_cdf

@@ -12,6 +12,7 @@ class Kind(IntEnum):
     UP = 2
     ARRIVE = 3
     WAKE = 4  # a deferred job is due: cycle then
+    STAGED = 5  # a job's inputs arrived where it runs: new replicas there
 
 
 Event = tuple[float, int, Kind, int, int]  # time, sequence, kind, subject, version

@@ -50,6 +50,7 @@ class TraceJob:
     memory_gib: float = 0.0  # per node
     priority: int = 0
     censored: bool = False  # ran past the trace's window: the duration is a lower bound
+    inputs: tuple[str, ...] = ()  # datasets it reads (a DataWorld knows their sizes and replicas)
 
     @property
     def amount(self) -> float:
