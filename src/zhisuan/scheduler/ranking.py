@@ -192,7 +192,7 @@ def rank(reqs: RequestTable, pools: PoolTable, policy: Policy, at: float | None 
     prefs = [row[:c].tolist() for row, c in zip(order, counts, strict=True)]
     return Ranking(reqs, pools, masks, feasible, raw, weights, total, prefs, ctx,
                    ctx.speed.tolist(), total.tolist(), {k: v.tolist() for k, v in raw.items()}, staging,
-                   staging.seconds.tolist(), {k: v[:, 0].tolist() for k, v in floors.items()})
+                   staging.rows(), {k: v[:, 0].tolist() for k, v in floors.items()})
 
 
 def _floor(score: Score, reqs: RequestTable, ctx: ScoreContext) -> F | None:

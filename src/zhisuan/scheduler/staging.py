@@ -104,6 +104,9 @@ class Staging:
     def of(cls, reqs: RequestTable, pools: PoolTable) -> Staging:
         shape = (len(reqs), len(pools))
         seconds, gb, cny, kwh = (np.zeros(shape) for _ in range(4))
+        hours = np.array([[q.hours] for q in reqs.reqs], dtype=np.float64).reshape(len(reqs), 1)
+        if not hours.any():
+            return cls(seconds, gb, cny, kwh, hours)
         for r, req in enumerate(reqs.reqs):
             if not req.inputs:
                 continue
@@ -113,8 +116,12 @@ class Staging:
                 if move is None:
                     move = by_center[pool.center] = move_to(req, pool)
                 seconds[r, p], gb[r, p], cny[r, p], kwh[r, p] = move.seconds, move.gb, move.cny, move.kwh
-        hours = np.array([[q.hours] for q in reqs.reqs], dtype=np.float64).reshape(len(reqs), 1)
         return cls(seconds, gb, cny, kwh, hours)
+
+    def rows(self) -> list[list[float]]:
+        """Seconds per request as Python lists; requests without inputs share one row of zeros."""
+        zeros = [0.0] * self.seconds.shape[1]
+        return [self.seconds[r].tolist() if h > 0 else zeros for r, h in enumerate(self.hours[:, 0].tolist())]
 
     @property
     def any(self) -> bool:
