@@ -187,7 +187,7 @@ class AgentCore(CenterReads):
         pool = self.pools.get(str(m.pool.get("name"))) or Pool.model_validate(m.pool)
         return Launch(m.job_id, m.name, m.command, pool, tuple(m.nodes), m.devices_per_node,
                       [list(d) for d in m.devices], dict(m.env), m.timeout, m.image, m.attempt, m.tenant, m.milli,
-                      m.cpus)
+                      m.cpus, m.on_center_loss, dict(m.inputs))
 
     def _stop(self, cmd: Command) -> None:
         run = self.runs.get(cmd.handle)

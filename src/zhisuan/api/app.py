@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhisuan.api.admin import add_admin_routes
 from zhisuan.api.agents import add_agent_routes
+from zhisuan.api.data import add_data_routes
 from zhisuan.api.gateway import add_gateway_routes, add_service_routes
 from zhisuan.api.limits import Limits
 from zhisuan.api.metrics import render
@@ -117,6 +118,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         return problem(500, "Internal error", "the server met an unexpected error; it is logged")
 
     add_routes(app, service, principal)
+    add_data_routes(app, service.data, principal)
 
     @app.get("/metrics", response_class=Response, include_in_schema=False)
     def metrics(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:  # noqa: B008

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY = 1024 * 1024  # bytes: a job spec is a few KiB; its command at most 64 KiB
+MAX_FILE = 1 << 40  # bytes of one dataset file's upload (its route also cuts it at the size it declared)
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                                  b"img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
@@ -39,8 +40,12 @@ class Limits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_body
+        if scope.get("method") == "PUT" and str(scope.get("path", "")).startswith("/v1/datasets/") and \
+                "/files/" in str(scope.get("path", "")):
+            limit = MAX_FILE  # a dataset's file, streamed to disk
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await self._refuse(send)
             return
         seen = 0
@@ -51,7 +56,7 @@ class Limits:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > limit:
                     raise TooLarge()
             return message
 

@@ -46,6 +46,7 @@ def bill_command(tenant: Annotated[str, typer.Option("--tenant", help="who is bi
               "", *([f"{tot['cpu_hours']:,.3f}"] if cpus else []), f"{tot['kwh']:,.3f}", f"{tot['kg_co2']:,.3f}",
               f"{tot['cny']:,.2f}", style="bold")
     console.print(t)
+    _data_lines(inv)
     if inv["assumptions"]:
         console.print(L("ASSUMPTION in the inputs of some lines: {what} (see the network file)",
                         what=", ".join(inv["assumptions"])))
@@ -56,6 +57,29 @@ def bill_command(tenant: Annotated[str, typer.Option("--tenant", help="who is bi
     stem.with_suffix(".csv").write_text(csv_text, encoding="utf-8")
     stem.with_suffix(".json").write_text(json.dumps(inv, indent=2, ensure_ascii=False), encoding="utf-8")
     console.print(L("wrote {a} and {b}", a=f"{stem}.csv", b=f"{stem}.json"))
+
+
+def _data_lines(inv: dict[str, Any]) -> None:
+    """Storage (GB-months per dataset and replica) and transfers (GB per link), then the month's total."""
+    tot = inv["totals"]
+    if inv.get("storage"):
+        t = Table(title=L("storage"))
+        for col in ["dataset", "center", "GB", "GB-months", "¥/GB-month", "¥"]:
+            t.add_column(L(col), justify="left" if col in {"dataset", "center"} else "right")
+        for x in inv["storage"]:
+            t.add_row(x["dataset"], x["center"], f"{x['gb']:,.3f}", f"{x['gb_months']:,.6f}",
+                      f"{x['cny_per_gb_month']:,.3f}", f"{x['cny']:,.4f}")
+        console.print(t)
+    if inv.get("transfers"):
+        t = Table(title=L("transfers"))
+        for col in ["from", "to", "transfers", "GB", "¥"]:
+            t.add_column(L(col), justify="left" if col in {"from", "to"} else "right")
+        for x in inv["transfers"]:
+            t.add_row(x["source"], x["target"], str(x["transfers"]), f"{x['gb']:,.3f}", f"{x['cny']:,.4f}")
+        console.print(t)
+    if "total_cny" in tot:
+        console.print(f"compute ¥{tot['cny']:,.2f} + storage ¥{tot['storage_cny']:,.4f} + transfers "
+                      f"¥{tot['transfer_cny']:,.4f} = ¥{tot['total_cny']:,.2f}")
 
 
 def _when(value: str | None, default: float) -> float:

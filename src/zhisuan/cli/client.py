@@ -23,7 +23,7 @@ Url = Annotated[str | None, typer.Option(
     "--url", metavar="URL", help="server URL (default $ZHISUAN_URL, else what login saved)")]
 Token = Annotated[str | None, typer.Option(
     "--token", metavar="TOKEN", help="bearer token (default $ZHISUAN_TOKEN, else what login saved)")]
-ACTIVE = ["pending", "scheduled", "running"]
+ACTIVE = ["pending", "scheduled", "staging", "running"]
 STATES = [*ACTIVE, "succeeded", "failed", "cancelled", "preempted"]
 
 
@@ -132,7 +132,7 @@ def _follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
 
     job = call(client, "GET", f"/v1/jobs/{job_id}")
     _show_state(job)
-    while job["state"] in ("pending", "scheduled"):
+    while job["state"] in ("pending", "scheduled", "staging"):
         time.sleep(0.5)
         state, job = job["state"], call(client, "GET", f"/v1/jobs/{job_id}")
         if job["state"] != state:

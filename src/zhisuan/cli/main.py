@@ -24,6 +24,7 @@ from zhisuan.cli.client import (
     submit_command,
 )
 from zhisuan.cli.common import LANG
+from zhisuan.cli.data import data_app
 from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
 from zhisuan.cli.network import network_command
@@ -93,6 +94,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(report_app, name="report")
 app.add_typer(token_app, name="token")
 app.add_typer(service_app, name="service")
+app.add_typer(data_app, name="data")
 
 if __name__ == "__main__":
     app()

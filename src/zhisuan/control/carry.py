@@ -95,7 +95,7 @@ class Carrier:
                 del self.held[job_id]
                 run = loop.runs.get(job_id)
                 if run is not None:
-                    self._launch(run, now)
+                    self.launch(run, now)
 
     def _place(self, start: Start, now: float, waits: set[str]) -> None:
         loop = self.loop
@@ -119,6 +119,19 @@ class Carrier:
             self.held[start.job_id] = waits
             loop.waits.note(start.job_id, f"waiting for preempted {', '.join(sorted(waits))} to stop")
             return
+        self.launch(run, now)
+
+    def launch(self, run: Run, now: float) -> None:
+        """Start a placed run, its inputs first if they are elsewhere (it then stays `staging` until they land)."""
+        stager = self.loop.stager
+        if stager is not None and run.job_id not in stager.staging:
+            try:
+                if stager.begin(run, self.loop.jobs[run.job_id], now):
+                    return
+            except Exception as e:  # the data service's trouble fails this job alone
+                log.warning("staging %s: %s", run.job_id, e)
+                self.fail_run(run, now, f"its inputs could not be staged: {e}")
+                return
         self._launch(run, now)
 
     def _launch(self, run: Run, now: float) -> None:
@@ -129,7 +142,8 @@ class Carrier:
         launch = Launch(run.job_id, info.name, spec.run, loop.pool_of[run.key], run.nodes,
                         len(run.devices[0]) if run.devices else 0, [list(d) for d in run.devices], dict(spec.env),
                         spec.constraints.time_limit, spec.image, run.attempt, info.tenant, info.request.milli,
-                        info.request.cpus, spec.on_loss)
+                        info.request.cpus, spec.on_loss,
+                        loop.stager.inputs_for(run, info) if loop.stager is not None and spec.inputs else {})
         try:
             run.handle = engine.submit(launch)
             status = engine.poll(run.handle)  # an agent in this process has started it already
@@ -150,6 +164,9 @@ class Carrier:
         elif not loop.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=run.handle,
                                        wait_reason=f"submitted to {run.center}"):
             engine.cancel(run.handle)
+
+    def fail_run(self, run: Run, now: float, why: str) -> None:
+        self._failed(run, now, why)
 
     def _failed(self, run: Run, now: float, why: str) -> None:
         loop = self.loop

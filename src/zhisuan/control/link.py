@@ -65,7 +65,7 @@ class CenterLink(LinkState, TextLogs):
                         devices_per_node=launch.devices_per_node, devices=launch.devices, env=launch.env,
                         timeout=launch.timeout, image=launch.image, attempt=launch.attempt, tenant=launch.tenant,
                         milli=launch.milli, cpus=launch.cpus,
-                        on_center_loss=launch.on_center_loss)
+                        on_center_loss=launch.on_center_loss, inputs=launch.inputs)
         with self.lock:
             if len(self.outbox) >= MAX_QUEUED:
                 raise EngineDown(f"{MAX_QUEUED} commands already wait for center {self.name}'s agent")

@@ -29,17 +29,18 @@ from zhisuan.control.jobs import JobInfo, Run
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
 from zhisuan.control.recovery import rebuild
-from zhisuan.control.sampler import DeviceSampler, Sampled
+from zhisuan.control.sampler import DeviceSampler, Sampled, sample_in_thread
 from zhisuan.control.services import ServiceKeeper
+from zhisuan.control.staging import Stager
 from zhisuan.control.view import LiveView
 from zhisuan.control.waits import WaitBoard
 from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet
-from zhisuan.model import JobState, Network
+from zhisuan.model import JobState, Network, SpecError
 from zhisuan.scheduler import CycleResult, Policy, RunningJob, pools_from_network
 from zhisuan.scheduler.decisions import Reserve
 from zhisuan.scheduler.profiles import policy_for
 from zhisuan.scheduler.state import EXTERNAL, SchedulerState
-from zhisuan.store import JobStore, Transition, UsageStore
+from zhisuan.store import JobRecord, JobStore, Transition, UsageStore
 from zhisuan.store.feed import TransitionFeed
 
 log = logging.getLogger("zhisuan.control")
@@ -53,6 +54,7 @@ class ControlLoop:
         self.policy = policy or policy_for(network.scheduler)
         self.settings = network.control
         self.keeper: ServiceKeeper | None = None  # set by the Service that owns the services
+        self.stager: Stager | None = None  # set by the Service when centers have stores: stages inputs
         given = engines if isinstance(engines, Fleet) else Fleet.single(network, engines)
         self.links = links(network, given)  # every center through its agent: in this process, or remote
         self.fleet = Fleet(self.links)
@@ -91,6 +93,8 @@ class ControlLoop:
                 self.settle(job_id, JobState.FAILED, now, "its pool is no longer in the network")
             for job_id in rebuilt.requeue:
                 self.settle(job_id, JobState.PENDING, now, "requeued after a restart (it had been preempted)")
+            if self.stager is not None:
+                self.stager.recover(now)
             self.track()
             self._readopt(now)
             self._publish()
@@ -98,7 +102,9 @@ class ControlLoop:
     def _readopt(self, now: float) -> None:
         """Runs caught between 'scheduled' and their start (a restart): their center's agent says whether it
         has them; one that cannot tell yet is asked again next step (failover settles a silent center)."""
-        for run in [r for r in self.runs.values() if r.handle is None and r.job_id not in self.carrier.held]:
+        staging = self.stager.staging if self.stager is not None else {}
+        for run in [r for r in self.runs.values()
+                    if r.handle is None and r.job_id not in self.carrier.held and r.job_id not in staging]:
             try:
                 handle = self.fleet.of(run.center).handle_of(run.job_id, run.attempt)
             except EngineDown as e:
@@ -144,6 +150,8 @@ class ControlLoop:
                 self.sampler.sample(self.sampled(), now)
                 self.agent_samples()
             self._poll(now)
+            if self.stager is not None:
+                self.stager.step(now)
             if now - self._loaded >= self.settings.load_every:
                 self._loaded = now
                 self.observe_load(now)
@@ -190,7 +198,8 @@ class ControlLoop:
                 if e.job_id not in self.jobs:
                     if rec is None or rec.state is not JobState.PENDING:
                         continue  # it moved on already (cancelled): a later event says so
-                    self.jobs[e.job_id] = JobInfo.of(rec)
+                    if self._info(rec, e.at) is None:
+                        continue
                 batch[e.job_id] = None
             elif e.to_state.terminal:
                 batch.pop(e.job_id, None)
@@ -209,9 +218,22 @@ class ControlLoop:
             rec = self.store.get(job_id)
             if rec is None:
                 return
-            info = self.jobs[job_id] = JobInfo.of(rec)
+            info = self._info(rec, time.time())
+            if info is None:
+                return
         if not self.state.is_pending(job_id):
             self.state.submit(info.pending(self.state.ledger.progress.get(job_id, 0.0)))
+
+    def _info(self, rec: JobRecord, now: float) -> JobInfo | None:
+        """The job as the loop keeps it, its inputs resolved (None: they no longer can be, and it failed)."""
+        info = self.jobs[rec.id] = JobInfo.of(rec)
+        try:
+            if self.stager is not None:
+                self.stager.refresh(info)
+        except SpecError as e:
+            self.settle(rec.id, JobState.FAILED, now, f"inputs: {e}")
+            return None
+        return info
 
     def drop(self, job_id: str) -> None:
         """The job has ended for good: nothing of it stays in the loop (its stopping run still gets stopped)."""
@@ -368,15 +390,7 @@ class ControlLoop:
         """Sample devices on a thread of its own from now on (the step no longer does)."""
         self._sampling_thread = True
 
-        def run() -> None:
-            while not stop.is_set():
-                try:
-                    self.sampler.sample(self.sampled(), time.time())
-                    self.agent_samples()
-                except Exception:  # a bad round must not end the sampler
-                    log.exception("device sampling failed")
-                stop.wait(self.sample_every)
-
-        thread = threading.Thread(target=run, name="zhisuan-sampler", daemon=True)
-        thread.start()
-        return thread
+        def sample() -> None:
+            self.sampler.sample(self.sampled(), time.time())
+            self.agent_samples()
+        return sample_in_thread(sample, self.sample_every, stop)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -94,3 +95,13 @@ def gauges(store: JobStore, usage: UsageStore, network: Network,
         "carbon_kg": [((("center", c),), v[1]) for c, v in sorted(metered.items())],
         "billed_cny": [((("center", c),), v[2]) for c, v in sorted(metered.items())],
     }
+
+
+def sim_reports(folder: Path | None) -> list[dict[str, object]]:
+    """`zhisuan sim` reports (folders with an index.html) under the reports folder, newest first."""
+    if folder is None or not folder.is_dir():
+        return []
+    found = [folder / "index.html", *sorted(folder.glob("*/index.html"))]
+    rows = [{"name": p.parent.name, "path": str(p.relative_to(folder)), "modified": p.stat().st_mtime}
+            for p in found if p.is_file()]
+    return sorted(rows, key=lambda r: -float(str(r["modified"])))

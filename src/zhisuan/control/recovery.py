@@ -48,7 +48,7 @@ def rebuild(store: JobStore, usage: UsageStore, network: Network, pools: list[Po
     for rec in active:
         info = out.jobs[rec.id]
         progress = state.ledger.progress.get(rec.id, 0.0)
-        if rec.state in (JobState.SCHEDULED, JobState.RUNNING):
+        if rec.state in (JobState.SCHEDULED, JobState.STAGING, JobState.RUNNING):
             key = f"{rec.center}/{rec.pool}"
             pool = pool_of.get(key)
             if pool is None or not rec.nodes:

@@ -6,6 +6,8 @@ up; without that thread the loop samples within its step (tests, embedded use)."
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from zhisuan.engines import nvml
@@ -69,3 +71,19 @@ class DeviceSampler:
                 got = job_reading(readings, pairs)
                 if got is not None:
                     self.usage.add_sample(job.job_id, now, got.busy, source, got.watts, got.memory_gib)
+
+
+def sample_in_thread(sample: Callable[[], object], every: float, stop: threading.Event) -> threading.Thread:
+    """Run `sample` every `every` seconds on a thread of its own until `stop`; a bad round is logged."""
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                sample()
+            except Exception:  # a bad round must not end the sampler
+                log.exception("device sampling failed")
+            stop.wait(every)
+
+    thread = threading.Thread(target=run, name="zhisuan-sampler", daemon=True)
+    thread.start()
+    return thread

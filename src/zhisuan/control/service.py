@@ -17,9 +17,10 @@ from typing import Any
 from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable, check_key
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
-from zhisuan.control.observe import CycleStats, Labels, gauges
+from zhisuan.control.observe import CycleStats, Labels, gauges, sim_reports
 from zhisuan.control.overview import DayTotal, local_midnight, overview
 from zhisuan.control.services import ServiceKeeper
+from zhisuan.control.staging import data_services
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine, EngineDown
 from zhisuan.metering.invoice import Invoice, invoice, local_month, month_window, services_section
@@ -40,6 +41,7 @@ from zhisuan.store import (
     Transition,
     UsageStore,
 )
+from zhisuan.store.datasets import DatasetStore
 from zhisuan.store.services import SERVICE_ENV
 
 SYSTEM = Principal("zhisuan", True)  # who acts when zhisuan itself cancels (a stopped service's replicas)
@@ -75,6 +77,7 @@ class Service:
         self.keeper = ServiceKeeper(self.store, self.service_store, self.network, self.fleet,
                                     lambda job_id, now: self.cancel(job_id, SYSTEM, now))
         self.loop.keeper = self.keeper
+        self.data, self.mover = data_services(self.loop, self.network, DatasetStore(self.store.engine))
 
     @property
     def down(self) -> dict[str, str]:
@@ -94,6 +97,8 @@ class Service:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, the spec names {spec.tenant!r}")
         self.check_tenant(spec.tenant)
         check_spec(spec, self.network, self.loop.policy, now)
+        if spec.inputs:
+            self.data.inputs_of(spec)  # each readable and whole, or the error names inputs.<mount>
         return spec
 
     def check_tenant(self, tenant: str) -> None:
@@ -273,14 +278,15 @@ class Service:
                         now, None if who.admin else who.tenant)
 
     def tenants(self, who: Principal) -> list[dict[str, object]]:
-        return [{"name": t.name, "weight": t.weight, "quota_devices": t.quota_devices}
-                for t in self.network.tenants if who.admin or t.name == who.tenant]
+        return [{"name": t.name, "weight": t.weight, "quota_devices": t.quota_devices} for t in self.network.tenants
+                if who.admin or t.name == who.tenant]
 
     def quote(self, text: str | bytes, who: Principal, now: float) -> tuple[JobSpec, list[Candidate]]:
         spec = self.validate(text, who, now)
         view = self.loop.view
-        return spec, self._described(explain(view.snapshot(), pending_from_spec("quote", spec, now), now,
-                                             self.loop.policy, now, view.reservations), view, who, now)
+        pending = pending_from_spec("quote", spec, now, inputs=self.data.inputs_of(spec))
+        return spec, self._described(explain(view.snapshot(), pending, now, self.loop.policy, now,
+                                             view.reservations), view, who, now)
 
     def _described(self, candidates: list[Candidate], view: LiveView, who: Principal, now: float,
                    job_id: str | None = None) -> list[Candidate]:
@@ -337,6 +343,7 @@ class Service:
         models = {s.id: s.model for s in self.service_store.list(tenant)}
         model_of = {r.id: models[sid] for r in records if (sid := r.spec.env.get(SERVICE_ENV)) in models}
         bill.services = services_section(bill.lines, model_of, self.token_usage.totals(tenant, since, until))
+        bill.add_data(*self.data.bill(tenant, since, until))
         return bill
 
     def utilization(self, who: Principal, since: float, until: float, bucket: float,
@@ -381,14 +388,9 @@ class Service:
         if rec.state is not JobState.PENDING:
             raise Conflict(f"job {job_id} is {rec.state.value}: candidates are shown for pending jobs")
         view = self.loop.view
-        return self._described(explain(view.snapshot(), pending_from_spec(rec.id, rec.spec, rec.submitted_at), now,
-                                       self.loop.policy, now, view.reservations), view, who, now, rec.id)
+        pending = pending_from_spec(rec.id, rec.spec, rec.submitted_at, inputs=self.data.inputs_of(rec.spec))
+        return self._described(explain(view.snapshot(), pending, now, self.loop.policy, now, view.reservations),
+                               view, who, now, rec.id)
 
     def sim_reports(self) -> list[dict[str, object]]:
-        """`zhisuan sim` reports (folders with an index.html) under the reports folder, newest first."""
-        if self.reports is None or not self.reports.is_dir():
-            return []
-        found = [self.reports / "index.html", *sorted(self.reports.glob("*/index.html"))]
-        rows = [{"name": p.parent.name, "path": str(p.relative_to(self.reports)), "modified": p.stat().st_mtime}
-                for p in found if p.is_file()]
-        return sorted(rows, key=lambda r: -float(str(r["modified"])))
+        return sim_reports(self.reports)

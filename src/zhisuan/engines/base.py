@@ -65,6 +65,7 @@ class Launch:
     milli: int = 0  # a share of one device, thousandths (0: whole devices)
     cpus: float = 0.0  # CPUs per node the job asked (0: not said)
     on_center_loss: str = "wait"  # what the network does with it when its center goes silent (agents act on it)
+    inputs: dict[str, str] = field(default_factory=dict)  # mount -> local folder of its dataset's checked copy
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -145,10 +146,11 @@ class LocalEngine:
         if launch.milli:  # the engine's word on the share wins over the job's own env
             env.update(share_env(launch.pool.chip.stack, launch.milli, launch.pool.chip.memory_gb))
         return self.run(launch.job_id, launch.command, launch.devices, launch.pool.chip.stack, env,
-                        launch.timeout, launch.attempt)
+                        launch.timeout, launch.attempt, launch.inputs)
 
     def run(self, job_id: str, command: str, devices: list[list[str]], stack: str,
-            env: dict[str, str] | None = None, timeout: float | None = None, attempt: int = 1) -> str:
+            env: dict[str, str] | None = None, timeout: float | None = None, attempt: int = 1,
+            inputs: dict[str, str] | None = None) -> str:
         """Start one process per node of the gang; `devices[i]` are the device ids of member i."""
         owned_dir(self.run_dir(job_id), None, 0o711)
         run = self.attempt_dir(job_id, attempt)
@@ -158,6 +160,7 @@ class LocalEngine:
         uid = self.uids.take(str(run)) if self.isolate else None
         work = owned_dir(run / "work", uid, 0o700)
         checkpoint = owned_dir(self.run_dir(job_id) / "checkpoint", uid, 0o700)
+        env = {**(env or {}), **hand_inputs(work, inputs or {})}
         started = time.time()
         _write(run / "intent.json", {"uid": uid, "members": len(devices), "started": started, "timeout": timeout})
         pids: list[int] = []
@@ -307,3 +310,28 @@ class LocalEngine:
         """The last partial lines once a job has ended (a final line without a newline)."""
         files = sorted(Path(handle).glob("out-*.log"))
         return file_delta(files, offsets, whole_lines=False, label=len(files) > 1)
+
+
+def hand_inputs(work: Path, inputs: dict[str, str]) -> dict[str, str]:
+    """Each input's checked local copy linked into the job's own folder (read-only: root's files, a root
+    folder the job cannot change), and the variables naming where: $ZHISUAN_INPUT_<MOUNT>."""
+    out = {}
+    for mount, source in inputs.items():
+        src = Path(source)
+        dest = work / "inputs" / mount
+        for f in sorted(src.rglob("*")):
+            target = dest / f.relative_to(src)
+            if f.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif f.is_file() and not f.is_symlink():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(f, target)
+                except OSError:  # another filesystem: a copy
+                    shutil.copy2(f, target)
+        dest.mkdir(parents=True, exist_ok=True)
+        for d in [dest, *(p for p in dest.rglob("*") if p.is_dir())]:
+            d.chmod(0o555)
+        (work / "inputs").chmod(0o555)
+        out[f"ZHISUAN_INPUT_{mount.upper()}"] = str(dest)
+    return out

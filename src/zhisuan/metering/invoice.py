@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from zhisuan.catalog.tou import UTC_OFFSET
+from zhisuan.metering.datalines import StorageLine, TransferLine
 from zhisuan.metering.usage import UNMEASURED, UsageInterval
 from zhisuan.model import SpecError
 
@@ -74,11 +75,22 @@ class Invoice:
     assumptions: list[str]
     totals: dict[str, float | None] = field(default_factory=dict)
     services: list[ServiceLine] = field(default_factory=list)
+    storage: list[StorageLine] = field(default_factory=list)
+    transfers: list[TransferLine] = field(default_factory=list)
+
+    def add_data(self, storage: list[StorageLine], transfers: list[TransferLine]) -> None:
+        """Storage and transfer lines, and the month's total with them."""
+        self.storage, self.transfers = storage, transfers
+        storage_cny, transfer_cny = sum(x.cny for x in storage), sum(x.cny for x in transfers)
+        self.totals["storage_cny"], self.totals["transfer_cny"] = storage_cny, transfer_cny
+        self.totals["transfer_gb"] = sum(x.gb for x in transfers)
+        self.totals["total_cny"] = (self.totals.get("cny") or 0.0) + storage_cny + transfer_cny
 
     def to_json(self) -> dict[str, object]:
         return {"tenant": self.tenant, "month": self.month, "price_versions": self.price_versions,
                 "assumptions": self.assumptions, "totals": self.totals, "lines": [asdict(x) for x in self.lines],
-                "services": [asdict(s) for s in self.services]}
+                "services": [asdict(s) for s in self.services], "storage": [asdict(s) for s in self.storage],
+                "transfers": [asdict(t) for t in self.transfers]}
 
     def to_csv(self) -> str:
         out = io.StringIO()

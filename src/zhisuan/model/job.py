@@ -1,4 +1,5 @@
-"""A job's lifecycle: pending -> scheduled -> running -> an end state (stored by zhisuan.store)."""
+"""A job's lifecycle: pending -> scheduled [-> staging -> scheduled] -> running -> an end state (stored by
+zhisuan.store). `staging`: placed, holding its devices, while its inputs are copied to its center."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from enum import StrEnum
 class JobState(StrEnum):
     PENDING = "pending"
     SCHEDULED = "scheduled"
+    STAGING = "staging"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -22,7 +24,9 @@ class JobState(StrEnum):
 # The job lifecycle: which state may follow which. Preempted jobs are requeued (pending) by policy.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PENDING: frozenset({JobState.SCHEDULED, JobState.CANCELLED, JobState.FAILED}),
-    JobState.SCHEDULED: frozenset({JobState.RUNNING, JobState.PENDING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.SCHEDULED: frozenset({JobState.RUNNING, JobState.PENDING, JobState.CANCELLED, JobState.FAILED,
+                                   JobState.STAGING}),
+    JobState.STAGING: frozenset({JobState.SCHEDULED, JobState.PENDING, JobState.CANCELLED, JobState.FAILED}),
     JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.PREEMPTED}),
     JobState.PREEMPTED: frozenset({JobState.PENDING, JobState.CANCELLED, JobState.FAILED}),
     JobState.SUCCEEDED: frozenset(),

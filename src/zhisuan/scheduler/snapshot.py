@@ -14,6 +14,7 @@ from zhisuan.catalog.carbon import CarbonSeries, load_series
 from zhisuan.catalog.links import LinkFigures
 from zhisuan.catalog.tou import FLAT, TouTable, load_tou
 from zhisuan.model import JobSpec, Network, Request, request_from_spec
+from zhisuan.model.datasets import InputData
 from zhisuan.model.links import links_into
 
 
@@ -154,10 +155,12 @@ DEFAULT_DURATION = 3600.0  # seconds assumed when a spec gives no time_limit
 
 
 def pending_from_spec(job_id: str, spec: JobSpec, submit_time: float,
-                      default_duration: float = DEFAULT_DURATION) -> PendingJob:
+                      default_duration: float = DEFAULT_DURATION, inputs: tuple[InputData, ...] = ()) -> PendingJob:
+    """`inputs`: the spec's datasets resolved (their sizes and replicas), for a job that reads some."""
     deadline = spec.constraints.deadline
+    hours = (spec.constraints.time_limit or default_duration) / 3600.0
     return PendingJob(
-        id=job_id, tenant=spec.tenant, request=request_from_spec(spec), submit_time=submit_time,
+        id=job_id, tenant=spec.tenant, request=request_from_spec(spec, inputs, hours), submit_time=submit_time,
         duration=spec.constraints.time_limit or default_duration, priority=spec.priority,
         deadline=deadline.timestamp() if deadline is not None else None,
     )

@@ -127,6 +127,8 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     try:
         service = Service(store, network, loop, reports)
         service.keeper.start()  # readiness probes of service replicas, off the control loop
+        if service.mover is not None:
+            service.mover.start()  # transfers between centers' stores, off the control loop
         # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
         registry = Registry()
         for replica in backends or []:
@@ -146,5 +148,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     finally:
         stop.set()
         sock.close()
+        if service is not None and service.mover is not None:
+            service.mover.close()  # a running copy is cut; the next start resumes it
         if service is not None and service.flush_tokens is not None:
             service.flush_tokens()  # the last tokens served are on the bill too

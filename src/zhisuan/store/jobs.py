@@ -55,7 +55,7 @@ class Transition:
     actor: str = "zhisuan"
 
 
-ACTIVE = {JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING, JobState.PREEMPTED}
+ACTIVE = {JobState.PENDING, JobState.SCHEDULED, JobState.STAGING, JobState.RUNNING, JobState.PREEMPTED}
 
 
 def _record(row: JobRow) -> JobRecord:

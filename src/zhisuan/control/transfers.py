@@ -1,0 +1,284 @@
+"""Moving datasets between centers' stores: a worker thread that carries out queued transfers, one rclone
+copy each (capped at the link's rate: the WAN as the network file declares it), and keeps replicas honest.
+
+- A transfer is retried (rclone skips objects already copied whole: a retry resumes) up to `ATTEMPTS`
+  times with growing pauses; a copy whose objects do not match the dataset's checksums marks the replica
+  bad and fails the transfer with the paths that differ.
+- A server restart finds transfers that were running and queues them again: they resume, never duplicate.
+- Removed datasets' objects are deleted from every store; replicas the network no longer needs are
+  evicted least-recently-used when a center's store must make room (never one pinned by a rule, in use
+  by a job that is staging or running there, or the last checked copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from zhisuan.model import Network
+from zhisuan.model.links import link_between
+from zhisuan.storage import S3Store, TransferCancelled, TransferFailed, copy, remove, verify
+from zhisuan.storage.fetch import fetch
+from zhisuan.store.datasets import (
+    ACTIVE_TRANSFERS,
+    BAD,
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    READY,
+    RUNNING,
+    DatasetStore,
+    TransferRecord,
+)
+
+log = logging.getLogger("zhisuan.data")
+ATTEMPTS = 5
+PAUSE = 2.0  # seconds before the first retry, doubling
+PROGRESS_EVERY = 1.0  # seconds between progress writes
+PARALLEL = 4  # transfers at once
+
+
+def stores_of(network: Network) -> dict[str, S3Store]:
+    """The S3 stores of centers the server reaches itself (`join: direct`), keys read from their files."""
+    out = {}
+    for c in network.centers:
+        s = c.store
+        if s is None or s.endpoint is None or c.join != "direct":
+            continue
+        keys: dict[str, str] = {}
+        if s.credentials_file is not None:
+            keys = json.loads(Path(s.credentials_file).read_text(encoding="utf-8"))
+        out[c.name] = S3Store(c.name, s.endpoint, s.bucket, keys.get("access_key", ""), keys.get("secret_key", ""))
+    return out
+
+
+class Mover:
+    """Carries out transfers in its own thread; `kick()` wakes it when one is queued."""
+
+    def __init__(self, network: Network, datasets: DatasetStore, stores: dict[str, S3Store] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.network, self.datasets, self.clock = network, datasets, clock
+        self.stores = stores if stores is not None else stores_of(network)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._cancel: dict[int, threading.Event] = {}  # running transfer -> its cancel switch
+        self._threads: dict[int, threading.Thread] = {}
+        self._thread: threading.Thread | None = None
+        self._retry_at: dict[int, float] = {}
+        self._wanted: set[tuple[str, str]] = set()  # (dataset, center) to fetch into the center's cache
+        self.cache: Path | None = None  # where a direct center's jobs get their inputs from (set by the server)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for t in self.datasets.transfers(states=(RUNNING,)):  # a restart: they resume
+            self.datasets.update_transfer(t.id, state=QUEUED, rate=0.0)
+        self._thread = threading.Thread(target=self._run, name="zhisuan-mover", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the worker and every copy (rclone processes stopped and waited for); rows stay as they were."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for ev in list(self._cancel.values()):
+            ev.set()
+        for thread in list(self._threads.values()):
+            thread.join(timeout=30)
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def cancel_job(self, job_id: str, now: float) -> None:
+        """Stop the transfers a job's staging began (their partial objects are removed)."""
+        for t in self.datasets.transfers(job_id=job_id, states=ACTIVE_TRANSFERS):
+            ev = self._cancel.get(t.id)
+            if ev is not None:
+                ev.set()
+            else:
+                self._ended(t, CANCELLED, "the job was cancelled", now)
+
+    # ---- the worker ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._collect_removed()
+                self._start_queued()
+                self._fetch_wanted()
+            except Exception:  # the worker outlives whatever one transfer meets
+                log.exception("data mover")
+            self._wake.wait(1.0)
+            self._wake.clear()
+
+    def _start_queued(self) -> None:
+        """Each queued transfer in a thread of its own, up to `PARALLEL` at once (one link's cap is per copy)."""
+        now = self.clock()
+        for t in self.datasets.transfers(states=(QUEUED,)):
+            if len(self._cancel) >= PARALLEL:
+                return
+            if t.id in self._cancel or self._retry_at.get(t.id, 0) > now:
+                continue
+            self._cancel[t.id] = threading.Event()
+            thread = self._threads[t.id] = threading.Thread(target=self._carry_safely, args=(t,),
+                                                            name=f"zhisuan-transfer-{t.id}", daemon=True)
+            thread.start()
+
+    def _carry_safely(self, t: TransferRecord) -> None:
+        try:
+            self._carry(t)
+        except Exception:
+            log.exception("transfer %s", t.id)
+            self._failed(t, "unexpected error (logged)")
+        finally:
+            self._cancel.pop(t.id, None)
+            self._threads.pop(t.id, None)
+            self._wake.set()
+
+    # ---- local copies for the center's jobs ----------------------------------------------------------
+
+    def local(self, dataset_id: str, center: str) -> Path | None:
+        """The dataset's files at `center`'s cache folder once fetched and checked (None: not yet, or no cache);
+        asks for the fetch if need be."""
+        d = self.datasets.by_id(dataset_id)
+        if self.cache is None or d is None:
+            return None
+        path = self.cache / center / d.owner / d.name / d.id
+        if path.is_dir():
+            return path
+        self._wanted.add((dataset_id, center))
+        self._wake.set()
+        return None
+
+    def _fetch_wanted(self) -> None:
+        for dataset_id, center in list(self._wanted):
+            self._wanted.discard((dataset_id, center))
+            d, store = self.datasets.by_id(dataset_id), self.stores.get(center)
+            if d is None or store is None or self.cache is None:
+                continue
+            final = self.cache / center / d.owner / d.name / d.id
+            partial = final.with_name(f"{d.id}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True, mode=0o700)
+            try:
+                fetch(store, d.prefix, partial)
+            except TransferFailed as e:
+                log.warning("fetching %s at %s: %s", d.ref, center, e)
+                shutil.rmtree(partial, ignore_errors=True)
+                continue
+            bad = local_mismatches(partial, self.datasets.files(d.id))
+            if bad:
+                log.warning("fetched %s at %s: checksums differ for %s", d.ref, center, bad[:5])
+                shutil.rmtree(partial, ignore_errors=True)
+                continue
+            for f in partial.rglob("*"):
+                f.chmod(0o444 if f.is_file() else 0o711)  # jobs read hard links of these; the cache root is 0o700
+            partial.rename(final)
+
+    def _carry(self, t: TransferRecord) -> None:
+        d = self.datasets.by_id(t.dataset_id)
+        cancel = self._cancel[t.id]
+        src, dst = self.stores.get(t.source), self.stores.get(t.target)
+        if d is None or src is None or dst is None:
+            gone = t.source if src is None else t.target
+            why = "the dataset is gone" if d is None else f"no store reachable at {gone}"
+            self._ended(t, FAILED, why, self.clock())
+            return
+        rate = link_between(self.network.center(t.source), self.network.center(t.target),
+                            self.network.links).bytes_per_s
+        self.datasets.update_transfer(t.id, state=RUNNING, started_at=t.started_at or self.clock(),
+                                      attempts=t.attempts + 1)
+        last = [0.0]
+
+        def progress(p: object) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY:
+                last[0] = now
+                self.datasets.update_transfer(t.id, bytes_done=min(int(getattr(p, "bytes_done", 0)), t.bytes_total),
+                                              rate=float(getattr(p, "rate_bytes_per_s", 0.0)))
+        try:
+            copy(src, d.prefix, dst, d.prefix, bwlimit_bytes_per_s=rate, on_progress=progress, cancel=cancel)
+        except TransferCancelled:
+            if self._stop.is_set():
+                return  # the server is stopping: left `running`, the next start resumes it
+            self._ended(t, CANCELLED, "cancelled", self.clock())
+            if not self._others_need(t):
+                remove(dst, d.prefix)  # no partial replica is left behind
+            return
+        except TransferFailed as e:
+            self._failed(t, str(e))
+            return
+        bad = verify(dst, d.prefix, {p: m for p, (_, m) in self.datasets.files(d.id).items()})
+        if bad:
+            self._mark_replica(t, BAD)
+            self._ended(t, FAILED, f"checksum mismatch at {t.target}: {', '.join(bad[:5])}", self.clock())
+            return
+        self.datasets.update_transfer(t.id, bytes_done=t.bytes_total)
+        self._mark_replica(t, READY)
+        self._ended(t, DONE, None, self.clock())
+
+    def _failed(self, t: TransferRecord, why: str) -> None:
+        if t.attempts + 1 >= ATTEMPTS:
+            self._mark_replica(t, BAD)
+            self._ended(t, FAILED, f"after {t.attempts + 1} attempts: {why}", self.clock())
+            return
+        self._retry_at[t.id] = self.clock() + PAUSE * 2 ** t.attempts
+        self.datasets.update_transfer(t.id, state=QUEUED, error=why[:2000], rate=0.0)
+
+    def _ended(self, t: TransferRecord, state: str, why: str | None, now: float) -> None:
+        self.datasets.update_transfer(t.id, state=state, ended_at=now, rate=0.0,
+                                      error=why[:2000] if why else None)
+        if state in (FAILED, CANCELLED):
+            self._mark_replica(t, None)
+
+    def _mark_replica(self, t: TransferRecord, state: str | None) -> None:
+        """The target's staging replica becomes `state` (None: dropped)."""
+        now = self.clock()
+        for r in self.datasets.replicas(t.dataset_id, t.target):
+            if r.state in ("staging", BAD) or state == READY:
+                if state is None:
+                    self.datasets.drop_replica(r.id, now)
+                else:
+                    self.datasets.set_replica(r.id, now, state=state, last_used=now)
+
+    def _others_need(self, t: TransferRecord) -> bool:
+        return any(o.id != t.id for o in self.datasets.transfers(states=ACTIVE_TRANSFERS)
+                   if o.dataset_id == t.dataset_id and o.target == t.target)
+
+    def _collect_removed(self) -> None:
+        for d, r in self.datasets.removed_with_replicas():
+            store = self.stores.get(r.center)
+            try:
+                if store is not None:
+                    remove(store, d.prefix)
+            except TransferFailed as e:
+                log.warning("removing %s from %s: %s", d.ref, r.center, e)
+                continue
+            if self.cache is not None:
+                shutil.rmtree(self.cache / r.center / d.owner / d.name / d.id, ignore_errors=True)
+            self.datasets.drop_replica(r.id, self.clock())
+
+
+def local_mismatches(folder: Path, files: dict[str, tuple[int, str]]) -> list[str]:
+    """Declared files missing under `folder` or differing in size or MD5."""
+    bad = []
+    for path, (size, md5) in files.items():
+        f = folder / path
+        if not f.is_file() or f.stat().st_size != size:
+            bad.append(path)
+            continue
+        digest = hashlib.md5(usedforsecurity=False)
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != md5:
+            bad.append(path)
+    return sorted(bad)
