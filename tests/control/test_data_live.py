@@ -164,8 +164,10 @@ def test_a_job_stages_its_input_from_the_other_center_reads_it_and_the_bill_show
     assert "read-only" in logs
     states = [t.to_state.value for t in w.store.transitions(job_id)]
     assert states[:5] == ["pending", "scheduled", "staging", "scheduled", "running"]
+    # the job read its checked copy on west's disk; west's store gets the replica right after, at local speed
+    w.step_until(lambda: w.client.get(f"/v1/jobs/{job_id}/transfers", headers=w.h()).json()[0]["state"] == "done")
     moved = w.client.get(f"/v1/jobs/{job_id}/transfers", headers=w.h()).json()[0]
-    assert moved["state"] == "done" and moved["bytes_done"] == 6_000_000
+    assert moved["bytes_done"] == 6_000_000
     assert moved["ended_at"] - moved["started_at"] >= 2.0  # the link's cap held
     replicas = {r["center"]: r["state"] for r in w.client.get("/v1/datasets/corpus", headers=w.h()).json()["replicas"]}
     assert replicas == {"east": "ready", "west": "ready"}
@@ -236,3 +238,17 @@ def test_a_full_store_evicts_a_copy_the_network_holds_elsewhere(world: World) ->
     assert sorted(r.center for r in datasets.replicas(new.id)) == ["east", "west"]
     assert not (w.servers["west"].root / "zhisuan" / "datasets" / "acme" / "old").exists() or not any(
         (w.servers["west"].root / "zhisuan" / "datasets" / "acme" / "old").iterdir())
+
+
+def test_a_copy_whose_checksum_does_not_match_fails_the_job_naming_the_file(world: World) -> None:
+    w = world
+    _put(w, "corpus", _files(2, 100_000))
+    (w.servers["east"].root / "zhisuan" / "datasets" / "acme" / "corpus" / "part-1.bin").write_bytes(b"x" * 100_000)
+    job = {"name": "train", "resources": {"accelerators": "A100-80GB:1"}, "constraints": {"regions": ["west"]},
+           "inputs": {"train": "corpus"}, "run": "true"}
+    job_id = w.client.post("/v1/jobs", json=job, headers=w.h()).json()["id"]
+    w.step_until(lambda: w.store.get(job_id).state.value in ("succeeded", "failed"))
+    rec = w.store.get(job_id)
+    assert rec.state.value == "failed" and "checksum mismatch at west: part-1.bin" in (rec.reason or "")
+    datasets = w.service.data.datasets
+    assert [r.center for r in datasets.replicas(datasets.get("acme", "corpus").id)] == ["east"]  # no bad copy kept

@@ -18,6 +18,9 @@ def bench_data(
     jobs: Annotated[int, typer.Option(min=50, max=80_000, help="Philly jobs replayed")] = 3000,
     devices: Annotated[int, typer.Option(min=40, max=200_000, help="cn10 scaled to about this many devices")] = 320,
     seed: Annotated[int, typer.Option(help="seed of the datasets' birth centers and the jobs' picks")] = 0,
+    live: Annotated[bool, typer.Option(help="also stage a real input between two S3 servers on loopback")] = True,
+    live_mib: Annotated[int, typer.Option(min=1, max=16384, help="size of the live input, MiB")] = 1024,
+    live_gbit: Annotated[float, typer.Option(min=0.001, max=100, help="the live link's cap, Gbit/s")] = 0.2,
 ) -> None:
     """Mean JCT, ¥ (compute + transfer) and kgCO2 of three placements; last line the data-aware one's mean JCT
     relative to the better baseline's."""
@@ -43,4 +46,13 @@ def bench_data(
         console.print(f"  note: {note}")
     jct, cny = data.versus_best_baseline(rows)
     console.print(f"data-aware total ¥ vs that baseline: {cny:.1f}%")
+    if live:
+        from zhisuan.bench import datalive
+
+        with console.status(f"staging {live_mib} MiB live at {live_gbit:g} Gbit/s, then the same copy by rclone"):
+            r = datalive.run(live_mib << 20, live_gbit)
+        direct, staged = r.size_bytes / r.rclone_seconds / 1e6, r.size_bytes / r.zhisuan_seconds / 1e6
+        console.print(f"live: {live_mib} MiB over a {live_gbit:g} Gbit/s link: rclone directly {r.rclone_seconds:.1f} s "
+                      f"({direct:.1f} MB/s), staged by zhisuan {r.zhisuan_seconds:.1f} s ({staged:.1f} MB/s)")
+        console.print(f"staging-throughput-vs-rclone-pct: {r.pct:.1f}")
     console.print(f"data-aware-vs-best-baseline-jct-pct: {jct:.1f}")

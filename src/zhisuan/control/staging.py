@@ -99,12 +99,10 @@ class Stager:
         """The job's datasets not yet usable at its center (their transfers queued if none is on its way)."""
         waits: dict[str, str] = {}
         for d in self._datasets(info):
-            here = self.data.datasets.replicas(d.id, run.center)
-            if any(r.state == READY for r in here):
+            if self._usable(d.id, run.center):
                 self.data.datasets.touch(d.id, run.center, now)
-                if self._local_ready(d.id, run.center):
-                    continue
-            elif not here:
+                continue
+            if not self.data.datasets.replicas(d.id, run.center):
                 self._queue(d, run, info, now)
             waits[d.id] = d.ref
         return waits
@@ -117,17 +115,24 @@ class Stager:
                 out.append(d)
         return out
 
-    def _local_ready(self, dataset_id: str, center: str) -> bool:
-        """Jobs of a center the server runs read a checked copy on its disk (none kept: nothing to wait for)."""
-        return self.mover.cache is None or center not in self.mover.stores or \
-            self.mover.local(dataset_id, center) is not None
+    def _usable(self, dataset_id: str, center: str) -> bool:
+        """Whether a job at `center` may read the dataset now: a checked replica there — and, for a center whose
+        jobs this server starts, its checked copy on the center's disk (fetched from the replica if need be)."""
+        ready = any(r.state == READY for r in self.data.datasets.replicas(dataset_id, center))
+        if self.mover.cache is None or center not in self.mover.stores:
+            return ready
+        if self.mover.present(dataset_id, center) is not None:
+            return True
+        if ready:
+            self.mover.local(dataset_id, center)  # the replica is there: copy it onto the center's disk
+        return False
 
     def inputs_for(self, run: Run, info: JobInfo) -> dict[str, str]:
         """Mount -> the local folder its dataset's checked copy is in, for the engine to hand the job."""
         out = {}
         for mount, ref in info.spec.inputs.items():
             d = self.data.datasets.get(*split_ref(ref, info.tenant))
-            path = self.mover.local(d.id, run.center) if d is not None and self.mover.cache is not None else None
+            path = self.mover.present(d.id, run.center) if d is not None else None
             if path is not None:
                 out[mount] = str(path)
         return out
@@ -179,12 +184,14 @@ class Stager:
                 continue
             failed = None
             for dataset_id in list(st.waits):
+                if self._usable(dataset_id, st.run.center):
+                    del st.waits[dataset_id]
+                    continue
                 replicas = self.data.datasets.replicas(dataset_id, st.run.center)
                 if any(r.state == READY for r in replicas):
-                    if self._local_ready(dataset_id, st.run.center):
-                        del st.waits[dataset_id]
-                elif not replicas or not any(t.state in ACTIVE_TRANSFERS for t in
-                                             self._transfers_to(dataset_id, st.run.center)):
+                    continue  # being copied onto the center's disk
+                if not replicas or not any(t.state in ACTIVE_TRANSFERS for t in
+                                           self._transfers_to(dataset_id, st.run.center)):
                     failed = self._why(dataset_id, st)
             if failed is not None:
                 del self.staging[job_id]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from zhisuan.model import Network
 from zhisuan.model.links import link_between
-from zhisuan.storage import S3Store, TransferCancelled, TransferFailed, copy, remove, verify
+from zhisuan.storage import Progress, S3Store, TransferCancelled, TransferFailed, copy, put, remove, verify
 from zhisuan.storage.fetch import fetch
 from zhisuan.store.datasets import (
     ACTIVE_TRANSFERS,
@@ -34,6 +34,7 @@ from zhisuan.store.datasets import (
     QUEUED,
     READY,
     RUNNING,
+    DatasetRecord,
     DatasetStore,
     TransferRecord,
 )
@@ -57,6 +58,14 @@ def stores_of(network: Network) -> dict[str, S3Store]:
             keys = json.loads(Path(s.credentials_file).read_text(encoding="utf-8"))
         out[c.name] = S3Store(c.name, s.endpoint, s.bucket, keys.get("access_key", ""), keys.get("secret_key", ""))
     return out
+
+
+class Mismatch(Exception):
+    """Copied files whose size or MD5 is not what the dataset declared."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(", ".join(paths[:5]))
+        self.paths = paths
 
 
 class Mover:
@@ -145,13 +154,21 @@ class Mover:
 
     # ---- local copies for the center's jobs ----------------------------------------------------------
 
+    def present(self, dataset_id: str, center: str) -> Path | None:
+        """The dataset's checked copy on `center`'s disk, if there is one."""
+        d = self.datasets.by_id(dataset_id)
+        if self.cache is None or d is None:
+            return None
+        path = self._local_path(d, center)
+        return path if path.is_dir() else None
+
     def local(self, dataset_id: str, center: str) -> Path | None:
         """The dataset's files at `center`'s cache folder once fetched and checked (None: not yet, or no cache);
         asks for the fetch if need be."""
         d = self.datasets.by_id(dataset_id)
         if self.cache is None or d is None:
             return None
-        path = self.cache / center / d.owner / d.name / d.id
+        path = self._local_path(d, center)
         if path.is_dir():
             return path
         self._wanted.add((dataset_id, center))
@@ -164,7 +181,9 @@ class Mover:
             d, store = self.datasets.by_id(dataset_id), self.stores.get(center)
             if d is None or store is None or self.cache is None:
                 continue
-            final = self.cache / center / d.owner / d.name / d.id
+            final = self._local_path(d, center)
+            if final.is_dir():
+                continue  # asked again while it was being fetched
             partial = final.with_name(f"{d.id}.partial")
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True, mode=0o700)
@@ -198,25 +217,35 @@ class Mover:
                                       attempts=t.attempts + 1)
         last = [0.0]
 
-        def progress(p: object) -> None:
+        def progress(p: Progress) -> None:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_EVERY:
                 last[0] = now
-                self.datasets.update_transfer(t.id, bytes_done=min(int(getattr(p, "bytes_done", 0)), t.bytes_total),
-                                              rate=float(getattr(p, "rate_bytes_per_s", 0.0)))
+                self.datasets.update_transfer(t.id, bytes_done=min(int(p.bytes_done), t.bytes_total),
+                                              rate=float(p.rate_bytes_per_s))
+        declared = self.datasets.files(d.id)
         try:
-            copy(src, d.prefix, dst, d.prefix, bwlimit_bytes_per_s=rate, on_progress=progress, cancel=cancel)
+            if self.cache is not None:
+                self._via_disk(t, d, src, dst, rate, progress, cancel)
+            else:
+                copy(src, d.prefix, dst, d.prefix, bwlimit_bytes_per_s=rate, on_progress=progress, cancel=cancel)
         except TransferCancelled:
             if self._stop.is_set():
                 return  # the server is stopping: left `running`, the next start resumes it
             self._ended(t, CANCELLED, "cancelled", self.clock())
             if not self._others_need(t):
                 remove(dst, d.prefix)  # no partial replica is left behind
+                if self.cache is not None:
+                    shutil.rmtree(self._local_path(d, t.target).with_suffix(".partial"), ignore_errors=True)
+            return
+        except Mismatch as e:
+            self._mark_replica(t, BAD)
+            self._ended(t, FAILED, f"checksum mismatch at {t.target}: {', '.join(e.paths[:5])}", self.clock())
             return
         except TransferFailed as e:
             self._failed(t, str(e))
             return
-        bad = verify(dst, d.prefix, {p: m for p, (_, m) in self.datasets.files(d.id).items()})
+        bad = verify(dst, d.prefix, {p: m for p, (_, m) in declared.items()})
         if bad:
             self._mark_replica(t, BAD)
             self._ended(t, FAILED, f"checksum mismatch at {t.target}: {', '.join(bad[:5])}", self.clock())
@@ -224,6 +253,28 @@ class Mover:
         self.datasets.update_transfer(t.id, bytes_done=t.bytes_total)
         self._mark_replica(t, READY)
         self._ended(t, DONE, None, self.clock())
+
+    def _local_path(self, d: DatasetRecord, center: str) -> Path:
+        assert self.cache is not None
+        return self.cache / center / d.owner / d.name / d.id
+
+    def _via_disk(self, t: TransferRecord, d: DatasetRecord, src: S3Store, dst: S3Store, rate: float,
+                  progress: Callable[[Progress], None], cancel: threading.Event) -> None:
+        """For a center whose jobs this server starts: the capped copy lands on the center's disk first (its
+        jobs may start as soon as it is checked), then goes into the center's store at local speed."""
+        final = self._local_path(d, t.target)
+        partial = final.with_suffix(".partial")
+        if not final.is_dir():
+            partial.mkdir(parents=True, mode=0o700, exist_ok=True)  # kept across attempts: a retry resumes
+            fetch(src, d.prefix, partial, bwlimit_bytes_per_s=rate, on_progress=progress, cancel=cancel)
+            bad = local_mismatches(partial, self.datasets.files(d.id))
+            if bad:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise Mismatch(bad)
+            for f in partial.rglob("*"):
+                f.chmod(0o444 if f.is_file() else 0o711)  # jobs read hard links of these; the cache root is 0o700
+            partial.rename(final)
+        put(final, dst, d.prefix)
 
     def _failed(self, t: TransferRecord, why: str) -> None:
         if t.attempts + 1 >= ATTEMPTS:
@@ -263,7 +314,7 @@ class Mover:
                 log.warning("removing %s from %s: %s", d.ref, r.center, e)
                 continue
             if self.cache is not None:
-                shutil.rmtree(self.cache / r.center / d.owner / d.name / d.id, ignore_errors=True)
+                shutil.rmtree(self._local_path(d, r.center), ignore_errors=True)
             self.datasets.drop_replica(r.id, self.clock())
 
 
