@@ -52,7 +52,8 @@ def bench_data(
         with console.status(f"staging {live_mib} MiB live at {live_gbit:g} Gbit/s, then the same copy by rclone"):
             r = datalive.run(live_mib << 20, live_gbit)
         direct, staged = r.size_bytes / r.rclone_seconds / 1e6, r.size_bytes / r.zhisuan_seconds / 1e6
-        console.print(f"live: {live_mib} MiB over a {live_gbit:g} Gbit/s link: rclone directly {r.rclone_seconds:.1f} s "
-                      f"({direct:.1f} MB/s), staged by zhisuan {r.zhisuan_seconds:.1f} s ({staged:.1f} MB/s)")
+        console.print(f"live: {live_mib} MiB over a {live_gbit:g} Gbit/s link: rclone directly "
+                      f"{r.rclone_seconds:.1f} s ({direct:.1f} MB/s), staged by zhisuan {r.zhisuan_seconds:.1f} s "
+                      f"({staged:.1f} MB/s)")
         console.print(f"staging-throughput-vs-rclone-pct: {r.pct:.1f}")
     console.print(f"data-aware-vs-best-baseline-jct-pct: {jct:.1f}")
