@@ -252,3 +252,18 @@ def test_a_copy_whose_checksum_does_not_match_fails_the_job_naming_the_file(worl
     assert rec.state.value == "failed" and "checksum mismatch at west: part-1.bin" in (rec.reason or "")
     datasets = w.service.data.datasets
     assert [r.center for r in datasets.replicas(datasets.get("acme", "corpus").id)] == ["east"]  # no bad copy kept
+
+
+def test_a_replication_rule_is_kept_by_the_network_and_pins_its_copies(world: World) -> None:
+    w = world
+    _put(w, "corpus", _files(2, 50_000))
+    r = w.client.put("/v1/datasets/corpus/rule", json={"copies": 2, "regions": ["west"]}, headers=w.h())
+    assert r.status_code == 204, r.text
+    datasets = w.service.data.datasets
+    d = datasets.get("acme", "corpus")
+    w.step_until(lambda: sorted((x.center, x.state, x.pinned) for x in datasets.replicas(d.id)) ==
+                 [("east", "ready", True), ("west", "ready", True)])
+    for bad, field in (({"copies": 3}, "copies"), ({"copies": 1, "regions": ["mars"]}, "regions.0"),
+                       ({"copies": 1, "regions": ["east", "west"]}, "regions")):
+        r = w.client.put("/v1/datasets/corpus/rule", json=bad, headers=w.h())
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text

@@ -206,7 +206,7 @@ class DataService:
             raise SpecError([("regions", "more regions than copies")])
         self.datasets.set_rule(d.id, copies, regions, now)
 
-    def replicate(self, tenant: str, name: str, target: str, now: float) -> int:
+    def replicate(self, tenant: str, name: str, target: str, now: float, pinned: bool = False) -> int:
         """Queue a copy of the dataset to `target`'s store (the owner pays the transfer); its id."""
         d = self.own(tenant, name)
         if d.state != READY:
@@ -219,7 +219,7 @@ class DataService:
             raise SpecError([("to", f"{d.size_bytes / 1e9:,.1f} GB is more than {target}'s store holds")])
         source = self.nearest(d, target, live)
         link = link_between(self.network.center(source), self.network.center(target), self.network.links)
-        self.datasets.add_replica(d.id, target, "staging", d.size_bytes, now)
+        self.datasets.add_replica(d.id, target, "staging", d.size_bytes, now, pinned=pinned)
         t = self.datasets.queue_transfer(d.id, tenant, source, target, None, d.size_bytes, link.cny_per_gb, now)
         return t.id
 

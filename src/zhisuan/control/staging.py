@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from zhisuan.control.datasets import DataService
 from zhisuan.control.jobs import JobInfo, Run
+from zhisuan.control.rules import keep_rules
 from zhisuan.control.transfers import Mover, stores_of
 from zhisuan.model import JobSpec, JobState, Network, SpecError, request_from_spec
 from zhisuan.model.datasets import InputData, split_ref
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from zhisuan.control.loop import ControlLoop
 
 log = logging.getLogger("zhisuan.data")
+RULES_EVERY = 5.0  # seconds between checks of the replication rules
 
 
 def data_services(loop: ControlLoop, network: Network, datasets: DatasetStore) -> tuple[DataService, Mover | None]:
@@ -58,6 +60,7 @@ class Stager:
         self.loop, self.data, self.mover = loop, data, mover
         self.staging: dict[str, Staging] = {}  # job id -> what it waits for
         self._done = -1  # transfers done when queued jobs were last resolved
+        self._rules_kept = float("-inf")
 
     def resolve(self, spec: JobSpec) -> tuple[InputData, ...]:
         return self.data.inputs_of(spec)
@@ -202,6 +205,10 @@ class Stager:
                 self.loop.store.transition(job_id, JobState.SCHEDULED, now, f"inputs staged at {st.run.center}")
                 self.loop.carrier.launch(st.run, now)
         self._requeue_nearer(now)
+        if now - self._rules_kept >= RULES_EVERY:
+            self._rules_kept = now
+            if keep_rules(self.data, now):
+                self.mover.kick()
 
     def _transfers_to(self, dataset_id: str, center: str) -> list[TransferRecord]:
         return [t for t in self.data.datasets.transfers(states=(*ACTIVE_TRANSFERS, DONE))

@@ -158,6 +158,13 @@ class DatasetStore:
             out = [_dataset(r) for r in rows]
         return [d for d in out if d.owner == tenant or tenant in d.shared_with]
 
+    def with_rules(self) -> list[DatasetRecord]:
+        """Ready datasets that carry a replication rule."""
+        with self.session() as s:
+            rows = s.scalars(select(DatasetRow).where(DatasetRow.state == READY, DatasetRow.rule_copies.is_not(None))
+                             .order_by(DatasetRow.id)).all()
+            return [_dataset(r) for r in rows]
+
     def files(self, dataset_id: str) -> dict[str, tuple[int, str]]:
         with self.session() as s:
             rows = s.scalars(select(DatasetFileRow).where(DatasetFileRow.dataset_id == dataset_id)).all()
