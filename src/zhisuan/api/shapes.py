@@ -35,13 +35,14 @@ def job_json(r: JobRecord, say: Say = _same) -> dict[str, Any]:
             "submitted_at": r.submitted_at, "updated_at": r.updated_at, "center": r.center, "pool": r.pool,
             "nodes": list(r.nodes), "devices": [list(d) for d in r.devices], "exit_code": r.exit_code,
             "reason": say(r.reason), "attempts": r.attempts, "wait_reason": say(r.wait_reason),
-            "expected_start": r.expected_start}
+            "expected_start": r.expected_start, "inputs": dict(r.spec.inputs)}
 
 
 def candidate_json(c: Candidate, say: Say = _same) -> dict[str, Any]:
     return {"center": c.center, "pool": c.pool, "score": None if math.isnan(c.score) else round(c.score, 2),
             "expected_start_s": None if math.isinf(c.start_delay) else c.start_delay, "cny": round(c.cost, 2),
             "kg_co2": round(c.carbon, 3), "runtime_s": c.runtime, "rejected_by": list(c.rejected),
+            "staging_s": c.staging, "data": c.data,
             "waits_for": [say(w) for w in c.waits_for],
             "parts": [{"score": x.name, "raw": x.raw, "normalised": round(x.score, 2), "weight": x.weight,
                        "contribution": round(x.contribution, 2)} for x in c.parts]}

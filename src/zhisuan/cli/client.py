@@ -279,6 +279,7 @@ def show_command(job_id: JobId, url: Url = None, token: Token = None) -> None:
 
     with connect(url, token) as client:
         j = call(client, "GET", f"/v1/jobs/{job_id}")
+        moves = call(client, "GET", f"/v1/jobs/{job_id}/transfers") if j.get("inputs") else []
     now = time.time()
     rows = [("job", L("{id} ({name}) of {tenant}, priority {priority}", id=j["id"], name=j["name"], tenant=j["tenant"],
                       priority=j["priority"])), ("state", L(j["state"]))]
@@ -290,6 +291,9 @@ def show_command(job_id: JobId, url: Url = None, token: Token = None) -> None:
         if j.get("expected_start") is not None:
             when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(j["expected_start"]))
             rows.append(("expected start", f"{when} (in {format_duration(j['expected_start'] - now)})"))
+    for x in moves:  # its inputs' staging: bytes done of total, rate
+        rows.append(("staging", f"{x['source']} -> {x['target']}: {x['state']}, {x['bytes_done'] / 1e6:,.1f} of "
+                                f"{x['bytes_total'] / 1e6:,.1f} MB at {x['rate'] / 1e6:,.1f} MB/s"))
     rows.append(("attempts", str(j["attempts"])))
     if j["exit_code"] is not None or j["reason"]:
         rows.append(("ended", f"exit {j['exit_code']}: {j['reason'] or ''}".strip(": ")))
@@ -347,13 +351,15 @@ def quote_command(spec: Annotated[Path, typer.Argument(help="job spec")], url: U
     with connect(url, token) as client:
         q = call(client, "POST", "/v1/quote", content=spec.read_bytes())
     t = Table(title=L("quote for {job}", job=q["job"]))
-    for col in ["center", "pool", "start", "¥/job", "kgCO2", "score", "rejected by", "start waits for"]:
+    data = any(c.get("data") for c in q["candidates"])  # the job reads datasets: a column saying what moves
+    for col in ["center", "pool", "start", "¥/job", "kgCO2", "score", "rejected by", "start waits for",
+                *(["data"] if data else [])]:
         t.add_column(L(col))
     for c in q["candidates"]:
         start = L("never") if c["expected_start_s"] is None else L(format_duration(c["expected_start_s"]))
         t.add_row(c["center"], c["pool"], "—" if c["rejected_by"] else start, money(c["cny"]),
                   kilos(c["kg_co2"]), "—" if c["score"] is None else f"{c['score']:.1f}", ", ".join(c["rejected_by"]),
-                  "; ".join(c.get("waits_for", [])))
+                  "; ".join(c.get("waits_for", [])), *([c.get("data", "")] if data else []))
     console.print(t)
     best = [c for c in q["candidates"] if not c["rejected_by"] and c.get("parts")][:3]
     if best:
