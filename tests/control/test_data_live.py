@@ -139,6 +139,8 @@ def test_upload_is_checked_and_a_bad_or_foreign_one_is_refused(world: World) -> 
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inputs.train"
     assert w.client.put("/v1/datasets/corpus/sharing", json={"tenants": ["lab"]}, headers=w.h()).status_code == 200
     assert w.client.post("/v1/jobs", json=job, headers=w.h("lab")).status_code == 201
+    r = w.client.post("/v1/jobs", json={**job, "outputs": {"ckpt": "out"}}, headers=w.h("lab"))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "outputs"  # not yet: refused, not ignored
 
 
 def test_a_job_stages_its_input_from_the_other_center_reads_it_and_the_bill_shows_it(world: World) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from tests.scheduler.test_staging import NETWORK
@@ -50,3 +51,26 @@ def test_the_east_west_bench_runs_the_three_placements_on_a_small_case() -> None
     assert all(d.born in {c.name for c in ew.network.centers} for d in ew.datasets)
     jct, cny = data_bench.versus_best_baseline(rows)
     assert jct > 0 and cny > 0
+
+
+def test_a_csv_trace_carries_inputs_and_replays_them_on_a_network(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from zhisuan.sim.runner import run_all
+    from zhisuan.sim.trace import TraceError, parse_csv
+
+    text = ("submit,duration,devices,chip,tenant,input,input_gb,input_at\n"
+            "0,3600,8,A100-80GB,acme,corpus,1000,shanghai\n"
+            "7200,3600,8,A100-80GB,acme,corpus,1000,shanghai\n"
+            "7300,600,1,A100-80GB,acme,,,\n")
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    trace = parse_csv(text)
+    assert trace.datasets == {"corpus": (1000.0, "shanghai")} and trace.jobs[0].inputs == ("corpus",)
+    _, results = run_all(str(path), ["zhisuan"], "network", network=parse_network(NETWORK), interval=0)
+    assert results[0].jobs.end[~np.isnan(results[0].jobs.end)].size == 3
+    with pytest.raises(TraceError, match="line 2: input 'corpus': give its size"):
+        parse_csv("submit,duration,devices,chip,input\n0,60,1,A100-80GB,corpus\n")
+    with pytest.raises(TraceError, match="line 3: input 'x': 2.0 GB at b, but an earlier row said 1.0 GB at a"):
+        parse_csv("submit,duration,devices,chip,input,input_gb,input_at\n0,60,1,A100-80GB,x,1,a\n"
+                  "1,60,1,A100-80GB,x,2,b\n")
+    with pytest.raises(ValueError, match="input_at: 'shanghai' is not a center"):
+        run_all(str(path), ["zhisuan"], "network")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from zhisuan.model import Network
 from zhisuan.scheduler import Policy, get_policy
 from zhisuan.scheduler.profiles import policy_for
+from zhisuan.sim.datasets import Dataset, DataWorld
 from zhisuan.sim.engine import Outage, SimResult, Simulator
 from zhisuan.sim.readers import load_trace
 from zhisuan.sim.scenario import Scenario, network_scenario, trace_cluster
@@ -48,6 +49,17 @@ def scenarios(trace: Trace, mode: str, per_node: int, network: Network | None) -
     return [trace_cluster(trace, s, per_node) for s in modes]
 
 
+def world(trace: Trace, network: Network | None) -> DataWorld | None:
+    """The trace's datasets at the centers it says they are born at (a fresh world per replay)."""
+    if not trace.datasets:
+        return None
+    centers = {c.name for c in network.centers} if network is not None else set()
+    unknown = sorted({at for _, at in trace.datasets.values()} - centers)
+    if unknown:
+        raise ValueError(f"input_at: {unknown[0]!r} is not a center of the network replayed on (inputs need --network)")
+    return DataWorld([Dataset(n, gb, at) for n, (gb, at) in sorted(trace.datasets.items())])
+
+
 def run_all(trace_name: str, policies: list[str], mode: str = "both", *, per_node: int = 2,
             interval: float = 60.0, limit: int | None = None, skip_bad: bool = False,
             network: Network | None = None, outages: tuple[Outage, ...] = (),
@@ -61,6 +73,6 @@ def run_all(trace_name: str, policies: list[str], mode: str = "both", *, per_nod
             label = f"{sc.name}/{run.name}" + ("-pred" if run.estimates == "predicted" else "")
             sim = Simulator(trace, sc, policy_of(run.name, network), interval=interval,
                             estimates="predicted" if run.estimates == "predicted" else "oracle", outages=outages,
-                            rescale=rescale)
+                            rescale=rescale, data=world(trace, network))
             results.append(sim.run(lambda n, label=label: on_progress(label, n)))  # type: ignore[misc]
     return trace, results

@@ -15,7 +15,9 @@ Kubernetes pod; default: the largest per-node count that fits the scenario's sma
 `gpu_spec`). `devices` below 1 is a share of one device (0.5; thousandths), 0 a CPU-only job (give
 `cpus`); `cpus` and `memory` (GiB) per node are consumed (optional, default 0: not asked); `priority`
 (optional, integer); `censored` (optional, 1/true: the trace's window ended before the job did, so its
-duration is a lower bound — counted in the notes). Extra columns are ignored.
+duration is a lower bound — counted in the notes); `input`, `input_gb`, `input_at` (optional, together) the
+dataset the job reads, its size in GB (10^9 bytes) and the center where it is at first — replayed on a network,
+the scheduler weighs moving it and the run takes the time moving it takes. Extra columns are ignored.
 """
 
 from __future__ import annotations
@@ -103,12 +105,13 @@ class Trace:
     notes: list[str] = field(default_factory=list)  # assumptions and dropped rows, printed with results
     busy_cdf: list[tuple[float, float]] | None = None  # measured GPU utilisation CDF (util %, cdf %)
     start: float = 0.0  # epoch seconds of the trace's time 0 (for local-time tariffs)
+    datasets: dict[str, tuple[float, str]] = field(default_factory=dict)  # name -> (GB, center it is born at)
 
     def limit(self, n: int | None) -> Trace:
         if n is None or n >= len(self.jobs):
             return self
         return Trace(self.name, self.jobs[:n], self.chip, self.homes,
-                     [*self.notes, f"first {n} of {len(self.jobs)} jobs"], self.busy_cdf, self.start)
+                     [*self.notes, f"first {n} of {len(self.jobs)} jobs"], self.busy_cdf, self.start, self.datasets)
 
 
 class TraceError(ValueError):
@@ -167,9 +170,24 @@ def _row_job(row: dict[str, str], i: int, default_chip: str | None) -> TraceJob:
         raise ValueError(f"nodes must be a positive divisor of devices ({devices}), got {nodes}")
     allowed = tuple(dict.fromkeys(load_catalog().lookup(c.strip()).name
                                   for c in (row.get("chips") or "").split("|") if c.strip()))
+    name = (row.get("input") or "").strip()
     return TraceJob(f"job-{i}", submit, duration, devices, (row.get("tenant") or "").strip() or "default",
                     chip, (row.get("home") or "").strip() or None, nodes=nodes, allowed=allowed, milli=milli,
-                    cpus=cpus, memory_gib=memory, priority=priority, censored=censored_text in ("1", "true"))
+                    cpus=cpus, memory_gib=memory, priority=priority, censored=censored_text in ("1", "true"),
+                    inputs=(name,) if name else ())
+
+
+def _dataset(row: dict[str, str], known: dict[str, tuple[float, str]]) -> None:
+    """A row's input (`input`, `input_gb`, `input_at`), checked against what earlier rows said of it."""
+    name = (row.get("input") or "").strip()
+    if not name:
+        return
+    gb, at = _number(row, "input_gb"), (row.get("input_at") or "").strip()
+    if gb <= 0 or not at:
+        raise ValueError(f"input {name!r}: give its size (input_gb > 0) and where it is at first (input_at)")
+    if known.setdefault(name, (gb, at)) != (gb, at):
+        raise ValueError(f"input {name!r}: {gb} GB at {at}, but an earlier row said {known[name][0]} GB at "
+                         f"{known[name][1]}")
 
 
 def parse_csv(text: str, name: str = "trace.csv", skip_bad: bool = False, chip: str | None = None) -> Trace:
@@ -185,10 +203,13 @@ def parse_csv(text: str, name: str = "trace.csv", skip_bad: bool = False, chip: 
         except UnknownAcceleratorError as e:
             raise TraceError(f"--trace-chip: {e}") from e
     jobs, bad = [], 0
+    datasets: dict[str, tuple[float, str]] = {}
     for i, row in enumerate(reader):
         line = reader.line_num
         try:
-            jobs.append(_row_job(row, i, chip))
+            job = _row_job(row, i, chip)
+            _dataset(row, datasets)
+            jobs.append(job)
         except (ValueError, TypeError, KeyError, UnknownAcceleratorError) as e:
             if not skip_bad:
                 raise TraceError(f"{name}, line {line}: {e} (use --skip-bad to skip malformed rows)") from e
@@ -203,7 +224,7 @@ def parse_csv(text: str, name: str = "trace.csv", skip_bad: bool = False, chip: 
         notes.append(f"{censored} job(s) censored (ran past the trace's window): their durations are lower bounds")
     trace_chip = chip or (sorted(chips)[0] if chips else "A100 SXM4 80GB")
     homes = {h: 0 for h in sorted({j.home for j in jobs if j.home})}
-    return Trace(Path(name).stem, jobs, trace_chip, homes, notes)
+    return Trace(Path(name).stem, jobs, trace_chip, homes, notes, datasets=datasets)
 
 
 def read_csv(path: str | Path, skip_bad: bool = False, chip: str | None = None) -> Trace:
