@@ -67,10 +67,10 @@ def test_a_csv_trace_carries_inputs_and_replays_them_on_a_network(tmp_path) -> N
     assert trace.datasets == {"corpus": (1000.0, "shanghai")} and trace.jobs[0].inputs == ("corpus",)
     _, results = run_all(str(path), ["zhisuan"], "network", network=parse_network(NETWORK), interval=0)
     assert results[0].jobs.end[~np.isnan(results[0].jobs.end)].size == 3
-    with pytest.raises(TraceError, match="line 2: input 'corpus': give its size"):
+    with pytest.raises(TraceError, match=r"line 2: input 'corpus': give its size"):
         parse_csv("submit,duration,devices,chip,input\n0,60,1,A100-80GB,corpus\n")
-    with pytest.raises(TraceError, match="line 3: input 'x': 2.0 GB at b, but an earlier row said 1.0 GB at a"):
+    with pytest.raises(TraceError, match=r"line 3: input 'x': 2\.0 GB at b, but an earlier row said 1\.0 GB at a"):
         parse_csv("submit,duration,devices,chip,input,input_gb,input_at\n0,60,1,A100-80GB,x,1,a\n"
                   "1,60,1,A100-80GB,x,2,b\n")
-    with pytest.raises(ValueError, match="input_at: 'shanghai' is not a center"):
+    with pytest.raises(ValueError, match=r"input_at: 'shanghai' is not a center"):
         run_all(str(path), ["zhisuan"], "network")
