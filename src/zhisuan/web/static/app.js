@@ -107,14 +107,17 @@ async function renderJobs() {
     $("#jobs-list").innerHTML = `<p>${esc(t("jobs.none"))}</p>`;
     return;
   }
+  // a job staging its inputs: what moves, how far along, how fast (one request per staging job)
+  const moves = Object.fromEntries(await Promise.all(jobs.filter((j) => j.state === "staging")
+    .map(async (j) => [j.id, await api(`/v1/jobs/${j.id}/transfers`)])));
   const rows = jobs.map((j) => `<tr data-job-id="${esc(j.id)}" data-state="${esc(j.state)}">` +
     `<td>${esc(j.id)}</td><td>${esc(j.name)}</td><td>${esc(j.tenant)}</td><td>${stateLabel(j.state)}</td>` +
     `<td>${j.center ? esc(place(j.center, j.pool)) : ""}</td><td>${esc(when(j.submitted_at))}</td>` +
     `<td class="num">${j.exit_code ?? ""}</td><td>` +
     `<button class="logs" data-id="${esc(j.id)}">${esc(t("jobs.logs"))}</button> ` +
     (j.state === "pending" ? `<button class="why" data-id="${esc(j.id)}">${esc(t("jobs.why"))}</button> ` : "") +
-    (["pending", "scheduled", "running"].includes(j.state) ? `<button class="cancel" data-id="${esc(j.id)}">${esc(t("jobs.cancel"))}</button>` : "") +
-    `</td><td>${esc(waitText(j))}</td></tr>`).join("");
+    (["pending", "scheduled", "staging", "running"].includes(j.state) ? `<button class="cancel" data-id="${esc(j.id)}">${esc(t("jobs.cancel"))}</button>` : "") +
+    `</td><td>${esc(waitText(j, moves[j.id]))}</td></tr>`).join("");
   $("#jobs-list").innerHTML = `<table id="jobs-table">${th(["col.id", "col.name", "col.tenant", "col.state", "col.where",
     "col.submitted", "col.exit", "col.actions", "col.why"], ["col.exit"])}${rows}</table>`;
   document.querySelectorAll("button.logs").forEach((b) => { b.onclick = () => showLogs(b.dataset.id); });
@@ -149,7 +152,11 @@ function backoff(s) {
   return left > 0 ? `<br><span class="note backoff">${esc(t("services.backoff", { n: s.failures, s: left }))}</span>` : "";
 }
 
-function waitText(j) {
+function waitText(j, moves) {
+  if (moves && moves.length) {
+    return moves.map((m) => t("jobs.staging", { from: m.source, to: m.target, done: num(m.bytes_done / 1e6, 1),
+      total: num(m.bytes_total / 1e6, 1), rate: num(m.rate / 1e6, 1) })).join("; ");
+  }
   if (!["pending", "scheduled"].includes(j.state) || !j.wait_reason) return j.reason || "";
   return j.wait_reason + (j.expected_start ? ` (${t("col.start")}: ${when(j.expected_start)})` : "");
 }
