@@ -5,6 +5,7 @@ held in memory, and cut off past the size the upload declared."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from zhisuan.api.routes import Who
 from zhisuan.control.datasets import MAX_FILES, DataService
-from zhisuan.control.errors import NotFound
+from zhisuan.control.errors import NotFound, Unavailable
 from zhisuan.model import SpecError
 from zhisuan.store import Principal
 from zhisuan.store.datasets import DatasetRecord, ReplicaRecord, TransferRecord
+
+SPARE = 4 << 30  # bytes an upload leaves free on the server's disk
 
 
 class _Body(BaseModel):
@@ -70,7 +73,11 @@ def transfer_json(t: TransferRecord) -> dict[str, Any]:
 
 
 async def _spool(request: Request, limit: int) -> Path:
-    """The request body in a private temporary file, refused past `limit` bytes."""
+    """The request body in a private temporary file, refused past `limit` bytes — and refused at once when the
+    server's disk could not hold it with room to spare (one upload never fills the server's disk)."""
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    if limit > free - SPARE:
+        raise Unavailable(f"the server cannot receive {limit:,} bytes now ({free:,} free); retry later")
     fd, name = tempfile.mkstemp(prefix="zhisuan-upload-")
     path = Path(name)
     size = 0

@@ -16,15 +16,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zhisuan.control.errors import Conflict, Forbidden, NotFound, Unavailable
+from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable
 from zhisuan.metering.datalines import StorageLine, TransferLine, storage_lines, transfer_lines
 from zhisuan.model import JobSpec, Network, SpecError
 from zhisuan.model.datasets import InputData, check_dataset_name, split_ref
 from zhisuan.model.links import link_between
 from zhisuan.storage import S3Store, TransferFailed, listing, put, remove
-from zhisuan.store.datasets import READY, UPLOADING, DatasetRecord, DatasetStore, Exists, ReplicaRecord
+from zhisuan.store.datasets import (
+    ACTIVE_TRANSFERS,
+    READY,
+    UPLOADING,
+    DatasetRecord,
+    DatasetStore,
+    Exists,
+    ReplicaRecord,
+)
 
 MAX_FILES = 10_000  # per dataset
+MAX_DATASETS = 1_000  # per tenant, not removed
+MAX_REPLICATING = 8  # copies a tenant may have queued or running at once by `replicate` (staging is not capped)
 MAX_PATH = 1024  # bytes of a file's path inside its dataset
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -90,6 +100,8 @@ class DataService:
         if total > self.capacity_gb(center) * 1e9:
             raise SpecError([("center", f"{total / 1e9:,.1f} GB is more than {center}'s store holds "
                                         f"({self.capacity_gb(center):,.0f} GB)")])
+        if len(self.datasets.visible(tenant)) >= MAX_DATASETS:
+            raise TooMany(f"tenant {tenant} has {MAX_DATASETS} datasets; remove one first")
         try:
             return self.datasets.begin(tenant, name, center, list(files), now)
         except Exists as e:
@@ -217,6 +229,9 @@ class DataService:
             raise Conflict(f"{target} already holds a replica of {d.ref}")
         if d.size_bytes > self.capacity_gb(target) * 1e9:
             raise SpecError([("to", f"{d.size_bytes / 1e9:,.1f} GB is more than {target}'s store holds")])
+        busy = [t for t in self.datasets.transfers(owner=tenant, states=ACTIVE_TRANSFERS) if t.job_id is None]
+        if len(busy) >= MAX_REPLICATING:
+            raise TooMany(f"tenant {tenant} has {MAX_REPLICATING} copies under way; wait for one to finish")
         source = self.nearest(d, target, live)
         link = link_between(self.network.center(source), self.network.center(target), self.network.links)
         self.datasets.add_replica(d.id, target, "staging", d.size_bytes, now, pinned=pinned)

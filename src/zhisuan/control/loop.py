@@ -335,6 +335,8 @@ class ControlLoop:
         try:
             if status.state == "succeeded":
                 self.store.transition(run.job_id, JobState.SUCCEEDED, now, "exit 0", usage=usage, exit_code=0)
+                if self.stager is not None and run.job_id in self.jobs:
+                    self.stager.succeeded(run, self.jobs[run.job_id])
             else:
                 self.store.transition(run.job_id, JobState.FAILED, now, status.reason, usage=usage,
                                       exit_code=status.exit_code, reason=status.reason)

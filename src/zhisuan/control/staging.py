@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zhisuan.control.datasets import DataService
 from zhisuan.control.jobs import JobInfo, Run
+from zhisuan.control.outputs import publish
 from zhisuan.control.rules import keep_rules
 from zhisuan.control.transfers import Mover, stores_of
 from zhisuan.model import JobSpec, JobState, Network, SpecError, request_from_spec
@@ -172,6 +174,19 @@ class Stager:
                 return
         raise SpecError([("inputs", f"{center}'s store cannot make room for {size / 1e9:,.2f} GB "
                                     f"({used / 1e9:,.2f} of {capacity / 1e9:,.2f} GB held by data in use)")])
+
+    def succeeded(self, run: Run, info: JobInfo) -> None:
+        """A job with `outputs` succeeded at a center this server runs: its outputs become datasets (on the
+        mover's thread: reading the job's folder and uploading are slow)."""
+        store = self.mover.stores.get(run.center)
+        link = self.loop.links.get(run.center)
+        native = link.native(run.handle) if link is not None and run.handle else None
+        if not info.spec.outputs or store is None or native is None or not Path(native).is_dir():
+            if info.spec.outputs:
+                log.warning("outputs of %s are lost: %s's jobs are not this server's to read", run.job_id, run.center)
+            return
+        self.mover.later(lambda: publish(self.data, store, info.tenant, run.center, Path(native) / "work",
+                                         dict(info.spec.outputs)))
 
     def cancel(self, job_id: str, now: float) -> None:
         if self.staging.pop(job_id, None) is not None:

@@ -82,6 +82,7 @@ class Mover:
         self._thread: threading.Thread | None = None
         self._retry_at: dict[int, float] = {}
         self._wanted: set[tuple[str, str]] = set()  # (dataset, center) to fetch into the center's cache
+        self._later: list[Callable[[], object]] = []  # other slow work for this thread (a job's outputs)
         self.cache: Path | None = None  # where a direct center's jobs get their inputs from (set by the server)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
@@ -106,6 +107,11 @@ class Mover:
     def kick(self) -> None:
         self._wake.set()
 
+    def later(self, work: Callable[[], object]) -> None:
+        """Run `work` on the mover's thread (slow I/O the control loop must not wait for)."""
+        self._later.append(work)
+        self._wake.set()
+
     def cancel_job(self, job_id: str, now: float) -> None:
         """Stop the transfers a job's staging began (their partial objects are removed)."""
         for t in self.datasets.transfers(job_id=job_id, states=ACTIVE_TRANSFERS):
@@ -123,6 +129,8 @@ class Mover:
                 self._collect_removed()
                 self._start_queued()
                 self._fetch_wanted()
+                while self._later:
+                    self._later.pop(0)()
             except Exception:  # the worker outlives whatever one transfer meets
                 log.exception("data mover")
             self._wake.wait(1.0)
@@ -131,7 +139,8 @@ class Mover:
     def _start_queued(self) -> None:
         """Each queued transfer in a thread of its own, up to `PARALLEL` at once (one link's cap is per copy)."""
         now = self.clock()
-        for t in self.datasets.transfers(states=(QUEUED,)):
+        queued = self.datasets.transfers(states=(QUEUED,))
+        for t in sorted(queued, key=lambda t: (t.job_id is None, t.id)):  # jobs waiting for their data first
             if len(self._cancel) >= PARALLEL:
                 return
             if t.id in self._cancel or self._retry_at.get(t.id, 0) > now:
