@@ -124,3 +124,13 @@ def test_data_aware_waits_for_the_data_center_when_that_is_sooner_than_moving_th
     assert not aware.starts and aware.reservations[0].pool == "shanghai/a100"
     blind = cycle(replace(_snapshot(), running=[busy], pending=[big]), 0.0, replace(DEFAULT, weigh_data=False))
     assert blind.starts[0].placement.center == "gansu"
+
+
+def test_a_center_whose_store_cannot_be_reached_gets_no_job_that_needs_a_copy() -> None:
+    unreachable = named("A100-80GB", 8, inputs=(InputData("acme:corpus", 10.0, frozenset({"shanghai"}),
+                                                          frozenset({"shanghai"})),), hours=1.0)
+    busy = RunningJob("other", "t", "shanghai/a100", (0, 1), 8, 0.0, 600.0)
+    result = cycle(replace(_snapshot(), running=[busy], pending=[job("j", unreachable)]), 0.0)
+    assert not result.starts and result.reservations[0].pool == "shanghai/a100"  # gansu cannot receive a copy
+    assert unmet(unreachable, [p for p in _snapshot().pools if p.center == "gansu"]) == (
+        "inputs", "no accepted center holds its inputs or can receive a copy (their stores are not reachable)")

@@ -261,7 +261,7 @@ class DataService:
             except Conflict as e:
                 raise SpecError([(f"inputs.{mount}", str(e))]) from e
             at = frozenset(r.center for r in self.datasets.replicas(d.id) if r.state == READY)
-            out.append(InputData(d.ref, d.size_bytes / 1e9, at))
+            out.append(InputData(d.ref, d.size_bytes / 1e9, at, frozenset(self.stores)))
         return tuple(out)
 
     def bill(self, tenant: str, start: float, end: float) -> tuple[list[StorageLine], list[TransferLine]]:

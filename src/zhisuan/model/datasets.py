@@ -74,3 +74,8 @@ class InputData:
     name: str  # OWNER:NAME
     gb: float
     at: frozenset[str]
+    reach: frozenset[str] | None = None  # centers it can be staged to (None: any)
+
+    def placeable(self, center: str) -> bool:
+        """A job at `center` can have this input: a replica is there, or one can be copied there."""
+        return center in self.at or (bool(self.at) and (self.reach is None or center in self.reach))
