@@ -4,6 +4,7 @@ each ran and why. Ends by itself and cleans up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ import typer
 from rich.table import Table
 
 from zhisuan.cli.common import NetworkFile, console, fail, read_network
+from zhisuan.cli.demo_data import data_demo, with_stores
 from zhisuan.cli.demo_services import services_demo
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -33,7 +35,9 @@ def demo_command(
     read_network(network)
     work = Path(tempfile.mkdtemp(prefix="zhisuan-demo-"))
     work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
-    server = ServerProcess(network, f"sqlite:///{work / 'demo.db'}", work / "runs")
+    stores = contextlib.ExitStack()  # the centers' S3 servers, stopped with the demo
+    served = with_stores(network, work, stores)
+    server = ServerProcess(served, f"sqlite:///{work / 'demo.db'}", work / "runs")
     console.print(f"[bold]1.[/] zhisuan server on {server.url} (SQLite + local engine, network {network.name})")
     try:
         server.start()
@@ -64,11 +68,17 @@ def demo_command(
         console.print("[green]every accepted job succeeded, the oversize one was refused[/]")
         tenant = next(t for t in tokens if t != "admin")
         services_demo(base, tokens[tenant], tenant, work, 4)
-        console.print("[green]demo finished: jobs placed and run, a model served across centers and billed[/]")
+        if served != network:
+            data_demo(base, tokens[tenant], tenant, 6)
+        console.print("[green]demo finished: jobs placed and run, a model served across centers, data staged "
+                      "between centers, all billed[/]")
         console.print("next: `.venv/bin/zhisuan server` keeps a server running, with the dashboard at "
                       "http://127.0.0.1:8470/ (tokens in runs/tokens.json)")
+    except RuntimeError as e:
+        fail(str(e), code=1)
     finally:
         server.close()
+        stores.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

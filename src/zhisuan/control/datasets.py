@@ -264,8 +264,11 @@ class DataService:
             out.append(InputData(d.ref, d.size_bytes / 1e9, at, frozenset(self.stores)))
         return tuple(out)
 
-    def bill(self, tenant: str, start: float, end: float) -> tuple[list[StorageLine], list[TransferLine]]:
-        """The tenant's storage (its datasets' replicas) and transfers (those it asked for) in [start, end)."""
+    def bill(self, tenant: str, start: float, end: float, now: float | None = None,
+             ) -> tuple[list[StorageLine], list[TransferLine]]:
+        """The tenant's storage (its datasets' replicas) and transfers (those it asked for) in [start, end); a
+        replica still held is billed up to `now` (the month's final figure comes when it ends)."""
+        end = min(end, now) if now is not None else end
         prices = {c.name: c.store.cny_per_gb_month for c in self.network.centers if c.store is not None}
         held = [(d.ref, r.center, r.size_bytes, r.created_at, r.removed_at)
                 for d, r in self.datasets.replica_history(tenant, start, end)]

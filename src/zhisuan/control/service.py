@@ -345,7 +345,7 @@ class Service:
         models = {s.id: s.model for s in self.service_store.list(tenant)}
         model_of = {r.id: models[sid] for r in records if (sid := r.spec.env.get(SERVICE_ENV)) in models}
         bill.services = services_section(bill.lines, model_of, self.token_usage.totals(tenant, since, until))
-        bill.add_data(*self.data.bill(tenant, since, until))
+        bill.add_data(*self.data.bill(tenant, since, until, time.time() if now is None else now))
         return bill
 
     def utilization(self, who: Principal, since: float, until: float, bucket: float,

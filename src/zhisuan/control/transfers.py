@@ -224,14 +224,17 @@ class Mover:
                             self.network.links).bytes_per_s
         self.datasets.update_transfer(t.id, state=RUNNING, started_at=t.started_at or self.clock(),
                                       attempts=t.attempts + 1)
-        last = [0.0]
+        last = [0.0, 0.0]  # when the last progress was written, and its bytes
 
         def progress(p: Progress) -> None:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_EVERY:
-                last[0] = now
+                rate = p.rate_bytes_per_s
+                if not rate and last[0]:  # rclone's figure can lag behind: bytes since the last write
+                    rate = (p.bytes_done - last[1]) / (now - last[0])
+                last[0], last[1] = now, p.bytes_done
                 self.datasets.update_transfer(t.id, bytes_done=min(int(p.bytes_done), t.bytes_total),
-                                              rate=float(p.rate_bytes_per_s))
+                                              rate=max(float(rate), 0.0))
         declared = self.datasets.files(d.id)
         try:
             if self.cache is not None:
