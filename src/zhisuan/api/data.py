@@ -132,8 +132,8 @@ def add_data_routes(app: FastAPI, data: DataService, principal: Who) -> None:
         out = dataset_json(d)
         out["file_list"] = [{"path": p, "size": s, "md5": m} for p, (s, m) in sorted(files.items())[:1000]]
         out["replicas"] = [replica_json(r) for r in replicas]
-        out["transfers"] = [transfer_json(t) for t in data.datasets.transfers(owner=None)
-                            if t.dataset_id == d.id and (t.owner == who.tenant or d.owner == who.tenant)][-50:]
+        out["transfers"] = [transfer_json(t) for t in data.datasets.transfers(dataset_id=d.id)
+                            if t.owner == who.tenant or d.owner == who.tenant][-50:]
         return out
 
     @app.delete("/v1/datasets/{name}", status_code=204)

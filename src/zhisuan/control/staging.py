@@ -26,7 +26,6 @@ from zhisuan.model.datasets import InputData, split_ref
 from zhisuan.model.links import link_between
 from zhisuan.store.datasets import (
     ACTIVE_TRANSFERS,
-    DONE,
     EVICTING,
     READY,
     DatasetRecord,
@@ -226,8 +225,8 @@ class Stager:
                 self.mover.kick()
 
     def _transfers_to(self, dataset_id: str, center: str) -> list[TransferRecord]:
-        return [t for t in self.data.datasets.transfers(states=(*ACTIVE_TRANSFERS, DONE))
-                if t.dataset_id == dataset_id and t.target == center]
+        return [t for t in self.data.datasets.transfers(states=ACTIVE_TRANSFERS, dataset_id=dataset_id)
+                if t.target == center]
 
     def _why(self, dataset_id: str, st: Staging) -> str:
         last = [t for t in self.data.datasets.transfers(job_id=st.run.job_id) if t.dataset_id == dataset_id]
@@ -236,7 +235,7 @@ class Stager:
 
     def _requeue_nearer(self, now: float) -> None:
         """Once a transfer has landed a replica, queued jobs reading datasets are resolved again."""
-        done = len(self.data.datasets.transfers(states=(DONE,)))
+        done = self.data.datasets.done_count()
         if done == self._done:
             return
         self._done = done

@@ -297,6 +297,7 @@ class Mover:
         self.datasets.update_transfer(t.id, state=QUEUED, error=why[:2000], rate=0.0)
 
     def _ended(self, t: TransferRecord, state: str, why: str | None, now: float) -> None:
+        self._retry_at.pop(t.id, None)
         self.datasets.update_transfer(t.id, state=state, ended_at=now, rate=0.0,
                                       error=why[:2000] if why else None)
         if state in (FAILED, CANCELLED):

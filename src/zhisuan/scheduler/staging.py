@@ -92,7 +92,7 @@ def move_to(request: Request, pool: PoolState) -> Move:
 
 @dataclass(frozen=True)
 class Staging:
-    """[request, pool] matrices of what moving inputs takes; zeros for requests without inputs."""
+    """[ask, pool] matrices of what moving inputs takes; zeros for asks that read no dataset."""
 
     seconds: F
     gb: F
@@ -119,7 +119,7 @@ class Staging:
         return cls(seconds, gb, cny, kwh, hours)
 
     def rows(self) -> list[list[float]]:
-        """Seconds per request as Python lists; requests without inputs share one row of zeros."""
+        """Seconds per ask as Python lists; asks that read no dataset share one row of zeros."""
         zeros = [0.0] * self.seconds.shape[1]
         return [self.seconds[r].tolist() if h > 0 else zeros for r, h in enumerate(self.hours[:, 0].tolist())]
 

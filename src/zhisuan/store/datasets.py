@@ -7,7 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -259,12 +259,20 @@ class DatasetStore:
             row = s.get(TransferRow, transfer_id)
             return _transfer(row) if row is not None else None
 
+    def done_count(self) -> int:
+        """Transfers done so far (a cheap "did a replica land?" for the loop's step)."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(TransferRow).where(TransferRow.state == DONE)) or 0)
+
     def transfers(self, *, job_id: str | None = None, states: tuple[str, ...] | None = None,
+                  dataset_id: str | None = None,
                   owner: str | None = None, start: float | None = None, end: float | None = None,
                   ) -> list[TransferRecord]:
         q = select(TransferRow)
         if job_id is not None:
             q = q.where(TransferRow.job_id == job_id)
+        if dataset_id is not None:
+            q = q.where(TransferRow.dataset_id == dataset_id)
         if states is not None:
             q = q.where(TransferRow.state.in_(states))
         if owner is not None:
