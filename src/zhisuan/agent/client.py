@@ -37,8 +37,10 @@ from zhisuan.agent.protocol import (
     Credit,
     Done,
     Events,
+    Move,
     Open,
     Refused,
+    Reply,
     Req,
     Shut,
     Welcome,
@@ -211,7 +213,7 @@ class AgentClient:
                 await asyncio.to_thread(self.core.acked, frame.seq)
             elif isinstance(frame, BeatAck):
                 self.core.beat_acked(frame.n)
-            elif isinstance(frame, Req):
+            elif isinstance(frame, Req | Move):
                 task = asyncio.ensure_future(self._answer(tunnels.send, frame, answering))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
@@ -221,11 +223,20 @@ class AgentClient:
                 raise (ConnectionError if frame.retry else Fatal)(f"the server ended the connection: {frame.reason}")
         raise ConnectionError("the server closed the connection")
 
-    async def _answer(self, say: Say, req: Req, answering: asyncio.Semaphore) -> None:
+    async def _answer(self, say: Say, req: Req | Move, answering: asyncio.Semaphore) -> None:
         async with answering:
-            reply = await asyncio.to_thread(self.core.answer, req)
+            if isinstance(req, Move):
+                reply = await asyncio.to_thread(self._moved, req)
+            else:
+                reply = await asyncio.to_thread(self.core.answer, req)
         with contextlib.suppress(websockets.exceptions.ConnectionClosed):
             await say(reply.model_dump_json())
+
+    def _moved(self, move: Move) -> Reply:
+        data = self.core.data
+        if data is None:
+            return Reply(rid=move.rid, ok=False, error=f"center {self.core.center}'s agent keeps no store (--store)")
+        return Reply(rid=move.rid, moved=data.handle(move))
 
     async def _executor(self, say: Say, commands: asyncio.Queue[list[Command]]) -> None:
         while True:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from zhisuan.agent.data import CenterData
 from zhisuan.agent.journal import Journal, RunRow
 from zhisuan.agent.protocol import (
     VERSION,
@@ -62,6 +63,7 @@ class AgentCore(CenterReads):
         self.sent = 0  # events sent on this connection (resent from the journal after a reconnect)
         self.on_change: Callable[[], None] | None = None  # the transport wakes its sender
         self._usage_tried: dict[str, float] = {}
+        self.data: CenterData | None = None  # the center's store and datasets on disk (a remote agent's own)
 
     # ---- the connection ------------------------------------------------------------------------------
 
@@ -187,7 +189,16 @@ class AgentCore(CenterReads):
         pool = self.pools.get(str(m.pool.get("name"))) or Pool.model_validate(m.pool)
         return Launch(m.job_id, m.name, m.command, pool, tuple(m.nodes), m.devices_per_node,
                       [list(d) for d in m.devices], dict(m.env), m.timeout, m.image, m.attempt, m.tenant, m.milli,
-                      m.cpus, m.on_center_loss, dict(m.inputs))
+                      m.cpus, m.on_center_loss, self._inputs(m.inputs))
+
+    def _inputs(self, inputs: dict[str, str]) -> dict[str, str]:
+        """Mount -> the folder on this center's disk its dataset is read from. A remote agent is given the
+        dataset's key in its own store (never a path on its disk); in the server's process, the folder."""
+        if not inputs or not self.leased:
+            return dict(inputs)
+        if self.data is None:
+            raise ValueError(f"the job reads datasets, and center {self.center}'s agent keeps none (--store)")
+        return {mount: str(self.data.local(prefix)) for mount, prefix in inputs.items()}
 
     def _stop(self, cmd: Command) -> None:
         run = self.runs.get(cmd.handle)

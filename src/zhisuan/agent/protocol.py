@@ -15,8 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-VERSION = "1.1"  # major.minor: a server takes agents of its major and of its minor or the one before
+VERSION = "1.2"  # major.minor: a server takes agents of its major and of its minor or the one before
 TUNNEL_SINCE = 1  # the minor from which agents carry tunnels (1.0 agents run jobs, but reach no replica)
+DATA_SINCE = 2  # the minor from which agents move datasets between their center's store and the server
 CHUNK = 64 << 10  # bytes of a tunnelled answer in one frame
 WINDOW = 1 << 20  # bytes of one tunnelled answer an agent may send ahead of what the server has read
 MAX_FRAME_TO_AGENT = 16 << 20  # a start carries its job's command and environment (64 KiB + 256 × 32 KiB)
@@ -195,6 +196,17 @@ class Done(_Msg):
     ids: list[int] = Field(max_length=MAX_ITEMS)
 
 
+MoveState = Literal["running", "done", "failed", "unknown"]
+
+
+class Moved(_Msg):
+    """How a move stands at the agent: `unknown` when it holds no such move (it restarted: ask again)."""
+
+    state: MoveState
+    bytes: int = Field(0, ge=0, le=1 << 50)
+    error: Text = ""
+
+
 class Reply(_Msg):
     t: Literal["reply"] = "reply"
     rid: int = Field(ge=1)
@@ -202,6 +214,7 @@ class Reply(_Msg):
     error: Text = ""
     text: str = Field("", max_length=2 << 20)
     offsets: dict[str, int] = Field(default_factory=dict, max_length=4096)
+    moved: Moved | None = None
 
 
 class Head(_Msg):
@@ -262,6 +275,28 @@ class Req(_Msg):
     offsets: dict[str, int] = Field(default_factory=dict, max_length=4096)
 
 
+class MoveFile(_Msg):
+    path: str = Field(min_length=1, max_length=1024)
+    size: int = Field(ge=0, le=1 << 50)
+    md5: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+class Move(_Msg):
+    """A dataset moved between the center's store (the agent's alone to reach) and the server, over HTTP the
+    agent opens (`/v1/agent/relay/<transfer>/<path>`): `receive` fetches the files from the server into the
+    center's store (and its disk, where its jobs read them), `send` gives them from the center's store to the
+    server, `status` asks how one stands, `cancel` stops it, `remove` deletes the dataset from the center.
+    Answered at once by a Reply carrying `moved`; a move asked twice is carried out once."""
+
+    t: Literal["move"] = "move"
+    rid: int = Field(ge=1)
+    op: Literal["receive", "send", "status", "cancel", "remove"]
+    transfer: int = Field(ge=0)
+    prefix: str = Field(min_length=1, max_length=600, pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+    files: list[MoveFile] = Field(default_factory=list, max_length=10_000)
+    rate: float | None = Field(None, gt=0, le=1e12)  # bytes/s: the link's cap, kept by the agent
+
+
 class Refused(_Msg):
     """The server will not go on with this agent (a bad frame, an incompatible version); says why."""
 
@@ -299,8 +334,8 @@ class Shut(_Msg):
     sid: int = Field(ge=1)
 
 
-ServerFrame = Annotated[Welcome | Cmds | Ack | BeatAck | Req | Refused | Open | Credit | Shut,
+ServerFrame = Annotated[Welcome | Cmds | Ack | BeatAck | Req | Refused | Open | Credit | Shut | Move,
                         Field(discriminator="t")]
 AGENT_FRAME: TypeAdapter[Hello | Events | Beat | Done | Reply | Head | Data | End] = TypeAdapter(AgentFrame)
-SERVER_FRAME: TypeAdapter[Welcome | Cmds | Ack | BeatAck | Req | Refused | Open | Credit | Shut] = TypeAdapter(
-    ServerFrame)
+SERVER_FRAME: TypeAdapter[Welcome | Cmds | Ack | BeatAck | Req | Refused | Open | Credit | Shut | Move] = (
+    TypeAdapter(ServerFrame))

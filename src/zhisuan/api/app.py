@@ -24,6 +24,7 @@ from zhisuan.api.data import add_data_routes
 from zhisuan.api.gateway import add_gateway_routes, add_service_routes
 from zhisuan.api.limits import Limits
 from zhisuan.api.metrics import render
+from zhisuan.api.relay import add_relay_routes
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
@@ -119,6 +120,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
 
     add_routes(app, service, principal)
     add_data_routes(app, service.data, principal)
+    add_relay_routes(app, service.mover.relay if service.mover is not None else None, tokens)
 
     @app.get("/metrics", response_class=Response, include_in_schema=False)
     def metrics(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:  # noqa: B008

@@ -40,6 +40,7 @@ class Center:
     agent: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     wrap: list[str] = field(default_factory=list)  # e.g. faketime
+    args: list[str] = field(default_factory=list)  # more of `zhisuan agent`'s options (--store ...)
     owned: bool = True
 
     @property
@@ -124,7 +125,7 @@ class Wan:
                "--server", f"{'https' if self.tls else 'http'}://{host}:{port}", "--center", name,
                "--token-file", str(self.token(name)), "--state", str(c.state), "--engine", c.engine, "--tick", "0.2",
                *(["--ca", str(self.ca_file)] if self.tls else []),
-               *(["--engine-config", str(c.config)] if c.config else [])]
+               *(["--engine-config", str(c.config)] if c.config else []), *c.args]
         log = open(self.tmp / f"agent-{name}.log", "ab")  # noqa: SIM115  (the child holds it)
         env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}  # the center's config is its own
         c.agent = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT, start_new_session=True, env={**env, **c.env})

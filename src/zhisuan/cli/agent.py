@@ -7,13 +7,16 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from zhisuan.cli.client import Token, Url, call, connect
 from zhisuan.cli.common import console, fail, seconds
+
+if TYPE_CHECKING:
+    from zhisuan.agent.data import CenterData
 
 center_app = typer.Typer(help="Centers' agents: their credentials and how they stand (with an admin token).",
                          no_args_is_help=True, rich_markup_mode=None)
@@ -39,6 +42,9 @@ def agent_command(
     prometheus: Annotated[str | None, typer.Option(help="the center's Prometheus (device busy, watts, memory of its "
                                                        "runs, reported to the network)")] = None,
     exporter: Annotated[str, typer.Option(help="the exporter feeding it: dcgm, npu, amd or hami")] = "dcgm",
+    store: Annotated[Path | None, typer.Option(help="YAML of this center's object store: endpoint, bucket, "
+                                                   "credentials_file (JSON access_key, secret_key); the keys "
+                                                   "stay here")] = None,
     inventory: Annotated[bool, typer.Option("--inventory", help="print the pools the engine reports, as the "
                                             "network file's `pools:` of this center, and exit")] = False,
 ) -> None:
@@ -80,6 +86,8 @@ def agent_command(
                 raise ValueError(f"--exporter: one of {', '.join(sorted(EXPORTERS))}, got {exporter!r}")
             metrics = PrometheusMetrics(prometheus, exporter, timeout=2.0)
         client = AgentClient(core, server, secret, ca, tick_every=tick, metrics=metrics)
+        if store is not None:
+            core.data = center_data(center, store, state / "datasets", server, secret, ca)
     except (OSError, ValueError, EngineDown, yaml.YAMLError) as e:
         fail(str(e))
     signal.signal(signal.SIGTERM, lambda *_: client.stop.set())
@@ -90,6 +98,31 @@ def agent_command(
         client.stop.set()
     except Fatal as e:
         fail(str(e), code=3)
+    finally:
+        if core.data is not None:
+            core.data.close()
+
+
+def center_data(center: str, path: Path, folder: Path, server: str, secret: str, ca: Path | None) -> CenterData:
+    """The center's store as `--store` declares it, and the folder its datasets are kept in on disk."""
+    import json
+    import ssl
+
+    import yaml
+
+    from zhisuan.agent.data import CenterData
+    from zhisuan.storage import S3Store
+
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("endpoint"), str):
+        raise ValueError(f"--store: {path} must be a mapping with endpoint, bucket, credentials_file")
+    keys: dict[str, str] = {}
+    if raw.get("credentials_file"):
+        keys = json.loads(Path(str(raw["credentials_file"])).read_text(encoding="utf-8"))
+    bucket = str(raw.get("bucket") or "zhisuan")
+    s3 = S3Store(center, raw["endpoint"], bucket, keys.get("access_key", ""), keys.get("secret_key", ""))
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else True
+    return CenterData(center, s3, folder, server, secret, verify)
 
 
 @token_app.command("create")

@@ -65,6 +65,11 @@ class DataService:
     datasets: DatasetStore
     stores: dict[str, S3Store] = field(default_factory=dict)  # the stores this server reaches (direct centers)
 
+    @property
+    def relayed(self) -> frozenset[str]:
+        """Centers with a store only their agents reach: data moves there through the agent."""
+        return frozenset(c.name for c in self.network.centers if c.store is not None and c.join == "agent")
+
     def _center(self, name: str, field: str) -> None:
         center = next((c for c in self.network.centers if c.name == name), None)
         if center is None:
@@ -261,7 +266,7 @@ class DataService:
             except Conflict as e:
                 raise SpecError([(f"inputs.{mount}", str(e))]) from e
             at = frozenset(r.center for r in self.datasets.replicas(d.id) if r.state == READY)
-            out.append(InputData(d.ref, d.size_bytes / 1e9, at, frozenset(self.stores)))
+            out.append(InputData(d.ref, d.size_bytes / 1e9, at, frozenset(self.stores) | self.relayed))
         return tuple(out)
 
     def bill(self, tenant: str, start: float, end: float, now: float | None = None,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from zhisuan.agent.core import AgentCore
-from zhisuan.agent.protocol import Done, Events, Reply, Req, Welcome
+from zhisuan.agent.protocol import Done, Events, Move, Reply, Req, Welcome
 from zhisuan.control.link import CenterLink
 from zhisuan.engines.base import EngineStatus, ExternalLoad, Usage
 from zhisuan.engines.fleet import Fleet
@@ -57,7 +57,9 @@ class LocalLink(CenterLink):
     def uid_of(self, handle: str) -> int | None:
         return self.agent.uid_of(handle)
 
-    def _answer(self, req: Req) -> Reply:
+    def _answer(self, req: Req | Move) -> Reply:
+        if isinstance(req, Move):  # the server reaches a direct center's store itself
+            return Reply(rid=req.rid, ok=False, error=f"center {self.name}'s store is the server's to reach")
         return self.agent.answer(req)
 
     def _send(self) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zhisuan.agent.protocol import (
+    DATA_SINCE,
     TUNNEL_SINCE,
     VERSION,
     Ack,
@@ -29,6 +30,8 @@ from zhisuan.agent.protocol import (
     Hello,
     LaunchMsg,
     LoadMsg,
+    Move,
+    Moved,
     Open,
     Refused,
     Reply,
@@ -81,7 +84,8 @@ class LinkState:
         self.fenced: dict[str, float] = {}  # handle -> when the center was last asked to stop it
         self.outbox: dict[int, Command] = {}  # not yet done by the agent, in id order
         self.unsent: list[int] = []  # of those, not yet sent on the current connection
-        self.requests: dict[int, tuple[Req, threading.Event, list[Reply]]] = {}
+        self.requests: dict[int, tuple[Req | Move, threading.Event, list[Reply]]] = {}
+        self.carries_data = False  # the connected agent moves datasets (protocol 1.2 on)
         self.unsent_reqs: list[int] = []
         self.external: list[ExternalLoad] = []
         self._ids = 0
@@ -106,10 +110,10 @@ class LinkState:
     def _send(self) -> None:
         self.wake()
 
-    def take(self) -> list[Cmds | Req | Open | Credit | Shut]:
+    def take(self) -> list[Cmds | Req | Move | Open | Credit | Shut]:
         """Frames to send on the current connection now (the remote agent's sender calls this)."""
         with self.lock:
-            out: list[Cmds | Req | Open | Credit | Shut] = list(self.tunnel_out)
+            out: list[Cmds | Req | Move | Open | Credit | Shut] = list(self.tunnel_out)
             self.tunnel_out = []
             if self.unsent:
                 items = [self.outbox[i] for i in self.unsent if i in self.outbox]
@@ -128,7 +132,19 @@ class LinkState:
             raise OSError(reply.error)
         return reply
 
-    def _answer(self, req: Req) -> Reply:
+    def move(self, move: Move) -> Moved:
+        """A dataset move asked of the agent (begun, or how it stands): EngineDown when the agent is away,
+        too old, or does not answer."""
+        with self.lock:
+            if self.connected and not self.carries_data:
+                raise EngineDown(f"center {self.name}'s agent is too old to move datasets (protocol 1.{DATA_SINCE} "
+                                 "on): upgrade it")
+        reply = self._answer(move)
+        if not reply.ok or reply.moved is None:
+            raise EngineDown(reply.error or f"center {self.name}'s agent gave no account of the move")
+        return reply.moved
+
+    def _answer(self, req: Req | Move) -> Reply:
         """A question to the agent, answered over its connection within RPC_TIMEOUT."""
         with self.lock:
             if not self.connected:
@@ -183,6 +199,7 @@ class LinkState:
             self.tunnel_out = []
             minor = int(hello.version.split(".")[1])
             self.tunnels = Tunnels(self._tunnel_send) if minor >= TUNNEL_SINCE and self.remote else None
+            self.carries_data = minor >= DATA_SINCE
             self.reports = {r.handle: Seen(r, now) for r in hello.runs}
             self._arrived(hello.runs, now)
             self.unsent = list(self.outbox)  # whatever was not done is sent again (commands are idempotent)

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
-from zhisuan.agent.protocol import AGENT_FRAME, Cmds, Command, Credit, Events, Hello, Open, Refused, Req, Shut
+from zhisuan.agent.protocol import AGENT_FRAME, Cmds, Command, Credit, Events, Hello, Move, Open, Refused, Req, Shut
 from zhisuan.control.link import AgentError, CenterLink
 
 log = logging.getLogger("zhisuan.control")
@@ -50,7 +50,7 @@ class Bucket:
             await asyncio.sleep(-self.level / self.rate)
 
 
-def packed(frames: list[Cmds | Req | Open | Credit | Shut]) -> list[str]:
+def packed(frames: list[Cmds | Req | Move | Open | Credit | Shut]) -> list[str]:
     """Frames as text; commands re-packed so that no frame grows past PACK bytes (one start alone may)."""
     out: list[str] = []
     for f in frames:

@@ -44,7 +44,8 @@ def data_services(loop: ControlLoop, network: Network, datasets: DatasetStore) -
     """The data service, and — when the server reaches centers' stores itself — the mover that carries out
     transfers and the loop's stager (set on the loop) that stages placed jobs' inputs."""
     data = DataService(network, datasets, stores_of(network))
-    mover = Mover(network, datasets, data.stores) if data.stores else None
+    agents = {name: link for name, link in loop.links.items() if link.remote and name in data.relayed}
+    mover = Mover(network, datasets, data.stores, agents=agents) if data.stores or agents else None
     if mover is not None:
         loop.stager = Stager(loop, data, mover)
     return data, mover
@@ -132,10 +133,14 @@ class Stager:
         return False
 
     def inputs_for(self, run: Run, info: JobInfo) -> dict[str, str]:
-        """Mount -> the local folder its dataset's checked copy is in, for the engine to hand the job."""
+        """Mount -> the local folder its dataset's checked copy is in, for the engine to hand the job; at a
+        center whose agent keeps its store, the dataset's key prefix there (the agent hands its own copy)."""
         out = {}
         for mount, ref in info.spec.inputs.items():
             d = self.data.datasets.get(*split_ref(ref, info.tenant))
+            if d is not None and run.center in self.mover.agents:
+                out[mount] = d.prefix
+                continue
             path = self.mover.present(d.id, run.center) if d is not None else None
             if path is not None:
                 out[mount] = str(path)

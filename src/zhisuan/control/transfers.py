@@ -12,19 +12,23 @@ copy each (capped at the link's rate: the WAN as the network file declares it), 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from zhisuan.agent.protocol import Move
+from zhisuan.control.relay import Mover as AgentLink
+from zhisuan.control.relay import Relay, relay_move
+from zhisuan.engines.base import EngineDown
 from zhisuan.model import Network
 from zhisuan.model.links import link_between
 from zhisuan.storage import Progress, S3Store, TransferCancelled, TransferFailed, copy, put, remove, verify
-from zhisuan.storage.fetch import fetch
+from zhisuan.storage.fetch import Mismatch, fetch, local_mismatches
 from zhisuan.store.datasets import (
     ACTIVE_TRANSFERS,
     BAD,
@@ -60,21 +64,18 @@ def stores_of(network: Network) -> dict[str, S3Store]:
     return out
 
 
-class Mismatch(Exception):
-    """Copied files whose size or MD5 is not what the dataset declared."""
-
-    def __init__(self, paths: list[str]) -> None:
-        super().__init__(", ".join(paths[:5]))
-        self.paths = paths
-
-
 class Mover:
     """Carries out transfers in its own thread; `kick()` wakes it when one is queued."""
 
     def __init__(self, network: Network, datasets: DatasetStore, stores: dict[str, S3Store] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, agents: Mapping[str, AgentLink] | None = None,
+                 relay: Relay | None = None) -> None:
         self.network, self.datasets, self.clock = network, datasets, clock
         self.stores = stores if stores is not None else stores_of(network)
+        self.agents = dict(agents or {})  # centers whose stores only their agents reach: moves relayed there
+        self.relay = relay or Relay()
+        self.relay_root: Path | None = None  # the server's disk between a relay's two legs (a temp folder if unset)
+        self._own_root: Path | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._cancel: dict[int, threading.Event] = {}  # running transfer -> its cancel switch
@@ -103,6 +104,8 @@ class Mover:
             ev.set()
         for thread in list(self._threads.values()):
             thread.join(timeout=30)
+        if self._own_root is not None:
+            shutil.rmtree(self._own_root, ignore_errors=True)
 
     def kick(self) -> None:
         self._wake.set()
@@ -215,8 +218,8 @@ class Mover:
         d = self.datasets.by_id(t.dataset_id)
         cancel = self._cancel[t.id]
         src, dst = self.stores.get(t.source), self.stores.get(t.target)
-        if d is None or src is None or dst is None:
-            gone = t.source if src is None else t.target
+        gone = next((c for c in (t.source, t.target) if c not in self.stores and c not in self.agents), None)
+        if d is None or gone is not None:
             why = "the dataset is gone" if d is None else f"no store reachable at {gone}"
             self._ended(t, FAILED, why, self.clock())
             return
@@ -237,7 +240,9 @@ class Mover:
                                               rate=max(float(rate), 0.0))
         declared = self.datasets.files(d.id)
         try:
-            if self.cache is not None:
+            if src is None or dst is None:
+                self._relayed(t, d, src, dst, rate, progress, cancel)
+            elif self.cache is not None:
                 self._via_disk(t, d, src, dst, rate, progress, cancel)
             else:
                 copy(src, d.prefix, dst, d.prefix, bwlimit_bytes_per_s=rate, on_progress=progress, cancel=cancel)
@@ -245,8 +250,10 @@ class Mover:
             if self._stop.is_set():
                 return  # the server is stopping: left `running`, the next start resumes it
             self._ended(t, CANCELLED, "cancelled", self.clock())
+            shutil.rmtree(self._relay_folder() / str(t.id), ignore_errors=True)
             if not self._others_need(t):
-                remove(dst, d.prefix)  # no partial replica is left behind
+                if dst is not None:
+                    remove(dst, d.prefix)  # no partial replica is left behind (an agent drops its own)
                 if self.cache is not None:
                     shutil.rmtree(self._local_path(d, t.target).with_suffix(".partial"), ignore_errors=True)
             return
@@ -257,7 +264,7 @@ class Mover:
         except TransferFailed as e:
             self._failed(t, str(e))
             return
-        bad = verify(dst, d.prefix, {p: m for p, (_, m) in declared.items()})
+        bad = [] if dst is None else verify(dst, d.prefix, {p: m for p, (_, m) in declared.items()})
         if bad:
             self._mark_replica(t, BAD)
             self._ended(t, FAILED, f"checksum mismatch at {t.target}: {', '.join(bad[:5])}", self.clock())
@@ -286,6 +293,46 @@ class Mover:
             for f in partial.rglob("*"):
                 f.chmod(0o444 if f.is_file() else 0o711)  # jobs read hard links of these; the cache root is 0o700
             partial.rename(final)
+        put(final, dst, d.prefix)
+
+    def _relay_folder(self) -> Path:
+        if self.relay_root is None:
+            self.relay_root = self._own_root = Path(tempfile.mkdtemp(prefix="zhisuan-relay-"))
+        return self.relay_root
+
+    def _relayed(self, t: TransferRecord, d: DatasetRecord, src: S3Store | None, dst: S3Store | None, rate: float,
+                 progress: Callable[[Progress], None], cancel: threading.Event) -> None:
+        """A transfer to or from a center whose store only its agent reaches: through the server's disk (its
+        agent gives the files there, or takes them from there), checked on the server between the legs."""
+        files = self.datasets.files(d.id)
+        here = self._relay_folder() / str(t.id)  # kept across attempts: files already whole are not asked again
+        here.mkdir(parents=True, exist_ok=True, mode=0o700)
+        legs = 2 if src is None and dst is None else 1
+        if src is None:
+            missing = {p: files[p] for p in local_mismatches(here, files)}
+            if missing:
+                relay_move(self.agents[t.source], self.relay, t.id, d.prefix, "take", here, missing, rate, cancel,
+                           progress, (0.0, 1 / legs))
+        else:
+            fetch(src, d.prefix, here, cancel=cancel)  # the server and a store it reaches: not across the link
+        bad = local_mismatches(here, files)
+        if bad:
+            shutil.rmtree(here, ignore_errors=True)
+            raise Mismatch(bad)
+        if dst is None:
+            relay_move(self.agents[t.target], self.relay, t.id, d.prefix, "give", here, files, rate, cancel,
+                       progress, ((legs - 1) / legs, 1 / legs))
+            shutil.rmtree(here, ignore_errors=True)
+            return
+        final = self._local_path(d, t.target) if self.cache is not None else None
+        if final is None or final.is_dir():
+            put(here, dst, d.prefix)
+            shutil.rmtree(here, ignore_errors=True)
+            return
+        for f in here.rglob("*"):
+            f.chmod(0o444 if f.is_file() else 0o711)  # the center's jobs read hard links of these
+        final.parent.mkdir(parents=True, exist_ok=True)
+        here.rename(final)
         put(final, dst, d.prefix)
 
     def _failed(self, t: TransferRecord, why: str) -> None:
@@ -323,26 +370,15 @@ class Mover:
             try:
                 if store is not None:
                     remove(store, d.prefix)
-            except TransferFailed as e:
+                elif r.center in self.agents:
+                    m = self.agents[r.center].move(Move(rid=1, op="remove", transfer=0, prefix=d.prefix))
+                    if m.state != "done":
+                        if m.state == "failed":
+                            log.warning("removing %s from %s: %s", d.ref, r.center, m.error)
+                        continue  # asked again next round: the agent removes it meanwhile
+            except (TransferFailed, EngineDown) as e:
                 log.warning("removing %s from %s: %s", d.ref, r.center, e)
                 continue
             if self.cache is not None:
                 shutil.rmtree(self._local_path(d, r.center), ignore_errors=True)
             self.datasets.drop_replica(r.id, self.clock())
-
-
-def local_mismatches(folder: Path, files: dict[str, tuple[int, str]]) -> list[str]:
-    """Declared files missing under `folder` or differing in size or MD5."""
-    bad = []
-    for path, (size, md5) in files.items():
-        f = folder / path
-        if not f.is_file() or f.stat().st_size != size:
-            bad.append(path)
-            continue
-        digest = hashlib.md5(usedforsecurity=False)
-        with f.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        if digest.hexdigest() != md5:
-            bad.append(path)
-    return sorted(bad)

@@ -129,6 +129,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         service.keeper.start()  # readiness probes of service replicas, off the control loop
         if service.mover is not None:
             service.mover.cache = runs / "datasets"  # where this server's centers' jobs read their inputs
+            service.mover.relay_root = runs / "relay"  # files between the two legs of a move through agents
             service.mover.start()  # transfers between centers' stores, off the control loop
         # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
         registry = Registry()

@@ -4,6 +4,7 @@ download's MD5 against the store's, so a fetch run again after a failure or a ca
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,3 +25,29 @@ def fetch(store: S3Store, prefix: str, folder: Path, *, bwlimit_bytes_per_s: flo
                   stall_s=timeouts.stall_s)
     check(outcome, "fetch", store)
     return outcome.progress
+
+
+class Mismatch(Exception):
+    """Copied files whose size or MD5 is not what the dataset declared."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(", ".join(paths[:5]))
+        self.paths = paths
+
+
+def local_mismatches(folder: Path, files: dict[str, tuple[int, str]]) -> list[str]:
+    """Declared files missing under `folder` or differing in size or MD5."""
+    bad = []
+    for path, (size, md5) in files.items():
+        f = folder / path
+        if not f.is_file() or f.stat().st_size != size:
+            bad.append(path)
+            continue
+        digest = hashlib.md5(usedforsecurity=False)
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != md5:
+            bad.append(path)
+    return sorted(bad)
+

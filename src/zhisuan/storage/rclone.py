@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
@@ -124,7 +125,7 @@ class S3Server:
     """
 
     def __init__(self, root: Path, *, name: str, access_key: str, secret_key: str,
-                 start_timeout_s: float = 20.0) -> None:
+                 start_timeout_s: float = 20.0, wrap: Sequence[str] = ()) -> None:
         if len(access_key) < 3 or "," in access_key or "," in secret_key or not secret_key:
             # rclone serve s3 refuses access key ids under 3 characters with InvalidAccessKeyId, silently
             raise ValueError("access key: 3 characters or more; neither key may hold a comma")
@@ -133,6 +134,7 @@ class S3Server:
         self.access_key = access_key
         self.secret_key = secret_key
         self.start_timeout_s = start_timeout_s
+        self.wrap = list(wrap)  # e.g. nsenter into a center's network namespace: reached from there only
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
@@ -160,7 +162,7 @@ class S3Server:
         fd, log = tempfile.mkstemp(prefix="rclone-serve-s3-", suffix=".log")
         self._log = Path(log)
         env = base_env() | {"RCLONE_AUTH_KEY": _auth_key_csv(self.access_key, self.secret_key)}
-        args = [rclone_path(), "serve", "s3", str(self.root), "--addr", "127.0.0.1:0", "-v",
+        args = [*self.wrap, rclone_path(), "serve", "s3", str(self.root), "--addr", "127.0.0.1:0", "-v",
                 # the folder is the store's truth: a file changed beside the server (a corrupt replica, an
                 # engine's output) shows in listings within a second rather than after the default 5 minutes
                 "--dir-cache-time", "1s"]
@@ -198,8 +200,8 @@ class S3Server:
                                    f"{self.log_text()[-2000:]}")
             if not self.port and (m := LISTENING.search(self.log_text())):
                 self.port = int(m.group(1))
-            if self.port and self._answers():
-                return
+            if self.port and (self.wrap or self._answers()):
+                return  # in another namespace this process cannot ask it: the port it bound is its word
             time.sleep(0.05)
         raise RuntimeError(f"rclone serve s3 for {self.name} did not answer within {self.start_timeout_s:.0f} s: "
                            f"{self.log_text()[-2000:]}")
