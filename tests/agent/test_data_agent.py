@@ -83,7 +83,8 @@ def test_a_center_whose_store_only_its_agent_reaches_receives_gives_and_removes_
             acme = w.client("acme")
             files = {f"part-{i}.bin": secrets.token_bytes(1_500_000) for i in range(4)}  # 6 MB at 1 MB/s
             decl = [{"path": p, "size": len(b), "md5": hashlib.md5(b).hexdigest()} for p, b in files.items()]
-            assert acme.post("/v1/datasets", json={"name": "corpus", "center": "near", "files": decl}).status_code == 201
+            r = acme.post("/v1/datasets", json={"name": "corpus", "center": "near", "files": decl})
+            assert r.status_code == 201, r.text
             for p, b in files.items():
                 assert acme.put(f"/v1/datasets/corpus/files/{p}", content=b).status_code == 204
             assert acme.post("/v1/datasets/corpus/commit").status_code == 200

@@ -13,6 +13,7 @@ from zhisuan.agent.core import FENCE_AT, AgentCore
 from zhisuan.agent.journal import Journal
 from zhisuan.agent.protocol import (
     AGENT_FRAME,
+    SERVER_FRAME,
     VERSION,
     Beat,
     Cmds,
@@ -22,13 +23,14 @@ from zhisuan.agent.protocol import (
     Hello,
     LaunchMsg,
     LoadMsg,
+    Move,
     Refused,
     RunReport,
     compatible,
 )
 from zhisuan.bench.timed import TimedEngine
 from zhisuan.control.link import AgentError, CenterLink
-from zhisuan.engines import Launch
+from zhisuan.engines import EngineDown, Launch
 from zhisuan.model import parse_network
 
 NET = parse_network("""
@@ -243,3 +245,19 @@ def test_a_hello_from_a_newer_connection_is_the_whole_truth_and_fences_what_the_
     hello = p.core.hello()
     assert isinstance(hello, Hello) and {r.handle for r in hello.runs} == {a, b}
     assert not any(math.isnan(r.ran or 0) for r in hello.runs)
+
+
+def test_an_agent_one_minor_older_joins_but_is_never_asked_to_move_data():
+    major, minor = (int(x) for x in VERSION.split("."))
+    p = Pipe()
+    older = p.core.hello().model_copy(update={"version": f"{major}.{minor - 1}"})
+    assert not isinstance(p.link.connect(older, p.now[0]), Refused)
+    with pytest.raises(EngineDown, match="too old to move datasets"):
+        p.link.move(Move(rid=1, op="status", transfer=1, prefix="datasets/acme/corpus"))
+    assert [f for f in p.link.take() if isinstance(f, Move)] == []
+
+
+@pytest.mark.parametrize("prefix", ["../etc", "datasets/../x", "/abs", "a//b", "a/./b", "a\\b", ""])
+def test_a_move_names_a_clean_key_prefix(prefix):
+    with pytest.raises(ValidationError):
+        SERVER_FRAME.validate_python({"t": "move", "rid": 1, "op": "receive", "transfer": 1, "prefix": prefix})

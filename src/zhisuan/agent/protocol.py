@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 VERSION = "1.2"  # major.minor: a server takes agents of its major and of its minor or the one before
 TUNNEL_SINCE = 1  # the minor from which agents carry tunnels (1.0 agents run jobs, but reach no replica)
@@ -292,9 +292,17 @@ class Move(_Msg):
     rid: int = Field(ge=1)
     op: Literal["receive", "send", "status", "cancel", "remove"]
     transfer: int = Field(ge=0)
-    prefix: str = Field(min_length=1, max_length=600, pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+    prefix: str = Field(min_length=1, max_length=600)
     files: list[MoveFile] = Field(default_factory=list, max_length=10_000)
     rate: float | None = Field(None, gt=0, le=1e12)  # bytes/s: the link's cap, kept by the agent
+
+    @field_validator("prefix")
+    @classmethod
+    def _clean(cls, v: str) -> str:
+        """A key under the center's bucket that never climbs out of the agent's folder when it names one."""
+        if any(part in ("", ".", "..") for part in v.split("/")) or any(c in v for c in "\\\x00\n"):
+            raise ValueError("a key prefix of clean segments (no empty, '.' or '..' segment, no NUL or backslash)")
+        return v
 
 
 class Refused(_Msg):
