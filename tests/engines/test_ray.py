@@ -2,6 +2,7 @@
 with fake accelerators as custom resources {"A100": 8, "910B": 8}."""
 
 import os
+from dataclasses import replace
 import time
 
 import pytest
@@ -147,3 +148,17 @@ def test_two_half_device_jobs_share_one_ray_resource_unit(ray_engine):
         assert "share=0.5 mps=50" in ray_engine.logs(h)
         usage = ray_engine.usage(h)
         assert usage.allocated_device_seconds == pytest.approx(0.5 * usage.elapsed_seconds)
+
+
+def test_a_ray_job_reads_its_inputs_read_only(ray_engine, tmp_path):
+    copy = tmp_path / "datasets" / "corpus"
+    copy.mkdir(parents=True)
+    (copy / "a.txt").write_text("hello data\n")
+    (copy / "a.txt").chmod(0o444)
+    (tmp_path / "datasets").chmod(0o700)  # as the server keeps it: the job reads its own linked copy only
+    base = launch(ray_engine, "j-ray-in", "cat $ZHISUAN_INPUT_TRAIN/a.txt; "
+                                          "touch $ZHISUAN_INPUT_TRAIN/x 2>/dev/null || echo read-only", devices=1)
+    h = ray_engine.submit(replace(base, inputs={"train": str(copy)}))
+    assert wait(ray_engine, h).state == "succeeded"
+    lines = ray_engine.logs(h).splitlines()
+    assert "hello data" in lines and "read-only" in lines

@@ -14,7 +14,7 @@ import pytest
 from tests.builders import step_until
 from zhisuan.control import ControlLoop
 from zhisuan.control.service import Service
-from zhisuan.engines import EngineDown, build_fleet, with_inventory
+from zhisuan.engines import EngineDown, Launch, build_fleet, with_inventory
 from zhisuan.engines.slurm import gres_of, usage_of
 from zhisuan.model import JobState, parse_job_spec, parse_network
 from zhisuan.store import JobStore, Principal, connect, migrate
@@ -271,3 +271,29 @@ def test_a_two_node_gang_rendezvous_on_slurm_from_its_environment_alone(world):
     addr = node_addr("alpha", "a100-0")  # member 0's node, where the master listens
     assert f"rank 0/2 joined 3 via {addr}:" in logs and f"rank 1/2 joined 3 via {addr}:" in logs
     assert "hosts a100-0,a100-1 devices 0,1,2,3,4,5,6,7 of 8" in logs
+
+
+def dataset(folder: Path) -> Path:
+    """A dataset's checked copy as the server or an agent keeps it: root's read-only files, a private root."""
+    copy = folder / "datasets" / "acme" / "corpus"
+    (copy / "sub").mkdir(parents=True)
+    (copy / "a.txt").write_text("hello data\n")
+    (copy / "sub" / "b.txt").write_text("more\n")
+    for f in copy.rglob("*"):
+        f.chmod(0o444 if f.is_file() else 0o711)
+    (folder / "datasets").chmod(0o700)
+    return copy
+
+
+def test_a_slurm_job_reads_its_inputs_read_only(clusters, tmp_path):
+    engine = build_fleet(parse_network(network_yaml(clusters)), tmp_path / "runs").of("alpha")
+    pool = next(p for p in engine.inventory() if p.accelerator.startswith("A100"))
+    launch = Launch("j-in", "in", "id -un; cat $ZHISUAN_INPUT_TRAIN/a.txt $ZHISUAN_INPUT_TRAIN/sub/b.txt; "
+                    "touch $ZHISUAN_INPUT_TRAIN/x 2>/dev/null || echo read-only", pool, (0,), 1, [["0"]], {},
+                    inputs={"train": str(dataset(tmp_path / "runs"))})
+    handle = engine.submit(launch)
+    end = time.time() + 60
+    while engine.poll(handle).state in ("queued", "running") and time.time() < end:
+        time.sleep(0.3)
+    assert engine.poll(handle).state == "succeeded"
+    assert engine.logs(handle).splitlines()[:4] == ["nobody", "hello data", "more", "read-only"]

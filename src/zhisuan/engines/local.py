@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zhisuan.engines.base import MAX_LOG, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
+from zhisuan.engines.inputs import hand_inputs
 from zhisuan.engines.rendezvous import free_port, gang_env
 from zhisuan.engines.sandbox import (
     UidPool,
@@ -310,28 +310,3 @@ class LocalEngine:
         """The last partial lines once a job has ended (a final line without a newline)."""
         files = sorted(Path(handle).glob("out-*.log"))
         return file_delta(files, offsets, whole_lines=False, label=len(files) > 1)
-
-
-def hand_inputs(work: Path, inputs: dict[str, str]) -> dict[str, str]:
-    """Each input's checked local copy linked into the job's own folder (read-only: root's files, a root
-    folder the job cannot change), and the variables naming where: $ZHISUAN_INPUT_<MOUNT>."""
-    out = {}
-    for mount, source in inputs.items():
-        src = Path(source)
-        dest = work / "inputs" / mount
-        for f in sorted(src.rglob("*")):
-            target = dest / f.relative_to(src)
-            if f.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif f.is_file() and not f.is_symlink():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(f, target)
-                except OSError:  # another filesystem: a copy
-                    shutil.copy2(f, target)
-        dest.mkdir(parents=True, exist_ok=True)
-        for d in [dest, *(p for p in dest.rglob("*") if p.is_dir())]:
-            d.chmod(0o555)
-        (work / "inputs").chmod(0o555)
-        out[f"ZHISUAN_INPUT_{mount.upper()}"] = str(dest)
-    return out

@@ -16,11 +16,13 @@ import math
 import shlex
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage, cut
+from zhisuan.engines.inputs import hand_inputs
 from zhisuan.engines.local import VISIBLE, share_env
 from zhisuan.engines.rendezvous import gang_env, port_for
 from zhisuan.model import Pool
@@ -121,6 +123,8 @@ class RayEngine(TextLogs):
                VISIBLE.get(launch.pool.chip.stack, "ZHISUAN_VISIBLE_DEVICES"): devices}
         if launch.milli:
             env.update(share_env(launch.pool.chip.stack, launch.milli, launch.pool.chip.memory_gb))
+        if launch.inputs:  # beside the checkpoints, on the filesystem the Ray node shares with this process
+            env.update(hand_inputs(Path(self.checkpoints) / f".inputs-{launch.job_id}-{launch.attempt}", launch.inputs))
         amount = launch.milli / 1000 if launch.milli else float(launch.devices_per_node)
         resources = {self._resource(launch.pool): amount} if amount else {}  # Ray takes fractions of a resource
         submission = f"zs-{launch.job_id}-{uuid.uuid4().hex[:6]}"

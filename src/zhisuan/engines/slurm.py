@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
+from zhisuan.engines.inputs import hand_inputs
 from zhisuan.engines.local import VISIBLE, share_env
 from zhisuan.engines.rendezvous import gang_env, port_for
 from zhisuan.engines.sandbox import SAFE_PATH
@@ -192,6 +193,7 @@ class SlurmEngine:
         lines += [f"export ZHISUAN_JOB_ID={launch.job_id}", "export ZHISUAN_NODE_RANK=$SLURM_NODEID",
                   "export ZHISUAN_NNODES=$SLURM_NNODES", f"export ZHISUAN_ATTEMPT={launch.attempt}",
                   f"export ZHISUAN_CHECKPOINT_DIR={shlex.quote(str(checkpoint))}"]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in hand_inputs(run, launch.inputs).items()]
         if stack_var and stack_var != "CUDA_VISIBLE_DEVICES":  # Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu
             lines.append(f"export {stack_var}=$CUDA_VISIBLE_DEVICES")  # and gres/shard (the shards' GPU)
         if launch.milli:
