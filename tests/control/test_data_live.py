@@ -180,6 +180,27 @@ def test_a_job_stages_its_input_from_the_other_center_reads_it_and_the_bill_show
                                                         + bill["totals"]["transfer_cny"])
 
 
+def test_a_dataset_removed_and_made_again_under_its_name_loses_its_old_objects_only(world: World) -> None:
+    w = world
+    _put(w, "corpus", {"old.bin": b"old" * 300})
+    assert w.service.mover is not None
+    w.service.mover.close()  # the old one's objects are deleted later, by a mover
+    assert w.client.delete("/v1/datasets/corpus", headers=w.h()).status_code == 204
+    again = _files(2, 1000)
+    _put(w, "corpus", again)
+    datasets = w.service.data.datasets
+    sweeper = Mover(w.service.network, datasets, w.service.data.stores)
+    sweeper.start()
+    try:
+        w.step_until(lambda: not datasets.removed_with_replicas())  # the sweep of the old one is over
+    finally:
+        sweeper.close()
+    new = datasets.get("acme", "corpus")
+    east = w.servers["east"].root / "zhisuan" / "datasets" / "acme" / "corpus"
+    assert {p.relative_to(east).as_posix(): p.read_bytes() for p in east.rglob("*") if p.is_file()} == {
+        f"{new.id}/{name}": body for name, body in again.items()}  # the old one's objects are gone, not the new
+
+
 def test_a_transfer_cut_by_a_server_stop_resumes_without_a_second_copy(world: World) -> None:
     w = world
     files = _files(6, 1_000_000)  # 6 files: a resumed copy skips the ones already there
@@ -201,7 +222,7 @@ def test_a_transfer_cut_by_a_server_stop_resumes_without_a_second_copy(world: Wo
         again.close()
     t = datasets.transfer(tid)
     assert t.attempts == 2 and len(datasets.transfers()) == 1
-    west = w.servers["west"].root / "zhisuan" / "datasets" / "acme" / "corpus"
+    west = w.servers["west"].root / "zhisuan" / datasets.get("acme", "corpus").prefix
     assert sorted(p.name for p in west.iterdir()) == sorted(files)  # no partial or duplicate object
 
 
@@ -243,7 +264,8 @@ def test_a_full_store_evicts_a_copy_the_network_holds_elsewhere(world: World) ->
 def test_a_copy_whose_checksum_does_not_match_fails_the_job_naming_the_file(world: World) -> None:
     w = world
     _put(w, "corpus", _files(2, 100_000))
-    (w.servers["east"].root / "zhisuan" / "datasets" / "acme" / "corpus" / "part-1.bin").write_bytes(b"x" * 100_000)
+    prefix = w.service.data.datasets.get("acme", "corpus").prefix
+    (w.servers["east"].root / "zhisuan" / prefix / "part-1.bin").write_bytes(b"x" * 100_000)
     job = {"name": "train", "resources": {"accelerators": "A100-80GB:1"}, "constraints": {"regions": ["west"]},
            "inputs": {"train": "corpus"}, "run": "true"}
     job_id = w.client.post("/v1/jobs", json=job, headers=w.h()).json()["id"]

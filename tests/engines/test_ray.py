@@ -2,8 +2,8 @@
 with fake accelerators as custom resources {"A100": 8, "910B": 8}."""
 
 import os
-from dataclasses import replace
 import time
+from dataclasses import replace
 
 import pytest
 

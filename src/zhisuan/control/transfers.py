@@ -275,7 +275,7 @@ class Mover:
 
     def _local_path(self, d: DatasetRecord, center: str) -> Path:
         assert self.cache is not None
-        return self.cache / center / d.owner / d.name / d.id
+        return self.cache / center / d.prefix  # the name it was made under, even once removed and renamed
 
     def _via_disk(self, t: TransferRecord, d: DatasetRecord, src: S3Store, dst: S3Store, rate: float,
                   progress: Callable[[Progress], None], cancel: threading.Event) -> None:

@@ -39,8 +39,10 @@ class DatasetRecord:
 
     @property
     def prefix(self) -> str:
-        """Where its objects are in every center's bucket (owner and name are single checked segments)."""
-        return f"datasets/{self.owner}/{self.name}"
+        """Where its objects are in every center's bucket (owner and name are single checked segments). The id
+        is part of it: a dataset removed and made again under its name never shares objects with the old one,
+        whose objects are deleted later (under the name it had: a removed one is renamed NAME~removed~ID)."""
+        return f"datasets/{self.owner}/{self.name.split('~', 1)[0]}/{self.id}"
 
 
 @dataclass(frozen=True)
