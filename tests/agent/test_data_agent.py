@@ -1,8 +1,8 @@
 """Datasets at a center whose store only its agent reaches: the center in a network namespace of its own, its
 S3 store (`rclone serve s3`) listening inside it, its keys given to its agent only. A job there stages its input
 from another center's store through the agent (killed midway and restarted: the move resumes), reads it, and the
-replica lands in the center's store; a copy out of that center goes through the agent the other way; removing
-the dataset removes it there too."""
+replica lands in the center's store; a copy out of that center goes through the agent the other way; a job's
+outputs there become a dataset there, which a job elsewhere reads; removing a dataset removes it there too."""
 
 import hashlib
 import json
@@ -42,9 +42,10 @@ def keys():
 
 
 def objects(root, name="corpus"):
-    """The dataset's objects in a store's folder (under datasets/OWNER/NAME/ID/), by name, with their MD5s."""
+    """The dataset's objects in a store's folder (under datasets/OWNER/NAME/ID/), by path, with their MD5s."""
     folder = root / "zhisuan" / "datasets" / "acme" / name
-    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.glob("*/*") if p.is_file()}
+    return {"/".join(p.relative_to(folder).parts[1:]): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file()}
 
 
 def until(check, limit=60.0, what="condition"):
@@ -126,10 +127,33 @@ def test_a_center_whose_store_only_its_agent_reaches_receives_gives_and_removes_
             assert (out["source"], out["state"]) == ("far", "done"), out
             assert objects(tmp_path / "mid-s3") == objects(tmp_path / "far-s3")
 
+            # a job's outputs at that center become a dataset there (its agent puts them in the store); a job
+            # elsewhere reads them, staged out through the agent
+            made = w.job("acme", json.dumps({
+                "name": "make", "resources": {"accelerators": "a100:1"}, "constraints": {"regions": ["west"]},
+                "outputs": {"ckpt": "out"},
+                "run": "mkdir -p out/sub && head -c 100000 /dev/urandom > out/sub/w.bin && echo done > out/log.txt "
+                       "&& ln -s /etc/passwd out/passwd"}))
+            assert w.until("acme", made, {"succeeded", "failed"}, limit=60)["state"] == "succeeded"
+            ckpt = until(lambda: (r := acme.get("/v1/datasets/ckpt")).status_code == 200 and r.json(),
+                         what="the outputs published")
+            assert ckpt["home"] == "far" and ckpt["state"] == "ready"
+            assert {f["path"] for f in ckpt["file_list"]} == {"sub/w.bin", "log.txt"}  # the link is not followed
+            assert set(objects(tmp_path / "far-s3", "ckpt")) == {"sub/w.bin", "log.txt"}
+            use = w.job("acme", json.dumps({
+                "name": "use", "resources": {"accelerators": "a100:1"}, "constraints": {"regions": ["east"]},
+                "inputs": {"ckpt": "ckpt"}, "run": "cat $ZHISUAN_INPUT_CKPT/log.txt"}))
+            rec = w.until("acme", use, {"succeeded", "failed"}, limit=60)
+            assert rec["state"] == "succeeded" and rec["center"] == "near", rec["history"]
+            assert acme.get(f"/v1/jobs/{use}/logs").text == "done\n"
+            staged = acme.get(f"/v1/jobs/{use}/transfers").json()
+            assert [(t["source"], t["state"]) for t in staged] == [("far", "done")]
+
             assert acme.delete("/v1/datasets/corpus").status_code == 204
             until(lambda: not objects(tmp_path / "far-s3") and not objects(tmp_path / "mid-s3"),
                   what="the replicas removed at every center")
-            assert not [p for p in (far.state / "datasets").rglob("*") if p.is_file()]  # nor on the center's disk
+            assert not [p for p in (far.state / "datasets" / "datasets" / "acme" / "corpus").rglob("*")
+                        if p.is_file()]  # nor on the center's disk
     finally:
         w.stop()
     assert rclone_children() == []

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from zhisuan.agent.data import CenterData
 from zhisuan.agent.journal import Journal, RunRow
@@ -199,6 +200,15 @@ class AgentCore(CenterReads):
         if self.data is None:
             raise ValueError(f"the job reads datasets, and center {self.center}'s agent keeps none (--store)")
         return {mount: str(self.data.local(prefix)) for mount, prefix in inputs.items()}
+
+    def work_of(self, handle: str) -> Path | None:
+        """The folder a run's job wrote in, as this agent reads it: the local engine's (other engines' jobs
+        write on their cluster's nodes, which the agent does not read)."""
+        native = self.native(handle)
+        if not native or self.engine.kind != "local":
+            return None
+        work = Path(native) / "work"
+        return work if work.is_dir() else None
 
     def _stop(self, cmd: Command) -> None:
         run = self.runs.get(cmd.handle)

@@ -24,14 +24,18 @@ from urllib.parse import quote
 
 import httpx
 
-from zhisuan.agent.protocol import Move, Moved, MoveState
-from zhisuan.storage import S3Store, StorageError, put, remove, verify
+from zhisuan.agent.protocol import Move, Moved, MoveFile, MoveState
+from zhisuan.storage import S3Store, put, remove, verify
 from zhisuan.storage.fetch import fetch, local_mismatches
+from zhisuan.storage.files import copy_file, regular_files
 
 log = logging.getLogger("zhisuan.agent")
 CHUNK = 256 << 10
 TRIES = 3  # per file, before a move fails (the server then retries the whole move, which resumes)
 KEEP = 1000  # ended moves remembered (for the server's status questions)
+MAX_FILES = 10_000  # of one job's outputs
+LISTING = 6 << 20  # bytes of a publish's file list in its answer (a frame to the server is at most 8 MiB)
+SPARE = 4 << 30  # bytes of the agent's disk a publish leaves free
 
 
 class MoveFailed(RuntimeError):
@@ -45,6 +49,7 @@ class MoveRun:
     bytes: int = 0
     error: str = ""
     ended: float = 0.0
+    files: list[MoveFile] = field(default_factory=list)
 
 
 def pace(began: float, sent: int, rate: float | None) -> None:
@@ -59,16 +64,17 @@ class CenterData:
     def __init__(self, center: str, store: S3Store | None, folder: Path, server: str, token: str,
                  verify_tls: ssl.SSLContext | bool = True) -> None:
         self.center, self.store, self.folder = center, store, folder
+        self.work_of: Callable[[str], Path | None] = lambda handle: None  # a run's folder (set by the agent)
         self.http = httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {token}"},
                                  verify=verify_tls, trust_env=False, timeout=httpx.Timeout(30.0, connect=10.0))
         self.moves: dict[int, MoveRun] = {}
-        self.removals: dict[str, MoveRun] = {}
+        self.keyed: dict[tuple[str, str], MoveRun] = {}  # (op, prefix): removals and publishes
         self.lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def close(self) -> None:
         with self.lock:
-            for run in [*self.moves.values(), *self.removals.values()]:
+            for run in [*self.moves.values(), *self.keyed.values()]:
                 run.cancel.set()
         self.http.close()
 
@@ -78,8 +84,8 @@ class CenterData:
         if self.store is None:
             return Moved(state="failed", error=f"center {self.center}'s agent was given no store (--store)")
         with self.lock:
-            if move.op == "remove":
-                return self._removal(move.prefix)
+            if move.op in ("remove", "publish"):
+                return self._keyed(move)
             run = self.moves.get(move.transfer)
             if move.op == "cancel":
                 if run is not None:
@@ -218,25 +224,59 @@ class CenterData:
                 pace(began, counted + sent[0], rate)
                 yield chunk
 
-    def _removal(self, prefix: str) -> Moved:
-        """Caller holds the lock. Begun once; answered `done` once the store and the disk hold it no more."""
-        run = self.removals.get(prefix)
+    def _keyed(self, move: Move) -> Moved:
+        """Caller holds the lock. A removal or a publish: begun once, answered until it ended, then forgotten
+        (asked again later, it is carried out again: both are idempotent)."""
+        key = (move.op, move.prefix)
+        run = self.keyed.get(key)
         if run is None:
-            run = self.removals[prefix] = MoveRun()
-
-            def work() -> None:
-                try:
-                    assert self.store is not None
-                    remove(self.store, prefix)
-                    for path in self._paths(prefix):
-                        shutil.rmtree(path, ignore_errors=True)
-                    run.state = "done"
-                except (StorageError, MoveFailed, OSError) as e:
-                    run.state, run.error = "failed", str(e)[:2000]
-            threading.Thread(target=work, daemon=True, name="zhisuan-remove").start()
+            run = self.keyed[key] = MoveRun()
+            work = self._remove if move.op == "remove" else self._publish
+            threading.Thread(target=self._carry, args=(work, move, run), daemon=True,
+                             name=f"zhisuan-{move.op}").start()
         if run.state != "running":
-            del self.removals[prefix]  # asked again later: removed again (idempotent)
-        return Moved(state=run.state, error=run.error)
+            del self.keyed[key]
+        return Moved(state=run.state, error=run.error[:2000], files=run.files)
+
+    def _remove(self, move: Move, run: MoveRun) -> None:
+        assert self.store is not None
+        remove(self.store, move.prefix)
+        for path in self._paths(move.prefix):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _publish(self, move: Move, run: MoveRun) -> None:
+        """A succeeded job's outputs (regular files only, links never followed) into the store under the
+        prefix, checked; kept on disk too, where jobs here read it."""
+        assert self.store is not None
+        work = self.work_of(move.handle) if move.handle else None
+        if work is None or move.path is None:
+            raise MoveFailed(f"run {move.handle}'s folder is not one center {self.center}'s agent reads")
+        room = shutil.disk_usage(self.folder).free - SPARE
+        found = regular_files(work / move.path, room, MAX_FILES)
+        if not found:
+            raise MoveFailed(f"{move.path[:100]!r} holds no regular file")
+        final, partial = self._paths(move.prefix)
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            files = []
+            for p, src in found:
+                if len(p.encode()) <= 1024:  # longer paths are not a dataset's (the server skips them too)
+                    size, md5 = copy_file(src, partial / p)
+                    files.append(MoveFile(path=p, size=size, md5=md5))
+            if sum(len(f.model_dump_json()) for f in files) > LISTING:
+                raise MoveFailed(f"the outputs at {move.path[:100]!r} are too many files to list")
+            put(partial, self.store, move.prefix)
+            bad = verify(self.store, move.prefix, {f.path: f.md5 for f in files})
+            if bad:
+                raise MoveFailed(f"{self.center}'s store holds other checksums for {', '.join(bad[:5])}")
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        for f in partial.rglob("*"):
+            f.chmod(0o444 if f.is_file() else 0o711)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial.rename(final)
+        run.files, run.bytes = files, sum(f.size for f in files)
 
     # ---- jobs' inputs --------------------------------------------------------------------------------
 

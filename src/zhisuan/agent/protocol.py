@@ -196,6 +196,12 @@ class Done(_Msg):
     ids: list[int] = Field(max_length=MAX_ITEMS)
 
 
+class MoveFile(_Msg):
+    path: str = Field(min_length=1, max_length=1024)
+    size: int = Field(ge=0, le=1 << 50)
+    md5: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
 MoveState = Literal["running", "done", "failed", "unknown"]
 
 
@@ -205,6 +211,7 @@ class Moved(_Msg):
     state: MoveState
     bytes: int = Field(0, ge=0, le=1 << 50)
     error: Text = ""
+    files: list[MoveFile] = Field(default_factory=list, max_length=10_000)  # a publish's, once done
 
 
 class Reply(_Msg):
@@ -275,26 +282,24 @@ class Req(_Msg):
     offsets: dict[str, int] = Field(default_factory=dict, max_length=4096)
 
 
-class MoveFile(_Msg):
-    path: str = Field(min_length=1, max_length=1024)
-    size: int = Field(ge=0, le=1 << 50)
-    md5: str = Field(pattern=r"^[0-9a-f]{32}$")
-
-
 class Move(_Msg):
     """A dataset moved between the center's store (the agent's alone to reach) and the server, over HTTP the
     agent opens (`/v1/agent/relay/<transfer>/<path>`): `receive` fetches the files from the server into the
     center's store (and its disk, where its jobs read them), `send` gives them from the center's store to the
-    server, `status` asks how one stands, `cancel` stops it, `remove` deletes the dataset from the center.
-    Answered at once by a Reply carrying `moved`; a move asked twice is carried out once."""
+    server, `status` asks how one stands, `cancel` stops it, `remove` deletes the dataset from the center,
+    `publish` puts the regular files at `path` in run `handle`'s folder into the store under `prefix` (a
+    succeeded job's outputs) and answers with their list. Answered at once by a Reply carrying `moved`; a move
+    asked twice is carried out once."""
 
     t: Literal["move"] = "move"
     rid: int = Field(ge=1)
-    op: Literal["receive", "send", "status", "cancel", "remove"]
+    op: Literal["receive", "send", "status", "cancel", "remove", "publish"]
     transfer: int = Field(ge=0)
     prefix: str = Field(min_length=1, max_length=600)
     files: list[MoveFile] = Field(default_factory=list, max_length=10_000)
     rate: float | None = Field(None, gt=0, le=1e12)  # bytes/s: the link's cap, kept by the agent
+    handle: Handle | None = None  # publish: the run whose folder holds the outputs
+    path: str | None = Field(None, min_length=1, max_length=4096)  # publish: where in that folder
 
     @field_validator("prefix")
     @classmethod

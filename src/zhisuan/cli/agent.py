@@ -88,6 +88,7 @@ def agent_command(
         client = AgentClient(core, server, secret, ca, tick_every=tick, metrics=metrics)
         if store is not None:
             core.data = center_data(center, store, state / "datasets", server, secret, ca)
+            core.data.work_of = core.work_of
     except (OSError, ValueError, EngineDown, yaml.YAMLError) as e:
         fail(str(e))
     signal.signal(signal.SIGTERM, lambda *_: client.stop.set())

@@ -6,58 +6,22 @@ following links; the copy is bounded by the center's store and the files a datas
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from zhisuan.agent.protocol import Move, Moved
 from zhisuan.control.datasets import MAX_FILES, DataService, check_file
+from zhisuan.control.relay import ASK_EVERY, STALL, Mover
+from zhisuan.engines.base import EngineDown
 from zhisuan.model import SpecError
 from zhisuan.storage import S3Store, TransferFailed, put, remove, verify
+from zhisuan.storage.files import copy_file, regular_files
+from zhisuan.store.datasets import Exists, new_id, prefix_of
 
 log = logging.getLogger("zhisuan.data")
-
-
-def regular_files(root: Path, limit_bytes: float) -> list[tuple[str, Path]]:
-    """(path inside the output, file) for the regular files under `root` (or `root` itself), links skipped."""
-    try:
-        top = os.lstat(root)
-    except OSError:
-        return []
-    if stat.S_ISREG(top.st_mode):
-        return [(root.name, root)]
-    if not stat.S_ISDIR(top.st_mode):
-        return []
-    out: list[tuple[str, Path]] = []
-    total = 0
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        for name in sorted(files):
-            path = Path(folder) / name
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            total += st.st_size
-            if len(out) >= MAX_FILES or total > limit_bytes:
-                raise ValueError(f"more than {MAX_FILES:,} files or {limit_bytes / 1e9:,.1f} GB")
-            out.append((path.relative_to(root).as_posix(), path))
-    return out
-
-
-def _copy(src: Path, dest: Path) -> tuple[int, str]:
-    """A regular file copied without following a link at its last component; (bytes, MD5)."""
-    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
-    digest, size = hashlib.md5(usedforsecurity=False), 0
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with os.fdopen(fd, "rb") as f, dest.open("wb") as out:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-    return size, digest.hexdigest()
 
 
 def publish(data: DataService, store: S3Store, tenant: str, center: str, work: Path,
@@ -68,7 +32,7 @@ def publish(data: DataService, store: S3Store, tenant: str, center: str, work: P
     for name, rel in outputs.items():
         try:
             found = []
-            for p, src in regular_files(work / rel, capacity):
+            for p, src in regular_files(work / rel, capacity, MAX_FILES):
                 try:
                     check_file(p, 0, "0" * 32, "outputs")
                     found.append((p, src))
@@ -78,7 +42,7 @@ def publish(data: DataService, store: S3Store, tenant: str, center: str, work: P
                 raise ValueError(f"{rel!r} holds no regular file")
             with tempfile.TemporaryDirectory(prefix="zhisuan-outputs-") as tmp:
                 staged = Path(tmp)
-                files = [(p, *_copy(src, staged / p)) for p, src in found]
+                files = [(p, *copy_file(src, staged / p)) for p, src in found]
                 now = time.time()
                 old = data.datasets.get(tenant, name)
                 if old is not None:
@@ -95,3 +59,53 @@ def publish(data: DataService, store: S3Store, tenant: str, center: str, work: P
         except (OSError, ValueError, TransferFailed) as e:
             log.warning("outputs.%s of a job of %s: %s", name, tenant, e)
     return made
+
+
+def publish_through(data: DataService, link: Mover, tenant: str, center: str, handle: str,
+                    outputs: dict[str, str], clock: Callable[[], float] = time.monotonic) -> list[str]:
+    """At a center whose store only its agent reaches: the agent puts each output into the store (under the
+    prefix of a dataset id chosen here) and lists its files; the dataset is recorded once that is done."""
+    made = []
+    capacity = data.capacity_gb(center) * 1e9
+    for name, rel in outputs.items():
+        dataset_id = new_id()
+        prefix = prefix_of(tenant, name, dataset_id)
+        try:
+            m = _follow(link, Move(rid=1, op="publish", transfer=0, prefix=prefix, handle=handle, path=rel), clock)
+            files = []
+            for f in m.files:
+                try:
+                    check_file(f.path, f.size, f.md5, "outputs")
+                    files.append((f.path, f.size, f.md5))
+                except SpecError:
+                    log.warning("outputs.%s: skipped %r (not a path a dataset holds)", name, f.path[:64])
+            if not files or sum(f[1] for f in files) > capacity:
+                _follow(link, Move(rid=1, op="remove", transfer=0, prefix=prefix), clock)
+                raise ValueError(f"{rel!r} holds no file a dataset may, or more than {center}'s store holds")
+            now = time.time()
+            old = data.datasets.get(tenant, name)
+            if old is not None:
+                data.datasets.remove(old.id, now)  # replaced: its objects go with the mover's sweep
+            d = data.datasets.begin(tenant, name, center, files, now, dataset_id=dataset_id)
+            data.datasets.commit(d.id, time.time())
+            made.append(d.ref)
+        except (EngineDown, ValueError, Exists) as e:
+            log.warning("outputs.%s of a job of %s at %s: %s", name, tenant, center, e)
+    return made
+
+
+def _follow(link: Mover, move: Move, clock: Callable[[], float]) -> Moved:
+    """Ask until the agent says the move ended (the agent away for STALL seconds: EngineDown)."""
+    heard = clock()
+    while True:
+        try:
+            m = link.move(move)
+            heard = clock()
+            if m.state in ("done", "failed"):
+                if m.state == "failed":
+                    raise ValueError(m.error or "failed")
+                return m
+        except EngineDown:
+            if clock() - heard > STALL:
+                raise
+        time.sleep(ASK_EVERY)

@@ -12,13 +12,14 @@ devices, as the scheduler counted — while the mover copies them there; then it
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zhisuan.control.datasets import DataService
 from zhisuan.control.jobs import JobInfo, Run
-from zhisuan.control.outputs import publish
+from zhisuan.control.outputs import publish, publish_through
 from zhisuan.control.rules import keep_rules
 from zhisuan.control.transfers import Mover, stores_of
 from zhisuan.model import JobSpec, JobState, Network, SpecError, request_from_spec
@@ -180,8 +181,15 @@ class Stager:
                                     f"({used / 1e9:,.2f} of {capacity / 1e9:,.2f} GB held by data in use)")])
 
     def succeeded(self, run: Run, info: JobInfo) -> None:
-        """A job with `outputs` succeeded at a center this server runs: its outputs become datasets (on the
-        mover's thread: reading the job's folder and uploading are slow)."""
+        """A job with `outputs` succeeded: its outputs become datasets at its center (on the mover's thread,
+        or through the center's agent on a thread of their own: reading the job's folder and uploading are
+        slow)."""
+        agent = self.mover.agents.get(run.center)
+        if info.spec.outputs and agent is not None and run.handle:
+            handle, outputs = run.handle, dict(info.spec.outputs)
+            threading.Thread(target=publish_through, args=(self.data, agent, info.tenant, run.center, handle,
+                                                            outputs), name="zhisuan-outputs", daemon=True).start()
+            return
         store = self.mover.stores.get(run.center)
         link = self.loop.links.get(run.center)
         native = link.native(run.handle) if link is not None and run.handle else None

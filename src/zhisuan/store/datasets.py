@@ -42,7 +42,7 @@ class DatasetRecord:
         """Where its objects are in every center's bucket (owner and name are single checked segments). The id
         is part of it: a dataset removed and made again under its name never shares objects with the old one,
         whose objects are deleted later (under the name it had: a removed one is renamed NAME~removed~ID)."""
-        return f"datasets/{self.owner}/{self.name.split('~', 1)[0]}/{self.id}"
+        return prefix_of(self.owner, self.name.split("~", 1)[0], self.id)
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,14 @@ class Exists(ValueError):
     """A dataset of that name is already the owner's."""
 
 
+def prefix_of(owner: str, name: str, dataset_id: str) -> str:
+    return f"datasets/{owner}/{name}/{dataset_id}"
+
+
+def new_id() -> str:
+    return f"d-{uuid.uuid4().hex[:12]}"
+
+
 class DatasetStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -110,10 +118,12 @@ class DatasetStore:
 
     # ---- datasets -----------------------------------------------------------------------------------
 
-    def begin(self, owner: str, name: str, home: str, files: list[tuple[str, int, str]], now: float) -> DatasetRecord:
+    def begin(self, owner: str, name: str, home: str, files: list[tuple[str, int, str]], now: float,
+              dataset_id: str | None = None) -> DatasetRecord:
         """A dataset being uploaded to `home`: its files (path, bytes, md5) declared up front, unusable until
-        `commit`. A removed one's name may be taken again."""
-        row = DatasetRow(id=f"d-{uuid.uuid4().hex[:12]}", owner=owner, name=name, state=UPLOADING,
+        `commit`. A removed one's name may be taken again. `dataset_id`: one made with `new_id` (its objects
+        were put under its prefix first)."""
+        row = DatasetRow(id=dataset_id or new_id(), owner=owner, name=name, state=UPLOADING,
                          size_bytes=sum(f[1] for f in files), files=len(files), home=home, shared_with="[]",
                          rule_copies=None, rule_regions="[]", created_at=now, updated_at=now)
         try:
