@@ -100,7 +100,7 @@ class Service:
         if spec.inputs:
             self.data.inputs_of(spec)  # each readable and whole, or the error names inputs.<mount>
         if spec.outputs and self.mover is None:
-            raise SpecError([("outputs", "no center of this network has a store this server writes to")])
+            raise SpecError([("outputs", "no center of this network has a store to keep them in")])
         return spec
 
     def check_tenant(self, tenant: str) -> None:
