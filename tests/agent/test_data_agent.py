@@ -44,8 +44,13 @@ def keys():
 def objects(root, name="corpus"):
     """The dataset's objects in a store's folder (under datasets/OWNER/NAME/ID/), by path, with their MD5s."""
     folder = root / "zhisuan" / "datasets" / "acme" / name
-    return {"/".join(p.relative_to(folder).parts[1:]): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in folder.rglob("*") if p.is_file()}
+    out = {}
+    for p in folder.rglob("*"):
+        try:
+            out["/".join(p.relative_to(folder).parts[1:])] = hashlib.md5(p.read_bytes()).hexdigest()
+        except (IsADirectoryError, FileNotFoundError):  # a folder, or removed while we looked
+            continue
+    return out
 
 
 def until(check, limit=60.0, what="condition"):
@@ -131,14 +136,15 @@ def test_a_center_whose_store_only_its_agent_reaches_receives_gives_and_removes_
             # elsewhere reads them, staged out through the agent
             made = w.job("acme", json.dumps({
                 "name": "make", "resources": {"accelerators": "a100:1"}, "constraints": {"regions": ["west"]},
-                "outputs": {"ckpt": "out"},
+                "outputs": {"steal": "root/etc", "ckpt": "out"},  # in this order: one, then the other
                 "run": "mkdir -p out/sub && head -c 100000 /dev/urandom > out/sub/w.bin && echo done > out/log.txt "
-                       "&& ln -s /etc/passwd out/passwd"}))
+                       "&& ln -s /etc/passwd out/passwd && ln -s / root"}))
             assert w.until("acme", made, {"succeeded", "failed"}, limit=60)["state"] == "succeeded"
             ckpt = until(lambda: (r := acme.get("/v1/datasets/ckpt")).status_code == 200 and r.json(),
                          what="the outputs published")
             assert ckpt["home"] == "far" and ckpt["state"] == "ready"
             assert {f["path"] for f in ckpt["file_list"]} == {"sub/w.bin", "log.txt"}  # the link is not followed
+            assert acme.get("/v1/datasets/steal").status_code == 404  # nor one through a link (root -> /)
             assert set(objects(tmp_path / "far-s3", "ckpt")) == {"sub/w.bin", "log.txt"}
             use = w.job("acme", json.dumps({
                 "name": "use", "resources": {"accelerators": "a100:1"}, "constraints": {"regions": ["east"]},

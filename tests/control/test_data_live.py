@@ -335,7 +335,7 @@ def test_a_tenant_cannot_flood_the_movers_with_copies(world: World) -> None:
 def test_a_succeeded_jobs_outputs_become_a_dataset_and_its_links_are_not_followed(world: World) -> None:
     w = world
     job = {"name": "write", "resources": {"accelerators": "A100-80GB:1"}, "constraints": {"regions": ["east"]},
-           "outputs": {"ckpt": "out"},
+           "outputs": {"steal": "out/root/etc", "ckpt": "out"},  # in this order: one, then the other
            "run": "mkdir -p out/sub && echo one > out/a.txt && echo two > out/sub/b.txt && "
                   "ln -s /etc/shadow out/evil && ln -s / out/root && mkfifo out/pipe"}
     job_id = w.client.post("/v1/jobs", json=job, headers=w.h()).json()["id"]
@@ -347,3 +347,5 @@ def test_a_succeeded_jobs_outputs_become_a_dataset_and_its_links_are_not_followe
     files = {f["path"]: f["md5"] for f in shown["file_list"]}
     assert files == {"a.txt": hashlib.md5(b"one\n").hexdigest(), "sub/b.txt": hashlib.md5(b"two\n").hexdigest()}
     assert [r["center"] for r in shown["replicas"]] == ["east"]
+    # an output named through a link in the job's folder (out/root -> /) is not read
+    assert datasets.get("acme", "steal") is None

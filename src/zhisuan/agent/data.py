@@ -27,7 +27,7 @@ import httpx
 from zhisuan.agent.protocol import Move, Moved, MoveFile, MoveState
 from zhisuan.storage import S3Store, put, remove, verify
 from zhisuan.storage.fetch import fetch, local_mismatches
-from zhisuan.storage.files import copy_file, regular_files
+from zhisuan.storage.files import copy_file, inside, regular_files
 
 log = logging.getLogger("zhisuan.agent")
 CHUNK = 256 << 10
@@ -251,8 +251,11 @@ class CenterData:
         work = self.work_of(move.handle) if move.handle else None
         if work is None or move.path is None:
             raise MoveFailed(f"run {move.handle}'s folder is not one center {self.center}'s agent reads")
+        root = inside(work, move.path)
+        if root is None:
+            raise MoveFailed(f"{move.path[:100]!r} passes through a link: not read")
         room = shutil.disk_usage(self.folder).free - SPARE
-        found = regular_files(work / move.path, room, MAX_FILES)
+        found = regular_files(root, room, MAX_FILES)
         if not found:
             raise MoveFailed(f"{move.path[:100]!r} holds no regular file")
         final, partial = self._paths(move.prefix)

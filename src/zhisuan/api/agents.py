@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
+from zhisuan.agent.protocol import Refused
 from zhisuan.control.errors import Forbidden, NotFound
 from zhisuan.control.service import Service
 from zhisuan.control.sessions import serve_agent
@@ -52,6 +53,11 @@ def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
                                                "an agent")  # before accept: the agent sees HTTP 403
             return
         await ws.accept()
+        if not service.leading():  # the agent tries again (another replica, behind the same address, leads)
+            await ws.send_text(Refused(reason="this replica of the control plane does not lead: another does",
+                                       retry=True).model_dump_json())
+            await ws.close(code=1013)
+            return
         log.info("agent connected", extra={"fields": {"center": center, "peer": str(ws.client)}})
 
         async def still_valid() -> bool:

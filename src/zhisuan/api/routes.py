@@ -125,6 +125,11 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
         """Who the token acts for, and how to show times (the network's `control.timezone`)."""
         return {"tenant": who.tenant, "admin": who.admin, "timezone": service.network.control.timezone}
 
+    @app.get("/v1/control-plane")
+    def control_plane(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+        """Which replica leads the control plane (runs the loop), its lease epoch, and whether it is this one."""
+        return service.control_plane()
+
     @app.get("/v1/tenants")
     def tenants(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
         return service.tenants(who)

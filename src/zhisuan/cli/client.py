@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 Url = Annotated[str | None, typer.Option(
-    "--url", metavar="URL", help="server URL (default $ZHISUAN_URL, else what login saved)")]
+    "--url", metavar="URL", help="server URL, or several replicas' comma-separated (default $ZHISUAN_URL, else "
+                                 "what login saved)")]
 Token = Annotated[str | None, typer.Option(
     "--token", metavar="TOKEN", help="bearer token (default $ZHISUAN_TOKEN, else what login saved)")]
 ACTIVE = ["pending", "scheduled", "staging", "running"]
@@ -58,12 +59,15 @@ def connect(url: str | None, token: str | None) -> httpx.Client:
     if not token:
         fail("no token: run `zhisuan login`, set ZHISUAN_TOKEN, or pass --token")
     base = url or os.environ.get("ZHISUAN_URL") or _saved("url") or LOCAL
-    # the server writes its reasons in the language asked for (Accept-Language)
-    # a network's own CA (its server's TLS certificate): $ZHISUAN_CA, else the system's trust store
+    # reasons in the language asked for (Accept-Language); the network's own CA: $ZHISUAN_CA, else the system's
     ca = os.environ.get("ZHISUAN_CA")
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}", "Accept-Language": LANG[0]},
-                        timeout=30, verify=verify)
+    from zhisuan.cli.failover import Failover
+
+    bases = [b.strip() for b in base.split(",") if b.strip()]
+    transport = Failover(bases, verify) if len(bases) > 1 else None
+    return httpx.Client(base_url=bases[0], headers={"Authorization": f"Bearer {token}", "Accept-Language": LANG[0]},
+                        timeout=30, verify=verify, transport=transport)
 
 
 def login_command(url: Annotated[str, typer.Option("--url", help="server URL")] = LOCAL,

@@ -30,6 +30,9 @@ def server_command(
     tls_cert: Annotated[Path | None, typer.Option(help="serve HTTPS with this certificate (PEM; centers' agents "
                                                        "verify it against the network's CA)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="the certificate's private key (PEM)")] = None,
+    lease: Annotated[float, typer.Option(help="seconds a replica's lead lasts unless renewed: with several "
+                                              "servers on one PostgreSQL, another leads this soon after the "
+                                              "leader is lost")] = 10.0,
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.engines.nvml import DiscoveryError, bind_discovered
@@ -37,6 +40,7 @@ def server_command(
     from zhisuan.scheduler.profiles import policy_for
     from zhisuan.serve.logs import configure
     from zhisuan.serve.server import BindError, serve
+    from zhisuan.store.db import NewerSchema
 
     try:
         configure(log_level, log_format)
@@ -48,6 +52,8 @@ def server_command(
         backends = static_backends(model_backend or [])
     except ValueError as e:
         fail(f"--model-backend: {e}")
+    if not 1.0 <= lease <= 600.0:
+        fail("--lease: 1 to 600 seconds")
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
     for given in (tls_cert, tls_key):
@@ -76,8 +82,8 @@ def server_command(
 
     try:
         serve(net, db, runs, host, port, interval, reports, policy, log_level, backends,
-              (tls_cert, tls_key) if tls_cert and tls_key else None)
-    except BindError as e:
+              (tls_cert, tls_key) if tls_cert and tls_key else None, lease)
+    except (BindError, NewerSchema) as e:
         fail(str(e))
     except DatabaseError as e:  # not a database, corrupt, or unreachable: one line, naming it and the way out
         where = db or os.environ.get("ZHISUAN_DB") or "sqlite:///zhisuan.db"

@@ -16,6 +16,7 @@ from zhisuan.control.jobs import Run, Stopping
 from zhisuan.engines import EngineDown, Launch
 from zhisuan.model import JobState
 from zhisuan.scheduler import CycleResult, Preempt, Start
+from zhisuan.store.jobs import Transition
 
 if TYPE_CHECKING:
     from zhisuan.control.loop import ControlLoop
@@ -164,6 +165,15 @@ class Carrier:
         elif not loop.store.set_fields(run.job_id, JobState.SCHEDULED, engine_handle=run.handle,
                                        wait_reason=f"submitted to {run.center}"):
             engine.cancel(run.handle)
+
+    def stop_cancelled(self, e: Transition) -> None:
+        """A cancel another replica recorded: this one, leading, stops the run (a repeat is harmless)."""
+        run = self.loop.runs.get(e.job_id)
+        if e.to_state is JobState.CANCELLED and run is not None and run.handle:
+            try:
+                self.loop.fleet.of(run.center).cancel(run.handle)
+            except (OSError, EngineDown) as err:
+                log.warning("cancel of %s at %s: %s", e.job_id, run.center, err)
 
     def fail_run(self, run: Run, now: float, why: str) -> None:
         self._failed(run, now, why)

@@ -203,6 +203,7 @@ class ControlLoop:
                 batch[e.job_id] = None
             elif e.to_state.terminal:
                 batch.pop(e.job_id, None)
+                self.carrier.stop_cancelled(e)
                 if self.state.allocation(e.job_id) is not None:
                     ran = e.from_state is JobState.RUNNING
                     self.state.end(e.job_id, e.at) if ran else self.state.unplace(e.job_id)

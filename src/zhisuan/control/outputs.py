@@ -18,7 +18,7 @@ from zhisuan.control.relay import ASK_EVERY, STALL, Mover
 from zhisuan.engines.base import EngineDown
 from zhisuan.model import SpecError
 from zhisuan.storage import S3Store, TransferFailed, put, remove, verify
-from zhisuan.storage.files import copy_file, regular_files
+from zhisuan.storage.files import copy_file, inside, regular_files
 from zhisuan.store.datasets import Exists, new_id, prefix_of
 
 log = logging.getLogger("zhisuan.data")
@@ -32,7 +32,10 @@ def publish(data: DataService, store: S3Store, tenant: str, center: str, work: P
     for name, rel in outputs.items():
         try:
             found = []
-            for p, src in regular_files(work / rel, capacity, MAX_FILES):
+            root = inside(work, rel)
+            if root is None:
+                raise ValueError(f"{rel!r} passes through a link: not read")
+            for p, src in regular_files(root, capacity, MAX_FILES):
                 try:
                     check_file(p, 0, "0" * 32, "outputs")
                     found.append((p, src))

@@ -5,14 +5,19 @@ and then kept; later changes arrive as events (the transitions feed), not by rea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from zhisuan.catalog import load_catalog
 from zhisuan.control.jobs import JobInfo, Run
+from zhisuan.control.view import LiveView
 from zhisuan.model import JobState, Network
 from zhisuan.scheduler import PendingJob, Policy, PoolState, RunningJob, TenantState
 from zhisuan.scheduler.state import SchedulerState
 from zhisuan.store import JobStore, UsageStore
 from zhisuan.store.jobs import ACTIVE
+
+if TYPE_CHECKING:
+    from zhisuan.control.loop import ControlLoop
 
 
 @dataclass
@@ -68,3 +73,10 @@ def rebuild(store: JobStore, usage: UsageStore, network: Network, pools: list[Po
             pending.append(info.pending(progress))
     state.submit_many(pending)
     return out
+
+
+def follow(loop: ControlLoop) -> None:
+    """A replica that does not lead: the picture its API reads (queue, placements), rebuilt from the store.
+    Read only: no center is asked, nothing is written; a few seconds old, without the centers' own load."""
+    rebuilt = rebuild(loop.store, loop.meter.usage, loop.network, loop.pools, loop.policy)
+    loop.view = LiveView.of(rebuilt.state, {}, {}, frozenset(j for j, r in rebuilt.runs.items() if r.running))

@@ -76,6 +76,8 @@ class Service:
         self.flush_tokens: Callable[[], None] | None = None  # the gateway's meter into the store (set with it)
         self.keeper = ServiceKeeper(self.store, self.service_store, self.network, self.fleet,
                                     lambda job_id, now: self.cancel(job_id, SYSTEM, now))
+        self.leading: Callable[[], bool] = lambda: True  # this replica runs the loop (serve/leader.py)
+        self.control_plane: Callable[[], dict[str, Any]] = lambda: {"leads": True, "leader": None, "epoch": None}
         self.loop.keeper = self.keeper
         self.data, self.mover = data_services(self.loop, self.network, DatasetStore(self.store.engine))
 
@@ -201,8 +203,8 @@ class Service:
                                          usage=self.meter.run_rows(rec, now), actor=who.actor)
         except ValueError:  # it ended (or moved on) between the read and the write: report how it stands
             return self.job(job_id, who)
-        if rec.state in (JobState.RUNNING, JobState.SCHEDULED) and rec.engine_handle:
-            self._engine(rec).cancel(rec.engine_handle)
+        if rec.state in (JobState.RUNNING, JobState.SCHEDULED) and rec.engine_handle and self.leading():
+            self._engine(rec).cancel(rec.engine_handle)  # elsewhere the leader does, reading the cancel
         return done
 
     def logs(self, job_id: str, who: Principal) -> str:

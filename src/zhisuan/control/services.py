@@ -229,6 +229,20 @@ class ServiceKeeper:
                 self.records[rec.id] = rec
         self._recovered = True
 
+    def follow(self) -> None:
+        """A replica that does not lead: which jobs serve which model, read from the store (the leader starts
+        and stops them); this replica's probes find which answer, so its gateway routes as the leader's does."""
+        with self._lock:
+            active = {s.id: s for s in self.services.list(active_only=True)}
+            before, self.replicas = set(self.records), {}
+            self._recover()
+            self.replicas = {sid: ids for sid, ids in self.replicas.items() if sid in active}
+            for j in before - {j for ids in self.replicas.values() for j in ids}:
+                self._forget(j)  # ended since: its readiness and address go
+            self._deployed = frozenset((s.tenant, s.model) for s in active.values())
+            self._recovered = False  # leading later, it reads them again
+            self._publish()
+
     def _submit(self, svc: ServiceRecord, now: float) -> str:
         assert svc.spec.service is not None
         used = {int(r.spec.env.get(svc.spec.service.port_env, "0") or 0) for r in self.records.values()}

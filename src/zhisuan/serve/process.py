@@ -22,13 +22,15 @@ class ServerProcess:
 
     def __init__(self, network: Path, db: str, runs: Path, interval: float = 0.3, port: int | None = None,
                  reports: Path | None = None, policy: str | None = None, tls: tuple[Path, Path] | None = None,
-                 ca: Path | None = None, host: str = "127.0.0.1") -> None:
+                 ca: Path | None = None, host: str = "127.0.0.1", extra: list[str] | None = None) -> None:
         self.network, self.db, self.runs, self.interval, self.policy = network, db, runs, interval, policy
         self.reports = reports or runs / "reports"
         self.port = port or free_port()
         self.host, self.tls, self.ca = host, tls, ca
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra = list(extra or [])  # more of `zhisuan server`'s options (--lease ...)
+        self.log = runs / "server.log"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.runs.mkdir(parents=True, exist_ok=True)
@@ -36,9 +38,9 @@ class ServerProcess:
             [sys.executable, "-m", "zhisuan.cli.main", "server", "--network", str(self.network), "--db", self.db,
              "--runs", str(self.runs), "--port", str(self.port), "--interval", str(self.interval),
              "--reports", str(self.reports), "--host", self.host, *(["--policy", self.policy] if self.policy else []),
-             *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else [])],
+             *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else []), *self.extra],
             env={k: v for k, v in os.environ.items() if k != "SLURM_CONF"},  # centers' settings stay theirs
-            stdout=subprocess.DEVNULL, stderr=os.fdopen(os.open(self.runs / "server.log", os.O_WRONLY | os.O_CREAT |
+            stdout=subprocess.DEVNULL, stderr=os.fdopen(os.open(self.log, os.O_WRONLY | os.O_CREAT |
                                                                 os.O_APPEND, 0o600), "ab"), start_new_session=True)
         end = time.time() + timeout
         while time.time() < end:
@@ -50,7 +52,7 @@ class ServerProcess:
                     break
                 time.sleep(0.1)
         self.stop(signal.SIGKILL)
-        raise RuntimeError(f"zhisuan server did not start; see {self.runs / 'server.log'}")
+        raise RuntimeError(f"zhisuan server did not start; see {self.log}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -20,13 +21,17 @@ from sqlalchemy import select
 from zhisuan.agent.protocol import MAX_FRAME_TO_SERVER
 from zhisuan.api import create_app
 from zhisuan.control.loop import ControlLoop
+from zhisuan.control.recovery import follow
 from zhisuan.control.service import Service
 from zhisuan.engines import build_fleet, with_inventory
 from zhisuan.gateway.proxy import Gateway
 from zhisuan.gateway.replicas import Registry, Replica
 from zhisuan.model import Network
 from zhisuan.scheduler.profiles import policy_for
+from zhisuan.serve.leader import Leadership, exit_deposed, exit_status
 from zhisuan.store import JobStore, TokenStore, connect, migrate
+from zhisuan.store.db import exclusive
+from zhisuan.store.lease import Fenced, Lease
 from zhisuan.store.schema import TokenRow
 
 log = logging.getLogger("zhisuan.server")
@@ -58,15 +63,22 @@ def bootstrap_tokens(tokens: TokenStore, network: Network, path: Path) -> None:
         f.write(json.dumps(issued, indent=2))
 
 
-def control_thread(loop: ControlLoop, interval: float, stop: threading.Event) -> threading.Thread:
+def control_thread(loop: ControlLoop, interval: float, stop: threading.Event,
+                   deposed: Callable[[str], None] = lambda why: None) -> threading.Thread:
     def run() -> None:
         try:
             loop.recover(time.time())
+        except Fenced as e:
+            deposed(str(e))
+            return
         except Exception:  # the loop must run even if recovery met a bad record
             log.exception("recovery after restart failed")
         while not stop.is_set():
             try:
                 loop.step(time.time())
+            except Fenced as e:  # another replica leads: nothing more of this one's is written or done
+                deposed(str(e))
+                return
             except Exception:  # a bad step must not stop the loop; the next one retries
                 log.exception("control step failed")
             stop.wait(interval)
@@ -87,6 +99,20 @@ def flusher(service: Service, stop: threading.Event, every: float = 5.0) -> thre
     return threading.Thread(target=run, name="zhisuan-tokens", daemon=True)
 
 
+def follower(loop: ControlLoop, service: Service | None) -> None:
+    """What a replica that does not lead refreshes: the picture its API reads, and its gateway's replicas."""
+    follow(loop)
+    if service is not None:
+        service.keeper.follow()
+
+
+def plane(leadership: Leadership | None) -> dict[str, object]:
+    """Who leads, as the store's lease says, and whether this replica does."""
+    held = leadership.lease.current() if leadership is not None else None
+    return {"leads": bool(leadership and leadership.leading), "leader": held.holder if held else None,
+            "epoch": held.epoch if held else None, "expires_in": round(held.expires_in, 2) if held else None}
+
+
 class BindError(OSError):
     """The listen address cannot be had: nothing else was done (no database, no tokens written)."""
 
@@ -105,7 +131,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float,
           reports: Path | None = None, policy: str | None = None, log_level: str = "info",
-          backends: list[Replica] | None = None, tls: tuple[Path, Path] | None = None) -> None:
+          backends: list[Replica] | None = None, tls: tuple[Path, Path] | None = None, lease_s: float = 10.0) -> None:
     """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply.
     `backends`: models served by the gateway at fixed addresses (`--model-backend`).
     The port is taken first: a server that cannot listen writes nothing (no tokens, no migration)."""
@@ -113,24 +139,54 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     sock = listen(host, port)
     os.umask(0o077)  # the database, its journal, tokens and logs: the server's alone (jobs run as other uids)
     engine = connect(db)
-    migrate(engine)
-    private(engine.url.database if engine.url.get_backend_name() == "sqlite" else None)
     store, tokens = JobStore(engine), TokenStore(engine)
-    bootstrap_tokens(tokens, network, runs / "tokens.json")
+    with exclusive(engine):  # replicas starting together: one migrates and issues the first tokens
+        migrate(engine)
+        bootstrap_tokens(tokens, network, runs / "tokens.json")
+    private(engine.url.database if engine.url.get_backend_name() == "sqlite" else None)
     fleet = build_fleet(network, runs)
     network = with_inventory(network, fleet)
     loop = ControlLoop(store, network, fleet, chosen)
     stop = threading.Event()
-    control_thread(loop, interval, stop).start()
-    loop.start_sampling(stop)  # device measurements off the control loop
     service: Service | None = None
+    leadership: Leadership | None = None
+    userver: uvicorn.Server | None = None
+
+    def deposed(why: str) -> None:
+        stop.set()  # the control loop, the samplers: at once, before the process stops
+        if leadership is not None:
+            leadership.depose(why)
+
     try:
         service = Service(store, network, loop, reports)
         service.keeper.start()  # readiness probes of service replicas, off the control loop
-        if service.mover is not None:
-            service.mover.cache = runs / "datasets"  # where this server's centers' jobs read their inputs
-            service.mover.relay_root = runs / "relay"  # files between the two legs of a move through agents
-            service.mover.start()  # transfers between centers' stores, off the control loop
+        mover = service.mover
+        if mover is not None:
+            mover.cache = runs / "datasets"  # where this server's centers' jobs read their inputs
+            mover.relay_root = runs / "relay"  # files between the two legs of a move through agents
+
+        def lead(epoch: int) -> None:
+            control_thread(loop, interval, stop, deposed).start()
+            loop.start_sampling(stop)  # device measurements off the control loop
+            if mover is not None:
+                mover.start()  # transfers between centers' stores, off the control loop
+
+        def on_deposed(why: str) -> None:
+            stop.set()
+
+            def stop_serving() -> None:
+                if userver is not None:
+                    userver.should_exit = True  # uvicorn stops as on a signal, and `serve` returns
+            exit_deposed(why, stop_serving)
+
+        if engine.dialect.name == "sqlite":
+            lead(0)  # the embedded default: one server, no lease
+        else:  # replicas on PostgreSQL: whoever holds the lease leads
+            leadership = Leadership(Lease(engine, f"{socket.gethostname()}:{os.getpid()}:{port}", lease_s), engine,
+                                    lead, follow=lambda: follower(loop, service), on_deposed=on_deposed)
+            service.leading = lambda: leadership is not None and leadership.leading
+            service.control_plane = lambda: plane(leadership)
+            leadership.start()
         # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
         registry = Registry()
         for replica in backends or []:
@@ -146,11 +202,19 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         scheme = "https" if tls else "http"
         log.info("listening", extra={"fields": {"url": f"{scheme}://{host}:{port}", "network": network.name,
                                                  "policy": chosen.name, "centers": len(network.centers)}})
-        uvicorn.Server(config).run(sockets=[sock])
+        userver = uvicorn.Server(config)
+        userver.run(sockets=[sock])
     finally:
         stop.set()
+        if leadership is not None:
+            leadership.close()
         sock.close()
         if service is not None and service.mover is not None:
             service.mover.close()  # a running copy is cut; the next start resumes it
         if service is not None and service.flush_tokens is not None:
-            service.flush_tokens()  # the last tokens served are on the bill too
+            try:
+                service.flush_tokens()  # the last tokens served are on the bill too
+            except Fenced:
+                log.warning("the last token counts were not written: another replica leads")
+    if exit_status():
+        raise SystemExit(exit_status())

@@ -10,6 +10,19 @@ import stat
 from pathlib import Path
 
 
+def inside(work: Path, rel: str) -> Path | None:
+    """`work/rel` when no part of `rel` is a link, `..` or absolute (None otherwise): the job made its folder,
+    and a link in it (`out -> /`) could name anything the reader may read."""
+    here = work
+    for part in Path(rel).parts:
+        if part in ("", ".", "..", "/") or "\x00" in part:
+            return None
+        here = here / part
+        if os.path.islink(here):
+            return None
+    return here
+
+
 def regular_files(root: Path, limit_bytes: float, max_files: int) -> list[tuple[str, Path]]:
     """(path inside the output, file) for the regular files under `root` (or `root` itself), links skipped."""
     try:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event, text
 
 DEFAULT_URL = "sqlite:///zhisuan.db"
 
@@ -36,10 +41,39 @@ def connect(url: str | None = None, busy_ms: int = 5000) -> Engine:
     return engine
 
 
+class NewerSchema(RuntimeError):
+    """The database was migrated by a newer zhisuan than this one: it must not write to it."""
+
+
+@contextmanager
+def exclusive(engine: Engine) -> Iterator[None]:
+    """One replica at a time (PostgreSQL's advisory lock, held by a connection of its own until the block
+    ends): migrations and the first tokens are made once, however many replicas start together."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(724068101)"))
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(724068101)"))
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent); refuse a database a newer zhisuan migrated,
+    naming both revisions."""
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    script = ScriptDirectory.from_config(cfg)
     with engine.begin() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        try:
+            known = current is None or script.get_revision(current) is not None
+        except CommandError:
+            known = False
+        if not known:
+            raise NewerSchema(f"the database's schema is at revision {current}, newer than this zhisuan knows "
+                              f"(up to {script.get_current_head()}): run a newer zhisuan against it")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -1,0 +1,183 @@
+"""Three `zhisuan server` replicas on one real PostgreSQL form one control plane: every replica takes submits
+and cancels, exactly one (the lease holder) runs the loop. The leader killed (SIGKILL), frozen (SIGSTOP) and
+cut off from the database: another leads within the lease, re-adopts what runs, and nothing runs twice; the
+frozen one, thawed, finds its lease taken and stops (its writes are refused meanwhile: fencing)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from zhisuan.bench.wan import FaultProxy
+from zhisuan.serve.process import ServerProcess
+
+LEASE = 3.0
+NETWORK = """
+name: ha
+tenants: [{name: acme}]
+centers:
+  - name: here
+    region: east
+    pue: 1.2
+    carbon_kg_per_kwh: 0.5
+    pools: [{name: gpu, accelerator: a100, nodes: 1, devices_per_node: 8, price_per_device_hour: 10}]
+"""
+BEGIN = 'echo x >> "$ZHISUAN_CHECKPOINT_DIR/began"; '
+
+
+@pytest.fixture
+def pg(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("replicas share a PostgreSQL (SQLite is the one-server embedded default)")
+    return db_url
+
+
+class Plane:
+    def __init__(self, tmp_path, db_url):
+        (tmp_path / "net.yaml").write_text(NETWORK)
+        self.tmp, self.db = tmp_path, db_url
+        self.runs = tmp_path / "runs"  # shared, as replicas on one host share the local engine's folder
+        self.servers: list[ServerProcess] = []
+        self.proxies: list[FaultProxy] = []
+
+    def add(self, via_proxy=False):
+        db = self.db
+        if via_proxy:  # this replica reaches the database through a proxy a test can cut
+            host, port = db.split("@", 1)[1].split("/", 1)[0].split(":")
+            proxy = FaultProxy((host, int(port))).start()
+            self.proxies.append(proxy)
+            db = db.replace(f"{host}:{port}", "{}:{}".format(*proxy.address))
+        s = ServerProcess(self.tmp / "net.yaml", db, self.runs, interval=0.2, extra=["--lease", str(LEASE)])
+        s.log = self.tmp / f"server-{len(self.servers)}.log"
+        self.servers.append(s.start())
+        return s
+
+    def alive(self):
+        return [s for s in self.servers if s.proc is not None and s.proc.poll() is None]
+
+    def leader(self, limit=15.0, not_=None):
+        """The one replica that leads (every live replica agrees on it), waited for."""
+        end = time.time() + limit
+        while time.time() < end:
+            seen = []
+            for s in self.alive():
+                if s is not_:
+                    continue
+                try:
+                    seen.append((s, s.client("admin").get("/v1/control-plane", timeout=2).json()))
+                except Exception:  # a replica that is stopping
+                    continue
+            leads = [s for s, v in seen if v["leads"]]
+            if len(leads) == 1 and len({v["epoch"] for _, v in seen}) == 1:
+                return leads[0], seen[0][1]["epoch"]
+            time.sleep(0.2)
+        raise AssertionError(f"no single leader within {limit} s")
+
+    def follower(self, leader):
+        return next(s for s in self.alive() if s is not leader)
+
+    def close(self):
+        for s in self.servers:
+            if s.proc is not None and s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGCONT)
+        for s in self.servers:
+            s.close()
+        for p in self.proxies:
+            p.stop()
+
+
+def job(server, name, run):
+    spec = {"name": name, "resources": {"accelerators": "a100:1"}, "run": run,
+            "constraints": {"time_limit": "5m"}}
+    r = server.client("acme").post("/v1/jobs", content=json.dumps(spec))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def until(server_of, job_id, states, limit=60.0):
+    end = time.time() + limit
+    while time.time() < end:
+        try:
+            rec = server_of().client("acme").get(f"/v1/jobs/{job_id}", timeout=3).json()
+            if rec["state"] in states:
+                return rec
+        except Exception:  # the replica asked is stopping: ask another next time
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{job_id} not in {states} within {limit} s")
+
+
+def began(plane, job_id):
+    path = plane.runs / job_id / "checkpoint" / "began"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_the_leader_killed_frozen_or_cut_off_another_leads_and_nothing_runs_twice(pg, tmp_path):
+    plane = Plane(tmp_path, pg)
+    try:
+        for i in range(3):
+            plane.add(via_proxy=i == 0)
+        first, epoch = plane.leader()
+        other = plane.follower(first)
+        long = job(other, "long", BEGIN + "sleep 12")  # submitted to a follower: the leader places it
+        until(lambda: other, long, {"running"})
+
+        # 1. SIGKILL: another leads within the lease, re-adopts the running job, and jobs go on
+        killed_at = time.time()
+        first.stop(signal.SIGKILL)
+        during = job(other, "during", BEGIN + "true")  # a follower takes submits while nobody leads
+        second, epoch2 = plane.leader(not_=first)
+        assert epoch2 > epoch and time.time() - killed_at <= LEASE + 5
+        assert until(lambda: second, during, {"succeeded", "failed"})["state"] == "succeeded"
+        assert until(lambda: second, long, {"succeeded", "failed"})["state"] == "succeeded"
+        assert began(plane, long) == 1 and began(plane, during) == 1
+        cli = subprocess.run([sys.executable, "-m", "zhisuan.cli.main", "jobs", "--all", "--url",
+                              f"{first.url},{second.url}", "--token", second.token("acme")],
+                             capture_output=True, text=True, timeout=60)
+        assert cli.returncode == 0 and "during" in cli.stdout, cli.stderr  # the first replica is gone: the next
+
+        # 2. SIGSTOP: the frozen leader is replaced; thawed, it finds its lease taken and stops (status 75)
+        survivor = plane.follower(second)
+        second.proc.send_signal(signal.SIGSTOP)
+        third, epoch3 = plane.leader(not_=second)
+        assert third is survivor and epoch3 > epoch2
+        second.proc.send_signal(signal.SIGCONT)
+        assert second.proc.wait(timeout=20) == 75
+        assert "stopped leading" in second.log.read_text()
+        after = job(third, "after", BEGIN + "true")
+        assert until(lambda: third, after, {"succeeded", "failed"})["state"] == "succeeded"
+
+        # 3. a cancel taken by a follower stops the job where the leader runs it
+        restarted = plane.add()  # a supervisor starts the stopped one again: it follows
+        assert plane.leader()[0] is third
+        victim = job(restarted, "victim", BEGIN + "sleep 301")
+        until(lambda: third, victim, {"running"})
+        assert restarted.client("acme").post(f"/v1/jobs/{victim}/cancel").json()["state"] == "cancelled"
+        end = time.time() + 15
+        while time.time() < end and subprocess.run(["pgrep", "-f", "sleep 301"]).returncode == 0:
+            time.sleep(0.2)
+        assert subprocess.run(["pgrep", "-f", "sleep 301"]).returncode == 1  # the leader stopped it
+        assert began(plane, victim) == 1
+    finally:
+        plane.close()
+
+
+def test_a_leader_cut_off_from_the_database_stops_and_another_leads(pg, tmp_path):
+    plane = Plane(tmp_path, pg)
+    try:
+        cut = plane.add(via_proxy=True)
+        assert plane.leader()[0] is cut  # alone at first: it leads
+        plane.add()
+        job_id = job(cut, "before", BEGIN + "sleep 4")
+        until(lambda: cut, job_id, {"running"})
+        plane.proxies[0].blackhole(True)  # its database no longer answers (queries hang)
+        status = cut.proc.wait(timeout=LEASE + 15)
+        assert status == 75 and "stopped leading" in cut.log.read_text()
+        leader, _ = plane.leader()
+        assert until(lambda: leader, job_id, {"succeeded", "failed"})["state"] == "succeeded"
+        assert began(plane, job_id) == 1
+    finally:
+        plane.close()
