@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.builders import ROOT
-from zhisuan.control.services import port_free
+from zhisuan.control.keeper import port_free
 from zhisuan.engines.sandbox import isolating, processes_of
 from zhisuan.serve.process import ServerProcess
 

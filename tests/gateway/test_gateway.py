@@ -269,7 +269,7 @@ def test_a_replicas_answer_nested_too_deep_to_parse_is_relayed_with_its_tokens_c
 def test_what_a_replaced_replica_served_stays_its_services():
     """The services list summed the tokens of the replicas it has now: a replaced replica took its count along
     and a service that had served thousands showed 0."""
-    from zhisuan.control.services import Endpoint
+    from zhisuan.control.keeper import Endpoint
 
     published = [(1, [Endpoint("j-a", "s-1", "acme", "m", "http://127.0.0.1:1", "c", True, False, (0.0, 0.0), "",
                                 "k", None)])]

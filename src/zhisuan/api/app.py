@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -54,9 +55,14 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
     app.state.service = service
     bearer = HTTPBearer(auto_error=False)
 
-    # async: a sync dependency would cost a worker-thread hop on every request; valid tokens are cached
+    # async: a sync dependency would cost a worker-thread hop on every request; tokens checked lately are
+    # answered from memory, others read from the store off the event loop
     async def principal(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:  # noqa: B008
-        who = tokens.principal(cred.credentials) if cred else None
+        who = None
+        if cred:
+            hit, who = tokens.cached(cred.credentials)
+            if not hit:
+                who = await anyio.to_thread.run_sync(tokens.principal, cred.credentials)
         if who is None:
             raise Unauthorized()
         return who

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -24,7 +25,8 @@ def add_service_routes(app: FastAPI, service: Service, principal: Who) -> None:
 
     @app.post("/v1/services", status_code=201)
     async def deploy(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
-        svc = service.deploy(await request.body(), who, time.time(), request.headers.get("idempotency-key"))
+        body, key = await request.body(), request.headers.get("idempotency-key")
+        svc = await anyio.to_thread.run_sync(service.deploy, body, who, time.time(), key)  # the store: off the loop
         return {"id": svc.id, "name": svc.name, "model": svc.model, "state": svc.state, "desired": svc.desired}
 
     @app.get("/v1/services")

@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,8 +47,9 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     @app.post("/v1/jobs", status_code=201)
     async def submit(request: Request, who: Principal = Depends(principal)) -> JSONResponse:  # noqa: B008
         # the hot path: a plain JSONResponse skips FastAPI's generic encoder (job_json is JSON-ready)
-        key = request.headers.get("idempotency-key")
-        return JSONResponse(job_json(service.submit(await request.body(), who, time.time(), key)), status_code=201)
+        key, body = request.headers.get("idempotency-key"), await request.body()
+        rec = await anyio.to_thread.run_sync(service.submit, body, who, time.time(), key)  # the store: off the loop
+        return JSONResponse(job_json(rec), status_code=201)
 
     @app.get("/v1/jobs")
     def jobs(response: Response, state: Annotated[list[JobState] | None, Query()] = None,
@@ -146,6 +148,7 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     @app.post("/v1/quote")
     async def quote(request: Request, who: Principal = Depends(principal),  # noqa: B008
                     say: Say = Depends(language)) -> dict[str, Any]:  # noqa: B008
-        spec, candidates = service.quote(await request.body(), who, time.time())
+        body = await request.body()
+        spec, candidates = await anyio.to_thread.run_sync(service.quote, body, who, time.time())
         return candidates_json(spec.name, candidates, say)
 

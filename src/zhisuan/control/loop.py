@@ -26,11 +26,11 @@ from zhisuan.control.carry import Carrier
 from zhisuan.control.failover import Failover
 from zhisuan.control.inproc import links
 from zhisuan.control.jobs import JobInfo, Run
+from zhisuan.control.keeper import ServiceKeeper
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats
 from zhisuan.control.recovery import rebuild
 from zhisuan.control.sampler import DeviceSampler, Sampled, sample_in_thread
-from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.staging import Stager
 from zhisuan.control.view import LiveView
 from zhisuan.control.waits import WaitBoard

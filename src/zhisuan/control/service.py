@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable, check_key
+from zhisuan.control.keeper import ServiceKeeper
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges, sim_reports
 from zhisuan.control.overview import DayTotal, local_midnight, overview
-from zhisuan.control.services import ServiceKeeper
 from zhisuan.control.staging import data_services
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine, EngineDown

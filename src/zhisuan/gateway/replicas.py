@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from zhisuan.control.services import Endpoint
+from zhisuan.control.keeper import Endpoint
 
 FAIL_BACKOFF = 5.0  # seconds a replica that failed a request is passed over
 

@@ -69,6 +69,14 @@ class TokenStore:
         who = self._lookup(token, now)
         return who if isinstance(who, Principal) else None
 
+    def cached(self, token: str) -> tuple[bool, Principal | None]:
+        """(True, who) when the token was checked lately (no database read), else (False, None): an event
+        loop answers from memory and asks the database off the loop."""
+        hit = self._known.get(_hash(token))
+        if hit is None or time.time() - hit[1] >= RECHECK:
+            return False, None
+        return True, hit[0] if isinstance(hit[0], Principal) else None
+
     def center_of(self, token: str, now: float | None = None) -> str | None:
         """The center a center token speaks for, or None (not a center token, unknown, revoked, expired)."""
         who = self._lookup(token, now)
