@@ -18,9 +18,11 @@ asked what it would place, then made to follow the live run: same events in, sam
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from zhisuan.bench.wanet import Wan
+from zhisuan.bench.wanet import ROOT, Wan
 from zhisuan.catalog import load_catalog
 from zhisuan.model import Network, parse_job_spec, parse_network
 from zhisuan.scheduler import RunningJob, pending_from_spec, pools_from_network
@@ -260,9 +262,22 @@ def run(count: int = 200, span: float = 180.0, shortest: float = 12.0, longest: 
         interval: float = 1.0, offset: int = 68_000, slurm_root: Path = Path("/tmp/zhisuan-slurm"),
         jitter: float = 1.5, limit: float = 1800.0, progress: Callable[[str], None] = lambda _: None,
         rtt_ms: float = 50.0) -> Fidelity:
-    if not (slurm_root / "alpha" / "etc" / "slurm.conf").exists() or not Path("/var/run/netns/zs-alpha").exists():
-        raise FileNotFoundError(f"no Slurm clusters in their namespaces under {slurm_root}: run "
-                                "`bash scripts/slurm-up.sh` first (as root)")
+    """The clusters are started (scripts/slurm-up.sh) when they are not up, and stopped again afterwards."""
+    up = (slurm_root / "alpha" / "etc" / "slurm.conf").exists() and Path("/var/run/netns/zs-alpha").exists()
+    env = {**os.environ, "ZHISUAN_SLURM_ROOT": str(slurm_root)}
+    if not up:
+        progress("starting the two Slurm clusters (scripts/slurm-up.sh)")
+        subprocess.run(["bash", str(ROOT / "scripts" / "slurm-up.sh")], check=True, capture_output=True, env=env)
+    try:
+        return _run(count, span, shortest, longest, interval, offset, slurm_root, jitter, limit, progress, rtt_ms)
+    finally:
+        if not up:
+            subprocess.run(["bash", str(ROOT / "scripts" / "slurm-down.sh")], check=False, capture_output=True,
+                           env=env)
+
+
+def _run(count: int, span: float, shortest: float, longest: float, interval: float, offset: int, slurm_root: Path,
+         jitter: float, limit: float, progress: Callable[[str], None], rtt_ms: float) -> Fidelity:
     folder = Path(tempfile.mkdtemp(prefix="zhisuan-bench-fidelity-"))
     folder.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
     wan = Wan(folder, "", one_way_ms=rtt_ms / 2, tls=False)

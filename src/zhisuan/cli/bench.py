@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Annotated
@@ -244,7 +245,7 @@ def bench_fidelity(
         try:
             r = fidelity_bench.run(jobs, span, shortest, longest, interval, offset, slurm,
                                    progress=lambda msg: bar.update(task, description=msg, refresh=True))
-        except FileNotFoundError as e:
+        except (FileNotFoundError, subprocess.CalledProcessError) as e:
             raise SystemExit(f"error: {e}") from e
     t = Table(title=f"zhisuan bench fidelity: {len(r.jobs)} jobs live ({r.live_seconds:.0f} s) and simulated, "
                     f"cycle every {r.interval:g} s")
