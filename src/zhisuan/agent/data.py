@@ -113,6 +113,8 @@ class CenterData:
         except Exception as e:  # the server hears why; it retries
             log.warning("move %s of %s: %s", move.op, move.prefix, e)
             run.state, run.error = "failed", ("cancelled" if run.cancel.is_set() else str(e))[:2000]
+            if run.cancel.is_set() and move.op == "receive":
+                shutil.rmtree(self.folder / ".partial" / move.prefix, ignore_errors=True)  # nothing half-kept
         run.ended = time.monotonic()
 
     # ---- moves ---------------------------------------------------------------------------------------
