@@ -30,9 +30,11 @@ BEGIN = 'echo x >> "$ZHISUAN_CHECKPOINT_DIR/began"; '
 
 @pytest.fixture
 def pg(db_url):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("replicas share a PostgreSQL (SQLite is the one-server embedded default)")
+    """Replicas share a PostgreSQL (SQLite is the one-server embedded default)."""
     return db_url
+
+
+ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 class Plane:
@@ -115,6 +117,7 @@ def began(plane, job_id):
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+@ON_POSTGRES
 def test_the_leader_killed_frozen_or_cut_off_another_leads_and_nothing_runs_twice(pg, tmp_path):
     plane = Plane(tmp_path, pg)
     try:
@@ -165,6 +168,7 @@ def test_the_leader_killed_frozen_or_cut_off_another_leads_and_nothing_runs_twic
         plane.close()
 
 
+@ON_POSTGRES
 def test_a_leader_cut_off_from_the_database_stops_and_another_leads(pg, tmp_path):
     plane = Plane(tmp_path, pg)
     try:
