@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from zhisuan.bench.wan import FaultProxy
-from zhisuan.serve.process import ServerProcess
+from zhisuan.bench.plane import Plane
 
 LEASE = 3.0
 NETWORK = """
@@ -37,58 +36,9 @@ def pg(db_url):
 ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
-class Plane:
-    def __init__(self, tmp_path, db_url):
-        (tmp_path / "net.yaml").write_text(NETWORK)
-        self.tmp, self.db = tmp_path, db_url
-        self.runs = tmp_path / "runs"  # shared, as replicas on one host share the local engine's folder
-        self.servers: list[ServerProcess] = []
-        self.proxies: list[FaultProxy] = []
-
-    def add(self, via_proxy=False):
-        db = self.db
-        if via_proxy:  # this replica reaches the database through a proxy a test can cut
-            host, port = db.split("@", 1)[1].split("/", 1)[0].split(":")
-            proxy = FaultProxy((host, int(port))).start()
-            self.proxies.append(proxy)
-            db = db.replace(f"{host}:{port}", "{}:{}".format(*proxy.address))
-        s = ServerProcess(self.tmp / "net.yaml", db, self.runs, interval=0.2, extra=["--lease", str(LEASE)])
-        s.log = self.tmp / f"server-{len(self.servers)}.log"
-        self.servers.append(s.start())
-        return s
-
-    def alive(self):
-        return [s for s in self.servers if s.proc is not None and s.proc.poll() is None]
-
-    def leader(self, limit=15.0, not_=None):
-        """The one replica that leads (every live replica agrees on it), waited for."""
-        end = time.time() + limit
-        while time.time() < end:
-            seen = []
-            for s in self.alive():
-                if s is not_:
-                    continue
-                try:
-                    seen.append((s, s.client("admin").get("/v1/control-plane", timeout=2).json()))
-                except Exception:  # a replica that is stopping
-                    continue
-            leads = [s for s, v in seen if v["leads"]]
-            if len(leads) == 1 and len({v["epoch"] for _, v in seen}) == 1:
-                return leads[0], seen[0][1]["epoch"]
-            time.sleep(0.2)
-        raise AssertionError(f"no single leader within {limit} s")
-
-    def follower(self, leader):
-        return next(s for s in self.alive() if s is not leader)
-
-    def close(self):
-        for s in self.servers:
-            if s.proc is not None and s.proc.poll() is None:
-                s.proc.send_signal(signal.SIGCONT)
-        for s in self.servers:
-            s.close()
-        for p in self.proxies:
-            p.stop()
+def plane_of(tmp_path, db_url):
+    (tmp_path / "net.yaml").write_text(NETWORK)
+    return Plane(tmp_path, tmp_path / "net.yaml", db_url, LEASE)
 
 
 def job(server, name, run):
@@ -119,7 +69,7 @@ def began(plane, job_id):
 
 @ON_POSTGRES
 def test_the_leader_killed_frozen_or_cut_off_another_leads_and_nothing_runs_twice(pg, tmp_path):
-    plane = Plane(tmp_path, pg)
+    plane = plane_of(tmp_path, pg)
     try:
         for i in range(3):
             plane.add(via_proxy=i == 0)
@@ -170,7 +120,7 @@ def test_the_leader_killed_frozen_or_cut_off_another_leads_and_nothing_runs_twic
 
 @ON_POSTGRES
 def test_a_leader_cut_off_from_the_database_stops_and_another_leads(pg, tmp_path):
-    plane = Plane(tmp_path, pg)
+    plane = plane_of(tmp_path, pg)
     try:
         cut = plane.add(via_proxy=True)
         assert plane.leader()[0] is cut  # alone at first: it leads

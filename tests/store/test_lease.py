@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from zhisuan.model import parse_job_spec
 from zhisuan.store import JobStore, connect, migrate
-from zhisuan.store.db import NewerSchema
+from zhisuan.store.db import NewerSchema, bound_transactions
 from zhisuan.store.lease import Fenced, Lease, fence
 
 
@@ -59,3 +59,26 @@ def test_a_database_migrated_by_a_newer_zhisuan_is_refused(db_url):
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(NewerSchema, match=r"9999.*0014"):
         migrate(engine)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_leader_frozen_inside_a_transaction_does_not_hold_the_lease_past_its_bound(db_url):
+    engine = connect(db_url)
+    migrate(engine)
+    frozen = connect(db_url)  # the old leader's connections: sessions idle in a transaction end after 0.5 s
+    bound_transactions(frozen, 0.5)
+    a, b = Lease(frozen, "a", ttl=1.0), Lease(engine, "b", ttl=1.0)
+    assert a.acquire() == 1
+    fence(frozen, 1)
+    conn = frozen.connect()
+    conn.begin()  # the fence's share lock on the lease row, then the process froze (SIGSTOP)
+    time.sleep(1.2)
+    t0 = time.monotonic()
+    while b.acquire() is None and time.monotonic() - t0 < 5:  # each try gives up behind the lock after ttl/3
+        time.sleep(0.1)
+    assert b.epoch == 2 and time.monotonic() - t0 < 3
+    with pytest.raises(Exception, match=r"idle-in-transaction|terminat|closed"):
+        conn.execute(text("SELECT 1"))  # thawed: its session was ended, its locks with it
+    conn.close()
+    with pytest.raises(Fenced):
+        JobStore(frozen).submit(spec("late"), time.time())

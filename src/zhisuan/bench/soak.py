@@ -20,12 +20,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
+from sqlalchemy import func, select
 
 from zhisuan.serve.process import ServerProcess
 from zhisuan.store import JobStore, connect
+from zhisuan.store.schema import TokenUsageRow, UsageRow
 
 TOY3 = Path(__file__).resolve().parents[3] / "examples" / "networks" / "toy3.yaml"
 
@@ -41,6 +44,9 @@ class SoakReport:
     unfinished: int = 0  # jobs still not ended when the drain gave up
     unseen: int = 0  # jobs recorded succeeded without a run of their final attempt
     cancelled: int = 0
+    answered: int = 0  # model calls the gateway answered
+    billed_calls: int = 0  # model calls on the bill (the store's token usage)
+    billed_twice: int = 0  # runs (job, attempt) with metered intervals that overlap
     kills: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)  # seconds, acknowledged submits
@@ -64,6 +70,7 @@ class Soak:
         self.mismatch = 0  # a retried key that named another job
         self.report = SoakReport()
         self.stop = threading.Event()
+        self.model: str | None = None  # a model the gateway serves: clients call it too
 
     def spec(self, rng: random.Random) -> str:
         run = f"touch {self.marks}/$ZHISUAN_JOB_ID.$ZHISUAN_ATTEMPT.$$; sleep {rng.choice([0, 0.1, 0.3, 0.6])}"
@@ -76,29 +83,52 @@ class Soak:
             if self.acked.setdefault(key, job) != job:
                 self.mismatch += 1
 
+    def urls(self) -> list[str]:
+        """Where clients send requests (several replicas: the next one when one stops answering)."""
+        return [self.server.url]
+
+    def token(self) -> str:
+        return self.server.token("acme")
+
     def client(self, seed: int, pause: float) -> None:
         rng = random.Random(seed)
-        with httpx.Client(base_url=self.server.url, timeout=10,
-                          headers={"Authorization": f"Bearer {self.server.token('acme')}"}) as c:
-            while not self.stop.is_set():
-                try:
-                    with self.lock:
-                        acked, unacked = sorted(self.acked.values()), [k for k in self.sent if k not in self.acked]
-                    if rng.random() < 0.2 and acked:
-                        if c.post(f"/v1/jobs/{rng.choice(acked)}/cancel").status_code == 200:
-                            self.report.cancelled += 1
-                    else:
-                        key = rng.choice(unacked) if unacked and rng.random() < 0.5 else uuid.uuid4().hex
-                        with self.lock:
-                            text = self.sent.setdefault(key, self.spec(rng))
-                        t0 = time.perf_counter()
-                        r = c.post("/v1/jobs", content=text, headers={"Idempotency-Key": key})
-                        if r.status_code == 201:
-                            self.report.latencies.append(time.perf_counter() - t0)
-                            self._ack(key, r.json()["id"])
-                except httpx.HTTPError:
-                    time.sleep(0.1)  # killed under us: it comes back
-                time.sleep(pause)
+        turn = rng.randrange(1 << 16)
+        while not self.stop.is_set():
+            urls = self.urls()
+            with httpx.Client(base_url=urls[turn % len(urls)], timeout=10,
+                              headers={"Authorization": f"Bearer {self.token()}"}) as c:
+                while not self.stop.is_set():
+                    try:
+                        self.act(c, rng)
+                    except httpx.HTTPError:
+                        time.sleep(0.1)  # killed under us: it comes back, or another replica answers
+                        turn += 1
+                        break
+                    time.sleep(pause)
+
+    def act(self, c: httpx.Client, rng: random.Random) -> None:
+        """One request: a cancel, a model call (when a model is served) or a submit (new, or a retry)."""
+        with self.lock:
+            acked, unacked = sorted(self.acked.values()), [k for k in self.sent if k not in self.acked]
+        roll = rng.random()
+        if roll < 0.2 and acked:
+            if c.post(f"/v1/jobs/{rng.choice(acked)}/cancel").status_code == 200:
+                self.report.cancelled += 1
+        elif roll < 0.4 and self.model:
+            r = c.post("/v1/chat/completions", json={"model": self.model, "messages": [
+                {"role": "user", "content": "how many tokens is this"}]})
+            if r.status_code == 200:
+                with self.lock:
+                    self.report.answered += 1
+        else:
+            key = rng.choice(unacked) if unacked and rng.random() < 0.5 else uuid.uuid4().hex
+            with self.lock:
+                text = self.sent.setdefault(key, self.spec(rng))
+            t0 = time.perf_counter()
+            r = c.post("/v1/jobs", content=text, headers={"Idempotency-Key": key})
+            if r.status_code == 201:
+                self.report.latencies.append(time.perf_counter() - t0)
+                self._ack(key, r.json()["id"])
 
     def run(self, clients: int, until: Callable[[SoakReport], bool], uptime: tuple[float, float],
             pause: float = 0.03, progress: Callable[[str], None] = lambda _: None) -> SoakReport:
@@ -122,24 +152,32 @@ class Soak:
         return self.report
 
     def _settle(self, progress: Callable[[str], None]) -> None:
-        """Retry every key once more, let the network drain, then compare the store with what was said."""
         try:
             with self.server.client("acme") as c:
-                for key, text in self.sent.items():
-                    r = c.post("/v1/jobs", content=text, headers={"Idempotency-Key": key})
-                    if r.status_code == 201:
-                        self._ack(key, r.json()["id"])
-                end = time.time() + 180
-                while time.time() < end:
-                    states = [j["state"] for j in c.get("/v1/jobs?limit=1000&state=pending&state=scheduled"
-                                                        "&state=running&state=preempted").json()]
-                    progress(f"draining: {len(states)} jobs left")
-                    if not states:
-                        break
-                    time.sleep(0.5)
+                self.drain(c, progress)
         finally:
             self.server.close()
-        jobs = {r.id: r for r in JobStore(connect(self.db_url)).find()}
+        self.compare()
+
+    def drain(self, c: httpx.Client, progress: Callable[[str], None], limit: float = 180.0) -> None:
+        """Retry every key once more and let the network drain."""
+        for key, text in self.sent.items():
+            r = c.post("/v1/jobs", content=text, headers={"Idempotency-Key": key})
+            if r.status_code == 201:
+                self._ack(key, r.json()["id"])
+        end = time.time() + limit
+        while time.time() < end:
+            states = [j["state"] for j in c.get("/v1/jobs?limit=1000&state=pending&state=scheduled"
+                                                "&state=running&state=preempted").json()]
+            progress(f"draining: {len(states)} jobs left")
+            if not states:
+                break
+            time.sleep(0.5)
+
+    def compare(self) -> None:
+        """The store and the jobs' marks against what clients were told."""
+        engine = connect(self.db_url)
+        jobs = {r.id: r for r in JobStore(engine).find()}
         named = set(self.acked.values())
         runs: dict[tuple[str, str], int] = {}
         for mark in self.marks.iterdir():
@@ -152,6 +190,22 @@ class Soak:
         r.ran, r.ran_twice = len(runs), sum(1 for n in runs.values() if n > 1)
         r.unfinished = sum(1 for j in jobs.values() if not j.state.terminal)
         r.unseen = sum(1 for j in jobs.values() if j.state.value == "succeeded" and (j.id, str(j.attempts)) not in runs)
+        with engine.connect() as conn:
+            metered: dict[tuple[str, int], list[tuple[float, float]]] = {}
+            for job_id, attempt, begin, until in conn.execute(
+                    select(UsageRow.job_id, UsageRow.attempt, UsageRow.start, UsageRow.end)):
+                metered.setdefault((job_id, attempt), []).append((begin, until))
+            r.billed_twice = sum(1 for spans in metered.values() if overlapping(spans))
+            if self.model:
+                r.billed_calls = int(conn.execute(select(func.coalesce(func.sum(TokenUsageRow.requests), 0)).where(
+                    TokenUsageRow.tenant == "acme", TokenUsageRow.model == self.model)).scalar_one())
+        engine.dispose()
+
+
+def overlapping(spans: list[tuple[float, float]]) -> bool:
+    """Two metered intervals of one run that cover the same time: the run billed twice."""
+    spans = sorted(spans)
+    return any(b[0] < a[1] - 1e-6 for a, b in pairwise(spans))
 
 
 def median_ms(xs: list[float]) -> float:

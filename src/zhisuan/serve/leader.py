@@ -25,7 +25,9 @@ from zhisuan.store.lease import Lease, fence
 
 log = logging.getLogger("zhisuan.server")
 SELF_FENCE = 0.8  # of the lease: a leader that has not renewed for this long stops before another may lead
-FOLLOW_EVERY = 3.0  # seconds between a follower's refreshes of what its API shows
+FOLLOW_EVERY = 3.0  # seconds between a follower's refreshes of what its API shows (at least)
+FOLLOW_SHARE = 0.2  # of one core, at most, a follower spends refreshing (a long refresh waits longer)
+TAKE_EVERY = 1.0  # seconds between a follower's tries for the lease (at most): failover ≈ the lease + this
 DEPOSED = 75  # the process's exit status when it stopped leading (EX_TEMPFAIL: start it again)
 HARD_EXIT = 8.0  # seconds a deposed replica has to stop gracefully
 
@@ -40,9 +42,9 @@ class Leadership:
         self.epoch: int | None = None
         self.renewed = time.monotonic()
         self.stop = threading.Event()
-        self._followed = float("-inf")
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()  # a follower's refresh ends before the same replica starts leading
 
     def start(self) -> None:
         self._round()  # a lone replica leads before it serves its first request
@@ -62,8 +64,24 @@ class Leadership:
 
     def _run(self) -> None:
         threading.Thread(target=self._watch, name="zhisuan-lease-watch", daemon=True).start()
-        while not self.stop.wait(self.lease.ttl / 3):
+        threading.Thread(target=self._follow, name="zhisuan-follow", daemon=True).start()
+        while not self.stop.wait(self.lease.ttl / 3 if self.leading else min(self.lease.ttl / 3, TAKE_EVERY)):
             self._round()
+
+    def _follow(self) -> None:
+        """A follower's refresh, in a thread of its own so that a long one never delays taking the lease;
+        spaced so that it costs at most FOLLOW_SHARE of a core however large the store grows."""
+        wait = FOLLOW_EVERY
+        while not self.stop.wait(wait):
+            started = time.monotonic()
+            with self._refreshing:
+                if self.leading:
+                    continue
+                try:
+                    self.follow()
+                except Exception:  # the picture is refreshed again next time
+                    log.exception("follower refresh failed")
+            wait = max(FOLLOW_EVERY, (time.monotonic() - started) / FOLLOW_SHARE)
 
     def _watch(self) -> None:
         """A leader whose renewals stopped (its database cut off: the renewal itself may hang) stops leading
@@ -86,18 +104,12 @@ class Leadership:
         if epoch is None:
             if self.leading:
                 self.depose("another replica holds the lease")
-                return
-            if time.monotonic() - self._followed >= FOLLOW_EVERY:
-                self._followed = time.monotonic()
-                try:
-                    self.follow()
-                except Exception:  # the picture is refreshed again next round
-                    log.exception("follower refresh failed")
             return
         self.renewed = time.monotonic()
         if not self.leading:
             fence(self.engine, epoch)  # from now on every write of this process checks the lease first
-            self.leading, self.epoch = True, epoch
+            with self._refreshing:
+                self.leading, self.epoch = True, epoch
             log.info("leading", extra={"fields": {"epoch": epoch, "holder": self.lease.holder}})
             self.on_lead(epoch)
 

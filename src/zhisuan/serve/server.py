@@ -30,7 +30,7 @@ from zhisuan.model import Network
 from zhisuan.scheduler.profiles import policy_for
 from zhisuan.serve.leader import Leadership, exit_deposed, exit_status
 from zhisuan.store import JobStore, TokenStore, connect, migrate
-from zhisuan.store.db import exclusive
+from zhisuan.store.db import bound_transactions, exclusive
 from zhisuan.store.lease import Fenced, Lease
 from zhisuan.store.schema import TokenRow
 
@@ -144,6 +144,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         migrate(engine)
         bootstrap_tokens(tokens, network, runs / "tokens.json")
     private(engine.url.database if engine.url.get_backend_name() == "sqlite" else None)
+    bound_transactions(engine, lease_s / 2)  # a replica frozen mid-transaction holds no lock past half a lease
     fleet = build_fleet(network, runs)
     network = with_inventory(network, fleet)
     loop = ControlLoop(store, network, fleet, chosen)

@@ -41,6 +41,24 @@ def connect(url: str | None = None, busy_ms: int = 5000) -> Engine:
     return engine
 
 
+def bound_transactions(engine: Engine, seconds: float) -> None:
+    """PostgreSQL ends a session left idle inside a transaction for `seconds`: a replica frozen (SIGSTOP) or
+    cut off mid-transaction cannot hold its row locks (the lease's among them) for longer, so the others
+    can take the lease and go on. Connections opened from now on; those pooled before are let go."""
+    if engine.dialect.name != "postgresql":
+        return
+    ms = max(1, int(seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _bounded(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"SET idle_in_transaction_session_timeout = {ms}")
+        cur.close()
+        dbapi_conn.commit()
+
+    engine.dispose()
+
+
 class NewerSchema(RuntimeError):
     """The database was migrated by a newer zhisuan than this one: it must not write to it."""
 

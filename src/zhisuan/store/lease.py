@@ -52,6 +52,8 @@ class Lease:
         """Take the lease if it is free or lapsed, renew it if it is ours: its epoch, or None when another
         holds it (then `epoch` is None too: a lease lost is never renewed)."""
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # behind a frozen replica's lock: give up, try again next round
+                conn.execute(text(f"SET LOCAL lock_timeout = {max(1, int(self.ttl * 1000 / 3))}"))
             now = _now(conn)
             row = _row(conn, self.name, "UPDATE")
             until = now + self.ttl
