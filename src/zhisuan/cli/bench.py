@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 import subprocess
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -121,32 +120,6 @@ def _bench_scale(names: list[str], scale: float) -> None:
     big = [r for r in rows if r.scale == scale]
     print(f"sim-scale-bytes-per-job: {max(r.bytes_per_job for r in big):.0f}")
     print(f"sim-scale-seconds: {max(r.seconds for r in big):.1f}")
-
-
-@bench_app.command("api")
-def bench_api(n: Annotated[int, typer.Option(min=20, help="submissions per side")] = 1000,
-              rounds: Annotated[int, typer.Option(min=1, help="blocks per side; the rate is the median block")] = 5,
-              ) -> None:
-    """Submissions/s and p50/p99 latency: zhisuan API on SQLite and PostgreSQL vs sbatch to slurmctld."""
-    from zhisuan.bench import api as api_bench
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True, auto_refresh=False) as bar:
-        task = bar.add_task("starting", total=None)
-        rates = api_bench.run(n, rounds, progress=lambda msg: bar.update(task, description=msg, refresh=True))
-    t = Table(title=f"zhisuan bench api: {n} sequential submissions each (queue only: nothing runs)")
-    for col in ["side", "submits/s (median block)", "blocks", "p50 ms", "p99 ms"]:
-        t.add_column(col, justify="left" if col == "side" else "right")
-    for r in rates:
-        t.add_row(r.name, f"{r.per_second:,.0f}", ", ".join(f"{b:,.0f}" for b in r.block_rates),
-                  f"{r.pct(50):.2f}", f"{r.pct(99):.2f}")
-    console.print(t)
-    console.print("API load generator: one persistent HTTP/1.1 connection (Python's http.client), YAML spec, "
-                  "bearer token; sbatch: Slurm's own client, held jobs.")
-    sbatch = rates[-1].per_second
-    for r in rates[:-1]:
-        console.print(f"{r.name}: {r.per_second / sbatch:.1f}x sbatch")
-    print(f"submit-ratio-vs-sbatch: {rates[0].per_second / sbatch:.1f}")
 
 
 @bench_app.command("carbon")
@@ -284,58 +257,6 @@ def bench_fidelity(
                   f"run's {r.decisions[1]} placements")
     print(f"placement-agreement-pct: {r.placement_agreement_pct:.1f}")
     print(f"fidelity-mean-jct-error-pct: {r.mean_jct_error_pct:.1f}")
-
-
-@bench_app.command("soak")
-def bench_soak(
-    clients: Annotated[int, typer.Option(min=1, max=64, help="client threads submitting and cancelling")] = 16,
-    seconds: Annotated[float, typer.Option(min=5, help="how long the load runs (then the network drains)")] = 60.0,
-    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: a fresh SQLite file)")] = None,
-    network: Annotated[Path, typer.Option(help="network file")] = Path("examples/networks/toy3.yaml"),
-    pending: Annotated[int, typer.Option(min=1, help="jobs waiting while the dashboard's polls are timed")] = 10_000,
-) -> None:
-    """Clients against a server killed with SIGKILL every few seconds: nothing lost, nothing run twice;
-    then the dashboard's polls against a store with 10,000 jobs waiting."""
-    import tempfile
-
-    from zhisuan.bench import soak as soak_bench
-
-    work = Path(tempfile.mkdtemp(prefix="zhisuan-soak-"))
-    work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True, auto_refresh=False) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def progress(msg: str) -> None:
-            bar.update(task, description=msg, refresh=True)
-
-        started = time.time()
-        r = soak_bench.Soak(db or f"sqlite:///{work / 'soak.db'}", work, network).run(
-            clients, lambda _: time.time() - started > seconds, (2.0, 6.0), progress=progress)
-        polls = soak_bench.poll_latency(f"sqlite:///{work / 'polls.db'}", work, network, pending, progress=progress)
-    t = Table(title=f"zhisuan bench soak: {clients} clients, {seconds:g} s, server killed {r.kills} times")
-    t.add_column("measure")
-    t.add_column("value", justify="right")
-    for k, v in [("accepted (acknowledged submits)", r.accepted), ("stored", r.stored), ("lost", r.lost),
-                 ("duplicated", r.duplicated), ("runs (job, attempt)", r.ran),
-                 ("ran twice in one attempt", r.ran_twice),
-                 ("cancels acknowledged", r.cancelled), ("still running when the drain gave up", r.unfinished),
-                 ("submit p50 ms", f"{r.pct(50):.1f}"), ("submit p99 ms", f"{r.pct(99):.1f}"),
-                 ("wall s (load, kills, drain)", f"{r.seconds:.0f}")]:
-        t.add_row(k, str(v))
-    console.print(t)
-    p = Table(title=f"the dashboard's polls with {pending:,} jobs waiting (200 each, ms)")
-    for col in ["path", "p50", "p99"]:
-        p.add_column(col, justify="left" if col == "path" else "right")
-    worst = 0.0
-    for path, xs in polls.items():
-        xs = sorted(xs)
-        p99 = xs[min(len(xs) - 1, int(0.99 * len(xs)))] * 1000
-        worst = max(worst, p99)
-        p.add_row(path, f"{statistics.median(xs) * 1000:.1f}", f"{p99:.1f}")
-    console.print(p)
-    print(f"dashboard-poll-p99-ms: {worst:.1f}")
-    print(f"soak-lost-or-duplicated: {r.lost + r.duplicated + r.ran_twice}")
 
 
 @bench_app.command("cli")

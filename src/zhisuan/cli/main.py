@@ -8,6 +8,7 @@ import typer
 
 from zhisuan.cli.agent import agent_command, center_app
 from zhisuan.cli.bench import bench_app
+from zhisuan.cli.bench_control import bench_app as _control  # noqa: F401  (registers its commands)
 from zhisuan.cli.bench_data import bench_app as _data  # noqa: F401  (registers its commands)
 from zhisuan.cli.bench_services import bench_app as _services  # noqa: F401  (registers its commands)
 from zhisuan.cli.bench_wan import bench_app as _wan  # noqa: F401  (registers its commands)

@@ -32,7 +32,7 @@ def server_command(
     tls_key: Annotated[Path | None, typer.Option(help="the certificate's private key (PEM)")] = None,
     lease: Annotated[float, typer.Option(help="seconds a replica's lead lasts unless renewed: with several "
                                               "servers on one PostgreSQL, another leads this soon after the "
-                                              "leader is lost")] = 10.0,
+                                              "leader is lost")] = 8.0,
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.engines.nvml import DiscoveryError, bind_discovered

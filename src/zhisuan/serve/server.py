@@ -131,7 +131,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float,
           reports: Path | None = None, policy: str | None = None, log_level: str = "info",
-          backends: list[Replica] | None = None, tls: tuple[Path, Path] | None = None, lease_s: float = 10.0) -> None:
+          backends: list[Replica] | None = None, tls: tuple[Path, Path] | None = None, lease_s: float = 8.0) -> None:
     """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply.
     `backends`: models served by the gateway at fixed addresses (`--model-backend`).
     The port is taken first: a server that cannot listen writes nothing (no tokens, no migration)."""
