@@ -51,7 +51,7 @@ test: lint typecheck
 	bash scripts/llama-ensure.sh >/dev/null
 	bash scripts/apt-versions.sh $(ZHISUAN_APT_RECORD)
 	. $(PG_ROOT)/env.sh; . $(RAY_ROOT)/env.sh; ZHISUAN_TEST_LLAMA=$$(bash scripts/llama-ensure.sh) ZHISUAN_TEST_RAY=$$RAY_ADDRESS ZHISUAN_TEST_RAY_CLIENT=$$ZHISUAN_RAY_CLIENT ZHISUAN_TEST_SLURM=$(SLURM_ROOT) \
-	  $(PY) -m pytest -q; rc=$$?; \
+	  $(PY) -m pytest -q --durations=30; rc=$$?; \
 	  bash scripts/postgres-down.sh; ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-down.sh; \
 	  ZHISUAN_RAY_ROOT=$(RAY_ROOT) bash scripts/ray-down.sh; bash scripts/wan-down.sh; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from zhisuan.bench.pg import scratch_database
 from zhisuan.serve.process import ServerProcess
 
 SPEC = b"name: bench\ntenant: acme\nresources: {accelerators: a100:1}\nrun: 'true'\n"
@@ -108,13 +109,9 @@ def run(n: int, rounds: int = 5, progress: Callable[[str], None] = lambda _: Non
     with tempfile.TemporaryDirectory() as tmp:
         rates.append(api_rate("zhisuan API, SQLite (WAL)", f"sqlite:///{tmp}/bench.db", n, rounds))
     progress("starting PostgreSQL")
-    subprocess.run(["bash", "scripts/postgres-up.sh"], check=True, capture_output=True)
-    try:
-        url = "postgresql+psycopg://postgres@127.0.0.1:5434/postgres"
+    with scratch_database() as url:
         progress("zhisuan server on PostgreSQL")
         rates.append(api_rate("zhisuan API, PostgreSQL", url, n, rounds))
-    finally:
-        subprocess.run(["bash", "scripts/postgres-down.sh"], check=False, capture_output=True)
     progress("starting Slurm")
     subprocess.run(["bash", "scripts/slurm-up.sh"], check=True, capture_output=True)
     try:

@@ -30,7 +30,7 @@ from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
 from zhisuan.model.units import format_duration
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
-from zhisuan.scheduler.feasibility import check_spec
+from zhisuan.scheduler.feasibility import Feasibility
 from zhisuan.store import (
     JobRecord,
     JobStore,
@@ -67,7 +67,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.follows: dict[str, int] = {}  # tenant -> log follow streams open
-        self.fleet = self.loop.fleet
+        self.fleet, self.feasible = self.loop.fleet, Feasibility(self.network, self.loop.policy)  # every submit's
         self.usage = UsageStore(self.store.engine)
         self.meter = Meter(self.network, self.usage)
         self.service_store = ServiceStore(self.store.engine)
@@ -98,7 +98,7 @@ class Service:
         if spec.tenant != who.tenant and not who.admin:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, the spec names {spec.tenant!r}")
         self.check_tenant(spec.tenant)
-        check_spec(spec, self.network, self.loop.policy, now)
+        self.feasible.check(spec, now)
         if spec.inputs:
             self.data.inputs_of(spec)  # each readable and whole, or the error names inputs.<mount>
         if spec.outputs and self.mover is None:

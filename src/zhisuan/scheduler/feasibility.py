@@ -20,9 +20,11 @@ from zhisuan.scheduler.snapshot import DEFAULT_DURATION, PoolState, pools_from_n
 from zhisuan.scheduler.tables import PoolTable, RequestTable
 
 
-def unmet(request: Request, pools: Sequence[PoolState], policy: Policy = DEFAULT) -> tuple[str, str] | None:
-    """(field, why) when no pool of `pools` could ever run `request` under `policy`, else None."""
-    reqs, table = RequestTable.build([request]), PoolTable.build(pools)
+def unmet(request: Request, pools: Sequence[PoolState], policy: Policy = DEFAULT,
+          table: PoolTable | None = None) -> tuple[str, str] | None:
+    """(field, why) when no pool of `pools` (`table`: their table, already built) could ever run `request`
+    under `policy`, else None."""
+    reqs, table = RequestTable.build([request]), table if table is not None else PoolTable.build(pools)
     candidates = np.ones(len(pools), dtype=np.bool_)
     for f in policy.filters:
         if f.field is None:
@@ -34,25 +36,38 @@ def unmet(request: Request, pools: Sequence[PoolState], policy: Policy = DEFAULT
     return None
 
 
+class Feasibility:
+    """`check_spec` for one network and policy, its pools' table built once: the API checks every submit."""
+
+    def __init__(self, network: Network, policy: Policy = DEFAULT) -> None:
+        self.network, self.policy = network, policy
+        self.centers = frozenset(c.name for c in network.centers)
+        self.pools = [replace(p, healthy=True) for p in pools_from_network(network)]
+        self.table = PoolTable.build(self.pools)
+
+    def check(self, spec: JobSpec, now: float | None = None) -> None:
+        """Raise SpecError naming the field when no pool of the network could ever run the job (or, given
+        `now`, run it before its deadline)."""
+        errors: list[tuple[str, str]] = []
+        if spec.constraints.data and spec.constraints.data not in self.centers:
+            errors.append(("constraints.data", f"no center {spec.constraints.data!r} in network {self.network.name}"))
+        request = request_from_spec(spec)
+        found = unmet(request, self.pools, self.policy, self.table)
+        if found:
+            errors.append(found)
+        elif now is not None and spec.constraints.deadline is not None:
+            late = too_late(request, spec.constraints.time_limit or DEFAULT_DURATION,
+                            spec.constraints.deadline.timestamp(), self.pools, self.policy, now)
+            if late:
+                errors.append(("constraints.deadline", late))
+        if errors:
+            raise SpecError(errors)
+
+
 def check_spec(spec: JobSpec, network: Network, policy: Policy = DEFAULT, now: float | None = None) -> None:
     """Raise SpecError naming the field when no pool of `network` could ever run the job (or, given `now`,
     run it before its deadline)."""
-    errors: list[tuple[str, str]] = []
-    centers = {c.name for c in network.centers}
-    if spec.constraints.data and spec.constraints.data not in centers:
-        errors.append(("constraints.data", f"no center {spec.constraints.data!r} in network {network.name}"))
-    pools = [replace(p, healthy=True) for p in pools_from_network(network)]
-    request = request_from_spec(spec)
-    found = unmet(request, pools, policy)
-    if found:
-        errors.append(found)
-    elif now is not None and spec.constraints.deadline is not None:
-        late = too_late(request, spec.constraints.time_limit or DEFAULT_DURATION, spec.constraints.deadline.timestamp(),
-                        pools, policy, now)
-        if late:
-            errors.append(("constraints.deadline", late))
-    if errors:
-        raise SpecError(errors)
+    Feasibility(network, policy).check(spec, now)
 
 
 def too_late(request: Request, duration: float, deadline: float, pools: Sequence[PoolState], policy: Policy,

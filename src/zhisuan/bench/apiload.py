@@ -1,0 +1,181 @@
+"""`zhisuan bench api --clients N`: submissions per second and their latency under N concurrent clients while
+the control loop works a queue of 10,000 jobs, beside `sbatch` to a real slurmctld at 1, 4 and N clients.
+
+The queue: 10,000 whole-node jobs stored before the servers start; the first four fill the network (real
+processes that sleep), the rest wait, and every control step (the server's default interval, 1 s) reads and
+schedules all of them — submits arrive while the loop works. The load generator is `wrk` (Debian's; C,
+persistent HTTP/1.1 connections, a Lua script that POSTs the YAML spec with the bearer token), so the figure
+is the server's; with several replicas the connections are split among them, as a TCP load balancer would,
+one wrk per replica, and the p99 reported is the worst replica's. sbatch: Slurm's own client, N threads each
+running it in turn, held jobs (queued, never run), the rate over the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from zhisuan.bench.api import NETWORK, SPEC
+from zhisuan.bench.plane import Plane
+from zhisuan.serve.process import ServerProcess
+
+QUEUE_SPEC = "name: waiting\ntenant: acme\nresources: {accelerators: a100:8}\nrun: sleep 600\n"
+INTERVAL = 1.0  # `zhisuan server`'s default control interval
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.body = [[%(body)s]]
+wrk.headers["Content-Type"] = "application/yaml"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("ZHISUAN %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass
+class Load:
+    name: str
+    clients: int
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+
+
+def wrk(url: str, token: str, connections: int, seconds: float, folder: Path) -> subprocess.Popen[str]:
+    script = folder / "submit.lua"
+    script.write_text(WRK_SCRIPT % {"body": SPEC.decode(), "token": token})
+    return subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s",
+                             str(script), url + "/v1/jobs"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _parse(out: str) -> tuple[int, float, int, float, float]:
+    m = re.search(r"ZHISUAN (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+    if m is None:
+        raise RuntimeError(f"wrk said: {out[-400:]}")
+    n, us, errors, p50, p99 = (int(x) for x in m.groups())
+    return n, us / 1e6, errors, p50 / 1000, p99 / 1000
+
+
+def load(name: str, urls: list[str], token: str, clients: int, seconds: float, folder: Path) -> Load:
+    """`clients` connections split over `urls`, a warm-up, then `seconds` measured."""
+    split = [clients // len(urls) + (1 if k < clients % len(urls) else 0) for k in range(len(urls))]
+    for phase in (min(3.0, seconds), seconds):
+        procs = [wrk(u, token, c, phase, folder) for u, c in zip(urls, split, strict=True) if c]
+        results = [_parse(p.communicate(timeout=phase + 60)[0]) for p in procs]
+    rate = sum(n / max(s, 1e-9) for n, s, *_ in results)
+    return Load(name, clients, rate, sum(r[3] for r in results) / len(results), max(r[4] for r in results),
+                sum(r[2] for r in results))
+
+
+def queue(db: str, jobs: int) -> None:
+    """`jobs` whole-node jobs waiting in the store before any server starts."""
+    from zhisuan.model import parse_job_spec
+    from zhisuan.store import JobStore, connect, migrate
+
+    engine = connect(db)
+    migrate(engine)
+    store, spec, now = JobStore(engine), parse_job_spec(QUEUE_SPEC), time.time()
+    for i in range(jobs):
+        store.submit(spec, now + i * 1e-4)
+    engine.dispose()
+
+
+@contextmanager
+def work_folder() -> Iterator[Path]:
+    work = Path(tempfile.mkdtemp(prefix="zhisuan-bench-"))
+    work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
+    (work / "net.yaml").write_text(NETWORK)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def one_server(name: str, db: str, pending: int, clients: int, seconds: float) -> Load:
+    with work_folder() as work:
+        queue(db, pending)
+        server = ServerProcess(work / "net.yaml", db, work / "runs", interval=INTERVAL,
+                               extra=["--log-level", "warning"]).start()
+        try:
+            return load(name, [server.url], server.token("acme"), clients, seconds, work)
+        finally:
+            server.close()
+
+
+def replicas(name: str, db: str, n: int, pending: int, clients: int, seconds: float) -> Load:
+    with work_folder() as work:
+        queue(db, pending)
+        plane = Plane(work, work / "net.yaml", db, lease=8.0, interval=INTERVAL, extra=["--log-level", "warning"])
+        try:
+            for _ in range(n):
+                plane.add()
+            plane.leader(limit=60)
+            return load(name, plane.urls(), plane.servers[0].token("acme"), clients, seconds, work)
+        finally:
+            plane.close()
+
+
+def sbatch(clients: int, total: int, slurm_conf: str) -> Load:
+    env = {**os.environ, "SLURM_CONF": slurm_conf}
+    env.pop("SLURM_CLUSTERS", None)
+    lat: list[float] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            subprocess.run(["sbatch", "--parsable", "--hold", "-o", "/dev/null", "--gres=gpu:a100:1", "--wrap",
+                            "true"], env=env, check=True, capture_output=True)
+            with lock:
+                lat.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=client, args=(total // clients,)) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    subprocess.run(["scancel", "--partition=gpu"], env=env, check=False)
+    lat.sort()
+    return Load(f"sbatch, {clients} client{'s' if clients > 1 else ''}", clients, len(lat) / wall,
+                lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000)
+
+
+def run(clients: int, pending: int, seconds: float, n_replicas: int,
+        progress: Callable[[str], None] = lambda _: None) -> list[Load]:
+    from zhisuan.bench.pg import scratch_database
+
+    subprocess.run(["bash", "scripts/apt-ensure.sh", "wrk"], check=True, capture_output=True)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        progress(f"zhisuan server on SQLite, {clients} clients, the loop on {pending:,} waiting jobs")
+        out.append(one_server("zhisuan, 1 server, SQLite", f"sqlite:///{tmp}/bench.db", pending, clients, seconds))
+    progress("starting PostgreSQL")
+    with scratch_database() as db:
+        progress(f"zhisuan server on PostgreSQL, {clients} clients")
+        out.append(one_server("zhisuan, 1 server, PostgreSQL", db, pending, clients, seconds))
+    with scratch_database() as db:
+        progress(f"{n_replicas} replicas on PostgreSQL, {clients} clients")
+        out.append(replicas(f"zhisuan, {n_replicas} replicas, PostgreSQL", db, n_replicas, pending, clients, seconds))
+    progress("starting Slurm")
+    subprocess.run(["bash", "scripts/slurm-up.sh"], check=True, capture_output=True)
+    try:
+        for c in sorted({1, 4, clients}):
+            progress(f"sbatch, {c} clients")
+            out.append(sbatch(c, max(200, 25 * c), "/tmp/zhisuan-slurm/alpha/etc/slurm.conf"))
+    finally:
+        subprocess.run(["bash", "scripts/slurm-down.sh"], check=False, capture_output=True)
+    return out
