@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable, check_key
+from zhisuan.control.intake import Intake
 from zhisuan.control.keeper import ServiceKeeper
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
@@ -26,11 +27,10 @@ from zhisuan.engines import Engine, EngineDown
 from zhisuan.metering.invoice import Invoice, invoice, local_month, month_window, services_section
 from zhisuan.metering.usage import UsageInterval
 from zhisuan.metering.utilization import by_tenant, utilization
-from zhisuan.model import JobSpec, JobState, Network, SpecError, parse_job_spec
+from zhisuan.model import JobSpec, JobState, Network, SpecError
 from zhisuan.model.units import format_duration
 from zhisuan.scheduler import Candidate, pending_from_spec
 from zhisuan.scheduler.explain import explain
-from zhisuan.scheduler.feasibility import Feasibility
 from zhisuan.store import (
     JobRecord,
     JobStore,
@@ -67,7 +67,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.follows: dict[str, int] = {}  # tenant -> log follow streams open
-        self.fleet, self.feasible = self.loop.fleet, Feasibility(self.network, self.loop.policy)  # every submit's
+        self.fleet = self.loop.fleet
         self.usage = UsageStore(self.store.engine)
         self.meter = Meter(self.network, self.usage)
         self.service_store = ServiceStore(self.store.engine)
@@ -80,6 +80,7 @@ class Service:
         self.control_plane: Callable[[], dict[str, Any]] = lambda: {"leads": True, "leader": None, "epoch": None}
         self.loop.keeper = self.keeper
         self.data, self.mover = data_services(self.loop, self.network, DatasetStore(self.store.engine))
+        self.intake = Intake(self.store, self.network, self.loop.policy, self.data, self.mover is not None)
 
     @property
     def down(self) -> dict[str, str]:
@@ -94,30 +95,17 @@ class Service:
         return self.fleet.of(rec.center or "")
 
     def validate(self, text: str | bytes, who: Principal, now: float | None = None) -> JobSpec:
-        spec = parse_job_spec(text, None if who.admin else who.tenant)
-        if spec.tenant != who.tenant and not who.admin:
-            raise Forbidden(f"tenant: you act for {who.tenant!r}, the spec names {spec.tenant!r}")
-        self.check_tenant(spec.tenant)
-        self.feasible.check(spec, now)
-        if spec.inputs:
-            self.data.inputs_of(spec)  # each readable and whole, or the error names inputs.<mount>
-        if spec.outputs and self.mover is None:
-            raise SpecError([("outputs", "no center of this network has a store to keep them in")])
-        return spec
+        return self.intake.validate(text, who, now)
 
     def check_tenant(self, tenant: str) -> None:
-        """A tenant must be one of the network's (a network that names none is open to any)."""
-        known = {t.name for t in self.network.tenants}
-        if known and tenant not in known:
-            raise SpecError([("tenant", f"no tenant {tenant!r} in network {self.network.name}")])
+        self.intake.check_tenant(tenant)
 
     def submit(self, text: str | bytes, who: Principal, now: float, idempotency_key: str | None = None) -> JobRecord:
         """Store a job; a retry with the same idempotency key returns the job the first try stored."""
-        check_key(idempotency_key)
-        spec = self.validate(text, who, now)
-        if spec.kind == "service":
-            raise SpecError([("kind", "a service is deployed with POST /v1/services (its replicas become jobs)")])
-        return self.store.submit_record(spec, now, who.actor, idempotency_key)
+        return self.intake.submit(text, who, now, idempotency_key)
+
+    async def submit_async(self, text: bytes, who: Principal, now: float, key: str | None = None) -> JobRecord:
+        return await self.intake.submit_async(text, who, now, key)
 
     def deploy(self, text: str | bytes, who: Principal, now: float,
                idempotency_key: str | None = None) -> ServiceRecord:

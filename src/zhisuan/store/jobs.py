@@ -83,20 +83,8 @@ class JobStore:
                       idempotency_key: str | None = None) -> JobRecord:
         """Store a validated spec as a pending job; returns the stored record (one transaction, no re-read).
         With an idempotency key, a submit the tenant made before with the same key returns that job instead."""
-        job_id = f"j-{uuid.uuid4().hex[:12]}"
         try:
-            # Core inserts, not the ORM unit of work: this is the API's hot path (about 0.5 ms saved per submit)
-            with self.engine.begin() as conn:
-                conn.execute(insert(JobRow), {
-                    "id": job_id, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
-                    "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now,
-                    "updated_at": now, "attempts": 0})
-                conn.execute(insert(TransitionRow), {
-                    "job_id": job_id, "from_state": None, "to_state": JobState.PENDING.value, "at": now,
-                    "reason": "submitted", "actor": actor})
-                if idempotency_key is not None:
-                    conn.execute(insert(IdempotencyRow), {"tenant": spec.tenant, "key": idempotency_key,
-                                                          "job_id": job_id, "created_at": now})
+            return self.submit_many([(spec, now, actor, idempotency_key)])[0]
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -107,8 +95,26 @@ class JobStore:
             if rec is None:
                 raise
             return rec
-        return JobRecord(job_id, spec.tenant, spec.name, spec, JobState.PENDING, spec.priority, now, now, None, None,
-                         (), None, (), None, None, None, 0)
+
+    def submit_many(self, items: list[tuple[JobSpec, float, str, str | None]]) -> list[JobRecord]:
+        """Store validated specs (spec, now, actor, idempotency key) as pending jobs in one transaction: all or
+        none (a key used before fails the whole batch with IntegrityError)."""
+        ids = [f"j-{uuid.uuid4().hex[:12]}" for _ in items]
+        # Core inserts, not the ORM unit of work: this is the API's hot path (about 0.5 ms saved per submit)
+        with self.engine.begin() as conn:
+            conn.execute(insert(JobRow), [
+                {"id": i, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
+                 "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now, "updated_at": now,
+                 "attempts": 0} for i, (spec, now, _, _) in zip(ids, items, strict=True)])
+            conn.execute(insert(TransitionRow), [
+                {"job_id": i, "from_state": None, "to_state": JobState.PENDING.value, "at": now, "reason": "submitted",
+                 "actor": actor} for i, (_, now, actor, _) in zip(ids, items, strict=True)])
+            keyed = [{"tenant": spec.tenant, "key": key, "job_id": i, "created_at": now}
+                     for i, (spec, now, _, key) in zip(ids, items, strict=True) if key is not None]
+            if keyed:
+                conn.execute(insert(IdempotencyRow), keyed)
+        return [JobRecord(i, spec.tenant, spec.name, spec, JobState.PENDING, spec.priority, now, now, None, None, (),
+                          None, (), None, None, None, 0) for i, (spec, now, _, _) in zip(ids, items, strict=True)]
 
     def transition(self, job_id: str, target: JobState, now: float, why: str = "",
                    usage: list[dict[str, Any]] | None = None, actor: str = "zhisuan", **fields: Any) -> JobRecord:

@@ -1,0 +1,119 @@
+"""Group commit for the API's submits: the requests that arrive together are stored in one transaction.
+
+Many clients at once made every submit its own transaction: on SQLite the writers queued on the database
+lock (its busy handler sleeps, so a burst of 16 gave a p99 near a second), on PostgreSQL each paid a commit
+and held a pooled connection. Here a request hands its validated spec to one writer thread and waits; the
+writer takes everything queued, stores it in one transaction and wakes each request with its record — the
+acknowledgement still follows the commit. A batch that fails on an idempotency key already used is stored
+again one submit at a time, so each retry gets the job its key first made."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError
+
+from zhisuan.model import JobSpec
+from zhisuan.store.jobs import JobRecord, JobStore
+
+MAX_BATCH = 256  # submits in one transaction at most
+WAIT = 60.0  # seconds a request waits for its batch before it gives up (the store is down)
+
+
+@dataclass
+class _Submit:
+    spec: JobSpec
+    now: float
+    actor: str
+    key: str | None
+    done: threading.Event = field(default_factory=threading.Event)
+    record: JobRecord | None = None
+    error: BaseException | None = None
+    stored: Callable[[_Submit], None] | None = None  # told from the writer thread once it is
+
+
+class SubmitBatcher:
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._queue: queue.SimpleQueue[_Submit] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+
+    def submit(self, spec: JobSpec, now: float, actor: str, key: str | None = None) -> JobRecord:
+        """Store one validated spec with whatever else is waiting; its record once committed."""
+        item = _Submit(spec, now, actor, key)
+        self._start()
+        self._queue.put(item)
+        if not item.done.wait(WAIT):
+            raise TimeoutError(f"the store did not take the job within {WAIT:.0f} s")
+        if item.error is not None:
+            raise item.error
+        assert item.record is not None
+        return item.record
+
+    async def submit_async(self, spec: JobSpec, now: float, actor: str, key: str | None = None) -> JobRecord:
+        """`submit` for the event loop: it waits for the batch without holding a thread."""
+        loop = asyncio.get_running_loop()
+        told: asyncio.Future[_Submit] = loop.create_future()
+
+        def settle(item: _Submit) -> None:
+            if not told.done():  # a request that gave up waiting is not told
+                told.set_result(item)
+
+        def stored(item: _Submit) -> None:
+            loop.call_soon_threadsafe(settle, item)
+
+        item = _Submit(spec, now, actor, key, stored=stored)
+        self._start()
+        self._queue.put(item)
+        try:
+            await asyncio.wait_for(asyncio.shield(told), WAIT)
+        except TimeoutError:
+            raise TimeoutError(f"the store did not take the job within {WAIT:.0f} s") from None
+        if item.error is not None:
+            raise item.error
+        assert item.record is not None
+        return item.record
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._run, name="zhisuan-submits", daemon=True)
+                self._writer.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch: list[_Submit]) -> None:
+        try:
+            try:
+                records = self.store.submit_many([(b.spec, b.now, b.actor, b.key) for b in batch])
+                for b, rec in zip(batch, records, strict=True):
+                    b.record = rec
+            except IntegrityError:
+                if len(batch) == 1 and batch[0].key is None:
+                    raise
+                for b in batch:  # a key used before (or twice in this batch): each on its own
+                    try:
+                        b.record = self.store.submit_record(b.spec, b.now, b.actor, b.key)
+                    except Exception as e:  # this one's error, not the others'
+                        b.error = e
+        except Exception as e:  # the store refused the batch: every request in it hears why
+            for b in batch:
+                b.error = b.error or e
+        finally:
+            for b in batch:
+                b.done.set()
+                if b.stored is not None:
+                    b.stored(b)
