@@ -4,8 +4,9 @@ control loop. Time is the database's clock, never a replica's, so replicas whose
 who holds it.
 
 Each new leader takes a larger epoch. `fence` makes every transaction on an engine first check that the lease
-still carries that epoch (PostgreSQL: under a shared row lock, so a new leader's take waits for a transaction
-already checked, and any later one sees the new epoch): a leader that was paused, or cut off, and comes back
+still carries that epoch (PostgreSQL: under a key-share row lock, so a new leader's take, FOR UPDATE, waits for
+a transaction already checked, and any later one sees the new epoch; the holder's renewals change no key and
+never wait behind its own busy transactions): a leader that was paused, or cut off, and comes back
 after another took over can write nothing — no start, stop or bill — and learns it was replaced.
 """
 
@@ -37,8 +38,8 @@ def _now(conn: Connection) -> float:
     return float(conn.execute(text("SELECT (julianday('now') - 2440587.5) * 86400.0")).scalar_one())
 
 
-def _row(conn: Connection, name: str, lock: str) -> Any:
-    clause = f" FOR {lock}" if conn.dialect.name == "postgresql" else ""
+def _row(conn: Connection, name: str, lock: str | None) -> Any:
+    clause = f" FOR {lock}" if lock and conn.dialect.name == "postgresql" else ""
     return conn.execute(text(f"SELECT holder, epoch, expires_at FROM leases WHERE name = :n{clause}"),
                         {"n": name}).first()
 
@@ -55,14 +56,16 @@ class Lease:
             if conn.dialect.name == "postgresql":  # behind a frozen replica's lock: give up, try again next round
                 conn.execute(text(f"SET LOCAL lock_timeout = {max(1, int(self.ttl * 1000 / 3))}"))
             now = _now(conn)
-            row = _row(conn, self.name, "UPDATE")
             until = now + self.ttl
+            if self.epoch is not None and conn.execute(text(
+                    "UPDATE leases SET expires_at = :e WHERE name = :n AND holder = :h AND epoch = :p"),
+                    {"n": self.name, "h": self.holder, "p": self.epoch, "e": until}).rowcount == 1:
+                return self.epoch  # renewed: an update of no key, beside the fence's key-share locks
+            row = _row(conn, self.name, "UPDATE")
             if row is None:
                 conn.execute(text("INSERT INTO leases (name, holder, epoch, expires_at) VALUES (:n, :h, 1, :e)"),
                              {"n": self.name, "h": self.holder, "e": until})
                 self.epoch = 1
-            elif row.holder == self.holder and row.epoch == self.epoch:
-                conn.execute(text("UPDATE leases SET expires_at = :e WHERE name = :n"), {"n": self.name, "e": until})
             elif row.expires_at <= now and (self.epoch is None or row.epoch == self.epoch):
                 self.epoch = int(row.epoch) + 1
                 conn.execute(text("UPDATE leases SET holder = :h, epoch = :p, expires_at = :e WHERE name = :n"),
@@ -83,7 +86,7 @@ class Lease:
     def current(self) -> Holder | None:
         with self.engine.begin() as conn:
             now = _now(conn)
-            row = _row(conn, self.name, "SHARE")
+            row = _row(conn, self.name, None)
         return None if row is None else Holder(row.holder, int(row.epoch), float(row.expires_at) - now)
 
 
@@ -92,7 +95,7 @@ def fence(engine: Engine, epoch: int, name: str = CONTROL) -> None:
 
     @event.listens_for(engine, "begin")
     def _check(conn: Connection) -> None:
-        row = _row(conn, name, "SHARE")
+        row = _row(conn, name, "KEY SHARE")
         if row is None or int(row.epoch) != epoch:
             now = None if row is None else int(row.epoch)
             raise Fenced(f"the control plane's lease is at epoch {now}, this replica led at epoch {epoch}: "
