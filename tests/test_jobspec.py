@@ -163,3 +163,20 @@ def test_an_unknown_chip_in_the_list_is_named():
     with pytest.raises(SpecError) as e:
         parse_job_spec('name: x\ntenant: a\nresources: {accelerators: "T4|B300:1"}\nrun: echo')
     assert "any_of" in e.value.errors[0][0] and "B300" in str(e.value)
+
+
+def test_one_feasibility_remembers_each_ask_and_answers_it_the_same(root, monkeypatch):
+    from zhisuan.scheduler import feasibility
+
+    net = load_network(root / "examples/networks/toy3.yaml")
+    monkeypatch.setattr(feasibility, "CACHED", 3)
+    f = feasibility.Feasibility(net)
+    fits = parse_job_spec("name: j\ntenant: t\nrun: x\nresources: {accelerators: a100:1}")
+    too_big = parse_job_spec("name: j\ntenant: t\nrun: x\nresources: {accelerators: 910b:8, cpus: 4000}")
+    for n in range(1, 6):  # ever new asks in between: the memory is emptied, the answers stay the same
+        f.check(fits)
+        with pytest.raises(SpecError) as e:
+            f.check(too_big)
+        assert "at most 128" in dict(e.value.errors)["resources.cpus"]
+        f.check(parse_job_spec(f"name: j\ntenant: t\nrun: x\nresources: {{accelerators: a100:{n}}}"))
+        assert len(f._unmet) <= 3

@@ -36,14 +36,19 @@ def unmet(request: Request, pools: Sequence[PoolState], policy: Policy = DEFAULT
     return None
 
 
+CACHED = 4096  # asks remembered by a Feasibility (a tenant sending ever new ones only empties it)
+
+
 class Feasibility:
-    """`check_spec` for one network and policy, its pools' table built once: the API checks every submit."""
+    """`check_spec` for one network and policy, its pools' table built once, and the answer for each distinct
+    ask remembered: the API checks every submit, and most submits ask what others asked before."""
 
     def __init__(self, network: Network, policy: Policy = DEFAULT) -> None:
         self.network, self.policy = network, policy
         self.centers = frozenset(c.name for c in network.centers)
         self.pools = [replace(p, healthy=True) for p in pools_from_network(network)]
         self.table = PoolTable.build(self.pools)
+        self._unmet: dict[Request, tuple[str, str] | None] = {}
 
     def check(self, spec: JobSpec, now: float | None = None) -> None:
         """Raise SpecError naming the field when no pool of the network could ever run the job (or, given
@@ -52,7 +57,12 @@ class Feasibility:
         if spec.constraints.data and spec.constraints.data not in self.centers:
             errors.append(("constraints.data", f"no center {spec.constraints.data!r} in network {self.network.name}"))
         request = request_from_spec(spec)
-        found = unmet(request, self.pools, self.policy, self.table)
+        found = self._unmet.get(request, ("", ""))  # ("", ""): not asked yet (a thread may empty it meanwhile)
+        if found == ("", ""):
+            found = unmet(request, self.pools, self.policy, self.table)
+            if len(self._unmet) >= CACHED:
+                self._unmet.clear()
+            self._unmet[request] = found
         if found:
             errors.append(found)
         elif now is not None and spec.constraints.deadline is not None:
