@@ -101,3 +101,27 @@ def test_from_the_event_loop_without_a_thread_each(store):
     recs = asyncio.run(main())
     assert threading.active_count() <= before + 1  # the one writer thread, not one per request
     assert len({r.id for r in recs}) == 5 and len(store.find()) == 5
+
+
+def test_a_servers_sqlite_wal_is_copied_back_by_its_own_thread_not_by_a_commit(tmp_path):
+    from zhisuan.store.db import checkpoint_apart
+
+    path = tmp_path / "z.db"
+    engine = connect(f"sqlite:///{path}")
+    migrate(engine)
+    stop = threading.Event()
+    assert checkpoint_apart(engine, stop, every=3600) is not None  # not yet: commits alone must not copy it
+    store = JobStore(engine)
+    start = path.stat().st_size
+    store.submit_many([(spec(f"j{k}"), time.time(), "acme", None) for k in range(12000)])
+    assert path.stat().st_size == start, "no commit copied the WAL back (auto-checkpoints are off)"
+    stop.set()
+    stop2 = threading.Event()
+    checkpoint_apart(engine, stop2, every=0.05)
+    end = time.monotonic() + 10
+    while path.stat().st_size == start and time.monotonic() < end:
+        time.sleep(0.05)
+    stop2.set()
+    assert path.stat().st_size > start, "the checkpoint thread copied it"
+    assert len(store.find()) == 12000
+    engine.dispose()

@@ -31,7 +31,7 @@ from zhisuan.model import Network
 from zhisuan.scheduler.profiles import policy_for
 from zhisuan.serve.leader import Leadership, exit_deposed, exit_status
 from zhisuan.store import JobStore, TokenStore, connect, migrate
-from zhisuan.store.db import bound_transactions, exclusive
+from zhisuan.store.db import bound_transactions, checkpoint_apart, exclusive
 from zhisuan.store.lease import Fenced, Lease
 from zhisuan.store.schema import TokenRow
 
@@ -150,6 +150,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     network = with_inventory(network, fleet)
     loop = ControlLoop(store, network, fleet, chosen)
     stop = threading.Event()
+    checkpoint_apart(engine, stop)
     service: Service | None = None
     leadership: Leadership | None = None
     userver: uvicorn.Server | None = None
