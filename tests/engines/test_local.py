@@ -233,3 +233,39 @@ def test_a_uid_given_again_comes_without_what_its_last_holder_left_in_shared_scr
     secret.chmod(0o600)
     uid = sandbox.UidPool(runs, leases, shared=(shm,)).take(str(runs / "j" / "attempt-1"))
     assert uid == was and sorted(p.name for p in shm.iterdir()) == ["someone-elses"]
+
+
+def test_a_job_printing_without_end_keeps_a_bounded_log_and_runs_on(tmp_path):
+    """Its log is cut to its last part (a line says how much went) as it grows; the job is not killed, a
+    follower reading from an offset past the cut starts again, and the job's last lines are all there."""
+    from zhisuan.engines.base import file_delta
+
+    eng = LocalEngine(tmp_path, log_cap=256 * 1024)
+    script = ("i=0; while [ $i -lt 60 ]; do head -c 65536 /dev/zero | tr '\\0' x; echo; i=$((i+1)); "
+              "sleep 0.02; done; echo the-end; exit 3")
+    h = eng.run("loud", script, [["0"]], "cuda")
+    offsets: dict[str, int] = {}
+    read = 0
+    end = time.time() + 30
+    while (st := eng.poll(h)).state == "running" and time.time() < end:
+        read += len(eng.log_delta(h, offsets))
+        assert (Path(h) / "out-0.log").stat().st_size <= 256 * 1024 + 4 * 65536  # cut between polls
+        time.sleep(0.05)
+    assert st.state == "failed" and st.exit_code == 3  # it ran to its end: not killed for printing
+    log = (Path(h) / "out-0.log").read_bytes()
+    assert len(log) <= 256 * 1024 + 4 * 65536 and b"bytes of earlier output dropped" in log
+    assert eng.logs(h).rstrip().endswith("the-end")
+    assert read > 0 and file_delta([Path(h) / "out-0.log"], {"out-0.log": 10**9}, True, False)  # past the cut
+
+
+def test_cap_file_keeps_the_last_half_from_a_line_start(tmp_path):
+    from zhisuan.engines.base import cap_file
+
+    f = tmp_path / "out-0.log"
+    f.write_bytes(b"".join(f"line {k:05d}\n".encode() for k in range(10_000)))  # 110,000 bytes
+    assert cap_file(f, 200_000) == 0 and f.stat().st_size == 110_000
+    dropped = cap_file(f, 20_000)
+    text = f.read_text()
+    first, second = text.splitlines()[:2]
+    assert f"{dropped:,} bytes of earlier output dropped" in first and second.startswith("line ")
+    assert text.endswith("line 09999\n") and len(text) <= 11_000 + len(first) + 1

@@ -4,16 +4,18 @@
 Both sides only queue: the server runs with a long control interval, sbatch jobs are held, so each
 measures accepting a job durably, not running it. Run from the repo root (it uses scripts/).
 
-The API's load generator is one persistent HTTP/1.1 connection from the standard library (what wrk or
-hey would do), so the figure is the server's, not a client library's; sbatch is Slurm's own client and
-its process start is part of Slurm's submission path. Each side runs `rounds` blocks of n/rounds
-submissions; the rate is the median block (the machine is noisy).
+Each server is loaded twice over one persistent HTTP/1.1 connection: by Python's http.client (what a
+Python tenant's client pays too) and by `wrk` (Debian's, C; what the server itself takes, the figure
+`submit-ratio-vs-sbatch` uses: sbatch too is its project's own C client, whose process start is part of
+Slurm's submission path). Each side runs `rounds` blocks (n/rounds submissions, or two seconds of wrk); the
+rate is the median block (the machine is noisy).
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -35,18 +37,51 @@ tenants: [{name: acme}]
 """
 
 
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.body = [[%(body)s]]
+wrk.headers["Content-Type"] = "application/yaml"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("ZHISUAN %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
 @dataclass
 class Rate:
     name: str
     latencies: list[float]
     block_rates: list[float]
+    quantiles: dict[int, float] | None = None  # ms, as the load generator reported them (wrk: the median block's)
 
     @property
     def per_second(self) -> float:
         return statistics.median(self.block_rates)
 
     def pct(self, q: float) -> float:
+        if self.quantiles is not None:
+            return self.quantiles[int(q)]
         return statistics.quantiles(self.latencies, n=100)[int(q) - 1] * 1000.0
+
+
+def wrk(url: str, token: str, connections: int, seconds: float, folder: Path) -> subprocess.Popen[str]:
+    script = folder / "submit.lua"
+    script.write_text(WRK_SCRIPT % {"body": SPEC.decode(), "token": token})
+    return subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s",
+                             str(script), url + "/v1/jobs"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def parse_wrk(out: str) -> tuple[int, float, int, float, float]:
+    m = re.search(r"ZHISUAN (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+    if m is None:
+        raise RuntimeError(f"wrk said: {out[-1500:]}")
+    n, us, errors, p50, p99 = (int(x) for x in m.groups())
+    return n, us / 1e6, errors, p50 / 1000, p99 / 1000
+
+
 
 
 def _timed(n: int, rounds: int, one: Callable[[], None]) -> tuple[list[float], list[float]]:
@@ -64,7 +99,9 @@ def _timed(n: int, rounds: int, one: Callable[[], None]) -> tuple[list[float], l
     return lat, rates
 
 
-def api_rate(name: str, db: str, n: int, rounds: int) -> Rate:
+def api_rate(name: str, db: str, n: int, rounds: int) -> tuple[Rate, Rate]:
+    """The server answering one Python client (http.client), then wrk on one connection (`rounds` blocks of
+    two seconds): the second is the server's own rate, without a Python client's costs in it."""
     work = Path(tempfile.mkdtemp(prefix="zhisuan-bench-"))
     work.chmod(0o711)  # jobs run under uids of their own and pass through to their folders
     (work / "net.yaml").write_text(NETWORK)
@@ -83,7 +120,11 @@ def api_rate(name: str, db: str, n: int, rounds: int) -> Rate:
         for _ in range(20):  # warm-up
             submit()
         lat, rates = _timed(n, rounds, submit)
-        return Rate(name, lat, rates)
+        blocks = sorted((parse_wrk(wrk(server.url, server.token("acme"), 1, 2.0, work).communicate(timeout=60)[0])
+                         for _ in range(rounds)), key=lambda b: b[0] / b[1])
+        mid = blocks[len(blocks) // 2]
+        return (Rate(name + ", Python client", lat, rates),
+                Rate(name + ", wrk", [], [(b[0] - b[2]) / b[1] for b in blocks], {50: mid[3], 99: mid[4]}))
     finally:
         conn.close()
         server.close()
@@ -104,14 +145,15 @@ def sbatch_rate(n: int, rounds: int, slurm_conf: str) -> Rate:
 
 
 def run(n: int, rounds: int = 5, progress: Callable[[str], None] = lambda _: None) -> list[Rate]:
-    rates = []
+    subprocess.run(["bash", "scripts/apt-ensure.sh", "wrk"], check=True, capture_output=True)
+    rates: list[Rate] = []
     progress("zhisuan server on SQLite")
     with tempfile.TemporaryDirectory() as tmp:
-        rates.append(api_rate("zhisuan API, SQLite (WAL)", f"sqlite:///{tmp}/bench.db", n, rounds))
+        rates.extend(api_rate("zhisuan API, SQLite (WAL)", f"sqlite:///{tmp}/bench.db", n, rounds))
     progress("starting PostgreSQL")
     with scratch_database() as url:
         progress("zhisuan server on PostgreSQL")
-        rates.append(api_rate("zhisuan API, PostgreSQL", url, n, rounds))
+        rates.extend(api_rate("zhisuan API, PostgreSQL", url, n, rounds))
     progress("starting Slurm")
     subprocess.run(["bash", "scripts/slurm-up.sh"], check=True, capture_output=True)
     try:

@@ -13,7 +13,6 @@ running it in turn, held jobs (queued, never run), the rate over the whole run.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -24,22 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from zhisuan.bench.api import NETWORK, SPEC
+from zhisuan.bench.api import NETWORK, parse_wrk, wrk
 from zhisuan.bench.plane import Plane
 from zhisuan.serve.process import ServerProcess
 
 QUEUE_SPEC = "name: waiting\ntenant: acme\nresources: {accelerators: a100:8}\nrun: sleep 600\n"
 INTERVAL = 1.0  # `zhisuan server`'s default control interval
-WRK_SCRIPT = """wrk.method = "POST"
-wrk.body = [[%(body)s]]
-wrk.headers["Content-Type"] = "application/yaml"
-wrk.headers["Authorization"] = "Bearer %(token)s"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("ZHISUAN %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
-    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50), latency:percentile(99)))
-end
-"""
 
 
 @dataclass
@@ -52,28 +41,12 @@ class Load:
     errors: int = 0
 
 
-def wrk(url: str, token: str, connections: int, seconds: float, folder: Path) -> subprocess.Popen[str]:
-    script = folder / "submit.lua"
-    script.write_text(WRK_SCRIPT % {"body": SPEC.decode(), "token": token})
-    return subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s",
-                             str(script), url + "/v1/jobs"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-
-
-def _parse(out: str) -> tuple[int, float, int, float, float]:
-    m = re.search(r"ZHISUAN (\d+) (\d+) (\d+) (\d+) (\d+)", out)
-    if m is None:
-        raise RuntimeError(f"wrk said: {out[-1500:]}")
-    n, us, errors, p50, p99 = (int(x) for x in m.groups())
-    return n, us / 1e6, errors, p50 / 1000, p99 / 1000
-
-
 def load(name: str, urls: list[str], token: str, clients: int, seconds: float, folder: Path) -> Load:
     """`clients` connections split over `urls`, a warm-up, then `seconds` measured."""
     split = [clients // len(urls) + (1 if k < clients % len(urls) else 0) for k in range(len(urls))]
     for phase in (min(3.0, seconds), seconds):
         procs = [wrk(u, token, c, phase, folder) for u, c in zip(urls, split, strict=True) if c]
-        results = [_parse(p.communicate(timeout=phase + 60)[0]) for p in procs]
+        results = [parse_wrk(p.communicate(timeout=phase + 60)[0]) for p in procs]
     rate = sum((n - errors) / max(s, 1e-9) for n, s, errors, *_ in results)  # answered 201 only
     return Load(name, clients, rate, sum(r[3] for r in results) / len(results), max(r[4] for r in results),
                 sum(r[2] for r in results))
@@ -159,7 +132,7 @@ def run(clients: int, pending: int, seconds: float, n_replicas: int,
     from zhisuan.bench.pg import scratch_database
 
     subprocess.run(["bash", "scripts/apt-ensure.sh", "wrk"], check=True, capture_output=True)
-    out = []
+    out: list[Load] = []
     with tempfile.TemporaryDirectory() as tmp:
         progress(f"zhisuan server on SQLite, {clients} clients, the loop on {pending:,} waiting jobs")
         out.append(one_server("zhisuan, 1 server, SQLite", f"sqlite:///{tmp}/bench.db", pending, clients, seconds))

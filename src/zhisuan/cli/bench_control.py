@@ -46,12 +46,12 @@ def bench_api(n: Annotated[int, typer.Option(min=20, help="sequential submission
         t.add_row(r.name, f"{r.per_second:,.0f}", ", ".join(f"{b:,.0f}" for b in r.block_rates),
                   f"{r.pct(50):.2f}", f"{r.pct(99):.2f}")
     console.print(t)
-    console.print("API load generator: one persistent HTTP/1.1 connection (Python's http.client), YAML spec, "
-                  "bearer token; sbatch: Slurm's own client, held jobs.")
+    console.print("API: one persistent HTTP/1.1 connection (Python's http.client, then wrk), YAML spec, bearer "
+                  "token; sbatch: Slurm's own client, held jobs. With wrk, p50/p99 are the median block's.")
     sbatch = rates[-1].per_second
     for r in rates[:-1]:
         console.print(f"{r.name}: {r.per_second / sbatch:.1f}x sbatch")
-    print(f"submit-ratio-vs-sbatch: {rates[0].per_second / sbatch:.1f}")
+    print(f"submit-ratio-vs-sbatch: {rates[1].per_second / sbatch:.1f}")
     if not loads:
         return
     c = Table(title=f"{clients} clients at once, the control loop working {pending:,} waiting jobs "

@@ -159,6 +159,7 @@ def file_delta(files: list[Path], offsets: dict[str, int], whole_lines: bool, la
             with f.open("rb") as fh:
                 size = fh.seek(0, os.SEEK_END)
                 start = offsets.get(f.name, max(0, size - MAX_LOG))
+                start = 0 if start > size else start  # the file was cut (cap_file): read it from its start
                 fh.seek(start)
                 data = fh.read(MAX_LOG)
         except FileNotFoundError:
@@ -172,6 +173,30 @@ def file_delta(files: list[Path], offsets: dict[str, int], whole_lines: bool, la
             text = "".join(f"[node {f.stem[4:]}] {line}" for line in text.splitlines(keepends=True))
         out.append(text)
     return "".join(out)
+
+
+def cap_file(path: Path, limit: int) -> int:
+    """A log grown beyond `limit` bytes keeps its last half (from a line's start) after a line saying how much
+    was dropped; the job writing it (O_APPEND) goes on at the new end, so the disk holds about `limit` of it
+    whatever the job prints. What the job writes in the instant between the copy and the cut is lost.
+    The bytes dropped (0: under the limit)."""
+    try:
+        size = path.stat().st_size
+        if size <= limit:
+            return 0
+        with path.open("rb") as f:
+            f.seek(size - limit // 2)
+            tail = f.read()
+    except FileNotFoundError:
+        return 0
+    cut = tail.find(b"\n") + 1
+    tail = tail[cut:] if 0 < cut < len(tail) else tail
+    dropped = size - len(tail)
+    os.truncate(path, 0)
+    with path.open("ab") as f:
+        f.write(f"[zhisuan: {dropped:,} bytes of earlier output dropped: a log is kept to {limit:,} bytes]\n".encode()
+                + tail)
+    return dropped
 
 
 class TextLogs:

@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zhisuan.engines.base import MAX_LOG, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
+from zhisuan.engines.base import (
+    MAX_LOG,
+    EngineStatus,
+    ExternalLoad,
+    Launch,
+    Usage,
+    cap_file,
+    file_delta,
+    tail_file,
+)
 from zhisuan.engines.inputs import hand_inputs
 from zhisuan.engines.rendezvous import free_port, gang_env
 from zhisuan.engines.sandbox import (
@@ -37,6 +46,7 @@ from zhisuan.engines.sandbox import (
 )
 from zhisuan.model import Pool
 
+LOG_CAP = 64 * 1024 * 1024  # bytes of output kept on disk per gang member (the end of it): kubelet keeps 5 × 10 MiB
 VISIBLE = {"cuda": "CUDA_VISIBLE_DEVICES", "cann": "ASCEND_RT_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES",
            "dtk": "HIP_VISIBLE_DEVICES", "neuware": "MLU_VISIBLE_DEVICES", "synapseai": "HABANA_VISIBLE_MODULES"}
 
@@ -104,9 +114,9 @@ class LocalEngine:
     kind = "local"
     starts_at_submit = True  # a submitted job's processes run at once: no queue of its own
 
-    def __init__(self, root: Path, grace: float = 5.0, isolate: bool | None = None) -> None:
+    def __init__(self, root: Path, grace: float = 5.0, isolate: bool | None = None, log_cap: int = LOG_CAP) -> None:
         self.root = Path(root).resolve()  # jobs run in their own folder: relative paths would break
-        self.grace = grace
+        self.grace, self.log_cap = grace, log_cap
         self.isolate = isolating() if isolate is None else isolate
         owned_dir(self.root, None, 0o711)  # jobs pass through to their own folder, and see nothing else
         if self.isolate:
@@ -229,6 +239,8 @@ class LocalEngine:
 
     def poll(self, handle: str) -> EngineStatus:
         run = self._run(handle)
+        for log_file in Path(handle).glob("out-*.log"):
+            cap_file(log_file, self.log_cap)  # a job that prints without end cannot fill the disk
         codes = []
         timed_out = run.timeout is not None and time.time() - run.started > run.timeout
         alive = self._alive(handle, run)
