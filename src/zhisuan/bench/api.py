@@ -14,6 +14,7 @@ rate is the median block (the machine is noisy).
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from pathlib import Path
 from zhisuan.bench.pg import scratch_database
 from zhisuan.serve.process import ServerProcess
 
+log = logging.getLogger("zhisuan.bench")
 SPEC = b"name: bench\ntenant: acme\nresources: {accelerators: a100:1}\nrun: 'true'\n"
 NETWORK = """name: bench
 centers:
@@ -41,6 +43,13 @@ WRK_SCRIPT = """wrk.method = "POST"
 wrk.body = [[%(body)s]]
 wrk.headers["Content-Type"] = "application/yaml"
 wrk.headers["Authorization"] = "Bearer %(token)s"
+local told = false
+response = function(status, headers, body)
+  if status ~= 201 and not told then
+    told = true
+    io.write("ZHISUAN-FIRST-ERROR " .. status .. " " .. string.sub(body, 1, 300) .. "\\n")
+  end
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("ZHISUAN %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
@@ -67,14 +76,20 @@ class Rate:
 
 
 def wrk(url: str, token: str, connections: int, seconds: float, folder: Path) -> subprocess.Popen[str]:
-    script = folder / "submit.lua"
-    script.write_text(WRK_SCRIPT % {"body": SPEC.decode(), "token": token})
+    # a file of its own: wrk reads it as it starts, and another wrk's script rewritten meanwhile (the same
+    # name) left it a half-written one — it then sent plain GETs, every one an error
+    fd, name = tempfile.mkstemp(suffix=".lua", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        f.write(WRK_SCRIPT % {"body": SPEC.decode(), "token": token})
+    script = Path(name)
     return subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s",
                              str(script), url + "/v1/jobs"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
 
 def parse_wrk(out: str) -> tuple[int, float, int, float, float]:
+    for first in re.findall(r"ZHISUAN-FIRST-ERROR .*", out):
+        log.warning("wrk: %s", first)  # the first answer that was not 201, for the reader of the figures
     m = re.search(r"ZHISUAN (\d+) (\d+) (\d+) (\d+) (\d+)", out)
     if m is None:
         raise RuntimeError(f"wrk said: {out[-1500:]}")
