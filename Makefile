@@ -46,7 +46,7 @@ test: lint typecheck
 	ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-up.sh
 	ZHISUAN_RAY_ROOT=$(RAY_ROOT) ZHISUAN_RAY_PY=$(PY) bash scripts/ray-up.sh
 	bash scripts/chromium-install.sh
-	bash scripts/apt-ensure.sh prometheus faketime iproute2
+	bash scripts/apt-ensure.sh prometheus faketime iproute2 wrk
 	bash scripts/apt-ensure.sh g++ cmake ninja-build
 	bash scripts/llama-ensure.sh >/dev/null
 	bash scripts/apt-versions.sh $(ZHISUAN_APT_RECORD)

@@ -64,6 +64,7 @@ class Rate:
     latencies: list[float]
     block_rates: list[float]
     quantiles: dict[int, float] | None = None  # ms, as the load generator reported them (wrk: the median block's)
+    submitted: int = 0  # submits acknowledged while measured
 
     @property
     def per_second(self) -> float:
@@ -138,8 +139,9 @@ def api_rate(name: str, db: str, n: int, rounds: int) -> tuple[Rate, Rate]:
         blocks = sorted((parse_wrk(wrk(server.url, server.token("acme"), 1, 2.0, work).communicate(timeout=60)[0])
                          for _ in range(rounds)), key=lambda b: b[0] / b[1])
         mid = blocks[len(blocks) // 2]
-        return (Rate(name + ", Python client", lat, rates),
-                Rate(name + ", wrk", [], [(b[0] - b[2]) / b[1] for b in blocks], {50: mid[3], 99: mid[4]}))
+        return (Rate(name + ", Python client", lat, rates, submitted=len(lat)),
+                Rate(name + ", wrk", [], [(b[0] - b[2]) / b[1] for b in blocks], {50: mid[3], 99: mid[4]},
+                     submitted=sum(b[0] - b[2] for b in blocks)))
     finally:
         conn.close()
         server.close()
