@@ -45,7 +45,11 @@ def objects(root, name="corpus"):
     """The dataset's objects in a store's folder (under datasets/OWNER/NAME/ID/), by path, with their MD5s."""
     folder = root / "zhisuan" / "datasets" / "acme" / name
     out = {}
-    for p in folder.rglob("*"):
+    try:
+        paths = list(folder.rglob("*"))
+    except FileNotFoundError:  # a folder removed while we walked it: the caller looks again
+        return {"": "changing"}
+    for p in paths:
         try:
             out["/".join(p.relative_to(folder).parts[1:])] = hashlib.md5(p.read_bytes()).hexdigest()
         except (IsADirectoryError, FileNotFoundError):  # a folder, or removed while we looked
