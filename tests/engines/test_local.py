@@ -258,13 +258,13 @@ def test_a_job_printing_without_end_keeps_a_bounded_log_and_runs_on(tmp_path):
     assert read > 0 and file_delta([Path(h) / "out-0.log"], {"out-0.log": 10**9}, True, False)  # past the cut
 
 
-def test_cap_file_keeps_the_last_half_from_a_line_start(tmp_path):
+def test_cap_file_keeps_the_end_from_a_line_start(tmp_path):
     from zhisuan.engines.base import cap_file
 
     f = tmp_path / "out-0.log"
     f.write_bytes(b"".join(f"line {k:05d}\n".encode() for k in range(10_000)))  # 110,000 bytes
     assert cap_file(f, 200_000) == 0 and f.stat().st_size == 110_000
-    dropped = cap_file(f, 20_000)
+    dropped = cap_file(f, 20_000, keep=10_000)
     text = f.read_text()
     first, second = text.splitlines()[:2]
     assert f"{dropped:,} bytes of earlier output dropped" in first and second.startswith("line ")

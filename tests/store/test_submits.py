@@ -125,3 +125,17 @@ def test_a_servers_sqlite_wal_is_copied_back_by_its_own_thread_not_by_a_commit(t
     assert path.stat().st_size > start, "the checkpoint thread copied it"
     assert len(store.find()) == 12000
     engine.dispose()
+
+
+def test_a_flood_of_submits_is_told_to_come_back_and_memory_stays_bounded(store, monkeypatch):
+    from zhisuan.store import submits
+    from zhisuan.store.submits import StoreBehind
+
+    monkeypatch.setattr(submits, "MAX_WAITING", 3)
+    batcher = SubmitBatcher(store)
+    monkeypatch.setattr(batcher, "_start", lambda: None)  # the writer is stuck: nothing is taken
+    for k in range(3):
+        batcher._enqueue(submits._Submit(spec(f"w{k}"), time.time(), "acme", None))
+    with pytest.raises(StoreBehind, match="3 submits are waiting"):
+        batcher.submit(spec("one-too-many"), time.time(), "acme")
+    assert store.find() == []

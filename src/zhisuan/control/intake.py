@@ -12,12 +12,12 @@ from __future__ import annotations
 import anyio
 
 from zhisuan.control.datasets import DataService
-from zhisuan.control.errors import Forbidden, check_key
+from zhisuan.control.errors import Forbidden, TooMany, check_key
 from zhisuan.model import JobSpec, Network, SpecError, parse_job_spec
 from zhisuan.scheduler.feasibility import Feasibility
 from zhisuan.scheduler.framework import Policy
 from zhisuan.store import JobRecord, JobStore, Principal
-from zhisuan.store.submits import SubmitBatcher
+from zhisuan.store.submits import StoreBehind, SubmitBatcher
 
 INLINE = 4096  # bytes: a spec at most this long is parsed on the event loop
 
@@ -61,7 +61,11 @@ class Intake:
 
     def submit(self, text: str | bytes, who: Principal, now: float, key: str | None = None) -> JobRecord:
         """Store a job; a retry with the same idempotency key returns the job the first try stored."""
-        return self.submits.submit(self._job(text, who, now, key), now, who.actor, key)
+        spec = self._job(text, who, now, key)
+        try:
+            return self.submits.submit(spec, now, who.actor, key)
+        except StoreBehind as e:
+            raise TooMany(str(e)) from None
 
     async def submit_async(self, text: bytes, who: Principal, now: float, key: str | None = None) -> JobRecord:
         """`submit` from the event loop: blocks it for no store call and no large parse."""
@@ -71,4 +75,7 @@ class Intake:
             spec = self._job(text, who, now, key, lookups=False)
             if spec.inputs:
                 await anyio.to_thread.run_sync(self.data.inputs_of, spec)
-        return await self.submits.submit_async(spec, now, who.actor, key)
+        try:
+            return await self.submits.submit_async(spec, now, who.actor, key)
+        except StoreBehind as e:
+            raise TooMany(str(e)) from None

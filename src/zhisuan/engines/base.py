@@ -175,17 +175,17 @@ def file_delta(files: list[Path], offsets: dict[str, int], whole_lines: bool, la
     return "".join(out)
 
 
-def cap_file(path: Path, limit: int) -> int:
-    """A log grown beyond `limit` bytes keeps its last half (from a line's start) after a line saying how much
-    was dropped; the job writing it (O_APPEND) goes on at the new end, so the disk holds about `limit` of it
-    whatever the job prints. What the job writes in the instant between the copy and the cut is lost.
-    The bytes dropped (0: under the limit)."""
+def cap_file(path: Path, limit: int, keep: int = MAX_LOG) -> int:
+    """A log grown beyond `limit` bytes keeps its last `keep` (from a line's start: what `logs` shows anyway)
+    after a line saying how much was dropped; the job writing it (O_APPEND) goes on at the new end, so the disk
+    holds about `limit` of it whatever the job prints, and a cut copies `keep` bytes, not the log. What the job
+    writes in the instant between the copy and the cut is lost. The bytes dropped (0: under the limit)."""
     try:
         size = path.stat().st_size
         if size <= limit:
             return 0
         with path.open("rb") as f:
-            f.seek(size - limit // 2)
+            f.seek(size - min(keep, limit))
             tail = f.read()
     except FileNotFoundError:
         return 0

@@ -239,8 +239,8 @@ class LocalEngine:
 
     def poll(self, handle: str) -> EngineStatus:
         run = self._run(handle)
-        for log_file in Path(handle).glob("out-*.log"):
-            cap_file(log_file, self.log_cap)  # a job that prints without end cannot fill the disk
+        for rank in range(run.members):  # a job that prints without end cannot fill the disk
+            cap_file(Path(handle) / f"out-{rank}.log", self.log_cap)
         codes = []
         timed_out = run.timeout is not None and time.time() - run.started > run.timeout
         alive = self._alive(handle, run)

@@ -21,7 +21,13 @@ from zhisuan.model import JobSpec
 from zhisuan.store.jobs import JobRecord, JobStore
 
 MAX_BATCH = 256  # submits in one transaction at most
+MAX_WAITING = 8192  # submits waiting for a batch at most: a flood is told to come back, memory stays bounded
 WAIT = 60.0  # seconds a request waits for its batch before it gives up (the store is down)
+
+
+class StoreBehind(RuntimeError):
+    """The store is not keeping up (too many submits wait, or one waited too long): retry later. A submit
+    that gave up waiting may still be stored: a retry with its idempotency key finds it."""
 
 
 @dataclass
@@ -33,7 +39,7 @@ class _Submit:
     done: threading.Event = field(default_factory=threading.Event)
     record: JobRecord | None = None
     error: BaseException | None = None
-    stored: Callable[[_Submit], None] | None = None  # told from the writer thread once it is
+    stored: Callable[[], object] | None = None  # told from the writer thread once it is
 
 
 class SubmitBatcher:
@@ -45,39 +51,31 @@ class SubmitBatcher:
 
     def submit(self, spec: JobSpec, now: float, actor: str, key: str | None = None) -> JobRecord:
         """Store one validated spec with whatever else is waiting; its record once committed."""
-        item = _Submit(spec, now, actor, key)
-        self._start()
-        self._queue.put(item)
-        if not item.done.wait(WAIT):
-            raise TimeoutError(f"the store did not take the job within {WAIT:.0f} s")
-        if item.error is not None:
-            raise item.error
-        assert item.record is not None
-        return item.record
+        item = self._enqueue(_Submit(spec, now, actor, key))
+        return _outcome(item, item.done.wait(WAIT))
 
     async def submit_async(self, spec: JobSpec, now: float, actor: str, key: str | None = None) -> JobRecord:
         """`submit` for the event loop: it waits for the batch without holding a thread."""
         loop = asyncio.get_running_loop()
-        told: asyncio.Future[_Submit] = loop.create_future()
+        told: asyncio.Future[None] = loop.create_future()
 
-        def settle(item: _Submit) -> None:
+        def settle() -> None:
             if not told.done():  # a request that gave up waiting is not told
-                told.set_result(item)
+                told.set_result(None)
 
-        def stored(item: _Submit) -> None:
-            loop.call_soon_threadsafe(settle, item)
-
-        item = _Submit(spec, now, actor, key, stored=stored)
-        self._start()
-        self._queue.put(item)
+        item = self._enqueue(_Submit(spec, now, actor, key, stored=lambda: loop.call_soon_threadsafe(settle)))
         try:
             await asyncio.wait_for(asyncio.shield(told), WAIT)
         except TimeoutError:
-            raise TimeoutError(f"the store did not take the job within {WAIT:.0f} s") from None
-        if item.error is not None:
-            raise item.error
-        assert item.record is not None
-        return item.record
+            return _outcome(item, False)
+        return _outcome(item, True)
+
+    def _enqueue(self, item: _Submit) -> _Submit:
+        if self._queue.qsize() >= MAX_WAITING:
+            raise StoreBehind(f"{MAX_WAITING} submits are waiting for the store; retry shortly")
+        self._start()
+        self._queue.put(item)
+        return item
 
     def _start(self) -> None:
         with self._lock:
@@ -116,4 +114,13 @@ class SubmitBatcher:
             for b in batch:
                 b.done.set()
                 if b.stored is not None:
-                    b.stored(b)
+                    b.stored()
+
+
+def _outcome(item: _Submit, answered: bool) -> JobRecord:
+    if not answered:
+        raise StoreBehind(f"the store did not take the job within {WAIT:.0f} s; retry with the same idempotency key")
+    if item.error is not None:
+        raise item.error
+    assert item.record is not None
+    return item.record
