@@ -183,3 +183,36 @@ def test_a_deploy_retried_with_its_idempotency_key_makes_one_service(server):
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "Idempotency-Key"
     finally:
         acme.delete(f"/v1/services/{first.json()['id']}")
+
+
+def test_a_job_sees_no_other_process_nor_another_jobs_scratch(server):
+    """#1: a job read another tenant's replica's command line (its key) and the root wrapper's (the whole
+    script) in /proc, and files other jobs left in /tmp and /dev/shm. Each job now has a /proc of its own
+    processes only and scratch folders of its own."""
+    srv, _ = server
+    with srv.client("acme") as acme, srv.client("lab") as lab:
+        victim = submit(lab, job("victim", "echo key > /tmp/lab-file; echo key > /dev/shm/lab-shm; "
+                                           "sleep 30 --api-key=lab-key-5d1", tenant="lab"))
+        wait(lab, victim, ("running",))
+        spy = submit(acme, job("spy", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done; "
+                                      "ls -a /tmp /dev/shm /var/tmp; echo ours > /tmp/acme-file"))
+        rec = wait(acme, spy)
+        out = acme.get(f"/v1/jobs/{spy}/logs").text
+        lab.post(f"/v1/jobs/{victim}/cancel")
+    assert rec["state"] == "succeeded" and "for f in" in out  # it saw itself
+    assert "lab-key-5d1" not in out and "trap" not in out and "sqlite" not in out  # others', root's, the server's
+    assert "lab-file" not in out and "lab-shm" not in out
+    assert not os.path.exists("/tmp/acme-file") and not os.path.exists("/tmp/lab-file")  # the host's are untouched
+
+
+def test_a_job_past_its_memory_fails_saying_so_and_its_neighbour_runs_on(server):
+    """Limits the kernel enforces: a job that allocates past `resources.memory` is killed by its cgroup and
+    fails naming the limit; another tenant's job at the same time succeeds."""
+    srv, _ = server
+    hog_spec = job("hog", "head -c 800M /dev/zero | tail").replace("910b:1}", "910b:1, memory: 256Mi}")
+    with srv.client("acme") as acme, srv.client("lab") as lab:
+        hog = submit(acme, hog_spec)
+        calm = submit(lab, job("calm", "sleep 1; echo fine", tenant="lab"))
+        rec = wait(acme, hog)
+        assert wait(lab, calm)["state"] == "succeeded"
+    assert rec["state"] == "failed" and "out of memory" in rec["reason"] and "0.25 GiB" in rec["reason"], rec

@@ -169,9 +169,9 @@ def test_two_engines_on_one_machine_never_kill_each_others_jobs_through_a_reused
     """A server and an agent (or two servers) on one machine each run jobs under uids of their own: a uid the
     first one's ended job held may go to the second one's next job, and the first one's late look at its
     ended job must not kill that job ("every process of the uid")."""
-    from zhisuan.engines.sandbox import isolating
+    from zhisuan.engines import sandbox
 
-    if not isolating():
+    if not sandbox.isolating():
         pytest.skip("jobs get uids of their own only when run as root")
     a, b = LocalEngine(tmp_path / "a", grace=0.5), LocalEngine(tmp_path / "b", grace=0.5)
     done = a.run("ja", "true", [["0"]], "cuda")
@@ -179,6 +179,7 @@ def test_two_engines_on_one_machine_never_kill_each_others_jobs_through_a_reused
     end = time.time() + 10
     while time.time() < end and Path(f"/proc/{pid}").exists() and a._alive(done, a._run(done))[0]:
         time.sleep(0.02)  # its processes are gone; the engine has not looked yet
+    b.uids.file.write_text(str(a.uid_of(done) - sandbox.UID_BASE))  # the machine's uids came round (1M runs on)
     running = b.run("jb", "sleep 30", [["0"]], "cuda")
     assert b.uid_of(running) == a.uid_of(done)  # the uid was free: the second engine took it
     assert a.poll(done).state == "succeeded"  # the first engine's late look at its ended job ...
@@ -204,8 +205,8 @@ def test_choosing_a_uid_reads_proc_once_however_many_leases_stand(tmp_path, monk
     real = sandbox.process_uids
     monkeypatch.setattr(sandbox, "process_uids", lambda: scans.append(1) or real())
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / ".next-uid").write_text(str(first - sandbox.UID_BASE))
-    uid = sandbox.UidPool(tmp_path / "runs", leases, shared=()).take(str(tmp_path / "runs" / "j" / "attempt-1"))
+    (leases / ".next").write_text(str(first - sandbox.UID_BASE))
+    uid = sandbox.UidPool(leases, shared=()).take(str(tmp_path / "runs" / "j" / "attempt-1"))
     assert uid == first + 200 and len(scans) == 1
 
 
@@ -227,11 +228,12 @@ def test_a_uid_given_again_comes_without_what_its_last_holder_left_in_shared_scr
     folder.mkdir()
     (folder / "inside").write_text("x")
     was = sandbox.UID_BASE + 999_000  # far from the uids the suite's running jobs hold
-    (runs / ".next-uid").write_text(str(was - sandbox.UID_BASE))
+    leases.mkdir()
+    (leases / ".next").write_text(str(was - sandbox.UID_BASE))
     for p in (secret, folder, folder / "inside"):
         os.chown(p, was, was)
     secret.chmod(0o600)
-    uid = sandbox.UidPool(runs, leases, shared=(shm,)).take(str(runs / "j" / "attempt-1"))
+    uid = sandbox.UidPool(leases, shared=(shm,)).take(str(runs / "j" / "attempt-1"))
     assert uid == was and sorted(p.name for p in shm.iterdir()) == ["someone-elses"]
 
 

@@ -190,7 +190,7 @@ class AgentCore(CenterReads):
         pool = self.pools.get(str(m.pool.get("name"))) or Pool.model_validate(m.pool)
         return Launch(m.job_id, m.name, m.command, pool, tuple(m.nodes), m.devices_per_node,
                       [list(d) for d in m.devices], dict(m.env), m.timeout, m.image, m.attempt, m.tenant, m.milli,
-                      m.cpus, m.on_center_loss, self._inputs(m.inputs))
+                      m.cpus, m.on_center_loss, self._inputs(m.inputs), m.memory_gib)
 
     def _inputs(self, inputs: dict[str, str]) -> dict[str, str]:
         """Mount -> the folder on this center's disk its dataset is read from. A remote agent is given the

@@ -79,6 +79,7 @@ class LaunchMsg(_Msg):
     tenant: str = Field("", max_length=64)
     milli: int = Field(0, ge=0, le=1000)
     cpus: float = Field(0.0, ge=0, le=1_000_000)
+    memory_gib: float = Field(0.0, ge=0, le=1e9)  # an older server sends none: the engine's default
     on_center_loss: Literal["wait", "requeue", "fail"] = "wait"
     inputs: dict[Annotated[str, Field(max_length=32)], Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=dict, max_length=16)

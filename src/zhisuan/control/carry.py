@@ -144,7 +144,8 @@ class Carrier:
                         len(run.devices[0]) if run.devices else 0, [list(d) for d in run.devices], dict(spec.env),
                         spec.constraints.time_limit, spec.image, run.attempt, info.tenant, info.request.milli,
                         info.request.cpus, spec.on_loss,
-                        loop.stager.inputs_for(run, info) if loop.stager is not None and spec.inputs else {})
+                        loop.stager.inputs_for(run, info) if loop.stager is not None and spec.inputs else {},
+                        info.request.memory_gib)
         try:
             run.handle = engine.submit(launch)
             status = engine.poll(run.handle)  # an agent in this process has started it already

@@ -64,7 +64,7 @@ class CenterLink(LinkState, TextLogs):
                         pool=launch.pool.model_dump(), nodes=list(launch.nodes),
                         devices_per_node=launch.devices_per_node, devices=launch.devices, env=launch.env,
                         timeout=launch.timeout, image=launch.image, attempt=launch.attempt, tenant=launch.tenant,
-                        milli=launch.milli, cpus=launch.cpus,
+                        milli=launch.milli, cpus=launch.cpus, memory_gib=launch.memory_gib,
                         on_center_loss=launch.on_center_loss, inputs=launch.inputs)
         with self.lock:
             if len(self.outbox) >= MAX_QUEUED:

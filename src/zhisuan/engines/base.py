@@ -48,7 +48,8 @@ class ExternalLoad:
 class Launch:
     """A placed job as an engine starts it: the gang on `nodes` of `pool`, `devices[i]` for member i.
     `milli` > 0: the job holds that share of its one device (thousandths), others may share it too;
-    `devices_per_node` 0: a CPU-only job (no device at all); `cpus` per node (0: the engine's default)."""
+    `devices_per_node` 0: a CPU-only job (no device at all); `cpus` and `memory_gib` per node (0: the
+    engine's default)."""
 
     job_id: str
     name: str
@@ -66,6 +67,7 @@ class Launch:
     cpus: float = 0.0  # CPUs per node the job asked (0: not said)
     on_center_loss: str = "wait"  # what the network does with it when its center goes silent (agents act on it)
     inputs: dict[str, str] = field(default_factory=dict)  # mount -> local folder of its dataset's checked copy
+    memory_gib: float = 0.0  # memory per node the job asked (0: not said)
 
 
 @dataclass(frozen=True)

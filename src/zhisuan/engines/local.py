@@ -33,6 +33,7 @@ from zhisuan.engines.base import (
     file_delta,
     tail_file,
 )
+from zhisuan.engines.confine import PIDS, STAGE, Cgroups, Limits, cage_script, can_unshare, enter_command, limits_for
 from zhisuan.engines.inputs import hand_inputs
 from zhisuan.engines.rendezvous import free_port, gang_env
 from zhisuan.engines.sandbox import (
@@ -61,6 +62,7 @@ class _Run:
     started: float
     timeout: float | None
     stop_requested: float | None = None  # when SIGTERM was sent (a preemption, a timeout)
+    memory: int | None = None  # each member's memory limit, bytes (None: no cgroup of its own)
 
 
 def share_env(stack: str, milli: int, memory_gb: float | None) -> dict[str, str]:
@@ -114,14 +116,20 @@ class LocalEngine:
     kind = "local"
     starts_at_submit = True  # a submitted job's processes run at once: no queue of its own
 
-    def __init__(self, root: Path, grace: float = 5.0, isolate: bool | None = None, log_cap: int = LOG_CAP) -> None:
+    def __init__(self, root: Path, grace: float = 5.0, isolate: bool | None = None, log_cap: int = LOG_CAP,
+                 pids: int = PIDS) -> None:
         self.root = Path(root).resolve()  # jobs run in their own folder: relative paths would break
-        self.grace, self.log_cap = grace, log_cap
+        self.grace, self.log_cap, self.pids = grace, log_cap, pids
         self.isolate = isolating() if isolate is None else isolate
+        # what the kernel enforces beyond the uid (confine.py): a cgroup and a mount namespace per member
+        self.cgroups = Cgroups() if self.isolate else None
+        self.namespaces = self.isolate and can_unshare()
+        if self.namespaces:
+            STAGE.mkdir(parents=True, exist_ok=True, mode=0o700)
         owned_dir(self.root, None, 0o711)  # jobs pass through to their own folder, and see nothing else
         if self.isolate:
             check_reachable(self.root)
-        self.uids = UidPool(self.root)
+        self.uids = UidPool()
         self._runs: dict[str, _Run] = {}  # handle -> what its folder says (pids never change)
 
     def run_dir(self, job_id: str) -> Path:
@@ -155,13 +163,19 @@ class LocalEngine:
         env = dict(launch.env)
         if launch.milli:  # the engine's word on the share wins over the job's own env
             env.update(share_env(launch.pool.chip.stack, launch.milli, launch.pool.chip.memory_gb))
+        pool = launch.pool
+        share = (launch.milli / 1000 if launch.milli else launch.devices_per_node / pool.devices_per_node) \
+            if pool.devices_per_node and launch.devices_per_node else 1.0
+        limits = limits_for(share, launch.cpus, launch.memory_gib, pool.cpus_per_node, pool.memory_gib_per_node,
+                            self.pids)
         return self.run(launch.job_id, launch.command, launch.devices, launch.pool.chip.stack, env,
-                        launch.timeout, launch.attempt, launch.inputs)
+                        launch.timeout, launch.attempt, launch.inputs, limits)
 
     def run(self, job_id: str, command: str, devices: list[list[str]], stack: str,
             env: dict[str, str] | None = None, timeout: float | None = None, attempt: int = 1,
-            inputs: dict[str, str] | None = None) -> str:
-        """Start one process per node of the gang; `devices[i]` are the device ids of member i."""
+            inputs: dict[str, str] | None = None, limits: Limits | None = None) -> str:
+        """Start one process per node of the gang; `devices[i]` are the device ids of member i, each member
+        held to `limits` by a cgroup of its own when this machine has them (see confine.py)."""
         owned_dir(self.run_dir(job_id), None, 0o711)
         run = self.attempt_dir(job_id, attempt)
         if (run / "intent.json").exists():
@@ -172,22 +186,44 @@ class LocalEngine:
         checkpoint = owned_dir(self.run_dir(job_id) / "checkpoint", uid, 0o700)
         env = {**(env or {}), **hand_inputs(work, inputs or {})}
         started = time.time()
-        _write(run / "intent.json", {"uid": uid, "members": len(devices), "started": started, "timeout": timeout})
+        if uid is None or self.cgroups is None or not self.cgroups.version:
+            limits = None
+        known = {"uid": uid, "members": len(devices), "started": started, "timeout": timeout,
+                 "memory": limits.memory if limits else None}
+        _write(run / "intent.json", known)
         pids: list[int] = []
         try:
-            self._spawn(run, work, checkpoint, uid, job_id, command, devices, stack, env or {}, attempt, pids)
-            _write(run / "handle.json", {"pids": pids, "uid": uid, "members": len(devices), "started": started,
-                                         "timeout": timeout})
+            self._spawn(run, work, checkpoint, uid, job_id, command, devices, stack, env or {}, attempt, pids, limits)
+            _write(run / "handle.json", {**known, "pids": pids})
         except BaseException:  # a full disk, a process table full: no member is left running untracked
             stop_tree(None, pids, signal.SIGKILL)  # the wrappers' groups (a member may not have dropped yet)
             stop_tree(uid, pids, signal.SIGKILL)
+            if uid is not None:
+                self._drop_groups(uid, len(devices))
             raise
         return str(run)
 
-    @staticmethod
-    def _spawn(run: Path, work: Path, checkpoint: Path, uid: int | None, job_id: str, command: str,
-               devices: list[list[str]], stack: str, env: dict[str, str], attempt: int, pids: list[int]) -> None:
+    def _member(self, run: Path, rank: int, uid: int | None, command: str, limits: Limits | None) -> list[str]:
+        """The command a member's root wrapper runs: the job's, dropped to its uid, inside its cgroup and
+        mount namespace where this machine gives them."""
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] if uid is not None else []
+        if uid is None or not self.namespaces:
+            return [*drop, "/bin/sh", "-c", command]
+        procs = self.cgroups.create(f"{uid}-{rank}", limits) if self.cgroups is not None and limits else []
+        cage = run / f"cage-{rank}.sh"  # root's, 0600: the command is on no command line another uid could see
+        fd = os.open(cage, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(cage_script(command, drop, limits, self.root))
+        return enter_command(procs, cage)
+
+    def _drop_groups(self, uid: int, members: int) -> None:
+        if self.cgroups is not None and self.cgroups.version:
+            for rank in range(members):
+                self.cgroups.remove(f"{uid}-{rank}")
+
+    def _spawn(self, run: Path, work: Path, checkpoint: Path, uid: int | None, job_id: str, command: str,
+               devices: list[list[str]], stack: str, env: dict[str, str], attempt: int, pids: list[int],
+               limits: Limits | None) -> None:
         port, n = str(free_port()), str(len(devices))  # every member runs here: member 0 is on loopback
         hosts = ",".join(["localhost"] * len(devices))
         for rank, ids in enumerate(devices):
@@ -199,7 +235,7 @@ class LocalEngine:
             # the root wrapper outlives a SIGTERM (a no-op trap; the job's own shell starts with default
             # handlers), so a job that handles it — saving a checkpoint — still gets its exit code recorded
             exit_file = shlex.quote(str(run / f"exit-{rank}"))
-            script = f"trap : TERM\n{shlex.join([*drop, '/bin/sh', '-c', command])}\necho $? > {exit_file}"
+            script = f"trap : TERM\n{shlex.join(self._member(run, rank, uid, command, limits))}\necho $? > {exit_file}"
             fd = os.open(run / f"out-{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "ab") as out:
                 proc = subprocess.Popen(["/bin/sh", "-c", script], cwd=work, env=member_env, stdout=out,
@@ -224,7 +260,7 @@ class LocalEngine:
             d = json.loads((known if known.exists() else folder / "intent.json").read_text(encoding="utf-8"))
             stop = folder / "stop"
             run = _Run([int(p) for p in d.get("pids", [])], int(d["members"]), d["uid"], float(d["started"]),
-                       d["timeout"], stop.stat().st_mtime if stop.exists() else None)
+                       d["timeout"], stop.stat().st_mtime if stop.exists() else None, d.get("memory"))
             if run.pids:  # a run begun but not yet recorded may still get its handle: read it again then
                 self._runs[handle] = run
         return run
@@ -260,18 +296,51 @@ class LocalEngine:
                     return EngineStatus("failed", None, f"timeout after {run.timeout:g} s")
                 return EngineStatus("failed", None, f"process of node {rank} ended without an exit code (killed)")
             codes.append(int(exit_file.read_text().strip() or 1))
+        oom = self._out_of_memory(handle, run, codes)
         self._end(handle, run)
         bad = [c for c in codes if c != 0]
+        if oom:  # as Slurm's OUT_OF_MEMORY: the kernel killed a process of the job, whatever its exit code
+            return EngineStatus("failed", bad[0] if bad else codes[0], oom)
         if timed_out and bad:
             return EngineStatus("failed", bad[0], f"timeout after {run.timeout:g} s")
         return EngineStatus("failed", bad[0], _why(bad[0])) if bad else EngineStatus("succeeded", 0)
 
+    def _out_of_memory(self, handle: str, run: _Run, codes: list[int]) -> str:
+        """Why the job failed if the kernel killed any of its processes for memory (else ""): counted as an
+        OOM kill, or a member ended by SIGKILL whose memory had reached its limit (the count may lag)."""
+        cgroups, said = self.cgroups, Path(handle) / "oom"  # kept: the groups go at the end, a poll may repeat
+        if said.exists():
+            return said.read_text(encoding="utf-8")
+        if run.memory is None or run.uid is None or cgroups is None or not self.uids.holds(run.uid, handle):
+            return ""
+        hit = [rank for rank, code in enumerate(codes) if cgroups.oom_kills(f"{run.uid}-{rank}") or (
+            code == 128 + signal.SIGKILL and cgroups.peak(f"{run.uid}-{rank}") >= 0.98 * run.memory)]
+        if not hit:
+            return ""
+        why = (f"out of memory: node {hit[0]} went past its limit of {run.memory / 2**30:.3g} GiB "
+               f"(resources.memory, or the node's memory in proportion to the devices it holds)")
+        said.write_text(why, encoding="utf-8")
+        return why
+
     def _end(self, handle: str, run: _Run) -> None:
-        """The job is over: whatever it left behind (daemons, orphans of a killed member) goes too, and its
-        uid is free for the next job (only while this run still holds it: see sandbox.UidPool)."""
+        """The job is over: whatever it left behind (daemons, orphans of a killed member) goes too, its
+        cgroups are removed, and its uid is free for the next job (only while this run still holds it: see
+        sandbox.UidPool); its folder is closed to the uid, which a later job may be given."""
         if run.uid is not None and self.uids.holds(run.uid, handle):
             stop_tree(run.uid, [], signal.SIGKILL)
+            self._drop_groups(run.uid, run.members)
+            self._close(handle)
             self.uids.release(run.uid, handle)
+
+    def _close(self, handle: str) -> None:
+        """The uid may be given to another tenant's job one day: what this run left on disk is closed to it
+        (its attempt folder root's 0700; the checkpoint folder too, unless a later attempt holds it now)."""
+        folder = Path(handle)
+        os.chmod(folder, 0o700)
+        checkpoint = folder.parent / "checkpoint"
+        if self.handle_of(folder.parent.name) == handle and checkpoint.exists():
+            os.chown(checkpoint, 0, 0)
+            os.chmod(checkpoint, 0o700)
 
     def _signal(self, handle: str, run: _Run, sig: int) -> None:
         """Signal the run's whole tree: by its uid while it holds it, else (not isolated) its process groups."""

@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from zhisuan.engines.confine import Cgroups
+
 UID_BASE = 3_000_000  # job uids: UID_BASE .. UID_BASE + UID_SPAN - 1 (no account, no group, no home)
 UID_SPAN = 1_000_000
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -70,7 +72,7 @@ def signal_uid(uid: int, sig: int) -> int:
 
 
 class UidPool:
-    """Hands out job uids in turn (the next one is kept on disk, root-only), never one another run holds.
+    """Hands out job uids in turn (the next one is kept with the leases, root-only), never one another run holds.
 
     The uids are the machine's, not one engine's: another server, an agent, or the same server with another
     runs folder may run jobs here too. So each uid taken is leased machine-wide (a file in LEASES naming the
@@ -78,9 +80,9 @@ class UidPool:
     signals "every process of the uid" only while its attempt still holds the lease — a late look at a run
     that ended can never kill the next job given its uid."""
 
-    def __init__(self, root: Path, leases: Path | None = None, shared: tuple[Path, ...] = SHARED) -> None:
-        self.file = root / ".next-uid"
+    def __init__(self, leases: Path | None = None, shared: tuple[Path, ...] = SHARED) -> None:
         self.leases = leases or LEASES
+        self.file = self.leases / ".next"  # machine-wide too: a uid comes round again after UID_SPAN others
         self.shared = shared
 
     def take(self, owner: str) -> int:
@@ -183,6 +185,9 @@ def reap(runs: Path, leases: Path | None = None) -> int:
                     os.kill(pid, signal.SIGKILL)
                     killed.add(pid)
             time.sleep(0.05)
+        groups = Cgroups()
+        for name in groups.names(f"{uid}-"):  # the members' cgroups (confine.py), empty now
+            groups.remove(name)
         with contextlib.suppress(FileNotFoundError):
             if lease.read_text(encoding="utf-8") == holder:
                 lease.unlink()
