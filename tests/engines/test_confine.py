@@ -134,3 +134,26 @@ def test_cgroup_v2_is_set_up_as_documented(tmp_path):
     assert (root / PARENT / "cgroup.subtree_control").read_text() == "+memory +cpu +pids"
     (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     assert cg.oom_kills("7-0") == 1 and cg.names("7-") == ["7-0"]
+
+
+@needs_kernel
+def test_a_checkout_in_tmp_stays_visible_read_only_while_the_rest_of_tmp_is_the_jobs_own(tmp_path):
+    """A CI clone lives in /tmp: the server's Python and package must stay reachable by jobs and replicas
+    (`python -m zhisuan.gateway.backend`), read-only; the runs folder stays writable inside it."""
+    code = tmp_path / "checkout"
+    code.mkdir()
+    (tmp_path / "beside-it").write_text("not the job's")
+    (code / "tool.sh").write_text("echo tool-ran\n")
+    code.chmod(0o755)
+    (code / "tool.sh").chmod(0o755)
+    eng = LocalEngine(code / "runs", grace=1)
+    eng.shown = (code,)
+    h = eng.submit(launch("j", f"sh {code}/tool.sh; touch {code}/mine 2>&1 || echo refused; ls {tmp_path}; "
+                               "echo ok > state && cat state"))
+    (st,) = settle(eng, [h])
+    out = eng.logs(h)
+    assert st.state == "succeeded" and "tool-ran" in out and "Read-only" in out and "refused" in out
+    lines = out.splitlines()
+    assert "checkout" in lines and "beside-it" not in out  # of /tmp, only the checkout's path
+    assert lines[-1] == "ok"  # its work folder (in the runs folder, in the checkout) is writable
+    assert not (code / "mine").exists()

@@ -17,6 +17,7 @@ import functools
 import os
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,24 +194,38 @@ def can_unshare() -> bool:
     return done.returncode == 0
 
 
-def cage_script(command: str, drop: list[str], limits: Limits | None, runs: Path) -> str:
+def shown_code() -> tuple[Path, ...]:
+    """The server's own Python and package: a job or a model replica may run them (`python -m
+    zhisuan.gateway.backend`), and a checkout may live in /tmp (a CI clone)."""
+    return tuple(dict.fromkeys(Path(p).resolve() for p in (sys.prefix, sys.base_prefix, Path(__file__).parents[2])))
+
+
+def cage_script(command: str, drop: list[str], limits: Limits | None, runs: Path, shown: tuple[Path, ...] = ()) -> str:
     """What runs as root inside the member's new mount namespace, then drops to the job's uid: private
     scratch folders and a /proc that shows the job its own processes only. A runs folder inside a scratch
     folder (a test's /tmp/...) is bound into the fresh one at its own path, so the job's folders stay where
-    they were. A mount that fails ends the member with 125 and a line in its log, never a job run unconfined."""
+    they were, and so are the `shown` folders, read-only. A mount that fails ends the member with 125 and a
+    line in its log, never a job run unconfined."""
     size = f",size={limits.memory}" if limits is not None else ""
     lines = []
-    for folder in SCRATCH:
+    for folder in map(Path, SCRATCH):
         fail = f"{{ echo 'zhisuan: could not give the job its own {folder}' >&2; exit 125; }}"
         tmpfs = f"mount -t tmpfs -o nosuid,nodev,mode=1777{size} zhisuan-scratch"
-        if runs == Path(folder):
+        if runs == folder:
             continue  # the runs folder itself: root's, the job could not write there anyway
-        if not runs.is_relative_to(folder):
+        binds = sorted({(p, False) for p in shown if p.is_relative_to(folder) and p != folder and p.exists()}
+                       | ({(runs, True)} if runs.is_relative_to(folder) else set()), key=lambda b: len(b[0].parts))
+        if not binds:
             lines.append(f"{tmpfs} {folder} || {fail}")
             continue
-        inside = shlex.quote(str(STAGE / runs.relative_to(folder)))
-        lines.append(f"{{ {tmpfs} {STAGE} && mkdir -p {inside} && mount --bind {shlex.quote(str(runs))} {inside} "
-                     f"&& mount --move {STAGE} {folder}; }} || {fail}")
+        steps = [f"{tmpfs} {STAGE}"]
+        for path, writable in binds:  # outer ones first: a runs folder inside a read-only checkout stays writable
+            inside = shlex.quote(str(STAGE / path.relative_to(folder)))
+            steps += [f"mkdir -p {inside}", f"mount --bind {shlex.quote(str(path))} {inside}"]
+            if not writable:
+                steps.append(f"mount -o remount,bind,ro {inside}")
+        steps.append(f"mount --move {STAGE} {folder}")
+        lines.append(f"{{ {' && '.join(steps)}; }} || {fail}")
     lines.append("mount -t proc -o nosuid,nodev,noexec,hidepid=2 proc /proc || "
                  "{ echo 'zhisuan: could not hide other processes from the job' >&2; exit 125; }")
     lines.append(f"exec {shlex.join([*drop, '/bin/sh', '-c', command])}")

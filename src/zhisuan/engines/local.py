@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zhisuan.engines import confine
 from zhisuan.engines.base import (
     MAX_LOG,
     EngineStatus,
@@ -33,7 +34,7 @@ from zhisuan.engines.base import (
     file_delta,
     tail_file,
 )
-from zhisuan.engines.confine import PIDS, STAGE, Cgroups, Limits, cage_script, can_unshare, enter_command, limits_for
+from zhisuan.engines.confine import Limits
 from zhisuan.engines.inputs import hand_inputs
 from zhisuan.engines.rendezvous import free_port, gang_env
 from zhisuan.engines.sandbox import (
@@ -117,15 +118,16 @@ class LocalEngine:
     starts_at_submit = True  # a submitted job's processes run at once: no queue of its own
 
     def __init__(self, root: Path, grace: float = 5.0, isolate: bool | None = None, log_cap: int = LOG_CAP,
-                 pids: int = PIDS) -> None:
+                 pids: int = confine.PIDS) -> None:
         self.root = Path(root).resolve()  # jobs run in their own folder: relative paths would break
         self.grace, self.log_cap, self.pids = grace, log_cap, pids
         self.isolate = isolating() if isolate is None else isolate
         # what the kernel enforces beyond the uid (confine.py): a cgroup and a mount namespace per member
-        self.cgroups = Cgroups() if self.isolate else None
-        self.namespaces = self.isolate and can_unshare()
+        self.cgroups = confine.Cgroups() if self.isolate else None
+        self.namespaces = self.isolate and confine.can_unshare()
         if self.namespaces:
-            STAGE.mkdir(parents=True, exist_ok=True, mode=0o700)
+            confine.STAGE.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.shown = confine.shown_code()  # kept visible, read-only, where a job's /tmp is its own
         owned_dir(self.root, None, 0o711)  # jobs pass through to their own folder, and see nothing else
         if self.isolate:
             check_reachable(self.root)
@@ -166,8 +168,8 @@ class LocalEngine:
         pool = launch.pool
         share = (launch.milli / 1000 if launch.milli else launch.devices_per_node / pool.devices_per_node) \
             if pool.devices_per_node and launch.devices_per_node else 1.0
-        limits = limits_for(share, launch.cpus, launch.memory_gib, pool.cpus_per_node, pool.memory_gib_per_node,
-                            self.pids)
+        limits = confine.limits_for(share, launch.cpus, launch.memory_gib, pool.cpus_per_node,
+                                    pool.memory_gib_per_node, self.pids)
         return self.run(launch.job_id, launch.command, launch.devices, launch.pool.chip.stack, env,
                         launch.timeout, launch.attempt, launch.inputs, limits)
 
@@ -213,8 +215,8 @@ class LocalEngine:
         cage = run / f"cage-{rank}.sh"  # root's, 0600: the command is on no command line another uid could see
         fd = os.open(cage, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(cage_script(command, drop, limits, self.root))
-        return enter_command(procs, cage)
+            f.write(confine.cage_script(command, drop, limits, self.root, self.shown))
+        return confine.enter_command(procs, cage)
 
     def _drop_groups(self, uid: int, members: int) -> None:
         if self.cgroups is not None and self.cgroups.version:
