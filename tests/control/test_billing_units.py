@@ -71,3 +71,23 @@ def test_a_cpu_only_job_on_a_device_pool_pays_its_share_of_a_node_labelled_as_as
     [u] = meter("j", "acme", entry, "v", 0.0, 0.0, 1800.0, [], cpus=16)
     assert u.cpu_s == 16 * 1800 and u.kwh == 0 and "not modelled" in u.energy_model
     assert "cpu_price" in u.assumptions.split(",")  # derived from the device price: said so on the line
+
+
+def test_a_tiny_share_holding_a_nodes_cpus_is_billed_for_them_as_quoted(world):
+    """Issue 26 #7: `a100:0.001` with the node's 32 CPUs and 1000 GiB was billed its thousandth of a device
+    (¥0.01 an hour) while a CPU-only job holding those CPUs paid ¥20. Now it pays for the CPUs beyond its
+    share (the larger of them and the memory beyond it), at the pool's CPU-hour price, as its quote said."""
+    store, loop, service = world
+    tiny = parse_job_spec("name: tiny\ntenant: acme\n"
+                          "resources: {accelerators: 'a100:0.001', cpus: 32, memory: 1000Gi}\n"
+                          "constraints: {time_limit: 3600}\nrun: sleep 30")
+    _, quote = service.quote(tiny.model_dump_json(), ACME, time.time())
+    _, cpu_quote = service.quote(spec("q", "none", cpus=32).model_dump_json(), ACME, time.time())
+    quoted = {c.pool: c.cost for c in quote}["gpu"]
+    assert quoted == pytest.approx({c.pool: c.cost for c in cpu_quote}["gpu"], rel=1e-9)  # the same CPUs
+    job_id = store.submit(tiny, time.time())
+    rec = step_until(loop, store, job_id, {JobState.RUNNING})
+    now = rec.updated_at + 3600.0  # an hour into the run: the time_limit the quote priced
+    [line] = [x for x in service.invoice("acme", local_month(now), ACME, now=now).lines if x.job_id == job_id]
+    assert line.cny == pytest.approx(quoted, rel=1e-6) and line.cny == pytest.approx(32 * 10 * 2 / 32, rel=1e-3)
+    assert line.cpu_hours == pytest.approx(32 - 32 / 2 * 0.001) and line.allocated_device_hours == pytest.approx(1e-3)

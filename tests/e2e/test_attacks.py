@@ -216,3 +216,26 @@ def test_a_job_past_its_memory_fails_saying_so_and_its_neighbour_runs_on(server)
         rec = wait(acme, hog)
         assert wait(lab, calm)["state"] == "succeeded"
     assert rec["state"] == "failed" and "out of memory" in rec["reason"] and "0.25 GiB" in rec["reason"], rec
+
+
+def test_a_tiny_share_cannot_hold_a_nodes_cpus_for_free(server):
+    """#7: `910b:0.001` with a node's 128 CPUs and 1000 GiB was billed ¥0.0000449 for 20 s, a CPU-only job on
+    the same CPUs ¥0.3139 — the scheduler reserved the CPUs, billing counted none for a job asking a device.
+    Now each pays for the node fraction it holds: the same per hour."""
+    from zhisuan.metering.invoice import local_month
+
+    srv, _ = server
+    grab = ("name: grab\ntenant: acme\nresources: {accelerators: '910b:0.001', cpus: 128, memory: 1000Gi}\n"
+            "constraints: {regions: [west]}\nrun: sleep 3\n")
+    cpus = "name: cpus\ntenant: acme\nresources: {accelerators: none, cpus: 128}\nconstraints: {regions: [west]}\n" \
+           "run: sleep 3\n"
+    with srv.client("acme") as acme:
+        ids = {submit(acme, grab): "grab", submit(acme, cpus): "cpus"}
+        for job_id in ids:
+            assert wait(acme, job_id)["state"] == "succeeded"
+        bill = acme.get(f"/v1/invoices/acme/{local_month(time.time())}").json()
+    lines = {ids[x["job_id"]]: x for x in bill["lines"] if x["job_id"] in ids}
+    assert lines["grab"]["centers"] == lines["cpus"]["centers"] == "qingyang/910b", lines
+    per_hour = {"grab": lines["grab"]["cny"] / (lines["grab"]["allocated_device_hours"] / 0.001),
+                "cpus": lines["cpus"]["cny"] / (lines["cpus"]["cpu_hours"] / 128)}
+    assert per_hour["grab"] == pytest.approx(per_hour["cpus"], rel=0.01), per_hour  # was ~8,000x less

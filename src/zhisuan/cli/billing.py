@@ -32,18 +32,21 @@ def bill_command(tenant: Annotated[str, typer.Option("--tenant", help="who is bi
     t = Table(title=L("invoice {tenant} {month} — price book {book}", tenant=tenant, month=month,
                       book=", ".join(inv["price_versions"]) or L("(no usage)")))
     tot = inv["totals"]
-    cpus = bool(tot.get("cpu_hours"))  # CPU-only jobs are billed by the CPU-hour: a column when there are any
+    cpus = bool(tot.get("cpu_hours"))  # CPU-hours billed (CPU-only jobs, or beyond a share): a column if any
+    gib = bool(tot.get("memory_gib_hours"))  # memory billed beyond a share of a node: a column if any
     for col in ["job", "name", "where", "chip", "alloc dev-h", "busy dev-h", "measured %", *(["CPU-h"] if cpus else []),
-                "kWh", "kgCO2", "¥"]:
+                *(["GiB-h"] if gib else []), "kWh", "kgCO2", "¥"]:
         t.add_column(L(col), justify="left" if col in {"job", "name", "where", "chip"} else "right")
     for x in inv["lines"]:
         measured = 100 * x["measured_device_hours"] / x["allocated_device_hours"] if x["allocated_device_hours"] else 0
         t.add_row(x["job_id"], x["job_name"], x["centers"], x["chips"], f"{x['allocated_device_hours']:,.3f}",
                   _num(x["busy_device_hours"], ",.3f"), f"{measured:.0f}",
-                  *([f"{x.get('cpu_hours', 0):,.3f}"] if cpus else []), f"{x['kwh']:,.3f}", f"{x['kg_co2']:,.3f}",
+                  *([f"{x.get('cpu_hours', 0):,.3f}"] if cpus else []),
+                  *([f"{x.get('memory_gib_hours', 0):,.3f}"] if gib else []), f"{x['kwh']:,.3f}", f"{x['kg_co2']:,.3f}",
                   f"{x['cny']:,.2f}")
     t.add_row(L("total"), "", "", "", f"{tot['allocated_device_hours']:,.3f}", _num(tot["busy_device_hours"], ",.3f"),
-              "", *([f"{tot['cpu_hours']:,.3f}"] if cpus else []), f"{tot['kwh']:,.3f}", f"{tot['kg_co2']:,.3f}",
+              "", *([f"{tot['cpu_hours']:,.3f}"] if cpus else []),
+              *([f"{tot['memory_gib_hours']:,.3f}"] if gib else []), f"{tot['kwh']:,.3f}", f"{tot['kg_co2']:,.3f}",
               f"{tot['cny']:,.2f}", style="bold")
     console.print(t)
     _data_lines(inv)

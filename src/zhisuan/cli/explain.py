@@ -45,6 +45,7 @@ def explain_command(
 ) -> None:
     """Rank where JOB would run in NETWORK: center, pool, chips, expected start, ¥/job, kgCO2, score."""
     from zhisuan.model import SpecError
+    from zhisuan.model.billing import held_by
     from zhisuan.model.units import format_duration
     from zhisuan.scheduler import pending_from_spec, snapshot_from_network
     from zhisuan.scheduler.explain import explain
@@ -81,8 +82,10 @@ def explain_command(
         if cand.rejected and not all_pools:
             continue
         center, pool = pools[(cand.center, cand.pool)]
-        mark_price = ASSUMED if "price_per_device_hour" in pool.assumptions or (
-            not req.devices_per_node and pool.cpu_price[1]) else ""  # a CPU-hour price derived from the devices
+        bill = held_by(req, pool.devices_per_node, pool.cpus_per_node, pool.memory_gib_per_node, pool.cpu_price[0],
+                       pool.memory_price[0])  # CPUs or memory billed at a price derived from the devices': marked
+        mark_price = ASSUMED if "price_per_device_hour" in pool.assumptions or (bill.cpus and pool.cpu_price[1]) or (
+            bill.memory_gib and pool.memory_price[1]) else ""
         mark_carbon = ASSUMED if "pue" in center.assumptions or pool.chip.assumptions else ""
         if mark_price or mark_carbon:
             assumed.add(f"{center.name}/{pool.name}")

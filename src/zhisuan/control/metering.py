@@ -29,13 +29,13 @@ class Meter:
             return []
         start = rec.updated_at
         samples = [BusySample(**s) for s in self.usage.samples(rec.id, since=start)]
-        devices, cpus = request_from_spec(rec.spec).billed  # a share as its fraction; CPU-only: its CPUs
-        if not samples and engine is not None and devices:
-            samples = engine_samples(engine, start, devices)
         entry = self.book.of(rec.center, rec.pool)
+        held = entry.held(request_from_spec(rec.spec))  # devices, and CPUs or memory beyond their share
+        if not samples and engine is not None and held.devices:
+            samples = engine_samples(engine, start, held.devices)
         return [{**dataclasses.asdict(u), "attempt": rec.attempts}
-                for u in meter(rec.id, rec.tenant, entry, self.book.version, devices, start, max(end, start), samples,
-                               cpus)]
+                for u in meter(rec.id, rec.tenant, entry, self.book.version, held.devices, start, max(end, start),
+                               samples, held.cpus, held.memory_gib)]
 
     def intervals(self, **filters: Any) -> list[UsageInterval]:
         return [UsageInterval(**{k: row[k] for k in FIELDS}) for row in self.usage.intervals(**filters)]

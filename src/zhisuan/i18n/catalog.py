@@ -66,7 +66,7 @@ LABELS_ZH: dict[str, str] = {
     "ASSUMPTION (the network file's `assumptions` say why)": "ASSUMPTION（假设；原因见网络文件的 `assumptions`）",
     # bill and report
     "invoice {tenant} {month} — price book {book}": "{tenant} {month} 账单 — 价目表 {book}", "(no usage)": "（无用量）",
-    "alloc dev-h": "分配卡时", "CPU-h": "CPU 核时", "busy dev-h": "忙碌卡时", "measured %": "实测占比 %", "kWh": "千瓦时",
+    "alloc dev-h": "分配卡时", "CPU-h": "CPU 核时", "GiB-h": "内存 GiB 时", "busy dev-h": "忙碌卡时", "measured %": "实测占比 %", "kWh": "千瓦时",
     "kgCO2": "千克 CO2", "¥": "元",
     "ASSUMPTION in the inputs of some lines: {what} (see the network file)":
         "ASSUMPTION（假设）：部分条目的输入含假设值：{what}（见网络文件）",

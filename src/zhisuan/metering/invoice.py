@@ -42,7 +42,8 @@ class InvoiceLine:
     kg_co2: float = 0.0
     cny: float = 0.0
     intervals: int = 0
-    cpu_hours: float = 0.0  # what a CPU-only job is billed for
+    cpu_hours: float = 0.0  # CPU-hours billed: a CPU-only job's, or those beyond its devices' share of a node
+    memory_gib_hours: float = 0.0  # GiB-hours billed beyond the job's share of a node (model/billing.py)
 
 
 @dataclass
@@ -124,6 +125,7 @@ def invoice(intervals: list[UsageInterval], tenant: str, month: str, names: dict
         line.cny += u.cny
         line.intervals += 1
         line.cpu_hours += u.cpu_s / 3600
+        line.memory_gib_hours += u.gib_s / 3600
     for job, line in lines.items():
         line.centers, line.chips = ",".join(sorted(centers[job])), ",".join(sorted(chips[job]))
     busy = [x.busy_device_hours for x in lines.values() if x.busy_device_hours is not None]
@@ -132,7 +134,7 @@ def invoice(intervals: list[UsageInterval], tenant: str, month: str, names: dict
         "busy_device_hours": sum(busy) if busy else None,
         "measured_device_hours": sum(u.measured_device_s for u in mine) / 3600,
         "kwh": sum(u.kwh for u in mine), "kg_co2": sum(u.kg_co2 for u in mine), "cny": sum(u.cny for u in mine),
-        "cpu_hours": sum(u.cpu_s for u in mine) / 3600}
+        "cpu_hours": sum(u.cpu_s for u in mine) / 3600, "memory_gib_hours": sum(u.gib_s for u in mine) / 3600}
     marks = sorted({a for u in mine for a in u.assumptions.split(",") if a})
     return Invoice(tenant, month, list(lines.values()), sorted({u.price_version for u in mine}), marks, totals)
 

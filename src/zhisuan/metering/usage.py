@@ -50,7 +50,8 @@ class UsageInterval:
     cny: float
     price_version: str
     assumptions: str  # comma-separated inputs that are ASSUMPTION
-    cpu_s: float = 0.0  # CPU-seconds billed (CPU-only jobs; a device-hour's price includes its node's CPUs)
+    cpu_s: float = 0.0  # CPU-seconds billed: a CPU-only job's, or beyond a job's share of a node (billing.py)
+    gib_s: float = 0.0  # GiB-seconds of memory billed beyond a job's share of a node (model/billing.py)
 
 
 def _covered(samples: list[BusySample], start: float, end: float, run_end: float) -> list[tuple[BusySample, float]]:
@@ -76,9 +77,11 @@ def _energy_model(covered: list[tuple[BusySample, float]], gaps: bool) -> str:
 
 
 def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: float, start: float, end: float,
-          samples: list[BusySample], cpus: float = 0.0) -> list[UsageInterval]:
-    """The usage intervals of one run of a job on `devices` devices (or, CPU-only, `cpus` CPUs) of `entry`'s
-    pool from start to end. A CPU-only job's energy is not modelled (no CPU power figures): 0 kWh, said so."""
+          samples: list[BusySample], cpus: float = 0.0, memory_gib: float = 0.0) -> list[UsageInterval]:
+    """The usage intervals of one run of a job on `entry`'s pool from start to end, billed for what it holds
+    (`entry.held`): `devices` devices, `cpus` CPUs (a CPU-only job's, or beyond its devices' share of a node)
+    and `memory_gib` GiB beyond its share. CPUs' energy is not modelled (no CPU power figures): a CPU-only
+    job's is 0 kWh, said so."""
     samples = sorted(samples, key=lambda s: s.at)
     out = []
     for a, b in hour_segments(start, end):
@@ -96,8 +99,8 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: fl
         mult, period = entry.tou.at(a)
         intensity, label = entry.kg_per_kwh_at(a)
         idle_measured = (measured - busy) * devices
-        cny = ((secs * devices - entry.idle_discount * idle_measured) * entry.flat + secs * cpus * entry.cpu_flat) \
-            / HOUR * mult
+        cny = ((secs * devices - entry.idle_discount * idle_measured) * entry.flat + secs * cpus * entry.cpu_flat
+               + secs * memory_gib * entry.memory_flat) / HOUR * mult
         peaks = [s.peak_memory_gib for s, _ in covered if s.peak_memory_gib is not None]
         out.append(UsageInterval(
             job_id, tenant, entry.center, entry.pool, entry.chip, a, b, devices, secs * devices, measured * devices,
@@ -106,5 +109,7 @@ def meter(job_id: str, tenant: str, entry: PriceEntry, version: str, devices: fl
             kwh, model,
             kwh * intensity, period, mult, cny, version,
             ",".join([*entry.assumptions, *([label] if label else []),
-                      *(["cpu_price"] if cpus and entry.cpu_assumed else [])]), secs * cpus))
+                      *(["cpu_price"] if cpus and entry.cpu_assumed else []),
+                      *(["memory_price"] if memory_gib and entry.memory_assumed else [])]), secs * cpus,
+            secs * memory_gib))
     return out

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from zhisuan.catalog import CPU_ONLY, Accelerator, load_catalog
+from zhisuan.model.billing import derived_prices
 from zhisuan.model.jobspec import SpecError, spec_errors
 from zhisuan.model.links import CenterStore, Link
 from zhisuan.model.profile import ControlSettings, SchedulerProfile
@@ -37,6 +38,8 @@ class Pool(_Strict):
     price_per_device_hour: float = Field(ge=0, description="CNY per device-hour at the flat tariff")
     price_per_cpu_hour: float | None = Field(None, ge=0, description="CNY per CPU-hour a CPU-only job pays at "
                                              "the flat tariff (default: a node's devices' price over its CPUs)")
+    price_per_gib_hour: float | None = Field(None, ge=0, description="CNY per GiB-hour of memory held beyond a "
+                                             "job's share of the node (default: a node's price over its memory)")
     device_ids: list[str] = Field(default_factory=list, description="local engine: ids per node slot")
     discover: Literal["nvml"] | None = Field(None, description="local engine: take devices from NVML at start")
     node_names: list[str] = Field(default_factory=list, description="the engine's names of the nodes, by index")
@@ -68,10 +71,18 @@ class Pool(_Strict):
     @property
     def cpu_price(self) -> tuple[float, bool]:
         """(CNY per CPU-hour, assumed): as given, else a node's device-hours spread over its CPUs (assumed:
-        the pool is priced by the device, a CPU-only job on it pays its share of a node)."""
-        if self.price_per_cpu_hour is not None:
-            return self.price_per_cpu_hour, False
-        return self.price_per_device_hour * self.devices_per_node / self.cpus_per_node, True
+        the pool is priced by the device; a job holding CPUs beyond its share pays that share of a node)."""
+        return self._prices[0]
+
+    @property
+    def memory_price(self) -> tuple[float, bool]:
+        """(CNY per GiB-hour, assumed): as given, else a node's price spread over its memory (assumed)."""
+        return self._prices[1]
+
+    @property
+    def _prices(self) -> tuple[tuple[float, bool], tuple[float, bool]]:
+        return derived_prices(self.price_per_device_hour, self.devices_per_node, self.cpus_per_node,
+                              self.memory_gib_per_node, self.price_per_cpu_hour, self.price_per_gib_hour)
 
     @property
     def chip(self) -> Accelerator:

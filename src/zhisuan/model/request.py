@@ -58,12 +58,15 @@ class Request:
         return self.devices_per_node * self.nodes
 
     @property
-    def billed(self) -> tuple[float, float]:
-        """(devices, CPUs) a run is billed for per hour: whole devices, a share as its fraction of one; a
-        CPU-only job its CPUs on every node (a device-hour's price includes its node's CPUs)."""
-        if self.devices_per_node:
-            return (self.milli / 1000 if self.milli else float(self.devices)), 0.0
-        return 0.0, self.cpus * self.nodes
+    def device_share(self) -> float:
+        """Devices per node a run holds, a share as its fraction of one (0: CPU-only)."""
+        return self.milli / 1000 if self.milli else float(self.devices_per_node)
+
+    @property
+    def units(self) -> float:
+        """What a run is sold by per hour: its devices (a share as its fraction), a CPU-only job its CPUs on
+        every node (what is billed beyond them: model/billing.py)."""
+        return self.device_share * self.nodes if self.devices_per_node else self.cpus * self.nodes
 
     def accepts(self, chip: Accelerator) -> bool:
         if not self.devices_per_node:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from zhisuan.model import Placement
+from zhisuan.model.billing import held_by
 from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.pricing import run_cost
 from zhisuan.scheduler.ranking import Part, Ranking
@@ -62,21 +63,23 @@ class Why:
         pools = [int(p) for p in sorted(range(len(rk.pools)), key=lambda p: (-total[p], p))]
         parts = rk.parts(r, delays)
         request = rk.reqs.reqs[r]
-        devices, cpus = request.billed  # a share as its fraction; a CPU-only job by its CPUs
         out = []
         for p in pools[:limit]:
             runtime = self.duration / float(rk.ctx.speed[r, p])
             pool = rk.pools.pools[p]
+            bill = held_by(request, pool.devices_per_node, pool.cpus_per_node, pool.memory_gib_per_node,
+                           pool.cpu_price, pool.memory_price)
             move = move_to(request, pool)
             staging = move.seconds if math.isfinite(move.seconds) else 0.0
             held = staging + runtime  # devices are held while inputs stage
-            hours = held / 3600.0 * devices
+            hours = held / 3600.0 * bill.devices
             delay = float(delays[p]) if delays is not None else 0.0
             if self.calendar is not None:
                 start = self.calendar + (delay if math.isfinite(delay) else 0.0)
-                cost, carbon = run_cost(pool, devices, start, start + held, cpus)
+                cost, carbon = run_cost(pool, bill, start, start + held)
             else:
-                cost = hours * pool.price + held / 3600.0 * cpus * pool.cpu_price
+                cost = (hours * pool.price + held / 3600.0 * bill.cpus * pool.cpu_price
+                        + held / 3600.0 * bill.memory_gib * pool.memory_price)
                 carbon = hours * pool.kg_per_device_hour
             cost += move.cny
             carbon += move.kwh * pool.carbon_kg_per_kwh

@@ -13,18 +13,21 @@ import numpy as np
 
 from zhisuan.catalog.carbon import intensity_at
 from zhisuan.catalog.tou import HOUR, hour_segments
+from zhisuan.model.billing import Held
 from zhisuan.scheduler.snapshot import PoolState
 from zhisuan.scheduler.tables import F
 
 
-def run_cost(pool: PoolState, devices: float, start: float, end: float, cpus: float = 0.0) -> tuple[float, float]:
-    """(CNY, kg CO2) of `devices` devices (or, CPU-only, `cpus` CPUs) of `pool` from start to end, unmeasured
-    (TDP energy; CPUs' energy is not modelled)."""
+def run_cost(pool: PoolState, held: Held[float], start: float, end: float) -> tuple[float, float]:
+    """(CNY, kg CO2) of what a run holds on `pool` (model/billing.py: its devices, a CPU-only job its CPUs,
+    and CPUs or memory beyond its share of a node) from start to end, unmeasured (TDP energy of the devices;
+    CPUs' energy is not modelled)."""
     cny = kg = 0.0
     for a, b in hour_segments(start, end):
-        device_hours = devices * (b - a) / HOUR
+        device_hours = held.devices * (b - a) / HOUR
         mult, _ = pool.tou.at(a)
-        cny += (device_hours * pool.price + cpus * (b - a) / HOUR * pool.cpu_price) * mult
+        cny += (device_hours * pool.price + held.cpus * (b - a) / HOUR * pool.cpu_price
+                + held.memory_gib * (b - a) / HOUR * pool.memory_price) * mult
         kg += device_hours * pool.kwh_per_device_hour * intensity_at(pool.carbon_series, pool.carbon_kg_per_kwh, a)[0]
     return cny, kg
 

@@ -34,7 +34,8 @@ class PoolState:
     memory_gib_per_node: float = 1024.0
     tou: TouTable = field(default=FLAT, repr=False)  # the center's time-of-use multipliers on `price`
     carbon_series: CarbonSeries | None = field(default=None, repr=False)  # hourly grid intensity, if configured
-    cpu_price: float = 0.0  # CNY per CPU-hour a CPU-only job pays (Pool.cpu_price)
+    cpu_price: float = 0.0  # CNY per CPU-hour: a CPU-only job's, and CPUs beyond a share (Pool.cpu_price)
+    memory_price: float = 0.0  # CNY per GiB-hour of memory beyond a job's share of a node (Pool.memory_price)
     max_gang_nodes: int = 0  # the engine starts gangs of at most this many nodes (0: any the pool has)
     links: dict[str, LinkFigures] = field(default_factory=dict, repr=False)  # source center -> link into this one
 
@@ -124,7 +125,7 @@ def pools_from_network(network: Network) -> list[PoolState]:
             carbon_kg_per_kwh=c.carbon_kg_per_kwh, healthy=c.healthy, cpus_per_node=p.cpus_per_node,
             memory_gib_per_node=p.memory_gib_per_node, tou=load_tou(c.tou_zone),
             carbon_series=load_series(c.carbon_series) if c.carbon_series else None, cpu_price=p.cpu_price[0],
-            max_gang_nodes=p.max_gang_nodes or 0, links=into[c.name],
+            memory_price=p.memory_price[0], max_gang_nodes=p.max_gang_nodes or 0, links=into[c.name],
         )
         for c in network.centers
         for p in c.pools

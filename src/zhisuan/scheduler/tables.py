@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from zhisuan.model import Request
+from zhisuan.model.billing import Held, held
 from zhisuan.scheduler.snapshot import PoolState
 
 F = npt.NDArray[np.float64]
@@ -26,7 +27,8 @@ class PoolTable:
     memory: F
     tflops: F
     price: F
-    cpu_price: F  # CNY per CPU-hour (what CPU-only jobs pay)
+    cpu_price: F  # CNY per CPU-hour (CPU-only jobs, and CPUs beyond a share of a node)
+    memory_price: F  # CNY per GiB-hour beyond a share of a node
     kg_per_device_hour: F
     grid: F  # kgCO2 per kWh at the pool's center (annual factor)
     healthy: B
@@ -47,6 +49,7 @@ class PoolTable:
             tflops=np.array([p.chip.fp16_tflops for p in pools], dtype=np.float64),
             price=np.array([p.price for p in pools], dtype=np.float64),
             cpu_price=np.array([p.cpu_price for p in pools], dtype=np.float64),
+            memory_price=np.array([p.memory_price for p in pools], dtype=np.float64),
             kg_per_device_hour=np.array([p.kg_per_device_hour for p in pools], dtype=np.float64),
             grid=np.array([p.carbon_kg_per_kwh for p in pools], dtype=np.float64),
             healthy=np.array([p.healthy for p in pools], dtype=np.bool_),
@@ -83,7 +86,8 @@ class RequestTable:
     ref_tflops: F
     max_price: F
     milli: I
-    units: F  # what a run is billed by per hour: devices (a share as its fraction), or a CPU-only job's CPUs
+    share: F  # devices per node, a share as its fraction (0: CPU-only)
+    units: F  # what a run is sold by per hour: devices (a share as its fraction), or a CPU-only job's CPUs
 
     @classmethod
     def build(cls, reqs: Sequence[Request]) -> RequestTable:
@@ -97,7 +101,8 @@ class RequestTable:
             ref_tflops=np.array([r.ref_tflops for r in reqs], dtype=np.float64),
             max_price=np.array([r.max_price for r in reqs], dtype=np.float64),
             milli=np.array([r.milli for r in reqs], dtype=np.int64),
-            units=np.array([max(r.billed[0] or r.billed[1], 1e-9) for r in reqs], dtype=np.float64),
+            share=np.array([r.device_share for r in reqs], dtype=np.float64),
+            units=np.array([max(r.units, 1e-9) for r in reqs], dtype=np.float64),
         )
 
     def __len__(self) -> int:
@@ -118,7 +123,18 @@ class RequestTable:
         return ratio
 
 
+def holds(reqs: RequestTable, pools: PoolTable) -> Held[F]:
+    """[request, pool] what a run is billed for per hour on each pool (model/billing.py's rule)."""
+    return held(reqs.share[:, None], reqs.cpus[:, None], reqs.memory[:, None], reqs.nodes[:, None],
+                pools.devices_per_node[None, :], pools.cpus[None, :], pools.memory[None, :],
+                pools.cpu_price[None, :], pools.memory_price[None, :])
+
+
 def unit_price(reqs: RequestTable, pools: PoolTable) -> F:
-    """[request, pool] flat CNY per unit a request pays: per device-hour, a CPU-only request per CPU-hour."""
-    out: F = np.where(reqs.devices_per_node[:, None] > 0, pools.price[None, :], pools.cpu_price[None, :])
+    """[request, pool] flat CNY per unit a request pays: per device-hour, a CPU-only request per CPU-hour —
+    with the CPUs or memory it holds beyond its share of a node spread over those units (0 for most asks)."""
+    gpu = reqs.devices_per_node[:, None] > 0
+    h = holds(reqs, pools)
+    beyond = np.where(gpu, h.cpus, 0.0) * pools.cpu_price[None, :] + h.memory_gib * pools.memory_price[None, :]
+    out: F = np.where(gpu, pools.price[None, :], pools.cpu_price[None, :]) + beyond / reqs.units[:, None]
     return out

@@ -22,6 +22,7 @@ from zhisuan.model import Request
 from zhisuan.scheduler import PendingJob, Policy, TenantState
 from zhisuan.scheduler.staging import move_to
 from zhisuan.scheduler.state import SchedulerState
+from zhisuan.scheduler.tables import PoolTable, RequestTable, holds
 from zhisuan.sim.datasets import DataWorld
 from zhisuan.sim.events import Event, EventQueue, Kind
 from zhisuan.sim.joblog import JobLog, Series
@@ -70,7 +71,9 @@ class SimResult:
     wall_seconds: float
     notes: list[str] = field(default_factory=list)
     busy_fraction: float | None = None  # mean measured utilisation of allocated devices, where known
-    runs: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (n, 4): pool, start, end, devices
+    # (n, 6): pool, start, end, devices, CPUs and GiB billed (model/billing.py: a CPU-only job's CPUs, or
+    # beyond a job's share of a node) — what the cost report prices
+    runs: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
     epoch: float = 0.0  # epoch seconds of time 0 (the trace's start), for local-time tariffs
     deferred: int = 0  # jobs whose release was moved to a cheaper hour (time shifting)
     expired: int = 0  # jobs failed because their deadline could no longer be met
@@ -88,7 +91,7 @@ class Simulator:
         self._landing: dict[int, tuple[tuple[str, ...], str]] = {}  # job -> inputs being staged, where
         self.deadlines = deadlines or {}  # job id -> deadline (trace clock), for the jobs that have one
         self.deferred: set[str] = set()  # jobs the scheduler held back for a cheaper hour
-        self.runs = Series(4)
+        self.runs = Series(6)
         self.interval, self.estimates, self.outages = interval, estimates, outages
         base, source, submit = columns(trace.jobs)
         self.tenants = {t: TenantState(t) for t in sorted({j.tenant for j in base})}
@@ -107,6 +110,8 @@ class Simulator:
                 self.requests.append(request_for(j, scenario, trace.chip, stacks))
             shape_of_base[k] = shapes[key]
         self.shape = shape_of_base[source]
+        billed = holds(RequestTable.build(self.requests), PoolTable.build(scenario.pools))  # [shape, pool]
+        self.billed_cpus, self.billed_gib = billed.cpus, billed.memory_gib
         devices = np.fromiter((j.amount for j in base), np.float32, len(base))[source]
         self.log = JobLog(trace.jobs, submit, devices)
         # jobs no pool of the scenario could ever run are set aside (counted), not queued forever
@@ -260,7 +265,9 @@ class Simulator:
         job.run_seconds += ran
         job.version += 1
         self.device_seconds[job.pool] += devices * ran
-        self.runs.append(job.pool, job.started, now, devices)
+        shape = self.shape[job.index]
+        self.runs.append(job.pool, job.started, now, devices, self.billed_cpus[shape, job.pool],
+                         self.billed_gib[shape, job.pool])
         self.allocated -= devices
 
     def _finish(self, job: SimJob, now: float) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from zhisuan.catalog.tou import load_tou
 from zhisuan.metering import usage_cost
+from zhisuan.model.billing import Held
 from zhisuan.sim.engine import SimResult
 
 
@@ -50,6 +51,8 @@ class CenterUsage:
     cny: float
     kwh: float
     kg_co2: float
+    cpu_hours: float = 0.0  # CPU-hours billed: CPU-only jobs', and CPUs beyond a job's share of a node
+    memory_gib_hours: float = 0.0  # GiB-hours billed beyond a job's share of a node
 
 
 def job_arrays(r: SimResult) -> dict[str, np.ndarray]:
@@ -65,17 +68,21 @@ def makespan(r: SimResult) -> float:
     return float(a["end"][done].max() - a["submit"].min()) if done.any() else 0.0
 
 
-def tou_cny(r: SimResult) -> list[float] | None:
-    """CNY per pool at the ToU multiplier of each run's local hours (metering's tariff tables), or None
-    when no pool of the scenario has a ToU zone (then the flat price applies)."""
-    if not any(r.scenario.tou.values()) or not len(r.runs):
-        return None
+def billed_hours(r: SimResult) -> list[Held[float]]:
+    """Per pool, the device-, CPU- and GiB-hours billed (model/billing.py), each at the ToU multiplier of its
+    run's local hours (metering's tariff tables) when a pool of the scenario has a ToU zone, else flat."""
     runs = r.runs
+    tou = any(r.scenario.tou.values()) and len(runs)
     out = []
     for k, pool in enumerate(r.scenario.pools):
         mine = runs[runs[:, 0] == k]
-        weighted = load_tou(r.scenario.tou.get(pool.key)).integral(mine[:, 1] + r.epoch, mine[:, 2] + r.epoch)
-        out.append(float((weighted * mine[:, 3]).sum()) / 3600.0 * pool.price)
+        if tou:
+            weight = load_tou(r.scenario.tou.get(pool.key)).integral(mine[:, 1] + r.epoch, mine[:, 2] + r.epoch)
+            devices = float((weight * mine[:, 3]).sum()) / 3600.0
+        else:
+            weight, devices = mine[:, 2] - mine[:, 1], r.device_seconds[k] / 3600.0
+        out.append(Held(devices, float((weight * mine[:, 4]).sum()) / 3600.0,
+                        float((weight * mine[:, 5]).sum()) / 3600.0))
     return out
 
 
@@ -83,17 +90,22 @@ def per_center(r: SimResult) -> list[CenterUsage]:
     span = max(makespan(r), 1.0)
     busy = r.busy_fraction if r.busy_fraction is not None else 1.0
     out: dict[str, list[float]] = {}
-    priced = tou_cny(r)
+    billed = billed_hours(r)
     for k, (pool, secs) in enumerate(zip(r.scenario.pools, r.device_seconds, strict=True)):
         u = usage_cost(secs, pool.price, pool.chip.tdp_w or 0.0, pool.pue, pool.carbon_kg_per_kwh, busy)
-        row = out.setdefault(pool.center, [0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        mine = r.runs[r.runs[:, 0] == k]
+        flat = (mine[:, 2] - mine[:, 1])[:, None] * mine[:, 4:6]
+        row = out.setdefault(pool.center, [0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
         row[0] += pool.nodes * pool.devices_per_node
         row[1] += secs
         row[2] += u.device_hours
-        row[3] += u.cny if priced is None else priced[k]
+        row[3] += billed[k].cny_per_hour(pool.price, pool.cpu_price, pool.memory_price)
         row[4] += u.kwh
         row[5] += u.kg_co2
-    return [CenterUsage(c, int(v[0]), v[1] / (v[0] * span), v[2], v[3], v[4], v[5]) for c, v in out.items()]
+        row[6] += float(flat[:, 0].sum()) / 3600.0
+        row[7] += float(flat[:, 1].sum()) / 3600.0
+    return [CenterUsage(c, int(v[0]), v[1] / (v[0] * span) if v[0] else 0.0, v[2], v[3], v[4], v[5], v[6], v[7])
+            for c, v in out.items()]
 
 
 def summarize(r: SimResult) -> Summary:

@@ -87,10 +87,14 @@ def write_report(results: list[SimResult], out: Path, notes: list[str], lang: st
         charts.append(Chart(f"util-{k}", f"{L('utilisation')}, {scenario}", L("days since the first submit"),
                             L("devices allocated (%)"), x, series, y_max=100.0))
         cdf, util = charts[-2].div(), charts[-1].div()
-        centers = _table([L(h) for h in ["run", "center", "devices", "allocated %", "device-h", "¥", "kWh", "kgCO2"]],
+        by = [(r, c) for r in runs for c in per_center(r)]
+        held = any(c.cpu_hours or c.memory_gib_hours for _, c in by)  # CPU-h, GiB-h billed: columns if any
+        centers = _table([L(h) for h in ["run", "center", "devices", "allocated %", "device-h",
+                                         *(["CPU-h", "GiB-h"] if held else []), "¥", "kWh", "kgCO2"]],
                          [[run_name(r), c.center, str(c.devices), f"{100 * c.allocated_util:.1f}",
-                           f"{c.device_hours:,.0f}", f"{c.cny:,.0f}", f"{c.kwh:,.0f}", f"{c.kg_co2:,.0f}"]
-                          for r in runs for c in per_center(r)])
+                           f"{c.device_hours:,.0f}", *([f"{c.cpu_hours:,.0f}", f"{c.memory_gib_hours:,.0f}"] if held
+                                                       else []),
+                           f"{c.cny:,.0f}", f"{c.kwh:,.0f}", f"{c.kg_co2:,.0f}"] for r, c in by])
         sections.append(f"<h2>{escape(scenario)}</h2><h3>{L('Job completion time')}</h3>{cdf}"
                         f"<h3>{L('Allocated utilisation over time')}</h3>{util}<h3>{L('By center')}</h3>{centers}")
     note_items = "".join(f"<li>{escape(n)}</li>" for n in dict.fromkeys(notes))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from zhisuan.catalog import load_catalog
 from zhisuan.model import Network, Request
+from zhisuan.model.billing import derived_prices
 from zhisuan.scheduler import PoolState, pools_from_network
 from zhisuan.sim.trace import Trace, TraceJob
 
@@ -31,11 +32,16 @@ class Scenario:
 
 
 def _pool(center: str, chip: str, nodes: int, per_node: int) -> PoolState:
-    return PoolState(center=center, name="gpu", chip=load_catalog().lookup(chip), region=center, nodes=nodes,
+    """A trace cluster's nodes: CPUs and memory priced as a network file's pool without their prices would be."""
+    pool = PoolState(center=center, name="gpu", chip=load_catalog().lookup(chip), region=center, nodes=nodes,
                      devices_per_node=per_node, price=PRICE, pue=PUE, carbon_kg_per_kwh=GRID)
+    (pool.cpu_price, _), (pool.memory_price, _) = derived_prices(PRICE, per_node, pool.cpus_per_node,
+                                                                  pool.memory_gib_per_node, None, None)
+    return pool
 
 
-_SITE = (f"price {PRICE} CNY/device-h, PUE {PUE}, grid {GRID} kgCO2/kWh (China 2022 average): "
+_SITE = (f"price {PRICE} CNY/device-h (CPUs and memory beyond a job's share of a node: the node's price over "
+         f"them), PUE {PUE}, grid {GRID} kgCO2/kWh (China 2022 average): "
          "ASSUMPTION for a trace cluster")
 
 

@@ -100,7 +100,8 @@ class UsageRow(Base):
     cny: Mapped[float] = mapped_column(Float)
     price_version: Mapped[str] = mapped_column(String(96))
     assumptions: Mapped[str] = mapped_column(Text)
-    cpu_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # CPU-only jobs' CPU-seconds
+    cpu_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # CPU-seconds billed
+    gib_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # GiB-s beyond a node share
 
 
 class BusySampleRow(Base):

@@ -1,5 +1,6 @@
 """Score: price per job, i.e. device-hours x price x time-of-use multiplier / speed factor (a CPU-only job:
-its CPU-hours' price).
+its CPU-hours' price), with the CPUs or memory an ask holds beyond its share of each pool's node at that
+pool's prices (model/billing.py) — so a pool whose nodes the ask fits within its share is preferred.
 
 The multiplier is the center's tariff averaged over `window` seconds from the current clock hour (the
 job's exact run window is priced by quotes; a ranking is shared by every job with the same request, so
@@ -25,7 +26,7 @@ class PricePerJob:
     name: str = "price"
 
     def raw(self, reqs: RequestTable, pools: PoolTable, ctx: ScoreContext) -> F:
-        price = unit_price(reqs, pools)  # a CPU-only ask compares CPU-hour prices
+        price = unit_price(reqs, pools)  # per device-hour (CPU-only: CPU-hour), what it holds beyond included
         if ctx.at is not None:
             price = price * price_factors(pools.pools, ctx.at, self.window)[None, :]
         out: F = price / ctx.speed

@@ -1,4 +1,5 @@
-"""Filter: the pool's price per device-hour (a CPU-only job: per CPU-hour) is within the job's `max_price`."""
+"""Filter: what the job pays per device-hour on the pool (a CPU-only job: per CPU-hour), the CPUs or memory it
+holds beyond its share of a node included (model/billing.py), is within the job's `max_price`."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from zhisuan.catalog import load_catalog
 from zhisuan.metering.energy import IDLE_FRACTION
+from zhisuan.model.billing import Held
 from zhisuan.model.jobspec import SpecError
 from zhisuan.model.network import Network
 from zhisuan.model.plan import Plan, apply
@@ -154,14 +155,18 @@ def _centers(r: SimResult, w0: float, w1: float) -> tuple[CenterYear, ...]:
         mine = runs[:, 0] == k
         devices = pool.nodes * pool.devices_per_node
         used_h = float(((end[mine] - start[mine]) * runs[mine, 3]).sum()) / 3600.0
-        priced_h = float((pool.tou.integral(start[mine] + r.epoch, end[mine] + r.epoch) * runs[mine, 3]).sum()) / 3600.0
+        weight = pool.tou.integral(start[mine] + r.epoch, end[mine] + r.epoch)
+        priced_h = float((weight * runs[mine, 3]).sum()) / 3600.0
+        billed = Held(priced_h, float((weight * runs[mine, 4]).sum()) / 3600.0,
+                      float((weight * runs[mine, 5]).sum()) / 3600.0)  # CPUs, memory beyond shares (billing.py)
         idle_h = max(devices * window / 3600.0 - used_h, 0.0)
         idle_priced_h = max(devices * float(pool.tou.integral(w0 + r.epoch, w1 + r.epoch)) / 3600.0 - priced_h, 0.0)
         kw = (pool.chip.tdp_w or 0.0) / 1000.0 * pool.pue
         kwh = (used_h * draw + idle_h * IDLE_FRACTION) * kw
         kwh_at_tou = (priced_h * draw + idle_priced_h * IDLE_FRACTION) * kw
         row = rows.setdefault(pool.center, [0.0] * 6)
-        for i, v in enumerate((devices, used_h, priced_h * pool.price, kwh, kwh * pool.carbon_kg_per_kwh,
+        revenue = billed.cny_per_hour(pool.price, pool.cpu_price, pool.memory_price)
+        for i, v in enumerate((devices, used_h, revenue, kwh, kwh * pool.carbon_kg_per_kwh,
                                kwh_at_tou)):
             row[i] += v
     return tuple(CenterYear(c, int(v[0]), v[1] * 3600.0 / (v[0] * window) if v[0] else 0.0, v[2] * year,
