@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.agent.wan import Wan, need_namespaces
+from tests.control.test_services import script  # noqa: F401 (fixture)
 
 CENTER = """
   - name: {name}
@@ -233,18 +234,9 @@ run: exec python3 {script} --port $PORT --model echo
 """
 
 
-def test_a_model_served_inside_a_center_that_opens_no_port(wan, tmp_path):
+def test_a_model_served_inside_a_center_that_opens_no_port(wan, tmp_path, script):  # noqa: F811
     """The gateway reaches the replica through its center's agent: a call, a streamed call, and a tenant's
     logs followed as they are written — all over the agent's own outbound connection."""
-    import shutil
-
-    from zhisuan.gateway import backend
-
-    folder = tmp_path / "backend"
-    folder.mkdir(mode=0o755)
-    script = folder / "backend.py"
-    shutil.copy(backend.__file__, script)
-    script.chmod(0o644)
     acme = wan.client("acme")
     r = acme.post("/v1/services", content=SERVICE.format(script=script))
     assert r.status_code == 201, r.text

@@ -4,16 +4,15 @@ gateway; a replica whose process dies is replaced and a client that retries once
 
 import asyncio
 import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.builders import live
 from zhisuan.engines import LocalEngine
+from zhisuan.engines.confine import shared_folder
 from zhisuan.gateway import backend
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.proxy import Gateway
@@ -40,8 +39,7 @@ run: exec python3 {script} --port $PORT --model echo
 @pytest.fixture(scope="module")
 def script():
     """The repo's backend where a replica's own uid can read it (jobs run unprivileged)."""
-    folder = Path(tempfile.mkdtemp(prefix="zhisuan-backend-"))
-    folder.chmod(0o755)
+    folder = shared_folder("backend-")  # not in /tmp: a job's /tmp is its own
     path = folder / "backend.py"
     shutil.copy(backend.__file__, path)
     path.chmod(0o644)

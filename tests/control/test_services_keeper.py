@@ -157,11 +157,10 @@ while True:
 
 def test_a_replica_that_drips_its_answer_holds_no_one_elses_probe_up(tmp_path, script):  # noqa: F811
     import shutil
-    import tempfile
-    from pathlib import Path
 
-    folder = Path(tempfile.mkdtemp(prefix="zhisuan-drip-"))
-    folder.chmod(0o755)
+    from zhisuan.engines.confine import shared_folder
+
+    folder = shared_folder("drip-")
     (folder / "drip.py").write_text(DRIP)
     (folder / "drip.py").chmod(0o644)
     store, loop, service, registry = world(tmp_path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.control.test_services import script  # noqa: F401 (fixture)
 from zhisuan.serve.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -268,14 +269,7 @@ def test_the_plan_report_draws_its_charts_in_chromium(browser, tmp_path):
     shot(page, "11-plan-report")
 
 
-def test_services_are_listed_with_replicas_per_center_load_and_cost(browser, server, tmp_path_factory):
-    from zhisuan.gateway import backend
-
-    folder = tmp_path_factory.mktemp("svc")
-    folder.chmod(0o755)
-    script = folder / "backend.py"  # where the replica's own uid can read it
-    shutil.copy(backend.__file__, script)
-    script.chmod(0o644)
+def test_services_are_listed_with_replicas_per_center_load_and_cost(browser, server, script):  # noqa: F811
     spec = ("name: web-chat\ntenant: acme\nkind: service\nresources: {accelerators: 910B:1}\n"
             "service: {model: web-echo, replicas: {min: 1, max: 1}}\n"
             f"run: exec python3 {script} --port $PORT --model web-echo\n")

@@ -67,7 +67,7 @@ def demo_command(
             fail(f"{len(failed)} job(s) did not succeed; server log: {work / 'runs' / 'server.log'}", code=1)
         console.print("[green]every accepted job succeeded, the oversize one was refused[/]")
         tenant = next(t for t in tokens if t != "admin")
-        services_demo(base, tokens[tenant], tenant, work, 4)
+        services_demo(base, tokens[tenant], tenant, 4)
         if served != network:
             data_demo(base, tokens[tenant], tenant, 6)
         console.print("[green]demo finished: jobs placed and run, a model served across centers, data staged "

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from zhisuan.cli.common import console, fail
+from zhisuan.engines.confine import shared_folder
 
 SPEC = """name: demo-chat
 tenant: {tenant}
@@ -22,13 +22,13 @@ run: exec python3 {script} --port $PORT --model demo-chat
 """
 
 
-def services_demo(base: str, token: str, tenant: str, work: Path, step: int) -> None:
+def services_demo(base: str, token: str, tenant: str, step: int) -> None:
     import httpx
 
     from zhisuan.gateway import backend
     from zhisuan.metering.invoice import local_month
 
-    script = work / "backend.py"  # where the replicas' own uids can read it
+    script = shared_folder("demo-") / "backend.py"  # where the replicas' own uids can read it (not /tmp: theirs)
     shutil.copy(backend.__file__, script)
     script.chmod(0o644)
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -66,6 +66,7 @@ def services_demo(base: str, token: str, tenant: str, work: Path, step: int) -> 
                           f"(¥{line['cny_per_million_tokens'] or 0:,.0f} per million tokens)")
     finally:
         client.delete(f"/v1/services/{sid}")
+        shutil.rmtree(script.parent, ignore_errors=True)
 
 
 def _until_ready(client: Any, sid: str, n: int, limit: float = 90.0) -> dict[str, Any]:

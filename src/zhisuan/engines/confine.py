@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ PIDS = 4096  # processes and threads per member (Kubernetes' podPidsLimit is oft
 CPU_PERIOD_US = 100_000
 MIN_CPUS = 0.1  # a floor, so a job holding a sliver of a device can still start its interpreter
 SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+SHARED = Path("/var/lib/zhisuan/shared")  # see shared_folder
 STAGE = Path("/run/zhisuan/stage")  # where a fresh scratch folder is made ready before it is moved in place
 
 
@@ -192,6 +194,21 @@ def can_unshare() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
+
+
+def shared_folder(prefix: str) -> Path:
+    """A fresh folder every job uid can read, outside the scratch folders a confined job has its own of: where
+    the demo, a test or a benchmark puts a script its jobs run (the repo's model backend). The caller
+    removes it."""
+    base = None
+    if os.geteuid() == 0:
+        base = SHARED
+        base.mkdir(parents=True, exist_ok=True)
+        for d in (base, base.parent):
+            d.chmod(0o755)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    folder.chmod(0o755)
+    return folder
 
 
 def shown_code() -> tuple[Path, ...]:
