@@ -2,6 +2,7 @@
 spec, a /proc that shows a job its own processes only, private scratch folders, and uids that do not come
 round again between runs folders. Real cgroups and namespaces: these need root (CI has it)."""
 
+import os
 import stat
 import time
 from pathlib import Path
@@ -148,8 +149,12 @@ def test_a_checkout_in_tmp_stays_visible_read_only_while_the_rest_of_tmp_is_the_
     (code / "tool.sh").chmod(0o755)
     eng = LocalEngine(code / "runs", grace=1)
     eng.shown = (code,)
-    h = eng.submit(launch("j", f"sh {code}/tool.sh; touch {code}/mine 2>&1 || echo refused; ls {tmp_path}; "
-                               "echo ok > state && cat state"))
+    was = os.umask(0o077)  # as the server runs: the folders leading to the checkout must still be passable
+    try:
+        h = eng.submit(launch("j", f"sh {code}/tool.sh; touch {code}/mine 2>&1 || echo refused; ls {tmp_path}; "
+                                   "echo ok > state && cat state"))
+    finally:
+        os.umask(was)
     (st,) = settle(eng, [h])
     out = eng.logs(h)
     assert st.state == "succeeded" and "tool-ran" in out and "Read-only" in out and "refused" in out

@@ -238,7 +238,7 @@ def cage_script(command: str, drop: list[str], limits: Limits | None, runs: Path
         steps = [f"{tmpfs} {STAGE}"]
         for path, writable in binds:  # outer ones first: a runs folder inside a read-only checkout stays writable
             inside = shlex.quote(str(STAGE / path.relative_to(folder)))
-            steps += [f"mkdir -p {inside}", f"mount --bind {shlex.quote(str(path))} {inside}"]
+            steps += [f"(umask 022 && mkdir -p {inside})", f"mount --bind {shlex.quote(str(path))} {inside}"]
             if not writable:
                 steps.append(f"mount -o remount,bind,ro {inside}")
         steps.append(f"mount --move {STAGE} {folder}")
