@@ -3,9 +3,11 @@ the engine (the repo's minimal OpenAI-compatible server, real processes), probed
 gateway; a replica whose process dies is replaced and a client that retries once sees no failure."""
 
 import asyncio
+import contextlib
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -110,6 +112,11 @@ def test_a_service_runs_two_replicas_on_two_centers_and_the_gateway_routes_to_th
     assert chat(registry, tenant="lab")[0] == 404  # another tenant's service is not theirs to call
     direct = httpx.post(ready[0].url + "/v1/chat/completions", json={"model": "echo", "messages": []}, timeout=5)
     assert direct.status_code == 401  # a job that finds the replica's port cannot use it without its key
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            lines.append(cmdline.read_bytes())
+    assert all(r.key and r.key.encode() not in b"\n".join(lines) for r in ready)  # its key: on no command line
     events = streamed(registry)
     assert events[-1] == "data: [DONE]" and sum('"content"' in e for e in events) == 2  # "hi", "there"
 
