@@ -85,6 +85,19 @@ def test_gres_strings():
     assert gres_of("gpu:8") is None and gres_of("") is None
 
 
+def test_a_center_without_tenant_accounts_is_said_to_share_one(tmp_path, caplog):
+    """Without `accounts` every tenant's jobs run as one cluster account: the server says so at start."""
+    import logging
+
+    from zhisuan.engines.slurm import SlurmEngine
+
+    with caplog.at_level(logging.WARNING):
+        SlurmEngine("alpha", tmp_path, run_as="nobody")
+        SlurmEngine("beta", tmp_path, run_as="nobody", accounts={"acme": "acme", "lab": "lab"})
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "alpha" in said[0] and "nobody" in said[0]
+
+
 def test_busy_from_the_steps_gpuutil_when_slurm_gathers_it():
     # the shape of `sacct --json` (22.05) as seen on these clusters, plus the gres/gpuutil average a
     # cluster with acct_gather_gpu reports; ours has no GPUs to gather from

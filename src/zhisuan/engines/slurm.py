@@ -13,6 +13,7 @@ visible to the cluster's nodes (here: the same machine).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import pwd
@@ -29,6 +30,8 @@ from zhisuan.engines.local import VISIBLE, share_env
 from zhisuan.engines.rendezvous import gang_env, port_for
 from zhisuan.engines.sandbox import SAFE_PATH
 from zhisuan.model import Pool
+
+log = logging.getLogger(__name__)
 
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "STAGE_OUT"}
 QUEUED = {"PENDING", "REQUEUED"}
@@ -91,6 +94,9 @@ class SlurmEngine:
         # never root: a job runs as its tenant's cluster account, else `run_as` (default: nobody)
         self.run_as = run_as or ("nobody" if os.geteuid() == 0 else None)
         self.accounts = accounts or {}
+        if self.run_as and not self.accounts:
+            log.warning("%s: no `accounts` in engine_config: every tenant's jobs run as the cluster account %s "
+                        "and, on a shared node, could signal one another's processes", center, self.run_as)
         self.conf, self.cluster, self.partition = conf, cluster, partition
         self.chips, self.prices = chips or {}, prices or {}
         self.timeout, self.cache = timeout, cache
