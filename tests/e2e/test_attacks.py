@@ -239,3 +239,23 @@ def test_a_tiny_share_cannot_hold_a_nodes_cpus_for_free(server):
     per_hour = {"grab": lines["grab"]["cny"] / (lines["grab"]["allocated_device_hours"] / 0.001),
                 "cpus": lines["cpus"]["cny"] / (lines["cpus"]["cpu_hours"] / 128)}
     assert per_hour["grab"] == pytest.approx(per_hour["cpus"], rel=0.01), per_hour  # was ~8,000x less
+
+
+def test_a_second_server_does_not_hand_out_the_uid_a_first_ones_job_just_had(server, tmp_path_factory):
+    """#6: a second server (or a new --runs) gave its first job uid 3,000,000 again, which another tenant's
+    job had just held (and left a mode-600 file in /dev/shm under). Uids are handed out in turn machine-wide."""
+    srv, _ = server
+    other = tmp_path_factory.mktemp("second")
+    other.chmod(0o711)
+    second = ServerProcess(ROOT / "examples/networks/toy3.yaml", f"sqlite:///{other / 'z.db'}", other / "runs",
+                           interval=0.2).start()
+    try:
+        with srv.client("acme") as acme, second.client("lab") as lab:
+            first = submit(acme, job("first", "id -u"))
+            wait(acme, first)
+            then = submit(lab, job("then", "id -u", tenant="lab"))
+            assert wait(lab, then)["state"] == "succeeded"
+            uids = [acme.get(f"/v1/jobs/{first}/logs").text.strip(), lab.get(f"/v1/jobs/{then}/logs").text.strip()]
+    finally:
+        second.close()
+    assert all(u.isdigit() and int(u) >= 3_000_000 for u in uids) and uids[0] != uids[1], uids
