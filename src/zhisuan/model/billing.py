@@ -63,14 +63,3 @@ def held_by(request: Request, node_devices: int, node_cpus: float, node_memory_g
     h = held(request.device_share, request.cpus, request.memory_gib, request.nodes, node_devices, node_cpus,
              node_memory_gib, cpu_price, gib_price)
     return Held(float(h.devices), float(h.cpus), float(h.memory_gib))
-
-
-def derived_prices(device_price: float, node_devices: int, node_cpus: float, node_memory_gib: float,
-                   cpu_price: float | None, gib_price: float | None) -> tuple[tuple[float, bool], tuple[float, bool]]:
-    """((CNY per CPU-hour, assumed), (CNY per GiB-hour, assumed)): as given, else a node's device-hours spread
-    over its CPUs, over its memory (a CPU-only node: its CPU-hours over its memory) — assumed, and labelled."""
-    cpu = (cpu_price, False) if cpu_price is not None else (device_price * node_devices / node_cpus, True)
-    if gib_price is not None:
-        return cpu, (gib_price, False)
-    node = device_price * node_devices if node_devices else cpu[0] * node_cpus
-    return cpu, (node / node_memory_gib, True)

@@ -13,7 +13,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from zhisuan.catalog import CPU_ONLY, Accelerator, load_catalog
-from zhisuan.model.billing import derived_prices
 from zhisuan.model.jobspec import SpecError, spec_errors
 from zhisuan.model.links import CenterStore, Link
 from zhisuan.model.profile import ControlSettings, SchedulerProfile
@@ -23,6 +22,17 @@ EngineKind = Literal["local", "slurm", "ray", "kubernetes"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def derived_prices(device_price: float, node_devices: int, node_cpus: float, node_memory_gib: float,
+                   cpu_price: float | None, gib_price: float | None) -> tuple[tuple[float, bool], tuple[float, bool]]:
+    """((CNY per CPU-hour, assumed), (CNY per GiB-hour, assumed)): as given, else a node's device-hours spread
+    over its CPUs, over its memory (a CPU-only node: its CPU-hours over its memory) — assumed, and labelled."""
+    cpu = (cpu_price, False) if cpu_price is not None else (device_price * node_devices / node_cpus, True)
+    if gib_price is not None:
+        return cpu, (gib_price, False)
+    node = device_price * node_devices if node_devices else cpu[0] * node_cpus
+    return cpu, (node / node_memory_gib, True)
 
 
 class Pool(_Strict):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from zhisuan.catalog import load_catalog
 from zhisuan.model import Network, Request
-from zhisuan.model.billing import derived_prices
+from zhisuan.model.network import derived_prices
 from zhisuan.scheduler import PoolState, pools_from_network
 from zhisuan.sim.trace import Trace, TraceJob
 
