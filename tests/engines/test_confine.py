@@ -89,10 +89,12 @@ def test_a_job_sees_its_own_processes_and_scratch_only(tmp_path):
                                        "sleep 20 # marker-9e1"))
     time.sleep(0.5)
     spy = eng.submit(launch("spy", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done; "
-                                   "ls -a /tmp /dev/shm /var/tmp; echo mine > /tmp/m-file"))
+                                   "ls -a /tmp /dev/shm /var/tmp; echo mine > /tmp/m-file; "
+                                   "grep NoNewPrivs /proc/self/status"))
     (st,) = settle(eng, [spy])
     out = eng.logs(spy)
     assert st.state == "succeeded" and "tr" in out  # it sees itself
+    assert "NoNewPrivs:\t1" in out  # and no setuid program raises it again
     assert "marker-9e1" not in out and "setpriv" not in out and "t-file" not in out and "s-file" not in out
     assert not Path("/tmp/m-file").exists() and not Path("/tmp/t-file").exists()  # the host's /tmp is untouched
     eng.cancel(other)

@@ -11,7 +11,6 @@ from typing import Any
 from rich.table import Table
 
 from zhisuan.cli.common import console, fail
-from zhisuan.engines.confine import shared_folder
 
 SPEC = """name: demo-chat
 tenant: {tenant}
@@ -25,6 +24,7 @@ run: exec python3 {script} --port $PORT --model demo-chat
 def services_demo(base: str, token: str, tenant: str, step: int) -> None:
     import httpx
 
+    from zhisuan.engines.confine import shared_folder
     from zhisuan.gateway import backend
     from zhisuan.metering.invoice import local_month
 

@@ -208,7 +208,8 @@ class LocalEngine:
     def _member(self, run: Path, rank: int, uid: int | None, command: str, limits: Limits | None) -> list[str]:
         """The command a member's root wrapper runs: the job's, dropped to its uid, inside its cgroup and
         mount namespace where this machine gives them."""
-        drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] if uid is not None else []
+        drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", "--"] \
+            if uid is not None else []  # no setuid program raises a job again (as allowPrivilegeEscalation: false)
         if uid is None or not self.namespaces:
             return [*drop, "/bin/sh", "-c", command]
         procs = self.cgroups.create(f"{uid}-{rank}", limits) if self.cgroups is not None and limits else []
