@@ -254,7 +254,11 @@ def test_closing_a_server_ends_the_jobs_it_leaves_for_a_restart(tmp_path):
     acme = s.start().client("acme")
     wait(acme, acme.post("/v1/jobs", content=job("long", "sleep 300")).json()["id"], "running")
     uids = [int(f.name) for f in LEASES.glob("[0-9]*") if f.read_text().startswith(str(tmp_path / "runs"))]
-    assert len(uids) == 1 and processes_of(uids[0])
+    assert len(uids) == 1
+    end = time.time() + 10
+    while not processes_of(uids[0]) and time.time() < end:  # running once spawned; its uid's once confined
+        time.sleep(0.05)
+    assert processes_of(uids[0])
     s.stop()
     assert processes_of(uids[0])  # a stop leaves the job for a restart to adopt
     assert s.close() >= 1

@@ -59,7 +59,7 @@ class SoakReport:
 class Soak:
     def __init__(self, db_url: str, folder: Path, network: Path = TOY3, seed: int = 20261201) -> None:
         self.db_url, self.folder = db_url, folder
-        self.marks = folder / "marks"
+        self.marks = folder / "runs" / ".marks"  # in the runs folder: a confined job's /tmp is its own
         self.marks.mkdir(parents=True, exist_ok=True)
         self.marks.chmod(0o1777)  # jobs run under uids of their own: each leaves a mark per run
         self.server = ServerProcess(network, db_url, folder / "runs", interval=0.1)
