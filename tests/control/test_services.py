@@ -78,7 +78,7 @@ def chat(registry, tenant="acme"):
         try:
             r = await gateway.forward(tenant, "/v1/chat/completions",
                                       b'{"model": "echo", "messages": [{"role": "user", "content": "hi there"}]}')
-            return r.status_code, r.body
+            return r.status_code, b"".join([chunk async for chunk in r.body_iterator])  # relayed as it is read
         except GatewayError as e:
             return e.status, e.message.encode()
         finally:

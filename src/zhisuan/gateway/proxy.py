@@ -5,7 +5,12 @@ Bounds: the request body (1 MiB), its JSON (an object with a string `model`), co
 at most `MAX_TRIES` replicas per request, at most `MAX_TENANT_INFLIGHT` requests in flight per tenant (the
 upstream connections are shared: one tenant must not hold them all; over it: 429). A replica that cannot
 be reached or answers 5xx before sending anything is passed over for a back-off (replicas.FAIL_BACKOFF);
-the client sees an error only when no replica could answer, in OpenAI's error shape.
+the client sees an error only when no replica could answer, in OpenAI's error shape. An answer holds its
+slot, and the bytes it keeps, until its last byte is handed to the client (gateway/answer.py): one up to
+`WHOLE` bytes is read whole first (another replica is tried if it breaks off), a larger one passes through
+as fast as the client reads it, so a client that reads slowly, or not at all, costs about `WHOLE` bytes and
+what the kernel had received from the replica (anyio on uvloop takes it all in at once: a few MiB), never
+the whole answer.
 """
 
 from __future__ import annotations
@@ -15,22 +20,25 @@ import contextlib
 import json
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, NamedTuple
 
+import anyio
 import httpx
-from starlette.responses import Response, StreamingResponse
 
 from zhisuan.control.link import CenterLink
+from zhisuan.gateway.answer import PIECE, Cut, Relayed
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.meter import GatewayMeter
 from zhisuan.gateway.replicas import Registry, Replica
 from zhisuan.gateway.tunnel import VIA, ViaAgents
-from zhisuan.gateway.usage import StreamCounter, Tokens, from_body, prompt_estimate
+from zhisuan.gateway.usage import BodyUsage, StreamCounter, Tokens, from_body, prompt_estimate
 
 MAX_BODY = 1 << 20
-MAX_ANSWER = 64 << 20  # a whole (non-streamed) answer larger than this is refused: replicas run tenants' code
-MAX_BUFFERED = 256 << 20  # bytes of whole answers one tenant's requests may hold while they are read
+MAX_ANSWER = 64 << 20  # a non-streamed answer larger than this is refused, or cut: replicas run tenants' code
+WHOLE = 256 << 10  # a non-streamed answer up to this is read whole before it is relayed; a larger one streams
+DRAIN_TIMEOUT = 30.0  # seconds a non-streamed answer whose client went is still read for its usage
+MAX_BUFFERED = 256 << 20  # bytes one tenant's answers may keep until they are handed to their clients
 MAX_TRIES = 3
 MAX_TENANT_INFLIGHT = 128  # of the 512 upstream connections
 TIMEOUT = httpx.Timeout(connect=2.0, read=300.0, write=10.0, pool=10.0)
@@ -73,9 +81,23 @@ def _less(counts: dict[str, int], tenant: str, n: int) -> None:
         counts.pop(tenant, None)
 
 
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""
+async def _next(chunks: AsyncIterator[bytes]) -> bytes | None:
+    return await anext(chunks, None)
+
+
+class Got(NamedTuple):
+    """A replica's answer as far as it was read before relaying: its first bytes, and the rest to come."""
+
+    upstream: httpx.Response
+    first: bytes
+    rest: AsyncIterator[bytes]
+    whole: bool  # `first` is all of it: the replica's part is over
+    held: int  # bytes of the tenant's budget it keeps until it is handed to the client
+
+
+def _too_large() -> GatewayError:
+    return GatewayError(502, f"the replica's answer is over {MAX_ANSWER} bytes, or your answers being relayed "
+                        f"keep over {MAX_BUFFERED} bytes", "upstream_error", code="answer_too_large")
 
 
 class Gateway:
@@ -90,23 +112,26 @@ class Gateway:
         self.client = client or httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
         self.clock = clock
         self.inflight: dict[str, int] = {}  # tenant -> its requests in flight
-        self.buffered: dict[str, int] = {}  # tenant -> bytes of whole answers being read for it
+        self.buffered: dict[str, int] = {}  # tenant -> bytes its answers keep until handed over
         self._closing: set[asyncio.Task[None]] = set()
 
     def _release(self, tenant: str) -> None:
         _less(self.inflight, tenant, 1)
 
-    def _close_later(self, upstream: httpx.Response) -> None:
-        """Close an upstream answer from where awaiting is not possible (a finaliser, a cancelled task)."""
-        with contextlib.suppress(RuntimeError):  # no running loop: the process is ending
-            closing = asyncio.get_running_loop().create_task(upstream.aclose())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+    def _later(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run `job` from where awaiting is not possible (a finaliser, a cancelled task)."""
+        try:
+            task = asyncio.get_running_loop().create_task(job)
+        except RuntimeError:  # no running loop: the process is ending
+            job.close()
+            return
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def forward(self, tenant: str, path: str, body: bytes, region: str | None = None) -> Response:
+    async def forward(self, tenant: str, path: str, body: bytes, region: str | None = None) -> Relayed:
         if path not in PATHS:
             raise GatewayError(404, f"no such endpoint {path}")
         request = parse(body, path)
@@ -114,17 +139,17 @@ class Gateway:
             raise GatewayError(429, f"{MAX_TENANT_INFLIGHT} requests of yours are in flight; retry when one ends",
                                "requests", code="rate_limit_exceeded")
         self.inflight[tenant] = self.inflight.get(tenant, 0) + 1
-        streaming = False
+        answered = False
         try:
             answer = await self._forward(tenant, path, request, body, region)
-            streaming = isinstance(answer, StreamingResponse)
+            answered = True
             return answer
         finally:
-            if not streaming:  # a relayed stream releases its tenant's slot when it ends
+            if not answered:  # an answer gives its tenant's slot back when its last byte is handed over
                 self._release(tenant)
 
     async def _forward(self, tenant: str, path: str, request: dict[str, Any], body: bytes,
-                       region: str | None) -> Response:
+                       region: str | None) -> Relayed:
         model: str = request["model"]
         stream = bool(request.get("stream"))
         options = request.get("stream_options")
@@ -140,13 +165,9 @@ class Gateway:
             if replica is None:
                 break
             tried.add(replica.id)
-            answer = await self._try(tenant, replica, path, body, stream)
-            if answer is None:
-                continue
-            upstream, rest, first = answer
-            if not stream:
-                return self._whole(tenant, model, replica, upstream, first, request, start)
-            return self._relay(tenant, model, replica, upstream, rest, first, request, start)
+            got = await self._try(tenant, replica, path, body, stream)
+            if got is not None:
+                return self._answer(tenant, model, replica, got, request, start, stream)
         if not self.registry.known(model, tenant):  # not metered: made-up names must not grow the meter or /metrics
             raise GatewayError(404, f"the model {model!r} is not served here; see /v1/models", code="model_not_found",
                                param="model")
@@ -155,12 +176,12 @@ class Gateway:
         raise GatewayError(503, f"no replica of {model!r} could answer ({why})", "service_unavailable",
                            code="no_replica_ready")
 
-    async def _try(self, tenant: str, replica: Replica, path: str, body: bytes,
-                   stream: bool) -> tuple[httpx.Response, AsyncIterator[bytes], bytes] | None:
-        """Send to one replica and read up to its first bytes; None if it failed before any (passed over)."""
+    async def _try(self, tenant: str, replica: Replica, path: str, body: bytes, stream: bool) -> Got | None:
+        """Send to one replica and read its first bytes (a non-streamed answer: up to WHOLE of them); None if it
+        failed before its answer was read that far (passed over)."""
         replica.inflight += 1
         upstream = None
-        held = 0  # bytes of this answer counted in the tenant's buffer
+        held = 0  # bytes of this answer counted in the tenant's budget
         try:
             headers = {"content-type": "application/json", "accept-encoding": "identity"}  # relayed as it comes
             if replica.key:  # the replica's own key, never the caller's token
@@ -170,20 +191,26 @@ class Gateway:
             upstream = await self.client.send(req, stream=True)
             if upstream.status_code >= 500:
                 raise httpx.HTTPStatusError("server error", request=req, response=upstream)
-            if not stream:
-                content = bytearray()
-                async for chunk in upstream.aiter_raw():
-                    content += chunk
-                    held += len(chunk)
-                    self.buffered[tenant] = self.buffered.get(tenant, 0) + len(chunk)
-                    if len(content) > MAX_ANSWER or self.buffered[tenant] > MAX_BUFFERED:
-                        await upstream.aclose()
-                        raise GatewayError(502, f"the replica's answer is over {MAX_ANSWER} bytes, or your answers "
-                                           f"being read hold over {MAX_BUFFERED} bytes", "upstream_error",
-                                           code="answer_too_large")
-                return upstream, _nothing(), bytes(content)
             chunks = upstream.aiter_raw()
-            return upstream, chunks, await anext(chunks, b"")
+            if stream:
+                return Got(upstream, await anext(chunks, b""), chunks, False, 0)
+            declared = upstream.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_ANSWER:
+                await upstream.aclose()
+                raise _too_large()
+            content = bytearray()
+            async for chunk in chunks:  # left at WHOLE: the rest is read as the client takes the answer
+                content += chunk
+                held += len(chunk)
+                self.buffered[tenant] = self.buffered.get(tenant, 0) + len(chunk)
+                if self.buffered[tenant] > MAX_BUFFERED:
+                    await upstream.aclose()
+                    raise _too_large()
+                if len(content) > WHOLE:
+                    break
+            got = Got(upstream, bytes(content), chunks, len(content) <= WHOLE, held)
+            held = 0  # the answer keeps them until it is handed over
+            return got
         except GatewayError:
             replica.inflight -= 1
             raise
@@ -197,63 +224,111 @@ class Gateway:
         except asyncio.CancelledError:  # the client left while the replica answered
             replica.inflight -= 1
             if upstream is not None:
-                self._close_later(upstream)
+                self._later(upstream.aclose())
             raise
         finally:
             _less(self.buffered, tenant, held)
 
-    def _whole(self, tenant: str, model: str, replica: Replica, upstream: httpx.Response, content: bytes,
-               request: dict[str, Any], start: float) -> Response:
+    def _served(self, tenant: str, model: str, replica: Replica, tokens: Tokens, first_byte: float) -> None:
+        """The replica's part is over: counted out of it, and metered."""
         replica.inflight -= 1
         replica.served += 1
-        tokens = None
-        if upstream.status_code < 400:
-            try:
-                tokens = from_body(json.loads(content))
-            except (ValueError, RecursionError):  # a replica's answer nested deeper than the parser goes
-                tokens = None
-        tokens = tokens or Tokens(prompt_estimate(request), 0, measured=False)
         replica.tokens += tokens.completion
-        self.meter.done(tenant, model, tokens, self.clock() - start)
-        return Response(content, upstream.status_code, media_type=upstream.headers.get("content-type"))
+        self.meter.done(tenant, model, tokens, first_byte)
 
-    def _relay(self, tenant: str, model: str, replica: Replica, upstream: httpx.Response,
-               rest: AsyncIterator[bytes], first: bytes, request: dict[str, Any], start: float) -> StreamingResponse:
+    def _answer(self, tenant: str, model: str, replica: Replica, got: Got, request: dict[str, Any], start: float,
+                stream: bool) -> Relayed:
+        """The answer relayed. What it holds is given back once, when it ends however it does, or when an answer
+        never sent (its client left first) is collected. A non-streamed answer whose client went is still read
+        to its end, for at most DRAIN_TIMEOUT: the replica made all of it, and its usage, the bill, is last."""
         first_byte = self.clock() - start
-        counter = StreamCounter()
+        counter = StreamCounter() if stream else BodyUsage()
+        headers = {}
+        if got.whole:
+            headers["content-length"] = str(len(got.first))
+            self._served(tenant, model, replica, self._tokens(got, request), first_byte)
+        else:  # read as it passes
+            counter.feed(got.first)
+            if not stream and got.upstream.headers.get("content-length", "").isdigit():
+                headers["content-length"] = got.upstream.headers["content-length"]
+        read, ended, closing = [len(got.first)], [got.whole], [False]
+        pending: list[asyncio.Future[bytes | None]] = []  # the replica's next bytes, being read
 
-        held = [True]
+        async def upstream_next() -> bytes | None:
+            """A non-streamed answer is read in a task of its own: a client leaving mid-read (a cancel) does not
+            lose what was read, and the rest can be read for the bill. A stream whose client left is just closed."""
+            if stream:
+                chunk = await anext(got.rest, None)
+            else:
+                if not pending:
+                    pending.append(asyncio.ensure_future(_next(got.rest)))
+                try:
+                    chunk = await asyncio.shield(pending[0])
+                finally:
+                    if pending[0].done():
+                        pending.clear()
+            if chunk is None:
+                ended[0] = True
+                return None
+            read[0] += len(chunk)
+            if read[0] > MAX_ANSWER and not stream:
+                raise Cut(f"the replica's answer is over {MAX_ANSWER} bytes")
+            counter.feed(chunk)
+            return chunk
 
-        def release() -> bool:
-            """Once: when the stream ends, or when a stream that never started (its client left) is collected."""
-            if not held:
-                return False
-            held.pop()
-            replica.inflight -= 1
+        def release() -> None:
             self._release(tenant)
-            return True
+            _less(self.buffered, tenant, got.held)
+            if not got.whole:
+                self._served(tenant, model, replica, counter.tokens(request), first_byte)
+
+        async def close() -> None:
+            if closing[0]:
+                return
+            closing[0] = True
+            try:
+                if not got.whole:  # else the replica's answer was read and closed already
+                    with anyio.CancelScope(shield=True):  # a relay cancelled (its client left) still ends it
+                        await finish()
+            finally:
+                release()
+
+        async def finish() -> None:
+            if not stream and got.upstream.status_code < 400:
+                with anyio.move_on_after(DRAIN_TIMEOUT), contextlib.suppress(httpx.HTTPError, Cut):
+                    while not ended[0] and not (isinstance(counter, BodyUsage) and counter.done):
+                        await upstream_next()
+            for reading in pending:
+                reading.cancel()
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await reading
+            await got.upstream.aclose()
 
         def abandoned() -> None:
-            if release():  # never started: nobody else will close the upstream connection
-                self._close_later(upstream)
+            if not closing[0]:  # never started: nobody else will end it
+                self._later(close())
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                if first:
-                    counter.feed(first)
-                    yield first
-                async for chunk in rest:
-                    counter.feed(chunk)
+                for at in range(0, len(got.first), PIECE):
+                    yield got.first[at:at + PIECE]
+                while (chunk := await upstream_next()) is not None:
                     yield chunk
             finally:
-                release()
-                replica.served += 1
-                await upstream.aclose()
-                tokens = counter.tokens(request)
-                replica.tokens += tokens.completion
-                self.meter.done(tenant, model, tokens, first_byte)
+                await close()
 
         body = chunks()
         weakref.finalize(body, abandoned)
-        return StreamingResponse(body, upstream.status_code,
-                                 media_type=upstream.headers.get("content-type", "text/event-stream"))
+        media = got.upstream.headers.get("content-type", "text/event-stream" if stream else None)
+        return Relayed(body, got.upstream.status_code, media, headers, close, got.first if got.whole else None)
+
+    @staticmethod
+    def _tokens(got: Got, request: dict[str, Any]) -> Tokens:
+        """A whole answer's usage, else the prompt estimated."""
+        tokens = None
+        if got.upstream.status_code < 400:
+            try:
+                tokens = from_body(json.loads(got.first))
+            except (ValueError, RecursionError):  # a replica's answer nested deeper than the parser goes
+                tokens = None
+        return tokens or Tokens(prompt_estimate(request), 0, measured=False)
