@@ -149,7 +149,7 @@ class Cgroups:
             return int(path.read_text(encoding="ascii").split()[0])
         return 0
 
-    def remove(self, name: str, wait: float = 2.0) -> bool:
+    def remove(self, name: str, wait: float = 1.0) -> bool:
         """Remove the member's cgroup once its processes have left (killed ones take a moment)."""
         end = time.monotonic() + wait
         for d in self._dirs(name):

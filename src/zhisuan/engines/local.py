@@ -220,9 +220,12 @@ class LocalEngine:
         return confine.enter_command(procs, cage)
 
     def _drop_groups(self, uid: int, members: int) -> None:
+        """Remove the members' cgroups, waiting at most a second in all (on the loop's thread): one that
+        stays busy is left, and removed when its uid is next given out."""
         if self.cgroups is not None and self.cgroups.version:
+            end = time.monotonic() + 1.0
             for rank in range(members):
-                self.cgroups.remove(f"{uid}-{rank}")
+                self.cgroups.remove(f"{uid}-{rank}", wait=max(0.0, end - time.monotonic()))
 
     def _spawn(self, run: Path, work: Path, checkpoint: Path, uid: int | None, job_id: str, command: str,
                devices: list[list[str]], stack: str, env: dict[str, str], attempt: int, pids: list[int],
