@@ -260,3 +260,56 @@ def test_a_second_server_does_not_hand_out_the_uid_a_first_ones_job_just_had(ser
     finally:
         second.close()
     assert all(u.isdigit() and int(u) >= 3_000_000 for u in uids) and uids[0] != uids[1], uids
+
+
+def test_a_shared_model_backend_is_metered_bounded_and_not_one_bad_request_from_down(tmp_path):
+    """#5, #8, #9 against a real server with a shared backend (`--model-backend`): one tenant's malformed
+    request is its own 400 (the backend used to drop it and be skipped for everyone); a prompt in OpenAI's
+    list form, streamed with `include_usage: false`, is metered all the same; an anonymous /metrics scrape
+    shows no tenant's series (a job on the host may read it), an admin's does."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from zhisuan.engines.rendezvous import free_port
+
+    port = free_port()
+    backend = subprocess.Popen([sys.executable, "-m", "zhisuan.gateway.backend", "--port", str(port), "--model",
+                                "echo"])
+    srv = ServerProcess(ROOT / "examples/networks/toy3.yaml", f"sqlite:///{tmp_path / 'z.db'}", tmp_path / "runs",
+                        interval=0.2, extra=["--model-backend", f"echo=http://127.0.0.1:{port}"])
+    try:
+        end = time.time() + 20
+        while time.time() < end:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        srv.start()
+        with srv.client("acme") as acme, srv.client("lab") as lab, srv.client("admin") as admin:
+            bad = acme.post("/v1/chat/completions", json={"model": "echo", "messages": True})
+            assert bad.status_code == 400 and "messages" in bad.text
+            ok = [lab.post("/v1/chat/completions", json={"model": "echo", "messages": [
+                {"role": "user", "content": "hello"}]}).status_code for _ in range(5)]
+            assert ok == [200] * 5  # the backend is still everyone's
+            listed = {"model": "echo", "stream": True, "stream_options": {"include_usage": False},
+                      "messages": [{"role": "user", "content": [{"type": "text", "text": "four words of prompt"}]}]}
+            with acme.stream("POST", "/v1/chat/completions", json=listed) as s:
+                assert s.status_code == 200 and b"[DONE]" in b"".join(s.iter_bytes())
+            anonymous = httpx.get(srv.url + "/metrics").text
+            assert "acme" not in anonymous and "lab" not in anonymous
+            end = time.time() + 10
+            while time.time() < end:  # the gateway's counters, as an admin scrapes them
+                scraped = admin.get("/metrics").text
+                line = [x for x in scraped.splitlines() if x.startswith("zhisuan_gateway_tokens_total")
+                        and 'kind="prompt"' in x and 'tenant="acme"' in x]
+                if line:
+                    break
+                time.sleep(0.2)
+            assert line and float(line[0].split()[-1]) >= 4, scraped  # its list-form prompt was counted
+    finally:
+        srv.close()
+        backend.terminate()
+        backend.wait(10)
