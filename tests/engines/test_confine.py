@@ -164,3 +164,22 @@ def test_a_checkout_in_tmp_stays_visible_read_only_while_the_rest_of_tmp_is_the_
     assert "checkout" in lines and "beside-it" not in out  # of /tmp, only the checkout's path
     assert lines[-1] == "ok"  # its work folder (in the runs folder, in the checkout) is writable
     assert not (code / "mine").exists()
+
+
+@needs_kernel
+def test_a_runs_end_kills_what_it_left_through_its_cgroups_without_scanning_every_process(tmp_path, monkeypatch):
+    """Ending a run killed "every process of its uid" by reading all of /proc, on the loop's thread, twice per
+    job (a job may hold 4,096 processes, and so may each of its neighbours); its cgroups list exactly its own."""
+    eng = LocalEngine(tmp_path, grace=1)
+    h = eng.submit(launch("daemon", "setsid sleep 60 > /dev/null 2>&1 & echo left-one"))
+    uid = eng.uid_of(h)
+    scans = []
+    real = sandbox.process_uids
+    monkeypatch.setattr(sandbox, "process_uids", lambda: scans.append(1) or real())
+    (st,) = settle(eng, [h])
+    assert st.state == "succeeded" and not scans  # its daemon killed, and not one look at all of /proc
+    monkeypatch.setattr(sandbox, "process_uids", real)
+    end = time.time() + 5
+    while sandbox.processes_of(uid) and time.time() < end:
+        time.sleep(0.05)
+    assert not sandbox.processes_of(uid) and not Cgroups().names(f"{uid}-")

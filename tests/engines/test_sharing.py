@@ -8,7 +8,7 @@ import pytest
 from zhisuan.control import ControlLoop
 from zhisuan.control.devices import device_ids
 from zhisuan.engines import LocalEngine
-from zhisuan.engines.local import share_env
+from zhisuan.engines.devices import share_env
 from zhisuan.model import JobState, parse_job_spec, parse_network
 from zhisuan.store import JobStore, connect, migrate
 

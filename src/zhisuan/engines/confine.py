@@ -142,6 +142,17 @@ class Cgroups:
                     return int(value)
         return 0
 
+    def signal(self, name: str, sig: int) -> int:
+        """Send `sig` to every process in the member's cgroup; how many there were."""
+        try:
+            pids = [int(p) for p in (self._memory_dir(name) / "cgroup.procs").read_text(encoding="ascii").split()]
+        except (OSError, ValueError):
+            return 0
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        return len(pids)
+
     def peak(self, name: str) -> int:
         """The most memory the member's processes held at once, bytes (0: unknown)."""
         path = self._memory_dir(name) / ("memory.peak" if self.v2 is not None else "memory.max_usage_in_bytes")

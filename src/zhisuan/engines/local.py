@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shlex
 import signal
@@ -35,6 +34,7 @@ from zhisuan.engines.base import (
     tail_file,
 )
 from zhisuan.engines.confine import Limits
+from zhisuan.engines.devices import VISIBLE, share_env
 from zhisuan.engines.inputs import hand_inputs
 from zhisuan.engines.rendezvous import free_port, gang_env
 from zhisuan.engines.sandbox import (
@@ -49,10 +49,6 @@ from zhisuan.engines.sandbox import (
 from zhisuan.model import Pool
 
 LOG_CAP = 64 * 1024 * 1024  # bytes of output kept on disk per gang member (the end of it): kubelet keeps 5 × 10 MiB
-VISIBLE = {"cuda": "CUDA_VISIBLE_DEVICES", "cann": "ASCEND_RT_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES",
-           "dtk": "HIP_VISIBLE_DEVICES", "neuware": "MLU_VISIBLE_DEVICES", "synapseai": "HABANA_VISIBLE_MODULES"}
-
-
 @dataclass(frozen=True)
 class _Run:
     """What the attempt folder records about a started job."""
@@ -64,22 +60,6 @@ class _Run:
     timeout: float | None
     stop_requested: float | None = None  # when SIGTERM was sent (a preemption, a timeout)
     memory: int | None = None  # each member's memory limit, bytes (None: no cgroup of its own)
-
-
-def share_env(stack: str, milli: int, memory_gb: float | None) -> dict[str, str]:
-    """What a job holding `milli` thousandths of its one device is told, so it keeps to its share while
-    others use the rest: ZHISUAN_DEVICE_SHARE (0.5) for every stack; on CUDA, the client settings of
-    NVIDIA MPS (honoured when the machine runs nvidia-cuda-mps-control): CUDA_MPS_ACTIVE_THREAD_PERCENTAGE
-    (the share in percent, rounded up) and, when the chip's memory is known, CUDA_MPS_PINNED_DEVICE_MEM_LIMIT
-    as share x memory for device 0, the job's only visible device (MPS counts devices as the client sees
-    them). Nothing enforces the share without MPS: the job is trusted, as on any shared GPU."""
-    env = {"ZHISUAN_DEVICE_SHARE": f"{milli / 1000:g}"}
-    if stack == "cuda":
-        env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(max(1, math.ceil(milli / 10)))
-        if memory_gb:
-            mib = int(memory_gb * 1024 * milli / 1000)
-            env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = f"0={mib // 1024}G" if mib % 1024 == 0 else f"0={mib}MB"
-    return env
 
 
 def _alive(pid: int) -> bool:
@@ -333,7 +313,7 @@ class LocalEngine:
         cgroups are removed, and its uid is free for the next job (only while this run still holds it: see
         sandbox.UidPool); its folder is closed to the uid, which a later job may be given."""
         if run.uid is not None and self.uids.holds(run.uid, handle):
-            stop_tree(run.uid, [], signal.SIGKILL)
+            self._tree(run, signal.SIGKILL)
             self._drop_groups(run.uid, run.members)
             self._close(handle)
             self.uids.release(run.uid, handle)
@@ -353,6 +333,15 @@ class LocalEngine:
         if run.uid is None:
             stop_tree(None, run.pids, sig)
         elif self.uids.holds(run.uid, handle):
+            self._tree(run, sig)
+
+    def _tree(self, run: _Run, sig: int) -> None:
+        """Every process of an isolated run: its cgroups' members where it has them (no process leaves its
+        cgroup, and reading them costs what the job runs, not a scan of every process here), else its uid's."""
+        if run.memory is not None and run.uid is not None and self.cgroups is not None:
+            for rank in range(run.members):
+                self.cgroups.signal(f"{run.uid}-{rank}", sig)
+        else:
             stop_tree(run.uid, run.pids, sig)
 
     def stop(self, handle: str) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, TextLogs, Usage, cut
+from zhisuan.engines.devices import VISIBLE, share_env
 from zhisuan.engines.inputs import hand_inputs
-from zhisuan.engines.local import VISIBLE, share_env
 from zhisuan.engines.rendezvous import gang_env, port_for
 from zhisuan.model import Pool
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from zhisuan.engines.base import EngineDown, EngineStatus, ExternalLoad, Launch, Usage, file_delta, tail_file
+from zhisuan.engines.devices import VISIBLE, share_env
 from zhisuan.engines.inputs import hand_inputs
-from zhisuan.engines.local import VISIBLE, share_env
 from zhisuan.engines.rendezvous import gang_env, port_for
 from zhisuan.engines.sandbox import SAFE_PATH
 from zhisuan.model import Pool
