@@ -135,3 +135,42 @@ def test_a_leader_cut_off_from_the_database_stops_and_another_leads(pg, tmp_path
         assert began(plane, job_id) == 1
     finally:
         plane.close()
+
+
+@ON_POSTGRES
+def test_a_follower_relays_to_the_leader_what_only_the_leader_reaches(pg, tmp_path):
+    """A model only the leader reaches (in production: a replica behind a center's agent, whose connection the
+    leader holds) answers through any replica: a follower that cannot reach it relays the call, with the
+    caller's token, to the leader, which answers and meters it — once."""
+    from zhisuan.engines.rendezvous import free_port
+
+    port = free_port()
+    backend = subprocess.Popen([sys.executable, "-m", "zhisuan.gateway.backend", "--port", str(port), "--model",
+                                "echo"])
+    plane = plane_of(tmp_path, pg)
+    try:
+        first = plane.add(extra=["--model-backend", f"echo=http://127.0.0.1:{port}"])
+        assert plane.leader()[0] is first
+        second = plane.add(extra=["--model-backend", f"echo=http://127.0.0.1:{free_port()}"])  # nothing there
+        chat = {"model": "echo", "messages": [{"role": "user", "content": "relayed words"}]}
+        with second.client("acme") as acme:
+            end = time.time() + 20
+            while (r := acme.post("/v1/chat/completions", json=chat)).status_code != 200 and time.time() < end:
+                time.sleep(0.3)  # until the follower has read who leads
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "relayed words"
+            with acme.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as s:
+                assert s.status_code == 200 and b"data: [DONE]" in b"".join(s.iter_bytes())
+        time.sleep(0.5)
+
+        def served(server):  # acme's requests answered there: all it counted, less those no replica answered
+            with server.client("admin") as admin:
+                scrape = admin.get("/metrics").text.splitlines()
+            return sum(float(x.split()[-1]) * (1 if x.startswith("zhisuan_gateway_requests_total") else -1)
+                       for x in scrape if 'tenant="acme"' in x and x.startswith(
+                           ("zhisuan_gateway_requests_total", "zhisuan_gateway_errors_total")))
+
+        assert served(first) == 2 and served(second) == 0  # metered where it was served, once
+    finally:
+        plane.close()
+        backend.terminate()
+        backend.wait(10)

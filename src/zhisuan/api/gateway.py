@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from zhisuan.control.service import Service
 from zhisuan.gateway.errors import GatewayError
-from zhisuan.gateway.proxy import PATHS, Gateway
+from zhisuan.gateway.proxy import PATHS, RELAYED, Gateway
 from zhisuan.store import Principal
 
 Who = Callable[..., Awaitable[Principal]]
@@ -49,7 +49,10 @@ def add_gateway_routes(app: FastAPI, gateway: Gateway, principal: Who) -> None:
         body = await request.body()
         region = request.headers.get(REGION_HEADER, "")[:64] or None  # a name no replica has just matches none
         try:
-            return await gateway.forward(who.tenant, request.url.path, body, region)
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            return await gateway.forward(who.tenant, request.url.path, body, region,
+                                         token if scheme.lower() == "bearer" else "",
+                                         relayed=request.headers.get(RELAYED) == "1")
         except GatewayError as e:
             return JSONResponse(e.body(), e.status)
 

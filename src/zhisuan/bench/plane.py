@@ -21,7 +21,7 @@ class Plane:
         self.servers: list[ServerProcess] = []
         self.proxies: list[FaultProxy] = []
 
-    def add(self, via_proxy: bool = False) -> ServerProcess:
+    def add(self, via_proxy: bool = False, extra: list[str] | None = None) -> ServerProcess:
         db = self.db
         if via_proxy:  # this replica reaches the database through a proxy a test can cut
             host, port = db.split("@", 1)[1].split("/", 1)[0].split(":")
@@ -29,7 +29,7 @@ class Plane:
             self.proxies.append(proxy)
             db = db.replace(f"{host}:{port}", "{}:{}".format(*proxy.address))
         s = ServerProcess(self.network, db, self.runs, interval=self.interval,
-                          extra=["--lease", str(self.lease), *self.extra])
+                          extra=["--lease", str(self.lease), *self.extra, *(extra or [])])
         s.log = self.folder / f"server-{len(self.servers)}.log"
         self.servers.append(s.start())
         return s

@@ -43,6 +43,8 @@ MAX_TRIES = 3
 MAX_TENANT_INFLIGHT = 128  # of the 512 upstream connections
 TIMEOUT = httpx.Timeout(connect=2.0, read=300.0, write=10.0, pool=10.0)
 PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+RELAY = "leader"  # the replica that stands for the leading server, which a follower relays to
+RELAYED = "X-Zhisuan-Relayed"  # on a request a follower relayed: the leader answers it, never relays it on
 
 
 SHAPES = {  # what each endpoint's main field must be, checked before a shared backend sees it
@@ -103,8 +105,10 @@ def _too_large() -> GatewayError:
 class Gateway:
     def __init__(self, registry: Registry, meter: GatewayMeter | None = None,
                  client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.monotonic,
-                 links: Callable[[str], CenterLink | None] | None = None) -> None:
+                 links: Callable[[str], CenterLink | None] | None = None,
+                 leader: Callable[[], str | None] | None = None) -> None:
         self.registry = registry
+        self.leader = leader or (lambda: None)  # a follower: the leading server's URL, where it relays
         self.meter = meter or GatewayMeter()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
         # replicas in centers that open no port are reached through their agents (gateway/tunnel.py)
@@ -131,7 +135,10 @@ class Gateway:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def forward(self, tenant: str, path: str, body: bytes, region: str | None = None) -> Relayed:
+    async def forward(self, tenant: str, path: str, body: bytes, region: str | None = None, token: str = "",
+                      relayed: bool = False) -> Relayed:
+        """`token`: the caller's, for the leader a follower relays to (a replica it cannot reach itself: one
+        behind a center's agent, whose connection the leader holds); `relayed`: this request was relayed."""
         if path not in PATHS:
             raise GatewayError(404, f"no such endpoint {path}")
         request = parse(body, path)
@@ -141,7 +148,7 @@ class Gateway:
         self.inflight[tenant] = self.inflight.get(tenant, 0) + 1
         answered = False
         try:
-            answer = await self._forward(tenant, path, request, body, region)
+            answer = await self._forward(tenant, path, request, body, region, "" if relayed else token)
             answered = True
             return answer
         finally:
@@ -149,7 +156,7 @@ class Gateway:
                 self._release(tenant)
 
     async def _forward(self, tenant: str, path: str, request: dict[str, Any], body: bytes,
-                       region: str | None) -> Relayed:
+                       region: str | None, token: str) -> Relayed:
         model: str = request["model"]
         stream = bool(request.get("stream"))
         options = request.get("stream_options")
@@ -171,12 +178,19 @@ class Gateway:
         if not self.registry.known(model, tenant):  # not metered: made-up names must not grow the meter or /metrics
             raise GatewayError(404, f"the model {model!r} is not served here; see /v1/models", code="model_not_found",
                                param="model")
+        leader = self.leader()
+        if leader and token:  # the leader may reach what this follower cannot; it answers, and meters, it
+            via = Replica(RELAY, model, leader, key=token)
+            got = await self._try(tenant, via, path, body, stream, region)
+            if got is not None:
+                return self._answer(tenant, model, via, got, request, start, stream)
         self.meter.failed(tenant, model)
         why = f"tried {len(tried)}" if tried else "its service is deployed and no replica is ready yet"
         raise GatewayError(503, f"no replica of {model!r} could answer ({why})", "service_unavailable",
                            code="no_replica_ready")
 
-    async def _try(self, tenant: str, replica: Replica, path: str, body: bytes, stream: bool) -> Got | None:
+    async def _try(self, tenant: str, replica: Replica, path: str, body: bytes, stream: bool,
+                   region: str | None = None) -> Got | None:
         """Send to one replica and read its first bytes (a non-streamed answer: up to WHOLE of them); None if it
         failed before its answer was read that far (passed over)."""
         replica.inflight += 1
@@ -184,8 +198,12 @@ class Gateway:
         held = 0  # bytes of this answer counted in the tenant's budget
         try:
             headers = {"content-type": "application/json", "accept-encoding": "identity"}  # relayed as it comes
-            if replica.key:  # the replica's own key, never the caller's token
+            if replica.key:  # the replica's own key, never the caller's token (but to the leader, relaying)
                 headers["authorization"] = f"Bearer {replica.key}"
+            if replica.id == RELAY:
+                headers[RELAYED] = "1"
+                if region:
+                    headers["x-zhisuan-region"] = region
             req = self.client.build_request("POST", replica.url.rstrip("/") + path, content=body, headers=headers,
                                             extensions={VIA: replica.via} if replica.via else None)
             upstream = await self.client.send(req, stream=True)
@@ -234,7 +252,8 @@ class Gateway:
         replica.inflight -= 1
         replica.served += 1
         replica.tokens += tokens.completion
-        self.meter.done(tenant, model, tokens, first_byte)
+        if replica.id != RELAY:  # a relayed answer is the leader's to meter
+            self.meter.done(tenant, model, tokens, first_byte)
 
     def _answer(self, tenant: str, model: str, replica: Replica, got: Got, request: dict[str, Any], start: float,
                 stream: bool) -> Relayed:

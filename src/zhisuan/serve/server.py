@@ -102,11 +102,22 @@ def flusher(service: Service, stop: threading.Event, every: float = 5.0) -> thre
     return threading.Thread(target=run, name="zhisuan-tokens", daemon=True)
 
 
-def follower(loop: ControlLoop, service: Service | None) -> None:
-    """What a replica that does not lead refreshes: the picture its API reads, and its gateway's replicas."""
+def follower(loop: ControlLoop, service: Service | None, leadership: Leadership | None = None,
+             relay: list[str | None] | None = None) -> None:
+    """What a replica that does not lead refreshes: the picture its API reads, its gateway's replicas, and
+    the leader's URL, where its gateway relays what only the leader reaches (replicas behind agents)."""
     follow(loop)
     if service is not None:
         service.keeper.follow()
+    if leadership is not None and relay is not None:
+        held = leadership.lease.current()
+        relay[0] = leader_url(held.holder) if held is not None and not leadership.leading else None
+
+
+def leader_url(holder: str) -> str | None:
+    """The URL a replica leads from, as its lease's holder says (`host:pid:port URL`; older ones say none)."""
+    url = holder.partition(" ")[2]
+    return url if url.startswith(("http://", "https://")) else None
 
 
 def plane(leadership: Leadership | None) -> dict[str, object]:
@@ -156,6 +167,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     service: Service | None = None
     leadership: Leadership | None = None
     userver: uvicorn.Server | None = None
+    relay: list[str | None] = [None]  # the leader's URL while following (read off the loop, by the follower)
 
     def deposed(why: str) -> None:
         stop.set()  # the control loop, the samplers: at once, before the process stops
@@ -187,8 +199,11 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         if engine.dialect.name == "sqlite":
             lead(0)  # the embedded default: one server, no lease
         else:  # replicas on PostgreSQL: whoever holds the lease leads
-            leadership = Leadership(Lease(engine, f"{socket.gethostname()}:{os.getpid()}:{port}", lease_s), engine,
-                                    lead, follow=lambda: follower(loop, service), on_deposed=on_deposed)
+            named = host if host not in ("", "0.0.0.0", "::") else socket.gethostname()
+            named = f"[{named}]" if ":" in named else named
+            holder = f"{socket.gethostname()}:{os.getpid()}:{port} {'https' if tls else 'http'}://{named}:{port}"
+            leadership = Leadership(Lease(engine, holder[:200], lease_s), engine, lead,
+                                    follow=lambda: follower(loop, service, leadership, relay), on_deposed=on_deposed)
             service.leading = lambda: leadership is not None and leadership.leading
             service.control_plane = lambda: plane(leadership)
             leadership.start()
@@ -196,7 +211,9 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         registry = Registry()
         for replica in backends or []:
             registry.add(replica)
-        app = create_app(service, tokens, Gateway(registry, links=loop.links.get))
+        gateway = Gateway(registry, links=loop.links.get,
+                          leader=lambda: None if service is None or service.leading() else relay[0])
+        app = create_app(service, tokens, gateway)
         flusher(service, stop).start()
         config = uvicorn.Config(app, log_config=None, log_level=log_level,
                                 timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info",
