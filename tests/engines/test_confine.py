@@ -183,3 +183,22 @@ def test_a_runs_end_kills_what_it_left_through_its_cgroups_without_scanning_ever
     while sandbox.processes_of(uid) and time.time() < end:
         time.sleep(0.05)
     assert not sandbox.processes_of(uid) and not Cgroups().names(f"{uid}-")
+
+
+@needs_kernel
+def test_without_a_namespace_a_job_gets_no_cgroup_and_is_still_stopped_by_its_uid(tmp_path):
+    """A container may let the server write cgroups but not unshare: a member joins its groups as it unshares,
+    so there it has none — and must then be signalled by its uid, not through empty groups."""
+    eng = LocalEngine(tmp_path, grace=0.5)
+    eng.namespaces = False
+    h = eng.submit(launch("plain", "sleep 60", memory_gib=0.5))
+    uid = eng.uid_of(h)
+    assert eng._run(h).memory is None and not Cgroups().names(f"{uid}-")
+    end = time.time() + 5
+    while not sandbox.processes_of(uid) and time.time() < end:
+        time.sleep(0.05)
+    eng.cancel(h)
+    end = time.time() + 5
+    while sandbox.processes_of(uid) and time.time() < end:
+        time.sleep(0.05)
+    assert not sandbox.processes_of(uid)

@@ -49,6 +49,8 @@ from zhisuan.engines.sandbox import (
 from zhisuan.model import Pool
 
 LOG_CAP = 64 * 1024 * 1024  # bytes of output kept on disk per gang member (the end of it): kubelet keeps 5 × 10 MiB
+
+
 @dataclass(frozen=True)
 class _Run:
     """What the attempt folder records about a started job."""
@@ -168,8 +170,8 @@ class LocalEngine:
         checkpoint = owned_dir(self.run_dir(job_id) / "checkpoint", uid, 0o700)
         env = {**(env or {}), **hand_inputs(work, inputs or {})}
         started = time.time()
-        if uid is None or self.cgroups is None or not self.cgroups.version:
-            limits = None
+        if uid is None or self.cgroups is None or not self.cgroups.version or not self.namespaces:
+            limits = None  # no cgroup of its own: signalled by its uid (a member joins its groups as it unshares)
         known = {"uid": uid, "members": len(devices), "started": started, "timeout": timeout,
                  "memory": limits.memory if limits else None}
         _write(run / "intent.json", known)
