@@ -300,8 +300,8 @@ class SchedulerState:
         result = assigner.run(self.queue.walk(snapshot, now, assigner.dead))
         result.expired = expired
         result.rest_skip = frozenset(unschedulable)
-        result.unschedulable = [Unschedulable(job_id, assigner.why_not(r))
-                                for r in unschedulable for job_id in self.by_row[r]]
+        why = {r: assigner.why_not(r) for r in unschedulable}  # once per row: it depends only on the row
+        result.unschedulable = [Unschedulable(job_id, why[r]) for r in unschedulable for job_id in self.by_row[r]]
         for pre in result.preemptions:
             self.placed.pop(pre.job_id, None)
             if pre.allocation is not None:
