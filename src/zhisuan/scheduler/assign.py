@@ -21,7 +21,6 @@ from zhisuan.scheduler.nodescore.workload import Workload
 from zhisuan.scheduler.preemption import VictimList
 from zhisuan.scheduler.queue import QueueWalk
 from zhisuan.scheduler.ranking import Ranking
-from zhisuan.scheduler.shape import Shape
 from zhisuan.scheduler.shares import Picks
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 from zhisuan.scheduler.timeline import earliest_start, free_devices_at
@@ -37,7 +36,8 @@ class Assigner:
         self.preemption = policy.preemption and preemption  # the policy's book may hold it back this cycle
         self.speed, self.total = ranking.speed_rows, ranking.total_rows
         self.moving = ranking.staging_rows  # seconds to stage each request's inputs at each pool
-        self.weigh_data = policy.weigh_data and ranking.staging.any
+        self.shape, self.simple, staged = ranking.shapes()  # shared with the ranking: read, never written
+        self.weigh_data = policy.weigh_data and staged
         self._soonest: dict[int, float] = {}  # request row -> seconds until its work could start at best
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
         n = len(ranking.reqs)
@@ -52,8 +52,6 @@ class Assigner:
         self.depth = policy.backfill_depth  # jobs the walk may visit after the first blocked one (0: all)
         self.blocked_at: int | None = None  # jobs visited when the first job was blocked
         self.visited = 0
-        self.shape = [Shape.of(q) for q in ranking.reqs.reqs]
-        self.simple = [s.simple for s in self.shape]
         self.node_score = policy.node_score  # chooses nodes and devices for shapes with shares, CPU or memory
         self._pick: tuple[int, tuple[int, ...], Picks | None] | None = None  # pool, nodes, devices: node score's choice
         self._workload: Workload | None = None

@@ -18,6 +18,7 @@ from zhisuan.catalog.tou import hour_start
 from zhisuan.model import Request
 from zhisuan.scheduler.framework import Filter, Policy, Score, ScoreContext
 from zhisuan.scheduler.pricing import time_dependent
+from zhisuan.scheduler.shape import Shape
 from zhisuan.scheduler.snapshot import PendingJob
 from zhisuan.scheduler.staging import Staging
 from zhisuan.scheduler.tables import B, F, PoolTable, RequestTable
@@ -72,6 +73,15 @@ class Ranking:
     staging_rows: list[list[float]]  # seconds, python copies for the assign loop
     floors: dict[str, list[float]]  # score -> per request, the spread that counts fully (scores with a floor)
     _varies: dict[int, tuple[float, list[tuple[str, float]]]] = field(default_factory=dict, repr=False)
+    _shapes: tuple[list[Shape], list[bool], bool] | None = field(default=None, repr=False, compare=False)
+
+    def shapes(self) -> tuple[list[Shape], list[bool], bool]:
+        """(shape per row, whether each is simple, whether any input must move): built once per ranking, not per
+        cycle. A ranking is replaced, never changed, when rows are added or re-ranked, so the cache cannot go stale."""
+        if self._shapes is None:
+            shapes = [Shape.of(q) for q in self.reqs.reqs]
+            self._shapes = (shapes, [s.simple for s in shapes], self.staging.any)
+        return self._shapes
 
     def rejecting(self, r: int, p: int) -> list[Filter]:
         """The filters that reject pool p for request r (empty if it is feasible)."""
