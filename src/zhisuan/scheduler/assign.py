@@ -52,6 +52,8 @@ class Assigner:
         self.depth = policy.backfill_depth  # jobs the walk may visit after the first blocked one (0: all)
         self.blocked_at: int | None = None  # jobs visited when the first job was blocked
         self.visited = 0
+        self._walk: QueueWalk | None = None
+        self.taken: list[tuple[int, int]] = []  # (walk list, position) of each start, so the queue drops it there
         self.node_score = policy.node_score  # chooses nodes and devices for shapes with shares, CPU or memory
         self._pick: tuple[int, tuple[int, ...], Picks | None] | None = None  # pool, nodes, devices: node score's choice
         self._workload: Workload | None = None
@@ -67,6 +69,7 @@ class Assigner:
         exhausted = self.exhausted
         preemption = self.preemption
         no_capacity = self.result.waits.setdefault(NO_CAPACITY, [])
+        self._walk = walk
         for job, r in walk:
             self.visited += 1
             if self.depth and self.blocked_at is not None and self.visited - self.blocked_at > self.depth:
@@ -271,6 +274,8 @@ class Assigner:
         cap.add(Allocation(job.id, job.tenant, nodes, d, end, job.priority, True, now, True, job.attained, speed,
                            job.base, math.inf, milli, shape.cpu, shape.memory))
         self.held[job.tenant] = self.held.get(job.tenant, 0) + (milli or d * n * 1000)
+        walk = self._walk
+        self.taken.append(walk.current if walk is not None and walk.current is not None else (-1, -1))
         placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end, milli)
         self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
                                         self.calendar))

@@ -156,6 +156,22 @@ class PendingQueue:
             del self.lists[place]
         return self.jobs.pop(job_id)
 
+    def remove_visited(self, walk: QueueWalk, taken: Sequence[tuple[int, int]], ids: Sequence[str]) -> None:
+        """Remove the jobs `walk` (this queue's, of this cycle) yielded at `taken` (list, position): the walk knows
+        where they are, so there is no bisect over key tuples. Highest positions go first so that none shifts
+        another; an entry not where the walk saw it (or a merged walk's copy) is removed by its id."""
+        lists = walk.lists
+        for (i, pos), job_id in sorted(zip(taken, ids, strict=True), reverse=True):
+            lst = lists[i][1] if i >= 0 and not self.dynamic else None
+            if lst is None or pos >= len(lst) or lst[pos][2] != job_id:
+                self.remove(job_id)
+                continue
+            place = self.where.pop(job_id)[0]
+            del lst[pos]
+            if not lst:
+                del self.lists[place]
+            del self.jobs[job_id]
+
     def walk(self, snapshot: Snapshot, now: float, dead: Callable[[int], bool]) -> QueueWalk:
         if self.dynamic:
             key_at = self.sort.key_at  # type: ignore[attr-defined]

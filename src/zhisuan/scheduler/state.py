@@ -297,7 +297,8 @@ class SchedulerState:
         snapshot = Snapshot(self.pools, [], [], self.tenants)
         assigner = Assigner(snapshot, now, self.policy, ranking, self.caps, self.held, now + self.epoch,
                             preemption=self.book.may_preempt if self.book is not None else True)
-        result = assigner.run(self.queue.walk(snapshot, now, assigner.dead))
+        walk = self.queue.walk(snapshot, now, assigner.dead)
+        result = assigner.run(walk)
         result.expired = expired
         result.rest_skip = frozenset(unschedulable)
         why = {r: assigner.why_not(r) for r in unschedulable}  # once per row: it depends only on the row
@@ -306,8 +307,10 @@ class SchedulerState:
             self.placed.pop(pre.job_id, None)
             if pre.allocation is not None:
                 self._record(pre.allocation, now)
+        for s in result.starts:  # started jobs leave the queue where the walk found them, in one go
+            del self.by_row[s.request][s.job_id]
+        self.queue.remove_visited(walk, assigner.taken, [s.job_id for s in result.starts])
         for s in result.starts:
-            self.withdraw(s.job_id)
             self.placed[s.job_id] = s.pool
             alloc = self.caps[s.pool].allocations[s.job_id]
             alloc.fresh = False
