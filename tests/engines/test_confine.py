@@ -202,3 +202,23 @@ def test_without_a_namespace_a_job_gets_no_cgroup_and_is_still_stopped_by_its_ui
     while sandbox.processes_of(uid) and time.time() < end:
         time.sleep(0.05)
     assert not sandbox.processes_of(uid)
+
+
+@needs_kernel
+def test_groups_left_by_a_crash_go_when_an_engine_starts(tmp_path):
+    """A server killed while a member's cgroup was being removed leaves an empty group: the next engine on the
+    machine removes those whose uid no run holds, or whose run has ended (28 had piled up over four CI runs);
+    a run being started keeps its groups."""
+    cg = Cgroups()
+    left = cg.create("3999990-0", Limits(2**30, 1.0))  # no lease names uid 3999990
+    held, starting = sandbox.LEASES / "3999991", tmp_path / "someone" / "attempt-1"
+    starting.mkdir(parents=True)  # a run being started: its folder, no handle yet
+    held.write_text(str(starting))
+    kept = cg.create("3999991-0", Limits(2**30, 1.0))
+    try:
+        LocalEngine(tmp_path / "runs", grace=1)
+        assert not left[0].parent.exists() and kept[0].parent.exists()
+    finally:
+        held.unlink()
+        cg.remove("3999991-0")
+        cg.remove("3999990-0")

@@ -45,6 +45,7 @@ from zhisuan.engines.sandbox import (
     owned_dir,
     processes_of,
     stop_tree,
+    sweep_groups,
 )
 from zhisuan.model import Pool
 
@@ -114,6 +115,8 @@ class LocalEngine:
         if self.isolate:
             check_reachable(self.root)
         self.uids = UidPool()
+        if self.cgroups is not None and self.cgroups.version:
+            sweep_groups(self.cgroups, self.uids.leases)  # what a crash or a slow exit left
         self._runs: dict[str, _Run] = {}  # handle -> what its folder says (pids never change)
 
     def run_dir(self, job_id: str) -> Path:

@@ -139,6 +139,23 @@ def _ended(attempt: str, uid: int, running: set[int]) -> bool:
     return not any(Path(f"/proc/{p}").exists() for p in pids) and uid not in running
 
 
+def sweep_groups(groups: Cgroups, leases: Path) -> int:
+    """Remove the cgroups of runs that are over (a crash, or a slow exit, left them): their uid is leased to
+    no run, or to one that has ended. A run being started holds its lease and keeps its groups. How many."""
+    running, removed = uids_running(), 0
+    for name in groups.names(""):
+        uid = name.partition("-")[0]
+        try:
+            holder: str | None = (leases / uid).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            holder = None
+        except OSError:
+            continue
+        if uid.isdigit() and (holder is None or _ended(holder, int(uid), running)):
+            removed += groups.remove(name, wait=0)
+    return removed
+
+
 def clear_leftovers(uid: int, shared: tuple[Path, ...] = ()) -> int:
     """Delete what an earlier holder of `uid` left in the machine's shared scratch folders (`/dev/shm`,
     `/tmp`): the next job given the uid — perhaps another tenant's — must not read it. How many entries."""
