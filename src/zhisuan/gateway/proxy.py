@@ -43,7 +43,6 @@ MAX_TRIES = 3
 MAX_TENANT_INFLIGHT = 128  # of the 512 upstream connections
 TIMEOUT = httpx.Timeout(connect=2.0, read=300.0, write=10.0, pool=10.0)
 PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
-RELAY = "leader"  # the replica that stands for the leading server, which a follower relays to
 RELAYED = "X-Zhisuan-Relayed"  # on a request a follower relayed: the leader answers it, never relays it on
 
 
@@ -180,7 +179,7 @@ class Gateway:
                                param="model")
         leader = self.leader()
         if leader and token:  # the leader may reach what this follower cannot; it answers, and meters, it
-            via = Replica(RELAY, model, leader, key=token)
+            via = Replica("leader", model, leader, key=token, relay=True)
             got = await self._try(tenant, via, path, body, stream, region)
             if got is not None:
                 return self._answer(tenant, model, via, got, request, start, stream)
@@ -200,7 +199,7 @@ class Gateway:
             headers = {"content-type": "application/json", "accept-encoding": "identity"}  # relayed as it comes
             if replica.key:  # the replica's own key, never the caller's token (but to the leader, relaying)
                 headers["authorization"] = f"Bearer {replica.key}"
-            if replica.id == RELAY:
+            if replica.relay:
                 headers[RELAYED] = "1"
                 if region:
                     headers["x-zhisuan-region"] = region
@@ -252,7 +251,7 @@ class Gateway:
         replica.inflight -= 1
         replica.served += 1
         replica.tokens += tokens.completion
-        if replica.id != RELAY:  # a relayed answer is the leader's to meter
+        if not replica.relay:  # a relayed answer is the leader's to meter
             self.meter.done(tenant, model, tokens, first_byte)
 
     def _answer(self, tenant: str, model: str, replica: Replica, got: Got, request: dict[str, Any], start: float,

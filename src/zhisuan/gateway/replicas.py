@@ -36,6 +36,7 @@ class Replica:
     tokens: int = 0  # completion tokens served (autoscaling on tokens/s)
     key: str = field(default="", repr=False)  # bearer key the replica answers to ("" : none)
     via: tuple[str, str] | None = None  # (center, run): reached through that center's agent
+    relay: bool = False  # stands for the leading server, where a follower relays: the leader meters it
     failed_for: dict[str, float] = field(default_factory=dict, repr=False)  # tenant -> its last failed request
 
     def blame(self, tenant: str, now: float, reached: bool) -> None:
