@@ -130,7 +130,7 @@ def test_a_job_stuck_in_slurms_queue_is_withdrawn_and_placed_again(make, cluster
     assert svc.logs(job, ACME).strip() == f"ran on {job}" and handle
 
 
-def test_a_preemption_on_slurm_signals_the_victim_and_requeues_it(make, clusters):  # noqa: F811
+def test_a_preemption_on_slurm_signals_the_victim_and_requeues_it(make, clusters, tmp_path):  # noqa: F811
     store, loop, svc = make(policy="priority")
     resumable = ('if [ -f "$ZHISUAN_CHECKPOINT_DIR/saved-$SLURM_NODEID" ]; then echo "node $SLURM_NODEID resumes '
                  'attempt $ZHISUAN_ATTEMPT"; exit 0; fi; trap \'touch "$ZHISUAN_CHECKPOINT_DIR/saved-$SLURM_NODEID";'
@@ -142,13 +142,19 @@ def test_a_preemption_on_slurm_signals_the_victim_and_requeues_it(make, clusters
     while time.time() < end and svc.logs(low, ACME).count("ready") < 2:
         loop.step(time.time())
         time.sleep(0.2)
+    assert svc.logs(low, ACME).count("ready") == 2, svc.logs(low, ACME)
     high = svc.submit(spec("high", "echo high on $SLURMD_NODENAME", "a100:8", nodes=2, priority=5), ACME,
                       time.time()).id
     rec = step_until(loop, store, high, {JobState.SUCCEEDED})
     assert "high on a100-0" in svc.logs(high, ACME)
     engine = loop.fleet.of("alpha")
     assert engine.poll(victim).state == "succeeded"  # it caught SIGTERM, saved and exited within its grace
-    rec = step_until(loop, store, low, {JobState.SUCCEEDED})
+    saved = sorted(p.name for p in tmp_path.glob(f"runs/**/{low}/checkpoint/saved-*"))
+    try:
+        rec = step_until(loop, store, low, {JobState.SUCCEEDED})
+    except AssertionError as e:
+        raise AssertionError((e, saved, svc.logs(low, ACME), slurm(clusters, "squeue", "-a"),
+                              slurm(clusters, "sinfo", "-N", "-o", "%N %T %E"))) from None
     assert rec.attempts == 2 and "node 1 resumes attempt 2" in svc.logs(low, ACME)
     states = [t.to_state.value for t in store.transitions(low)]
     assert states[:5] == ["pending", "scheduled", "running", "preempted", "pending"]
