@@ -260,3 +260,41 @@ def test_a_model_served_inside_a_center_that_opens_no_port(wan, tmp_path, script
     assert seen == ["line 1", "line 2", "line 3", "line 4"]
     assert stamps[-1] - stamps[0] > 1.0  # followed as they came, not read at the end
     acme.delete(f"/v1/services/{acme.get('/v1/services').json()[0]['id']}")
+
+
+def test_api_workers_hand_the_agent_its_logs_and_its_models_to_their_server(tmp_path, script):  # noqa: F811
+    """`--api-workers 1`: the public port (TLS) is the worker's. The agent's connection, the logs of a job in the
+    agent's center and a model served behind the agent are all handed, over loopback, to the server's own
+    process, which holds the agent's link; the worker answers the rest itself."""
+    need_namespaces()
+    w = Wan(tmp_path, network())
+    w.center("far", 41)
+    try:
+        server = w.start(extra=["--api-workers", "1"])
+        w.start_agent("far")
+        w.wait_connected("far")  # through the worker: /v1/agents is relayed to the server too
+        acme, admin = w.client("acme"), w.client("admin")
+        assert acme.get("/v1/control-plane").json()["leads"] is True  # the server's own answer, relayed
+        assert [a["connected"] for a in admin.get("/v1/agents").json() if a["center"] == "far"] == [True]
+        job = w.job("acme", spec("hello", "echo hello from $ZHISUAN_JOB_ID"))
+        rec = w.until("acme", job, {"succeeded", "failed"})
+        assert rec["state"] == "succeeded" and rec["center"] == "far", rec["history"]
+        assert acme.get(f"/v1/jobs/{job}/logs").text == f"hello from {job}\n"
+        assert acme.get(f"/v1/jobs/{job}/logs", headers={"X-Zhisuan-Relayed": "1"}).text == f"hello from {job}\n"
+        assert acme.get("/v1/jobs/j-nosuch/logs").status_code == 404  # the server's answer, relayed back
+        r = acme.post("/v1/services", content=SERVICE.format(script=script))
+        assert r.status_code == 201, r.text
+        end = time.time() + 60
+        while time.time() < end and not acme.get("/v1/services").json()[0]["ready"]:
+            time.sleep(0.3)
+        chat = {"model": "echo", "messages": [{"role": "user", "content": "via the worker"}]}
+        answer = acme.post("/v1/chat/completions", json=chat)
+        assert answer.status_code == 200 and "via the worker" in answer.text, answer.text
+        acme.delete(f"/v1/services/{acme.get('/v1/services').json()[0]['id']}")
+        workers = subprocess.run(["pgrep", "-P", str(server.proc.pid), "-f", "api-worker-of"], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(workers) == 1
+    finally:
+        w.stop()
+    left = subprocess.run(["pgrep", "-af", "--", f"--port {server.port} "], capture_output=True, text=True)
+    assert left.returncode == 1, left.stdout  # neither the server nor its worker is left

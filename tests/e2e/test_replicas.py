@@ -4,6 +4,7 @@ cut off from the database: another leads within the lease, re-adopts what runs, 
 frozen one, thawed, finds its lease taken and stops (its writes are refused meanwhile: fencing)."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -174,3 +175,42 @@ def test_a_follower_relays_to_the_leader_what_only_the_leader_reaches(pg, tmp_pa
         plane.close()
         backend.terminate()
         backend.wait(10)
+
+
+def workers_of(server):
+    out = subprocess.run(["pgrep", "-P", str(server.proc.pid), "-f", "api-worker-of"], capture_output=True, text=True)
+    return sorted(int(p) for p in out.stdout.split())
+
+
+@ON_POSTGRES
+def test_api_workers_answer_the_port_come_back_and_end_with_their_server(pg, tmp_path):
+    """`--api-workers 2`: the workers answer the public port (submits stored once, run by the server's loop;
+    `/v1/control-plane` is the server's own answer), a worker that dies is started again, and the server
+    killed -9 takes its workers with it (the parent-death signal); another replica then leads."""
+    plane = plane_of(tmp_path, pg)
+    try:
+        first = plane.add(extra=["--api-workers", "2"])
+        assert plane.leader()[0] is first  # its workers relay /v1/control-plane to it
+        ids = [job(first, f"w{i}", BEGIN + "true") for i in range(6)]
+        assert all(until(lambda: first, j, {"succeeded"})["attempts"] == 1 for j in ids)
+        assert all(began(plane, j) == 1 for j in ids)
+        workers = workers_of(first)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        end = time.time() + 15
+        while time.time() < end and (len(workers_of(first)) < 2 or workers[0] in workers_of(first)):
+            assert first.client("acme").get("/v1/jobs", timeout=5).status_code == 200  # the other one answers
+            time.sleep(0.2)
+        again = workers_of(first)
+        assert len(again) == 2 and workers[0] not in again
+        second = plane.add()
+        os.kill(first.proc.pid, signal.SIGKILL)  # the server alone, not its process group
+        first.proc.wait(10)
+        end = time.time() + 10
+        while time.time() < end and any(os.path.exists(f"/proc/{p}") for p in again):
+            time.sleep(0.1)
+        assert not any(os.path.exists(f"/proc/{p}") for p in again)  # its workers ended with it
+        assert plane.leader(limit=20)[0] is second
+        assert until(lambda: second, job(second, "after", BEGIN + "true"), {"succeeded"})["attempts"] == 1
+    finally:
+        plane.close()

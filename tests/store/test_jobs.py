@@ -112,3 +112,15 @@ def test_waits_and_fields_only_for_jobs_still_in_that_state(db_url):
     store.transition(a, JobState.SCHEDULED, 3.0, center="c", pool="p", nodes=(0,), devices_per_node=1)
     assert store.get(a).wait_reason is None  # a new state clears the old wait
     assert store.set_fields(a, JobState.SCHEDULED, engine_handle="h") and store.get(a).engine_handle == "h"
+
+
+def test_find_naming_reads_only_jobs_whose_spec_mentions_a_word_and_escapes_wildcards(store):
+    replica = store.submit(SPEC.model_copy(update={"env": {"ZHISUAN_SERVICE": "s-1a_b%"}}), now=1.0)
+    other = store.submit(SPEC.model_copy(update={"env": {"ZHISUAN_SERVICE": "s-1aXbY"}}), now=2.0)
+    store.submit(SPEC, now=3.0)
+    ended = store.submit(SPEC.model_copy(update={"env": {"ZHISUAN_SERVICE": "s-1a_b%"}}), now=4.0)
+    store.transition(ended, JobState.CANCELLED, 5.0, "by tenant")
+    active = {JobState.PENDING, JobState.RUNNING}
+    assert [r.id for r in store.find_naming(["s-1a_b%"], active)] == [replica]  # `_` and `%` are not wildcards
+    assert [r.id for r in store.find_naming(["s-1a_b%", "s-1aXbY"], active)] == [replica, other]
+    assert store.find_naming([], active) == []

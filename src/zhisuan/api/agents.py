@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhisuan.agent.protocol import Refused
+from zhisuan.api.agent_relay import relay_agent
 from zhisuan.control.errors import Forbidden, NotFound
 from zhisuan.control.service import Service
 from zhisuan.control.sessions import serve_agent
@@ -38,7 +39,9 @@ def center_token_json(t: TokenInfo) -> dict[str, Any]:
             "expires_at": t.expires_at, "revoked_at": t.revoked_at}
 
 
-def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, principal: Who) -> None:
+def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, principal: Who,
+                     agents_at: str | None = None) -> None:
+    """`agents_at`: an API worker's own server, where it hands every agent (api/agent_relay.py)."""
     links = service.loop.links
 
     @app.websocket("/v1/agent")
@@ -53,6 +56,10 @@ def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
                                                "an agent")  # before accept: the agent sees HTTP 403
             return
         await ws.accept()
+        if agents_at is not None:
+            why = await relay_agent(ws, agents_at, auth)
+            log.info("agent handed back", extra={"fields": {"center": center, "why": why}})
+            return
         if not service.leading():  # the agent tries again (another replica, behind the same address, leads)
             await ws.send_text(Refused(reason="this replica of the control plane does not lead: another does",
                                        retry=True).model_dump_json())

@@ -23,6 +23,7 @@ from zhisuan.api.admin import add_admin_routes
 from zhisuan.api.agents import add_agent_routes
 from zhisuan.api.data import add_data_routes
 from zhisuan.api.gateway import add_gateway_routes, add_service_routes
+from zhisuan.api.leader_relay import LeaderRelay
 from zhisuan.api.limits import Limits
 from zhisuan.api.metrics import render
 from zhisuan.api.relay import add_relay_routes
@@ -50,7 +51,9 @@ class Unauthorized(Exception):
     pass
 
 
-def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = None) -> FastAPI:
+def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = None,
+               agents_at: str | None = None) -> FastAPI:
+    """`agents_at`: on an API worker, its server's URL, where centers' agents are handed (serve/workers.py)."""
     app = FastAPI(title="zhisuan", version="0.1.0", description="an open compute-power network for AI centers")
     app.state.service = service
     bearer = HTTPBearer(auto_error=False)
@@ -156,7 +159,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         app.state.gateway = gateway
         add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)
-    add_agent_routes(app, service, tokens, principal)
+    add_agent_routes(app, service, tokens, principal, agents_at)
 
     @app.post("/v1/session", status_code=204)
     def session(request: Request, who: Principal = Depends(principal)) -> Response:  # noqa: B008
@@ -178,7 +181,9 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         app.mount("/sim-reports", TokenCookie(reports, tokens), name="sim-reports")
     app.mount("/vendor", StaticFiles(directory=VENDOR), name="vendor")  # the chart library
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")  # last: the API routes win
-    app.add_middleware(Limits)
+    if gateway is not None:  # a follower's or an API worker's: what only the leader answers is relayed there
+        app.add_middleware(LeaderRelay, target=gateway.leader, front=gateway.front)
+    app.add_middleware(Limits)  # outermost: it bounds and marks what is relayed too
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     return app
 

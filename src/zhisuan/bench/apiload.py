@@ -6,8 +6,9 @@ processes that sleep), the rest wait, and every control step (the server's defau
 schedules all of them — submits arrive while the loop works. The load generator is `wrk` (Debian's; C,
 persistent HTTP/1.1 connections, a Lua script that POSTs the YAML spec with the bearer token), so the figure
 is the server's; with several replicas the connections are split among them, as a TCP load balancer would,
-one wrk per replica, and the p99 reported is the worst replica's. sbatch: Slurm's own client, N threads each
-running it in turn, held jobs (queued, never run), the rate over the whole run.
+one wrk per replica, and the p99 reported is the worst replica's. With API workers (`--api-workers`), the
+server's own process keeps to the control loop and the workers answer the port. sbatch: Slurm's own client,
+N threads each running it in turn, held jobs (queued, never run), the rate over the whole run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from zhisuan.serve.process import ServerProcess
 
 QUEUE_SPEC = "name: waiting\ntenant: acme\nresources: {accelerators: a100:8}\nrun: sleep 600\n"
 INTERVAL = 1.0  # `zhisuan server`'s default control interval
+WORKERS = {0: "", 1: " + 1 API worker", 2: " + 2 API workers"}
 
 
 @dataclass
@@ -76,11 +78,12 @@ def work_folder() -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def one_server(name: str, db: str, pending: int, clients: int, seconds: float) -> Load:
+def one_server(name: str, db: str, pending: int, clients: int, seconds: float, workers: int = 0) -> Load:
+    """One `zhisuan server`; with `workers`, its API answered by that many API workers (serve/workers.py)."""
     with work_folder() as work:
         queue(db, pending)
         server = ServerProcess(work / "net.yaml", db, work / "runs", interval=INTERVAL,
-                               extra=["--log-level", "warning"]).start()
+                               extra=["--log-level", "warning", "--api-workers", str(workers)]).start()
         try:
             return load(name, [server.url], server.token("acme"), clients, seconds, work)
         finally:
@@ -133,13 +136,18 @@ def run(clients: int, pending: int, seconds: float, n_replicas: int,
 
     subprocess.run(["bash", "scripts/apt-ensure.sh", "wrk"], check=True, capture_output=True)
     out: list[Load] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        progress(f"zhisuan server on SQLite, {clients} clients, the loop on {pending:,} waiting jobs")
-        out.append(one_server("zhisuan, 1 server, SQLite", f"sqlite:///{tmp}/bench.db", pending, clients, seconds))
+    for workers in (0, 1):  # SQLite takes one writer at a time: more workers than one queue on its lock
+        with tempfile.TemporaryDirectory() as tmp:
+            progress(f"zhisuan server on SQLite, {workers} API workers, {clients} clients, the loop on {pending:,} "
+                     "waiting jobs")
+            out.append(one_server(f"zhisuan, 1 server{WORKERS[workers]}, SQLite", f"sqlite:///{tmp}/bench.db",
+                                  pending, clients, seconds, workers))
     progress("starting PostgreSQL")
-    with scratch_database() as db:
-        progress(f"zhisuan server on PostgreSQL, {clients} clients")
-        out.append(one_server("zhisuan, 1 server, PostgreSQL", db, pending, clients, seconds))
+    for workers in (0, 2):
+        with scratch_database() as db:
+            progress(f"zhisuan server on PostgreSQL, {workers} API workers, {clients} clients")
+            out.append(one_server(f"zhisuan, 1 server{WORKERS[workers]}, PostgreSQL", db, pending, clients, seconds,
+                                  workers))
     with scratch_database() as db:
         progress(f"{n_replicas} replicas on PostgreSQL, {clients} clients")
         out.append(replicas(f"zhisuan, {n_replicas} replicas, PostgreSQL", db, n_replicas, pending, clients, seconds))

@@ -96,14 +96,16 @@ class Wan:
     def write_network(self, text: str) -> None:
         (self.tmp / "net.yaml").write_text(text)
 
-    def start(self, interval: float = 0.2) -> ServerProcess:
+    def start(self, interval: float = 0.2, extra: list[str] | None = None) -> ServerProcess:
+        """The server; `extra`: more of its options (`--api-workers 1`)."""
         tls = None
         if self.tls:
             cert = self.ca.issue_cert(*self._ips)
             cert.private_key_and_cert_chain_pem.write_to_path(str(self.tmp / "server.pem"))
             tls = (self.tmp / "server.pem", self.tmp / "server.pem")
         self.server = ServerProcess(self.tmp / "net.yaml", f"sqlite:///{self.tmp / 'z.db'}", self.tmp / "runs",
-                                    interval=interval, tls=tls, ca=self.ca_file if self.tls else None).start()
+                                    interval=interval, tls=tls, ca=self.ca_file if self.tls else None,
+                                    extra=extra).start()
         for c in self.centers.values():
             c.proxy.upstream = ("127.0.0.1", self.server.port)
             c.proxy.start()

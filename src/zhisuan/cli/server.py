@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,11 @@ def server_command(
     lease: Annotated[float, typer.Option(help="seconds a replica's lead lasts unless renewed: with several "
                                               "servers on one PostgreSQL, another leads this soon after the "
                                               "leader is lost")] = 8.0,
+    api_workers: Annotated[int, typer.Option(help="answer the API, dashboard and gateway from this many processes "
+                                                  "of their own; this one then keeps to the control loop "
+                                                  "(0: this process answers too)")] = 0,
+    api_worker_of: Annotated[str | None, typer.Option(hidden=True)] = None,
+    listen_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.engines.nvml import DiscoveryError, bind_discovered
@@ -40,6 +46,7 @@ def server_command(
     from zhisuan.scheduler.profiles import policy_for
     from zhisuan.serve.logs import configure
     from zhisuan.serve.server import BindError, serve
+    from zhisuan.serve.workers import MAX_WORKERS
     from zhisuan.store.db import NewerSchema
 
     try:
@@ -54,6 +61,10 @@ def server_command(
         fail(f"--model-backend: {e}")
     if not 1.0 <= lease <= 600.0:
         fail("--lease: 1 to 600 seconds")
+    if not 0 <= api_workers <= MAX_WORKERS:
+        fail(f"--api-workers: 0 to {MAX_WORKERS}")
+    if (api_worker_of is None) != (listen_fd is None):
+        fail("--api-worker-of and --listen-fd go together (they are given by the server to its API workers)")
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
     for given in (tls_cert, tls_key):
@@ -74,15 +85,19 @@ def server_command(
                 console.print(f"{c.name}/{p.name}: {p.devices_per_node}× {p.accelerator} found by NVML "
                               f"(devices {', '.join(p.device_ids)})")
     scheme = "https" if tls_cert else "http"
-    console.print(f"zhisuan server on {scheme}://{host}:{port} — network {net.name}, policy {chosen.name}, "
-                  f"runs in {runs}/, first tokens in {runs / 'tokens.json'}; dashboard at {scheme}://{host}:{port}/")
+    front = (api_worker_of, listen_fd) if api_worker_of is not None and listen_fd is not None else None
+    if front is None:
+        console.print(f"zhisuan server on {scheme}://{host}:{port} — network {net.name}, policy {chosen.name}, "
+                      f"runs in {runs}/, first tokens in {runs / 'tokens.json'}; dashboard at {scheme}://{host}:{port}/"
+                      + (f"; {api_workers} API workers" if api_workers else ""))
     from sqlalchemy.exc import DatabaseError
 
     from zhisuan.engines import EngineDown
 
     try:
         serve(net, db, runs, host, port, interval, reports, policy, log_level, backends,
-              (tls_cert, tls_key) if tls_cert and tls_key else None, lease)
+              (tls_cert, tls_key) if tls_cert and tls_key else None, lease,
+              0 if front else api_workers, [sys.executable, "-m", "zhisuan.cli.main", *sys.argv[1:]], front)
     except (BindError, NewerSchema) as e:
         fail(str(e))
     except DatabaseError as e:  # not a database, corrupt, or unreachable: one line, naming it and the way out

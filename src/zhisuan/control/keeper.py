@@ -222,7 +222,7 @@ class ServiceKeeper:
         """Replica jobs already in the store (a restart) are the services' again: a service's own kind of
         job, of its tenant, naming it."""
         owners = {s.id: s.tenant for s in self.services.list()}
-        for rec in self.jobs.find(states={s for s in JobState if not s.terminal}):
+        for rec in self.jobs.find_naming(list(owners), {s for s in JobState if not s.terminal}):
             sid = rec.spec.env.get(SERVICE_ENV, "")
             if rec.spec.service is not None and owners.get(sid) == rec.tenant:
                 self.replicas.setdefault(sid, set()).add(rec.id)

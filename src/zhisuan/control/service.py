@@ -77,6 +77,8 @@ class Service:
         self.keeper = ServiceKeeper(self.store, self.service_store, self.network, self.fleet,
                                     lambda job_id, now: self.cancel(job_id, SYSTEM, now))
         self.leading: Callable[[], bool] = lambda: True  # this replica runs the loop (serve/leader.py)
+        # before the picture (loop.view) is read: a follower's is rebuilt then if it is old (serve/leader.py)
+        self.fresh: Callable[[], None] = lambda: None
         self.control_plane: Callable[[], dict[str, Any]] = lambda: {"leads": True, "leader": None, "epoch": None}
         self.loop.keeper = self.keeper
         self.data, self.mover = data_services(self.loop, self.network, DatasetStore(self.store.engine))
@@ -85,7 +87,12 @@ class Service:
     @property
     def down(self) -> dict[str, str]:
         """Centers the control loop considers down, and why."""
-        return self.loop.view.down
+        return self.view().down
+
+    def view(self) -> LiveView:
+        """The control loop's picture (a follower's: rebuilt now if it is old)."""
+        self.fresh()
+        return self.loop.view
 
     @property
     def cycles(self) -> CycleStats:
@@ -247,7 +254,7 @@ class Service:
     def centers(self) -> list[dict[str, object]]:
         """Every center with its pools: chip, size, capacity in P, devices free now and held by the center's
         own load (its users' jobs, nodes drained or down)."""
-        held = self.loop.view.held()
+        held = self.view().held()
         return [{
             "name": c.name, "name_zh": c.name_zh, "region": c.region, "province": c.province, "engine": c.engine,
             "healthy": c.healthy and c.name not in self.down, "down_reason": self.down.get(c.name),
@@ -266,7 +273,7 @@ class Service:
         running = self.store.find(states={JobState.RUNNING})
         today = [*(DayTotal(**row) for row in self.usage.totals(since, now)),
                  *(DayTotal.of(u) for u in self.meter.open_intervals(running, now, since, now))]
-        return overview(self.network, self.loop.view, self.down, today, running, self.store.ended_since(now - 3600),
+        return overview(self.network, self.view(), self.down, today, running, self.store.ended_since(now - 3600),
                         now, None if who.admin else who.tenant)
 
     def tenants(self, who: Principal) -> list[dict[str, object]]:
@@ -275,7 +282,7 @@ class Service:
 
     def quote(self, text: str | bytes, who: Principal, now: float) -> tuple[JobSpec, list[Candidate]]:
         spec = self.validate(text, who, now)
-        view = self.loop.view
+        view = self.view()
         pending = pending_from_spec("quote", spec, now, inputs=self.data.inputs_of(spec))
         return spec, self._described(explain(view.snapshot(), pending, now, self.loop.policy, now,
                                              view.reservations), view, who, now)
@@ -372,14 +379,14 @@ class Service:
 
     def metrics(self) -> tuple[dict[str, list[tuple[Labels, float]]], CycleStats]:
         """Values for /metrics (gauges and counters) and the scheduling-cycle histogram."""
-        return gauges(self.store, self.usage, self.network, self.loop.view), self.cycles
+        return gauges(self.store, self.usage, self.network, self.view()), self.cycles
 
     def candidates(self, job_id: str, who: Principal, now: float) -> list[Candidate]:
         """Where a pending job could run, best first, with expected start, price and carbon (its "why")."""
         rec = self.job(job_id, who)
         if rec.state is not JobState.PENDING:
             raise Conflict(f"job {job_id} is {rec.state.value}: candidates are shown for pending jobs")
-        view = self.loop.view
+        view = self.view()
         pending = pending_from_spec(rec.id, rec.spec, rec.submitted_at, inputs=self.data.inputs_of(rec.spec))
         return self._described(explain(view.snapshot(), pending, now, self.loop.policy, now, view.reservations),
                                view, who, now, rec.id)

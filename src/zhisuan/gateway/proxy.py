@@ -105,9 +105,11 @@ class Gateway:
     def __init__(self, registry: Registry, meter: GatewayMeter | None = None,
                  client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.monotonic,
                  links: Callable[[str], CenterLink | None] | None = None,
-                 leader: Callable[[], str | None] | None = None) -> None:
+                 leader: Callable[[], str | None] | None = None, front: bool = False) -> None:
         self.registry = registry
         self.leader = leader or (lambda: None)  # a follower: the leading server's URL, where it relays
+        # an API worker (serve/workers.py): `leader` is its own server, which is handed even relayed requests
+        self.front = front
         self.meter = meter or GatewayMeter()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
         # replicas in centers that open no port are reached through their agents (gateway/tunnel.py)
@@ -147,7 +149,8 @@ class Gateway:
         self.inflight[tenant] = self.inflight.get(tenant, 0) + 1
         answered = False
         try:
-            answer = await self._forward(tenant, path, request, body, region, "" if relayed else token)
+            answer = await self._forward(tenant, path, request, body, region,
+                                         "" if relayed and not self.front else token)
             answered = True
             return answer
         finally:

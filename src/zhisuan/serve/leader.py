@@ -34,8 +34,12 @@ HARD_EXIT = 8.0  # seconds a deposed replica has to stop gracefully
 
 class Leadership:
     def __init__(self, lease: Lease, engine: Engine, on_lead: Callable[[int], None],
-                 follow: Callable[[], None] = lambda: None, on_deposed: Callable[[str], None] | None = None) -> None:
+                 follow: Callable[[], None] = lambda: None, on_deposed: Callable[[str], None] | None = None,
+                 candidate: bool = True, picture: Callable[[], None] = lambda: None) -> None:
         self.lease, self.engine = lease, engine
+        self.picture = picture  # rebuilds what a follower's API reads (queue, placements): see fresh()
+        self._fresh_until = 0.0
+        self.candidate = candidate  # False: an API worker (serve/workers.py), which follows and never leads
         self.on_lead, self.follow = on_lead, follow
         self.on_deposed = on_deposed or exit_deposed
         self.leading = False
@@ -83,6 +87,24 @@ class Leadership:
                     log.exception("follower refresh failed")
             wait = max(FOLLOW_EVERY, (time.monotonic() - started) / FOLLOW_SHARE)
 
+    def fresh(self) -> None:
+        """A follower's picture brought up to date for a reader: rebuilt from the store when it is read, at most
+        every FOLLOW_EVERY seconds and FOLLOW_SHARE of a core; a leader's is the loop's, always current. Rebuilt
+        only when read, not on a timer: under a stream of submits alone, no rebuild of a long queue competes
+        with the requests (it was the API's p99, on followers and API workers)."""
+        if self.leading or time.monotonic() < self._fresh_until:
+            return
+        with self._refreshing:
+            if self.leading or time.monotonic() < self._fresh_until:
+                return  # it leads now, or another reader has just rebuilt it
+            started = time.monotonic()
+            try:
+                self.picture()
+            except Exception:  # the reader gets the picture as it was; the next one tries again
+                log.exception("follower refresh failed")
+            took = time.monotonic() - started
+            self._fresh_until = time.monotonic() + max(FOLLOW_EVERY, took / FOLLOW_SHARE) - took
+
     def _watch(self) -> None:
         """A leader whose renewals stopped (its database cut off: the renewal itself may hang) stops leading
         before the lease could lapse, whatever its other threads are waiting on."""
@@ -92,6 +114,8 @@ class Leadership:
                 self.depose(f"no renewal of the lease for {silent:.1f} s (the database does not answer)")
 
     def _round(self) -> None:
+        if not self.candidate:
+            return
         try:
             epoch = self.lease.acquire()
         except SQLAlchemyError as e:

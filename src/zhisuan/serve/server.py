@@ -10,6 +10,7 @@ import gc
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -31,6 +32,7 @@ from zhisuan.gateway.replicas import Registry, Replica
 from zhisuan.model import Network
 from zhisuan.scheduler.profiles import policy_for
 from zhisuan.serve.leader import Leadership, exit_deposed, exit_status
+from zhisuan.serve.workers import MAX_WORKERS, Workers, end_with_parent
 from zhisuan.store import JobStore, TokenStore, connect, migrate
 from zhisuan.store.db import bound_transactions, checkpoint_apart, exclusive
 from zhisuan.store.lease import Fenced, Lease
@@ -102,11 +104,11 @@ def flusher(service: Service, stop: threading.Event, every: float = 5.0) -> thre
     return threading.Thread(target=run, name="zhisuan-tokens", daemon=True)
 
 
-def follower(loop: ControlLoop, service: Service | None, leadership: Leadership | None = None,
+def follower(service: Service | None, leadership: Leadership | None = None,
              relay: list[str | None] | None = None) -> None:
-    """What a replica that does not lead refreshes: the picture its API reads, its gateway's replicas, and
-    the leader's URL, where its gateway relays what only the leader reaches (replicas behind agents)."""
-    follow(loop)
+    """What a replica that does not lead refreshes every few seconds: its gateway's replicas, and the leader's
+    URL, where its gateway relays what only the leader reaches (replicas behind agents). The picture its API
+    reads (queue, placements) is rebuilt when read (Leadership.fresh)."""
     if service is not None:
         service.keeper.follow()
     if leadership is not None and relay is not None:
@@ -127,6 +129,11 @@ def plane(leadership: Leadership | None) -> dict[str, object]:
             "epoch": held.epoch if held else None, "expires_in": round(held.expires_in, 2) if held else None}
 
 
+def stopped(signum: int, _: object) -> None:
+    """SIGTERM once uvicorn has stopped serving: the process ends through its cleanup."""
+    raise SystemExit(0)
+
+
 class BindError(OSError):
     """The listen address cannot be had: nothing else was done (no database, no tokens written)."""
 
@@ -145,29 +152,40 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(network: Network, db: str | None, runs: Path, host: str, port: int, interval: float,
           reports: Path | None = None, policy: str | None = None, log_level: str = "info",
-          backends: list[Replica] | None = None, tls: tuple[Path, Path] | None = None, lease_s: float = 8.0) -> None:
+          backends: list[Replica] | None = None, tls: tuple[Path, Path] | None = None, lease_s: float = 8.0,
+          workers: int = 0, argv: list[str] | None = None, front: tuple[str, int] | None = None) -> None:
     """`policy` overrides the network profile's (`--policy`); the profile's weights and arguments still apply.
     `backends`: models served by the gateway at fixed addresses (`--model-backend`).
+    `workers`: API workers started with `argv` (serve/workers.py); `front`: this is one, of the server at
+    that URL, accepting on that file descriptor.
     The port is taken first: a server that cannot listen writes nothing (no tokens, no migration)."""
     chosen = policy_for(network.scheduler, policy)
-    sock = listen(host, port)
+    if front is not None:
+        end_with_parent()
+        sock = socket.socket(fileno=front[1])
+    else:
+        sock = listen(host, port)
+    inner = listen("127.0.0.1", 0) if workers and front is None else None  # where its workers reach it
     os.umask(0o077)  # the database, its journal, tokens and logs: the server's alone (jobs run as other uids)
     engine = connect(db)
     store, tokens = JobStore(engine), TokenStore(engine)
-    with exclusive(engine):  # replicas starting together: one migrates and issues the first tokens
-        migrate(engine)
-        bootstrap_tokens(tokens, network, runs / "tokens.json")
-    private(engine.url.database if engine.url.get_backend_name() == "sqlite" else None)
+    if front is None:
+        with exclusive(engine):  # replicas starting together: one migrates and issues the first tokens
+            migrate(engine)
+            bootstrap_tokens(tokens, network, runs / "tokens.json")
+        private(engine.url.database if engine.url.get_backend_name() == "sqlite" else None)
     bound_transactions(engine, lease_s / 2)  # a replica frozen mid-transaction holds no lock past half a lease
     fleet = build_fleet(network, runs)
     network = with_inventory(network, fleet)
     loop = ControlLoop(store, network, fleet, chosen)
     stop = threading.Event()
-    checkpoint_apart(engine, stop)
+    if front is None:
+        checkpoint_apart(engine, stop)  # the server's: its workers write through the same journal
     service: Service | None = None
     leadership: Leadership | None = None
     userver: uvicorn.Server | None = None
     relay: list[str | None] = [None]  # the leader's URL while following (read off the loop, by the follower)
+    crew: Workers | None = None
 
     def deposed(why: str) -> None:
         stop.set()  # the control loop, the samplers: at once, before the process stops
@@ -196,35 +214,52 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
                     userver.should_exit = True  # uvicorn stops as on a signal, and `serve` returns
             exit_deposed(why, stop_serving)
 
-        if engine.dialect.name == "sqlite":
+        if front is not None:  # an API worker: it follows, and hands its server what only the leader does
+            leadership = Leadership(Lease(engine, "", lease_s), engine, lambda _: None, candidate=False,
+                                    follow=lambda: follower(service), picture=lambda: follow(loop))
+            service.leading = lambda: False
+            service.control_plane = lambda: plane(leadership)
+            service.fresh = leadership.fresh
+            leadership.start()
+        elif engine.dialect.name == "sqlite":
             lead(0)  # the embedded default: one server, no lease
         else:  # replicas on PostgreSQL: whoever holds the lease leads
             named = host if host not in ("", "0.0.0.0", "::") else socket.gethostname()
             named = f"[{named}]" if ":" in named else named
             holder = f"{socket.gethostname()}:{os.getpid()}:{port} {'https' if tls else 'http'}://{named}:{port}"
             leadership = Leadership(Lease(engine, holder[:200], lease_s), engine, lead,
-                                    follow=lambda: follower(loop, service, leadership, relay), on_deposed=on_deposed)
+                                    follow=lambda: follower(service, leadership, relay), picture=lambda: follow(loop),
+                                    on_deposed=on_deposed)
             service.leading = lambda: leadership is not None and leadership.leading
             service.control_plane = lambda: plane(leadership)
+            service.fresh = leadership.fresh
             leadership.start()
         # keep-alive 75 s (as nginx): clients that pause between calls seldom meet a connection just closed
         registry = Registry()
         for replica in backends or []:
             registry.add(replica)
-        gateway = Gateway(registry, links=loop.links.get,
-                          leader=lambda: None if service is None or service.leading() else relay[0])
-        app = create_app(service, tokens, gateway)
+        if front is not None:
+            gateway = Gateway(registry, links=loop.links.get, leader=lambda: front[0], front=True)
+        else:
+            gateway = Gateway(registry, links=loop.links.get,
+                              leader=lambda: None if service is None or service.leading() else relay[0])
+        app = create_app(service, tokens, gateway, agents_at=front[0] if front is not None else None)
         flusher(service, stop).start()
         config = uvicorn.Config(app, log_config=None, log_level=log_level,
                                 timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info",
                                 ws_max_size=MAX_FRAME_TO_SERVER, ws_ping_interval=10, ws_ping_timeout=20,
                                 # agents' connections over TLS may not finish their closing handshake: cut after 3 s
                                 timeout_graceful_shutdown=3,
-                                ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)
+                                # its workers reach a server on loopback, in plain HTTP
+                                ssl_certfile=str(tls[0]) if tls and not inner else None,
+                                ssl_keyfile=str(tls[1]) if tls and not inner else None)
         scheme = "https" if tls else "http"
         log.info("listening", extra={"fields": {"url": f"{scheme}://{host}:{port}", "network": network.name,
                                                  "policy": chosen.name, "centers": len(network.centers)}})
         userver = uvicorn.Server(config)
+        # uvicorn stops gracefully on SIGTERM, then raises it again with the handler it found: the default one
+        # would end the process there, before the `finally` below (its workers, the lease, the last token counts)
+        signal.signal(signal.SIGTERM, stopped)
         # what start-up made lives as long as the server: full collections no longer walk it; and they come
         # less often (a young generation of 20,000, not 700): under many clients their pauses were the API's p99
         gc.freeze()
@@ -233,9 +268,16 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         # 5 ms put the API's p99 at 116-187 ms under 16 clients while the loop worked 10,000 jobs; 0.5 ms:
         # 63-83 ms at about the same submits/s; 0.2 ms: 48-72 ms but ~20% fewer (`zhisuan bench api`)
         sys.setswitchinterval(SWITCH_INTERVAL)
-        userver.run(sockets=[sock])
+        if inner is not None:
+            crew = Workers(min(workers, MAX_WORKERS), argv or [], sock, f"http://127.0.0.1:{inner.getsockname()[1]}",
+                           serving=lambda: userver is not None and not userver.should_exit).start()
+        userver.run(sockets=[inner or sock])
     finally:
         stop.set()
+        if crew is not None:
+            crew.close()
+        if inner is not None:
+            inner.close()
         if leadership is not None:
             leadership.close()
         sock.close()

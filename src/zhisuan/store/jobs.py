@@ -198,6 +198,17 @@ class JobStore:
         with self.session() as s:
             return [_record(r) for r in s.scalars(query)]
 
+    def find_naming(self, words: list[str], states: set[JobState]) -> list[JobRecord]:
+        """Jobs in `states` whose spec mentions one of `words` (a service's id, in its replicas' environment):
+        a narrowing the caller checks exactly, so that finding a few replicas reads a few rows, not the queue."""
+        if not words:
+            return []
+        query = (select(JobRow).where(JobRow.state.in_([st.value for st in states]))
+                 .where(or_(*(JobRow.spec.contains(w, autoescape=True) for w in words)))
+                 .order_by(JobRow.submitted_at, JobRow.id))
+        with self.session() as s:
+            return [_record(r) for r in s.scalars(query)]
+
     def page(self, tenant: str | None, states: set[JobState] | None, before: str | None, limit: int) -> list[JobRecord]:
         """Newest first, at most `limit`, submitted before the job `before` (a cursor: pages stay stable while
         jobs are added)."""
