@@ -37,8 +37,10 @@ def server_command(
     api_workers: Annotated[int, typer.Option(help="answer the API, dashboard and gateway from this many processes "
                                                   "of their own; this one then keeps to the control loop "
                                                   "(0: this process answers too)")] = 0,
-    api_worker_of: Annotated[str | None, typer.Option(hidden=True)] = None,
-    listen_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    api_worker_of: Annotated[str | None, typer.Option(hidden=True, help="(given by a server to its API workers) "
+                                                                        "the server's own URL")] = None,
+    listen_fd: Annotated[int | None, typer.Option(hidden=True, help="(given by a server to its API workers) the "
+                                                                    "port's socket, inherited")] = None,
 ) -> None:
     """Serve the REST API and run the control loop: place, start, follow and record jobs."""
     from zhisuan.engines.nvml import DiscoveryError, bind_discovered
