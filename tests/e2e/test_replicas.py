@@ -171,6 +171,10 @@ def test_a_follower_relays_to_the_leader_what_only_the_leader_reaches(pg, tmp_pa
                            ("zhisuan_gateway_requests_total", "zhisuan_gateway_errors_total")))
 
         assert served(first) == 2 and served(second) == 0  # metered where it was served, once
+        said = job(second, "said", "echo said once")  # its logs, asked of the follower, are the leader's to give
+        until(lambda: second, said, {"succeeded"})
+        assert second.client("acme").get(f"/v1/jobs/{said}/logs").text == "said once\n"
+        assert f"GET /v1/jobs/{said}/logs HTTP/1.1\" 200" in first.log.read_text()
     finally:
         plane.close()
         backend.terminate()
