@@ -1,5 +1,6 @@
 """What only the leading process can answer, relayed there by any other: a job's logs (the leader reaches every
-center, remote ones through their agents' connections, which only it holds) and the agents' status. A follower
+center, remote ones through their agents' connections, which only it holds), the agents' status and the model
+services (whose replicas' readiness its probes know). A follower
 relays to the leader's URL (its lease says which); an API worker (serve/workers.py) to its own server, which
 answers or relays again. A request that was relayed once is answered where it lands (a follower that has
 just stopped leading answers as well as it can), never relayed in a circle. It sits inside `Limits` (bodies
@@ -18,7 +19,9 @@ from zhisuan.api.limits import SECURITY_HEADERS
 from zhisuan.api.shapes import problem
 from zhisuan.gateway.proxy import RELAYED
 
-LEADER_ONLY = re.compile(r"^/v1/(agents(/[^/]+/starts)?|jobs/[^/]+/logs)$")
+# the agents' status; a job's logs; model services, whose replicas' readiness the leader's probes know (it
+# reaches replicas behind agents)
+LEADER_ONLY = re.compile(r"^/v1/(agents(/[^/]+/starts)?|jobs/[^/]+/logs|services(/[^/]+)?)$")
 SERVERS_OWN = {"/v1/control-plane"}  # an API worker hands these to its server: whether *it* leads
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
        "proxy-authorization", "proxy-connection"}

@@ -177,15 +177,16 @@ class Gateway:
             got = await self._try(tenant, replica, path, body, stream)
             if got is not None:
                 return self._answer(tenant, model, replica, got, request, start, stream)
-        if not self.registry.known(model, tenant):  # not metered: made-up names must not grow the meter or /metrics
-            raise GatewayError(404, f"the model {model!r} is not served here; see /v1/models", code="model_not_found",
-                               param="model")
         leader = self.leader()
-        if leader and token:  # the leader may reach what this follower cannot; it answers, and meters, it
+        if leader and token:  # the leader may reach what this follower cannot, or know a model deployed since this
+            # follower last read the services: it answers, and meters, it (or says it serves no such model)
             via = Replica("leader", model, leader, key=token, relay=True)
             got = await self._try(tenant, via, path, body, stream, region)
             if got is not None:
                 return self._answer(tenant, model, via, got, request, start, stream)
+        if not self.registry.known(model, tenant):  # not metered: made-up names must not grow the meter or /metrics
+            raise GatewayError(404, f"the model {model!r} is not served here; see /v1/models", code="model_not_found",
+                               param="model")
         self.meter.failed(tenant, model)
         why = f"tried {len(tried)}" if tried else "its service is deployed and no replica is ready yet"
         raise GatewayError(503, f"no replica of {model!r} could answer ({why})", "service_unavailable",
