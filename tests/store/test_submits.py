@@ -139,3 +139,26 @@ def test_a_flood_of_submits_is_told_to_come_back_and_memory_stays_bounded(store,
     with pytest.raises(StoreBehind, match="3 submits are waiting"):
         batcher.submit(spec("one-too-many"), time.time(), "acme")
     assert store.find() == []
+
+
+def test_submit_writers_on_one_sqlite_file_take_turns_through_its_lock_file(tmp_path):
+    """API workers are processes of their own on one SQLite file: a batch waits for the other writer's turn
+    (held here through the lock file, as another process holds it) and is stored the moment it ends."""
+    import fcntl
+    import os
+
+    engine = connect(f"sqlite:///{tmp_path / 'z.db'}")
+    migrate(engine)
+    batcher = SubmitBatcher(JobStore(engine))
+    other = os.open(tmp_path / "z.db-submits.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    got: list[str] = []
+    waiter = threading.Thread(target=lambda: got.append(batcher.submit(spec("turn"), time.time(), "acme").id))
+    waiter.start()
+    waiter.join(0.5)
+    assert got == [] and waiter.is_alive()  # its turn has not come
+    fcntl.flock(other, fcntl.LOCK_UN)
+    waiter.join(5)
+    assert len(got) == 1 and JobStore(engine).get(got[0]).spec.name == "turn"
+    os.close(other)
+    engine.dispose()
