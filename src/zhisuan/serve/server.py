@@ -179,8 +179,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
     network = with_inventory(network, fleet)
     loop = ControlLoop(store, network, fleet, chosen)
     stop = threading.Event()
-    if front is None:
-        checkpoint_apart(engine, stop)  # the server's: its workers write through the same journal
+    checkpoint_apart(engine, stop)  # API workers too: no commit of theirs copies the journal back inline
     service: Service | None = None
     leadership: Leadership | None = None
     userver: uvicorn.Server | None = None
