@@ -245,7 +245,10 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         app = create_app(service, tokens, gateway, agents_at=front[0] if front is not None else None)
         flusher(service, stop).start()
         config = uvicorn.Config(app, log_config=None, log_level=log_level,
-                                timeout_keep_alive=75, access_log=log_level == "debug" or log_level == "info",
+                                timeout_keep_alive=75,
+                                # a client's address is the connection's: X-Forwarded-For from loopback (where
+                                # jobs run) is not believed (a TCP load balancer in front adds none anyway)
+                                proxy_headers=False, access_log=log_level == "debug" or log_level == "info",
                                 ws_max_size=MAX_FRAME_TO_SERVER, ws_ping_interval=10, ws_ping_timeout=20,
                                 # agents' connections over TLS may not finish their closing handshake: cut after 3 s
                                 timeout_graceful_shutdown=3,
