@@ -27,6 +27,9 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrad
        "proxy-authorization", "proxy-connection"}
 ADDED = {k.decode() for k, _ in SECURITY_HEADERS}  # Limits adds them to the relayed answer as to any other
 TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=10.0, pool=10.0)
+# followed logs hold a connection each while they stream (the leader bounds them per tenant): httpx's default
+# pool of 100 would let a few tenants' streams keep every other tenant's relayed request waiting
+LIMITS = httpx.Limits(max_connections=2048, max_keepalive_connections=64)
 
 
 class LeaderRelay:
@@ -52,7 +55,7 @@ class LeaderRelay:
         query = scope.get("query_string", b"").decode("latin-1")
         sent = [(k, v) for k, v in headers if k not in HOP and k != RELAYED.lower()] + [(RELAYED, "1")]
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=TIMEOUT)
+            self._client = httpx.AsyncClient(timeout=TIMEOUT, limits=LIMITS)
         request = self._client.build_request(scope["method"], url.rstrip("/") + scope["path"] + (f"?{query}" if query
                                              else ""), headers=sent, content=body)
         try:
