@@ -1,6 +1,8 @@
 """An API worker (serve/workers.py) hands a center's agent to its own server: the agent connected to the public
 port, which the workers answer, but the agent's session lives where the control loop runs. Frames pass both
-ways unchanged, text as text; when either side closes, so does the other, with its code."""
+ways unchanged, text as text; when either side closes, so does the other, with its code. The worker pings its
+server as the agent pings the worker: a server frozen or cut off ends the relay, and the agent reconnects (to
+whichever replica leads then) instead of talking to a worker that answers its pings for a dead session."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ async def relay_agent(ws: WebSocket, server_url: str, authorization: str) -> str
     try:
         async with connect(url, additional_headers={"Authorization": authorization}, proxy=None,
                            max_size=MAX_FRAME_TO_AGENT, compression=None,
-                           open_timeout=10, ping_interval=None, close_timeout=2) as upstream:
+                           open_timeout=10, ping_interval=10, ping_timeout=20, close_timeout=2) as upstream:
             ups = asyncio.ensure_future(_up(ws, upstream))
             downs = asyncio.ensure_future(_down(ws, upstream))
             done, pending = await asyncio.wait([ups, downs], return_when=asyncio.FIRST_COMPLETED)

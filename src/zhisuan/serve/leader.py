@@ -85,7 +85,7 @@ class Leadership:
                     self.follow()
                 except Exception:  # the picture is refreshed again next time
                     log.exception("follower refresh failed")
-            wait = max(FOLLOW_EVERY, (time.monotonic() - started) / FOLLOW_SHARE)
+            wait = _pace(time.monotonic() - started)
 
     def fresh(self) -> None:
         """A follower's picture brought up to date for a reader: rebuilt from the store when it is read, at most
@@ -103,7 +103,7 @@ class Leadership:
             except Exception:  # the reader gets the picture as it was; the next one tries again
                 log.exception("follower refresh failed")
             took = time.monotonic() - started
-            self._fresh_until = time.monotonic() + max(FOLLOW_EVERY, took / FOLLOW_SHARE) - took
+            self._fresh_until = started + _pace(took)
 
     def _watch(self) -> None:
         """A leader whose renewals stopped (its database cut off: the renewal itself may hang) stops leading
@@ -144,6 +144,12 @@ class Leadership:
             self.leading = False
         log.error("stopped leading", extra={"fields": {"epoch": self.epoch, "why": why}})
         self.on_deposed(why)
+
+
+def _pace(took: float) -> float:
+    """Seconds from one refresh's start to the next: FOLLOW_EVERY, or longer when a refresh costs more than
+    FOLLOW_SHARE of a core."""
+    return max(FOLLOW_EVERY, took / FOLLOW_SHARE)
 
 
 def exit_deposed(why: str, stop_serving: Callable[[], None] | None = None) -> None:

@@ -216,8 +216,7 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         if front is not None:  # an API worker: it follows, and hands its server what only the leader does
             leadership = Leadership(Lease(engine, "", lease_s), engine, lambda _: None, candidate=False,
                                     follow=lambda: follower(service), picture=lambda: follow(loop))
-            service.leading = lambda: False
-            service.control_plane = lambda: plane(leadership)
+            service.leading = lambda: False  # /v1/control-plane: its server's answer (api/leader_relay.py)
             service.fresh = leadership.fresh
             leadership.start()
         elif engine.dialect.name == "sqlite":
@@ -237,11 +236,9 @@ def serve(network: Network, db: str | None, runs: Path, host: str, port: int, in
         registry = Registry()
         for replica in backends or []:
             registry.add(replica)
-        if front is not None:
-            gateway = Gateway(registry, links=loop.links.get, leader=lambda: front[0], front=True)
-        else:
-            gateway = Gateway(registry, links=loop.links.get,
-                              leader=lambda: None if service is None or service.leading() else relay[0])
+        gateway = Gateway(registry, links=loop.links.get, front=front is not None,
+                          leader=(lambda: front[0]) if front is not None else
+                          (lambda: None if service is None or service.leading() else relay[0]))
         app = create_app(service, tokens, gateway, agents_at=front[0] if front is not None else None)
         flusher(service, stop).start()
         config = uvicorn.Config(app, log_config=None, log_level=log_level,

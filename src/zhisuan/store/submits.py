@@ -134,10 +134,14 @@ def _turns(store: JobStore) -> Callable[[], AbstractContextManager[None]]:
     url = store.engine.url
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return contextlib.nullcontext
-    fd = os.open(url.database + "-submits.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    path = url.database + "-submits.lock"
+    opened: list[int] = []  # the lock file, opened by the first batch (a store that never takes a submit: never)
 
     @contextlib.contextmanager
     def turn() -> Iterator[None]:
+        if not opened:
+            opened.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        fd = opened[0]
         fcntl.flock(fd, fcntl.LOCK_EX)  # the writer thread's, never the event loop's
         try:
             yield
