@@ -47,10 +47,12 @@ def test_submit_run_and_read_logs(api):
 
 
 def test_bad_tokens_are_401_problem_json(api):
-    client, *_ = api
-    for headers in ({}, auth("zs_forged")):
+    client, keys, *_ = api
+    for headers in ({}, auth("zs_forged"), {"Authorization": f"Basic {keys['acme']}"},
+                    {"Authorization": keys["acme"]}, {"Authorization": "Bearer "}):
         r = client.get("/v1/jobs", headers=headers)
         assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+    assert client.get("/v1/jobs", headers={"Authorization": f"bearer  {keys['acme']}"}).status_code == 200
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -97,9 +99,18 @@ def test_quote_ranks_without_submitting(api):
     assert {p["score"] for p in best["parts"]} >= {"start", "price", "carbon"} and r.json()["margin"]
 
 
-def test_openapi_is_served(api):
+def test_openapi_is_served_and_names_the_bearer_token_where_it_is_asked(api):
     client, *_ = api
-    assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"] == {"type": "http", "scheme": "bearer"}
+    asked = [{"HTTPBearer": []}]
+    assert schema["paths"]["/v1/jobs"]["post"]["security"] == asked
+    assert schema["paths"]["/v1/jobs/{job_id}/cancel"]["post"]["security"] == asked
+    assert schema["paths"]["/v1/whoami"]["get"]["security"] == asked
+    # every route in the schema asks who calls but signing out (the dashboard, /metrics and the agents' socket
+    # are not in it)
+    assert [(p, m) for p, ops in schema["paths"].items() for m, op in ops.items() if "security" not in op] == [
+        ("/v1/session", "delete")]
 
 
 def test_centers_show_free_devices_and_tenants_are_scoped(api):

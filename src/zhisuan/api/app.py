@@ -9,9 +9,11 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -54,18 +56,23 @@ class Unauthorized(Exception):
 def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = None,
                agents_at: str | None = None) -> FastAPI:
     """`agents_at`: on an API worker, its server's URL, where centers' agents are handed (serve/workers.py)."""
-    app = FastAPI(title="zhisuan", version="0.1.0", description="an open compute-power network for AI centers")
+    # FastAPI's own OpenTelemetry bridge off: nothing here exports traces, and asking on every request whether
+    # a provider is configured cost the hot path
+    app = FastAPI(title="zhisuan", version="0.1.0", description="an open compute-power network for AI centers",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.service = service
     bearer = HTTPBearer(auto_error=False)
 
-    # async: a sync dependency would cost a worker-thread hop on every request; tokens checked lately are
-    # answered from memory, others read from the store off the event loop
-    async def principal(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:  # noqa: B008
+    # async, and reading the header itself: a sync dependency would cost a worker-thread hop on every request,
+    # a nested one (HTTPBearer) another solve; tokens checked lately are answered from memory, others read from
+    # the store off the event loop. The OpenAPI schema declares the bearer scheme (openapi() below).
+    async def principal(request: Request) -> Principal:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
         who = None
-        if cred:
-            hit, who = tokens.cached(cred.credentials)
+        if scheme.lower() == "bearer" and token.strip():
+            hit, who = tokens.cached(token.strip())
             if not hit:
-                who = await anyio.to_thread.run_sync(tokens.principal, cred.credentials)
+                who = await anyio.to_thread.run_sync(tokens.principal, token.strip())
         if who is None:
             raise Unauthorized()
         return who
@@ -127,6 +134,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         log.exception("unexpected error")
         return problem(500, "Internal error", "the server met an unexpected error; it is logged")
 
+    app.state.principal = principal  # for the schema's security requirements
     add_routes(app, service, principal)
     add_data_routes(app, service.data, principal)
     add_relay_routes(app, service.mover.relay if service.mover is not None else None, tokens)
@@ -203,8 +211,18 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         "application/yaml": {"schema": {"type": "string", "description": "the same fields, as YAML"}}}}
     for path in ("/v1/jobs", "/v1/quote"):
         schema["paths"][path]["post"]["requestBody"] = body
+    schema["components"].setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
+    for route in app.routes:  # the routes that ask who calls need the bearer token
+        if isinstance(route, APIRoute) and route.include_in_schema and _asks(route.dependant, app.state.principal):
+            for method in route.methods:
+                if (op := schema["paths"].get(route.path_format, {}).get(method.lower())) is not None:
+                    op["security"] = [{"HTTPBearer": []}]
     app.openapi_schema = schema
     return schema
+
+
+def _asks(dependant: Dependant, call: Any) -> bool:
+    return any(d.call is call or _asks(d, call) for d in dependant.dependencies)
 
 
 class TokenCookie:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from zhisuan.bench.api import NETWORK, parse_wrk, wrk
+from zhisuan.bench.api import NETWORK, parse_wrk, why_refused, wrk
 from zhisuan.bench.plane import Plane
 from zhisuan.serve.process import ServerProcess
 
@@ -49,6 +49,8 @@ def load(name: str, urls: list[str], token: str, clients: int, seconds: float, f
     for phase in (min(3.0, seconds), seconds):
         procs = [wrk(u, token, c, phase, folder) for u, c in zip(urls, split, strict=True) if c]
         results = [parse_wrk(p.communicate(timeout=phase + 60)[0]) for p in procs]
+    if any(r[2] for r in results):
+        why_refused(urls[0], token)
     rate = sum((n - errors) / max(s, 1e-9) for n, s, errors, *_ in results)  # answered 201 only
     return Load(name, clients, rate, sum(r[3] for r in results) / len(results), max(r[4] for r in results),
                 sum(r[2] for r in results))

@@ -47,11 +47,14 @@ def bench_api(n: Annotated[int, typer.Option(min=20, help="sequential submission
                   f"{r.pct(50):.2f}", f"{r.pct(99):.2f}")
     console.print(t)
     console.print("API: one persistent HTTP/1.1 connection (Python's http.client, then wrk), YAML spec, bearer "
-                  "token; sbatch: Slurm's own client, held jobs. With wrk, p50/p99 are the median block's.")
+                  "token; sbatch: Slurm's own client, held jobs, a block after each of the SQLite wrk side's. With "
+                  "wrk, p50/p99 are the median block's.")
     sbatch = rates[-1].per_second
     for r in rates[:-1]:
         console.print(f"{r.name}: {r.per_second / sbatch:.1f}x sbatch")
-    print(f"submit-ratio-vs-sbatch: {rates[1].per_second / sbatch:.1f}")
+    pairs = ", ".join(f"{a / b:.1f}" for a, b in zip(rates[1].block_rates, rates[-1].block_rates, strict=True))
+    console.print(f"SQLite wrk block / the sbatch block after it: {pairs}")
+    print(f"submit-ratio-vs-sbatch: {api_bench.paired_ratio(rates[1], rates[-1]):.1f}")
     if not loads:
         return
     c = Table(title=f"{clients} clients at once, the control loop working {pending:,} waiting jobs "

@@ -4,6 +4,7 @@ changes, placements and engine trouble — as `key=value` text or JSON lines (`-
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -12,9 +13,17 @@ from typing import Any
 LEVELS = ("debug", "info", "warning", "error")
 
 
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> tuple[str, str]:
+    """The date-time and zone of one second: formatted once for all its lines (the access log writes one per
+    request, and strftime twice a line was a visible part of a submit's cost)."""
+    at = time.localtime(second)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", at), time.strftime("%z", at)
+
+
 def _stamp(record: logging.LogRecord) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}" + \
-        time.strftime("%z", time.localtime(record.created))
+    day_time, zone = _second(int(record.created))
+    return f"{day_time}.{int(record.msecs):03d}{zone}"
 
 
 class TextFormatter(logging.Formatter):

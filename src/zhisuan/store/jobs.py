@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -55,6 +55,27 @@ class Transition:
     actor: str = "zhisuan"
 
 
+class Insert:
+    """An insert of named columns compiled once for the store's dialect and run as the driver's own statement:
+    the API's submit is the control plane's hot path, and SQLAlchemy's per-call compile-and-cache walk cost
+    more than SQLite's insert and commit together (about 0.2 ms of a 0.45 ms batch of one). Still inside the
+    connection's transaction, its events (the lease's fence) and its error wrapping (IntegrityError)."""
+
+    def __init__(self, engine: Engine, row: Any, columns: tuple[str, ...]) -> None:
+        compiled = insert(row).compile(dialect=engine.dialect, column_keys=list(columns))
+        self.sql = compiled.string
+        self.order = compiled.positiontup  # positional drivers (SQLite: ?), else None (psycopg: %(name)s)
+        table = row.__table__
+        self.convert = {c: f for c in columns if (f := table.c[c].type.bind_processor(engine.dialect)) is not None}
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.convert:
+            rows = [{k: (self.convert[k](v) if k in self.convert else v) for k, v in r.items()} for r in rows]
+        conn.exec_driver_sql(self.sql, [tuple(r[k] for k in self.order) for r in rows] if self.order else rows)
+
+
 ACTIVE = {JobState.PENDING, JobState.SCHEDULED, JobState.STAGING, JobState.RUNNING, JobState.PREEMPTED}
 
 
@@ -74,6 +95,7 @@ class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.session = sessionmaker(engine, expire_on_commit=False)
+        self._hot: tuple[Insert, Insert, Insert] | None = None  # the submit's inserts, compiled once
 
     def submit(self, spec: JobSpec, now: float) -> str:
         """Store a validated spec as a pending job; returns its id."""
@@ -100,21 +122,28 @@ class JobStore:
         """Store validated specs (spec, now, actor, idempotency key) as pending jobs in one transaction: all or
         none (a key used before fails the whole batch with IntegrityError)."""
         ids = [f"j-{uuid.uuid4().hex[:12]}" for _ in items]
-        # Core inserts, not the ORM unit of work: this is the API's hot path (about 0.5 ms saved per submit)
+        jobs, transitions, keys = self._inserts()
         with self.engine.begin() as conn:
-            conn.execute(insert(JobRow), [
-                {"id": i, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
-                 "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now, "updated_at": now,
-                 "attempts": 0} for i, (spec, now, _, _) in zip(ids, items, strict=True)])
-            conn.execute(insert(TransitionRow), [
-                {"job_id": i, "from_state": None, "to_state": JobState.PENDING.value, "at": now, "reason": "submitted",
-                 "actor": actor} for i, (_, now, actor, _) in zip(ids, items, strict=True)])
-            keyed = [{"tenant": spec.tenant, "key": key, "job_id": i, "created_at": now}
-                     for i, (spec, now, _, key) in zip(ids, items, strict=True) if key is not None]
-            if keyed:
-                conn.execute(insert(IdempotencyRow), keyed)
+            jobs.run(conn, [{"id": i, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
+                             "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now,
+                             "updated_at": now, "attempts": 0}
+                            for i, (spec, now, _, _) in zip(ids, items, strict=True)])
+            transitions.run(conn, [{"job_id": i, "from_state": None, "to_state": JobState.PENDING.value, "at": now,
+                                    "reason": "submitted", "actor": actor}
+                                   for i, (_, now, actor, _) in zip(ids, items, strict=True)])
+            keys.run(conn, [{"tenant": spec.tenant, "key": key, "job_id": i, "created_at": now}
+                            for i, (spec, now, _, key) in zip(ids, items, strict=True) if key is not None])
         return [JobRecord(i, spec.tenant, spec.name, spec, JobState.PENDING, spec.priority, now, now, None, None, (),
                           None, (), None, None, None, 0) for i, (spec, now, _, _) in zip(ids, items, strict=True)]
+
+    def _inserts(self) -> tuple[Insert, Insert, Insert]:
+        if self._hot is None:
+            self._hot = (Insert(self.engine, JobRow, ("id", "tenant", "name", "spec", "state", "priority",
+                                                      "submitted_at", "updated_at", "attempts")),
+                         Insert(self.engine, TransitionRow, ("job_id", "from_state", "to_state", "at", "reason",
+                                                             "actor")),
+                         Insert(self.engine, IdempotencyRow, ("tenant", "key", "job_id", "created_at")))
+        return self._hot
 
     def transition(self, job_id: str, target: JobState, now: float, why: str = "",
                    usage: list[dict[str, Any]] | None = None, actor: str = "zhisuan", **fields: Any) -> JobRecord:

@@ -17,7 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
@@ -40,10 +40,9 @@ class _Submit:
     now: float
     actor: str
     key: str | None
-    done: threading.Event = field(default_factory=threading.Event)
     record: JobRecord | None = None
     error: BaseException | None = None
-    stored: Callable[[], object] | None = None  # told from the writer thread once it is
+    stored: Callable[[], object] = lambda: None  # told from the writer thread once it is (or failed)
 
 
 class SubmitBatcher:
@@ -56,24 +55,26 @@ class SubmitBatcher:
 
     def submit(self, spec: JobSpec, now: float, actor: str, key: str | None = None) -> JobRecord:
         """Store one validated spec with whatever else is waiting; its record once committed."""
-        item = self._enqueue(_Submit(spec, now, actor, key))
-        return _outcome(item, item.done.wait(WAIT))
+        done = threading.Event()
+        item = self._enqueue(_Submit(spec, now, actor, key, stored=done.set))
+        return _outcome(item, done.wait(WAIT))
 
     async def submit_async(self, spec: JobSpec, now: float, actor: str, key: str | None = None) -> JobRecord:
-        """`submit` for the event loop: it waits for the batch without holding a thread."""
+        """`submit` for the event loop: it waits for the batch without holding a thread (a future the writer
+        settles, and a timer: a request waits at most WAIT, and one that gave up is not told)."""
         loop = asyncio.get_running_loop()
-        told: asyncio.Future[None] = loop.create_future()
+        told: asyncio.Future[bool] = loop.create_future()
 
-        def settle() -> None:
-            if not told.done():  # a request that gave up waiting is not told
-                told.set_result(None)
+        def settle(answered: bool) -> None:
+            if not told.done():
+                told.set_result(answered)
 
-        item = self._enqueue(_Submit(spec, now, actor, key, stored=lambda: loop.call_soon_threadsafe(settle)))
+        item = self._enqueue(_Submit(spec, now, actor, key, stored=lambda: loop.call_soon_threadsafe(settle, True)))
+        timer = loop.call_later(WAIT, settle, False)
         try:
-            await asyncio.wait_for(asyncio.shield(told), WAIT)
-        except TimeoutError:
-            return _outcome(item, False)
-        return _outcome(item, True)
+            return _outcome(item, await told)
+        finally:
+            timer.cancel()
 
     def _enqueue(self, item: _Submit) -> _Submit:
         if self._queue.qsize() >= MAX_WAITING:
@@ -121,9 +122,7 @@ class SubmitBatcher:
                 b.error = b.error or e
         finally:
             for b in batch:
-                b.done.set()
-                if b.stored is not None:
-                    b.stored()
+                b.stored()
 
 
 def _turns(store: JobStore) -> Callable[[], AbstractContextManager[None]]:
