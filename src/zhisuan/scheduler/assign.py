@@ -39,6 +39,9 @@ class Assigner:
         self.shape, self.simple, staged = ranking.shapes()  # shared with the ranking: read, never written
         self.weigh_data = policy.weigh_data and staged
         self._soonest: dict[int, float] = {}  # request row -> seconds until its work could start at best
+        # pool -> {request row: its earliest start there}: a pool's allocations change only when a job starts
+        # there (after preempting, too), so each is walked once per row and change, not once per blocked job
+        self._starts: dict[int, dict[int, float]] = {}
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
         n = len(ranking.reqs)
         self.pointer = [0] * n
@@ -218,9 +221,9 @@ class Assigner:
             return False
         soonest = self._soonest.get(r)
         if soonest is None:
-            shape, now, row = self.shape[r], self.now, self.moving[r]
-            soonest = self._soonest[r] = min((earliest_start(self.caps[q], shape, now) - now + row[q]
-                                              for q in self.ranking.prefs[r]), default=math.inf)
+            now, row = self.now, self.moving[r]
+            soonest = self._soonest[r] = min((self._earliest(q, r) - now + row[q] for q in self.ranking.prefs[r]),
+                                             default=math.inf)
         return moving > soonest + max(60.0, 0.1 * job.duration / self.speed[r][p])
 
     def _choose_nodes(self, job: PendingJob, r: int, i: int) -> int:
@@ -253,7 +256,15 @@ class Assigner:
         end = self.now + self._runtime(job, r, p)
         return any(end > res.start and devices > res.extra for res in self.reserved[p])
 
+    def _earliest(self, p: int, r: int) -> float:
+        known = self._starts.setdefault(p, {})
+        start = known.get(r)
+        if start is None:
+            start = known[r] = earliest_start(self.caps[p], self.shape[r], self.now)
+        return start
+
     def _start(self, job: PendingJob, r: int, p: int) -> None:
+        self._starts.pop(p, None)
         shape = self.shape[r]
         d, n, milli = shape.devices_per_node, shape.nodes, shape.milli
         cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
@@ -291,8 +302,7 @@ class Assigner:
             self._reserve(job, r)
 
     def _reserve(self, job: PendingJob, r: int) -> None:
-        delays = {p: earliest_start(self.caps[p], self.shape[r], self.now) - self.now
-                  for p in self.ranking.prefs[r] if p not in self.full}  # full pools: it waits unprotected there
+        delays = {p: self._earliest(p, r) - self.now for p in self.ranking.prefs[r] if p not in self.full}  # full pools: it waits unprotected there
         totals = self.ranking.totals_with_delay(r, delays)
         if not totals:
             return
@@ -329,6 +339,7 @@ class Assigner:
             return False
         _, p, victims = best
         self._victims[p].drop(len(victims))
+        self._starts.pop(p, None)
         for v in victims:
             self.caps[p].release(v.job_id)
             self.held[v.tenant] -= v.milli or v.devices * 1000
