@@ -59,7 +59,6 @@ class Assigner:
         self.taken: list[tuple[int, int]] = []  # (walk list, position) of each start, so the queue drops it there
         self.node_score = policy.node_score  # chooses nodes and devices for shapes with shares, CPU or memory
         self._pick: tuple[int, tuple[int, ...], Picks | None] | None = None  # pool, nodes, devices: node score's choice
-        self._workload: Workload | None = None
         self.held = held  # thousandths of a device per tenant, updated as jobs start or are preempted
         self.result = CycleResult(reqs=n)
         self._lowest_running: float | None = None
@@ -247,10 +246,7 @@ class Assigner:
 
     def _queued(self) -> Workload:
         """The distinct asks of this cycle's queue, alike: the workload node scores expect when not told."""
-        if self._workload is None:
-            self._workload = Workload.of(((s, q.models) for s, q in zip(self.shape, self.ranking.reqs.reqs,
-                                                                          strict=True)), 1.0, memory=True)
-        return self._workload
+        return self.ranking.workload()
 
     def _conflicts(self, job: PendingJob, r: int, p: int, devices: float) -> bool:
         end = self.now + self._runtime(job, r, p)
@@ -302,7 +298,8 @@ class Assigner:
             self._reserve(job, r)
 
     def _reserve(self, job: PendingJob, r: int) -> None:
-        delays = {p: self._earliest(p, r) - self.now for p in self.ranking.prefs[r] if p not in self.full}  # full pools: it waits unprotected there
+        # full pools: it waits unprotected there
+        delays = {p: self._earliest(p, r) - self.now for p in self.ranking.prefs[r] if p not in self.full}
         totals = self.ranking.totals_with_delay(r, delays)
         if not totals:
             return

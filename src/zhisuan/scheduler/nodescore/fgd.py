@@ -40,6 +40,23 @@ def fragment(dev: I, cpu: I, mem: I, wl: Workload, allowed: B) -> F:
     return out
 
 
+_MIX = np.random.default_rng(20230711).integers(1, 2**62, 64, dtype=np.int64) | 1  # odd multipliers, fixed
+
+
+def distinct(keys: I) -> tuple[I, I]:
+    """The distinct rows of `keys` and, per row, its index among them. np.unique(axis=0) sorts the rows as
+    bytes (a fifth of a sharing replay); here each row is hashed to one int64 (wrapping), the hashes are made
+    unique in 1-D, and the result is checked exactly: on a collision, the row-wise unique. Each state is
+    computed alone and read back through the index, so the order of the states changes no result."""
+    if keys.shape[1] <= len(_MIX):
+        _, first, inverse = np.unique(keys @ _MIX[:keys.shape[1]], return_index=True, return_inverse=True)
+        states = keys[first]
+        if np.array_equal(states[inverse], keys):
+            return states, inverse
+    states, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return states, inverse.reshape(-1)
+
+
 def growth(fit: Fit, shape: Shape, wl: Workload, allowed: B, memory: bool) -> tuple[F, I | None]:
     """[fit node] how much the expected fragmentation grows if the shape goes there, and for a share the
     device where it grows least (lowest index on a tie). Nodes in the same state are computed once."""
@@ -47,8 +64,7 @@ def growth(fit: Fit, shape: Shape, wl: Workload, allowed: B, memory: bool) -> tu
     if not mem_used and wl.memory.any():
         wl = replace(wl, memory=np.zeros_like(wl.memory), _ok={})
     keys = np.column_stack([fit.dev, fit.cpu, fit.mem if mem_used else np.zeros_like(fit.cpu)])
-    states, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    states, inverse = distinct(keys)
     dev, cpu, mem = states[:, :-2], states[:, -2], states[:, -1]
     before = fragment(dev, cpu, mem, wl, allowed)
     left, mem_left = cpu - shape.cpu, mem - (shape.memory if mem_used else 0)
