@@ -29,13 +29,16 @@ from zhisuan.scheduler.snapshot import PoolState
 
 def fragment(dev: I, cpu: I, mem: I, wl: Workload, allowed: B) -> F:
     """[node] expected fragmentation (thousandths of a device) of nodes with these free devices, CPU and
-    memory (memory counts only for a workload that keeps it)."""
+    memory (memory counts only for a workload that keeps it). Devices are compared with each distinct
+    per-device ask once, then spread to the classes that ask it."""
     idle = dev.sum(axis=1)
+    asks, level = wl.levels()
     d = dev[None, :, :]
-    enough = d >= wl.milli[:, None, None]
-    fits = ((np.count_nonzero(enough, axis=2) >= wl.num[:, None]) & (cpu[None, :] >= wl.cpu[:, None])
+    enough = d >= asks[:, None, None]
+    count = np.count_nonzero(enough, axis=2)[level]
+    small = np.where(enough, 0, d).sum(axis=2)[level]
+    fits = ((count >= wl.num[:, None]) & (cpu[None, :] >= wl.cpu[:, None])
             & (mem[None, :] >= wl.memory[:, None]) & (allowed & (wl.num > 0))[:, None])
-    small = np.where(enough, 0, d).sum(axis=2)
     out: F = wl.weight @ np.where(fits, small, idle[None, :])
     return out
 
@@ -62,7 +65,7 @@ def growth(fit: Fit, shape: Shape, wl: Workload, allowed: B, memory: bool) -> tu
     device where it grows least (lowest index on a tie). Nodes in the same state are computed once."""
     mem_used = memory and bool(wl.memory.any())
     if not mem_used and wl.memory.any():
-        wl = replace(wl, memory=np.zeros_like(wl.memory), _ok={})
+        wl = replace(wl, memory=np.zeros_like(wl.memory), _ok={}, _levels=[])
     keys = np.column_stack([fit.dev, fit.cpu, fit.mem if mem_used else np.zeros_like(fit.cpu)])
     states, inverse = distinct(keys)
     dev, cpu, mem = states[:, :-2], states[:, -2], states[:, -1]

@@ -31,6 +31,7 @@ class Workload:
     weight: F  # sums to 1
     models: tuple[frozenset[str], ...]  # empty: any chip
     _ok: dict[str, B] = field(default_factory=dict, compare=False, repr=False)
+    _levels: list[tuple[I, I]] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def of(cls, asks: Iterable[tuple[Shape, frozenset[str]]], coverage: float = 0.95,
@@ -55,6 +56,14 @@ class Workload:
 
     def __len__(self) -> int:
         return len(self.weight)
+
+    def levels(self) -> tuple[I, I]:
+        """(the distinct per-device asks, each class's index among them): classes that ask the same share of a
+        device see the same devices as large enough, so a node score computes that once per ask, not per class."""
+        if not self._levels:
+            asks, index = np.unique(self.milli, return_inverse=True)
+            self._levels.append((asks, index.reshape(-1)))
+        return self._levels[0]
 
     def allowed(self, chip: str) -> B:
         """[class] the class may run on this chip."""
