@@ -3,6 +3,7 @@ and the pick (cost, nodes, devices) of the cheapest node."""
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 
@@ -35,10 +36,14 @@ class Fit:
         return cls(shares, nodes, shares.dev[nodes].astype(np.int64), shares.cpu[nodes], shares.mem[nodes])
 
 
+@functools.lru_cache(maxsize=256)
 def tie_order(seed: int, pool: str, nodes: int) -> F:
     """A fixed random rank in [0, 1) per node of a pool for a seed: ties go to it, as the FGD artifact's
-    randomly prefixed node names do (per run, not per decision)."""
-    return np.random.default_rng([seed, zlib.crc32(pool.encode())]).random(nodes)
+    randomly prefixed node names do (per run, not per decision). Drawn once per (seed, pool, nodes) and
+    shared read-only: drawing it again on every placement was an eighth of a sharing replay."""
+    order = np.random.default_rng([seed, zlib.crc32(pool.encode())]).random(nodes)
+    order.flags.writeable = False
+    return order
 
 
 def pick(cost: F, fit: Fit, shape: Shape, device: I | None = None) -> Pick:
