@@ -68,11 +68,11 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
     # the store off the event loop. The OpenAPI schema declares the bearer scheme (openapi() below).
     async def principal(request: Request) -> Principal:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        who = None
-        if scheme.lower() == "bearer" and token.strip():
-            hit, who = tokens.cached(token.strip())
+        token, who = token.strip(), None
+        if scheme.lower() == "bearer" and token:
+            hit, who = tokens.cached(token)
             if not hit:
-                who = await anyio.to_thread.run_sync(tokens.principal, token.strip())
+                who = await anyio.to_thread.run_sync(tokens.principal, token)
         if who is None:
             raise Unauthorized()
         return who

@@ -97,7 +97,7 @@ def parse_wrk(out: str) -> tuple[int, float, int, float, float]:
 def why_refused(url: str, token: str) -> None:
     """After a block wrk counted errors in: one submit sent again to log what the server answers. (wrk's
     per-response Lua hook, which could log the first, cost wrk a few percent of the rate it measures.)"""
-    r = httpx.post(url + "/v1/jobs", content=SPEC, timeout=30, verify=False,
+    r = httpx.post(url + "/v1/jobs", content=SPEC, timeout=30,
                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"})
     if r.status_code != 201:
         log.warning("a submit answered %d: %s", r.status_code, r.text[:300])
@@ -158,7 +158,8 @@ def api_rate(name: str, db: str, n: int, rounds: int,
 
 
 class Sbatch:
-    """sbatch to the repo's first Slurm cluster, one client, in blocks (held jobs: queued, never run)."""
+    """sbatch to the repo's first Slurm cluster (held jobs: queued, never run); one client in blocks, or the
+    submit alone for several clients at once (bench/apiload.py)."""
 
     def __init__(self, per_block: int, slurm_conf: str) -> None:
         self.per_block = per_block
@@ -176,8 +177,11 @@ class Sbatch:
         self.latencies += lat
         self.block_rates += rates
 
-    def rate(self) -> Rate:
+    def cancel(self) -> None:
         subprocess.run(["scancel", "--partition=gpu"], env=self.env, check=False)
+
+    def rate(self) -> Rate:
+        self.cancel()
         return Rate("sbatch (slurmctld, this machine)", self.latencies, self.block_rates)
 
 
@@ -206,6 +210,7 @@ def run(n: int, rounds: int = 5, progress: Callable[[str], None] = lambda _: Non
     return rates
 
 
-def paired_ratio(ours: Rate, theirs: Rate) -> float:
-    """The median of block-by-block ratios (each wrk block over the sbatch block right after it)."""
-    return statistics.median(a / b for a, b in zip(ours.block_rates, theirs.block_rates, strict=True))
+def pair_ratios(ours: Rate, theirs: Rate) -> list[float]:
+    """Block-by-block ratios: each wrk block over the sbatch block right after it (their median is
+    `submit-ratio-vs-sbatch`)."""
+    return [a / b for a, b in zip(ours.block_rates, theirs.block_rates, strict=True)]

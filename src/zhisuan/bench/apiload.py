@@ -13,7 +13,6 @@ N threads each running it in turn, held jobs (queued, never run), the rate over 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from zhisuan.bench.api import NETWORK, parse_wrk, why_refused, wrk
+from zhisuan.bench.api import NETWORK, Sbatch, parse_wrk, why_refused, wrk
 from zhisuan.bench.plane import Plane
 from zhisuan.serve.process import ServerProcess
 
@@ -106,16 +105,14 @@ def replicas(name: str, db: str, n: int, pending: int, clients: int, seconds: fl
 
 
 def sbatch(clients: int, total: int, slurm_conf: str) -> Load:
-    env = {**os.environ, "SLURM_CONF": slurm_conf}
-    env.pop("SLURM_CLUSTERS", None)
+    slurm = Sbatch(total // clients, slurm_conf)
     lat: list[float] = []
     lock = threading.Lock()
 
     def client(n: int) -> None:
         for _ in range(n):
             t0 = time.perf_counter()
-            subprocess.run(["sbatch", "--parsable", "--hold", "-o", "/dev/null", "--gres=gpu:a100:1", "--wrap",
-                            "true"], env=env, check=True, capture_output=True)
+            slurm.submit()
             with lock:
                 lat.append(time.perf_counter() - t0)
 
@@ -126,7 +123,7 @@ def sbatch(clients: int, total: int, slurm_conf: str) -> Load:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    subprocess.run(["scancel", "--partition=gpu"], env=env, check=False)
+    slurm.cancel()
     lat.sort()
     return Load(f"sbatch, {clients} client{'s' if clients > 1 else ''}", clients, len(lat) / wall,
                 lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000)

@@ -52,9 +52,9 @@ def bench_api(n: Annotated[int, typer.Option(min=20, help="sequential submission
     sbatch = rates[-1].per_second
     for r in rates[:-1]:
         console.print(f"{r.name}: {r.per_second / sbatch:.1f}x sbatch")
-    pairs = ", ".join(f"{a / b:.1f}" for a, b in zip(rates[1].block_rates, rates[-1].block_rates, strict=True))
-    console.print(f"SQLite wrk block / the sbatch block after it: {pairs}")
-    print(f"submit-ratio-vs-sbatch: {api_bench.paired_ratio(rates[1], rates[-1]):.1f}")
+    pairs = api_bench.pair_ratios(rates[1], rates[-1])
+    console.print(f"SQLite wrk block / the sbatch block after it: {', '.join(f'{x:.1f}' for x in pairs)}")
+    print(f"submit-ratio-vs-sbatch: {statistics.median(pairs):.1f}")
     if not loads:
         return
     c = Table(title=f"{clients} clients at once, the control loop working {pending:,} waiting jobs "
