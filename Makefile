@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # A stamp named by what was installed (the lock's and pyproject's contents), not by file times.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml locks/pip.txt locks/zhisuan.txt | sha256sum | cut -c1-16)
 
-.PHONY: install demo test lint typecheck bench litellm lock clean
+.PHONY: install native demo test lint typecheck bench litellm lock clean
 
 # The virtualenv is the lock (locks/zhisuan.txt, every package pinned with its hashes), made afresh when the lock
 # or pyproject.toml changes, so two clones installed a year apart hold the same packages. pyproject.toml keeps
@@ -18,9 +18,14 @@ $(STAMP):
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+# The scheduler's and the simulator's hot modules compiled with mypyc (zhisuan/native.py lists them; a no-op when
+# the build matches the sources, and zhisuan runs the Python source whenever it does not).
+native: $(STAMP)
+	$(PY) tools/compile.py
 
-demo: $(STAMP)
+install: $(STAMP) native
+
+demo: install
 	$(VENV)/bin/zhisuan demo
 
 lint: $(STAMP)
@@ -40,7 +45,7 @@ PG_ROOT ?= /tmp/zhisuan-pg
 SLURM_ROOT ?= /tmp/zhisuan-slurm
 RAY_ROOT ?= /tmp/zhisuan-ray
 export ZHISUAN_APT_RECORD := $(CURDIR)/.apt-ensured
-test: lint typecheck
+test: install lint typecheck
 	rm -f $(ZHISUAN_APT_RECORD)
 	bash scripts/postgres-up.sh
 	ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-up.sh
@@ -56,7 +61,7 @@ test: lint typecheck
 	  ZHISUAN_RAY_ROOT=$(RAY_ROOT) bash scripts/ray-down.sh; bash scripts/wan-down.sh; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-bench: $(STAMP)
+bench: install
 	$(VENV)/bin/zhisuan bench scheduler
 
 # LiteLLM's proxy in a virtualenv of its own (its pins stay out of ours), for `zhisuan bench gateway`.
@@ -83,3 +88,4 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-litellm .venv-llama .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	find src -name "*.so" -delete; rm -f src/zhisuan/_compiled.json

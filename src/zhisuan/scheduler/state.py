@@ -172,7 +172,8 @@ class SchedulerState:
         demotion, a Gavel round): the simulator schedules a cycle then."""
         due = self.deferred[0][0] if self.deferred else None
         change = self.book.next_change() if self.book is not None else None
-        return change if due is None else due if change is None else min(due, change)
+        when = change if due is None else due if change is None else min(due, change)
+        return None if when is None else float(when)  # plugins' times may be numpy's; the compiled engine wants floats
 
     def withdraw(self, job_id: str) -> PendingJob | None:
         """Remove a pending job (cancelled, or started by this state's cycle)."""

@@ -9,6 +9,7 @@ center that goes down restart from scratch elsewhere (recovery = requeue).
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable
@@ -133,6 +134,15 @@ class Simulator:
         self.cycles = 0
 
     def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
+        """Replay the trace. What exists before it (the trace, the scenario, the scheduler's tables) lives through
+        the replay: it is kept out of the cyclic GC's scans meanwhile, which cost about a tenth of a replay."""
+        gc.freeze()
+        try:
+            return self._replay(progress)
+        finally:
+            gc.unfreeze()
+
+    def _replay(self, progress: Callable[[int], None] | None) -> SimResult:
         t0 = time.perf_counter()
         events = EventQueue()
         wakes: set[float] = set()
@@ -144,7 +154,7 @@ class Simulator:
         nxt, n = 0, len(arrivals)
         done = 0
         while events or nxt < n:
-            t = min(events.peek_time() if events else math.inf, times[nxt] if nxt < n else math.inf)
+            t = float(min(events.peek_time() if events else math.inf, times[nxt] if nxt < n else math.inf))
             tick = t if self.interval <= 0 else math.ceil(t / self.interval) * self.interval
             upto = int(np.searchsorted(times, tick, side="right"))
             popped = events.pop_until(tick)
