@@ -23,7 +23,7 @@ from zhisuan.scheduler.queue import QueueWalk
 from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.shares import Picks
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
-from zhisuan.scheduler.timeline import earliest_start, free_devices_at
+from zhisuan.scheduler.timeline import free_devices_at, release_end
 
 
 class Assigner:
@@ -39,9 +39,6 @@ class Assigner:
         self.shape, self.simple, staged = ranking.shapes()  # shared with the ranking: read, never written
         self.weigh_data = policy.weigh_data and staged
         self._soonest: dict[int, float] = {}  # request row -> seconds until its work could start at best
-        # pool -> {request row: its earliest start there}: a pool's allocations change only when a job starts
-        # there (after preempting, too), so each is walked once per row and change, not once per blocked job
-        self._starts: dict[int, dict[int, float]] = {}
         self.admits = [a for a in policy.admits if a.applies(snapshot)]
         n = len(ranking.reqs)
         self.pointer = [0] * n
@@ -253,14 +250,17 @@ class Assigner:
         return any(end > res.start and devices > res.extra for res in self.reserved[p])
 
     def _earliest(self, p: int, r: int) -> float:
-        known = self._starts.setdefault(p, {})
-        start = known.get(r)
-        if start is None:
-            start = known[r] = earliest_start(self.caps[p], self.shape[r], self.now)
-        return start
+        """Row r's earliest start in pool p. The pool keeps the clockless part per row until it changes (a job
+        starts there, is preempted or ends), so each is walked once per row and change, not per blocked job and
+        cycle."""
+        cap = self.caps[p]
+        known = cap.release_ends(self.ranking)
+        end = known.get(r)
+        if end is None:
+            end = known[r] = release_end(cap, self.shape[r])
+        return max(end, self.now)
 
     def _start(self, job: PendingJob, r: int, p: int) -> None:
-        self._starts.pop(p, None)
         shape = self.shape[r]
         d, n, milli = shape.devices_per_node, shape.nodes, shape.milli
         cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
@@ -298,15 +298,20 @@ class Assigner:
             self._reserve(job, r)
 
     def _reserve(self, job: PendingJob, r: int) -> None:
-        # full pools: it waits unprotected there
-        delays = {p: self._earliest(p, r) - self.now for p in self.ranking.prefs[r] if p not in self.full}
-        totals = self.ranking.totals_with_delay(r, delays)
-        if not totals:
+        now, full = self.now, self.full
+        pools: list[int] = []
+        delays: list[float] = []
+        for q in self.ranking.prefs[r]:
+            if q not in full:  # full pools: it waits unprotected there
+                pools.append(q)
+                delays.append(self._earliest(q, r) - now)
+        k = self.ranking.best_with_delay(r, pools, delays)
+        if k < 0:
             return
-        p = max(totals, key=lambda q: (totals[q], -q))  # the best score; the first pool on a tie
-        start = self.now + delays[p]
+        p = pools[k]
+        start = now + delays[k]
         extra = free_devices_at(self.caps[p], start) - self.shape[r].amount
-        why = Why(self.ranking, r, job.duration, p, delays, self.calendar)
+        why = Why(self.ranking, r, job.duration, p, dict(zip(pools, delays, strict=True)), self.calendar)
         reserve = Reserve(job.id, self.snapshot.pools[p].key, start, why, extra, job.tenant)
         self.result.reservations.append(reserve)
         here = self.reserved.setdefault(p, [])
@@ -336,7 +341,6 @@ class Assigner:
             return False
         _, p, victims = best
         self._victims[p].drop(len(victims))
-        self._starts.pop(p, None)
         for v in victims:
             self.caps[p].release(v.job_id)
             self.held[v.tenant] -= v.milli or v.devices * 1000

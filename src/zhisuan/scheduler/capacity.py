@@ -63,8 +63,8 @@ class PoolCapacity:
     incrementally and one built fresh from its snapshot take the same nodes (same events, same decisions).
     Each bucket is a heap with lazy deletion (an entry is live while its node is still at that level)."""
 
-    __slots__ = ("_end_allocs", "_ends", "_releases", "allocations", "buckets", "counts", "cpu", "free", "memory",
-                 "shares", "size")
+    __slots__ = ("_end_allocs", "_ends", "_release_ends", "_releases", "_rows_of", "allocations", "buckets", "counts",
+                 "cpu", "free", "memory", "shares", "size")
 
     def __init__(self, nodes: int, size: int, cpu: int = 128_000, memory: int = 1024 * 1024) -> None:
         self.size = size
@@ -79,6 +79,24 @@ class PoolCapacity:
         self._ends: list[tuple[float, str]] | None = None  # (end, id) in order, kept once asked for
         self._end_allocs: list[Allocation] = []  # the allocations in that order
         self._releases: dict[Shape, int] = {}  # shape -> releases_until_fit, until a change
+        # ranking row -> its `release_end` here, until a change: a pool nothing started on or left since the last
+        # cycle answers a blocked job's "when could I start here" without a walk (rows are those of `_rows_of`)
+        self._release_ends: dict[int, float] = {}
+        self._rows_of: object = None
+
+    def release_ends(self, rows_of: object) -> dict[int, float]:
+        """The memo of `release_end` per row of the ranking `rows_of` (emptied when another ranking asks)."""
+        if rows_of is not self._rows_of:
+            self._release_ends.clear()
+            self._rows_of = rows_of
+        return self._release_ends
+
+    def _changed(self) -> None:
+        """Allocations or free room changed: what was derived from them no longer holds."""
+        if self._releases:
+            self._releases.clear()
+        if self._release_ends:
+            self._release_ends.clear()
 
     @classmethod
     def of(cls, pool: PoolState) -> PoolCapacity:
@@ -106,7 +124,7 @@ class PoolCapacity:
         return False
 
     def _move(self, node: int, new_free: int) -> None:
-        self._releases.clear()
+        self._changed()
         self.counts[self.free[node]] -= 1
         self.free[node] = new_free
         self.counts[new_free] += 1
@@ -152,12 +170,11 @@ class PoolCapacity:
             whole = self.shares.whole(n)
             if whole != self.free[n]:
                 self._move(n, whole)
-        self._releases.clear()
+        self._changed()
 
     def take(self, devices: int, nodes: int) -> tuple[int, ...]:
         """Best-fit: fill the fullest nodes that still fit, lowest index first. Caller checked `fits`."""
-        if self._releases:
-            self._releases.clear()
+        self._changed()
         chosen: list[int] = []
         k = devices
         while len(chosen) < nodes:
@@ -188,8 +205,7 @@ class PoolCapacity:
     def add(self, alloc: Allocation) -> None:
         """Record an allocation whose nodes were already taken (`take`) or held."""
         self.allocations[alloc.job_id] = alloc
-        if self._releases:
-            self._releases.clear()
+        self._changed()
         if self._ends is not None:
             key = (alloc.end, alloc.job_id)
             i = bisect_left(self._ends, key)
@@ -208,7 +224,7 @@ class PoolCapacity:
         return alloc
 
     def _unlist(self, alloc: Allocation) -> None:
-        self._releases.clear()
+        self._changed()
         if self._ends is not None:
             i = bisect_left(self._ends, (alloc.end, alloc.job_id))
             del self._ends[i], self._end_allocs[i]

@@ -113,25 +113,55 @@ class Ranking:
 
     def totals_with_delay(self, r: int, delays: dict[int, float]) -> dict[int, float]:
         """`total_with_delay` for the pools in `delays` with a finite delay, as a dict (no arrays)."""
-        cands = [p for p, d in delays.items() if math.isfinite(d)]
+        pools, totals = self._totals(r, list(delays), list(delays.values()))
+        return dict(zip(pools, totals, strict=True))
+
+    def best_with_delay(self, r: int, pools: list[int], delays: list[float]) -> int:
+        """Index into `pools` of the best total when each starts after its delay (the first pool on a tie), or -1
+        when none ever can: a reservation's pool, without building the totals' dict."""
+        cands, totals = self._totals(r, pools, delays)
+        best, best_total, best_pool = -1, -math.inf, 0
+        for i in range(len(cands)):
+            t, q = totals[i], cands[i]
+            if best < 0 or t > best_total or (t == best_total and q < best_pool):
+                best, best_total, best_pool = i, t, q
+        return -1 if best < 0 else pools.index(best_pool)
+
+    def _totals(self, r: int, pools: list[int], delays: list[float]) -> tuple[list[int], list[float]]:
+        """The pools with a finite delay and their totals: `normalise` over them in plain Python (a reservation
+        asks for a few pools, where numpy's per-call overhead dominates)."""
+        cands: list[int] = []
+        starts: list[float] = []
+        for p, d in zip(pools, delays, strict=True):
+            if math.isfinite(d):
+                cands.append(p)
+                starts.append(d)
         if not cands:
-            return {}
+            return cands, []
         wsum = max(sum(self.weights.values()), 1e-12)
         flat, varying = self._varying(r)
-        acc = dict.fromkeys(cands, flat)
+        acc = [flat] * len(cands)
         moving = self.staging_rows[r] if self.ctx.staging is not None else None
         for name, w in varying:
-            row = delays if name == "start" else self.raw_rows[name][r]
-            if moving is not None and name == "start":
-                row = {p: d + moving[p] for p, d in delays.items()}
-            vals = [row[p] for p in cands]
+            if name != "start":
+                row = self.raw_rows[name][r]
+                vals = [row[p] for p in cands]
+            elif moving is not None:
+                vals = [d + moving[p] for p, d in zip(cands, starts, strict=True)]
+            else:
+                vals = starts
             lo, hi = min(vals), max(vals)
             floor = self.floors[name][r] if name in self.floors else 0.0
             if hi - lo < floor:
                 hi = lo + floor
-            for p, v in zip(cands, vals, strict=True):
-                acc[p] += w * (100.0 * (hi - v) / (hi - lo) if hi > lo else 100.0)
-        return {p: v / wsum for p, v in acc.items()}
+            if hi > lo:
+                span = hi - lo
+                for i in range(len(vals)):
+                    acc[i] += w * (100.0 * (hi - vals[i]) / span)
+            else:
+                for i in range(len(vals)):
+                    acc[i] += w * 100.0
+        return cands, [v / wsum for v in acc]
 
     def parts(self, r: int, delay: F | None = None) -> dict[int, tuple[Part, ...]]:
         """Each candidate pool's parts for row r (pools with a finite `delay`, if given), normalised by the

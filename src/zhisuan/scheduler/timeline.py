@@ -15,23 +15,29 @@ from zhisuan.scheduler.shape import Shape
 
 def earliest_start(cap: PoolCapacity, shape: Shape, now: float) -> float:
     """`now` if it fits now, else the first allocation end after which it fits; inf if it never can."""
-    return _walk(cap, shape, now)[0]
+    return max(release_end(cap, shape), now)
+
+
+def release_end(cap: PoolCapacity, shape: Shape) -> float:
+    """The earliest start without the clock: -inf if the shape fits now, inf if it never can, else the expected
+    end of the last allocation that must go first. It changes only when the pool does."""
+    return _walk(cap, shape)[0]
 
 
 def start_and_blockers(cap: PoolCapacity, shape: Shape, now: float) -> tuple[float, list[Allocation]]:
     """The earliest start, and the allocations that must end first (in order of expected end)."""
-    start, by_end, k = _walk(cap, shape, now)
-    return start, list(by_end[:k] if k else by_end)
+    end, by_end, k = _walk(cap, shape)
+    return max(end, now), list(by_end[:k] if k else by_end)
 
 
-def _walk(cap: PoolCapacity, shape: Shape, now: float) -> tuple[float, list[Allocation], int]:
+def _walk(cap: PoolCapacity, shape: Shape) -> tuple[float, list[Allocation], int]:
     if shape.devices_per_node > cap.size or shape.nodes > len(cap.free):
         return math.inf, [], 0
     if cap.fits_shape(shape):
-        return now, [], 0
+        return -math.inf, [], 0
     by_end = cap.by_end()
     k = cap.releases_until_fit(shape)
-    return (max(by_end[k - 1].end, now) if k else math.inf), by_end, k
+    return (by_end[k - 1].end if k else math.inf), by_end, k
 
 
 def free_devices_at(cap: PoolCapacity, t: float) -> float:
