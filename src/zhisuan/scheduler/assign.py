@@ -95,6 +95,7 @@ class Assigner:
         if not no_capacity:
             del self.result.waits[NO_CAPACITY]
         self.result.rest, self.result.beyond = walk.rest()
+        self._walk = None  # the walk holds `dead`: without this loop a cycle's garbage is freed at once, not by the GC
         return self.result
 
     def _floor(self, p: int) -> float:
