@@ -73,7 +73,8 @@ class Ranking:
     staging: Staging  # moving each request's inputs to each pool: part of every run, whether scores weigh it
     staging_rows: list[list[float]]  # seconds, python copies for the assign loop
     floors: dict[str, list[float]]  # score -> per request, the spread that counts fully (scores with a floor)
-    _varies: dict[int, tuple[float, list[tuple[str, float]]]] = field(default_factory=dict, repr=False)
+    _varies: dict[int, tuple[float, list[tuple[list[float] | None, float, float]], float]] = field(
+        default_factory=dict, repr=False)
     _shapes: tuple[list[Shape], list[bool], bool] | None = field(default=None, repr=False, compare=False)
     _workload: Workload | None = field(default=None, repr=False, compare=False)
 
@@ -132,34 +133,40 @@ class Ranking:
         asks for a few pools, where numpy's per-call overhead dominates)."""
         cands: list[int] = []
         starts: list[float] = []
-        for p, d in zip(pools, delays, strict=True):
+        for i in range(len(pools)):
+            d: float = delays[i]
             if math.isfinite(d):
-                cands.append(p)
+                cands.append(pools[i])
                 starts.append(d)
-        if not cands:
+        n = len(cands)
+        if not n:
             return cands, []
-        wsum = max(sum(self.weights.values()), 1e-12)
-        flat, varying = self._varying(r)
-        acc = [flat] * len(cands)
-        moving = self.staging_rows[r] if self.ctx.staging is not None else None
-        for name, w in varying:
-            if name != "start":
-                row = self.raw_rows[name][r]
+        flat, terms, wsum = self._varying(r)
+        acc = [flat] * n
+        for row, w, floor in terms:
+            if row is not None:
                 vals = [row[p] for p in cands]
-            elif moving is not None:
-                vals = [d + moving[p] for p, d in zip(cands, starts, strict=True)]
+            elif self.ctx.staging is not None:  # moving the inputs is part of the time to start
+                moving = self.staging_rows[r]
+                vals = [starts[i] + moving[cands[i]] for i in range(n)]
             else:
                 vals = starts
-            lo, hi = min(vals), max(vals)
-            floor = self.floors[name][r] if name in self.floors else 0.0
+            lo: float = vals[0]
+            hi: float = lo
+            for i in range(1, n):
+                v: float = vals[i]
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
             if hi - lo < floor:
                 hi = lo + floor
             if hi > lo:
                 span = hi - lo
-                for i in range(len(vals)):
+                for i in range(n):
                     acc[i] += w * (100.0 * (hi - vals[i]) / span)
             else:
-                for i in range(len(vals)):
+                for i in range(n):
                     acc[i] += w * 100.0
         return cands, [v / wsum for v in acc]
 
@@ -183,19 +190,21 @@ class Ranking:
                 out[p].append(Part(name, float(row[0, i]), float(scores[i]), w, w * float(scores[i]) / wsum))
         return {p: tuple(v) for p, v in out.items()}
 
-    def _varying(self, r: int) -> tuple[float, list[tuple[str, float]]]:
-        """Row r's scores that differ between its pools (start always may), and the weighted 100s of those
-        that do not: equal on every pool, they are equal on any subset."""
+    def _varying(self, r: int) -> tuple[float, list[tuple[list[float] | None, float, float]], float]:
+        """Row r's scores that differ between its pools, each as (its raw row, None for the start; weight; floor),
+        the weighted 100s of those that do not (equal on every pool, they are equal on any subset), and the sum
+        of the weights: what `_totals` needs, looked up once per row."""
         known = self._varies.get(r)
         if known is None:
-            flat, varying = 0.0, []
+            flat, terms = 0.0, []
             for name, w in self.weights.items():
                 vals = {self.raw_rows[name][r][p] for p in self.prefs[r]} if name != "start" else None
                 if vals is not None and len(vals) <= 1:
                     flat += 100.0 * w
                 else:
-                    varying.append((name, w))
-            known = self._varies[r] = (flat, varying)
+                    floor = self.floors[name][r] if name in self.floors else 0.0
+                    terms.append((self.raw_rows[name][r] if name != "start" else None, w, floor))
+            known = self._varies[r] = (flat, terms, max(sum(self.weights.values()), 1e-12))
         return known
 
     def extended(self, more: Ranking) -> Ranking:
