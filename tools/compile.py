@@ -35,7 +35,7 @@ def main(force: bool) -> int:
         print("compiled modules are up to date")
         return 0
     native.STAMP.unlink(missing_ok=True)
-    for old in native.built():
+    for old in native.built(everywhere=True):
         old.unlink()
     files = [str(native.source_of(m).relative_to(SRC)) for m in native.COMPILED]
     print(f"compiling {len(files)} modules with mypyc (about a minute)", flush=True)

@@ -46,10 +46,15 @@ def digests() -> dict[str, str]:
     return {m: hashlib.sha256(source_of(m).read_bytes()).hexdigest() for m in COMPILED}
 
 
-def built() -> list[Path]:
-    """The extension modules a build left beside the sources (and mypyc's shared library beside the package)."""
+def built(everywhere: bool = False) -> list[Path]:
+    """The extension modules a build left beside the listed sources (`everywhere`: anywhere in the package, as
+    a build from an older list may have), and mypyc's shared library beside the package."""
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    out = [p for m in COMPILED for p in source_of(m).parent.glob(source_of(m).stem + ".*") if p.name.endswith(suffixes)]
+    if everywhere:
+        out = [p for p in PACKAGE.rglob("*.*") if p.name.endswith(suffixes)]
+    else:
+        out = [p for m in COMPILED for p in source_of(m).parent.glob(source_of(m).stem + ".*")
+               if p.name.endswith(suffixes)]
     return out + [p for p in PACKAGE.parent.glob("*__mypyc.*") if p.name.endswith(suffixes)]
 
 
@@ -59,6 +64,8 @@ def stale() -> list[str]:
         recorded = json.loads(STAMP.read_text())["sources"]
     except (OSError, ValueError, KeyError, TypeError):
         return list(COMPILED)
+    if set(recorded) != set(COMPILED):  # built from another list: modules no longer listed would still load
+        return sorted(set(recorded) ^ set(COMPILED))
     now = digests()
     return [m for m in COMPILED if recorded.get(m) != now[m]]
 
