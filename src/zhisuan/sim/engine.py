@@ -112,7 +112,7 @@ class Simulator:
             shape_of_base[k] = shapes[key]
         self.shape = shape_of_base[source]
         billed = holds(RequestTable.build(self.requests), PoolTable.build(scenario.pools))  # [shape, pool]
-        self.billed_cpus, self.billed_gib = billed.cpus, billed.memory_gib
+        self.billed_cpus, self.billed_gib = billed.cpus.tolist(), billed.memory_gib.tolist()  # few rows: read per run
         devices = np.fromiter((j.amount for j in base), np.float32, len(base))[source]
         self.log = JobLog(trace.jobs, submit, devices)
         # jobs no pool of the scenario could ever run are set aside (counted), not queued forever
@@ -132,6 +132,7 @@ class Simulator:
         self.utilization = Series(2)
         self.utilization.append(0.0, 0)
         self.cycles = 0
+        self._retired: list[tuple[int, float, float, float, int, int, int, bool, bool]] = []  # not yet in the log
 
     def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
         """Replay the trace. What exists before it (the trace, the scenario, the scheduler's tables) lives through
@@ -149,18 +150,18 @@ class Simulator:
         for k, o in enumerate(self.outages):
             events.push(o.start, Kind.DOWN, k)
             events.push(o.end, Kind.UP, k)
-        arrivals, submit = self.arrivals, self.log.submit
-        times = submit[arrivals]
+        arrivals = self.arrivals
+        times = self.log.submit[arrivals]
         nxt, n = 0, len(arrivals)
         done = 0
         while events or nxt < n:
             t = float(min(events.peek_time() if events else math.inf, times[nxt] if nxt < n else math.inf))
             tick = t if self.interval <= 0 else math.ceil(t / self.interval) * self.interval
-            upto = int(np.searchsorted(times, tick, side="right"))
+            upto = int(times.searchsorted(tick, "right"))
             popped = events.pop_until(tick)
             k = 0
-            for i in arrivals[nxt:upto].tolist():  # arrivals first at equal times, as when they were events
-                when = float(submit[i])
+            # arrivals first at equal times, as when they were events
+            for i, when in zip(arrivals[nxt:upto].tolist(), times[nxt:upto].tolist(), strict=True):
                 while k < len(popped) and popped[k][0] < when:
                     done += self._event(popped[k])
                     k += 1
@@ -179,6 +180,7 @@ class Simulator:
                 done = 0
         for job in list(self.live.values()):  # never finished (e.g. its center never came back)
             self._retire(job)
+        self._log_retired()
         expired = int(self.log.expired.sum())
         notes = [*self.trace.notes, *self.scenario.notes]
         if expired:
@@ -216,12 +218,27 @@ class Simulator:
 
     def _retire(self, job: SimJob, end: float = math.nan, expired: bool = False) -> None:
         """The job is done with: its outcome goes to the log, its object away."""
-        i, log = job.index, self.log
-        log.first_start[i], log.end[i], log.run_seconds[i] = job.first_start, end, job.run_seconds
-        log.pool[i], log.preemptions[i], log.restarts[i] = job.pool, job.preemptions, job.restarts
-        log.measured_speed[i], log.expired[i] = job.measured_speed, expired
+        i = job.index
+        self._retired.append((i, job.first_start, end, job.run_seconds, job.pool, job.preemptions, job.restarts,
+                              job.measured_speed, expired))
+        if len(self._retired) >= 4096:
+            self._log_retired()
         del self.live[i]
         del self.index[job.trace.id]
+
+    def _log_retired(self) -> None:
+        """Write the retired jobs' outcomes into the log's arrays, a block at a time (one numpy call per column,
+        not one per value)."""
+        if not self._retired:
+            return
+        log = self.log
+        cols = list(zip(*self._retired, strict=True))
+        idx = np.array(cols[0], dtype=np.int64)
+        arrays: list[np.ndarray] = [log.first_start, log.end, log.run_seconds, log.pool, log.preemptions, log.restarts,
+                                    log.measured_speed, log.expired]
+        for arr, col in zip(arrays, cols[1:], strict=True):
+            arr[idx] = col
+        self._retired.clear()
 
     def _estimate(self, job: SimJob) -> float:
         if self.estimates == "oracle":
@@ -276,8 +293,8 @@ class Simulator:
         job.version += 1
         self.device_seconds[job.pool] += devices * ran
         shape = self.shape[job.index]
-        self.runs.append(job.pool, job.started, now, devices, self.billed_cpus[shape, job.pool],
-                         self.billed_gib[shape, job.pool])
+        self.runs.append(job.pool, job.started, now, devices, self.billed_cpus[shape][job.pool],
+                         self.billed_gib[shape][job.pool])
         self.allocated -= devices
 
     def _finish(self, job: SimJob, now: float) -> None:
