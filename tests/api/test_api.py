@@ -1,5 +1,6 @@
 """The REST API in-process: tokens, tenant isolation, problem+json naming the field, nothing stored on errors."""
 
+import json
 import time
 
 import pytest
@@ -356,3 +357,28 @@ def test_an_expired_token_is_refused(tmp_path):
     token = tokens.issue("acme", 0.0, expires_at=100.0)
     assert tokens.principal(token, now=50.0) is not None
     assert tokens.principal(token, now=150.0) is None
+
+
+def test_the_audit_trail_names_who_did_what_from_where_and_only_admins_read_it(api):
+    client, keys, _, _ = api
+    admin, acme = auth(keys["admin"]), auth(keys["acme"])
+    made = client.post("/v1/tokens", json={"tenant": "lab", "label": "ci"}, headers=admin).json()
+    client.delete(f"/v1/tokens/{made['id']}", headers=admin)
+    assert client.post("/v1/session", headers=acme).status_code == 204
+    job = client.post("/v1/jobs", content=JOB, headers=acme).json()["id"]
+    client.post(f"/v1/jobs/{job}/cancel", headers=acme)
+    assert client.get("/v1/audit", headers=acme).status_code == 403
+    events = client.get("/v1/audit", headers=admin).json()
+    mine = [(e["action"], e["actor"], e["subject"]) for e in events]
+    assert mine[:3] == [("token.create", "admin ops", made["id"]), ("token.revoke", "admin ops", made["id"]),
+                        ("sign-in", "acme", "acme")]
+    assert ("job.pending", "acme", job) in mine and ("job.cancelled", "acme", job) in mine
+    assert {e["origin"] for e in events if not e["action"].startswith("job.")} == {"testclient"}
+    lines = client.get("/v1/audit", params={"format": "jsonl", "action": "sign-in"}, headers=admin)
+    assert lines.headers["content-type"].startswith("application/x-ndjson")
+    assert [json.loads(x)["actor"] for x in lines.text.splitlines()] == ["acme"]
+    for bad in [{"limit": 0}, {"limit": 10**9}, {"since": "soon"}, {"since": "nan"}, {"format": "xml"},
+                {"actor": "x" * 81}]:
+        r = client.get("/v1/audit", params=bad, headers=admin)
+        assert r.status_code == 422, bad
+        assert r.json()["errors"][0]["field"].endswith(next(iter(bad))), r.json()

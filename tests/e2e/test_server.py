@@ -263,3 +263,27 @@ def test_closing_a_server_ends_the_jobs_it_leaves_for_a_restart(tmp_path):
     assert processes_of(uids[0])  # a stop leaves the job for a restart to adopt
     assert s.close() >= 1
     assert not processes_of(uids[0]) and not (LEASES / str(uids[0])).exists()
+
+
+def test_the_audit_trail_from_the_cli_names_who_and_from_where_and_exports_json_lines(server):
+    import json
+
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+
+    admin = {"ZHISUAN_URL": server.url, "ZHISUAN_TOKEN": server.token("admin"), "COLUMNS": "200"}
+    made = CliRunner().invoke(app, ["token", "create", "lab", "--label", "ci"], env=admin)
+    assert made.exit_code == 0, made.output
+    with server.client("acme") as c:
+        c.post("/v1/jobs", content=job("audited", "true"))
+    res = CliRunner().invoke(app, ["audit", "--jsonl", "--since", "1h"], env=admin)
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.output.splitlines()]
+    create = next(e for e in events if e["action"] == "token.create")
+    assert create["actor"] == "admin admin" and create["origin"] == "127.0.0.1" and "label ci" in create["detail"]
+    assert any(e["action"] == "job.pending" and e["actor"] == "acme" for e in events)
+    table = CliRunner().invoke(app, ["audit", "--action", "token.create"], env=admin)
+    assert table.exit_code == 0 and "token.create" in table.output and "job.pending" not in table.output
+    refused = CliRunner().invoke(app, ["audit"], env={**admin, "ZHISUAN_TOKEN": server.token("acme")})
+    assert refused.exit_code != 0 and "403" in refused.output

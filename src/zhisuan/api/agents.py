@@ -11,10 +11,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhisuan.agent.protocol import Refused
+from zhisuan.api.admin import by
 from zhisuan.api.agent_relay import relay_agent
 from zhisuan.control.errors import Forbidden, NotFound
 from zhisuan.control.service import Service
@@ -85,14 +86,15 @@ def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
             raise Forbidden("only an admin token manages centers' credentials")
 
     @app.post("/v1/center-tokens", status_code=201)
-    def create(new: NewCenterToken, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+    def create(new: NewCenterToken, request: Request,
+               who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         """A credential for a center's agent, shown once: it speaks for that center only."""
         admin_only(who)
         if new.center not in links:
             raise SpecError([("center", f"no center {new.center!r} in network {service.network.name}")])
         now = time.time()
         token = tokens.issue("", now, label=new.label, expires_at=now + new.expires_in if new.expires_in else None,
-                             center=new.center)
+                             center=new.center, by=by(who, request))
         info = next(t for t in tokens.list(centers=True) if t.id == token_id(token))
         return {**center_token_json(info), "token": token, "joins": links[new.center].remote}
 
@@ -102,10 +104,10 @@ def add_agent_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
         return [center_token_json(t) for t in tokens.list(centers=True)]
 
     @app.delete("/v1/center-tokens/{token_id}")
-    def revoke(token_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+    def revoke(token_id: str, request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         """Revoke a center's credential: its agent is disconnected within seconds and cannot come back."""
         admin_only(who)
-        info = tokens.revoke(token_id, time.time(), centers=True)
+        info = tokens.revoke(token_id, time.time(), centers=True, by=by(who, request))
         if info is None:
             raise NotFound(token_id, "token")
         return center_token_json(info)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zhisuan.api.admin import add_admin_routes
+from zhisuan.api.admin import add_admin_routes, by
 from zhisuan.api.agents import add_agent_routes
 from zhisuan.api.data import add_data_routes
 from zhisuan.api.gateway import add_gateway_routes, add_service_routes
@@ -171,8 +171,10 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
 
     @app.post("/v1/session", status_code=204)
     def session(request: Request, who: Principal = Depends(principal)) -> Response:  # noqa: B008
-        """The dashboard's cookie for what a browser opens without headers (simulation reports)."""
+        """The dashboard's cookie for what a browser opens without headers (simulation reports): a sign-in,
+        on the audit trail."""
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        tokens.audit.record(by(who, request), "sign-in", who.tenant, time.time(), "dashboard")
         reply = Response(status_code=204)
         reply.set_cookie(SESSION, token, httponly=True, samesite="strict", path="/sim-reports")
         return reply

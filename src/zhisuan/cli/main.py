@@ -34,7 +34,7 @@ from zhisuan.cli.server import server_command
 from zhisuan.cli.services import service_app
 from zhisuan.cli.sharing import sharing_command
 from zhisuan.cli.sim import sim_command
-from zhisuan.cli.tokens import token_app
+from zhisuan.cli.tokens import audit_command, token_app
 from zhisuan.i18n import environment_lang
 
 app = typer.Typer(
@@ -91,6 +91,7 @@ for _name, _command in [("login", login_command), ("submit", submit_command), ("
                        ("quote", quote_command), ("centers", centers_command)]:
     app.command(_name)(_command)
 app.command("bill")(bill_command)
+app.command("audit")(audit_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(report_app, name="report")
 app.add_typer(token_app, name="token")

@@ -1,7 +1,9 @@
-"""`zhisuan token create | list | revoke`: manage API tokens over HTTP (an admin token is needed)."""
+"""`zhisuan token create | list | revoke`: manage API tokens over HTTP (an admin token is needed); `zhisuan audit`:
+the audit trail."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated
 
@@ -56,3 +58,34 @@ def revoke(token_id: Annotated[str, typer.Argument(help="the id `zhisuan token l
     with connect(url, token) as client:
         done = call(client, "DELETE", f"/v1/tokens/{token_id}")
     console.print(f"token {done['id']} of {done['tenant']} revoked")
+
+
+def audit_command(actor: Annotated[str | None, typer.Option(help="only this actor, as the trail names them "
+                                                            "(a tenant, or 'admin NAME')")] = None,
+                  action: Annotated[str | None, typer.Option(help="only this action: sign-in, token.create, "
+                                                             "token.revoke, job.queued, job.cancelled…")] = None,
+                  since: Annotated[str | None, typer.Option(help="only the last, e.g. 2h or 7d")] = None,
+                  limit: Annotated[int, typer.Option(min=1, max=10_000, help="at most this many (the newest)")] = 1000,
+                  jsonl: Annotated[bool, typer.Option("--jsonl", help="JSON lines, for export")] = False,
+                  url: Url = None, token: Token = None) -> None:
+    """The audit trail (admin token): sign-ins, token changes and job actions, with who and from where."""
+    params: dict[str, str | int | float] = {"limit": limit}
+    if actor:
+        params["actor"] = actor
+    if action:
+        params["action"] = action
+    if since:
+        params["since"] = time.time() - seconds(since, "--since")
+    with connect(url, token) as client:
+        events = call(client, "GET", "/v1/audit", params=params)
+    if jsonl:
+        for e in events:
+            print(json.dumps(e, ensure_ascii=False))
+        return
+    t = Table(title="audit trail")
+    for col in ["when", "actor", "from", "action", "subject", "detail"]:
+        t.add_column(col)
+    for e in events:
+        t.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"])), e["actor"], e["origin"], e["action"],
+                  e["subject"], e["detail"])
+    console.print(t)

@@ -147,3 +147,17 @@ class TokenUsageRow(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     counted_tokens: Mapped[int] = mapped_column(Integer)  # of those, counted or estimated by the gateway
+
+
+class AuditRow(Base):
+    """Who did what to the network, and from where: sign-ins and tokens (job actions are the transitions')."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(80), index=True)  # as transitions name who asked
+    origin: Mapped[str] = mapped_column(String(64), default="")  # the client's address as the server saw it
+    action: Mapped[str] = mapped_column(String(40), index=True)  # e.g. sign-in, token.create, token.revoke
+    subject: Mapped[str] = mapped_column(String(200), default="")  # what it acted on: a token id, a tenant
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
+from zhisuan.store.audit import AuditLog, By, record
 from zhisuan.store.schema import TokenRow
 
 RECHECK = 1.0  # seconds a token's validity is taken from the cache before the store is asked again
@@ -53,15 +54,21 @@ class TokenStore:
     def __init__(self, engine: Engine) -> None:
         self.session = sessionmaker(engine, expire_on_commit=False)
         self._known: dict[str, tuple[Principal | str | None, float]] = {}  # hash -> (who, when the store said)
+        self.audit = AuditLog(engine)  # token changes are recorded there, in their own transaction
 
     def issue(self, tenant: str, now: float, admin: bool = False, label: str = "",
-              expires_at: float | None = None, center: str | None = None) -> str:
+              expires_at: float | None = None, center: str | None = None, by: By | None = None) -> str:
         """A new token for `tenant` (admin tokens see and act on every tenant's jobs), or for a center's agent
-        (`center`: it speaks for that center only, never for a tenant)."""
+        (`center`: it speaks for that center only, never for a tenant). Asked `by` someone: on the audit trail."""
         token = ("zc_" if center else "zs_") + secrets.token_urlsafe(24)
         with self.session.begin() as s:
             s.add(TokenRow(token_hash=_hash(token), tenant="" if center else tenant, admin=admin and not center,
                            created_at=now, label=label, expires_at=expires_at, center=center))
+            if by is not None:
+                kind = f"center {center}" if center else f"{'admin ' if admin else ''}{tenant}"
+                record(s, by, "center-token.create" if center else "token.create", token_id(token), now,
+                       f"for {kind}" + (f", label {label}" if label else "")
+                       + (f", expires {expires_at:.0f}" if expires_at else ""))
         return token
 
     def principal(self, token: str, now: float | None = None) -> Principal | None:
@@ -107,9 +114,9 @@ class TokenStore:
             return [TokenInfo(r.token_hash[:12], r.tenant, r.admin, r.label, r.created_at, r.expires_at, r.revoked_at,
                               r.center) for r in rows]
 
-    def revoke(self, token_id: str, now: float, centers: bool = False) -> TokenInfo | None:
+    def revoke(self, token_id: str, now: float, centers: bool = False, by: By | None = None) -> TokenInfo | None:
         """Revoke the token whose id (hash prefix) is `token_id` (a center's with `centers`); None when there is
-        no such token."""
+        no such token. Asked `by` someone: on the audit trail."""
         if len(token_id) < 8 or not all(c in "0123456789abcdef" for c in token_id):
             return None
         with self.session.begin() as s:
@@ -120,5 +127,8 @@ class TokenStore:
             row = rows[0]
             if row.revoked_at is None:
                 row.revoked_at = now
+                if by is not None:
+                    record(s, by, "center-token.revoke" if centers else "token.revoke", row.token_hash[:12], now,
+                           f"of center {row.center}" if row.center else f"of {row.tenant}")
             return TokenInfo(row.token_hash[:12], row.tenant, row.admin, row.label, row.created_at, row.expires_at,
                              row.revoked_at, row.center)
