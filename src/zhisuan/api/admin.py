@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from zhisuan.control.errors import Forbidden, NotFound
 from zhisuan.control.service import Service
+from zhisuan.model import SpecError
 from zhisuan.store import Principal, TokenStore
 from zhisuan.store.audit import MAX_EVENTS, By
 from zhisuan.store.tokens import TokenInfo, token_id
@@ -24,6 +25,8 @@ class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     admin: bool = False
+    role: Literal["member", "viewer", "billing"] = Field(
+        "member", description="member: submit and see; viewer: see; billing: invoices only (not with admin)")
     label: str = Field("", max_length=80)
     expires_in: float | None = Field(None, gt=0, le=10 * 365 * 86400, description="seconds from now")
 
@@ -34,7 +37,8 @@ def by(who: Principal, request: Request) -> By:
 
 
 def token_json(t: TokenInfo) -> dict[str, Any]:
-    return {"id": t.id, "tenant": t.tenant, "admin": t.admin, "label": t.label, "created_at": t.created_at,
+    return {"id": t.id, "tenant": t.tenant, "admin": t.admin, "role": t.role, "label": t.label,
+            "created_at": t.created_at,
             "expires_at": t.expires_at, "revoked_at": t.revoked_at}
 
 
@@ -48,9 +52,11 @@ def add_admin_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
         """A new token, shown once (only its hash is kept)."""
         admin_only(who)
         service.check_tenant(new.tenant)
+        if new.admin and new.role != "member":
+            raise SpecError([("role", "an admin token runs the network: it takes no tenant role")])
         now = time.time()
         token = tokens.issue(new.tenant, now, new.admin, new.label, now + new.expires_in if new.expires_in else None,
-                             by=by(who, request))
+                             by=by(who, request), role=new.role)
         info = next(t for t in tokens.list() if t.id == token_id(token))
         return {**token_json(info), "token": token}
 

@@ -33,6 +33,7 @@ from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
 from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable
+from zhisuan.control.roles import NEEDS, refusal
 from zhisuan.control.service import Service
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.proxy import PATHS, Gateway
@@ -75,6 +76,10 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
                 who = await anyio.to_thread.run_sync(tokens.principal, token)
         if who is None:
             raise Unauthorized()
+        route = request.scope.get("route")
+        refused = refusal(who, request.method, route.path if route is not None else request.url.path)
+        if refused is not None:
+            raise Forbidden(refused)
         return who
 
     @app.exception_handler(Unauthorized)
@@ -195,6 +200,10 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         app.add_middleware(LeaderRelay, target=gateway.leader, front=gateway.front)
     app.add_middleware(Limits)  # outermost: it bounds and marks what is relayed too
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
+    unnamed = [f"{m} {r.path}" for r in app.routes if isinstance(r, APIRoute) and _asks(r.dependant, principal)
+               for m in sorted(r.methods) if (m, r.path) not in NEEDS]
+    if unnamed:
+        raise RuntimeError(f"routes with no role named in control/roles.py: {', '.join(unnamed)}")
     return app
 
 

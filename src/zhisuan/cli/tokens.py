@@ -20,16 +20,18 @@ token_app = typer.Typer(help="API tokens: create, list, revoke (with an admin to
 @token_app.command("create")
 def create(tenant: Annotated[str, typer.Argument(help="the tenant the token acts for")],
            admin: Annotated[bool, typer.Option("--admin", help="an admin token (every tenant's jobs)")] = False,
+           role: Annotated[str, typer.Option(help="member (submit and see), viewer (see) or billing (invoices "
+                                             "only)")] = "member",
            label: Annotated[str, typer.Option(help="a note: who holds it")] = "",
            expires: Annotated[str | None, typer.Option(help="valid for, e.g. 30d (default: until revoked)")] = None,
            url: Url = None, token: Token = None) -> None:
     """Issue a token; it is printed once, keep it (only its hash is stored)."""
-    body: dict[str, object] = {"tenant": tenant, "admin": admin, "label": label}
+    body: dict[str, object] = {"tenant": tenant, "admin": admin, "role": role, "label": label}
     if expires:
         body["expires_in"] = seconds(expires, "--expires")
     with connect(url, token) as client:
         made = call(client, "POST", "/v1/tokens", json=body)
-    console.print(f"token {made['id']} for {made['tenant']}{' (admin)' if made['admin'] else ''}:")
+    console.print(f"token {made['id']} for {made['tenant']} ({made['role']}):")
     print(made["token"])
 
 
@@ -39,14 +41,14 @@ def listing(url: Url = None, token: Token = None) -> None:
     with connect(url, token) as client:
         rows = call(client, "GET", "/v1/tokens")
     t = Table(title="tokens")
-    for col in ["id", "tenant", "admin", "label", "created", "expires", "revoked"]:
+    for col in ["id", "tenant", "role", "label", "created", "expires", "revoked"]:
         t.add_column(col)
 
     def when(x: float | None) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(x)) if x else ""
 
     for r in rows:
-        t.add_row(r["id"], r["tenant"], "yes" if r["admin"] else "", r["label"], when(r["created_at"]),
+        t.add_row(r["id"], r["tenant"], r["role"], r["label"], when(r["created_at"]),
                   when(r["expires_at"]), when(r["revoked_at"]))
     console.print(t)
 

@@ -59,6 +59,7 @@ class TokenRow(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     center: Mapped[str | None] = mapped_column(String(128), nullable=True)  # a center agent's credential
+    role: Mapped[str] = mapped_column(String(16), default="member")  # member | viewer | billing | admin
 
 
 class IdempotencyRow(Base):

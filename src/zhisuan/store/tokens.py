@@ -18,10 +18,14 @@ from zhisuan.store.schema import TokenRow
 RECHECK = 1.0  # seconds a token's validity is taken from the cache before the store is asked again
 
 
+ROLES = ("member", "viewer", "billing")  # what a tenant's token may be; an admin token's role is "admin"
+
+
 @dataclass(frozen=True)
 class Principal:
     tenant: str
     admin: bool
+    role: str = "member"  # member: submit and see; viewer: see; billing: invoices only (control/roles.py)
 
     @property
     def actor(self) -> str:
@@ -39,6 +43,7 @@ class TokenInfo:
     expires_at: float | None
     revoked_at: float | None
     center: str | None = None  # a center's token: its agent's credential, good for nothing else
+    role: str = "member"
 
 
 def _hash(token: str) -> str:
@@ -57,15 +62,21 @@ class TokenStore:
         self.audit = AuditLog(engine)  # token changes are recorded there, in their own transaction
 
     def issue(self, tenant: str, now: float, admin: bool = False, label: str = "",
-              expires_at: float | None = None, center: str | None = None, by: By | None = None) -> str:
+              expires_at: float | None = None, center: str | None = None, by: By | None = None,
+              role: str = "member") -> str:
         """A new token for `tenant` (admin tokens see and act on every tenant's jobs), or for a center's agent
         (`center`: it speaks for that center only, never for a tenant). Asked `by` someone: on the audit trail."""
+        if role not in ROLES:
+            raise ValueError(f"no role {role!r}: one of {', '.join(ROLES)}")
         token = ("zc_" if center else "zs_") + secrets.token_urlsafe(24)
+        admin = admin and not center
         with self.session.begin() as s:
-            s.add(TokenRow(token_hash=_hash(token), tenant="" if center else tenant, admin=admin and not center,
-                           created_at=now, label=label, expires_at=expires_at, center=center))
+            s.add(TokenRow(token_hash=_hash(token), tenant="" if center else tenant, admin=admin,
+                           created_at=now, label=label, expires_at=expires_at, center=center,
+                           role="admin" if admin else role))
             if by is not None:
-                kind = f"center {center}" if center else f"{'admin ' if admin else ''}{tenant}"
+                kind = f"center {center}" if center else f"{'admin ' if admin else ''}{tenant}" + (
+                    f" as {role}" if role != "member" and not admin else "")
                 record(s, by, "center-token.create" if center else "token.create", token_id(token), now,
                        f"for {kind}" + (f", label {label}" if label else "")
                        + (f", expires {expires_at:.0f}" if expires_at else ""))
@@ -100,7 +111,7 @@ class TokenStore:
         valid = row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
         who: Principal | str | None = None
         if valid and row is not None:
-            who = row.center if row.center else Principal(row.tenant, row.admin)
+            who = row.center if row.center else Principal(row.tenant, row.admin, "admin" if row.admin else row.role)
         if len(self._known) > 100_000:  # forged tokens must not grow the cache without end
             self._known.clear()
         self._known[digest] = (who, now)
@@ -112,7 +123,7 @@ class TokenStore:
             kind = TokenRow.center.is_not(None) if centers else TokenRow.center.is_(None)
             rows = s.scalars(select(TokenRow).where(kind).order_by(TokenRow.created_at))
             return [TokenInfo(r.token_hash[:12], r.tenant, r.admin, r.label, r.created_at, r.expires_at, r.revoked_at,
-                              r.center) for r in rows]
+                              r.center, r.role) for r in rows]
 
     def revoke(self, token_id: str, now: float, centers: bool = False, by: By | None = None) -> TokenInfo | None:
         """Revoke the token whose id (hash prefix) is `token_id` (a center's with `centers`); None when there is
@@ -131,4 +142,4 @@ class TokenStore:
                     record(s, by, "center-token.revoke" if centers else "token.revoke", row.token_hash[:12], now,
                            f"of center {row.center}" if row.center else f"of {row.tenant}")
             return TokenInfo(row.token_hash[:12], row.tenant, row.admin, row.label, row.created_at, row.expires_at,
-                             row.revoked_at, row.center)
+                             row.revoked_at, row.center, row.role)

@@ -1,0 +1,69 @@
+"""The role × route matrix: every route of the API, called with a token of every role, is refused (403,
+naming the role) exactly where control/roles.py says the role may not, and answered otherwise."""
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+
+from tests.api.test_api import JOB, api, auth  # noqa: F401  (the fixture)
+from zhisuan.control.roles import MAY, NEEDS
+
+PARAMS = {"tenant": "acme", "month": "2026-01", "path": "f.txt", "job_id": "j-x", "service_id": "s-x",
+          "token_id": "ffffffffffff", "name": "d", "ref": "d", "center": "here"}
+
+
+def url(path: str) -> str:
+    return re.sub(r"\{(\w+)(:path)?\}", lambda m: PARAMS[m.group(1)], path)
+
+
+@pytest.fixture
+def roles(api):  # noqa: F811
+    client, keys, _, _ = api
+    made = {"admin": keys["admin"], "member": keys["acme"]}
+    for role in ("viewer", "billing"):
+        made[role] = client.post("/v1/tokens", json={"tenant": "acme", "role": role},
+                                 headers=auth(keys["admin"])).json()["token"]
+    return client, made
+
+
+def test_every_route_refuses_exactly_the_roles_that_may_not_call_it(roles):
+    client, made = roles
+    routes = [(m, r.path) for r in client.app.routes if isinstance(r, APIRoute) for m in sorted(r.methods)
+              if (m, r.path) in NEEDS]
+    assert len(routes) >= 40  # the whole API, not a sample
+    cells = 0
+    for method, path in routes:
+        for role, token in made.items():
+            r = client.request(method, url(path), headers=auth(token), content=b"" if method != "GET" else None)
+            may = NEEDS[(method, path)] in MAY[role]
+            if may:
+                assert r.status_code != 403 or "may not" not in r.text, (role, method, path, r.text)
+            else:
+                assert r.status_code == 403, (role, method, path, r.status_code, r.text)
+                assert f"a {role} token may not" in r.json()["detail"]
+            cells += 1
+    assert cells == 4 * len(routes)
+
+
+def test_a_viewer_sees_the_tenants_jobs_and_a_billing_token_only_its_bills(roles):
+    client, made = roles
+    member, viewer, billing = auth(made["member"]), auth(made["viewer"]), auth(made["billing"])
+    job = client.post("/v1/jobs", content=JOB, headers=member).json()["id"]
+    assert client.get(f"/v1/jobs/{job}", headers=viewer).json()["id"] == job
+    assert client.post(f"/v1/jobs/{job}/cancel", headers=viewer).status_code == 403
+    assert client.post("/v1/jobs", content=JOB, headers=viewer).status_code == 403
+    assert client.get(f"/v1/jobs/{job}", headers=billing).status_code == 403
+    assert client.get("/v1/invoices/acme/2026-01", headers=billing).status_code == 200
+    assert client.get("/v1/whoami", headers=billing).json()["tenant"] == "acme"
+    listed = {t["role"] for t in client.get("/v1/tokens", headers=auth(made["admin"])).json()}
+    assert listed == {"admin", "member", "viewer", "billing"}
+
+
+def test_a_role_that_does_not_exist_or_an_admin_with_a_role_is_refused_naming_the_field(roles):
+    client, made = roles
+    admin = auth(made["admin"])
+    for body in [{"tenant": "acme", "role": "owner"}, {"tenant": "acme", "role": ""},
+                 {"tenant": "acme", "admin": True, "role": "viewer"}]:
+        r = client.post("/v1/tokens", json=body, headers=admin)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "role", (body, r.text)
