@@ -305,3 +305,36 @@ def test_services_are_listed_with_replicas_per_center_load_and_cost(browser, ser
             assert "web-echo" not in lab.locator("#view-services").inner_text()  # another tenant's service
         finally:
             c.delete(f"/v1/services/{sid}")
+
+
+def test_an_admin_searches_and_exports_the_audit_trail_and_a_viewer_only_looks(browser, server, tmp_path):
+    import json
+
+    with server.client("admin") as c:
+        made = c.post("/v1/tokens", json={"tenant": "acme", "role": "viewer", "label": "auditor"}).json()
+    page = open_as(browser, server, "admin")
+    page.click("button[data-tab='audit']")
+    row = page.wait_for_selector(f"#audit-table tr[data-action='token.create']:has-text('{made['id']}')")
+    assert "127.0.0.1" in row.inner_text() and "admin admin" in row.inner_text()
+    page.select_option("#audit-action", "sign-in")
+    page.click("#audit-search")
+    page.wait_for_function("[...document.querySelectorAll('#audit-table tr[data-action]')]"
+                           ".every((r) => r.dataset.action === 'sign-in')")
+    with page.expect_download() as got:
+        page.click("#audit-export")
+    lines = Path(got.value.path()).read_text().splitlines()
+    assert lines and all(json.loads(x)["action"] == "sign-in" for x in lines)
+    shot(page, "13-audit")
+    viewer = browser.new_page(viewport={"width": 1400, "height": 900})
+    viewer.goto(server.url + "/")
+    viewer.fill("#token-input", made["token"])
+    viewer.click("#login-button")
+    viewer.wait_for_selector("#centers")
+    assert viewer.locator("button[data-tab='audit']").is_hidden()
+    viewer.click("button[data-tab='jobs']")
+    viewer.wait_for_selector("#read-only")
+    assert viewer.locator("#submit-button").count() == 0 and viewer.locator("button.cancel").count() == 0
+    tenant = open_as(browser, server, "acme", lang="zh-CN")
+    assert tenant.locator("button[data-tab='audit']").is_hidden()
+    admin_zh = open_as(browser, server, "admin", lang="zh-CN")
+    assert admin_zh.locator("button[data-tab='audit']").inner_text() == "审计"

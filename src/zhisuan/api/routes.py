@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhisuan.api.shapes import Say, candidates_json, job_json
+from zhisuan.control.roles import role_of
 from zhisuan.control.service import Service
 from zhisuan.i18n import lang_of, translate
 from zhisuan.model import JobState, Network
@@ -125,7 +126,8 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     @app.get("/v1/whoami")
     def whoami(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         """Who the token acts for, and how to show times (the network's `control.timezone`)."""
-        return {"tenant": who.tenant, "admin": who.admin, "timezone": service.network.control.timezone}
+        return {"tenant": who.tenant, "admin": who.admin, "role": role_of(who),
+                "timezone": service.network.control.timezone}
 
     @app.get("/v1/control-plane")
     def control_plane(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008

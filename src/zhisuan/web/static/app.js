@@ -4,6 +4,7 @@ const EXAMPLE = "name: hello\ntenant: TENANT\nresources: {accelerators: a100:1}\
   "run: echo hello from $CUDA_VISIBLE_DEVICES; sleep 2; echo done\n";
 let TOKEN = localStorage.getItem("zhisuan.token");
 let TENANT = null;
+let ROLE = "member";  // member, viewer, billing or admin: what the token may do (control/roles.py)
 let TAB = "network";
 let timer = null;
 
@@ -28,8 +29,14 @@ async function login(token) {
   TOKEN = token;
   try {
     const who = await api("/v1/whoami");
-    TENANT = who.admin ? `${who.tenant} (admin)` : who.tenant;
+    ROLE = who.role || (who.admin ? "admin" : "member");
+    TENANT = who.admin ? `${who.tenant} (admin)` : ROLE === "member" ? who.tenant : `${who.tenant} (${ROLE})`;
     TZ = who.timezone || TZ;
+    if (ROLE === "billing") {  // invoices only: nothing of the console is this token's to see
+      $("#login-error").textContent = t("login.billing");
+      TOKEN = null;
+      return;
+    }
     CENTER_ZH = Object.fromEntries((await api("/v1/centers")).map((c) => [c.name, c.name_zh]));
     await api("/v1/session", { method: "POST" });  // a cookie for the simulation reports a new tab opens
   } catch (e) {
@@ -42,6 +49,7 @@ async function login(token) {
   $("#login").hidden = true;
   $("#tabs").hidden = false;
   $("#logout").hidden = false;
+  $("button[data-tab='audit']").hidden = ROLE !== "admin";
   show(TAB);
 }
 
@@ -57,7 +65,7 @@ function show(tab) {
   $("#who").textContent = TENANT ? t("who", { tenant: TENANT }) : "";
   clearInterval(timer);
   const render = { network: renderNetwork, jobs: renderJobs, services: renderServices, utilization: renderUtilization,
-    reports: renderReports }[tab];
+    reports: renderReports, audit: renderAudit }[tab];
   render();
   if (["jobs", "network", "services"].includes(tab)) timer = setInterval(render, 1500);
 }
@@ -95,11 +103,14 @@ async function renderNetwork() {
 async function renderJobs() {
   const view = $("#view-jobs");
   if (!view.dataset.ready) {
-    view.innerHTML = `<h2>${esc(t("jobs.submit"))}</h2><textarea id="spec-input"></textarea><br>` +
-      `<button id="submit-button">${esc(t("jobs.submit.button"))}</button><p id="submit-result"></p>` +
-      `<h2>${esc(t("jobs.title"))}</h2><div id="jobs-list"></div><div id="job-detail"></div>`;
-    $("#spec-input").value = EXAMPLE.replace("TENANT", TENANT.endsWith("(admin)") ? "acme" : TENANT);
-    $("#submit-button").onclick = submitJob;
+    const submit = ROLE === "viewer" ? `<p class="note" id="read-only">${esc(t("role.viewer"))}</p>` :
+      `<h2>${esc(t("jobs.submit"))}</h2><textarea id="spec-input"></textarea><br>` +
+      `<button id="submit-button">${esc(t("jobs.submit.button"))}</button><p id="submit-result"></p>`;
+    view.innerHTML = submit + `<h2>${esc(t("jobs.title"))}</h2><div id="jobs-list"></div><div id="job-detail"></div>`;
+    if (ROLE !== "viewer") {
+      $("#spec-input").value = EXAMPLE.replace("TENANT", TENANT.endsWith("(admin)") ? "acme" : TENANT);
+      $("#submit-button").onclick = submitJob;
+    }
     view.dataset.ready = "1";
   }
   const jobs = await api("/v1/jobs");
@@ -116,7 +127,7 @@ async function renderJobs() {
     `<td class="num">${j.exit_code ?? ""}</td><td>` +
     `<button class="logs" data-id="${esc(j.id)}">${esc(t("jobs.logs"))}</button> ` +
     (j.state === "pending" ? `<button class="why" data-id="${esc(j.id)}">${esc(t("jobs.why"))}</button> ` : "") +
-    (["pending", "scheduled", "staging", "running"].includes(j.state) ? `<button class="cancel" data-id="${esc(j.id)}">${esc(t("jobs.cancel"))}</button>` : "") +
+    (ROLE !== "viewer" && ["pending", "scheduled", "staging", "running"].includes(j.state) ? `<button class="cancel" data-id="${esc(j.id)}">${esc(t("jobs.cancel"))}</button>` : "") +
     `</td><td>${esc(waitText(j, moves[j.id]))}</td></tr>`).join("");
   $("#jobs-list").innerHTML = `<table id="jobs-table">${th(["col.id", "col.name", "col.tenant", "col.state", "col.where",
     "col.submitted", "col.exit", "col.actions", "col.why"], ["col.exit"])}${rows}</table>`;
@@ -212,6 +223,52 @@ async function renderUtilization() {
     timeChart($(`#util-chart-${i}`), `${(LANG === "zh-CN" && CENTER_ZH[center]) || center} — ${chip}`,
       rows.map((r) => r.bucket_start), series);
   });
+}
+
+// The audit trail (admin tokens): who did what, from where; searched by who, action and age, exported as JSON lines.
+const ACTIONS = ["sign-in", "token.create", "token.revoke", "center-token.create", "center-token.revoke", "job.pending",
+  "job.cancelled"];
+
+function auditQuery(format) {
+  const q = new URLSearchParams({ limit: "1000", format });
+  const actor = $("#audit-actor").value.trim();
+  const action = $("#audit-action").value;
+  const hours = parseFloat($("#audit-since").value);
+  if (actor) q.set("actor", actor);
+  if (action) q.set("action", action);
+  if (hours > 0) q.set("since", String(Date.now() / 1000 - hours * 3600));
+  return `/v1/audit?${q}`;
+}
+
+async function renderAudit() {
+  const view = $("#view-audit");
+  if (!view.dataset.ready || view.dataset.lang !== LANG) {
+    view.innerHTML = `<h2>${esc(t("audit.title"))}</h2><p>` +
+      `<label>${esc(t("audit.actor"))} <input id="audit-actor" size="16"></label> ` +
+      `<label>${esc(t("audit.action"))} <select id="audit-action"><option value="">${esc(t("audit.any"))}</option>` +
+      ACTIONS.map((a) => `<option value="${a}">${esc(t("action." + a))}</option>`).join("") + "</select></label> " +
+      `<label>${esc(t("audit.since"))} <input id="audit-since" type="number" min="0" size="5" value="24"></label> ` +
+      `<button id="audit-search">${esc(t("audit.search"))}</button> <button id="audit-export">${esc(t("audit.export"))}</button>` +
+      `</p><div id="audit-list"></div>`;
+    $("#audit-search").onclick = renderAudit;
+    $("#audit-export").onclick = async () => {
+      const r = await fetch(auditQuery("jsonl"), { headers: { Authorization: `Bearer ${TOKEN}` } });
+      const lines = await r.text();  // JSON lines, one event each: not one JSON document
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([lines], { type: "application/x-ndjson" }));
+      a.download = "audit.jsonl";
+      a.click();
+    };
+    view.dataset.ready = "1";
+    view.dataset.lang = LANG;
+  }
+  const events = await api(auditQuery("json"));
+  $("#audit-list").innerHTML = events.length ? `<table id="audit-table">` +
+    th(["col.when", "col.actor", "col.origin", "col.action", "col.subject", "col.detail"]) + events.slice().reverse().map((e) =>
+      `<tr data-action="${esc(e.action)}"><td>${esc(when(e.at))}</td><td>${esc(e.actor)}</td><td>${esc(e.origin)}</td>` +
+      `<td>${esc(MESSAGES.en["action." + e.action] ? t("action." + e.action) : e.action)}</td>` +
+      `<td>${esc(e.subject)}</td><td>${esc(e.detail)}</td></tr>`).join("") + "</table>"
+    : `<p>${esc(t("audit.none"))}</p>`;
 }
 
 async function renderReports() {
