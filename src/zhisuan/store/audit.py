@@ -9,8 +9,9 @@ twice, so the hot submit path pays nothing for it. Every field is bounded; an ex
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhisuan.store.schema import AuditRow, TransitionRow
@@ -59,29 +60,26 @@ class AuditLog:
         """Events oldest first within [since, until), at most `limit` (the newest ones when there are more):
         the trail's own rows and the job actions people asked for (`job.<state>`, subject the job)."""
         limit = max(1, min(limit, MAX_EVENTS))
-        with self.session() as s:
-            rows = select(AuditRow).order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
+
+        def newest(query: Select[Any], at: Any, who: Any) -> Select[Any]:
+            query = query.order_by(at.desc()).limit(limit)
             if actor is not None:
-                rows = rows.where(AuditRow.actor == actor)
+                query = query.where(who == actor)
+            if since is not None:
+                query = query.where(at >= since)
+            return query if until is None else query.where(at < until)
+
+        with self.session() as s:
+            rows = newest(select(AuditRow), AuditRow.at, AuditRow.actor)
             if action is not None:
                 rows = rows.where(AuditRow.action == action)
-            if since is not None:
-                rows = rows.where(AuditRow.at >= since)
-            if until is not None:
-                rows = rows.where(AuditRow.at < until)
             own = [AuditEvent(r.at, r.actor, r.origin, r.action, r.subject, r.detail) for r in s.scalars(rows)]
             jobs: list[AuditEvent] = []
             if action is None or action.startswith("job."):
-                moves = (select(TransitionRow).where(TransitionRow.actor != SYSTEM)
-                         .order_by(TransitionRow.at.desc(), TransitionRow.id.desc()).limit(limit))
-                if actor is not None:
-                    moves = moves.where(TransitionRow.actor == actor)
+                moves = newest(select(TransitionRow).where(TransitionRow.actor != SYSTEM), TransitionRow.at,
+                               TransitionRow.actor)
                 if action is not None:
                     moves = moves.where(TransitionRow.to_state == action.removeprefix("job."))
-                if since is not None:
-                    moves = moves.where(TransitionRow.at >= since)
-                if until is not None:
-                    moves = moves.where(TransitionRow.at < until)
                 jobs = [AuditEvent(t.at, t.actor, "", f"job.{t.to_state}", t.job_id, t.reason[:1000])
                         for t in s.scalars(moves)]
         events = sorted(own + jobs, key=lambda e: e.at)
