@@ -51,7 +51,7 @@ def test_a_key_used_before_does_not_fail_the_others_in_its_batch(store):
     batcher = SubmitBatcher(store)
     first = batcher.submit(spec("first"), time.time(), "acme", key="k1")
     items = [("again", "k1"), ("new1", "k2"), ("new2", None)]
-    out = store.submit_many([(spec("seed"), time.time(), "acme", "k0")])  # the store's own batch path
+    out = store.submit_many([(spec("seed"), time.time(), "acme", "k0", "")])  # the store's own batch path
     assert len(out) == 1
     results = {}
 
@@ -113,7 +113,7 @@ def test_a_servers_sqlite_wal_is_copied_back_by_its_own_thread_not_by_a_commit(t
     assert checkpoint_apart(engine, stop, every=3600) is not None  # not yet: commits alone must not copy it
     store = JobStore(engine)
     start = path.stat().st_size
-    store.submit_many([(spec(f"j{k}"), time.time(), "acme", None) for k in range(12000)])
+    store.submit_many([(spec(f"j{k}"), time.time(), "acme", None, "") for k in range(12000)])
     assert path.stat().st_size == start, "no commit copied the WAL back (auto-checkpoints are off)"
     stop.set()
     stop2 = threading.Event()

@@ -80,7 +80,8 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         refused = refusal(who, request.method, route.path if route is not None else request.url.path)
         if refused is not None:
             raise Forbidden(refused)
-        return who
+        client = request.scope.get("client")
+        return Principal(who.tenant, who.admin, who.role, client[0]) if client else who  # from where, for the trail
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, __: Unauthorized) -> JSONResponse:

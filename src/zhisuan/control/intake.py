@@ -63,7 +63,7 @@ class Intake:
         """Store a job; a retry with the same idempotency key returns the job the first try stored."""
         spec = self._job(text, who, now, key)
         try:
-            return self.submits.submit(spec, now, who.actor, key)
+            return self.submits.submit(spec, now, who.actor, key, who.origin)
         except StoreBehind as e:
             raise TooMany(str(e)) from None
 
@@ -76,6 +76,6 @@ class Intake:
             if spec.inputs:
                 await anyio.to_thread.run_sync(self.data.inputs_of, spec)
         try:
-            return await self.submits.submit_async(spec, now, who.actor, key)
+            return await self.submits.submit_async(spec, now, who.actor, key, who.origin)
         except StoreBehind as e:
             raise TooMany(str(e)) from None

@@ -195,7 +195,7 @@ class Service:
             return rec
         try:
             done = self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.actor}",
-                                         usage=self.meter.run_rows(rec, now), actor=who.actor)
+                                         usage=self.meter.run_rows(rec, now), actor=who.actor, origin=who.origin)
         except ValueError:  # it ended (or moved on) between the read and the write: report how it stands
             return self.job(job_id, who)
         if rec.state in (JobState.RUNNING, JobState.SCHEDULED) and rec.engine_handle and self.leading():

@@ -80,7 +80,7 @@ class AuditLog:
                                TransitionRow.actor)
                 if action is not None:
                     moves = moves.where(TransitionRow.to_state == action.removeprefix("job."))
-                jobs = [AuditEvent(t.at, t.actor, "", f"job.{t.to_state}", t.job_id, t.reason[:1000])
+                jobs = [AuditEvent(t.at, t.actor, t.origin, f"job.{t.to_state}", t.job_id, t.reason[:1000])
                         for t in s.scalars(moves)]
         events = sorted(own + jobs, key=lambda e: e.at)
         return events[-limit:]

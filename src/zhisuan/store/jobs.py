@@ -102,11 +102,11 @@ class JobStore:
         return self.submit_record(spec, now).id
 
     def submit_record(self, spec: JobSpec, now: float, actor: str = "zhisuan",
-                      idempotency_key: str | None = None) -> JobRecord:
+                      idempotency_key: str | None = None, origin: str = "") -> JobRecord:
         """Store a validated spec as a pending job; returns the stored record (one transaction, no re-read).
         With an idempotency key, a submit the tenant made before with the same key returns that job instead."""
         try:
-            return self.submit_many([(spec, now, actor, idempotency_key)])[0]
+            return self.submit_many([(spec, now, actor, idempotency_key, origin)])[0]
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -118,8 +118,8 @@ class JobStore:
                 raise
             return rec
 
-    def submit_many(self, items: list[tuple[JobSpec, float, str, str | None]]) -> list[JobRecord]:
-        """Store validated specs (spec, now, actor, idempotency key) as pending jobs in one transaction: all or
+    def submit_many(self, items: list[tuple[JobSpec, float, str, str | None, str]]) -> list[JobRecord]:
+        """Store validated specs (spec, now, actor, idempotency key, origin) as pending jobs in one transaction: all or
         none (a key used before fails the whole batch with IntegrityError)."""
         ids = [f"j-{uuid.uuid4().hex[:12]}" for _ in items]
         jobs, transitions, keys = self._inserts()
@@ -127,26 +127,27 @@ class JobStore:
             jobs.run(conn, [{"id": i, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
                              "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now,
                              "updated_at": now, "attempts": 0}
-                            for i, (spec, now, _, _) in zip(ids, items, strict=True)])
+                            for i, (spec, now, _, _, _) in zip(ids, items, strict=True)])
             transitions.run(conn, [{"job_id": i, "from_state": None, "to_state": JobState.PENDING.value, "at": now,
-                                    "reason": "submitted", "actor": actor}
-                                   for i, (_, now, actor, _) in zip(ids, items, strict=True)])
+                                    "reason": "submitted", "actor": actor, "origin": origin[:64]}
+                                   for i, (_, now, actor, _, origin) in zip(ids, items, strict=True)])
             keys.run(conn, [{"tenant": spec.tenant, "key": key, "job_id": i, "created_at": now}
-                            for i, (spec, now, _, key) in zip(ids, items, strict=True) if key is not None])
+                            for i, (spec, now, _, key, _) in zip(ids, items, strict=True) if key is not None])
         return [JobRecord(i, spec.tenant, spec.name, spec, JobState.PENDING, spec.priority, now, now, None, None, (),
-                          None, (), None, None, None, 0) for i, (spec, now, _, _) in zip(ids, items, strict=True)]
+                          None, (), None, None, None, 0) for i, (spec, now, _, _, _) in zip(ids, items, strict=True)]
 
     def _inserts(self) -> tuple[Insert, Insert, Insert]:
         if self._hot is None:
             self._hot = (Insert(self.engine, JobRow, ("id", "tenant", "name", "spec", "state", "priority",
                                                       "submitted_at", "updated_at", "attempts")),
                          Insert(self.engine, TransitionRow, ("job_id", "from_state", "to_state", "at", "reason",
-                                                             "actor")),
+                                                             "actor", "origin")),
                          Insert(self.engine, IdempotencyRow, ("tenant", "key", "job_id", "created_at")))
         return self._hot
 
     def transition(self, job_id: str, target: JobState, now: float, why: str = "",
-                   usage: list[dict[str, Any]] | None = None, actor: str = "zhisuan", **fields: Any) -> JobRecord:
+                   usage: list[dict[str, Any]] | None = None, actor: str = "zhisuan", origin: str = "",
+                   **fields: Any) -> JobRecord:
         """Move a job to `target` if its lifecycle allows, setting `fields` in the same transaction;
         `why` goes into the transition record; `usage` rows (the run that ends) are stored with it, so a
         run is metered exactly once whatever crashes when."""
@@ -166,7 +167,7 @@ class JobStore:
             if target is not JobState.PENDING:
                 row.wait_reason, row.expected_start = None, None
             s.add(TransitionRow(job_id=job_id, from_state=current.value, to_state=target.value, at=now,
-                                reason=why, actor=actor))
+                                reason=why, actor=actor, origin=origin[:64]))
             for u in usage or []:
                 s.add(UsageRow(**u))
             return _record(row)

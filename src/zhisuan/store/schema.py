@@ -46,6 +46,7 @@ class TransitionRow(Base):
     at: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(80), default="zhisuan")  # who asked: a tenant, an admin, zhisuan
+    origin: Mapped[str] = mapped_column(String(64), default="")  # the address the request came from (audit)
 
 
 class TokenRow(Base):

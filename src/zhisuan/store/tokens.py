@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
@@ -26,6 +26,7 @@ class Principal:
     tenant: str
     admin: bool
     role: str = "member"  # member: submit and see; viewer: see; billing: invoices only (control/roles.py)
+    origin: str = field(default="", compare=False)  # the address this request came from (the audit trail's)
 
     @property
     def actor(self) -> str:
