@@ -11,7 +11,6 @@ directly in C, so a mix would hold two kinds of the same class). What runs is al
 from __future__ import annotations
 
 import hashlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
@@ -20,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 COMPILED: tuple[str, ...] = (
     "zhisuan.scheduler.assign",
@@ -41,33 +41,83 @@ def source_of(module: str) -> Path:
     return PACKAGE.parent.joinpath(*module.split(".")).with_suffix(".py")
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def digests() -> dict[str, str]:
     """Each compiled module's source hash, as the build stamp records it."""
-    return {m: hashlib.sha256(source_of(m).read_bytes()).hexdigest() for m in COMPILED}
+    return {m: _digest(source_of(m)) for m in COMPILED}
 
 
-def built(everywhere: bool = False) -> list[Path]:
-    """The extension modules a build left beside the listed sources (`everywhere`: anywhere in the package, as
-    a build from an older list may have), and mypyc's shared library beside the package."""
+def dependencies() -> dict[str, str]:
+    """The hashes of the package's modules the compiled ones import (their types were compiled in: a changed
+    field there makes the build stale too), by path below the package's parent."""
+    import ast
+
+    out: dict[str, str] = {}
+    for m in COMPILED:
+        for node in ast.walk(ast.parse(source_of(m).read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                if not name.startswith("zhisuan.") or name in COMPILED:
+                    continue
+                base = PACKAGE.parent.joinpath(*name.split("."))
+                for path in (base.with_suffix(".py"), base / "__init__.py"):
+                    if path.is_file():
+                        out[str(path.relative_to(PACKAGE.parent))] = _digest(path)
+    return dict(sorted(out.items()))
+
+
+def extension(module: str) -> Path | None:
+    """The compiled module beside its source, if a build left one."""
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    if everywhere:
-        out = [p for p in PACKAGE.rglob("*.*") if p.name.endswith(suffixes)]
-    else:
-        out = [p for m in COMPILED for p in source_of(m).parent.glob(source_of(m).stem + ".*")
-               if p.name.endswith(suffixes)]
-    return out + [p for p in PACKAGE.parent.glob("*__mypyc.*") if p.name.endswith(suffixes)]
+    src = source_of(module)
+    return next((p for p in src.parent.glob(src.stem + ".*") if p.name.endswith(suffixes)), None)
+
+
+def built() -> list[Path]:
+    """The listed modules' extension modules a build left beside their sources."""
+    return [p for m in COMPILED if (p := extension(m)) is not None]
+
+
+def leftovers(root: Path) -> list[Path]:
+    """Every extension module in the package and mypyc's shared libraries in `root` (the source tree's top,
+    not site-packages, where other packages keep theirs): what a rebuild removes first."""
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    return [p for p in [*PACKAGE.rglob("*.*"), *root.glob("*__mypyc.*")] if p.name.endswith(suffixes)]
+
+
+def _stamp() -> dict[str, Any] | None:
+    try:
+        stamp = json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) and isinstance(stamp.get("sources"), dict) else None
 
 
 def stale() -> list[str]:
-    """Compiled modules whose source is not what was compiled (all of them when the stamp is missing)."""
-    try:
-        recorded = json.loads(STAMP.read_text())["sources"]
-    except (OSError, ValueError, KeyError, TypeError):
+    """What is not as it was compiled: listed modules changed or without their extension, a module the stamp
+    lists and the list no longer does (or the reverse), a changed dependency, a missing shared library. Every
+    listed module when there is no stamp."""
+    stamp = _stamp()
+    if stamp is None:
         return list(COMPILED)
-    if set(recorded) != set(COMPILED):  # built from another list: modules no longer listed would still load
+    recorded: dict[str, str] = stamp["sources"]
+    if set(recorded) != set(COMPILED):
         return sorted(set(recorded) ^ set(COMPILED))
+    library = PACKAGE.parent / str(stamp.get("library", ""))
+    if not stamp.get("library") or not library.is_file():
+        return list(COMPILED)
     now = digests()
-    return [m for m in COMPILED if recorded.get(m) != now[m]]
+    out = [m for m in COMPILED if recorded[m] != now[m] or extension(m) is None]
+    for path, digest in dict(stamp.get("depends", {})).items():
+        file = PACKAGE.parent / path
+        if not file.is_file() or _digest(file) != digest:
+            out.append(path)
+    return out
 
 
 def compiled() -> bool:
@@ -77,8 +127,9 @@ def compiled() -> bool:
     return not (assign.__file__ or "").endswith(".py")
 
 
-class _FromSource(importlib.abc.MetaPathFinder):
-    """Finds the listed modules' .py files, ahead of the extension modules beside them."""
+class _FromSource:
+    """Finds the listed modules' .py files, ahead of the extension modules beside them (a meta path finder;
+    not derived from importlib.abc, whose import costs the CLI's start 20 ms)."""
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = frozenset(names)
@@ -92,7 +143,9 @@ class _FromSource(importlib.abc.MetaPathFinder):
 
 def guard() -> str | None:
     """Run the sources when asked to or when the build is stale; returns why, or None when the build runs."""
-    if not built():
+    stamp = _stamp()
+    listed = set(COMPILED) | set(stamp["sources"] if stamp else ())  # a module dropped from the list, too
+    if not built() and not any(extension(m) for m in listed):
         return None  # never compiled: Python finds the sources anyway
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         why = f"{PURE_ENV} is set"
@@ -100,7 +153,9 @@ def guard() -> str | None:
         changed = stale()
         if not changed:
             return None
-        why = f"{source_of(changed[0]).relative_to(PACKAGE.parent)} changed since the compiled build"
+        first = changed[0]
+        why = f"{source_of(first).relative_to(PACKAGE.parent) if first.startswith('zhisuan.') else first} is not " \
+              "as compiled"
         print(f"zhisuan: {why}; running the Python source (`make install` compiles it again)", file=sys.stderr)
-    sys.meta_path.insert(0, _FromSource(COMPILED))
+    sys.meta_path.insert(0, _FromSource(sorted(listed)))
     return why

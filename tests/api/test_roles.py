@@ -67,3 +67,26 @@ def test_a_role_that_does_not_exist_or_an_admin_with_a_role_is_refused_naming_th
                  {"tenant": "acme", "admin": True, "role": "viewer"}]:
         r = client.post("/v1/tokens", json=body, headers=admin)
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "role", (body, r.text)
+
+
+def test_simulation_reports_behind_the_cookie_need_the_role_that_reads_them(api):  # noqa: F811
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    from zhisuan.api.app import SESSION, TokenCookie
+    from zhisuan.store import TokenStore
+
+    client, keys, store, _ = api
+    tokens = TokenStore(store.engine)
+    reports = TestClient(Starlette(routes=[Mount("/sim-reports", TokenCookie(PlainTextResponse("a report"), tokens))]))
+    billing = client.post("/v1/tokens", json={"tenant": "acme", "role": "billing"},
+                          headers=auth(keys["admin"])).json()["token"]
+    reports.cookies.set(SESSION, keys["acme"])
+    assert reports.get("/sim-reports/r/index.html").text == "a report"
+    reports.cookies.set(SESSION, billing)
+    r = reports.get("/sim-reports/r/index.html")
+    assert r.status_code == 403 and "a billing token may not" in r.json()["detail"]
+    reports.cookies.set(SESSION, "zs_forged")
+    assert reports.get("/sim-reports/r/index.html").status_code == 401

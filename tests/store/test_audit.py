@@ -35,9 +35,12 @@ def test_job_actions_come_from_the_transitions_without_a_second_write(db_url):
     rec = jobs.submit_record(SPEC, 1.0, actor="acme")
     jobs.transition(rec.id, JobState.CANCELLED, 2.0, "asked to", actor="admin ops")
     jobs.submit_record(SPEC, 3.0)  # the control plane's own (a requeue, a service's replica): not a person's act
+    jobs.submit_record(SPEC, 3.5, actor="service s-1")  # a service's replica
+    stopped = jobs.submit_record(SPEC, 3.6, actor="zhisuan", origin="10.0.0.9")  # a tenant named zhisuan, asking
+    jobs.transition(stopped.id, JobState.CANCELLED, 3.7, "its service stopped", actor="admin zhisuan")
     acts = [(e.action, e.actor, e.subject) for e in log.search()]
-    assert acts == [("job.pending", "acme", rec.id), ("job.cancelled", "admin ops", rec.id)]
-    assert all(e.actor != "zhisuan" for e in log.search())  # what the control plane does by itself is not a person's
+    assert acts == [("job.pending", "acme", rec.id), ("job.cancelled", "admin ops", rec.id),
+                    ("job.pending", "zhisuan", stopped.id)]
     assert [e.action for e in log.search(action="job.cancelled")] == ["job.cancelled"]
     assert log.search(action="token.create") == []
 

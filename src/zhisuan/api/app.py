@@ -180,7 +180,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         """The dashboard's cookie for what a browser opens without headers (simulation reports): a sign-in,
         on the audit trail."""
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        tokens.audit.record(by(who, request), "sign-in", who.tenant, time.time(), "dashboard")
+        tokens.audit.signed_in(by(who, request), who.tenant, time.time(), "dashboard")
         reply = Response(status_code=204)
         reply.set_cookie(SESSION, token, httponly=True, samesite="strict", path="/sim-reports")
         return reply
@@ -247,8 +247,14 @@ class TokenCookie:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cookies = dict(scope.get("headers") or []).get(b"cookie", b"").decode("latin-1")
         token = next((c.split("=", 1)[1] for c in cookies.split("; ") if c.startswith(SESSION + "=")), "")
-        if scope["type"] == "http" and (not token or self.tokens.principal(token) is None):
-            refused = problem(401, "Unauthorized", "log in to the dashboard to open simulation reports")
-            await refused(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            who = self.tokens.principal(token) if token else None
+            if who is None:
+                await problem(401, "Unauthorized", "log in to the dashboard to open simulation reports")(
+                    scope, receive, send)
+                return
+            why = refusal(who, "GET", "/v1/sim-reports")  # the reports' role, not only a valid token
+            if why is not None:
+                await problem(403, "Forbidden", why)(scope, receive, send)
+                return
         await self.app(scope, receive, send)

@@ -65,7 +65,8 @@ def revoke(token_id: Annotated[str, typer.Argument(help="the id `zhisuan token l
 def audit_command(actor: Annotated[str | None, typer.Option(help="only this actor, as the trail names them "
                                                             "(a tenant, or 'admin NAME')")] = None,
                   action: Annotated[str | None, typer.Option(help="only this action: sign-in, token.create, "
-                                                             "token.revoke, job.queued, job.cancelled…")] = None,
+                                                             "token.revoke, job.pending (a submit), "
+                                                             "job.cancelled…")] = None,
                   since: Annotated[str | None, typer.Option(help="only the last, e.g. 2h or 7d")] = None,
                   limit: Annotated[int, typer.Option(min=1, max=10_000, help="at most this many (the newest)")] = 1000,
                   jsonl: Annotated[bool, typer.Option("--jsonl", help="JSON lines, for export")] = False,

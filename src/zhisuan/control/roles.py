@@ -1,7 +1,8 @@
 """What each role may do, and what each API route needs.
 
 A token acts for a tenant with a role: `member` submits, cancels and sees the tenant's jobs, data, services and
-bills; `viewer` only sees them; `billing` sees only the invoices; an admin token (role `admin`) runs the network.
+bills; `viewer` sees the jobs, data and services, not the bills; `billing` sees only the invoices; an admin token
+(role `admin`) runs the network.
 Every route of the API names its need here (`NEEDS`, one table, checked where the caller is identified); a route
 that names none is refused at start, so none can be added without saying who may call it.
 """

@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select, and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhisuan.store.schema import AuditRow, TransitionRow
 
-SYSTEM = "zhisuan"  # the actor of what the control plane does by itself (not audited as a person's action)
+# What the control plane does by itself is not a person's act: its own actors (the loop; the service object
+# stopping a service's replicas) and a service's replicas, none asked over the API (no origin). A tenant may be
+# named "zhisuan": its requests come from somewhere, and are shown.
+SYSTEM = ("zhisuan", "admin zhisuan")
+SIGN_IN_EVERY = 600.0  # seconds: a dashboard reloaded again and again signs in once in the trail, not each time
 MAX_EVENTS = 10_000  # one answer's most events
 
 
@@ -50,6 +54,18 @@ def record(s: Session, by: By, action: str, subject: str, now: float, detail: st
 class AuditLog:
     def __init__(self, engine: Engine) -> None:
         self.session = sessionmaker(engine, expire_on_commit=False)
+        self._signed_in: dict[tuple[str, str], float] = {}  # (actor, origin) -> when last recorded
+
+    def signed_in(self, by: By, tenant: str, now: float, detail: str = "") -> None:
+        """A sign-in, unless the same actor signed in from the same address within SIGN_IN_EVERY: any token
+        may sign in, and must not push everyone else's events out of the trail by repeating it."""
+        last = self._signed_in.get((by.actor, by.origin))
+        if last is not None and now - last < SIGN_IN_EVERY:
+            return
+        if len(self._signed_in) > 10_000:
+            self._signed_in.clear()
+        self._signed_in[(by.actor, by.origin)] = now
+        self.record(by, "sign-in", tenant, now, detail)
 
     def record(self, by: By, action: str, subject: str, now: float, detail: str = "") -> None:
         with self.session.begin() as s:
@@ -76,8 +92,9 @@ class AuditLog:
             own = [AuditEvent(r.at, r.actor, r.origin, r.action, r.subject, r.detail) for r in s.scalars(rows)]
             jobs: list[AuditEvent] = []
             if action is None or action.startswith("job."):
-                moves = newest(select(TransitionRow).where(TransitionRow.actor != SYSTEM), TransitionRow.at,
-                               TransitionRow.actor)
+                person = or_(TransitionRow.origin != "", and_(TransitionRow.actor.not_in(SYSTEM),
+                                                                     TransitionRow.actor.not_like("service %")))
+                moves = newest(select(TransitionRow).where(person), TransitionRow.at, TransitionRow.actor)
                 if action is not None:
                     moves = moves.where(TransitionRow.to_state == action.removeprefix("job."))
                 jobs = [AuditEvent(t.at, t.actor, t.origin, f"job.{t.to_state}", t.job_id, t.reason[:1000])

@@ -43,7 +43,7 @@ class TransitionRow(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     to_state: Mapped[str] = mapped_column(String(16))
-    at: Mapped[float] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float, index=True)  # the audit trail reads the newest first
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(80), default="zhisuan")  # who asked: a tenant, an admin, zhisuan
     origin: Mapped[str] = mapped_column(String(64), default="")  # the address the request came from (audit)

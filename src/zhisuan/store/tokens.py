@@ -124,7 +124,7 @@ class TokenStore:
             kind = TokenRow.center.is_not(None) if centers else TokenRow.center.is_(None)
             rows = s.scalars(select(TokenRow).where(kind).order_by(TokenRow.created_at))
             return [TokenInfo(r.token_hash[:12], r.tenant, r.admin, r.label, r.created_at, r.expires_at, r.revoked_at,
-                              r.center, r.role) for r in rows]
+                              r.center, "admin" if r.admin else r.role) for r in rows]
 
     def revoke(self, token_id: str, now: float, centers: bool = False, by: By | None = None) -> TokenInfo | None:
         """Revoke the token whose id (hash prefix) is `token_id` (a center's with `centers`); None when there is
@@ -143,4 +143,4 @@ class TokenStore:
                     record(s, by, "center-token.revoke" if centers else "token.revoke", row.token_hash[:12], now,
                            f"of center {row.center}" if row.center else f"of {row.tenant}")
             return TokenInfo(row.token_hash[:12], row.tenant, row.admin, row.label, row.created_at, row.expires_at,
-                             row.revoked_at, row.center, row.role)
+                             row.revoked_at, row.center, "admin" if row.admin else row.role)

@@ -230,7 +230,7 @@ const ACTIONS = ["sign-in", "token.create", "token.revoke", "center-token.create
   "job.cancelled"];
 
 function auditQuery(format) {
-  const q = new URLSearchParams({ limit: "1000", format });
+  const q = new URLSearchParams({ limit: format === "jsonl" ? "10000" : "1000", format });  // an export: all it may
   const actor = $("#audit-actor").value.trim();
   const action = $("#audit-action").value;
   const hours = parseFloat($("#audit-since").value);
@@ -253,6 +253,10 @@ async function renderAudit() {
     $("#audit-search").onclick = renderAudit;
     $("#audit-export").onclick = async () => {
       const r = await fetch(auditQuery("jsonl"), { headers: { Authorization: `Bearer ${TOKEN}` } });
+      if (!r.ok) {  // a problem is not an export
+        $("#audit-list").textContent = `${r.status} ${(await r.json()).detail || ""}`;
+        return;
+      }
       const lines = await r.text();  // JSON lines, one event each: not one JSON document
       const a = document.createElement("a");
       a.href = URL.createObjectURL(new Blob([lines], { type: "application/x-ndjson" }));
