@@ -64,21 +64,37 @@ def test_the_compiled_scheduler_and_simulator_decide_as_the_source_does():
     assert all(v[0] > 0 for v in compiled.values())  # something was decided on every side
 
 
-def test_a_stale_build_runs_the_source(tmp_path):
-    """An edited source without a rebuild: the guard loads every listed module from source, together."""
+@pytest.mark.parametrize("how", ["a source changed", "a dependency changed", "an extension is missing"])
+def test_a_stale_build_runs_the_source(how):
+    """An edited source (or a module the compiled ones import) without a rebuild, or a build missing a module:
+    the guard loads every listed module from source, together, and says why."""
     if not native.built():
         pytest.skip("no compiled build")
     probe = "import zhisuan, zhisuan.native as n; print(zhisuan.PURE_BECAUSE); print(n.compiled())"
     stamp = native.STAMP.read_text()
     recorded = json.loads(stamp)
-    recorded["sources"][native.COMPILED[0]] = "0" * 64
+    moved = None
+    if how == "a source changed":
+        recorded["sources"][native.COMPILED[0]] = "0" * 64
+        expect = "zhisuan/scheduler/assign.py is not as compiled"
+    elif how == "a dependency changed":
+        first = sorted(recorded["depends"])[0]
+        recorded["depends"][first] = "0" * 64
+        expect = f"{first} is not as compiled"
+    else:
+        moved = native.extension("zhisuan.scheduler.queue")
+        assert moved is not None
+        moved.rename(moved.with_name(moved.name + ".away"))
+        expect = "zhisuan/scheduler/queue.py is not as compiled"
     try:
         native.STAMP.write_text(json.dumps(recorded))
         run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                              env={k: v for k, v in os.environ.items() if k != native.PURE_ENV})
     finally:
         native.STAMP.write_text(stamp)
+        if moved is not None:
+            moved.with_name(moved.name + ".away").rename(moved)
     assert run.returncode == 0, run.stderr
     why, compiled = run.stdout.splitlines()
-    assert why == "zhisuan/scheduler/assign.py is not as compiled" and compiled == "False"
+    assert why == expect and compiled == "False"
     assert "make install" in run.stderr
