@@ -133,7 +133,7 @@ def test_a_job_stuck_in_slurms_queue_is_withdrawn_and_placed_again(make, cluster
 def test_a_preemption_on_slurm_signals_the_victim_and_requeues_it(make, clusters, tmp_path):  # noqa: F811
     store, loop, svc = make(policy="priority")
     resumable = ('if [ -f "$ZHISUAN_CHECKPOINT_DIR/saved-$SLURM_NODEID" ]; then echo "node $SLURM_NODEID resumes '
-                 'attempt $ZHISUAN_ATTEMPT"; exit 0; fi; trap \'touch "$ZHISUAN_CHECKPOINT_DIR/saved-$SLURM_NODEID";'
+                 'attempt $ZHISUAN_ATTEMPT"; exit 0; fi; trap \': > "$ZHISUAN_CHECKPOINT_DIR/saved-$SLURM_NODEID";'
                  ' exit 0\' TERM; echo "node $SLURM_NODEID ready"; sleep 120 & wait')
     low = svc.submit(spec("low", resumable, "a100:8", nodes=2), ACME, time.time()).id
     rec = step_until(loop, store, low, {JobState.RUNNING})
