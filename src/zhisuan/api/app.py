@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from zhisuan.api.admin import add_admin_routes, by
 from zhisuan.api.agents import add_agent_routes
 from zhisuan.api.data import add_data_routes
+from zhisuan.api.funds import add_funds_routes
 from zhisuan.api.gateway import add_gateway_routes, add_service_routes
 from zhisuan.api.leader_relay import LeaderRelay
 from zhisuan.api.limits import Limits
@@ -32,7 +33,7 @@ from zhisuan.api.relay import add_relay_routes
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
-from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable
+from zhisuan.control.errors import Conflict, Forbidden, NotFound, PaymentRequired, TooMany, Unavailable
 from zhisuan.control.roles import NEEDS, refusal
 from zhisuan.control.service import Service
 from zhisuan.gateway.errors import GatewayError
@@ -120,6 +121,10 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:  # 404 of no route, 405, ...
         return problem(e.status_code, str(e.detail), str(e.detail), headers=dict(e.headers or {}))
 
+    @app.exception_handler(PaymentRequired)
+    async def _payment(_: Request, e: PaymentRequired) -> JSONResponse:
+        return problem(402, "Payment required", str(e))
+
     @app.exception_handler(TooMany)
     async def _too_many(_: Request, e: TooMany) -> JSONResponse:
         return problem(429, "Too many requests", str(e), headers={"Retry-After": "5"})
@@ -173,6 +178,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         app.state.gateway = gateway
         add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)
+    add_funds_routes(app, service, principal)
     add_agent_routes(app, service, tokens, principal, agents_at)
 
     @app.post("/v1/session", status_code=204)

@@ -41,6 +41,10 @@ class Carrier:
             waits = victims.get(start.job_id, set()) | ({start.job_id} if start.job_id in self.stopping else set())
             self._place(start, now, waits)
 
+    def preempt(self, pre: Preempt, now: float) -> None:
+        """Stop a run outside a cycle's decisions (control/gate.py), as a cycle's preemption stops it."""
+        self._preempt(pre, now)
+
     def _preempt(self, pre: Preempt, now: float) -> bool:
         """Stop a victim gracefully and requeue it; True when its run must end before its devices are used."""
         loop = self.loop

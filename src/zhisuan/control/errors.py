@@ -34,3 +34,7 @@ class TooMany(RuntimeError):
 
 class Unavailable(RuntimeError):
     """What was asked lives at a center that cannot answer now (its agent away, its engine down)."""
+
+
+class PaymentRequired(RuntimeError):
+    """The job's expected cost is more than its project has left (402): the message gives the figures."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 import anyio
 
 from zhisuan.control.datasets import DataService
-from zhisuan.control.errors import Forbidden, TooMany, check_key
+from zhisuan.control.errors import Forbidden, PaymentRequired, TooMany, check_key
+from zhisuan.control.funds import Funds
 from zhisuan.model import JobSpec, Network, SpecError, parse_job_spec
 from zhisuan.scheduler.feasibility import Feasibility
 from zhisuan.scheduler.framework import Policy
 from zhisuan.store import JobRecord, JobStore, Principal
+from zhisuan.store.ledger import InsufficientFunds
 from zhisuan.store.submits import StoreBehind, SubmitBatcher
 
 INLINE = 4096  # bytes: a spec at most this long is parsed on the event loop
@@ -28,6 +30,8 @@ class Intake:
         self.network, self.data, self.has_stores = network, data, has_stores
         self.feasible = Feasibility(network, policy)  # the pools' table built once
         self.submits = SubmitBatcher(store)
+        self.store = store
+        self.funds: Funds | None = None  # set by the Service: funded projects' jobs hold their expected cost
 
     def check_tenant(self, tenant: str) -> None:
         """A tenant must be one of the network's (a network that names none is open to any)."""
@@ -59,9 +63,22 @@ class Intake:
             raise SpecError([("kind", "a service is deployed with POST /v1/services (its replicas become jobs)")])
         return spec
 
+    def _held(self, spec: JobSpec, who: Principal, now: float, key: str | None) -> JobRecord | None:
+        """A funded project's job, stored with its hold in one transaction (None: the project has no funds,
+        the batch stores it). Blocking: a worker thread's."""
+        fen = self.funds.hold_for(spec, now) if self.funds is not None else None
+        if fen is None:
+            return None
+        try:
+            return self.store.submit_record(spec, now, who.actor, key, who.origin, hold_fen=fen)
+        except InsufficientFunds as e:
+            raise PaymentRequired(str(e)) from None
+
     def submit(self, text: str | bytes, who: Principal, now: float, key: str | None = None) -> JobRecord:
         """Store a job; a retry with the same idempotency key returns the job the first try stored."""
         spec = self._job(text, who, now, key)
+        if (held := self._held(spec, who, now, key)) is not None:
+            return held
         try:
             return self.submits.submit(spec, now, who.actor, key, who.origin)
         except StoreBehind as e:
@@ -75,6 +92,10 @@ class Intake:
             spec = self._job(text, who, now, key, lookups=False)
             if spec.inputs:
                 await anyio.to_thread.run_sync(self.data.inputs_of, spec)
+        if self.funds is not None and (not self.funds.is_fresh(now) or spec.tenant in self.funds.funded(now)):
+            held = await anyio.to_thread.run_sync(self._held, spec, who, now, key)
+            if held is not None:
+                return held
         try:
             return await self.submits.submit_async(spec, now, who.actor, key, who.origin)
         except StoreBehind as e:

@@ -24,6 +24,7 @@ import time
 from zhisuan.agent.protocol import handle_of, split
 from zhisuan.control.carry import Carrier
 from zhisuan.control.failover import Failover
+from zhisuan.control.gate import FundsGate
 from zhisuan.control.inproc import links
 from zhisuan.control.jobs import JobInfo, Run
 from zhisuan.control.keeper import ServiceKeeper
@@ -55,6 +56,7 @@ class ControlLoop:
         self.settings = network.control
         self.keeper: ServiceKeeper | None = None  # set by the Service that owns the services
         self.stager: Stager | None = None  # set by the Service when centers have stores: stages inputs
+        self.gate: FundsGate | None = None  # set by the Service: projects out of funds wait (control/gate.py)
         given = engines if isinstance(engines, Fleet) else Fleet.single(network, engines)
         self.links = links(network, given)  # every center through its agent: in this process, or remote
         self.fleet = Fleet(self.links)
@@ -157,6 +159,8 @@ class ControlLoop:
                 self.observe_load(now)
             self.carrier.settle_stopping(now)
             self._apply(self.feed.read(now))
+            if self.gate is not None:
+                self.gate.step(now)
             t0 = time.perf_counter()
             result = self.state.cycle(now)
             took = time.perf_counter() - t0

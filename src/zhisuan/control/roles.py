@@ -71,6 +71,12 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("DELETE", "/v1/center-tokens/{token_id}"): "admin",
     ("GET", "/v1/agents/{center}/starts"): "admin",
     ("GET", "/v1/agents"): "admin",
+    ("GET", "/v1/funds"): "bill",
+    ("GET", "/v1/funds/{tenant}"): "bill",
+    ("GET", "/v1/funds/{tenant}/ledger"): "bill",
+    ("PUT", "/v1/funds/{tenant}"): "admin",
+    ("POST", "/v1/funds/{tenant}/topups"): "admin",
+    ("GET", "/v1/reconcile/{month}"): "admin",
 }
 
 

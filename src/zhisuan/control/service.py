@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable, check_key
+from zhisuan.control.funds import Funds
+from zhisuan.control.gate import FundsGate
 from zhisuan.control.intake import Intake
 from zhisuan.control.keeper import ServiceKeeper
 from zhisuan.control.loop import ControlLoop
@@ -83,6 +85,8 @@ class Service:
         self.loop.keeper = self.keeper
         self.data, self.mover = data_services(self.loop, self.network, DatasetStore(self.store.engine))
         self.intake = Intake(self.store, self.network, self.loop.policy, self.data, self.mover is not None)
+        self.funds = self.intake.funds = Funds(self.store, self.network, self.intake.feasible, self.meter)
+        self.loop.gate = FundsGate(self.loop, self.funds.check)
 
     @property
     def down(self) -> dict[str, str]:
@@ -344,6 +348,14 @@ class Service:
         bill.services = services_section(bill.lines, model_of, self.token_usage.totals(tenant, since, until))
         bill.add_data(*self.data.bill(tenant, since, until, time.time() if now is None else now))
         return bill
+
+    def reconcile(self, month: str, who: Principal, now: float) -> list[dict[str, Any]]:
+        """Each funded project's invoice for `month` beside its ledger, to the fen (admins)."""
+        if not who.admin:
+            raise Forbidden("only an admin token reconciles the ledger")
+        running = {r.id for r in self.store.find(states={JobState.RUNNING})}
+        return [self.funds.reconcile(self.invoice(a.tenant, month, SYSTEM, now), running)
+                for a in self.funds.ledger.accounts()]
 
     def utilization(self, who: Principal, since: float, until: float, bucket: float,
                     center: str | None = None, now: float | None = None) -> dict[str, object]:

@@ -59,6 +59,8 @@ class ControlSettings(_Strict):
     beat_every: float = Field(2.0, gt=0, le=3600.0, description="seconds between an agent's heartbeats")
     timezone: str = Field("Asia/Shanghai", max_length=64,
                           description="the zone the dashboard shows times in (bills use Asia/Shanghai)")
+    funds_webhook: str | None = Field(None, max_length=2048, pattern=r"^https?://\S+$",
+                                      description="URL told (POST, JSON) when a project's funds cross 50/80/100%")
 
     @field_validator("timezone")
     @classmethod

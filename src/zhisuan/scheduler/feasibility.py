@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from zhisuan.model import JobSpec, Network, Request, SpecError, request_from_spec
+from zhisuan.scheduler.decisions import Why
 from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.policies import DEFAULT
 from zhisuan.scheduler.ranking import rank
@@ -72,6 +73,15 @@ class Feasibility:
                 errors.append(("constraints.deadline", late))
         if errors:
             raise SpecError(errors)
+
+    def expected_cost(self, spec: JobSpec, now: float) -> float:
+        """CNY the job is expected to cost at most: the dearest pool the policy accepts for it, started now
+        and held for its time limit (or the default run time), priced hour by hour as the invoice will be —
+        what a funded project holds for it until it ends (its inputs' movement is not included)."""
+        ranking = rank(RequestTable.build([request_from_spec(spec)]), self.table, self.policy)
+        duration = spec.constraints.time_limit or DEFAULT_DURATION
+        costs = [c.cost for c in Why(ranking, 0, duration, -1, calendar=now).candidates() if not c.rejected]
+        return max(costs, default=0.0)
 
 
 def check_spec(spec: JobSpec, network: Network, policy: Policy = DEFAULT, now: float | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhisuan.store.schema import AuditRow, TransitionRow
@@ -49,6 +49,12 @@ def record(s: Session, by: By, action: str, subject: str, now: float, detail: st
     """Add one event to the session's transaction (the caller's change and its record commit together)."""
     s.add(AuditRow(at=now, actor=by.actor[:80], origin=by.origin[:64], action=action[:40], subject=subject[:200],
                    detail=detail[:1000]))
+
+
+def record_conn(conn: Connection, by: By, action: str, subject: str, now: float, detail: str = "") -> None:
+    """`record` in a Core transaction (the ledger's)."""
+    conn.execute(insert(AuditRow), {"at": now, "actor": by.actor[:80], "origin": by.origin[:64],
+                                    "action": action[:40], "subject": subject[:200], "detail": detail[:1000]})
 
 
 class AuditLog:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec, JobState, check_transition
+from zhisuan.store.ledger import hold, settle
 from zhisuan.store.schema import IdempotencyRow, JobRow, TransitionRow, UsageRow
 
 UPDATABLE = {"center", "pool", "nodes", "devices_per_node", "devices", "engine_handle", "exit_code", "reason",
@@ -102,11 +103,11 @@ class JobStore:
         return self.submit_record(spec, now).id
 
     def submit_record(self, spec: JobSpec, now: float, actor: str = "zhisuan",
-                      idempotency_key: str | None = None, origin: str = "") -> JobRecord:
+                      idempotency_key: str | None = None, origin: str = "", hold_fen: int | None = None) -> JobRecord:
         """Store a validated spec as a pending job; returns the stored record (one transaction, no re-read).
         With an idempotency key, a submit the tenant made before with the same key returns that job instead."""
         try:
-            return self.submit_many([(spec, now, actor, idempotency_key, origin)])[0]
+            return self.submit_many([(spec, now, actor, idempotency_key, origin)], [hold_fen])[0]
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -118,12 +119,17 @@ class JobStore:
                 raise
             return rec
 
-    def submit_many(self, items: list[tuple[JobSpec, float, str, str | None, str]]) -> list[JobRecord]:
+    def submit_many(self, items: list[tuple[JobSpec, float, str, str | None, str]],
+                    holds: list[int | None] | None = None) -> list[JobRecord]:
         """Store validated specs (spec, now, actor, idempotency key, origin) as pending jobs in one transaction: all or
-        none (a key used before fails the whole batch with IntegrityError)."""
+        none (a key used before fails the whole batch with IntegrityError). `holds`: fen each job of a funded
+        project holds, taken first (InsufficientFunds: nothing stored)."""
         ids = [f"j-{uuid.uuid4().hex[:12]}" for _ in items]
         jobs, transitions, keys = self._inserts()
         with self.engine.begin() as conn:
+            for i, (spec, now, actor, _, _), fen in zip(ids, items, holds or [None] * len(items), strict=True):
+                if fen is not None:
+                    hold(conn, spec.tenant, i, fen, now, actor)
             jobs.run(conn, [{"id": i, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
                              "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now,
                              "updated_at": now, "attempts": 0}
@@ -170,6 +176,9 @@ class JobStore:
                                 reason=why, actor=actor, origin=origin[:64]))
             for u in usage or []:
                 s.add(UsageRow(**u))
+            if usage or target.terminal:  # the run's charge and the job's hold, if its project is funded
+                s.flush()
+                settle(s.connection(), job_id, row.tenant, target.terminal, bool(usage), now)
             return _record(row)
 
     def set_fields(self, job_id: str, state: JobState, **fields: Any) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -163,3 +163,51 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(40), index=True)  # e.g. sign-in, token.create, token.revoke
     subject: Mapped[str] = mapped_column(String(200), default="")  # what it acted on: a token id, a tenant
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class FundsRow(Base):
+    """A project's money (fen, integers): a prepaid balance, a monthly budget, or both. `available` and `held`
+    are the ledger's two accounts for the project, kept here in the same transaction as every entry, so an
+    admission checks and holds in one conditional UPDATE (two racing submits cannot both spend the last yuan)."""
+
+    __tablename__ = "funds"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    prepaid: Mapped[bool] = mapped_column(Boolean, default=False)
+    available_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # top-ups less charges less holds
+    held_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # expected cost of its queued and running jobs
+    budget_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # per local month; None: no budget
+    month: Mapped[str] = mapped_column(String(7), default="")  # the month `spent_fen` counts (YYYY-MM)
+    spent_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # charged in `month`
+    at_zero: Mapped[str] = mapped_column(String(8), default="hold")  # hold: running jobs go on; stop: requeued
+    alerted: Mapped[str] = mapped_column(String(16), default="")  # the last alert: "<month>:<percent>"
+    updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class LedgerRow(Base):
+    """One leg of a double-entry transaction: the legs of a `txn` sum to zero fen."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (Index("ix_ledger_tenant_at", "tenant", "at"), Index("ix_ledger_job", "job_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    txn: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    tenant: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(16))  # available | held | revenue | payments
+    fen: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # topup | hold | release | charge
+    job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    month: Mapped[str] = mapped_column(String(7))  # the local month it belongs to (a charge: its usage's)
+    actor: Mapped[str] = mapped_column(String(80), default="zhisuan")
+    memo: Mapped[str] = mapped_column(String(200), default="")
+
+
+class HoldRow(Base):
+    """What a queued or running job of a funded project holds until it ends."""
+
+    __tablename__ = "holds"
+
+    job_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    fen: Mapped[int] = mapped_column(BigInteger)
