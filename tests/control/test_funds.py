@@ -70,8 +70,12 @@ def step_until(loop, store, job_id, states, limit=20.0, also=lambda: True):
     raise AssertionError((store.get(job_id).state, store.get(job_id).wait_reason))
 
 
+def held(store, job_id):
+    return "out of funds" in (store.get(job_id).wait_reason or "")
+
+
 def test_a_submit_holds_its_expected_cost_or_is_refused_with_the_figures(world):
-    store, loop, svc = world()
+    store, _, svc = world()
     svc.funds.configure(ADMIN, "acme", time.time(), True, False, None)
     with pytest.raises(PaymentRequired, match=r"expected to cost up to ¥3,600\.00.*¥0\.00 free"):
         svc.submit(job("a", 1, "true", limit=3600), ACME, time.time())
@@ -91,10 +95,10 @@ def test_a_submit_holds_its_expected_cost_or_is_refused_with_the_figures(world):
 def test_a_budget_below_what_is_committed_is_refused_and_bad_amounts_name_the_field(world):
     from zhisuan.model import SpecError
 
-    store, loop, svc = world()
+    _, _, svc = world()
     svc.funds.configure(ADMIN, "acme", time.time(), None, 1_000_000, None)  # ¥10,000 a month
     svc.submit(job("a", 2, "true", limit=3600), ACME, time.time())  # holds ¥7,200
-    with pytest.raises(SpecError, match="budget_yuan.*below what project acme already committed"):
+    with pytest.raises(SpecError, match=r"budget_yuan.*below what project acme already committed"):
         svc.funds.configure(ADMIN, "acme", time.time(), None, 500_000, None)
     for bad in (-5, 0, float("nan"), float("inf"), 1e12):
         with pytest.raises(SpecError, match="amount_yuan"):
@@ -107,7 +111,7 @@ def test_a_budget_below_what_is_committed_is_refused_and_bad_amounts_name_the_fi
 
 
 def test_racing_top_ups_all_count(world):
-    store, loop, svc = world()
+    _, _, svc = world()
     threads = [threading.Thread(target=svc.funds.topup, args=(ADMIN, "acme", 1.01, f"t{i}", time.time()))
                for i in range(8)]
     for t in threads:
@@ -124,7 +128,7 @@ def webhook():
     told = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             import json
 
             told.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
@@ -153,7 +157,7 @@ def test_a_project_out_of_money_mid_run_is_held_then_resumed_by_a_top_up(world, 
     hold = svc.funds.hold_for(svc.validate(job("b", 2, "echo b ran", limit=600), ACME), time.time())
     svc.funds.topup(ADMIN, "acme", hold / 100 + 5, "first payment", time.time())
     b = svc.submit(job("b", 2, "echo b ran", limit=600), ACME, time.time()).id
-    rec = step_until(loop, store, b, {JobState.PENDING}, also=lambda: "out of funds" in (store.get(b).wait_reason or ""))
+    rec = step_until(loop, store, b, {JobState.PENDING}, also=lambda: held(store, b))
     assert "held: project acme is out of funds" in rec.wait_reason and "a top-up" in rec.wait_reason
     assert store.get(a).state is JobState.RUNNING  # at_zero: hold — running jobs go on
     svc.cancel(a, ACME, time.time())  # the devices are free now, but acme owes money: b stays held
@@ -189,7 +193,7 @@ def test_a_project_that_chose_stop_has_its_running_jobs_stopped_and_requeued(wor
     step_until(loop, store, a, {JobState.RUNNING})
     svc.funds.configure(ADMIN, "acme", time.time(), True, False, "stop")
     svc.funds.topup(ADMIN, "acme", 3, "", time.time())  # three seconds of the running job
-    rec = step_until(loop, store, a, {JobState.PENDING}, also=lambda: "out of funds" in (store.get(a).wait_reason or ""))
+    rec = step_until(loop, store, a, {JobState.PENDING}, also=lambda: held(store, a))
     states = [t.to_state.value for t in store.transitions(a)]
     assert states[-2:] == ["preempted", "pending"] and rec.attempts == 1
     svc.funds.topup(ADMIN, "acme", 7200, "", time.time())

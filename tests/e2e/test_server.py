@@ -287,3 +287,41 @@ def test_the_audit_trail_from_the_cli_names_who_and_from_where_and_exports_json_
     assert table.exit_code == 0 and "token.create" in table.output and "job.pending" not in table.output
     refused = CliRunner().invoke(app, ["audit"], env={**admin, "ZHISUAN_TOKEN": server.token("acme")})
     assert refused.exit_code != 0 and "403" in refused.output
+
+
+def test_funds_through_the_cli_and_the_api_refuse_what_a_project_cannot_pay(server):
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+
+    admin = {"ZHISUAN_URL": server.url, "ZHISUAN_TOKEN": server.token("admin"), "COLUMNS": "200"}
+    acme_env = {**admin, "ZHISUAN_TOKEN": server.token("acme")}
+    made = CliRunner().invoke(app, ["funds", "topup", "acme", "15", "--memo", "invoice 7"], env=admin)
+    assert made.exit_code == 0 and "¥15.00" in made.output, made.output
+    refused = CliRunner().invoke(app, ["funds", "topup", "acme", "15"], env=acme_env)
+    assert refused.exit_code != 0 and "403" in refused.output
+    with server.client("acme") as c:
+        one_hour = job("costly", "true").replace("run:", "constraints: {time_limit: 1h}\nrun:")
+        first = c.post("/v1/jobs", content=one_hour)
+        assert first.status_code == 201  # holds ¥10
+        r = c.post("/v1/jobs", content=one_hour)
+        assert r.status_code == 402 and "¥10.00" in r.json()["detail"] and "¥5.00 free" in r.json()["detail"]
+        for bad, field in (({"amount_yuan": -1}, "amount_yuan"), ({"amount_yuan": "NaN"}, "amount_yuan"),
+                           ({"amount_yuan": 1e300}, "amount_yuan")):
+            r = server.client("admin").post("/v1/funds/acme/topups", json=bad)
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, (bad, r.text)
+        r = server.client("admin").put("/v1/funds/acme", json={"at_zero": "never"})
+        assert r.status_code == 422 and "at_zero" in r.text
+    shown = CliRunner().invoke(app, ["funds", "show"], env=acme_env)
+    assert shown.exit_code == 0 and "¥10.00" in shown.output and "acme" in shown.output, shown.output
+    legs = CliRunner().invoke(app, ["funds", "ledger", "acme"], env=acme_env)
+    assert legs.exit_code == 0 and "topup" in legs.output and "invoice 7" in legs.output, legs.output
+    with server.client("acme") as c:
+        wait(c, first.json()["id"], "succeeded")  # its run is charged, its hold goes
+    rec = CliRunner().invoke(app, ["funds", "reconcile", time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))],
+                             env=admin)
+    assert rec.exit_code == 0 and "balanced" in rec.output, rec.output
+    after = server.client("acme").get("/v1/funds/acme").json()
+    assert after["held_fen"] == 0 and after["available_fen"] + after["spent_fen"] == 1500, after  # nothing held now
+    trail = CliRunner().invoke(app, ["audit", "--action", "funds.topup", "--jsonl"], env=admin)
+    assert "invoice 7" in trail.output and "127.0.0.1" in trail.output

@@ -28,6 +28,7 @@ from zhisuan.cli.common import LANG
 from zhisuan.cli.data import data_app
 from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
+from zhisuan.cli.funds import funds_app
 from zhisuan.cli.network import network_command
 from zhisuan.cli.plan import plan_command
 from zhisuan.cli.server import server_command
@@ -95,6 +96,7 @@ app.command("audit")(audit_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(report_app, name="report")
 app.add_typer(token_app, name="token")
+app.add_typer(funds_app, name="funds")
 app.add_typer(service_app, name="service")
 app.add_typer(data_app, name="data")
 
