@@ -24,6 +24,8 @@ def roles(api):  # noqa: F811
     for role in ("viewer", "billing"):
         made[role] = client.post("/v1/tokens", json={"tenant": "acme", "role": role},
                                  headers=auth(keys["admin"])).json()["token"]
+    made["operator"] = client.post("/v1/tokens", json={"role": "operator", "centers": ["here"]},
+                                   headers=auth(keys["admin"])).json()["token"]
     return client, made
 
 
@@ -41,9 +43,9 @@ def test_every_route_refuses_exactly_the_roles_that_may_not_call_it(roles):
                 assert r.status_code != 403 or "may not" not in r.text, (role, method, path, r.text)
             else:
                 assert r.status_code == 403, (role, method, path, r.status_code, r.text)
-                assert f"a {role} token may not" in r.json()["detail"]
+                assert f"{'an' if role == 'operator' else 'a'} {role} token may not" in r.json()["detail"]
             cells += 1
-    assert cells == 4 * len(routes)
+    assert cells == 5 * len(routes) and len(MAY) == 5
 
 
 def test_a_viewer_sees_the_tenants_jobs_and_a_billing_token_only_its_bills(roles):
@@ -57,7 +59,37 @@ def test_a_viewer_sees_the_tenants_jobs_and_a_billing_token_only_its_bills(roles
     assert client.get("/v1/invoices/acme/2026-01", headers=billing).status_code == 200
     assert client.get("/v1/whoami", headers=billing).json()["tenant"] == "acme"
     listed = {t["role"] for t in client.get("/v1/tokens", headers=auth(made["admin"])).json()}
-    assert listed == {"admin", "member", "viewer", "billing"}
+    assert listed == {"admin", "member", "viewer", "billing", "operator"}
+
+
+def test_an_operator_sees_its_center_and_anonymised_jobs_but_no_tenant_spec_log_or_bill(roles):
+    client, made = roles
+    op, member, admin = auth(made["operator"]), auth(made["member"]), auth(made["admin"])
+    job = client.post("/v1/jobs", content=JOB, headers=member).json()["id"]
+    client.app.state.service.loop.step(__import__("time").time())  # placed at the center
+    [here] = client.get("/v1/operator/centers", headers=op).json()
+    assert here["name"] == "here" and here["pools"][0]["devices"] > 0
+    text = str(here)
+    assert job not in text and "acme" not in text and "sleep" not in text  # no id, tenant or command
+    assert [j["ref"] for j in here["jobs"]] and all(j["ref"].startswith("r-") for j in here["jobs"])
+    for path in (f"/v1/jobs/{job}", f"/v1/jobs/{job}/logs", "/v1/jobs", "/v1/invoices/acme/2026-01", "/v1/funds",
+                 "/v1/centers", "/v1/overview"):
+        r = client.get(path, headers=op)
+        assert r.status_code == 403 and "an operator token may not" in r.json()["detail"], (path, r.text)
+    assert client.get("/v1/operator/centers/elsewhere", headers=op).status_code in (403, 404)
+    assert client.get("/v1/operator/centers/here", headers=member).status_code == 403
+    r = client.post("/v1/operator/centers/here/drain", json={"pool": "gpu", "nodes": [99]}, headers=op)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "nodes"
+    r = client.post("/v1/operator/centers/here/drain", json={"pool": "nope"}, headers=op)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "pool"
+    r = client.post("/v1/operator/centers/here/drain", json={"reason": "cooling maintenance"}, headers=op)
+    assert r.status_code == 200 and r.json()["new"] == r.json()["drained"] > 0
+    trail = client.get("/v1/audit", params={"action": "center.drain"}, headers=admin).json()
+    assert trail[-1]["actor"] == "operator of here" and "cooling maintenance" in trail[-1]["detail"]
+    for body in ({"role": "operator"}, {"role": "operator", "centers": ["mars"]},
+                 {"tenant": "acme", "centers": ["here"]}):
+        r = client.post("/v1/tokens", json=body, headers=admin)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "centers", (body, r.text)
 
 
 def test_a_role_that_does_not_exist_or_an_admin_with_a_role_is_refused_naming_the_field(roles):

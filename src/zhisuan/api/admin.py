@@ -23,10 +23,13 @@ Who = Callable[..., Awaitable[Principal]]
 
 class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    tenant: str = Field("", max_length=64, pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*)?$",
+                        description="the tenant it acts for (an operator's token acts for centers instead)")
     admin: bool = False
-    role: Literal["member", "viewer", "billing"] = Field(
-        "member", description="member: submit and see; viewer: see; billing: invoices only (not with admin)")
+    role: Literal["member", "viewer", "billing", "operator"] = Field(
+        "member", description="member: submit and see; viewer: see; billing: invoices only; operator: its "
+        "centers (not with admin)")
+    centers: list[str] = Field(default_factory=list, max_length=64, description="an operator's centers")
     label: str = Field("", max_length=80)
     expires_in: float | None = Field(None, gt=0, le=10 * 365 * 86400, description="seconds from now")
 
@@ -37,7 +40,8 @@ def by(who: Principal, request: Request) -> By:
 
 
 def token_json(t: TokenInfo) -> dict[str, Any]:
-    return {"id": t.id, "tenant": t.tenant, "admin": t.admin, "role": t.role, "label": t.label,
+    return {"id": t.id, "tenant": t.tenant, "admin": t.admin, "role": t.role, "centers": list(t.centers),
+            "label": t.label,
             "created_at": t.created_at,
             "expires_at": t.expires_at, "revoked_at": t.revoked_at}
 
@@ -51,12 +55,22 @@ def add_admin_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
     def create(new: NewToken, request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         """A new token, shown once (only its hash is kept)."""
         admin_only(who)
-        service.check_tenant(new.tenant)
         if new.admin and new.role != "member":
             raise SpecError([("role", "an admin token runs the network: it takes no tenant role")])
+        known = {c.name for c in service.network.centers}
+        if new.role == "operator":
+            if not new.centers or any(c not in known for c in new.centers):
+                raise SpecError([("centers", "an operator's token names centers of the network: "
+                                             + ", ".join(sorted(known)))])
+        elif new.centers:
+            raise SpecError([("centers", "only an operator's token names centers")])
+        elif not new.tenant:
+            raise SpecError([("tenant", "the tenant the token acts for")])
+        else:
+            service.check_tenant(new.tenant)
         now = time.time()
         token = tokens.issue(new.tenant, now, new.admin, new.label, now + new.expires_in if new.expires_in else None,
-                             by=by(who, request), role=new.role)
+                             by=by(who, request), role=new.role, centers=tuple(dict.fromkeys(new.centers)))
         info = next(t for t in tokens.list() if t.id == token_id(token))
         return {**token_json(info), "token": token}
 

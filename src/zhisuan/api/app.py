@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -29,6 +30,7 @@ from zhisuan.api.gateway import add_gateway_routes, add_service_routes
 from zhisuan.api.leader_relay import LeaderRelay
 from zhisuan.api.limits import Limits
 from zhisuan.api.metrics import render
+from zhisuan.api.operator import add_operator_routes
 from zhisuan.api.relay import add_relay_routes
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
@@ -82,7 +84,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         if refused is not None:
             raise Forbidden(refused)
         client = request.scope.get("client")
-        return Principal(who.tenant, who.admin, who.role, client[0]) if client else who  # from where, for the trail
+        return replace(who, origin=client[0]) if client else who  # from where, for the trail
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, __: Unauthorized) -> JSONResponse:
@@ -179,6 +181,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
         add_gateway_routes(app, gateway, principal)
     add_admin_routes(app, service, tokens, principal)
     add_funds_routes(app, service, principal)
+    add_operator_routes(app, service, principal)
     add_agent_routes(app, service, tokens, principal, agents_at)
 
     @app.post("/v1/session", status_code=204)

@@ -67,6 +67,7 @@ class Funds:
         self.audit = AuditLog(store.engine)
         self._funded: tuple[float, frozenset[str]] = (-math.inf, frozenset())
         self.post: Callable[[str, dict[str, Any]], None] = _post  # the webhook's sender (tests may watch it)
+        self.changed: Callable[[], None] = lambda: None  # told of a top-up or a budget (the loop's gate)
 
     def funded(self, now: float) -> frozenset[str]:
         """Projects with funds, read at most every FRESH seconds (a blocking read: not on the event loop)."""
@@ -163,6 +164,7 @@ class Funds:
         _admin(who, "sets a project's funds")
         self.ledger.configure(tenant, now, By(who.actor, who.origin), prepaid, budget_fen, at_zero)
         self._funded = (-math.inf, frozenset())
+        self.changed()
         return self.show(who, now, tenant)[0]
 
     def topup(self, who: Principal, tenant: str, amount_cny: float, memo: str, now: float) -> dict[str, Any]:
@@ -170,6 +172,7 @@ class Funds:
         self.ledger.topup(tenant, fen_of(amount_cny, "amount_yuan", MAX_TOPUP_FEN), now, By(who.actor, who.origin),
                           memo)
         self._funded = (-math.inf, frozenset())
+        self.changed()
         return self.show(who, now, tenant)[0]
 
     def entries(self, who: Principal, tenant: str, limit: int) -> list[dict[str, Any]]:

@@ -25,6 +25,10 @@ class FundsGate:
         self.parked: dict[str, PendingJob] = {}
         self._at = -math.inf
 
+    def touch(self) -> None:
+        """Read the projects' funds at the next step (a top-up made in this process; others' within EVERY)."""
+        self._at = -math.inf
+
     def step(self, now: float) -> None:
         loop = self.loop
         if now - self._at >= EVERY or now < self._at:

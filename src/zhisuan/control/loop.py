@@ -23,6 +23,7 @@ import time
 
 from zhisuan.agent.protocol import handle_of, split
 from zhisuan.control.carry import Carrier
+from zhisuan.control.drains import DrainBoard
 from zhisuan.control.failover import Failover
 from zhisuan.control.gate import FundsGate
 from zhisuan.control.inproc import links
@@ -57,6 +58,7 @@ class ControlLoop:
         self.keeper: ServiceKeeper | None = None  # set by the Service that owns the services
         self.stager: Stager | None = None  # set by the Service when centers have stores: stages inputs
         self.gate: FundsGate | None = None  # set by the Service: projects out of funds wait (control/gate.py)
+        self.drains = DrainBoard(self)  # nodes their operators drained (control/drains.py)
         given = engines if isinstance(engines, Fleet) else Fleet.single(network, engines)
         self.links = links(network, given)  # every center through its agent: in this process, or remote
         self.fleet = Fleet(self.links)
@@ -161,6 +163,7 @@ class ControlLoop:
             self._apply(self.feed.read(now))
             if self.gate is not None:
                 self.gate.step(now)
+            self.drains.step(now)
             t0 = time.perf_counter()
             result = self.state.cycle(now)
             took = time.perf_counter() - t0
@@ -374,9 +377,9 @@ class ControlLoop:
                 if key in by_pool:
                     by_pool[key].append(RunningJob(x.id, EXTERNAL, key, x.nodes, x.devices_per_node, x.start,
                                                    x.expected_end, preemptible=False))
-            for key, jobs in by_pool.items():
-                self.state.set_external(key, jobs)
             self.labels[center.name] = {x.id: x.what for x in load}
+            for key, jobs in by_pool.items():
+                self.state.set_external(key, self.drains.external(key, jobs))
 
     def agent_samples(self) -> int:
         """What remote centers' agents measured of their runs (their own Prometheus), into the store."""

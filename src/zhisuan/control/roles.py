@@ -1,8 +1,9 @@
 """What each role may do, and what each API route needs.
 
 A token acts for a tenant with a role: `member` submits, cancels and sees the tenant's jobs, data, services and
-bills; `viewer` sees the jobs, data and services, not the bills; `billing` sees only the invoices; an admin token
-(role `admin`) runs the network.
+bills; `viewer` sees the jobs, data and services, not the bills; `billing` sees only the invoices and funds; an
+`operator` token acts for named centers, not a tenant: their pools, load, health and anonymised jobs, and drains;
+an admin token (role `admin`) runs the network.
 Every route of the API names its need here (`NEEDS`, one table, checked where the caller is identified); a route
 that names none is refused at start, so none can be added without saying who may call it.
 """
@@ -13,17 +14,19 @@ from typing import Literal
 
 from zhisuan.store.tokens import Principal
 
-Need = Literal["self", "read", "write", "bill", "admin"]
+Need = Literal["self", "read", "write", "bill", "operate", "admin"]
 
 MAY: dict[str, frozenset[str]] = {
-    "admin": frozenset({"self", "read", "write", "bill", "admin"}),
+    "admin": frozenset({"self", "read", "write", "bill", "operate", "admin"}),
     "member": frozenset({"self", "read", "write", "bill"}),
     "viewer": frozenset({"self", "read"}),
     "billing": frozenset({"self", "bill"}),
+    "operator": frozenset({"self", "operate"}),  # of its centers only (control/operator.py checks which)
 }
 
 WHAT: dict[str, str] = {"read": "read jobs, data or services", "write": "change anything",
-                        "bill": "read bills", "admin": "administer the network", "self": "sign in"}
+                        "bill": "read bills", "admin": "administer the network", "self": "sign in",
+                        "operate": "operate a center"}
 
 # (method, route path) -> what calling it needs. The gateway's model calls spend money: they need `write`.
 NEEDS: dict[tuple[str, str], Need] = {
@@ -77,6 +80,10 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("PUT", "/v1/funds/{tenant}"): "admin",
     ("POST", "/v1/funds/{tenant}/topups"): "admin",
     ("GET", "/v1/reconcile/{month}"): "admin",
+    ("GET", "/v1/operator/centers"): "operate",
+    ("GET", "/v1/operator/centers/{center}"): "operate",
+    ("POST", "/v1/operator/centers/{center}/drain"): "operate",
+    ("POST", "/v1/operator/centers/{center}/undrain"): "operate",
 }
 
 
@@ -91,5 +98,5 @@ def refusal(who: Principal, method: str, path: str) -> str | None:
     if need is None:
         return f"{method} {path} names no role that may call it"
     if need not in MAY.get(role, frozenset()):
-        return f"a {role} token may not {WHAT[need]}"
+        return f"{'an' if role[:1] in 'aeiou' else 'a'} {role} token may not {WHAT[need]}"
     return None

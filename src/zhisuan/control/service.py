@@ -22,6 +22,7 @@ from zhisuan.control.keeper import ServiceKeeper
 from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges, sim_reports
+from zhisuan.control.operator import Operators
 from zhisuan.control.overview import DayTotal, local_midnight, overview
 from zhisuan.control.staging import data_services
 from zhisuan.control.view import LiveView
@@ -86,7 +87,9 @@ class Service:
         self.data, self.mover = data_services(self.loop, self.network, DatasetStore(self.store.engine))
         self.intake = Intake(self.store, self.network, self.loop.policy, self.data, self.mover is not None)
         self.funds = self.intake.funds = Funds(self.store, self.network, self.intake.feasible, self.meter)
-        self.loop.gate = FundsGate(self.loop, self.funds.check)
+        self.loop.gate = gate = FundsGate(self.loop, self.funds.check)
+        self.funds.changed = gate.touch
+        self.operators = Operators(self.store, self.network, self.loop.drains.touch)
 
     @property
     def down(self) -> dict[str, str]:

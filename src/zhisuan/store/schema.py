@@ -60,7 +60,8 @@ class TokenRow(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     center: Mapped[str | None] = mapped_column(String(128), nullable=True)  # a center agent's credential
-    role: Mapped[str] = mapped_column(String(16), default="member")  # member | viewer | billing | admin
+    role: Mapped[str] = mapped_column(String(16), default="member")  # member | viewer | billing | operator | admin
+    scope: Mapped[str] = mapped_column(Text, default="")  # an operator's centers, comma-separated
 
 
 class IdempotencyRow(Base):
@@ -211,3 +212,16 @@ class HoldRow(Base):
     job_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class DrainRow(Base):
+    """A node its center's operator took out of service: running jobs go on, nothing new starts there."""
+
+    __tablename__ = "drains"
+
+    center: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    actor: Mapped[str] = mapped_column(String(80), default="")
+    at: Mapped[float] = mapped_column(Float)

@@ -18,7 +18,7 @@ from zhisuan.store.schema import TokenRow
 RECHECK = 1.0  # seconds a token's validity is taken from the cache before the store is asked again
 
 
-ROLES = ("member", "viewer", "billing")  # what a tenant's token may be; an admin token's role is "admin"
+ROLES = ("member", "viewer", "billing", "operator")  # a token's role; an admin token's is "admin"
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,13 @@ class Principal:
     admin: bool
     role: str = "member"  # member: submit and see; viewer: see; billing: invoices only (control/roles.py)
     origin: str = field(default="", compare=False)  # the address this request came from (the audit trail's)
+    centers: tuple[str, ...] = ()  # an operator's centers (role operator)
 
     @property
     def actor(self) -> str:
         """How the audit trail names who asked."""
+        if self.role == "operator":
+            return f"operator of {','.join(self.centers)}"[:80]
         return f"admin {self.tenant}" if self.admin else self.tenant
 
 
@@ -45,6 +48,7 @@ class TokenInfo:
     revoked_at: float | None
     center: str | None = None  # a center's token: its agent's credential, good for nothing else
     role: str = "member"
+    centers: tuple[str, ...] = ()  # an operator's centers
 
 
 def _hash(token: str) -> str:
@@ -64,20 +68,23 @@ class TokenStore:
 
     def issue(self, tenant: str, now: float, admin: bool = False, label: str = "",
               expires_at: float | None = None, center: str | None = None, by: By | None = None,
-              role: str = "member") -> str:
+              role: str = "member", centers: tuple[str, ...] = ()) -> str:
         """A new token for `tenant` (admin tokens see and act on every tenant's jobs), or for a center's agent
         (`center`: it speaks for that center only, never for a tenant). Asked `by` someone: on the audit trail."""
         if role not in ROLES:
             raise ValueError(f"no role {role!r}: one of {', '.join(ROLES)}")
+        if (role == "operator") != bool(centers):
+            raise ValueError("an operator's token names its centers, and only an operator's does")
         token = ("zc_" if center else "zs_") + secrets.token_urlsafe(24)
         admin = admin and not center
         with self.session.begin() as s:
-            s.add(TokenRow(token_hash=_hash(token), tenant="" if center else tenant, admin=admin,
+            s.add(TokenRow(token_hash=_hash(token), tenant="" if center or centers else tenant, admin=admin,
                            created_at=now, label=label, expires_at=expires_at, center=center,
-                           role="admin" if admin else role))
+                           role="admin" if admin else role, scope=",".join(centers)))
             if by is not None:
                 kind = f"center {center}" if center else f"{'admin ' if admin else ''}{tenant}" + (
-                    f" as {role}" if role != "member" and not admin else "")
+                    f" as {role}" if role != "member" and not admin else "") + (
+                    f" of {','.join(centers)}" if centers else "")
                 record(s, by, "center-token.create" if center else "token.create", token_id(token), now,
                        f"for {kind}" + (f", label {label}" if label else "")
                        + (f", expires {expires_at:.0f}" if expires_at else ""))
@@ -112,7 +119,8 @@ class TokenStore:
         valid = row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
         who: Principal | str | None = None
         if valid and row is not None:
-            who = row.center if row.center else Principal(row.tenant, row.admin, "admin" if row.admin else row.role)
+            who = row.center if row.center else Principal(row.tenant, row.admin, "admin" if row.admin else row.role,
+                                                          centers=tuple(c for c in row.scope.split(",") if c))
         if len(self._known) > 100_000:  # forged tokens must not grow the cache without end
             self._known.clear()
         self._known[digest] = (who, now)
@@ -124,7 +132,8 @@ class TokenStore:
             kind = TokenRow.center.is_not(None) if centers else TokenRow.center.is_(None)
             rows = s.scalars(select(TokenRow).where(kind).order_by(TokenRow.created_at))
             return [TokenInfo(r.token_hash[:12], r.tenant, r.admin, r.label, r.created_at, r.expires_at, r.revoked_at,
-                              r.center, "admin" if r.admin else r.role) for r in rows]
+                              r.center, "admin" if r.admin else r.role, tuple(c for c in r.scope.split(",") if c))
+                    for r in rows]
 
     def revoke(self, token_id: str, now: float, centers: bool = False, by: By | None = None) -> TokenInfo | None:
         """Revoke the token whose id (hash prefix) is `token_id` (a center's with `centers`); None when there is
