@@ -87,9 +87,9 @@ class Funds:
         return math.ceil(self.feasible.expected_cost(spec, now) * 100)
 
     def standing(self, now: float, tenants: set[str] | None = None) -> list[Standing]:
-        """Every funded project's standing (or those of `tenants`), its running jobs metered up to `now`."""
-        accounts = [a for a in self.ledger.accounts() if (a.prepaid or a.budget_fen is not None)
-                    and (tenants is None or a.tenant in tenants)]
+        """Every project with an account (funded, or once funded), or those of `tenants`; running jobs metered up
+        to `now`."""
+        accounts = [a for a in self.ledger.accounts() if tenants is None or a.tenant in tenants]
         if not accounts:
             return []
         names = {a.tenant for a in accounts}
