@@ -325,3 +325,28 @@ def test_funds_through_the_cli_and_the_api_refuse_what_a_project_cannot_pay(serv
     assert after["held_fen"] == 0 and after["available_fen"] + after["spent_fen"] == 1500, after  # nothing held now
     trail = CliRunner().invoke(app, ["audit", "--action", "funds.topup", "--jsonl"], env=admin)
     assert "invoice 7" in trail.output and "127.0.0.1" in trail.output
+
+
+def test_a_center_operator_through_the_cli_sees_its_center_and_drains_a_node(server):
+    from typer.testing import CliRunner
+
+    from zhisuan.cli.main import app
+
+    admin = {"ZHISUAN_URL": server.url, "ZHISUAN_TOKEN": server.token("admin"), "COLUMNS": "200"}
+    made = CliRunner().invoke(app, ["token", "create", "", "--role", "operator", "--centers", "here"], env=admin)
+    assert made.exit_code == 0 and "(operator)" in made.output, made.output
+    op = {**admin, "ZHISUAN_TOKEN": made.output.strip().splitlines()[-1]}
+    with server.client("acme") as c:
+        c.post("/v1/jobs", content=job("secret-name", "sleep 5"))
+    drained = CliRunner().invoke(app, ["center", "drain", "here", "--pool", "gpu", "--nodes", "0",
+                                       "--reason", "firmware update"], env=op)
+    assert drained.exit_code == 0 and "1 node(s) of here drained" in drained.output, drained.output
+    shown = CliRunner().invoke(app, ["center", "show"], env=op)
+    assert shown.exit_code == 0 and "firmware update" in shown.output and "secret-name" not in shown.output
+    assert "acme" not in shown.output, shown.output
+    refused = CliRunner().invoke(app, ["jobs"], env=op)
+    assert refused.exit_code != 0 and "an operator token may not" in refused.output
+    bad = CliRunner().invoke(app, ["center", "drain", "here", "--pool", "gpu", "--nodes", "x"], env=op)
+    assert bad.exit_code != 0 and "--nodes" in bad.output
+    back = CliRunner().invoke(app, ["center", "undrain", "here"], env=op)
+    assert back.exit_code == 0 and "1 node(s) of here back in service" in back.output, back.output

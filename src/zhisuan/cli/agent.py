@@ -18,7 +18,7 @@ from zhisuan.cli.common import console, fail, seconds
 if TYPE_CHECKING:
     from zhisuan.agent.data import CenterData
 
-center_app = typer.Typer(help="Centers' agents: their credentials and how they stand (with an admin token).",
+center_app = typer.Typer(help="Centers: their operators' view and drains; their agents' credentials and standing.",
                          no_args_is_help=True, rich_markup_mode=None)
 token_app = typer.Typer(help="Credentials of centers' agents: create, list, revoke.", no_args_is_help=True,
                         rich_markup_mode=None)

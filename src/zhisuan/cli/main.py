@@ -30,6 +30,7 @@ from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
 from zhisuan.cli.funds import funds_app
 from zhisuan.cli.network import network_command
+from zhisuan.cli.operator import center_app as _operator  # noqa: F401  (registers its commands)
 from zhisuan.cli.plan import plan_command
 from zhisuan.cli.server import server_command
 from zhisuan.cli.services import service_app
