@@ -8,9 +8,11 @@ from fastapi.routing import APIRoute
 
 from tests.api.test_api import JOB, api, auth  # noqa: F401  (the fixture)
 from zhisuan.control.roles import MAY, NEEDS
+from zhisuan.store import TokenStore
 
 PARAMS = {"tenant": "acme", "month": "2026-01", "path": "f.txt", "job_id": "j-x", "service_id": "s-x",
-          "token_id": "ffffffffffff", "name": "d", "ref": "d", "center": "here"}
+          "token_id": "ffffffffffff", "name": "d", "ref": "d", "center": "here", "org": "acme", "project": "acme",
+          "member_id": "ffffffffffff"}
 
 
 def url(path: str) -> str:
@@ -19,13 +21,14 @@ def url(path: str) -> str:
 
 @pytest.fixture
 def roles(api):  # noqa: F811
-    client, keys, _, _ = api
+    client, keys, store, _ = api
     made = {"admin": keys["admin"], "member": keys["acme"]}
     for role in ("viewer", "billing"):
         made[role] = client.post("/v1/tokens", json={"tenant": "acme", "role": role},
                                  headers=auth(keys["admin"])).json()["token"]
     made["operator"] = client.post("/v1/tokens", json={"role": "operator", "centers": ["here"]},
                                    headers=auth(keys["admin"])).json()["token"]
+    made["org-admin"] = TokenStore(store.engine).issue("", 0.0, role="org-admin", org="acme")  # no orgs declared here
     return client, made
 
 
@@ -43,9 +46,9 @@ def test_every_route_refuses_exactly_the_roles_that_may_not_call_it(roles):
                 assert r.status_code != 403 or "may not" not in r.text, (role, method, path, r.text)
             else:
                 assert r.status_code == 403, (role, method, path, r.status_code, r.text)
-                assert f"{'an' if role == 'operator' else 'a'} {role} token may not" in r.json()["detail"]
+                assert f"{'an' if role[0] in 'ao' else 'a'} {role} token may not" in r.json()["detail"]
             cells += 1
-    assert cells == 5 * len(routes) and len(MAY) == 5
+    assert cells == 6 * len(routes) and len(MAY) == 6
 
 
 def test_a_viewer_sees_the_tenants_jobs_and_a_billing_token_only_its_bills(roles):
@@ -59,7 +62,7 @@ def test_a_viewer_sees_the_tenants_jobs_and_a_billing_token_only_its_bills(roles
     assert client.get("/v1/invoices/acme/2026-01", headers=billing).status_code == 200
     assert client.get("/v1/whoami", headers=billing).json()["tenant"] == "acme"
     listed = {t["role"] for t in client.get("/v1/tokens", headers=auth(made["admin"])).json()}
-    assert listed == {"admin", "member", "viewer", "billing", "operator"}
+    assert listed == {"admin", "member", "viewer", "billing", "operator", "org-admin"}
 
 
 def test_an_operator_sees_its_center_and_anonymised_jobs_but_no_tenant_spec_log_or_bill(roles):

@@ -26,10 +26,11 @@ class NewToken(BaseModel):
     tenant: str = Field("", max_length=64, pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*)?$",
                         description="the tenant it acts for (an operator's token acts for centers instead)")
     admin: bool = False
-    role: Literal["member", "viewer", "billing", "operator"] = Field(
+    role: Literal["member", "viewer", "billing", "operator", "org-admin"] = Field(
         "member", description="member: submit and see; viewer: see; billing: invoices only; operator: its "
-        "centers (not with admin)")
+        "centers; org-admin: its organisation's members and budgets (not with admin)")
     centers: list[str] = Field(default_factory=list, max_length=64, description="an operator's centers")
+    org: str = Field("", max_length=64, description="an org-admin's organisation")
     label: str = Field("", max_length=80)
     expires_in: float | None = Field(None, gt=0, le=10 * 365 * 86400, description="seconds from now")
 
@@ -40,7 +41,7 @@ def by(who: Principal, request: Request) -> By:
 
 
 def token_json(t: TokenInfo) -> dict[str, Any]:
-    return {"id": t.id, "tenant": t.tenant, "admin": t.admin, "role": t.role, "centers": list(t.centers),
+    return {"id": t.id, "tenant": t.tenant, "admin": t.admin, "role": t.role, "centers": list(t.centers), "org": t.org,
             "label": t.label,
             "created_at": t.created_at,
             "expires_at": t.expires_at, "revoked_at": t.revoked_at}
@@ -58,7 +59,13 @@ def add_admin_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
         if new.admin and new.role != "member":
             raise SpecError([("role", "an admin token runs the network: it takes no tenant role")])
         known = {c.name for c in service.network.centers}
-        if new.role == "operator":
+        if new.org and new.role != "org-admin":
+            raise SpecError([("org", "only an org-admin's token names an organisation")])
+        if new.role == "org-admin":
+            if new.org not in service.network.orgs() or new.centers:
+                raise SpecError([("org", "an org-admin's token names an organisation of the network: "
+                                         + ", ".join(sorted(service.network.orgs())[:20]))])
+        elif new.role == "operator":
             if not new.centers or any(c not in known for c in new.centers):
                 raise SpecError([("centers", "an operator's token names centers of the network: "
                                              + ", ".join(sorted(known)))])
@@ -70,7 +77,8 @@ def add_admin_routes(app: FastAPI, service: Service, tokens: TokenStore, princip
             service.check_tenant(new.tenant)
         now = time.time()
         token = tokens.issue(new.tenant, now, new.admin, new.label, now + new.expires_in if new.expires_in else None,
-                             by=by(who, request), role=new.role, centers=tuple(dict.fromkeys(new.centers)))
+                             by=by(who, request), role=new.role, centers=tuple(dict.fromkeys(new.centers)),
+                             org=new.org)
         info = next(t for t in tokens.list() if t.id == token_id(token))
         return {**token_json(info), "token": token}
 

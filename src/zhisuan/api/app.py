@@ -31,11 +31,13 @@ from zhisuan.api.leader_relay import LeaderRelay
 from zhisuan.api.limits import Limits
 from zhisuan.api.metrics import render
 from zhisuan.api.operator import add_operator_routes
+from zhisuan.api.orgs import add_org_routes
 from zhisuan.api.relay import add_relay_routes
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
 from zhisuan.charts import VENDOR
 from zhisuan.control.errors import Conflict, Forbidden, NotFound, PaymentRequired, TooMany, Unavailable
+from zhisuan.control.orgs import Organisations
 from zhisuan.control.roles import NEEDS, refusal
 from zhisuan.control.service import Service
 from zhisuan.gateway.errors import GatewayError
@@ -182,6 +184,7 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
     add_admin_routes(app, service, tokens, principal)
     add_funds_routes(app, service, principal)
     add_operator_routes(app, service, principal)
+    add_org_routes(app, Organisations(service.network, tokens, service.funds), principal)
     add_agent_routes(app, service, tokens, principal, agents_at)
 
     @app.post("/v1/session", status_code=204)

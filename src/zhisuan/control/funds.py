@@ -34,6 +34,7 @@ from zhisuan.store.ledger import MAX_TOPUP_FEN, Account, Ledger, fen_of, month_o
 log = logging.getLogger("zhisuan.funds")
 FRESH = 2.0  # seconds the set of funded projects is reused by the submit path
 LEVELS = (50, 80, 100)
+BURN_DAYS = 7  # the window of the burn rate a forecast extrapolates
 SYSTEM = By("zhisuan")
 
 
@@ -45,6 +46,7 @@ class Standing:
     overrun_fen: int
     used_pct: float | None  # of its budget, or of what was paid in (None: neither)
     at: float
+    burn_fen_per_day: float = 0.0  # charged over the last BURN_DAYS, and what running jobs cost so far
 
     @property
     def out(self) -> bool:
@@ -57,6 +59,10 @@ class Standing:
                                 if out["remaining_fen"] is not None else None)
         out["used_pct"] = self.used_pct
         out["out_of_funds"] = self.out
+        out["burn_fen_per_day"] = round(self.burn_fen_per_day)
+        left = out["remaining_fen"]
+        out["runs_out_at"] = (self.at + max(left, 0) / self.burn_fen_per_day * 86400.0
+                              if left is not None and self.burn_fen_per_day > 0 else None)
         return out
 
 
@@ -103,6 +109,10 @@ class Funds:
             over = round(cost.get(r.id, 0.0) * 100) - holds.get(r.id, 0)
             overrun[r.tenant] = overrun.get(r.tenant, 0) + max(0, over)
         paid = self.ledger.paid()
+        burnt = self.ledger.charged_since(now - BURN_DAYS * 86400.0)
+        running_fen: dict[str, float] = {}
+        for r in running:
+            running_fen[r.tenant] = running_fen.get(r.tenant, 0.0) + cost.get(r.id, 0.0) * 100
         month = month_of(now)
         out = []
         for a in accounts:
@@ -114,7 +124,8 @@ class Funds:
                 shares.append((paid[a.tenant] - a.available_fen + over) / paid[a.tenant] * 100)
             elif a.prepaid:
                 shares.append(100.0 if a.available_fen - over <= 0 else 0.0)
-            out.append(Standing(a, over, max(shares) if shares else None, now))
+            burn = (burnt.get(a.tenant, 0) + running_fen.get(a.tenant, 0.0)) / BURN_DAYS
+            out.append(Standing(a, over, max(shares) if shares else None, now, burn))
         return out
 
     def check(self, now: float) -> dict[str, tuple[str, bool]]:
@@ -162,10 +173,19 @@ class Funds:
     def configure(self, who: Principal, tenant: str, now: float, prepaid: bool | None, budget_fen: int | bool | None,
             at_zero: str | None) -> dict[str, Any]:
         _admin(who, "sets a project's funds")
-        self.ledger.configure(tenant, now, By(who.actor, who.origin), prepaid, budget_fen, at_zero)
+        return self._configure(By(who.actor, who.origin), tenant, now, prepaid, budget_fen, at_zero)
+
+    def set_budget(self, by: By, tenant: str, now: float, budget_fen: int | bool | None,
+                   at_zero: str | None) -> dict[str, Any]:
+        """A budget set by whoever the caller checked may (an organisation's admin: control/orgs.py)."""
+        return self._configure(by, tenant, now, None, budget_fen, at_zero)
+
+    def _configure(self, by: By, tenant: str, now: float, prepaid: bool | None, budget_fen: int | bool | None,
+                   at_zero: str | None) -> dict[str, Any]:
+        self.ledger.configure(tenant, now, by, prepaid, budget_fen, at_zero)
         self._funded = (-math.inf, frozenset())
         self.changed()
-        return self.show(who, now, tenant)[0]
+        return self.standing(now, {tenant})[0].json()
 
     def topup(self, who: Principal, tenant: str, amount_cny: float, memo: str, now: float) -> dict[str, Any]:
         _admin(who, "records a top-up")

@@ -3,7 +3,8 @@
 A token acts for a tenant with a role: `member` submits, cancels and sees the tenant's jobs, data, services and
 bills; `viewer` sees the jobs, data and services, not the bills; `billing` sees only the invoices and funds; an
 `operator` token acts for named centers, not a tenant: their pools, load, health and anonymised jobs, and drains;
-an admin token (role `admin`) runs the network.
+an `org-admin` token administers an organisation: its projects' members and budgets; an admin token (role
+`admin`) runs the network.
 Every route of the API names its need here (`NEEDS`, one table, checked where the caller is identified); a route
 that names none is refused at start, so none can be added without saying who may call it.
 """
@@ -14,19 +15,20 @@ from typing import Literal
 
 from zhisuan.store.tokens import Principal
 
-Need = Literal["self", "read", "write", "bill", "operate", "admin"]
+Need = Literal["self", "read", "write", "bill", "operate", "org", "admin"]
 
 MAY: dict[str, frozenset[str]] = {
-    "admin": frozenset({"self", "read", "write", "bill", "operate", "admin"}),
+    "admin": frozenset({"self", "read", "write", "bill", "operate", "org", "admin"}),
     "member": frozenset({"self", "read", "write", "bill"}),
     "viewer": frozenset({"self", "read"}),
     "billing": frozenset({"self", "bill"}),
     "operator": frozenset({"self", "operate"}),  # of its centers only (control/operator.py checks which)
+    "org-admin": frozenset({"self", "org"}),  # of its organisation only (control/orgs.py checks which)
 }
 
 WHAT: dict[str, str] = {"read": "read jobs, data or services", "write": "change anything",
                         "bill": "read bills", "admin": "administer the network", "self": "sign in",
-                        "operate": "operate a center"}
+                        "operate": "operate a center", "org": "administer an organisation"}
 
 # (method, route path) -> what calling it needs. The gateway's model calls spend money: they need `write`.
 NEEDS: dict[tuple[str, str], Need] = {
@@ -84,6 +86,11 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/operator/centers/{center}"): "operate",
     ("POST", "/v1/operator/centers/{center}/drain"): "operate",
     ("POST", "/v1/operator/centers/{center}/undrain"): "operate",
+    ("GET", "/v1/orgs"): "org",
+    ("GET", "/v1/orgs/{org}"): "org",
+    ("POST", "/v1/orgs/{org}/members"): "org",
+    ("DELETE", "/v1/orgs/{org}/members/{member_id}"): "org",
+    ("PUT", "/v1/orgs/{org}/projects/{project}/budget"): "org",
 }
 
 

@@ -174,6 +174,15 @@ class Tenant(_Strict):
     quota_devices: int | None = Field(None, ge=0)
 
 
+class Organisation(_Strict):
+    """A company, university or group that buys compute: its projects are tenants of the network (each
+    submits, holds a quota, is funded and billed on its own); its admins manage members and budgets."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name_zh: str = Field("", max_length=64)
+    projects: list[str] = Field(min_length=1, max_length=1000, description="tenants of the network")
+
+
 class RunningLoad(_Strict):
     """Work already running in a pool when the network file is read (examples and explain)."""
 
@@ -191,6 +200,8 @@ class Network(_Strict):
     description: str = ""
     centers: list[Center] = Field(min_length=1)
     tenants: list[Tenant] = Field(default_factory=list)
+    organisations: list[Organisation] = Field(default_factory=list, max_length=10_000,
+                                              description="a tenant in none is an organisation of its own")
     running: list[RunningLoad] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list, max_length=10_000,
                               description="between centers or regions; undeclared pairs take their kind's default")
@@ -210,6 +221,17 @@ class Network(_Strict):
                 raise ValueError(f"running[{i}]: no pool {r.center}/{r.pool}")
             if r.devices_per_node > pool.devices_per_node or r.nodes > pool.nodes:
                 raise ValueError(f"running[{i}]: larger than pool {r.center}/{r.pool}")
+        tenants = {t.name for t in self.tenants}
+        seen: dict[str, str] = {}
+        for i, org in enumerate(self.organisations):
+            if [o.name for o in self.organisations].count(org.name) > 1:
+                raise ValueError(f"organisations[{i}].name: {org.name!r} repeats")
+            for p in org.projects:
+                if p not in tenants:
+                    raise ValueError(f"organisations[{i}].projects: {p!r} is not a tenant of the network")
+                if p in seen:
+                    raise ValueError(f"organisations[{i}].projects: {p!r} is already a project of {seen[p]!r}")
+                seen[p] = org.name
         known = set(names) | {c.region for c in self.centers}
         for i, link in enumerate(self.links):
             bad = [x for x in link.between if x not in known]
@@ -228,6 +250,15 @@ class Network(_Strict):
             if t.name == name:
                 return t
         return Tenant(name=name)
+
+    def orgs(self) -> dict[str, list[str]]:
+        """Organisation -> its projects: those declared, and each tenant in none as one of its own."""
+        out = {o.name: list(o.projects) for o in self.organisations}
+        placed = {p for ps in out.values() for p in ps}
+        for t in self.tenants:
+            if t.name not in placed:
+                out.setdefault(t.name, []).append(t.name)
+        return out
 
     @property
     def devices(self) -> int:

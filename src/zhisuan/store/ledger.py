@@ -289,6 +289,13 @@ class Ledger:
         with self.engine.connect() as conn:
             return {str(t): -int(f) for t, f in conn.execute(query)}
 
+    def charged_since(self, since: float) -> dict[str, int]:
+        """Project -> fen its runs were charged since `since` (a burn rate's)."""
+        query = (select(LedgerRow.tenant, func.sum(LedgerRow.fen))
+                 .where(LedgerRow.account == "revenue", LedgerRow.at >= since).group_by(LedgerRow.tenant))
+        with self.engine.connect() as conn:
+            return {str(t): int(f) for t, f in conn.execute(query)}
+
     def charges(self, tenant: str, month: str) -> dict[str, int]:
         """Job -> fen charged for its usage in `month` (the revenue legs)."""
         query = (select(LedgerRow.job_id, func.sum(LedgerRow.fen))

@@ -18,7 +18,7 @@ from zhisuan.store.schema import TokenRow
 RECHECK = 1.0  # seconds a token's validity is taken from the cache before the store is asked again
 
 
-ROLES = ("member", "viewer", "billing", "operator")  # a token's role; an admin token's is "admin"
+ROLES = ("member", "viewer", "billing", "operator", "org-admin")  # a token's role; an admin token's is "admin"
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,15 @@ class Principal:
     role: str = "member"  # member: submit and see; viewer: see; billing: invoices only (control/roles.py)
     origin: str = field(default="", compare=False)  # the address this request came from (the audit trail's)
     centers: tuple[str, ...] = ()  # an operator's centers (role operator)
+    org: str = ""  # an organisation admin's organisation (role org-admin)
 
     @property
     def actor(self) -> str:
         """How the audit trail names who asked."""
         if self.role == "operator":
             return f"operator of {','.join(self.centers)}"[:80]
+        if self.role == "org-admin":
+            return f"org-admin of {self.org}"[:80]
         return f"admin {self.tenant}" if self.admin else self.tenant
 
 
@@ -49,6 +52,14 @@ class TokenInfo:
     center: str | None = None  # a center's token: its agent's credential, good for nothing else
     role: str = "member"
     centers: tuple[str, ...] = ()  # an operator's centers
+    org: str = ""  # an organisation admin's organisation
+
+
+def _principal(row: TokenRow) -> Principal:
+    role = "admin" if row.admin else row.role
+    return Principal(row.tenant, row.admin, role,
+                     centers=tuple(c for c in row.scope.split(",") if c) if role == "operator" else (),
+                     org=row.scope if role == "org-admin" else "")
 
 
 def _hash(token: str) -> str:
@@ -68,23 +79,23 @@ class TokenStore:
 
     def issue(self, tenant: str, now: float, admin: bool = False, label: str = "",
               expires_at: float | None = None, center: str | None = None, by: By | None = None,
-              role: str = "member", centers: tuple[str, ...] = ()) -> str:
+              role: str = "member", centers: tuple[str, ...] = (), org: str = "") -> str:
         """A new token for `tenant` (admin tokens see and act on every tenant's jobs), or for a center's agent
         (`center`: it speaks for that center only, never for a tenant). Asked `by` someone: on the audit trail."""
         if role not in ROLES:
             raise ValueError(f"no role {role!r}: one of {', '.join(ROLES)}")
-        if (role == "operator") != bool(centers):
-            raise ValueError("an operator's token names its centers, and only an operator's does")
+        if (role == "operator") != bool(centers) or (role == "org-admin") != bool(org):
+            raise ValueError("an operator's token names its centers and an org-admin's its organisation; no other")
         token = ("zc_" if center else "zs_") + secrets.token_urlsafe(24)
         admin = admin and not center
         with self.session.begin() as s:
-            s.add(TokenRow(token_hash=_hash(token), tenant="" if center or centers else tenant, admin=admin,
+            s.add(TokenRow(token_hash=_hash(token), tenant="" if center or centers or org else tenant, admin=admin,
                            created_at=now, label=label, expires_at=expires_at, center=center,
-                           role="admin" if admin else role, scope=",".join(centers)))
+                           role="admin" if admin else role, scope=org or ",".join(centers)))
             if by is not None:
                 kind = f"center {center}" if center else f"{'admin ' if admin else ''}{tenant}" + (
                     f" as {role}" if role != "member" and not admin else "") + (
-                    f" of {','.join(centers)}" if centers else "")
+                    f" of {org or ','.join(centers)}" if centers or org else "")
                 record(s, by, "center-token.create" if center else "token.create", token_id(token), now,
                        f"for {kind}" + (f", label {label}" if label else "")
                        + (f", expires {expires_at:.0f}" if expires_at else ""))
@@ -119,8 +130,7 @@ class TokenStore:
         valid = row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
         who: Principal | str | None = None
         if valid and row is not None:
-            who = row.center if row.center else Principal(row.tenant, row.admin, "admin" if row.admin else row.role,
-                                                          centers=tuple(c for c in row.scope.split(",") if c))
+            who = row.center if row.center else _principal(row)
         if len(self._known) > 100_000:  # forged tokens must not grow the cache without end
             self._known.clear()
         self._known[digest] = (who, now)
@@ -132,7 +142,7 @@ class TokenStore:
             kind = TokenRow.center.is_not(None) if centers else TokenRow.center.is_(None)
             rows = s.scalars(select(TokenRow).where(kind).order_by(TokenRow.created_at))
             return [TokenInfo(r.token_hash[:12], r.tenant, r.admin, r.label, r.created_at, r.expires_at, r.revoked_at,
-                              r.center, "admin" if r.admin else r.role, tuple(c for c in r.scope.split(",") if c))
+                              r.center, "admin" if r.admin else r.role, _principal(r).centers, _principal(r).org)
                     for r in rows]
 
     def revoke(self, token_id: str, now: float, centers: bool = False, by: By | None = None) -> TokenInfo | None:
@@ -151,5 +161,6 @@ class TokenStore:
                 if by is not None:
                     record(s, by, "center-token.revoke" if centers else "token.revoke", row.token_hash[:12], now,
                            f"of center {row.center}" if row.center else f"of {row.tenant}")
+            who = _principal(row)
             return TokenInfo(row.token_hash[:12], row.tenant, row.admin, row.label, row.created_at, row.expires_at,
-                             row.revoked_at, row.center, "admin" if row.admin else row.role)
+                             row.revoked_at, row.center, who.role, who.centers, who.org)
