@@ -40,6 +40,7 @@ typecheck: $(STAMP)
 # own) and a Ray head (scripts/ray-up.sh); the agent tests make namespaces of their own (scripts/wan-up.sh);
 # the dashboard tests drive Debian's Chromium (scripts/chromium-install.sh) with Playwright; the gateway's
 # real-backend test runs llama-cpp-python's server, built from source into .venv-llama (scripts/llama-ensure.sh).
+# The single sign-on tests run a real OpenID provider with Node.js (scripts/oidc-ensure.sh: oidc-provider from npm).
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 PG_ROOT ?= /tmp/zhisuan-pg
 SLURM_ROOT ?= /tmp/zhisuan-slurm
@@ -54,8 +55,9 @@ test: install lint typecheck
 	bash scripts/apt-ensure.sh prometheus faketime iproute2 wrk
 	bash scripts/apt-ensure.sh g++ cmake ninja-build
 	bash scripts/llama-ensure.sh >/dev/null
+	bash scripts/oidc-ensure.sh >/dev/null
 	bash scripts/apt-versions.sh $(ZHISUAN_APT_RECORD)
-	. $(PG_ROOT)/env.sh; . $(RAY_ROOT)/env.sh; ZHISUAN_TEST_LLAMA=$$(bash scripts/llama-ensure.sh) ZHISUAN_TEST_RAY=$$RAY_ADDRESS ZHISUAN_TEST_RAY_CLIENT=$$ZHISUAN_RAY_CLIENT ZHISUAN_TEST_SLURM=$(SLURM_ROOT) \
+	. $(PG_ROOT)/env.sh; . $(RAY_ROOT)/env.sh; ZHISUAN_TEST_OIDC=$$(bash scripts/oidc-ensure.sh) ZHISUAN_TEST_LLAMA=$$(bash scripts/llama-ensure.sh) ZHISUAN_TEST_RAY=$$RAY_ADDRESS ZHISUAN_TEST_RAY_CLIENT=$$ZHISUAN_RAY_CLIENT ZHISUAN_TEST_SLURM=$(SLURM_ROOT) \
 	  $(PY) -m pytest -q --durations=30; rc=$$?; \
 	  bash scripts/postgres-down.sh; ZHISUAN_SLURM_ROOT=$(SLURM_ROOT) bash scripts/slurm-down.sh; \
 	  ZHISUAN_RAY_ROOT=$(RAY_ROOT) bash scripts/ray-down.sh; bash scripts/wan-down.sh; \

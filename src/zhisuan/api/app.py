@@ -35,16 +35,27 @@ from zhisuan.api.orgs import add_org_routes
 from zhisuan.api.relay import add_relay_routes
 from zhisuan.api.routes import add_routes
 from zhisuan.api.shapes import problem
+from zhisuan.api.sso import add_sso_routes
 from zhisuan.charts import VENDOR
-from zhisuan.control.errors import Conflict, Forbidden, NotFound, PaymentRequired, TooMany, Unavailable
+from zhisuan.control.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    SignOnRefused,
+    TooMany,
+    Unavailable,
+)
 from zhisuan.control.orgs import Organisations
 from zhisuan.control.roles import NEEDS, refusal
 from zhisuan.control.service import Service
+from zhisuan.control.sso import SingleSignOn
 from zhisuan.gateway.errors import GatewayError
 from zhisuan.gateway.proxy import PATHS, Gateway
 from zhisuan.i18n import lang_of, translate
 from zhisuan.model import JobSpec, SpecError
 from zhisuan.store import Principal, TokenStore
+from zhisuan.store.sso import PendingLogins
 from zhisuan.web import STATIC
 
 log = logging.getLogger("zhisuan.api")
@@ -125,6 +136,10 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:  # 404 of no route, 405, ...
         return problem(e.status_code, str(e.detail), str(e.detail), headers=dict(e.headers or {}))
 
+    @app.exception_handler(SignOnRefused)
+    async def _sign_on(_: Request, e: SignOnRefused) -> JSONResponse:
+        return problem(401, "Unauthorized", str(e))
+
     @app.exception_handler(PaymentRequired)
     async def _payment(_: Request, e: PaymentRequired) -> JSONResponse:
         return problem(402, "Payment required", str(e))
@@ -185,6 +200,8 @@ def create_app(service: Service, tokens: TokenStore, gateway: Gateway | None = N
     add_funds_routes(app, service, principal)
     add_operator_routes(app, service, principal)
     add_org_routes(app, Organisations(service.network, tokens, service.funds), principal)
+    add_sso_routes(app, SingleSignOn(service.network, tokens, PendingLogins(service.store.engine))
+                   if service.network.sso else None)
     add_agent_routes(app, service, tokens, principal, agents_at)
 
     @app.post("/v1/session", status_code=204)

@@ -73,11 +73,17 @@ def connect(url: str | None, token: str | None) -> httpx.Client:
 def login_command(url: Annotated[str, typer.Option("--url", help="server URL")] = LOCAL,
                   token: Annotated[str | None, typer.Option(
                       "--token", help="bearer token (default: $ZHISUAN_TOKEN, else read from standard input)")] = None,
+                  sso: Annotated[bool, typer.Option("--sso", help="sign in through the network's OpenID provider "
+                                                    "(device flow: open the URL shown, confirm the code)")] = False,
                   ) -> None:
     """Check a token against the server and keep it (with the URL) for the next commands, mode 0600."""
     import getpass
     import sys
 
+    if sso:
+        from zhisuan.cli.sso import device_login
+
+        token = device_login(url)
     token = token or os.environ.get("ZHISUAN_TOKEN")
     if not token:
         token = getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline()

@@ -38,3 +38,7 @@ class Unavailable(RuntimeError):
 
 class PaymentRequired(RuntimeError):
     """The job's expected cost is more than its project has left (402): the message gives the figures."""
+
+
+class SignOnRefused(RuntimeError):
+    """A single sign-on that cannot be completed (401): the message names what is wrong (state, code, id_token)."""

@@ -16,6 +16,7 @@ from zhisuan.catalog import CPU_ONLY, Accelerator, load_catalog
 from zhisuan.model.jobspec import SpecError, spec_errors
 from zhisuan.model.links import CenterStore, Link
 from zhisuan.model.profile import ControlSettings, SchedulerProfile
+from zhisuan.model.sso import SsoSettings
 
 EngineKind = Literal["local", "slurm", "ray", "kubernetes"]
 
@@ -207,6 +208,7 @@ class Network(_Strict):
                               description="between centers or regions; undeclared pairs take their kind's default")
     scheduler: SchedulerProfile = Field(default_factory=SchedulerProfile)
     control: ControlSettings = Field(default_factory=ControlSettings)
+    sso: SsoSettings | None = Field(None, description="single sign-on through an OpenID provider")
 
     @model_validator(mode="after")
     def _consistent(self) -> Network:
@@ -232,6 +234,13 @@ class Network(_Strict):
                 if p in seen:
                     raise ValueError(f"organisations[{i}].projects: {p!r} is already a project of {seen[p]!r}")
                 seen[p] = org.name
+        for group, grant in (self.sso.groups.items() if self.sso else ()):
+            if grant.project and grant.project not in tenants:
+                raise ValueError(f"sso.groups.{group}.project: {grant.project!r} is not a tenant of the network")
+            if grant.org and grant.org not in self.orgs():
+                raise ValueError(f"sso.groups.{group}.org: {grant.org!r} is not an organisation of the network")
+            if any(c not in names for c in grant.centers):
+                raise ValueError(f"sso.groups.{group}.centers: not all centers of the network")
         known = set(names) | {c.region for c in self.centers}
         for i, link in enumerate(self.links):
             bad = [x for x in link.between if x not in known]

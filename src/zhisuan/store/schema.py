@@ -225,3 +225,16 @@ class DrainRow(Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
     actor: Mapped[str] = mapped_column(String(80), default="")
     at: Mapped[float] = mapped_column(Float)
+
+
+class SsoLoginRow(Base):
+    """A browser sign-in under way: its state, PKCE verifier and nonce until the provider sends it back (in the
+    store, so any replica can take the callback)."""
+
+    __tablename__ = "sso_logins"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    verifier: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str] = mapped_column(String(64))
+    next: Mapped[str] = mapped_column(String(200), default="/")
+    created_at: Mapped[float] = mapped_column(Float, index=True)

@@ -295,5 +295,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#token-input").onkeydown = (e) => { if (e.key === "Enter") login($("#token-input").value.trim()); };
   $("#logout").onclick = logout;
   document.querySelectorAll("#tabs button").forEach((b) => { b.onclick = () => show(b.dataset.tab); });
-  if (TOKEN) login(TOKEN);
+  // back from single sign-on: the session token (or why not) comes in the fragment, removed from the URL at once
+  const back = new URLSearchParams(location.hash.slice(1));
+  if (back.has("sso") || back.has("sso-error")) history.replaceState(null, "", location.pathname + location.search);
+  if (back.get("sso-error")) $("#login-error").textContent = back.get("sso-error");
+  fetch("/v1/sso").then((r) => r.json()).then((c) => { $("#sso").hidden = !c.enabled; }).catch(() => {});
+  $("#sso-button").onclick = () => { location.href = "/v1/sso/login?next=/"; };
+  if (back.get("sso")) login(back.get("sso"));
+  else if (TOKEN) login(TOKEN);
 });
