@@ -126,8 +126,8 @@ def add_routes(app: FastAPI, service: Service, principal: Who) -> None:
     @app.get("/v1/whoami")
     def whoami(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         """Who the token acts for, and how to show times (the network's `control.timezone`)."""
-        return {"tenant": who.tenant, "admin": who.admin, "role": role_of(who),
-                "timezone": service.network.control.timezone}
+        return {"tenant": who.tenant, "admin": who.admin, "role": role_of(who), "org": who.org,
+                "centers": list(who.centers), "timezone": service.network.control.timezone}
 
     @app.get("/v1/control-plane")
     def control_plane(who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008

@@ -4,8 +4,13 @@ const EXAMPLE = "name: hello\ntenant: TENANT\nresources: {accelerators: a100:1}\
   "run: echo hello from $CUDA_VISIBLE_DEVICES; sleep 2; echo done\n";
 let TOKEN = localStorage.getItem("zhisuan.token");
 let TENANT = null;
-let ROLE = "member";  // member, viewer, billing or admin: what the token may do (control/roles.py)
+let ROLE = "member";  // member, viewer, billing, operator, org-admin or admin (control/roles.py)
 let TAB = "network";
+const CONSOLE = ["network", "jobs", "services", "utilization", "reports"];
+const TABS = {  // what each role's token sees (control/roles.py decides; the pages follow)
+  admin: [...CONSOLE, "funds", "org", "center", "audit"], member: [...CONSOLE, "funds"], viewer: CONSOLE,
+  billing: ["funds"], "org-admin": ["org"], operator: ["center"],
+};
 let timer = null;
 
 async function api(path, options = {}) {
@@ -30,14 +35,10 @@ async function login(token) {
   try {
     const who = await api("/v1/whoami");
     ROLE = who.role || (who.admin ? "admin" : "member");
-    TENANT = who.admin ? `${who.tenant} (admin)` : ROLE === "member" ? who.tenant : `${who.tenant} (${ROLE})`;
+    TENANT = who.admin ? `${who.tenant} (admin)` : ROLE === "member" ? who.tenant : `${who.tenant || who.org || (who.centers || []).join(", ")} (${t("roles." + ROLE)})`;
     TZ = who.timezone || TZ;
-    if (ROLE === "billing") {  // invoices only: nothing of the console is this token's to see
-      $("#login-error").textContent = t("login.billing");
-      TOKEN = null;
-      return;
-    }
-    CENTER_ZH = Object.fromEntries((await api("/v1/centers")).map((c) => [c.name, c.name_zh]));
+    if (!TABS[ROLE]) throw new Error(ROLE);
+    if (TABS[ROLE].includes("network")) CENTER_ZH = Object.fromEntries((await api("/v1/centers")).map((c) => [c.name, c.name_zh]));
     await api("/v1/session", { method: "POST" });  // a cookie for the simulation reports a new tab opens
   } catch (e) {
     TOKEN = null;
@@ -49,8 +50,8 @@ async function login(token) {
   $("#login").hidden = true;
   $("#tabs").hidden = false;
   $("#logout").hidden = false;
-  $("button[data-tab='audit']").hidden = ROLE !== "admin";
-  show(TAB);
+  document.querySelectorAll("#tabs button").forEach((b) => { b.hidden = !TABS[ROLE].includes(b.dataset.tab); });
+  show(TABS[ROLE].includes(TAB) ? TAB : TABS[ROLE][0]);
 }
 
 function logout() {
@@ -65,7 +66,7 @@ function show(tab) {
   $("#who").textContent = TENANT ? t("who", { tenant: TENANT }) : "";
   clearInterval(timer);
   const render = { network: renderNetwork, jobs: renderJobs, services: renderServices, utilization: renderUtilization,
-    reports: renderReports, audit: renderAudit }[tab];
+    reports: renderReports, audit: renderAudit, funds: renderFunds, org: renderOrg, center: renderCenter }[tab];
   render();
   if (["jobs", "network", "services"].includes(tab)) timer = setInterval(render, 1500);
 }
