@@ -44,3 +44,19 @@ def test_centers_get_their_chinese_names_in_chinese_sentences():
     assert translate("placed on shanghai/h800 (score 80.8)", "zh-CN", names) == "已放置到 上海/h800（得分 80.8）"
     assert translate("center qingyang down: no answer", "zh-CN", names) == "中心 庆阳 故障：no answer"
     assert translate("placed on shanghai/h800 (score 80.8)", "en", names) == "placed on shanghai/h800 (score 80.8)"
+
+
+def test_funds_and_drain_sentences_read_in_chinese():
+    from zhisuan.i18n import translate
+
+    held = ("held: project acme is out of funds (prepaid balance ¥10.00, of which ¥5.00 held by its queued and "
+            "running jobs: ¥5.00 free and monthly budget ¥100.00: spent ¥1.00, held ¥5.00, ¥94.00 left, running "
+            "jobs ¥3.00 beyond their holds), a top-up or a larger budget releases its jobs")
+    zh = translate(held, "zh-CN")
+    assert zh.startswith("暂停：项目 acme 资金不足") and "充值或提高预算后恢复" in zh
+    assert not [w for w in zh.replace("acme", "").split() if w.isascii() and w.isalpha()], zh
+    drained = translate("here's own load: node 0 of gpu drained by its operator: fan", "zh-CN")
+    assert drained == "here 自身负载：节点 0（gpu）已被中心运维排空：fan"
+    refused = translate("funds: the job is expected to cost up to ¥3.00, and project acme has prepaid balance ¥1.00, "
+                        "of which ¥0.00 held by its queued and running jobs: ¥1.00 free", "zh-CN")
+    assert refused.startswith("资金不足：此作业预计最多花费 ¥3.00") and "可用" in refused

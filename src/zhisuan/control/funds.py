@@ -136,9 +136,9 @@ class Funds:
             self._alert(s, now)
             if s.out:
                 a = s.account
-                out[a.tenant] = (f"held: project {a.tenant} is out of funds ({a.figures(month_of(now))}; its "
-                                 f"running jobs cost {yuan(s.overrun_fen)} beyond what they hold); a top-up or a "
-                                 f"larger budget releases its jobs", a.at_zero == "stop")
+                out[a.tenant] = (f"held: project {a.tenant} is out of funds ({a.figures(month_of(now))}, running "
+                                 f"jobs {yuan(s.overrun_fen)} beyond their holds), a top-up or a larger budget "
+                                 f"releases its jobs", a.at_zero == "stop")
         return out
 
     def _alert(self, s: Standing, now: float) -> None:

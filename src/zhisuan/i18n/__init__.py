@@ -35,6 +35,20 @@ def _rules(pairs: list[tuple[str, str | Callable[[re.Match[str]], str]]]) -> lis
     return [(re.compile(f"^{p}$"), r) for p, r in pairs]
 
 
+FIGURES_ZH = [("prepaid balance ", "预付余额 "), (", of which ", "，其中 "),
+              (" held by its queued and running jobs: ", " 被排队和运行中的作业预占，"), (" free", " 可用"),
+              ("monthly budget ", "月度预算 "), (": spent ", "：已用 "), (", held ", "，预占 "), (" left", " 剩余"),
+              (" and ", "；"), (", running jobs ", "，运行中作业超出预占 "), (" beyond their holds", ""),
+              (", ¥", "，¥")]
+
+
+def _figures(text: str) -> str:
+    """A project's funds as store/ledger.py words them (Account.figures), in Chinese."""
+    for en, zh in FIGURES_ZH:
+        text = text.replace(en, zh)
+    return text
+
+
 SENTENCES = _rules([
     (r"submitted", "已提交"),
     (r"placed on (\S+) \(score ([\d.]+)\)", r"已放置到 \1（得分 \2）"),
@@ -69,7 +83,13 @@ SENTENCES = _rules([
     (r"waiting for preempted (.*) to stop", r"等待被抢占的 \1 停止"),
     (r"the engine could not start it: (.*)", r"引擎无法启动：\1"),
     (r"withdrawn from (\S+)'s queue after (\d+) s \((.*)\)", r"在 \1 的队列中等待 \2 秒后撤回（\3）"),
+    (r"(\S+)'s own load: node (\d+) of (\S+) drained by its operator: (.*)",
+     r"\1 自身负载：节点 \2（\3）已被中心运维排空：\4"),
     (r"(\S+)'s own load: (.*)", r"\1 自身负载：\2"),
+    (r"held: project (\S+) is out of funds \((.*)\), a top-up or a larger budget releases its jobs",
+     lambda m: f"暂停：项目 {m[1]} 资金不足（{_figures(m[2])}），充值或提高预算后恢复"),
+    (r"funds: the job is expected to cost up to (\S+), and project (\S+) has (.*)",
+     lambda m: f"资金不足：此作业预计最多花费 {m[1]}；项目 {m[2]} 的{_figures(m[3])}"),
     (r"zhisuan job (\S+)", r"智算作业 \1"),
     (r"zhisuan jobs of other tenants", "其他租户的智算作业"),
     (r"reserved for this job \(it starts (now|in \S+)\): later jobs only backfill around it",

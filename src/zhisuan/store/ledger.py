@@ -91,7 +91,7 @@ class Account:
             parts.append(f"monthly budget {yuan(self.budget_fen)}: spent {yuan(self.spent(month))}, held "
                          f"{yuan(self.held_fen)}, "
                          f"{yuan(self.budget_fen - self.spent(month) - self.held_fen)} left")
-        return "; ".join(parts)
+        return " and ".join(parts)
 
     def json(self, month: str) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self)
@@ -147,7 +147,7 @@ def hold(conn: Connection, tenant: str, job_id: str, fen: int, now: float, actor
         acct = _read(conn, tenant)
         if acct is None:
             return  # not a funded project (any more): nothing to hold
-        raise InsufficientFunds(f"funds: the job is expected to cost up to {yuan(fen)}; project {tenant} has "
+        raise InsufficientFunds(f"funds: the job is expected to cost up to {yuan(fen)}, and project {tenant} has "
                                 f"{acct.figures(month)}")
     conn.execute(insert(HoldRow), {"job_id": job_id, "tenant": tenant, "fen": fen})
     _legs(conn, tenant, now, "hold", [("available", -fen, month), ("held", fen, month)], job_id, actor)
