@@ -125,6 +125,8 @@ BASE = "name: j\ntenant: t\nresources: {accelerators: a100:1}\n"
     ('run: x\nenv: {A: "b\\0"}', "env"),
     ("run: x\nconstraints: {time_limit: .nan}", "constraints.time_limit"),
     ("run: x\nconstraints: {time_limit: .inf}", "constraints.time_limit"),
+    ("run: x\nconstraints: {time_limit: 367d}", "constraints.time_limit"),
+    ("run: x\nconstraints: {time_limit: 100000000000}", "constraints.time_limit"),
     ("run: x\nconstraints: {max_price: .inf}", "constraints.max_price"),
     ("run: x\nconstraints: {max_price: 1e400}", "constraints.max_price"),
     ("run: x\npriority: " + "9" * 5000, ""),

@@ -16,7 +16,7 @@ const provider = new Provider(cfg.issuer, {
   features: { devInteractions: { enabled: true }, deviceFlow: { enabled: true } },
   pkce: { required: () => true },
   scopes: ["openid", "email", "groups"],
-  claims: { openid: ["sub"], email: ["email"], groups: ["groups"] },
+  claims: { openid: ["sub"], email: ["email", "email_verified"], groups: ["groups"] },
   conformIdTokenClaims: false,  // the groups and e-mail claims in the ID token itself
   ttl: {
     IdToken: (ctx, token, client) => (client.clientId === cfg.short_lived_client ? cfg.short_ttl || 3 : 3600),
@@ -24,7 +24,8 @@ const provider = new Provider(cfg.issuer, {
   },
   async findAccount(ctx, id) {
     const user = cfg.users[id] || { email: `${id}@example.org`, groups: [] };
-    return { accountId: id, async claims() { return { sub: id, email: user.email, groups: user.groups }; } };
+    const claims = { sub: id, email: user.email, email_verified: user.email_verified === true, groups: user.groups };
+    return { accountId: id, async claims() { return claims; } };
   },
 });
 provider.listen(cfg.port, "127.0.0.1", () => console.log(`ready ${cfg.issuer}`));

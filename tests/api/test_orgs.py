@@ -95,3 +95,20 @@ def test_projects_name_tenants_and_belong_to_one_organisation():
     with pytest.raises(SpecError, match="already a project of 'acme'"):
         parse_network(twice)
     assert parse_network(NETWORK).orgs() == {"acme": ["acme-train", "acme-infer"], "lab": ["lab"]}
+    named_after = NETWORK.replace("{name: acme, name_zh: 阿克米,", "{name: lab, name_zh: 阿克米,")
+    with pytest.raises(SpecError, match="'lab' is a tenant the organisation does not list"):
+        parse_network(named_after)  # its admin would silently administer tenant lab too
+
+
+def test_sso_settings_name_what_is_wrong():
+    sso = ("sso: {{issuer: '{issuer}', client_id: d, groups: {{g: {grant}}}}}\n")
+    ok = NETWORK + sso.format(issuer="https://idp.example.org", grant="{project: lab}")
+    assert parse_network(ok).sso.groups["g"].project == "lab"
+    for issuer, grant, field in (("http://idp.example.org", "{project: lab}", "sso.issuer"),
+                                 ("https://idp.example.org", "{project: lab, centers: [here]}", "sso.groups.g"),
+                                 ("https://idp.example.org", "{role: operator, org: acme}", "sso.groups.g"),
+                                 ("https://idp.example.org", "{admin: true, project: lab}", "sso.groups.g"),
+                                 ("https://idp.example.org", "{project: nope}", "sso.groups.g.project")):
+        with pytest.raises(SpecError) as e:
+            parse_network(NETWORK + sso.format(issuer=issuer, grant=grant))
+        assert field in str(e.value), (issuer, grant, str(e.value))

@@ -106,7 +106,7 @@ def test_a_budget_below_what_is_committed_is_refused_and_bad_amounts_name_the_fi
     with pytest.raises(PermissionError):
         svc.funds.topup(ACME, "acme", 100, "", time.time())
     [acct] = svc.funds.show(ADMIN, time.time())
-    assert acct["budget_fen"] == 1_000_000 and acct["held_fen"] == 720_000 and acct["available_fen"] == -720_000
+    assert acct["budget_fen"] == 1_000_000 and acct["held_fen"] == 720_000 and acct["available_fen"] == 0
     assert svc.funds.ledger.trial() == []
 
 
@@ -153,7 +153,7 @@ def test_a_project_out_of_money_mid_run_is_held_then_resumed_by_a_top_up(world, 
     # (¥1 a second) spends that within seconds
     a = svc.submit(job("a", 1, "sleep 600"), ACME, time.time()).id
     step_until(loop, store, a, {JobState.RUNNING})
-    svc.funds.configure(ADMIN, "acme", time.time(), True, False, None)
+    svc.funds.configure(ADMIN, "acme", time.time(), True, False, "hold")
     hold = svc.funds.hold_for(svc.validate(job("b", 2, "echo b ran", limit=600), ACME), time.time())
     svc.funds.topup(ADMIN, "acme", hold / 100 + 5, "first payment", time.time())
     b = svc.submit(job("b", 2, "echo b ran", limit=600), ACME, time.time()).id

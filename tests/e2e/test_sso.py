@@ -5,6 +5,7 @@ signed by another key are refused naming why; a callback with a state not ours i
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -49,7 +50,7 @@ def world(tmp_path_factory):
                      "redirect_uris": [f"http://127.0.0.1:{port}/v1/sso/callback"],
                      "grant_types": ["authorization_code"], "response_types": ["code"]},
                     {"client_id": "zhisuan-cli", **device}, {"client_id": "other-app", **device}],
-        "users": {"zhang": {"email": "zhang@acme.cn", "groups": ["staff", "acme-trainers"]},
+        "users": {"zhang": {"email": "zhang@acme.cn", "email_verified": True, "groups": ["staff", "acme-trainers"]},
                   "nobody": {"email": "nobody@elsewhere.org", "groups": ["visitors"]}}}))
     idp_proc = subprocess.Popen(["node", provider_script(), str(tmp / "idp.json")], stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
@@ -117,7 +118,9 @@ def test_the_dashboard_signs_in_through_the_provider_with_pkce(browser, world): 
     assert any(e["actor"] == "sso zhang@acme.cn" and "group acme-trainers" in e["detail"] for e in trail)
     # someone whose groups grant nothing here is told so, and gets no token (a browser of their own)
     page = browser.new_context().new_page()
-    page.goto(server.url + "/v1/sso/login")
+    page.goto(server.url + "/")
+    page.wait_for_selector("#sso-button:visible")
+    page.click("#sso-button")
     page.wait_for_load_state()
     if page.locator("input[name=login]").count():
         page.fill("input[name=login]", "nobody")
@@ -128,10 +131,18 @@ def test_the_dashboard_signs_in_through_the_provider_with_pkce(browser, world): 
         page.click("button[type=submit]")
     page.wait_for_selector("#login-error:has-text('grant nothing')", timeout=20_000)
     assert page.evaluate("localStorage.getItem('zhisuan.token')") is None
-    # a callback whose state this server never issued
+    # a callback whose state this server never issued, or one it issued to another browser
     r = httpx.get(server.url + "/v1/sso/callback", params={"code": "x", "state": "forged"}, follow_redirects=False)
-    assert r.status_code == 302 and "sso-error=state" in r.headers["location"] and "sso=" not in r.headers[
-        "location"].replace("sso-error", "")
+    assert r.status_code == 302 and "sso-error=state" in r.headers["location"] and "#sso=" not in r.headers["location"]
+    started = httpx.get(server.url + "/v1/sso/login", params={"bind": "b" * 16}, follow_redirects=False)
+    state = re.search(r"[?&]state=([^&]+)", started.headers["location"])[1]
+    r = httpx.get(server.url + "/v1/sso/callback", params={"code": "x", "state": state}, follow_redirects=False)
+    assert "not%20started%20in%20this%20browser" in r.headers["location"], r.headers["location"]
+    # a session token handed to a page that did not start a sign-in (a link someone sent) is not taken
+    page = browser.new_context().new_page()
+    page.goto(server.url + f"/?sso-bind=guess#sso={server.token('lab')}")
+    page.wait_for_selector("#login-error:has-text('did not start')")
+    assert page.evaluate("localStorage.getItem('zhisuan.token')") is None
 
 
 def test_the_cli_signs_in_by_the_device_flow(browser, world, tmp_path):  # noqa: F811

@@ -106,3 +106,28 @@ def test_an_unfunded_project_pays_nothing_through_the_ledger(world):
     store.transition(job, JobState.RUNNING, now)
     store.transition(job, JobState.SUCCEEDED, now, usage=[usage(job, now, 1.0)])
     assert ledger.entries() == [] and ledger.account("acme") is None and ledger.trial() == []
+
+
+def test_a_budget_only_project_that_turns_prepaid_does_not_pay_twice_for_what_was_invoiced(world):
+    store, ledger = world
+    now = time.time()
+    ledger.configure("acme", now, OPS, budget_fen=100_000)
+    job = store.submit_record(spec("j"), now, "acme", hold_fen=5_000).id
+    store.transition(job, JobState.SCHEDULED, now)
+    store.transition(job, JobState.RUNNING, now)
+    store.transition(job, JobState.SUCCEEDED, now, usage=[usage(job, now, 30.0)])
+    acct = ledger.account("acme")
+    assert (acct.available_fen, acct.held_fen, acct.spent_fen) == (0, 0, 3_000)  # billed after the fact
+    ledger.topup("acme", 1_000, now, OPS)
+    assert ledger.account("acme").available_fen == 1_000  # the top-up is all there: nothing owed out of it
+    assert ledger.charges("acme", month_of(now)) == {job: 3_000} and ledger.trial() == []
+
+
+def test_a_retried_submit_with_its_key_gets_its_job_even_when_nothing_is_left_to_hold(world):
+    store, ledger = world
+    ledger.topup("acme", 1_000, time.time(), OPS)
+    first = store.submit_record(spec("j"), time.time(), "acme", "key-1", hold_fen=1_000)
+    again = store.submit_record(spec("j"), time.time(), "acme", "key-1", hold_fen=1_000)
+    assert again.id == first.id and len(store.find()) == 1 and ledger.account("acme").held_fen == 1_000
+    with pytest.raises(InsufficientFunds):
+        store.submit_record(spec("k"), time.time(), "acme", "key-2", hold_fen=1_000)

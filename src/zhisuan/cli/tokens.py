@@ -21,8 +21,9 @@ token_app = typer.Typer(help="API tokens: create, list, revoke (with an admin to
 def create(tenant: Annotated[str, typer.Argument(help="the tenant the token acts for ('' for an operator)")],
            admin: Annotated[bool, typer.Option("--admin", help="an admin token (every tenant's jobs)")] = False,
            role: Annotated[str, typer.Option(help="member (submit and see), viewer (see), billing (invoices "
-                                             "only) or operator (of --centers)")] = "member",
+                                             "only), operator (of --centers) or org-admin (of --org)")] = "member",
            centers: Annotated[str | None, typer.Option(help="an operator's centers, e.g. alpha,beta")] = None,
+           org: Annotated[str, typer.Option(help="an org-admin's organisation")] = "",
            label: Annotated[str, typer.Option(help="a note: who holds it")] = "",
            expires: Annotated[str | None, typer.Option(help="valid for, e.g. 30d (default: until revoked)")] = None,
            url: Url = None, token: Token = None) -> None:
@@ -30,11 +31,14 @@ def create(tenant: Annotated[str, typer.Argument(help="the tenant the token acts
     body: dict[str, object] = {"tenant": tenant, "admin": admin, "role": role, "label": label}
     if centers:
         body["centers"] = [c.strip() for c in centers.split(",") if c.strip()]
+    if org:
+        body["org"] = org
     if expires:
         body["expires_in"] = seconds(expires, "--expires")
     with connect(url, token) as client:
         made = call(client, "POST", "/v1/tokens", json=body)
-    console.print(f"token {made['id']} for {made['tenant'] or ', '.join(made['centers'])} ({made['role']}):")
+    console.print(f"token {made['id']} for {made['tenant'] or made['org'] or ', '.join(made['centers'])} "
+                  f"({made['role']}):")
     print(made["token"])
 
 

@@ -38,7 +38,12 @@ class Carrier:
             if self._preempt(pre, now):
                 victims[pre.by].add(pre.job_id)
         for start in result.starts:
-            waits = victims.get(start.job_id, set()) | ({start.job_id} if start.job_id in self.stopping else set())
+            p = start.placement
+            key, nodes = f"{p.center}/{p.pool}", set(p.nodes)
+            # any run still stopping on its nodes (this cycle's victims, an earlier cycle's, one stopped because
+            # its project ran out of funds): its devices are the scheduler's again, not yet the engine's
+            waits = victims.get(start.job_id, set()) | ({start.job_id} if start.job_id in self.stopping else set()) | {
+                j for j, st in self.stopping.items() if st.pool == key and nodes & set(st.nodes)}
             self._place(start, now, waits)
 
     def preempt(self, pre: Preempt, now: float) -> None:
@@ -62,7 +67,8 @@ class Carrier:
                 return False
             if run.handle:
                 engine.stop(run.handle)
-                self.stopping[pre.job_id] = Stopping(pre.job_id, run.center, run.handle, now + loop.settings.grace)
+                self.stopping[pre.job_id] = Stopping(pre.job_id, run.center, run.handle, now + loop.settings.grace,
+                                                     pool=run.key, nodes=run.nodes)
             rec = loop.store.get(pre.job_id)
             usage = loop.meter.run_rows(rec, now) if rec is not None else []
             loop.store.transition(pre.job_id, JobState.PREEMPTED, now, f"preempted by {pre.by} on {run.key}",

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from zhisuan.control.errors import Forbidden
+from zhisuan.control.errors import Forbidden, PaymentRequired
 from zhisuan.control.metering import Meter
 from zhisuan.metering.invoice import Invoice
 from zhisuan.model import JobSpec, JobState, Network
@@ -91,6 +91,18 @@ class Funds:
         if spec.tenant not in self.funded(now):
             return None
         return math.ceil(self.feasible.expected_cost(spec, now) * 100)
+
+    def check_deploy(self, spec: JobSpec, replicas: int, now: float) -> None:
+        """A funded project's model service must afford its replicas' first hour (a replica holds nothing: it
+        runs until stopped, charged as it ends; out of funds, the project's `at_zero` applies to it)."""
+        fen = self.hold_for(spec, now)
+        acct = self.ledger.account(spec.tenant) if fen is not None else None
+        if fen is None or acct is None:
+            return
+        month = month_of(now)
+        if fen * replicas > acct.remaining(month):
+            raise PaymentRequired(f"funds: {replicas} replica(s) are expected to cost {yuan(fen * replicas)} in "
+                                  f"their first hour, and project {spec.tenant} has {acct.figures(month)}")
 
     def standing(self, now: float, tenants: set[str] | None = None) -> list[Standing]:
         """Every project with an account (funded, or once funded), or those of `tenants`; running jobs metered up

@@ -68,3 +68,5 @@ class Stopping:
     handle: str
     deadline: float
     killed: bool = False  # SIGKILL asked (its center confirms the end: until then its devices are not free)
+    pool: str = ""  # center/pool of its devices, and their nodes: a start there waits for it to stop
+    nodes: tuple[int, ...] = ()

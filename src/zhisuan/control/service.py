@@ -133,6 +133,8 @@ class Service:
             return earlier
         if len(self.service_store.list(spec.tenant, active_only=True)) >= MAX_SERVICES:
             raise TooMany(f"tenant {spec.tenant} has {MAX_SERVICES} active services; stop one first")
+        if spec.service is not None:
+            self.funds.check_deploy(spec, spec.service.replicas.min, now)
         return self.service_store.create(spec, now, idempotency_key)
 
     def service(self, service_id: str, who: Principal) -> ServiceRecord:

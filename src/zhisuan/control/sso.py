@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 import time
 from typing import Any
@@ -39,7 +38,7 @@ class SingleSignOn:
         self._keys: jwt.PyJWKClient | None = None
 
     def metadata(self) -> dict[str, Any]:
-        """The provider's discovery document (cached), checked to name the configured issuer."""
+        """The provider's discovery document (cached), checked to name the configured issuer and endpoints."""
         at, meta = self._meta
         if time.time() - at >= DISCOVERY_TTL:
             url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -49,9 +48,13 @@ class SingleSignOn:
                 meta = r.json()
             except (httpx.HTTPError, ValueError) as e:
                 raise SignOnRefused(f"sso: the provider {self.settings.issuer} cannot be reached: {e}") from e
-            if meta.get("issuer") != self.settings.issuer:
-                raise SignOnRefused(f"sso: the provider says its issuer is {meta.get('issuer')!r}, not "
+            if not isinstance(meta, dict) or meta.get("issuer") != self.settings.issuer:
+                raise SignOnRefused(f"sso: the provider's discovery document does not name the issuer "
                                     f"{self.settings.issuer!r}")
+            missing = [k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+                       if not isinstance(meta.get(k), str)]
+            if missing:
+                raise SignOnRefused(f"sso: the provider's discovery document has no {', '.join(missing)}")
             self._meta = (time.time(), meta)
             self._keys = jwt.PyJWKClient(meta["jwks_uri"], cache_keys=True, lifespan=DISCOVERY_TTL, timeout=5)
         return meta
@@ -68,23 +71,27 @@ class SingleSignOn:
     def scope(self) -> str:
         return f"openid email {self.settings.groups_claim}"
 
-    def start(self, redirect_uri: str, next_path: str, now: float) -> str:
-        """The provider's URL a browser is sent to: the code flow with PKCE (S256), a state and a nonce."""
+    def start(self, redirect_uri: str, bind: str, now: float) -> tuple[str, str]:
+        """(the provider's URL a browser is sent to, the sign-in's state): the code flow with PKCE (S256), a
+        state and a nonce. The state goes back to the browser in a cookie as well (the callback must come from
+        the browser that started); `bind` comes back in the dashboard's URL (the page that started accepts)."""
         meta = self.metadata()
         state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        safe = next_path if re.fullmatch(r"/(?![/\\])[A-Za-z0-9/_.~=&?-]*", next_path) else "/"  # ours only
         try:
-            self.pending.add(state, verifier, nonce, safe, now)
+            self.pending.add(state, verifier, nonce, f"/?sso-bind={bind}", now)
         except TooManyLogins as e:
             raise TooMany(str(e)) from None
         query = {"response_type": "code", "client_id": self.settings.client_id, "redirect_uri": redirect_uri,
                  "scope": self.scope, "state": state, "nonce": nonce, "code_challenge": challenge,
                  "code_challenge_method": "S256"}
-        return f"{meta['authorization_endpoint']}?{urlencode(query)}"
+        return f"{meta['authorization_endpoint']}?{urlencode(query)}", state
 
-    def callback(self, code: str, state: str, redirect_uri: str, now: float, origin: str) -> tuple[str, str]:
+    def callback(self, code: str, state: str, browser_state: str, redirect_uri: str, now: float,
+                 origin: str) -> tuple[str, str]:
         """The browser back from the provider: (a session token, where to go)."""
+        if not state or not secrets.compare_digest(state.encode(), browser_state.encode()):
+            raise SignOnRefused("state: this sign-in was not started in this browser: start again")
         found = self.pending.take(state, now)
         if found is None:
             raise SignOnRefused("state: no sign-in under way with this state (expired, used, or not ours): "
@@ -120,7 +127,8 @@ class SingleSignOn:
         try:
             key = self._keys.get_signing_key_from_jwt(id_token)
             claims: dict[str, Any] = jwt.decode(
-                id_token, key.key, algorithms=ALGORITHMS, audience=audience, issuer=self.settings.issuer,
+                id_token, key.key, algorithms=[key.algorithm_name] if key.algorithm_name in ALGORITHMS else [],
+                audience=audience, issuer=self.settings.issuer,
                 options={"require": ["exp", "iat", "sub", "aud", "iss"]})
         except jwt.ExpiredSignatureError as e:
             raise SignOnRefused("id_token: expired") from e
@@ -128,10 +136,10 @@ class SingleSignOn:
             raise SignOnRefused(f"id_token: its audience is not this network's client {audience!r}") from e
         except jwt.InvalidIssuerError as e:
             raise SignOnRefused(f"id_token: not issued by {self.settings.issuer}") from e
-        except (jwt.InvalidSignatureError, jwt.PyJWKClientError) as e:
+        except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError, jwt.PyJWKClientError) as e:
             raise SignOnRefused(f"id_token: not signed by a key of {self.settings.issuer} ({e})") from e
-        except jwt.PyJWTError as e:
-            raise SignOnRefused(f"id_token: {e}") from e
+        except (jwt.PyJWTError, TypeError, ValueError) as e:
+            raise SignOnRefused(f"id_token: {str(e)[:200]}") from e
         if nonce is not None and not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
             raise SignOnRefused("id_token: its nonce is not the one this sign-in sent")
         return claims
@@ -149,7 +157,8 @@ class SingleSignOn:
 
     def _session(self, claims: dict[str, Any], now: float, origin: str, where: str) -> str:
         group, grant = self.grant(claims)
-        person = str(claims.get("email") or claims["sub"])[:60]
+        email = claims.get("email") if claims.get("email_verified") is True else None  # unverified: not a name
+        person = str(email or claims["sub"])[:60]
         by = By(f"sso {person}"[:80], origin)
         token = self.tokens.issue(grant.project or "", now, grant.admin, f"sso {person}", now + self.settings.session,
                                   by=by, role="member" if grant.admin else grant.role, centers=tuple(grant.centers),

@@ -180,6 +180,9 @@ class Resources(_Strict):
         return self.devices_per_node * self.nodes
 
 
+MAX_TIME_LIMIT = 366 * 86400.0  # a job's time limit: a year is a plan, more is a typo (and unbounded work to price)
+
+
 class Constraints(_Strict):
     regions: list[str] = Field(default_factory=list, max_length=64)
     max_price: float | None = Field(None, gt=0, description="CNY per device-hour")
@@ -190,7 +193,12 @@ class Constraints(_Strict):
     @field_validator("time_limit", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        return None if v is None else parse_duration(v)
+        if v is None:
+            return None
+        seconds = parse_duration(v)
+        if seconds > MAX_TIME_LIMIT:
+            raise ValueError(f"at most {MAX_TIME_LIMIT // 86400:.0f} days")
+        return seconds
 
     @field_validator("deadline")
     @classmethod

@@ -228,6 +228,9 @@ class Network(_Strict):
         for i, org in enumerate(self.organisations):
             if [o.name for o in self.organisations].count(org.name) > 1:
                 raise ValueError(f"organisations[{i}].name: {org.name!r} repeats")
+            if org.name in tenants and org.name not in org.projects:
+                raise ValueError(f"organisations[{i}].name: {org.name!r} is a tenant the organisation does not "
+                                 f"list (a tenant in no organisation is one of its own name)")
             for p in org.projects:
                 if p not in tenants:
                     raise ValueError(f"organisations[{i}].projects: {p!r} is not a tenant of the network")

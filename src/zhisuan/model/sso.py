@@ -4,6 +4,7 @@ what each group of the provider's groups claim grants here (checked against the 
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,15 +26,12 @@ class SsoGrant(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> SsoGrant:
-        if self.admin:
-            if self.project or self.org or self.centers:
-                raise ValueError("an admin grant names no project, organisation or center")
-        elif self.role == "operator" and not self.centers:
-            raise ValueError("an operator grant names its centers")
-        elif self.role == "org-admin" and not self.org:
-            raise ValueError("an org-admin grant names its organisation (org)")
-        elif self.role in ("member", "viewer", "billing") and not self.project:
-            raise ValueError(f"a {self.role} grant names its project")
+        named = {"project": bool(self.project), "org": bool(self.org), "centers": bool(self.centers)}
+        wants = None if self.admin else {"operator": "centers", "org-admin": "org"}.get(self.role, "project")
+        extra = [k for k, given in named.items() if given and k != wants]
+        if extra or (wants is not None and not named[wants]):
+            raise ValueError("an admin grant names no project, organisation or center" if wants is None else
+                             f"a {self.role} grant names its {wants} and nothing else")
         return self
 
 
@@ -46,6 +44,14 @@ class SsoSettings(BaseModel):
     groups: dict[str, SsoGrant] = Field(default_factory=dict, max_length=1000,
                                         description="group -> grant; the first listed that a person has wins")
     session: float = Field(12 * 3600.0, description="how long a signed-in session's token lasts (e.g. 12h)")
+
+    @field_validator("issuer")
+    @classmethod
+    def _https(cls, v: str) -> str:
+        host = urlsplit(v).hostname or ""
+        if urlsplit(v).scheme != "https" and host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("https (plain http only on loopback): the provider's keys are fetched from it")
+        return v
 
     @field_validator("session", mode="before")
     @classmethod

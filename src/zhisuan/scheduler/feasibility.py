@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from zhisuan.model import JobSpec, Network, Request, SpecError, request_from_spec
-from zhisuan.scheduler.decisions import Why
+from zhisuan.model.billing import held_by
 from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.policies import DEFAULT
 from zhisuan.scheduler.ranking import rank
@@ -76,13 +76,21 @@ class Feasibility:
 
     def expected_cost(self, spec: JobSpec, now: float) -> float:
         """CNY the job is expected to cost at most: the dearest pool the policy accepts for it, started now
-        and held for its time limit (or the default run time), priced hour by hour as the invoice will be —
-        what a funded project holds for it until it ends (its inputs' movement is not included)."""
-        ranking = rank(RequestTable.build([request_from_spec(spec)]), self.table, self.policy)
+        and held for its time limit (or the default run time) at its chip's speed, priced with the pool's
+        time-of-use multipliers over that window (model/billing.py's rule, as the invoice will) — what a funded
+        project holds for it until it ends (its inputs' movement is not included)."""
+        request = request_from_spec(spec)
+        ranking = rank(RequestTable.build([request]), self.table, self.policy)
         duration = spec.constraints.time_limit or DEFAULT_DURATION
-        costs = [c.cost for c in Why(ranking, 0, duration, -1, calendar=now).candidates() if not c.rejected]
+        costs = []
+        for p in ranking.prefs[0]:
+            pool = self.pools[p]
+            runtime = duration / float(ranking.ctx.speed[0, p])
+            bill = held_by(request, pool.devices_per_node, pool.cpus_per_node, pool.memory_gib_per_node,
+                           pool.cpu_price, pool.memory_price)
+            per_hour = bill.devices * pool.price + bill.cpus * pool.cpu_price + bill.memory_gib * pool.memory_price
+            costs.append(per_hour * float(pool.tou.integral(now, now + runtime)) / 3600.0)
         return max(costs, default=0.0)
-
 
 def check_spec(spec: JobSpec, network: Network, policy: Policy = DEFAULT, now: float | None = None) -> None:
     """Raise SpecError naming the field when no pool of `network` could ever run the job (or, given `now`,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec, JobState, check_transition
-from zhisuan.store.ledger import hold, settle
+from zhisuan.store.ledger import InsufficientFunds, hold, settle
 from zhisuan.store.schema import IdempotencyRow, JobRow, TransitionRow, UsageRow
 
 UPDATABLE = {"center", "pool", "nodes", "devices_per_node", "devices", "engine_handle", "exit_code", "reason",
@@ -108,7 +108,7 @@ class JobStore:
         With an idempotency key, a submit the tenant made before with the same key returns that job instead."""
         try:
             return self.submit_many([(spec, now, actor, idempotency_key, origin)], [hold_fen])[0]
-        except IntegrityError:
+        except (IntegrityError, InsufficientFunds):  # a retry of a stored submit: its hold was taken then
             if idempotency_key is None:
                 raise
             with self.engine.connect() as conn:

@@ -1,14 +1,14 @@
 """A project's money as a double-entry ledger, in fen (integers: no float ever decides a balance).
 
-Four accounts per project: `payments` (what was paid in: a top-up is payments −X, available +X),
-`available` (prepaid money not held), `held` (the expected cost of its queued and running jobs: a hold is
-available −H, held +H; a release the reverse) and `revenue` (what its runs were charged: available −C,
-revenue +C). The legs of every transaction sum to zero, so the whole ledger does; the `funds` row keeps
-each project's available and held sums, written in the same transaction as their legs, and `trial()` checks
-that they agree. A job's run is charged when its usage is stored (store/jobs.py, in that same transaction):
-per local month, the rounded sum of the job's usage so far less what was charged before — so a job's
-charges in a month are exactly its invoice line rounded to the fen, however many runs it took.
-"""
+Five accounts per project: `payments` (what was paid in: a top-up is payments −X, available +X), `available`
+(prepaid money not held), `held` (the expected cost of its queued and running jobs: a hold is available −H, held +H;
+a release the reverse), `revenue` (what its runs were charged: available −C, revenue +C) and `billed` (a project on
+a budget without a prepaid balance draws its holds and charges from here: what it is invoiced after the fact). The
+legs of every transaction sum to zero, so the whole ledger does; the `funds` row keeps each project's available and
+held sums, written in the same transaction as their legs, and `trial()` checks that they agree. A job's run is
+charged when its usage is stored (store/jobs.py, in that same transaction): per local month, the rounded sum of the
+job's usage so far less what was charged before — so a job's charges in a month are exactly its invoice line rounded
+to the fen, however many runs it took."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -118,10 +118,13 @@ def _legs(conn: Connection, tenant: str, now: float, kind: str, legs: list[tuple
 
 
 def _ensure(conn: Connection, tenant: str, prepaid: bool, month: str, now: float) -> None:
-    """The project's funds row, created unless it exists (two first top-ups racing: one creates it)."""
+    """The project's funds row, created unless it exists (two first top-ups racing: one creates it). Out of
+    funds, a prepaid project's running jobs stop unless it chose otherwise (money not paid is not spent); a
+    budget's go on."""
     dialect = conn.engine.dialect.name
     make = (sqlite_insert if dialect == "sqlite" else pg_insert)(FundsRow).values(
-        tenant=tenant, prepaid=prepaid, available_fen=0, held_fen=0, month=month, spent_fen=0, at_zero="hold",
+        tenant=tenant, prepaid=prepaid, available_fen=0, held_fen=0, month=month, spent_fen=0,
+        at_zero="stop" if prepaid else "hold",
         alerted="", updated_at=now)
     conn.execute(make.on_conflict_do_nothing(index_elements=["tenant"]))
 
@@ -142,15 +145,23 @@ def hold(conn: Connection, tenant: str, job_id: str, fen: int, now: float, actor
         update(FundsRow)
         .where(FundsRow.tenant == tenant, or_(FundsRow.prepaid.is_(False), FundsRow.available_fen >= fen),
                or_(FundsRow.budget_fen.is_(None), FundsRow.budget_fen - FundsRow.spent_fen - FundsRow.held_fen >= fen))
-        .values(available_fen=FundsRow.available_fen - fen, held_fen=FundsRow.held_fen + fen, updated_at=now))
+        .values(available_fen=case((FundsRow.prepaid.is_(True), FundsRow.available_fen - fen),
+                                   else_=FundsRow.available_fen),
+                held_fen=FundsRow.held_fen + fen, updated_at=now))
+    acct = _read(conn, tenant)
+    if acct is None:
+        return  # not a funded project (any more): nothing to hold
     if taken.rowcount != 1:
-        acct = _read(conn, tenant)
-        if acct is None:
-            return  # not a funded project (any more): nothing to hold
         raise InsufficientFunds(f"funds: the job is expected to cost up to {yuan(fen)}, and project {tenant} has "
                                 f"{acct.figures(month)}")
     conn.execute(insert(HoldRow), {"job_id": job_id, "tenant": tenant, "fen": fen})
-    _legs(conn, tenant, now, "hold", [("available", -fen, month), ("held", fen, month)], job_id, actor)
+    _legs(conn, tenant, now, "hold", [(_side(acct), -fen, month), ("held", fen, month)], job_id, actor)
+
+
+def _side(acct: Account) -> str:
+    """Where a project's holds and charges are drawn from: its prepaid balance, or (a budget only) what it is
+    billed after the fact — so a project that turns prepaid later does not pay twice for what was invoiced."""
+    return "available" if acct.prepaid else "billed"
 
 
 def settle(conn: Connection, job_id: str, tenant: str, ended: bool, charged: bool, now: float) -> None:
@@ -171,16 +182,19 @@ def settle(conn: Connection, job_id: str, tenant: str, ended: bool, charged: boo
         for m in sorted(cum):
             due = round(cum[m] * 100) - int(before.get(m) or 0)
             if due:
-                _legs(conn, tenant, now, "charge", [("available", -due, m), ("revenue", due, m)], job_id,
+                _legs(conn, tenant, now, "charge", [(_side(acct), -due, m), ("revenue", due, m)], job_id,
                       memo=f"usage of {job_id} in {m}")
-                available -= due
+                available -= due if acct.prepaid else 0
                 spent += due if m == month else 0
     if ended:
         fen = conn.execute(select(HoldRow.fen).where(HoldRow.job_id == job_id)).scalar()
         if fen is not None:
             conn.execute(delete(HoldRow).where(HoldRow.job_id == job_id))
-            _legs(conn, tenant, now, "release", [("held", -fen, month), ("available", fen, month)], job_id)
-            available, held = available + fen, held - fen
+            side = conn.execute(select(LedgerRow.account).where(  # back where the hold was taken from
+                LedgerRow.job_id == job_id, LedgerRow.kind == "hold", LedgerRow.account != "held")
+                .order_by(LedgerRow.id.desc()).limit(1)).scalar() or "available"
+            _legs(conn, tenant, now, "release", [("held", -fen, month), (side, fen, month)], job_id)
+            available, held = available + (fen if side == "available" else 0), held - fen
     if available or held or spent != acct.spent(month):
         conn.execute(update(FundsRow).where(FundsRow.tenant == tenant).values(
             available_fen=FundsRow.available_fen + available, held_fen=FundsRow.held_fen + held,
@@ -216,7 +230,7 @@ class Ledger:
             raise SpecError([("budget_yuan", f"more than ¥0 and at most {yuan(MAX_BUDGET_FEN)}")])
         month = month_of(now)
         with self.engine.begin() as conn:
-            _ensure(conn, tenant, False, month, now)
+            _ensure(conn, tenant, bool(prepaid), month, now)
             acct = _read(conn, tenant)
             assert acct is not None
             values: dict[str, Any] = {"updated_at": now}

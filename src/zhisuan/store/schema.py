@@ -189,13 +189,14 @@ class LedgerRow(Base):
     """One leg of a double-entry transaction: the legs of a `txn` sum to zero fen."""
 
     __tablename__ = "ledger"
-    __table_args__ = (Index("ix_ledger_tenant_at", "tenant", "at"), Index("ix_ledger_job", "job_id"))
+    __table_args__ = (Index("ix_ledger_tenant_at", "tenant", "at"), Index("ix_ledger_job", "job_id"),
+                      Index("ix_ledger_account_at", "account", "at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     txn: Mapped[str] = mapped_column(String(40), index=True)
     at: Mapped[float] = mapped_column(Float)
     tenant: Mapped[str] = mapped_column(String(64))
-    account: Mapped[str] = mapped_column(String(16))  # available | held | revenue | payments
+    account: Mapped[str] = mapped_column(String(16))  # available | held | revenue | payments | billed
     fen: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))  # topup | hold | release | charge
     job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -297,11 +297,20 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#logout").onclick = logout;
   document.querySelectorAll("#tabs button").forEach((b) => { b.onclick = () => show(b.dataset.tab); });
   // back from single sign-on: the session token (or why not) comes in the fragment, removed from the URL at once
+  // (taken only by the page that started the sign-in: it left a secret here and gets it back in the URL)
   const back = new URLSearchParams(location.hash.slice(1));
-  if (back.has("sso") || back.has("sso-error")) history.replaceState(null, "", location.pathname + location.search);
+  const bind = new URLSearchParams(location.search).get("sso-bind");
+  const ours = bind && bind === sessionStorage.getItem("zhisuan.sso-bind");
+  if (back.has("sso") || back.has("sso-error") || bind) history.replaceState(null, "", location.pathname);
+  sessionStorage.removeItem("zhisuan.sso-bind");
   if (back.get("sso-error")) $("#login-error").textContent = back.get("sso-error");
+  if (back.get("sso") && !ours) $("#login-error").textContent = t("login.sso-foreign");
   fetch("/v1/sso").then((r) => r.json()).then((c) => { $("#sso").hidden = !c.enabled; }).catch(() => {});
-  $("#sso-button").onclick = () => { location.href = "/v1/sso/login?next=/"; };
-  if (back.get("sso")) login(back.get("sso"));
+  $("#sso-button").onclick = () => {
+    const secret = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    sessionStorage.setItem("zhisuan.sso-bind", secret);
+    location.href = `/v1/sso/login?bind=${secret}`;
+  };
+  if (back.get("sso") && ours) login(back.get("sso"));
   else if (TOKEN) login(TOKEN);
 });

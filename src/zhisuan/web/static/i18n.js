@@ -4,6 +4,7 @@ const MESSAGES = {
     "title": "zhisuan compute network", "language": "Language", "logout": "Log out",
     "tab.network": "Network", "tab.jobs": "Jobs", "tab.utilization": "Utilization", "tab.reports": "Simulation reports",
     "login.title": "Log in with your token", "login.button": "Log in", "login.sso": "Sign in with single sign-on",
+    "login.sso-foreign": "A sign-in this page did not start was ignored.",
     "login.help": "Tokens are in runs/tokens.json on the server (one per tenant, and an admin token).",
     "login.bad": "This token is not valid.", "who": "Tenant: {tenant}",
     "network.title": "Centers of the network", "network.map": "Where the centers are",
@@ -77,7 +78,7 @@ const MESSAGES = {
   "zh-CN": {
     "title": "智算算力网络", "language": "语言", "logout": "退出",
     "tab.network": "网络", "tab.jobs": "作业", "tab.utilization": "利用率", "tab.reports": "仿真报告",
-    "login.title": "使用令牌登录", "login.button": "登录", "login.sso": "单点登录",
+    "login.title": "使用令牌登录", "login.button": "登录", "login.sso": "单点登录", "login.sso-foreign": "已忽略并非由本页面发起的登录。",
     "login.help": "令牌保存在服务器的 runs/tokens.json 中（每个租户一个，另有管理员令牌）。",
     "login.bad": "令牌无效。", "who": "租户：{tenant}",
     "network.title": "网络中的算力中心", "network.map": "算力中心分布",

@@ -44,6 +44,7 @@ def upgrade() -> None:
     op.create_index("ix_ledger_txn", "ledger", ["txn"])
     op.create_index("ix_ledger_tenant_at", "ledger", ["tenant", "at"])
     op.create_index("ix_ledger_job", "ledger", ["job_id"])
+    op.create_index("ix_ledger_account_at", "ledger", ["account", "at"])
     op.create_table(
         "holds",
         sa.Column("job_id", sa.String(40), primary_key=True),
