@@ -111,7 +111,8 @@ class Funds:
         if not accounts:
             return []
         names = {a.tenant for a in accounts}
-        running = [r for r in self.store.find(states={JobState.RUNNING}) if r.tenant in names]
+        running = [r for t in sorted(names) for r in self.store.find(tenant=t, states={JobState.RUNNING})] \
+            if len(names) <= 50 else [r for r in self.store.find(states={JobState.RUNNING}) if r.tenant in names]
         holds = self.ledger.holds([r.id for r in running])
         cost: dict[str, float] = {}
         for u in self.meter.open_intervals(running, now):
@@ -120,8 +121,8 @@ class Funds:
         for r in running:
             over = round(cost.get(r.id, 0.0) * 100) - holds.get(r.id, 0)
             overrun[r.tenant] = overrun.get(r.tenant, 0) + max(0, over)
-        paid = self.ledger.paid()
-        burnt = self.ledger.charged_since(now - BURN_DAYS * 86400.0)
+        paid = self.ledger.paid(names)
+        burnt = self.ledger.charged_since(now - BURN_DAYS * 86400.0, names)
         running_fen: dict[str, float] = {}
         for r in running:
             running_fen[r.tenant] = running_fen.get(r.tenant, 0.0) + cost.get(r.id, 0.0) * 100

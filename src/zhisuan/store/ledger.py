@@ -296,17 +296,21 @@ class Ledger:
             return {str(j): int(f) for j, f in conn.execute(select(HoldRow.job_id, HoldRow.fen)
                                                             .where(HoldRow.job_id.in_(job_ids)))}
 
-    def paid(self) -> dict[str, int]:
-        """Project -> fen paid in by top-ups, ever."""
+    def paid(self, tenants: set[str] | None = None) -> dict[str, int]:
+        """Project -> fen paid in by top-ups, ever (of `tenants`, or every project)."""
         query = (select(LedgerRow.tenant, func.sum(LedgerRow.fen)).where(LedgerRow.account == "payments")
                  .group_by(LedgerRow.tenant))
+        if tenants is not None:
+            query = query.where(LedgerRow.tenant.in_(sorted(tenants)))
         with self.engine.connect() as conn:
             return {str(t): -int(f) for t, f in conn.execute(query)}
 
-    def charged_since(self, since: float) -> dict[str, int]:
-        """Project -> fen its runs were charged since `since` (a burn rate's)."""
+    def charged_since(self, since: float, tenants: set[str] | None = None) -> dict[str, int]:
+        """Project -> fen its runs were charged since `since` (a burn rate's), of `tenants` or every project."""
         query = (select(LedgerRow.tenant, func.sum(LedgerRow.fen))
                  .where(LedgerRow.account == "revenue", LedgerRow.at >= since).group_by(LedgerRow.tenant))
+        if tenants is not None:
+            query = query.where(LedgerRow.tenant.in_(sorted(tenants)))
         with self.engine.connect() as conn:
             return {str(t): int(f) for t, f in conn.execute(query)}
 
