@@ -174,7 +174,7 @@ def test_a_project_out_of_money_mid_run_is_held_then_resumed_by_a_top_up(world, 
     assert acct["held_fen"] == 0 and not acct["out_of_funds"]
     assert svc.funds.ledger.trial() == []
     # the ledger's charges are the invoice, job by job, to the fen
-    [rec] = svc.reconcile(local_month(time.time()), ADMIN, time.time())
+    [rec] = svc.funds.reconcile_month(local_month(time.time()), ADMIN, time.time())
     assert rec["reconciles"] and rec["invoice_fen"] == rec["ledger_fen"] > 0 and rec["differences"] == {}
     legs = svc.funds.ledger.entries("acme")
     assert {x["kind"] for x in legs} == {"topup", "hold", "charge", "release"}
@@ -200,3 +200,23 @@ def test_a_project_that_chose_stop_has_its_running_jobs_stopped_and_requeued(wor
     step_until(loop, store, a, {JobState.RUNNING})
     svc.cancel(a, ACME, time.time())
     assert svc.funds.ledger.trial() == []
+
+
+def test_storage_and_transfers_draw_on_the_same_balance(world):
+    from zhisuan.control.funds import DATA_EVERY
+    from zhisuan.store.ledger import month_of
+
+    _, _, svc = world()
+    svc.funds.topup(ADMIN, "acme", 10, "", time.time())
+    so_far = {"cny": (1.234, 0.5)}  # this month's storage and transfers as the invoice would price them
+    svc.funds.data_bill = lambda tenant, month, now: so_far["cny"] if month == month_of(now) else (0.0, 0.0)
+    now = time.time()
+    svc.funds.check(now)
+    assert svc.funds.ledger.data_charged("acme", month_of(now)) == 173
+    so_far["cny"] = (2.0, 0.5)
+    svc.funds.check(now + 1)  # not yet: charged every DATA_EVERY seconds
+    assert svc.funds.ledger.data_charged("acme", month_of(now)) == 173
+    svc.funds.check(now + DATA_EVERY)
+    assert svc.funds.ledger.data_charged("acme", month_of(now)) == 250
+    [acct] = svc.funds.show(ACME, now)
+    assert acct["available_fen"] == 1000 - 250 and svc.funds.ledger.trial() == []

@@ -71,4 +71,4 @@ def add_funds_routes(app: FastAPI, service: Service, principal: Who) -> None:
     @app.get("/v1/reconcile/{month}")
     def reconcile(month: str, who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
         """Each funded project's invoice for the month beside its ledger charges, job by job, to the fen."""
-        return service.reconcile(month, who, time.time())
+        return funds.reconcile_month(month, who, time.time())

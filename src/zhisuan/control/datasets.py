@@ -18,6 +18,7 @@ from pathlib import Path
 
 from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany, Unavailable
 from zhisuan.metering.datalines import StorageLine, TransferLine, storage_lines, transfer_lines
+from zhisuan.metering.invoice import month_window
 from zhisuan.model import JobSpec, Network, SpecError
 from zhisuan.model.datasets import InputData, check_dataset_name, split_ref
 from zhisuan.model.links import link_between
@@ -268,6 +269,11 @@ class DataService:
             at = frozenset(r.center for r in self.datasets.replicas(d.id) if r.state == READY)
             out.append(InputData(d.ref, d.size_bytes / 1e9, at, frozenset(self.stores) | self.relayed))
         return tuple(out)
+
+    def month_cost(self, tenant: str, month: str, now: float) -> tuple[float, float]:
+        """The tenant's storage and transfers in local month `month` up to `now`, in ¥ as its invoice says."""
+        storage, transfers = self.bill(tenant, *month_window(month), now)
+        return sum(x.cny for x in storage), sum(x.cny for x in transfers)
 
     def bill(self, tenant: str, start: float, end: float, now: float | None = None,
              ) -> tuple[list[StorageLine], list[TransferLine]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ import httpx
 
 from zhisuan.control.errors import Forbidden, PaymentRequired
 from zhisuan.control.metering import Meter
-from zhisuan.metering.invoice import Invoice
+from zhisuan.metering.invoice import Invoice, month_window
 from zhisuan.model import JobSpec, JobState, Network
 from zhisuan.scheduler.feasibility import Feasibility
 from zhisuan.store import JobStore, Principal
@@ -35,6 +36,7 @@ log = logging.getLogger("zhisuan.funds")
 FRESH = 2.0  # seconds the set of funded projects is reused by the submit path
 LEVELS = (50, 80, 100)
 BURN_DAYS = 7  # the window of the burn rate a forecast extrapolates
+DATA_EVERY = 60.0  # seconds between charges of funded projects' storage and transfers
 SYSTEM = By("zhisuan")
 
 
@@ -74,6 +76,10 @@ class Funds:
         self._funded: tuple[float, frozenset[str]] = (-math.inf, frozenset())
         self.post: Callable[[str, dict[str, Any]], None] = _post  # the webhook's sender (tests may watch it)
         self.changed: Callable[[], None] = lambda: None  # told of a top-up or a budget (the loop's gate)
+        # (tenant, month, now) -> this month's (storage ¥, transfer ¥) so far, as the invoice prices them
+        self.data_bill: Callable[[str, str, float], tuple[float, float]] | None = None
+        self.invoice: Callable[[str, str, float], Invoice] | None = None  # (tenant, month, now) -> its invoice
+        self._data_at = -math.inf
 
     def funded(self, now: float) -> frozenset[str]:
         """Projects with funds, read at most every FRESH seconds (a blocking read: not on the event loop)."""
@@ -141,9 +147,24 @@ class Funds:
             out.append(Standing(a, over, max(shares) if shares else None, now, burn))
         return out
 
+    def charge_data(self, now: float) -> None:
+        """Each funded project's storage and transfers this month, as its invoice prices them, charged up to
+        now (every DATA_EVERY seconds, by the leader): they draw on the same balance as its jobs."""
+        if self.data_bill is None or now - self._data_at < DATA_EVERY:
+            return
+        self._data_at = now
+        month = month_of(now)
+        last = month_of(month_window(month)[0] - 1)  # its final figure, once the month has ended
+        for a in self.ledger.accounts():
+            if a.prepaid or a.budget_fen is not None:
+                for m in (last, month):
+                    storage, transfer = self.data_bill(a.tenant, m, now)
+                    self.ledger.charge_data(a.tenant, m, round((storage + transfer) * 100), now)
+
     def check(self, now: float) -> dict[str, tuple[str, bool]]:
         """Projects out of funds -> (why their jobs wait, whether running ones stop); alerts sent on the way.
         Called by the leader's loop (control/gate.py)."""
+        self.charge_data(now)
         out = {}
         for s in self.standing(now):
             self._alert(s, now)
@@ -213,6 +234,13 @@ class Funds:
             raise Forbidden(f"tenant: you act for {who.tenant!r}, not {tenant!r}")
         return self.ledger.entries(tenant, limit=limit)
 
+    def reconcile_month(self, month: str, who: Principal, now: float) -> list[dict[str, Any]]:
+        """Each funded project's invoice for `month` beside its ledger, to the fen (admins)."""
+        _admin(who, "reconciles the ledger")
+        assert self.invoice is not None
+        running = {r.id for r in self.store.find(states={JobState.RUNNING})}
+        return [self.reconcile(self.invoice(a.tenant, month, now), running) for a in self.ledger.accounts()]
+
     def reconcile(self, bill: Invoice, running: set[str]) -> dict[str, Any]:
         """A month's invoice beside the ledger's charges, job by job, to the fen: jobs still running are on
         the invoice up to now but charged when their run ends, so they are listed apart."""
@@ -221,10 +249,15 @@ class Funds:
         closed = {j: f for j, f in lines.items() if j not in running}
         differ = {j: {"invoice_fen": closed.get(j, 0), "ledger_fen": charged.get(j, 0)}
                   for j in set(closed) | set(charged) if closed.get(j, 0) != charged.get(j, 0) and j not in running}
+        data = (bill.totals.get("storage_cny") or 0.0) + (bill.totals.get("transfer_cny") or 0.0)
+        data_invoice, data_ledger = round(data * 100), self.ledger.data_charged(bill.tenant, bill.month)
+        open_month = bill.month == month_of(time.time())  # storage still accrues: charged every DATA_EVERY
         return {"tenant": bill.tenant, "month": bill.month, "invoice_fen": sum(closed.values()),
                 "ledger_fen": sum(f for j, f in charged.items() if j not in running),
+                "data_invoice_fen": data_invoice, "data_ledger_fen": data_ledger,
+                "data_reconciles": open_month or data_invoice == data_ledger,
                 "open_fen": sum(f for j, f in lines.items() if j in running), "differences": differ,
-                "reconciles": not differ, "trial": self.ledger.trial()}
+                "reconciles": not differ and (open_month or data_invoice == data_ledger), "trial": self.ledger.trial()}
 
 
 def _post(url: str, payload: dict[str, Any]) -> None:

@@ -89,6 +89,8 @@ class Service:
         self.funds = self.intake.funds = Funds(self.store, self.network, self.intake.feasible, self.meter)
         self.loop.gate = gate = FundsGate(self.loop, self.funds.check)
         self.funds.changed = gate.touch
+        self.funds.data_bill = self.data.month_cost
+        self.funds.invoice = lambda tenant, month, now: self.invoice(tenant, month, SYSTEM, now)
         self.operators = Operators(self.store, self.network, self.loop.drains.touch)
 
     @property
@@ -353,14 +355,6 @@ class Service:
         bill.services = services_section(bill.lines, model_of, self.token_usage.totals(tenant, since, until))
         bill.add_data(*self.data.bill(tenant, since, until, time.time() if now is None else now))
         return bill
-
-    def reconcile(self, month: str, who: Principal, now: float) -> list[dict[str, Any]]:
-        """Each funded project's invoice for `month` beside its ledger, to the fen (admins)."""
-        if not who.admin:
-            raise Forbidden("only an admin token reconciles the ledger")
-        running = {r.id for r in self.store.find(states={JobState.RUNNING})}
-        return [self.funds.reconcile(self.invoice(a.tenant, month, SYSTEM, now), running)
-                for a in self.funds.ledger.accounts()]
 
     def utilization(self, who: Principal, since: float, until: float, bucket: float,
                     center: str | None = None, now: float | None = None) -> dict[str, object]:

@@ -201,6 +201,26 @@ def settle(conn: Connection, job_id: str, tenant: str, ended: bool, charged: boo
             month=month, spent_fen=spent, updated_at=now))
 
 
+def charge_data(conn: Connection, tenant: str, month: str, total_fen: int, now: float) -> int:
+    """Charge what a project's storage and transfers cost in `month` so far (`total_fen`, as its invoice
+    says) less what was charged for them before; the fen charged now."""
+    acct = _read(conn, tenant)
+    if acct is None:
+        return 0
+    before = conn.execute(select(func.sum(LedgerRow.fen)).where(
+        LedgerRow.tenant == tenant, LedgerRow.account == "revenue", LedgerRow.kind == "data",
+        LedgerRow.month == month)).scalar() or 0
+    due = total_fen - int(before)
+    if due:
+        _legs(conn, tenant, now, "data", [(_side(acct), -due, month), ("revenue", due, month)],
+              memo=f"storage and transfers in {month}")
+        current = month_of(now)
+        conn.execute(update(FundsRow).where(FundsRow.tenant == tenant).values(
+            available_fen=FundsRow.available_fen - (due if acct.prepaid else 0),
+            spent_fen=acct.spent(current) + (due if month == current else 0), month=current, updated_at=now))
+    return due
+
+
 class Ledger:
     """Projects' funds: set up, topped up, read, and checked."""
 
@@ -314,10 +334,22 @@ class Ledger:
         with self.engine.connect() as conn:
             return {str(t): int(f) for t, f in conn.execute(query)}
 
+    def charge_data(self, tenant: str, month: str, total_fen: int, now: float) -> int:
+        with self.engine.begin() as conn:
+            return charge_data(conn, tenant, month, total_fen, now)
+
+    def data_charged(self, tenant: str, month: str) -> int:
+        """Fen charged for the project's storage and transfers in `month`."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.sum(LedgerRow.fen)).where(
+                LedgerRow.tenant == tenant, LedgerRow.account == "revenue", LedgerRow.kind == "data",
+                LedgerRow.month == month)).scalar() or 0)
+
     def charges(self, tenant: str, month: str) -> dict[str, int]:
         """Job -> fen charged for its usage in `month` (the revenue legs)."""
         query = (select(LedgerRow.job_id, func.sum(LedgerRow.fen))
-                 .where(LedgerRow.tenant == tenant, LedgerRow.account == "revenue", LedgerRow.month == month)
+                 .where(LedgerRow.tenant == tenant, LedgerRow.account == "revenue", LedgerRow.month == month,
+                        LedgerRow.job_id.is_not(None))
                  .group_by(LedgerRow.job_id))
         with self.engine.connect() as conn:
             return {str(j): int(f) for j, f in conn.execute(query)}

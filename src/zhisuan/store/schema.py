@@ -198,7 +198,7 @@ class LedgerRow(Base):
     tenant: Mapped[str] = mapped_column(String(64))
     account: Mapped[str] = mapped_column(String(16))  # available | held | revenue | payments | billed
     fen: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(16))  # topup | hold | release | charge
+    kind: Mapped[str] = mapped_column(String(16))  # topup | hold | release | charge | data
     job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     month: Mapped[str] = mapped_column(String(7))  # the local month it belongs to (a charge: its usage's)
     actor: Mapped[str] = mapped_column(String(80), default="zhisuan")
