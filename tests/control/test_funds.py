@@ -167,6 +167,8 @@ def test_a_project_out_of_money_mid_run_is_held_then_resumed_by_a_top_up(world, 
     assert store.get(b).state is JobState.PENDING and "out of funds" in store.get(b).wait_reason
     [acct] = svc.funds.show(ACME, time.time())
     assert acct["out_of_funds"] and acct["available_fen"] < 0
+    alerts = svc.overview(ACME, time.time() + 10)["alerts"]  # the console says so
+    assert {"kind": "funds", "subject": "acme", "message": "project acme is out of funds: its jobs are held"} in alerts
     svc.funds.topup(ADMIN, "acme", 100, "second payment", time.time())
     rec = step_until(loop, store, b, {JobState.SUCCEEDED})
     assert "b ran" in svc.logs(b, ACME)

@@ -37,6 +37,7 @@ FRESH = 2.0  # seconds the set of funded projects is reused by the submit path
 LEVELS = (50, 80, 100)
 BURN_DAYS = 7  # the window of the burn rate a forecast extrapolates
 DATA_EVERY = 60.0  # seconds between charges of funded projects' storage and transfers
+ALERTS_EVERY = 5.0
 SYSTEM = By("zhisuan")
 
 
@@ -80,6 +81,7 @@ class Funds:
         self.data_bill: Callable[[str, str, float], tuple[float, float]] | None = None
         self.invoice: Callable[[str, str, float], Invoice] | None = None  # (tenant, month, now) -> its invoice
         self._data_at = -math.inf
+        self._alerts: tuple[float, list[Standing]] = (-math.inf, [])
 
     def funded(self, now: float) -> frozenset[str]:
         """Projects with funds, read at most every FRESH seconds (a blocking read: not on the event loop)."""
@@ -160,6 +162,26 @@ class Funds:
                 for m in (last, month):
                     storage, transfer = self.data_bill(a.tenant, m, now)
                     self.ledger.charge_data(a.tenant, m, round((storage + transfer) * 100), now)
+
+    def alerts(self, now: float, tenant: str | None) -> list[dict[str, str]]:
+        """The console's funds alerts (`tenant`'s, or every project's): out of funds, or 80% used; the
+        standing is reused for ALERTS_EVERY seconds (every open console asks every second or two)."""
+        at, known = self._alerts
+        if not 0 <= now - at < ALERTS_EVERY:
+            known = self.standing(now)
+            self._alerts = (now, known)
+        out = []
+        for s in known:
+            t = s.account.tenant
+            if tenant not in (None, t):
+                continue
+            if s.out:
+                out.append({"kind": "funds", "subject": t,
+                            "message": f"project {t} is out of funds: its jobs are held"})
+            elif s.used_pct is not None and s.used_pct >= 80:
+                out.append({"kind": "funds", "subject": t,
+                            "message": f"project {t} has used {s.used_pct:.0f}% of its funds"})
+        return out
 
     def check(self, now: float) -> dict[str, tuple[str, bool]]:
         """Projects out of funds -> (why their jobs wait, whether running ones stop); alerts sent on the way.

@@ -284,8 +284,10 @@ class Service:
         running = self.store.find(states={JobState.RUNNING})
         today = [*(DayTotal(**row) for row in self.usage.totals(since, now)),
                  *(DayTotal.of(u) for u in self.meter.open_intervals(running, now, since, now))]
-        return overview(self.network, self.view(), self.down, today, running, self.store.ended_since(now - 3600),
-                        now, None if who.admin else who.tenant)
+        out = overview(self.network, self.view(), self.down, today, running, self.store.ended_since(now - 3600),
+                       now, None if who.admin else who.tenant)
+        out["alerts"] += self.funds.alerts(now, None if who.admin else who.tenant)
+        return out
 
     def tenants(self, who: Principal) -> list[dict[str, object]]:
         return [{"name": t.name, "weight": t.weight, "quota_devices": t.quota_devices} for t in self.network.tenants

@@ -101,6 +101,8 @@ SENTENCES = _rules([
     (r"(\S+) is down: (.*)", r"\1 故障：\2"),
     (r"(\S+): (\d+)% of measured allocated time idle today", r"\1：今日实测分配时间中 \2% 空闲"),
     (r"tenant (\S+) holds ([\d.]+) of its (\d+)-device quota", r"租户 \1 占用 \2 张卡，配额 \3 张"),
+    (r"project (\S+) is out of funds: its jobs are held", r"项目 \1 资金不足：其作业已暂停"),
+    (r"project (\S+) has used (\d+)% of its funds", r"项目 \1 已用去资金的 \2%"),
     (r"(\S+) is the only pool that can run it", r"只有 \1 能运行此作业"),
     (r"no pool can run it", "没有资源池能运行此作业"),
     (r"Invalid job spec", "作业描述无效"),
