@@ -108,10 +108,11 @@ def test_openapi_is_served_and_names_the_bearer_token_where_it_is_asked(api):
     assert schema["paths"]["/v1/jobs"]["post"]["security"] == asked
     assert schema["paths"]["/v1/jobs/{job_id}/cancel"]["post"]["security"] == asked
     assert schema["paths"]["/v1/whoami"]["get"]["security"] == asked
-    # every route in the schema asks who calls but signing out (the dashboard, /metrics and the agents' socket
-    # are not in it)
-    assert [(p, m) for p, ops in schema["paths"].items() for m, op in ops.items() if "security" not in op] == [
-        ("/v1/session", "delete")]
+    # every route in the schema asks who calls but signing out and single sign-on, whose credential is the
+    # provider's word (the dashboard, /metrics and the agents' socket are not in it)
+    assert {(p, m) for p, ops in schema["paths"].items() for m, op in ops.items() if "security" not in op} == {
+        ("/v1/session", "delete"), ("/v1/sso", "get"), ("/v1/sso/login", "get"), ("/v1/sso/callback", "get"),
+        ("/v1/sso/exchange", "post")}
 
 
 def test_centers_show_free_devices_and_tenants_are_scoped(api):
@@ -201,7 +202,7 @@ def test_metrics_follow_prometheus_conventions(api):
 def test_whoami_names_the_tokens_tenant(api):
     client, keys, *_ = api
     assert client.get("/v1/whoami", headers=auth(keys["lab"])).json() == {"tenant": "lab", "admin": False,
-                                                                          "role": "member",
+                                                                          "role": "member", "org": "", "centers": [],
                                                                           "timezone": "Asia/Shanghai"}
     assert client.get("/v1/whoami", headers=auth(keys["admin"])).json()["role"] == "admin"
 

@@ -112,3 +112,22 @@ def test_sso_settings_name_what_is_wrong():
         with pytest.raises(SpecError) as e:
             parse_network(NETWORK + sso.format(issuer=issuer, grant=grant))
         assert field in str(e.value), (issuer, grant, str(e.value))
+
+
+def test_a_member_sees_the_projects_jobs_but_cancels_only_their_own(api):
+    client, admin, org = api
+    people = {}
+    for person in ("zhang@acme.cn", "li@acme.cn"):
+        r = client.post("/v1/orgs/acme/members", json={"project": "acme-train", "person": person}, headers=org)
+        people[person] = auth(r.json()["token"])
+    job = ("name: mine\ntenant: acme-train\nresources: {accelerators: a100:1}\nconstraints: {time_limit: 60}\n"
+           "run: sleep 30\n")
+    zhang, li = people["zhang@acme.cn"], people["li@acme.cn"]
+    first = client.post("/v1/jobs", content=job, headers=zhang).json()["id"]
+    assert client.get(f"/v1/jobs/{first}", headers=li).status_code == 200  # the project's jobs: seen
+    r = client.post(f"/v1/jobs/{first}/cancel", headers=li)
+    assert r.status_code == 403 and "cancel the jobs you submitted" in r.json()["detail"]
+    assert client.get(f"/v1/jobs/{first}", headers=zhang).json()["state"] == "pending"  # nothing changed
+    assert client.post(f"/v1/jobs/{first}/cancel", headers=zhang).json()["state"] == "cancelled"
+    second = client.post("/v1/jobs", content=job, headers=li).json()["id"]
+    assert client.post(f"/v1/jobs/{second}/cancel", headers=admin).json()["state"] == "cancelled"  # an admin may

@@ -70,7 +70,8 @@ class Intake:
         if fen is None:
             return None
         try:
-            return self.store.submit_record(spec, now, who.actor, key, who.origin, hold_fen=fen)
+            return self.store.submit_record(spec, now, who.actor, key, who.origin, hold_fen=fen,
+                                            owner=who.person or None)
         except InsufficientFunds as e:
             raise PaymentRequired(str(e)) from None
 
@@ -80,7 +81,7 @@ class Intake:
         if (held := self._held(spec, who, now, key)) is not None:
             return held
         try:
-            return self.submits.submit(spec, now, who.actor, key, who.origin)
+            return self.submits.submit(spec, now, who.actor, key, who.origin, who.person or None)
         except StoreBehind as e:
             raise TooMany(str(e)) from None
 
@@ -97,6 +98,6 @@ class Intake:
             if held is not None:
                 return held
         try:
-            return await self.submits.submit_async(spec, now, who.actor, key, who.origin)
+            return await self.submits.submit_async(spec, now, who.actor, key, who.origin, who.person or None)
         except StoreBehind as e:
             raise TooMany(str(e)) from None

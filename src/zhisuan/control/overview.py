@@ -115,3 +115,19 @@ def _alerts(network: Network, centers: list[dict[str, Any]], today: list[DayTota
             out.append({"kind": "over-quota", "subject": t.name,
                         "message": f"tenant {t.name} holds {n:g} of its {t.quota_devices}-device quota"})
     return out
+
+
+def centers_json(network: Network, held: dict[str, tuple[int, int]], down: dict[str, str]) -> list[dict[str, object]]:
+    """Every center with its pools: chip, size, capacity in P, devices free now and held by the center's own
+    load (its users' jobs, nodes drained or down)."""
+    return [{
+        "name": c.name, "name_zh": c.name_zh, "region": c.region, "province": c.province, "engine": c.engine,
+        "healthy": c.healthy and c.name not in down, "down_reason": down.get(c.name),
+        "pue": c.pue, "carbon_kg_per_kwh": c.carbon_kg_per_kwh, "pflops": round(c.pflops, 3),
+        "pools": [{"name": p.name, "accelerator": p.accelerator, "stack": p.chip.stack, "nodes": p.nodes,
+                   "devices_per_node": p.devices_per_node, "devices": p.devices, "pflops": round(p.pflops, 3),
+                   "free": p.devices - sum(held.get(f"{c.name}/{p.name}", (0, 0))),
+                   "own_load": held.get(f"{c.name}/{p.name}", (0, 0))[1],
+                   "price_per_device_hour": p.price_per_device_hour,
+                   "assumptions": sorted({*p.assumptions, *c.assumptions})} for p in c.pools],
+    } for c in network.centers]

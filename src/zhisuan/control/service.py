@@ -23,7 +23,7 @@ from zhisuan.control.loop import ControlLoop
 from zhisuan.control.metering import Meter
 from zhisuan.control.observe import CycleStats, Labels, gauges, sim_reports
 from zhisuan.control.operator import Operators
-from zhisuan.control.overview import DayTotal, local_midnight, overview
+from zhisuan.control.overview import DayTotal, centers_json, local_midnight, overview
 from zhisuan.control.staging import data_services
 from zhisuan.control.view import LiveView
 from zhisuan.engines import Engine, EngineDown
@@ -204,6 +204,9 @@ class Service:
         rec = self.job(job_id, who)
         if rec.state.terminal:
             return rec
+        if not who.admin and rec.owner and who.person and rec.owner != who.person:
+            raise Forbidden(f"job: you may cancel the jobs you submitted; {job_id} is another member's of project "
+                            f"{rec.tenant}")
         try:
             done = self.store.transition(job_id, JobState.CANCELLED, now, f"cancelled by {who.actor}",
                                          usage=self.meter.run_rows(rec, now), actor=who.actor, origin=who.origin)
@@ -265,18 +268,7 @@ class Service:
     def centers(self) -> list[dict[str, object]]:
         """Every center with its pools: chip, size, capacity in P, devices free now and held by the center's
         own load (its users' jobs, nodes drained or down)."""
-        held = self.view().held()
-        return [{
-            "name": c.name, "name_zh": c.name_zh, "region": c.region, "province": c.province, "engine": c.engine,
-            "healthy": c.healthy and c.name not in self.down, "down_reason": self.down.get(c.name),
-            "pue": c.pue, "carbon_kg_per_kwh": c.carbon_kg_per_kwh, "pflops": round(c.pflops, 3),
-            "pools": [{"name": p.name, "accelerator": p.accelerator, "stack": p.chip.stack, "nodes": p.nodes,
-                       "devices_per_node": p.devices_per_node, "devices": p.devices, "pflops": round(p.pflops, 3),
-                       "free": p.devices - sum(held.get(f"{c.name}/{p.name}", (0, 0))),
-                       "own_load": held.get(f"{c.name}/{p.name}", (0, 0))[1],
-                       "price_per_device_hour": p.price_per_device_hour,
-                       "assumptions": sorted({*p.assumptions, *c.assumptions})} for p in c.pools],
-        } for c in self.network.centers]
+        return centers_json(self.network, self.view().held(), self.down)
 
     def overview(self, who: Principal, now: float) -> dict[str, Any]:
         """The console's KPIs, per-center occupancy and queue, job flows and alerts (`control/overview.py`)."""

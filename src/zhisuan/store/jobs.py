@@ -43,6 +43,7 @@ class JobRecord:
     attempts: int
     wait_reason: str | None = None
     expected_start: float | None = None
+    owner: str | None = None  # who of its project submitted it (None: the control plane, or before owners)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _record(row: JobRow) -> JobRecord:
         nodes=tuple(json.loads(row.nodes)) if row.nodes else (), devices_per_node=row.devices_per_node,
         devices=tuple(tuple(d) for d in json.loads(row.devices)) if row.devices else (),
         engine_handle=row.engine_handle, exit_code=row.exit_code, reason=row.reason, attempts=row.attempts,
-        wait_reason=row.wait_reason, expected_start=row.expected_start,
+        wait_reason=row.wait_reason, expected_start=row.expected_start, owner=row.owner,
     )
 
 
@@ -102,12 +103,12 @@ class JobStore:
         """Store a validated spec as a pending job; returns its id."""
         return self.submit_record(spec, now).id
 
-    def submit_record(self, spec: JobSpec, now: float, actor: str = "zhisuan",
-                      idempotency_key: str | None = None, origin: str = "", hold_fen: int | None = None) -> JobRecord:
+    def submit_record(self, spec: JobSpec, now: float, actor: str = "zhisuan", idempotency_key: str | None = None,
+                      origin: str = "", hold_fen: int | None = None, owner: str | None = None) -> JobRecord:
         """Store a validated spec as a pending job; returns the stored record (one transaction, no re-read).
         With an idempotency key, a submit the tenant made before with the same key returns that job instead."""
         try:
-            return self.submit_many([(spec, now, actor, idempotency_key, origin)], [hold_fen])[0]
+            return self.submit_many([(spec, now, actor, idempotency_key, origin)], [hold_fen], [owner])[0]
         except (IntegrityError, InsufficientFunds):  # a retry of a stored submit: its hold was taken then
             if idempotency_key is None:
                 raise
@@ -120,7 +121,7 @@ class JobStore:
             return rec
 
     def submit_many(self, items: list[tuple[JobSpec, float, str, str | None, str]],
-                    holds: list[int | None] | None = None) -> list[JobRecord]:
+                    holds: list[int | None] | None = None, owners: list[str | None] | None = None) -> list[JobRecord]:
         """Store validated specs (spec, now, actor, idempotency key, origin) as pending jobs in one transaction: all or
         none (a key used before fails the whole batch with IntegrityError). `holds`: fen each job of a funded
         project holds, taken first (InsufficientFunds: nothing stored)."""
@@ -130,22 +131,24 @@ class JobStore:
             for i, (spec, now, actor, _, _), fen in zip(ids, items, holds or [None] * len(items), strict=True):
                 if fen is not None:
                     hold(conn, spec.tenant, i, fen, now, actor)
+            who = owners or [None] * len(items)
             jobs.run(conn, [{"id": i, "tenant": spec.tenant, "name": spec.name, "spec": spec.model_dump_json(),
                              "state": JobState.PENDING.value, "priority": spec.priority, "submitted_at": now,
-                             "updated_at": now, "attempts": 0}
-                            for i, (spec, now, _, _, _) in zip(ids, items, strict=True)])
+                             "updated_at": now, "attempts": 0, "owner": owner}
+                            for i, (spec, now, _, _, _), owner in zip(ids, items, who, strict=True)])
             transitions.run(conn, [{"job_id": i, "from_state": None, "to_state": JobState.PENDING.value, "at": now,
                                     "reason": "submitted", "actor": actor, "origin": origin[:64]}
                                    for i, (_, now, actor, _, origin) in zip(ids, items, strict=True)])
             keys.run(conn, [{"tenant": spec.tenant, "key": key, "job_id": i, "created_at": now}
                             for i, (spec, now, _, key, _) in zip(ids, items, strict=True) if key is not None])
         return [JobRecord(i, spec.tenant, spec.name, spec, JobState.PENDING, spec.priority, now, now, None, None, (),
-                          None, (), None, None, None, 0) for i, (spec, now, _, _, _) in zip(ids, items, strict=True)]
+                          None, (), None, None, None, 0, owner=owner)
+                for i, (spec, now, _, _, _), owner in zip(ids, items, who, strict=True)]
 
     def _inserts(self) -> tuple[Insert, Insert, Insert]:
         if self._hot is None:
             self._hot = (Insert(self.engine, JobRow, ("id", "tenant", "name", "spec", "state", "priority",
-                                                      "submitted_at", "updated_at", "attempts")),
+                                                      "submitted_at", "updated_at", "attempts", "owner")),
                          Insert(self.engine, TransitionRow, ("job_id", "from_state", "to_state", "at", "reason",
                                                              "actor", "origin")),
                          Insert(self.engine, IdempotencyRow, ("tenant", "key", "job_id", "created_at")))

@@ -34,6 +34,7 @@ class JobRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     wait_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it waits (latest cycle / its center)
     expected_start: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch s, when known
+    owner: Mapped[str | None] = mapped_column(String(80), nullable=True)  # who submitted it (control/roles.py)
 
 
 class TransitionRow(Base):

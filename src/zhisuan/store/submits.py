@@ -41,6 +41,7 @@ class _Submit:
     actor: str
     key: str | None
     origin: str = ""  # the address the request came from (the audit trail's "from where")
+    owner: str | None = None  # who of the project submitted it (jobs.owner)
     record: JobRecord | None = None
     error: BaseException | None = None
     stored: Callable[[], object] = lambda: None  # told from the writer thread once it is (or failed)
@@ -54,14 +55,15 @@ class SubmitBatcher:
         self._writer: threading.Thread | None = None
         self._turns = _turns(store)
 
-    def submit(self, spec: JobSpec, now: float, actor: str, key: str | None = None, origin: str = "") -> JobRecord:
+    def submit(self, spec: JobSpec, now: float, actor: str, key: str | None = None, origin: str = "",
+               owner: str | None = None) -> JobRecord:
         """Store one validated spec with whatever else is waiting; its record once committed."""
         done = threading.Event()
-        item = self._enqueue(_Submit(spec, now, actor, key, origin, stored=done.set))
+        item = self._enqueue(_Submit(spec, now, actor, key, origin, owner, stored=done.set))
         return _outcome(item, done.wait(WAIT))
 
     async def submit_async(self, spec: JobSpec, now: float, actor: str, key: str | None = None,
-                           origin: str = "") -> JobRecord:
+                           origin: str = "", owner: str | None = None) -> JobRecord:
         """`submit` for the event loop: it waits for the batch without holding a thread (a future the writer
         settles, and a timer: a request waits at most WAIT, and one that gave up is not told)."""
         loop = asyncio.get_running_loop()
@@ -71,7 +73,7 @@ class SubmitBatcher:
             if not told.done():
                 told.set_result(answered)
 
-        item = self._enqueue(_Submit(spec, now, actor, key, origin,
+        item = self._enqueue(_Submit(spec, now, actor, key, origin, owner,
                                      stored=lambda: loop.call_soon_threadsafe(settle, True)))
         timer = loop.call_later(WAIT, settle, False)
         try:
@@ -109,7 +111,8 @@ class SubmitBatcher:
     def _store(self, batch: list[_Submit]) -> None:
         try:
             try:
-                records = self.store.submit_many([(b.spec, b.now, b.actor, b.key, b.origin) for b in batch])
+                records = self.store.submit_many([(b.spec, b.now, b.actor, b.key, b.origin) for b in batch],
+                                                 owners=[b.owner for b in batch])
                 for b, rec in zip(batch, records, strict=True):
                     b.record = rec
             except IntegrityError:
@@ -117,7 +120,7 @@ class SubmitBatcher:
                     raise
                 for b in batch:  # a key used before (or twice in this batch): each on its own
                     try:
-                        b.record = self.store.submit_record(b.spec, b.now, b.actor, b.key, b.origin)
+                        b.record = self.store.submit_record(b.spec, b.now, b.actor, b.key, b.origin, owner=b.owner)
                     except Exception as e:  # this one's error, not the others'
                         b.error = e
         except Exception as e:  # the store refused the batch: every request in it hears why

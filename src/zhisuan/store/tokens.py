@@ -29,6 +29,7 @@ class Principal:
     origin: str = field(default="", compare=False)  # the address this request came from (the audit trail's)
     centers: tuple[str, ...] = ()  # an operator's centers (role operator)
     org: str = ""  # an organisation admin's organisation (role org-admin)
+    person: str = field(default="", compare=False)  # who holds the token: its label, else the token itself
 
     @property
     def actor(self) -> str:
@@ -59,7 +60,7 @@ def _principal(row: TokenRow) -> Principal:
     role = "admin" if row.admin else row.role
     return Principal(row.tenant, row.admin, role,
                      centers=tuple(c for c in row.scope.split(",") if c) if role == "operator" else (),
-                     org=row.scope if role == "org-admin" else "")
+                     org=row.scope if role == "org-admin" else "", person=row.label or f"token {row.token_hash[:12]}")
 
 
 def _hash(token: str) -> str:
