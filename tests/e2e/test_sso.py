@@ -199,6 +199,10 @@ def test_id_tokens_for_another_client_expired_or_signed_by_another_key_are_refus
     for junk in ("x.y.z", "a" * 20_000):
         r = httpx.post(server.url + "/v1/sso/exchange", json={"id_token": junk})
         assert r.status_code in (401, 422), r.text
+    mine = device_token(browser, issuer, "zhisuan-cli")  # a good one, once: a replay mints no second session
+    assert httpx.post(server.url + "/v1/sso/exchange", json={"id_token": mine}).status_code == 201
+    r = httpx.post(server.url + "/v1/sso/exchange", json={"id_token": mine})
+    assert r.status_code == 401 and "already exchanged" in r.json()["detail"], r.text
     listed = httpx.get(server.url + "/v1/tokens", headers={"Authorization": f"Bearer {server.token('admin')}"}).json()
     assert not any("other-app" in t["label"] for t in listed)
     assert CHROMIUM

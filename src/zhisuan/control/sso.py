@@ -116,7 +116,11 @@ class SingleSignOn:
         """The CLI's ID token (from the device flow) for a session token."""
         if not self.settings.cli_client_id:
             raise SignOnRefused("sso: this network names no CLI client (sso.cli_client_id)")
-        return self._session(self.verify(id_token, self.settings.cli_client_id), now, origin, "cli")
+        claims = self.verify(id_token, self.settings.cli_client_id)
+        used = "idt:" + hashlib.sha256(id_token.encode()).hexdigest()[:56]
+        if not self.pending.spend(used, float(claims["exp"])):
+            raise SignOnRefused("id_token: already exchanged for a session (sign in again)")
+        return self._session(claims, now, origin, "cli")
 
     def verify(self, id_token: str, audience: str, nonce: str | None = None) -> dict[str, Any]:
         """The ID token's claims, or SignOnRefused naming what is wrong with it."""

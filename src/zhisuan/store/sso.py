@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from zhisuan.store.schema import SsoLoginRow
 
@@ -25,6 +26,16 @@ class PendingLogins:
                 raise TooManyLogins(f"{MAX_PENDING} sign-ins are under way; try again in a few minutes")
             conn.execute(insert(SsoLoginRow), {"state": state, "verifier": verifier, "nonce": nonce,
                                                "next": next_path, "created_at": now})
+
+    def spend(self, key: str, until: float) -> bool:
+        """Record a one-time credential (an ID token's hash) as used until `until`; False if it already was."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(SsoLoginRow), {"state": key[:64], "verifier": "", "nonce": "", "next": "",
+                                                   "created_at": until})  # kept until it expires (LOGIN_TTL after)
+        except IntegrityError:
+            return False
+        return True
 
     def take(self, state: str, now: float) -> tuple[str, str, str] | None:
         """(verifier, nonce, next) of a sign-in, once: a callback replayed finds nothing."""
