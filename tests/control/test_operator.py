@@ -99,3 +99,16 @@ def test_an_operator_acts_only_on_its_own_centers(world):
     with pytest.raises(Forbidden):
         svc.operators.view(OPS, "there", svc.view(), svc.down)
     assert svc.operators.centers(OPS) == ["here"]
+
+
+def test_job_references_are_keyed_with_the_networks_own_secret(world, tmp_path):
+    from zhisuan.control.operator import job_ref
+    from zhisuan.store.secrets import shared_secret
+
+    store, _, _ = world
+    key = shared_secret(store.engine, "operator-job-refs")
+    assert key == shared_secret(store.engine, "operator-job-refs") and len(key) == 32  # made once, then the same
+    other = connect(f"sqlite:///{tmp_path / 'other.db'}")
+    migrate(other)
+    assert shared_secret(other, "operator-job-refs") != key  # another network: other references
+    assert job_ref(key, "j-0123456789ab") == job_ref(key, "j-0123456789ab") != job_ref(key, "j-0123456789ac")

@@ -5,6 +5,7 @@ An operator never sees a job's tenant, name, spec, logs or bill: jobs are named 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -15,19 +16,22 @@ from zhisuan.model import JobState, Network, SpecError
 from zhisuan.store import JobStore, Principal
 from zhisuan.store.audit import By
 from zhisuan.store.drains import DrainStore
+from zhisuan.store.secrets import shared_secret
 
 MAX_NODES = 4096  # nodes named in one drain
 
 
-def job_ref(job_id: str) -> str:
-    """A job as an operator sees it: stable, not the job's id (which opens its spec and logs to the tenant)."""
-    return "r-" + hashlib.sha256(b"zhisuan-operator:" + job_id.encode()).hexdigest()[:12]
+def job_ref(key: bytes, job_id: str) -> str:
+    """A job as an operator sees it: stable, not the job's id (which opens its spec and logs to the tenant),
+    keyed with a secret of the network's so it cannot be matched to ids by trying them."""
+    return "r-" + hmac.new(key, job_id.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class Operators:
     def __init__(self, store: JobStore, network: Network, changed: Callable[[], None] = lambda: None) -> None:
         self.store, self.network, self.changed = store, network, changed
         self.drains = DrainStore(store.engine)
+        self._key = b""  # the references' key, read from the store when first needed
 
     def _center(self, who: Principal, center: str) -> Any:
         if not who.admin and center not in who.centers:
@@ -47,7 +51,9 @@ class Operators:
         drained: dict[str, list[dict[str, object]]] = {}
         for d in self.drains.list(center):
             drained.setdefault(d.pool, []).append(d.json())
-        jobs = [{"ref": job_ref(r.id), "pool": r.pool, "state": r.state.value, "nodes": list(r.nodes),
+        if not self._key:
+            self._key = shared_secret(self.store.engine, "operator-job-refs")
+        jobs = [{"ref": job_ref(self._key, r.id), "pool": r.pool, "state": r.state.value, "nodes": list(r.nodes),
                  "devices": sum(len(x) for x in r.devices) if r.devices else None, "since": r.updated_at}
                 for r in self.store.find(states={JobState.RUNNING, JobState.SCHEDULED}) if r.center == center]
         return {"name": c.name, "region": c.region, "engine": c.engine,

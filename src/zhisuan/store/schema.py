@@ -240,3 +240,12 @@ class SsoLoginRow(Base):
     nonce: Mapped[str] = mapped_column(String(64))
     next: Mapped[str] = mapped_column(String(200), default="/")
     created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class SecretRow(Base):
+    """A server-wide secret every replica shares (e.g. the key of the references operators see for jobs)."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
