@@ -100,7 +100,7 @@ def test_a_budget_below_what_is_committed_is_refused_and_bad_amounts_name_the_fi
     svc.submit(job("a", 2, "true", limit=3600), ACME, time.time())  # holds ¥7,200
     with pytest.raises(SpecError, match=r"budget_yuan.*below what project acme already committed"):
         svc.funds.configure(ADMIN, "acme", time.time(), None, 500_000, None)
-    for bad in (-5, 0, float("nan"), float("inf"), 1e12):
+    for bad in (-5, 0, 0.001, float("nan"), float("inf"), 1e12, 1.7e308):
         with pytest.raises(SpecError, match="amount_yuan"):
             svc.funds.topup(ADMIN, "acme", bad, "", time.time())
     with pytest.raises(PermissionError):

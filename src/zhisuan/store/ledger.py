@@ -50,7 +50,7 @@ def fen_of(cny: float, field: str, most: int) -> int:
     """A yuan amount from a request as fen: finite, positive, at most `most`; SpecError naming `field`."""
     if not isinstance(cny, int | float) or isinstance(cny, bool) or not math.isfinite(cny):
         raise SpecError([(field, f"must be a finite number of yuan, got {cny!r}")])
-    fen = round(cny * 100)
+    fen = round(cny * 100) if 0 < cny <= most / 100 else 0  # (a huge finite amount × 100 is no longer finite)
     if fen <= 0 or fen > most:
         raise SpecError([(field, f"must be more than ¥0 and at most {yuan(most)}, got ¥{cny}")])
     return fen
