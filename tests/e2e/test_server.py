@@ -312,6 +312,8 @@ def test_funds_through_the_cli_and_the_api_refuse_what_a_project_cannot_pay(serv
             assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, (bad, r.text)
         r = server.client("admin").put("/v1/funds/acme", json={"at_zero": "never"})
         assert r.status_code == 422 and "at_zero" in r.text
+        r = server.client("admin").put("/v1/funds/" + "x" * 70, json={})  # longer than any project's name
+        assert r.status_code == 422 and "tenant" in r.text
     shown = CliRunner().invoke(app, ["funds", "show"], env=acme_env)
     assert shown.exit_code == 0 and "¥10.00" in shown.output and "acme" in shown.output, shown.output
     legs = CliRunner().invoke(app, ["funds", "ledger", "acme"], env=acme_env)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhisuan.control.errors import NotFound
@@ -17,6 +17,7 @@ from zhisuan.store.ledger import MAX_BUDGET_FEN, MAX_ENTRIES, fen_of
 
 Who = Callable[..., Awaitable[Principal]]
 TENANT = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+Project = Annotated[str, Path(max_length=64, pattern=TENANT, description="the project (a tenant)")]
 
 
 class TopUp(BaseModel):
@@ -42,7 +43,7 @@ def add_funds_routes(app: FastAPI, service: Service, principal: Who) -> None:
         return funds.show(who, time.time())
 
     @app.get("/v1/funds/{tenant}")
-    def one(tenant: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+    def one(tenant: Project, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         service.check_tenant(tenant)
         found = funds.show(who, time.time(), tenant)
         if not found:
@@ -50,7 +51,7 @@ def add_funds_routes(app: FastAPI, service: Service, principal: Who) -> None:
         return found[0]
 
     @app.put("/v1/funds/{tenant}")
-    def set_funding(tenant: str, body: Funding, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+    def set_funding(tenant: Project, body: Funding, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         service.check_tenant(tenant)
         budget: int | bool | None = None if body.no_budget else False
         if body.budget_yuan is not None:
@@ -58,12 +59,12 @@ def add_funds_routes(app: FastAPI, service: Service, principal: Who) -> None:
         return funds.configure(who, tenant, time.time(), body.prepaid, budget, body.at_zero)
 
     @app.post("/v1/funds/{tenant}/topups", status_code=201)
-    def topup(tenant: str, body: TopUp, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+    def topup(tenant: Project, body: TopUp, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
         service.check_tenant(tenant)
         return funds.topup(who, tenant, body.amount_yuan, body.memo, time.time())
 
     @app.get("/v1/funds/{tenant}/ledger")
-    def ledger(tenant: str, who: Principal = Depends(principal),  # noqa: B008
+    def ledger(tenant: Project, who: Principal = Depends(principal),  # noqa: B008
                limit: int = Query(1000, ge=1, le=MAX_ENTRIES)) -> list[dict[str, Any]]:
         """The project's ledger legs, oldest first (the newest `limit`)."""
         return funds.entries(who, tenant, limit)
