@@ -70,39 +70,6 @@ def connect(url: str | None, token: str | None) -> httpx.Client:
                         timeout=30, verify=verify, transport=transport)
 
 
-def login_command(url: Annotated[str, typer.Option("--url", help="server URL")] = LOCAL,
-                  token: Annotated[str | None, typer.Option(
-                      "--token", help="bearer token (default: $ZHISUAN_TOKEN, else read from standard input)")] = None,
-                  sso: Annotated[bool, typer.Option("--sso", help="sign in through the network's OpenID provider "
-                                                    "(device flow: open the URL shown, confirm the code)")] = False,
-                  ) -> None:
-    """Check a token against the server and keep it (with the URL) for the next commands, mode 0600."""
-    import getpass
-    import sys
-
-    if sso:
-        from zhisuan.cli.sso import device_login
-
-        token = device_login(url)
-    token = token or os.environ.get("ZHISUAN_TOKEN")
-    if not token:
-        token = getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline()
-    token = token.strip()
-    if not token:
-        fail("--token: no token given")
-    with connect(url, token) as client:
-        who = call(client, "GET", "/v1/whoami")
-    folder = config_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for name, value in (("token", token), ("url", url)):
-        path = folder / name
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(value + "\n", encoding="utf-8")
-    tenant = who["tenant"] + (" (admin)" if who["admin"] else "")
-    console.print(L("logged in to {url} as {tenant}; saved in {folder}", url=url, tenant=tenant, folder=folder))
-
-
 def call(client: httpx.Client, method: str, path: str, retry: bool = False, **kw: Any) -> Any:
     """One request; exits with the server's problem on 4xx/5xx. `retry`: transport errors are raised to
     the caller (a submit retried with its idempotency key) instead of ending the command."""

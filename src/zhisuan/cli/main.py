@@ -18,7 +18,6 @@ from zhisuan.cli.client import (
     cancel_command,
     centers_command,
     jobs_command,
-    login_command,
     logs_command,
     quote_command,
     show_command,
@@ -29,6 +28,7 @@ from zhisuan.cli.data import data_app
 from zhisuan.cli.demo import demo_command
 from zhisuan.cli.explain import explain_command
 from zhisuan.cli.funds import funds_app
+from zhisuan.cli.login import login_command
 from zhisuan.cli.network import network_command
 from zhisuan.cli.operator import center_app as _operator  # noqa: F401  (registers its commands)
 from zhisuan.cli.plan import plan_command

@@ -38,10 +38,10 @@ from zhisuan.control.view import LiveView
 from zhisuan.control.waits import WaitBoard
 from zhisuan.engines import Engine, EngineDown, EngineStatus, Fleet
 from zhisuan.model import JobState, Network, SpecError
-from zhisuan.scheduler import CycleResult, Policy, RunningJob, pools_from_network
+from zhisuan.scheduler import CycleResult, Policy, pools_from_network
 from zhisuan.scheduler.decisions import Reserve
 from zhisuan.scheduler.profiles import policy_for
-from zhisuan.scheduler.state import EXTERNAL, SchedulerState
+from zhisuan.scheduler.state import SchedulerState
 from zhisuan.store import JobRecord, JobStore, Transition, UsageStore
 from zhisuan.store.feed import TransitionFeed
 
@@ -158,7 +158,7 @@ class ControlLoop:
                 self.stager.step(now)
             if now - self._loaded >= self.settings.load_every:
                 self._loaded = now
-                self.observe_load(now)
+                self.drains.observe(now)
             self.carrier.settle_stopping(now)
             self._apply(self.feed.read(now))
             if self.gate is not None:
@@ -305,7 +305,7 @@ class ControlLoop:
             log.warning("could not withdraw %s from %s: %s", run.job_id, run.center, e)
             return
         self.back_to_queue(run, now, f"withdrawn from {run.center}'s queue after {waited:.0f} s ({status.reason})")
-        self.observe_load(now, only=run.center)  # its view of that center was stale
+        self.drains.observe(now, only=run.center)  # its view of that center was stale
 
     def back_to_queue(self, run: Run, now: float, why: str) -> None:
         try:
@@ -360,26 +360,6 @@ class ControlLoop:
         except Exception:  # billing must not wait for (or fail with) an engine's accounting
             measured = None
         return self.meter.run_rows(rec, now, measured)  # type: ignore[arg-type]
-
-    def observe_load(self, now: float, only: str | None = None) -> None:
-        """Ask each healthy center's engine what else occupies its pools; the state holds it."""
-        for center in self.network.centers:
-            if center.name in self.failover.down or (only is not None and center.name != only):
-                continue
-            try:
-                load = self.fleet.of(center.name).load(center.pools)
-            except (EngineDown, OSError, ValueError, KeyError) as e:
-                log.warning("load of %s unknown: %s", center.name, e)
-                continue
-            by_pool: dict[str, list[RunningJob]] = {f"{center.name}/{p.name}": [] for p in center.pools}
-            for x in load:
-                key = f"{center.name}/{x.pool}"
-                if key in by_pool:
-                    by_pool[key].append(RunningJob(x.id, EXTERNAL, key, x.nodes, x.devices_per_node, x.start,
-                                                   x.expected_end, preemptible=False))
-            self.labels[center.name] = {x.id: x.what for x in load}
-            for key, jobs in by_pool.items():
-                self.state.set_external(key, self.drains.external(key, jobs))
 
     def agent_samples(self) -> int:
         """What remote centers' agents measured of their runs (their own Prometheus), into the store."""

@@ -1,20 +1,27 @@
-"""`zhisuan login --sso`: the device authorization flow (RFC 8628) with the network's OpenID provider — the
-person opens a URL in any browser and confirms a code; the ID token the provider then gives is exchanged at
-the server for a session token."""
+"""`zhisuan login`: a token checked against the server and kept for the next commands; or (`--sso`) the device
+authorization flow (RFC 8628) with the network's OpenID provider — the person opens a URL in any browser and
+confirms a code; the ID token the provider then gives is exchanged at the server for a session token."""
 
 from __future__ import annotations
 
+import getpass
+import os
+import sys
 import time
+from typing import Annotated
 
-import httpx
+import typer
 
-from zhisuan.cli.common import console, fail
+from zhisuan.cli.client import LOCAL, call, config_dir, connect
+from zhisuan.cli.common import L, console, fail
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 def device_login(url: str, limit: float = 600.0) -> str:
     """A session token for whoever confirms the code at the provider within `limit` seconds."""
+    import httpx  # not at the command's start: `zhisuan --help` imports no HTTP client
+
     with httpx.Client(timeout=15.0) as client:
         try:
             cfg = client.get(url.rstrip("/") + "/v1/sso").json()
@@ -53,3 +60,31 @@ def device_login(url: str, limit: float = 600.0) -> str:
                  f"{exchanged.json().get('detail', exchanged.text[:300])}")
         token: str = exchanged.json()["token"]
         return token
+
+
+def login_command(url: Annotated[str, typer.Option("--url", help="server URL")] = LOCAL,
+                  token: Annotated[str | None, typer.Option(
+                      "--token", help="bearer token (default: $ZHISUAN_TOKEN, else read from standard input)")] = None,
+                  sso: Annotated[bool, typer.Option("--sso", help="sign in through the network's OpenID provider "
+                                                    "(device flow: open the URL shown, confirm the code)")] = False,
+                  ) -> None:
+    """Check a token against the server and keep it (with the URL) for the next commands, mode 0600."""
+    if sso:
+        token = device_login(url)
+    token = token or os.environ.get("ZHISUAN_TOKEN")
+    if not token:
+        token = getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline()
+    token = token.strip()
+    if not token:
+        fail("--token: no token given")
+    with connect(url, token) as client:
+        who = call(client, "GET", "/v1/whoami")
+    folder = config_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, value in (("token", token), ("url", url)):
+        path = folder / name
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(value + "\n", encoding="utf-8")
+    tenant = who["tenant"] + (" (admin)" if who["admin"] else "")
+    console.print(L("logged in to {url} as {tenant}; saved in {folder}", url=url, tenant=tenant, folder=folder))
