@@ -15,11 +15,21 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 DEFAULT_URL = "sqlite:///zhisuan.db"
 
 log = logging.getLogger("zhisuan.store")
+
+
+def insert_once(conn: Connection, table: Any, key: str, **values: Any) -> None:
+    """INSERT a row unless one with the same `key` exists (two replicas racing to make it: one does), in the
+    dialect's own words (SQLite and PostgreSQL both say ON CONFLICT DO NOTHING)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    make = sqlite_insert if conn.engine.dialect.name == "sqlite" else pg_insert
+    conn.execute(make(table).values(**values).on_conflict_do_nothing(index_elements=[key]))
 
 
 def connect(url: str | None = None, busy_ms: int = 5000) -> Engine:

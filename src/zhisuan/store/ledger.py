@@ -19,12 +19,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, case, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from zhisuan.catalog.tou import UTC_OFFSET
 from zhisuan.model import SpecError
 from zhisuan.store.audit import By, record_conn
+from zhisuan.store.db import insert_once
 from zhisuan.store.schema import FundsRow, HoldRow, LedgerRow, UsageRow
 
 MAX_TOPUP_FEN = 10_000_000_000  # ¥100,000,000 in one top-up: more is a typo, not a payment
@@ -121,12 +120,8 @@ def _ensure(conn: Connection, tenant: str, prepaid: bool, month: str, now: float
     """The project's funds row, created unless it exists (two first top-ups racing: one creates it). Out of
     funds, a prepaid project's running jobs stop unless it chose otherwise (money not paid is not spent); a
     budget's go on."""
-    dialect = conn.engine.dialect.name
-    make = (sqlite_insert if dialect == "sqlite" else pg_insert)(FundsRow).values(
-        tenant=tenant, prepaid=prepaid, available_fen=0, held_fen=0, month=month, spent_fen=0,
-        at_zero="stop" if prepaid else "hold",
-        alerted="", updated_at=now)
-    conn.execute(make.on_conflict_do_nothing(index_elements=["tenant"]))
+    insert_once(conn, FundsRow, "tenant", tenant=tenant, prepaid=prepaid, available_fen=0, held_fen=0, month=month,
+                spent_fen=0, at_zero="stop" if prepaid else "hold", alerted="", updated_at=now)
 
 
 def _read(conn: Connection, tenant: str) -> Account | None:
