@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zhisuan.control.errors import Conflict, Forbidden, NotFound
+from zhisuan.control.errors import Conflict, Forbidden, NotFound, TooMany
 from zhisuan.control.funds import Funds
 from zhisuan.model import Network, SpecError
 from zhisuan.store import Principal, TokenStore
@@ -14,6 +14,7 @@ from zhisuan.store.audit import By
 from zhisuan.store.tokens import TokenInfo, token_id
 
 MEMBER_ROLES = ("member", "viewer", "billing")
+MAX_MEMBERS = 1000  # active tokens of one project an organisation's admin may hold out
 
 
 def member_json(t: TokenInfo) -> dict[str, Any]:
@@ -62,8 +63,11 @@ class Organisations:
             raise SpecError([("role", f"one of {', '.join(MEMBER_ROLES)}, got {role!r}")])
         if not person.strip():
             raise SpecError([("person", "who the member is (a name or an e-mail address)")])
-        if any(t.tenant == project and t.role == role and t.label == person for t in self.members([project], now)):
+        members = self.members([project], now)
+        if any(t.role == role and t.label == person for t in members):
             raise Conflict(f"{person} is already a {role} of project {project}")
+        if len(members) >= MAX_MEMBERS:
+            raise TooMany(f"project {project} has {MAX_MEMBERS} members; remove one first")
         token = self.tokens.issue(project, now, False, person, expires_at, by=By(who.actor, who.origin), role=role)
         info = next(t for t in self.tokens.list() if t.id == token_id(token))
         return {**member_json(info), "token": token}
