@@ -34,12 +34,13 @@ class QueueWalk:
     def __iter__(self) -> Iterator[tuple[PendingJob, int]]:
         heap, lists, jobs, dead = self.heap, self.lists, self.jobs, self.dead
         while heap:
-            rank, _, _, i, pos = heapq.heappop(heap)
+            rank, _, _, i, pos = heap[0]  # it stays at the top while its job is visited: one sift, not two
             lst = lists[i][1]
             e = lst[pos]
             if dead(e[3]):
                 if self.per_row:
                     self.slices.append((i, pos))
+                    heapq.heappop(heap)
                     continue
                 self.items.append(e)
             else:
@@ -47,10 +48,13 @@ class QueueWalk:
                 yield jobs[e[2]], e[3]
                 self.current = None
                 if i in self.cut:
+                    heapq.heappop(heap)
                     continue
             if pos + 1 < len(lst):
                 nxt = lst[pos + 1]
-                heapq.heappush(heap, (rank, nxt[0], nxt[1], i, pos + 1))
+                heapq.heapreplace(heap, (rank, nxt[0], nxt[1], i, pos + 1))
+            else:
+                heapq.heappop(heap)
 
     def skip_row(self) -> None:
         """The current job's request just died (`dead` says so from now on): it waits unvisited, and so
@@ -75,6 +79,8 @@ class QueueWalk:
             else:
                 self.items.extend(self.lists[i][1][pos:])  # its successor was not pushed yet
             self.current = None
+            self.heap[0] = self.heap[-1]  # the current job, still at the top of the heap, was just handled
+            self.heap.pop()
         for _, _, _, i, pos in self.heap:
             if self.per_row:
                 self.slices.append((i, pos))
@@ -158,10 +164,15 @@ class PendingQueue:
 
     def remove_visited(self, walk: QueueWalk, taken: Sequence[tuple[int, int]], ids: Sequence[str]) -> None:
         """Remove the jobs `walk` (this queue's, of this cycle) yielded at `taken` (list, position): the walk knows
-        where they are, so there is no bisect over key tuples. Highest positions go first so that none shifts
-        another; an entry not where the walk saw it (or a merged walk's copy) is removed by its id."""
+        where they are, so there is no bisect over key tuples. A walk yields each list's positions in increasing
+        order, so going through `taken` backwards deletes each list's highest first and none shifts another (no
+        sort); an entry not where the walk saw it (or a merged walk's copy) is removed by its id."""
+        if len(taken) != len(ids):
+            raise ValueError("one id per position taken")
         lists = walk.lists
-        for (i, pos), job_id in sorted(zip(taken, ids, strict=True), reverse=True):
+        for k in range(len(taken) - 1, -1, -1):
+            i, pos = taken[k]
+            job_id = ids[k]
             lst = lists[i][1] if i >= 0 and not self.dynamic else None
             if lst is None or pos >= len(lst) or lst[pos][2] != job_id:
                 self.remove(job_id)
