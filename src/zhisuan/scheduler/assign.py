@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-from zhisuan.model import Placement
 from zhisuan.scheduler.capacity import Allocation, PoolCapacity
 from zhisuan.scheduler.decisions import NO_CAPACITY, CycleResult, Preempt, Reserve, Start, Why
 from zhisuan.scheduler.framework import Policy
@@ -284,9 +283,8 @@ class Assigner:
         self.held[job.tenant] = self.held.get(job.tenant, 0) + (milli or d * n * 1000)
         walk = self._walk
         self.taken.append(walk.current if walk is not None and walk.current is not None else (-1, -1))
-        placement = Placement(job.id, pool.center, pool.name, nodes, d, now, end, milli)
-        self.result.starts.append(Start(job.id, placement, self.total[r][p], self.ranking, r, job.duration, p,
-                                        self.calendar))
+        self.result.starts.append(Start(job.id, self.total[r][p], self.ranking, r, job.duration, p, self.calendar, pool,
+                                        nodes, d, now, end, milli))
 
     def _block(self, job: PendingJob, r: int) -> None:
         self.result.wait(job.id, NO_CAPACITY)

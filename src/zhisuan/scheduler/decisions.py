@@ -18,6 +18,7 @@ from zhisuan.model.billing import held_by
 from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.pricing import run_cost
 from zhisuan.scheduler.ranking import Part, Ranking
+from zhisuan.scheduler.snapshot import PoolState
 from zhisuan.scheduler.staging import move_to
 from zhisuan.scheduler.tables import F
 
@@ -95,14 +96,28 @@ class Why:
 
 @dataclass(slots=True)
 class Start:
+    """A job placed now: where (the pool's index in the cycle and its state), on which nodes, until when. The
+    `Placement` the control loop carries out is built when asked: the simulator never asks, and a cycle makes
+    thousands."""
+
     job_id: str
-    placement: Placement
     score: float
     ranking: Ranking
     request: int
     duration: float
     pool: int  # index into the cycle's pools
-    calendar: float | None = None  # epoch seconds of the decision (prices the run window)
+    calendar: float | None  # epoch seconds of the decision (prices the run window)
+    site: PoolState
+    nodes: tuple[int, ...]
+    devices_per_node: int
+    at: float
+    end: float  # expected
+    milli: int = 0
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.job_id, self.site.center, self.site.name, self.nodes, self.devices_per_node, self.at,
+                         self.end, self.milli)
 
     @property
     def why(self) -> Why:

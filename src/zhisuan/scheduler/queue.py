@@ -23,8 +23,14 @@ class QueueWalk:
     def __init__(self, lists: list[tuple[int, list[Entry]]], jobs: dict[str, PendingJob],
                  dead: Callable[[int], bool], per_row: bool) -> None:
         self.lists, self.jobs, self.dead, self.per_row = lists, jobs, dead, per_row
-        self.heap = [(rank, lst[0][0], lst[0][1], i, 0) for i, (rank, lst) in enumerate(lists) if lst]
-        heapq.heapify(self.heap)
+        by_rank: dict[int, list[int]] = {}
+        for i, (rank, lst) in enumerate(lists):
+            if lst:
+                by_rank.setdefault(rank, []).append(i)
+        # A group's jobs all come before the next group's (rank first): the merge holds one group's lists at a time
+        self.groups = [by_rank[rank] for rank in sorted(by_rank)]
+        self.group = 0  # the next group to merge
+        self.heap: list[tuple[tuple[float, ...], int, int, int]] = []  # (key, sequence, list, position)
         self.slices: list[tuple[int, int]] = []  # (list, position): the list from there on waits
         self.items: list[Entry] = []
         self.current: tuple[int, int] | None = None
@@ -33,8 +39,16 @@ class QueueWalk:
 
     def __iter__(self) -> Iterator[tuple[PendingJob, int]]:
         heap, lists, jobs, dead = self.heap, self.lists, self.jobs, self.dead
-        while heap:
-            rank, _, _, i, pos = heap[0]  # it stays at the top while its job is visited: one sift, not two
+        while True:
+            if not heap:
+                if self.group >= len(self.groups):
+                    return
+                for i in self.groups[self.group]:
+                    head = lists[i][1][0]
+                    heap.append((head[0], head[1], i, 0))
+                self.group += 1
+                heapq.heapify(heap)
+            _, _, i, pos = heap[0]  # it stays at the top while its job is visited: one sift, not two
             lst = lists[i][1]
             e = lst[pos]
             if dead(e[3]):
@@ -52,7 +66,7 @@ class QueueWalk:
                     continue
             if pos + 1 < len(lst):
                 nxt = lst[pos + 1]
-                heapq.heapreplace(heap, (rank, nxt[0], nxt[1], i, pos + 1))
+                heapq.heapreplace(heap, (nxt[0], nxt[1], i, pos + 1))
             else:
                 heapq.heappop(heap)
 
@@ -81,12 +95,15 @@ class QueueWalk:
             self.current = None
             self.heap[0] = self.heap[-1]  # the current job, still at the top of the heap, was just handled
             self.heap.pop()
-        for _, _, _, i, pos in self.heap:
+        waiting = [(i, pos) for _, _, i, pos in self.heap]
+        waiting += [(i, 0) for group in self.groups[self.group:] for i in group]  # groups not merged yet
+        self.heap.clear()
+        self.group = len(self.groups)
+        for i, pos in waiting:
             if self.per_row:
                 self.slices.append((i, pos))
             else:
                 self.items.extend(self.lists[i][1][pos:])
-        self.heap.clear()
 
     def rest(self) -> tuple[list[Entry], int]:
         """Jobs left unvisited, and where those start that `stop` cut short (the rest: shapes with nothing to do)."""
