@@ -19,7 +19,7 @@ from zhisuan.scheduler.shares import DeviceShares, Picks
 from zhisuan.scheduler.snapshot import PoolState, RunningJob, Snapshot
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Allocation:
     """Devices held in one pool until `end` (expected); `fresh` if started in this cycle."""
 
@@ -39,6 +39,16 @@ class Allocation:
     milli: int = 0  # a share of one device, thousandths (see Shape)
     cpu: int = 0  # thousandths of a CPU per node
     memory: int = 0  # MiB per node
+
+    def __init__(self, job_id: str, tenant: str, nodes: tuple[int, ...], devices_per_node: int, end: float,
+                 priority: int, preemptible: bool, start: float, fresh: bool = False, attained: float = 0.0,
+                 speed: float = 1.0, base: float = 0.0, rank: float = math.inf, milli: int = 0, cpu: int = 0,
+                 memory: int = 0) -> None:
+        # written out, not the dataclass's: compiled, mypyc runs it natively (the generated one is interpreted)
+        self.job_id, self.tenant, self.nodes, self.devices_per_node = job_id, tenant, nodes, devices_per_node
+        self.end, self.priority, self.preemptible, self.start, self.fresh = end, priority, preemptible, start, fresh
+        self.attained, self.speed, self.base, self.rank = attained, speed, base, rank
+        self.milli, self.cpu, self.memory = milli, cpu, memory
 
     def attained_at(self, now: float) -> float:
         return self.attained + self.amount * max(0.0, now - self.start)

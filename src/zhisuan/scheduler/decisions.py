@@ -40,7 +40,7 @@ class Candidate:
     data: str = ""  # the data line: what moves from where, how long, what it costs ("" without inputs)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Why:
     """The per-pool scores behind a decision, built lazily from the cycle's ranking. With `calendar` (the
     epoch seconds of the decision), cost and carbon are those of the expected run window, hour by hour, as
@@ -52,6 +52,11 @@ class Why:
     chosen: int
     delays: F | dict[int, float] | None = None  # seconds until each pool could start it (dict: those given)
     calendar: float | None = None
+
+    def __init__(self, ranking: Ranking, request: int, duration: float, chosen: int,
+                 delays: F | dict[int, float] | None = None, calendar: float | None = None) -> None:
+        self.ranking, self.request, self.duration, self.chosen = ranking, request, duration, chosen
+        self.delays, self.calendar = delays, calendar
 
     def candidates(self, limit: int | None = None) -> list[Candidate]:
         rk, r = self.ranking, self.request
@@ -94,7 +99,7 @@ class Why:
         return out
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Start:
     """A job placed now: where (the pool's index in the cycle and its state), on which nodes, until when. The
     `Placement` the control loop carries out is built when asked: the simulator never asks, and a cycle makes
@@ -113,6 +118,14 @@ class Start:
     at: float
     end: float  # expected
     milli: int = 0
+
+    def __init__(self, job_id: str, score: float, ranking: Ranking, request: int, duration: float, pool: int,
+                 calendar: float | None, site: PoolState, nodes: tuple[int, ...], devices_per_node: int, at: float,
+                 end: float, milli: int = 0) -> None:
+        # written out (as Allocation's): a cycle makes thousands
+        self.job_id, self.score, self.ranking, self.request = job_id, score, ranking, request
+        self.duration, self.pool, self.calendar, self.site = duration, pool, calendar, site
+        self.nodes, self.devices_per_node, self.at, self.end, self.milli = nodes, devices_per_node, at, end, milli
 
     @property
     def placement(self) -> Placement:
@@ -133,7 +146,7 @@ class Preempt:
     allocation: Allocation | None = None  # what the victim held (its run is recorded up to the cycle)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Reserve:
     """Job cannot start now; it holds `pool` from `start` and later jobs may only backfill around it."""
 
@@ -144,11 +157,17 @@ class Reserve:
     extra: float = 0.0  # devices free at `start` beside the reserved gang: a backfill this small never delays it
     tenant: str = ""
 
+    def __init__(self, job_id: str, pool: str, start: float, why: Why, extra: float = 0.0, tenant: str = "") -> None:
+        self.job_id, self.pool, self.start, self.why, self.extra, self.tenant = job_id, pool, start, why, extra, tenant
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Unschedulable:
     job_id: str
     reason: str
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        self.job_id, self.reason = job_id, reason
 
 
 NO_CAPACITY = "no accepted pool has room for the gang now"

@@ -40,7 +40,7 @@ class Outage:
     end: float
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class SimJob:
     """A job between its arrival and its end: what the replay needs while it is live."""
 
@@ -57,6 +57,13 @@ class SimJob:
     restarts: int = 0
     measured_speed: bool = False
     staging: float = 0.0  # seconds of the current run spent moving inputs before the work
+
+    def __init__(self, index: int, trace: TraceJob, request: Request, remaining: float) -> None:
+        # written out, not the dataclass's: compiled, mypyc runs it natively (the generated one is interpreted)
+        self.index, self.trace, self.request, self.remaining = index, trace, request, remaining
+        self.first_start, self.run_seconds, self.started, self.pool = math.nan, 0.0, math.nan, -1
+        self.version, self.preemptions, self.restarts = 0, 0, 0
+        self.measured_speed, self.staging = False, 0.0
 
 
 @dataclass
