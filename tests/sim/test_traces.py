@@ -51,3 +51,17 @@ def test_missing_columns():
 def test_unknown_trace_name():
     with pytest.raises(ValueError, match="packaged: philly"):
         load_trace("alibaba")
+
+
+def test_a_copied_trace_job_keeps_every_field_but_its_id_and_submit() -> None:
+    """`TraceJob.copied` lists the fields by hand (for speed): a field added later and not copied fails here."""
+    import dataclasses
+
+    from zhisuan.sim.trace import TraceJob
+
+    odd = {"id": "a", "submit": 1.0, "duration": 2.0, "devices": 3, "tenant": "t", "chip": "c", "home": "h",
+           "application": "app", "nodes": 4, "allowed": ("x",), "milli": 5, "cpus": 6.0, "memory_gib": 7.0,
+           "priority": 8, "censored": True, "inputs": ("d",)}
+    assert set(odd) == {f.name for f in dataclasses.fields(TraceJob)}
+    job = TraceJob(**odd)  # type: ignore[arg-type]
+    assert job.copied("a~1", 9.0) == dataclasses.replace(job, id="a~1", submit=9.0)
