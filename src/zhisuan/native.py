@@ -25,12 +25,17 @@ COMPILED: tuple[str, ...] = (
     "zhisuan.scheduler.assign",
     "zhisuan.scheduler.capacity",
     "zhisuan.scheduler.decisions",
+    "zhisuan.scheduler.ledger",
     "zhisuan.scheduler.queue",
     "zhisuan.scheduler.ranking",
     "zhisuan.scheduler.shape",
     "zhisuan.scheduler.state",
     "zhisuan.scheduler.timeline",
     "zhisuan.sim.engine",
+    "zhisuan.sim.events",
+    "zhisuan.sim.joblog",
+    "zhisuan.sim.predict",
+    "zhisuan.sim.speed",
 )
 PACKAGE = Path(__file__).parent
 STAMP = PACKAGE / "_compiled.json"
