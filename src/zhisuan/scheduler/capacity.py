@@ -86,7 +86,8 @@ class PoolCapacity:
         self.counts = [0] * (size + 1)
         self.counts[size] = nodes
         self.allocations: dict[str, Allocation] = {}
-        self._ends: list[tuple[float, str]] | None = None  # (end, id) in order, kept once asked for
+        # expected ends in (end, id) order, kept once asked for: floats, so a bisect compares floats, not tuples
+        self._ends: list[float] | None = None
         self._end_allocs: list[Allocation] = []  # the allocations in that order
         self._releases: dict[Shape, int] = {}  # shape -> releases_until_fit, until a change
         # ranking row -> its `release_end` here, until a change: a pool nothing started on or left since the last
@@ -216,11 +217,13 @@ class PoolCapacity:
         """Record an allocation whose nodes were already taken (`take`) or held."""
         self.allocations[alloc.job_id] = alloc
         self._changed()
-        if self._ends is not None:
-            key = (alloc.end, alloc.job_id)
-            i = bisect_left(self._ends, key)
-            self._ends.insert(i, key)
-            self._end_allocs.insert(i, alloc)
+        ends = self._ends
+        if ends is not None:
+            i, allocs = bisect_left(ends, alloc.end), self._end_allocs
+            while i < len(ends) and ends[i] == alloc.end and allocs[i].job_id < alloc.job_id:
+                i += 1  # ties on the end in id order
+            ends.insert(i, alloc.end)
+            allocs.insert(i, alloc)
 
     def release(self, job_id: str) -> Allocation:
         alloc = self.allocations.pop(job_id)
@@ -236,8 +239,10 @@ class PoolCapacity:
     def _unlist(self, alloc: Allocation) -> None:
         self._changed()
         if self._ends is not None:
-            i = bisect_left(self._ends, (alloc.end, alloc.job_id))
-            del self._ends[i], self._end_allocs[i]
+            i, allocs = bisect_left(self._ends, alloc.end), self._end_allocs
+            while allocs[i].job_id != alloc.job_id:
+                i += 1  # ties on the end
+            del self._ends[i], allocs[i]
 
     def moved(self, alloc: Allocation, start: float, end: float) -> None:
         """A held allocation's run starts or ends at another time than expected (the engine said so)."""
@@ -251,7 +256,7 @@ class PoolCapacity:
         caller reads it and must not change it."""
         if self._ends is None:
             ranked = sorted(self.allocations.values(), key=attrgetter("end", "job_id"))
-            self._ends, self._end_allocs = [(a.end, a.job_id) for a in ranked], ranked
+            self._ends, self._end_allocs = [a.end for a in ranked], ranked
         return self._end_allocs
 
     def releases_until_fit(self, shape: Shape) -> int:
