@@ -68,7 +68,9 @@ class Assigner:
         preemption = self.preemption
         no_capacity = self.result.waits.setdefault(NO_CAPACITY, [])
         self._walk = walk
-        for job, r in walk:
+        while (r := walk.next()) >= 0:
+            job = walk.job
+            assert job is not None
             self.visited += 1
             if self.depth and self.blocked_at is not None and self.visited - self.blocked_at > self.depth:
                 walk.stop()  # Slurm's bf_max_job_test: the rest waits for the next cycle

@@ -34,41 +34,59 @@ class QueueWalk:
         self.slices: list[tuple[int, int]] = []  # (list, position): the list from there on waits
         self.items: list[Entry] = []
         self.current: tuple[int, int] | None = None
+        self.top = False  # the heap's top is the job `next` returned last
+        self.job: PendingJob | None = None
         self.cut: set[int] = set()  # per-row lists whose rest already waits (skip_row)
         self.mark: tuple[int, int] | None = None  # (items, slices) before `stop`: what follows was cut short
 
     def __iter__(self) -> Iterator[tuple[PendingJob, int]]:
-        heap, lists, jobs, dead = self.heap, self.lists, self.jobs, self.dead
+        while (r := self.next()) >= 0:
+            assert self.job is not None
+            yield self.job, r
+
+    def next(self) -> int:
+        """The row of the next job to visit (the job is `self.job`), or -1 once none is left. The assigner calls
+        this directly: a compiled call, where a generator's resume costs several."""
+        heap, lists = self.heap, self.lists
+        if self.top:  # the job returned last is still at the top of the heap: its list moves on now
+            self.top = False
+            self.current = None
+            i, pos = heap[0][2], heap[0][3]
+            if i in self.cut:
+                heapq.heappop(heap)
+            else:
+                self._advance(i, pos)
         while True:
             if not heap:
                 if self.group >= len(self.groups):
-                    return
+                    return -1
                 for i in self.groups[self.group]:
                     head = lists[i][1][0]
                     heap.append((head[0], head[1], i, 0))
                 self.group += 1
                 heapq.heapify(heap)
-            _, _, i, pos = heap[0]  # it stays at the top while its job is visited: one sift, not two
-            lst = lists[i][1]
-            e = lst[pos]
-            if dead(e[3]):
-                if self.per_row:
-                    self.slices.append((i, pos))
-                    heapq.heappop(heap)
-                    continue
-                self.items.append(e)
-            else:
+            i, pos = heap[0][2], heap[0][3]  # it stays at the top while its job is visited: one sift, not two
+            e = lists[i][1][pos]
+            if not self.dead(e[3]):
                 self.current = (i, pos)
-                yield jobs[e[2]], e[3]
-                self.current = None
-                if i in self.cut:
-                    heapq.heappop(heap)
-                    continue
-            if pos + 1 < len(lst):
-                nxt = lst[pos + 1]
-                heapq.heapreplace(heap, (nxt[0], nxt[1], i, pos + 1))
-            else:
+                self.top = True
+                self.job = self.jobs[e[2]]
+                return e[3]
+            if self.per_row:
+                self.slices.append((i, pos))
                 heapq.heappop(heap)
+                continue
+            self.items.append(e)
+            self._advance(i, pos)
+
+    def _advance(self, i: int, pos: int) -> None:
+        """List i's head at `pos` is done with: its successor takes its place in the heap."""
+        lst = self.lists[i][1]
+        if pos + 1 < len(lst):
+            nxt = lst[pos + 1]
+            heapq.heapreplace(self.heap, (nxt[0], nxt[1], i, pos + 1))
+        else:
+            heapq.heappop(self.heap)
 
     def skip_row(self) -> None:
         """The current job's request just died (`dead` says so from now on): it waits unvisited, and so
@@ -93,6 +111,8 @@ class QueueWalk:
             else:
                 self.items.extend(self.lists[i][1][pos:])  # its successor was not pushed yet
             self.current = None
+        if self.top:
+            self.top = False
             self.heap[0] = self.heap[-1]  # the current job, still at the top of the heap, was just handled
             self.heap.pop()
         waiting = [(i, pos) for _, _, i, pos in self.heap]
