@@ -88,11 +88,21 @@ class CopiedJobs(Sequence[TraceJob]):
         if isinstance(i, slice):
             return CopiedJobs(self.base, self.source[i], self.copy[i], self.submits[i])
         job, c = self.base[int(self.source[i])], int(self.copy[i])
-        return job if c == 0 else job.copied(f"{job.id}~{c}", float(self.submits[i]))
+        return job if c == 0 else job.copied(copy_id(job.id, c), float(self.submits[i]))
 
     def __iter__(self) -> Iterator[TraceJob]:
         for i in range(len(self.source)):
             yield self[i]
+
+
+def copy_id(original: str, copy: int) -> str:
+    """The id of a grown trace's `copy`th copy of a job (0: the original itself)."""
+    return original if copy == 0 else f"{original}~{copy}"
+
+
+def copy_numbers(jobs: Sequence[TraceJob]) -> np.ndarray:
+    """Which copy of its original each job is (0: the original), as `columns` indexes them."""
+    return jobs.copy if isinstance(jobs, CopiedJobs) else np.zeros(len(jobs), dtype=np.int16)
 
 
 def columns(jobs: Sequence[TraceJob]) -> tuple[Sequence[TraceJob], np.ndarray, np.ndarray]:
