@@ -136,3 +136,6 @@ def test_incremental_state_decides_like_a_fresh_snapshot(snap, policy, finish, d
                 sorted(u.job_id for u in res.unschedulable))
 
     assert pools(again) == pools(fresh)
+    for cap in state.caps:  # a pool's free total, counted from its nodes' free levels, is its nodes' sum
+        if cap.shares is None:
+            assert cap.free_amount() == sum(cap.free)

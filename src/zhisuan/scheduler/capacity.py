@@ -287,13 +287,18 @@ class PoolCapacity:
     def free_amount(self) -> float:
         """Devices free now, shares counted as fractions."""
         if self.shares is None:
-            return float(sum(self.free))
+            return float(self._free_devices())
         return float(self.shares.dev.sum()) / WHOLE
+
+    def _free_devices(self) -> int:
+        """Whole devices free over the pool, from the count of nodes at each free level (devices per node + 1
+        terms, not one per node: a national pool has thousands)."""
+        return sum(k * n for k, n in enumerate(self.counts))
 
     def allocated_milli(self) -> int:
         """Thousandths of devices held over the pool."""
         if self.shares is None:
-            return (len(self.free) * self.size - sum(self.free)) * WHOLE
+            return (len(self.free) * self.size - self._free_devices()) * WHOLE
         return self.shares.allocated_milli()
 
 

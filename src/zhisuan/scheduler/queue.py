@@ -208,23 +208,39 @@ class PendingQueue:
     def remove_visited(self, walk: QueueWalk, taken: Sequence[tuple[int, int]], ids: Sequence[str]) -> None:
         """Remove the jobs `walk` (this queue's, of this cycle) yielded at `taken` (list, position): the walk knows
         where they are, so there is no bisect over key tuples. A walk yields each list's positions in increasing
-        order, so going through `taken` backwards deletes each list's highest first and none shifts another (no
-        sort); an entry not where the walk saw it (or a merged walk's copy) is removed by its id."""
+        order; each list closes its gaps in one slice assignment (the jobs behind move once a cycle, not once per
+        job taken before them: a national queue's lists hold thousands). An entry not where the walk saw it (or a
+        merged walk's copy) is removed by its id."""
         if len(taken) != len(ids):
             raise ValueError("one id per position taken")
         lists = walk.lists
-        for k in range(len(taken) - 1, -1, -1):
+        gaps: dict[int, list[int]] = {}  # walk list -> its positions taken, increasing
+        places: dict[int, tuple[str, int]] = {}  # walk list -> its key in `lists`
+        strays: list[str] = []
+        for k in range(len(taken)):
             i, pos = taken[k]
             job_id = ids[k]
             lst = lists[i][1] if i >= 0 and not self.dynamic else None
             if lst is None or pos >= len(lst) or lst[pos][2] != job_id:
-                self.remove(job_id)
+                strays.append(job_id)
                 continue
-            place = self.where.pop(job_id)[0]
-            del lst[pos]
+            if i not in gaps:
+                gaps[i] = []
+                places[i] = self.where[job_id][0]
+            gaps[i].append(pos)
+            del self.where[job_id], self.jobs[job_id]
+        for i, positions in gaps.items():
+            lst = lists[i][1]
+            lo, hi = positions[0], positions[-1]
+            if lo == hi:
+                del lst[lo]
+            else:
+                skip = set(positions)
+                lst[lo:hi + 1] = [lst[k] for k in range(lo, hi + 1) if k not in skip]
             if not lst:
-                del self.lists[place]
-            del self.jobs[job_id]
+                del self.lists[places[i]]
+        for job_id in strays:
+            self.remove(job_id)
 
     def walk(self, snapshot: Snapshot, now: float, dead: Callable[[int], bool]) -> QueueWalk:
         if self.dynamic:
