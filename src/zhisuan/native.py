@@ -25,6 +25,7 @@ COMPILED: tuple[str, ...] = (
     "zhisuan.scheduler.assign",
     "zhisuan.scheduler.capacity",
     "zhisuan.scheduler.decisions",
+    "zhisuan.scheduler.endorder",
     "zhisuan.scheduler.ledger",
     "zhisuan.scheduler.queue",
     "zhisuan.scheduler.ranking",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_left
 from dataclasses import dataclass
 from operator import attrgetter
 
+from zhisuan.scheduler.endorder import EndOrder
 from zhisuan.scheduler.shape import WHOLE, Shape
 from zhisuan.scheduler.shares import DeviceShares, Picks
 from zhisuan.scheduler.snapshot import PoolState, RunningJob, Snapshot
@@ -73,8 +73,8 @@ class PoolCapacity:
     incrementally and one built fresh from its snapshot take the same nodes (same events, same decisions).
     Each bucket is a heap with lazy deletion (an entry is live while its node is still at that level)."""
 
-    __slots__ = ("_end_allocs", "_ends", "_release_ends", "_releases", "_rows_of", "allocations", "buckets", "counts",
-                 "cpu", "free", "memory", "shares", "size")
+    __slots__ = ("_order", "_release_ends", "_releases", "_rows_of", "allocations", "buckets", "counts", "cpu", "free",
+                 "memory", "shares", "size")
 
     def __init__(self, nodes: int, size: int, cpu: int = 128_000, memory: int = 1024 * 1024) -> None:
         self.size = size
@@ -86,9 +86,7 @@ class PoolCapacity:
         self.counts = [0] * (size + 1)
         self.counts[size] = nodes
         self.allocations: dict[str, Allocation] = {}
-        # expected ends in (end, id) order, kept once asked for: floats, so a bisect compares floats, not tuples
-        self._ends: list[float] | None = None
-        self._end_allocs: list[Allocation] = []  # the allocations in that order
+        self._order: EndOrder[Allocation] | None = None  # the allocations in (expected end, id) order, once asked for
         self._releases: dict[Shape, int] = {}  # shape -> releases_until_fit, until a change
         # ranking row -> its `release_end` here, until a change: a pool nothing started on or left since the last
         # cycle answers a blocked job's "when could I start here" without a walk (rows are those of `_rows_of`)
@@ -217,13 +215,8 @@ class PoolCapacity:
         """Record an allocation whose nodes were already taken (`take`) or held."""
         self.allocations[alloc.job_id] = alloc
         self._changed()
-        ends = self._ends
-        if ends is not None:
-            i, allocs = bisect_left(ends, alloc.end), self._end_allocs
-            while i < len(ends) and ends[i] == alloc.end and allocs[i].job_id < alloc.job_id:
-                i += 1  # ties on the end in id order
-            ends.insert(i, alloc.end)
-            allocs.insert(i, alloc)
+        if self._order is not None:
+            self._order.add(alloc.end, alloc.job_id, alloc)
 
     def release(self, job_id: str) -> Allocation:
         alloc = self.allocations.pop(job_id)
@@ -238,11 +231,8 @@ class PoolCapacity:
 
     def _unlist(self, alloc: Allocation) -> None:
         self._changed()
-        if self._ends is not None:
-            i, allocs = bisect_left(self._ends, alloc.end), self._end_allocs
-            while allocs[i].job_id != alloc.job_id:
-                i += 1  # ties on the end
-            del self._ends[i], allocs[i]
+        if self._order is not None:
+            self._order.remove(alloc.end, alloc.job_id)
 
     def moved(self, alloc: Allocation, start: float, end: float) -> None:
         """A held allocation's run starts or ends at another time than expected (the engine said so)."""
@@ -251,13 +241,13 @@ class PoolCapacity:
         self.allocations.pop(alloc.job_id)
         self.add(alloc)
 
-    def by_end(self) -> list[Allocation]:
+    def by_end(self) -> EndOrder[Allocation]:
         """The allocations in order of expected end (then id), kept up to date once asked for. The
         caller reads it and must not change it."""
-        if self._ends is None:
+        if self._order is None:
             ranked = sorted(self.allocations.values(), key=attrgetter("end", "job_id"))
-            self._ends, self._end_allocs = [a.end for a in ranked], ranked
-        return self._end_allocs
+            self._order = EndOrder([(a.end, a.job_id, a) for a in ranked])
+        return self._order
 
     def releases_until_fit(self, shape: Shape) -> int:
         """How many allocations, in order of expected end, must end before the shape fits (0: never).
@@ -265,23 +255,27 @@ class PoolCapacity:
         left keeps it from cycle to cycle (EASY asks it for every blocked job and pool)."""
         known = self._releases.get(shape)
         if known is None:
-            known = self._releases[shape] = self.releases_among(shape, self.by_end())
+            known = self._releases[shape] = self.releases_among(shape, self.by_end().chunks())
         return known
 
-    def releases_among(self, shape: Shape, allocs: list[Allocation]) -> int:
-        """How many of `allocs`, released in order, until the shape fits (0: never)."""
+    def releases_among(self, shape: Shape, chunks: list[list[Allocation]]) -> int:
+        """How many of the allocations in `chunks` (read in order), released in order, until the shape fits
+        (0: never)."""
         if shape.simple and self.shares is None:
-            return releases_until_fit(self.free, allocs, shape.devices_per_node, shape.nodes)
+            return releases_until_fit(self.free, chunks, shape.devices_per_node, shape.nodes)
         if shape.devices_per_node > self.size or shape.cpu > self.cpu or shape.memory > self.memory:
             return 0
         shares = self.device_shares().copy()
         ready = int(shares.node_mask(shape).sum())
-        for k, alloc in enumerate(allocs, 1):
-            was = [shares.node_fits(n, shape) for n in alloc.nodes]
-            shares.remove(alloc.job_id, alloc.shape, alloc.nodes)
-            ready += sum(1 for n, w in zip(alloc.nodes, was, strict=True) if not w and shares.node_fits(n, shape))
-            if ready >= shape.nodes:
-                return k
+        k = 0
+        for chunk in chunks:
+            for alloc in chunk:
+                k += 1
+                was = [shares.node_fits(n, shape) for n in alloc.nodes]
+                shares.remove(alloc.job_id, alloc.shape, alloc.nodes)
+                ready += sum(1 for n, w in zip(alloc.nodes, was, strict=True) if not w and shares.node_fits(n, shape))
+                if ready >= shape.nodes:
+                    return k
         return 0
 
     def free_amount(self) -> float:
@@ -320,16 +314,20 @@ def capacities(snapshot: Snapshot) -> list[PoolCapacity]:
     return caps
 
 
-def releases_until_fit(free: list[int], allocs: list[Allocation], devices: int, nodes: int) -> int:
-    """How many of `allocs`, released in order, until `nodes` nodes have `devices` free (0: never)."""
+def releases_until_fit(free: list[int], chunks: list[list[Allocation]], devices: int, nodes: int) -> int:
+    """How many of the allocations in `chunks` (read in order), released in order, until `nodes` nodes have
+    `devices` free (0: never)."""
     free = list(free)
     ready = sum(1 for f in free if f >= devices)
-    for k, alloc in enumerate(allocs, 1):
-        for n in alloc.nodes:
-            before = free[n]
-            free[n] += alloc.devices_per_node
-            if before < devices <= free[n]:
-                ready += 1
-        if ready >= nodes:
-            return k
+    k = 0
+    for chunk in chunks:
+        for alloc in chunk:
+            k += 1
+            for n in alloc.nodes:
+                before = free[n]
+                free[n] += alloc.devices_per_node
+                if before < devices <= free[n]:
+                    ready += 1
+            if ready >= nodes:
+                return k
     return 0

@@ -33,6 +33,6 @@ class VictimList:
         below = bisect_left(self.priorities, priority)
         if not below or shape.devices_per_node > cap.size:
             return None
-        k = cap.releases_among(shape, self.allocs[:below])
+        k = cap.releases_among(shape, [self.allocs[:below]])
         return self.allocs[:k] if k else None
 

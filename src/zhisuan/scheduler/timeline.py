@@ -26,25 +26,28 @@ def release_end(cap: PoolCapacity, shape: Shape) -> float:
 
 def start_and_blockers(cap: PoolCapacity, shape: Shape, now: float) -> tuple[float, list[Allocation]]:
     """The earliest start, and the allocations that must end first (in order of expected end)."""
-    end, by_end, k = _walk(cap, shape)
-    return max(end, now), list(by_end[:k] if k else by_end)
-
-
-def _walk(cap: PoolCapacity, shape: Shape) -> tuple[float, list[Allocation], int]:
-    if shape.devices_per_node > cap.size or shape.nodes > len(cap.free):
-        return math.inf, [], 0
-    if cap.fits_shape(shape):
-        return -math.inf, [], 0
+    end, k = _walk(cap, shape)
+    if end == -math.inf or shape.devices_per_node > cap.size or shape.nodes > len(cap.free):  # fits now, or never
+        return max(end, now), []
     by_end = cap.by_end()
+    return max(end, now), by_end.first(k if k else len(by_end))
+
+
+def _walk(cap: PoolCapacity, shape: Shape) -> tuple[float, int]:
+    if shape.devices_per_node > cap.size or shape.nodes > len(cap.free):
+        return math.inf, 0
+    if cap.fits_shape(shape):
+        return -math.inf, 0
     k = cap.releases_until_fit(shape)
-    return (by_end[k - 1].end if k else math.inf), by_end, k
+    return (cap.by_end().item_at(k - 1).end if k else math.inf), k
 
 
 def free_devices_at(cap: PoolCapacity, t: float) -> float:
     """Devices free at time t if every allocation ends when expected (shares as fractions)."""
     free = cap.free_amount()
-    for a in cap.by_end():
-        if a.end > t:
-            break
-        free += a.amount
+    for chunk in cap.by_end().chunks():
+        for a in chunk:
+            if a.end > t:
+                return free
+            free += a.amount
     return free
