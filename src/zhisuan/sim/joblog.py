@@ -65,32 +65,21 @@ class JobLog(Sequence[JobRow]):
             yield self[i]
 
 
-BLOCK = 1 << 14  # values a Series buffers before typing them
-
-
 class Series:
     """Rows of numbers appended one at a time into typed arrays (8 bytes a value, not a tuple of objects);
     read back as an (n, width) float array."""
 
     def __init__(self, width: int) -> None:
         self.width, self._data = width, array("d")
-        self._rows: list[float] = []  # the latest rows, moved into `_data` a block at a time (list.extend is native)
 
     def append(self, *values: float) -> None:
-        self._rows.extend(values)
-        if len(self._rows) >= BLOCK:
-            self._flush()
-
-    def _flush(self) -> None:
-        self._data.fromlist(self._rows)
-        self._rows.clear()
+        self._data.extend(values)  # at once, while the values are in cache (a buffer of floats typed later is slower)
 
     def __len__(self) -> int:
-        return (len(self._data) + len(self._rows)) // self.width
+        return len(self._data) // self.width
 
     def table(self) -> np.ndarray:
-        self._flush()
         return np.frombuffer(self._data, dtype=float).reshape(-1, self.width).copy()
 
     def clear(self) -> None:
-        self._data, self._rows = array("d"), []
+        self._data = array("d")
