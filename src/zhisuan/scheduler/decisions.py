@@ -18,7 +18,7 @@ from zhisuan.model.billing import held_by
 from zhisuan.scheduler.capacity import Allocation
 from zhisuan.scheduler.pricing import run_cost
 from zhisuan.scheduler.ranking import Part, Ranking
-from zhisuan.scheduler.snapshot import PoolState
+from zhisuan.scheduler.snapshot import PendingJob, PoolState
 from zhisuan.scheduler.staging import move_to
 from zhisuan.scheduler.tables import F
 
@@ -184,7 +184,7 @@ class CycleResult:
     unschedulable: list[Unschedulable] = field(default_factory=list)
     expired: list[Unschedulable] = field(default_factory=list)  # past their deadline: the driver fails them
     waits: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids, for jobs the walk reached
-    rest: list[tuple[tuple[float, ...], int, str, int]] = field(default_factory=list)  # queue not reached
+    rest: list[tuple[tuple[float, ...], int, str, int, PendingJob]] = field(default_factory=list)  # queue not reached
     rest_skip: frozenset[int] = frozenset()  # rows of unschedulable jobs, reported in `unschedulable`
     beyond: int = 0  # rest[beyond:] was cut short by the backfill depth, not by its request dying
     beyond_reason: str = NO_CAPACITY

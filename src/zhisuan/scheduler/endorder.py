@@ -8,7 +8,6 @@ the chunks' last ends. Readers walk the chunks in order (EASY's "how many must e
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -68,9 +67,9 @@ class EndOrder(Generic[T]):
             self._last.append(end)
             self._size = 1
             return
-        c = min(bisect_left(self._last, end), len(self._last) - 1)
+        c = min(_first_at_least(self._last, end), len(self._last) - 1)
         ends, ids = self._ends[c], self._ids[c]
-        i = bisect_left(ends, end)
+        i = _first_at_least(ends, end)
         while True:  # ties on the end in id order, across a chunk's edge too
             while i < len(ends) and ends[i] == end and ids[i] < key:
                 i += 1
@@ -97,9 +96,9 @@ class EndOrder(Generic[T]):
 
     def remove(self, end: float, key: str) -> None:
         """Remove the item with this end and id (it must be held)."""
-        c = bisect_left(self._last, end)
+        c = _first_at_least(self._last, end)
         ends, ids = self._ends[c], self._ids[c]
-        i = bisect_left(ends, end)
+        i = _first_at_least(ends, end)
         while True:
             if i == len(ids):
                 c, i = c + 1, 0
@@ -113,3 +112,15 @@ class EndOrder(Generic[T]):
             self._last[c] = ends[-1]
         else:
             del self._ends[c], self._ids[c], self._items[c], self._last[c]
+
+
+def _first_at_least(ends: list[float], end: float) -> int:
+    """`bisect_left` over floats, written out: compiled, it compares C doubles (the library's compares objects)."""
+    lo, hi = 0, len(ends)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ends[mid] < end:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

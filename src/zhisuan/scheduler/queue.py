@@ -1,6 +1,6 @@
 """The pending queue, kept in the policy's order as jobs come and go.
 
-Jobs are kept in one sorted list per (group, request row); entries are (key, sequence, job id, row)
+Jobs are kept in one sorted list per (group, request row); entries are (key, sequence, job id, row, job)
 and the sequence number breaks ties in submission order. A cycle walks the queue in order by merging
 the lists' heads with a heap. When a request can no longer be placed this cycle (the assigner says it
 is dead), its list leaves the merge: its jobs wait without being visited one by one, and `rest()`
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from zhisuan.scheduler.framework import QueueSort
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 
-Entry = tuple[tuple[float, ...], int, str, int]
+Entry = tuple[tuple[float, ...], int, str, int, PendingJob]  # the job itself last: no lookup by id to visit it
 
 
 class QueueWalk:
@@ -70,7 +70,7 @@ class QueueWalk:
             if not self.dead(e[3]):
                 self.current = (i, pos)
                 self.top = True
-                self.job = self.jobs[e[2]]
+                self.job = e[4]
                 return e[3]
             if self.per_row:
                 self.slices.append((i, pos))
@@ -155,7 +155,7 @@ class PendingQueue:
         if job.id in self.jobs:
             raise ValueError(f"job {job.id} is already pending")
         group: str = self.sort.group(job) if self.grouped else ""  # type: ignore[attr-defined]
-        entry = (self.sort.key(job), self._seq, job.id, row)
+        entry = (self.sort.key(job), self._seq, job.id, row, job)
         self._seq += 1
         self.where[job.id] = ((group, row), entry)
         self.jobs[job.id] = job
@@ -181,7 +181,7 @@ class PendingQueue:
             if job.id in known:
                 raise ValueError(f"job {job.id} is already pending")
             place = (group(job) if group else "", row)
-            entry = (key(job), seq, job.id, row)
+            entry = (key(job), seq, job.id, row, job)
             seq += 1
             where[job.id] = (place, entry)
             known[job.id] = job
@@ -245,7 +245,7 @@ class PendingQueue:
     def walk(self, snapshot: Snapshot, now: float, dead: Callable[[int], bool]) -> QueueWalk:
         if self.dynamic:
             key_at = self.sort.key_at  # type: ignore[attr-defined]
-            everything = sorted((key_at(self.jobs[e[2]], now), e[1], e[2], e[3])
+            everything = sorted((key_at(e[4], now), e[1], e[2], e[3], e[4])
                                 for lst in self.lists.values() for e in lst)
             return QueueWalk([(0, everything)], self.jobs, dead, per_row=False)
         if self.grouped:
