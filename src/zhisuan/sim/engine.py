@@ -154,8 +154,8 @@ class Simulator:
         the replay: it is kept out of the cyclic GC's scans meanwhile. The replay leaves no cyclic garbage of its
         own (its objects die by reference count), yet the collector's automatic passes, run every few hundred
         allocations, rescanned its live jobs and cost a fifth of a national-scale replay: instead the young
-        objects are collected once every GC_CYCLES cycles (a policy plugin's cycles, should one make any, still
-        go within those)."""
+        objects are collected once every GC_CYCLES cycles, so cyclic garbage a policy's plugin might make is still
+        freed. Both settings are the process's, as the GC's are; the collector is on again when the replay ends."""
         gc.freeze()
         enabled = gc.isenabled()
         gc.disable()
