@@ -110,6 +110,9 @@ def test_sim_rejects_bad_rows_and_policies(tmp_path):
     assert res.exit_code == 0 and "skipped 1 malformed" in res.output
     res = runner.invoke(app, ["sim", "--policies", "magic", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "unknown policy" in res.output
+    for outage in ("a:0:inf", "a:nan:10", "a:10:5", "a:0"):  # a center that never came back replayed forever
+        res = runner.invoke(app, ["sim", "--outage", outage, "--out", str(tmp_path / "o")])
+        assert res.exit_code == 2 and "--outage" in res.output and not (tmp_path / "o").exists(), outage
 
 
 def test_bench_sim_prints_measured_last_line():

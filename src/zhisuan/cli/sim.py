@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,9 +24,12 @@ def _outage(text: str) -> Outage:
 
     try:
         center, start, end = text.split(":")
-        return Outage(center, float(start), float(end))
+        begin, until = float(start), float(end)
     except ValueError:
         fail(f"--outage wants CENTER:START:END in seconds, got {text!r}")
+    if not (math.isfinite(begin) and math.isfinite(until)) or until <= begin:
+        fail(f"--outage {text!r}: START and END must be finite seconds with END after START")
+    return Outage(center, begin, until)
 
 
 def sim_command(
