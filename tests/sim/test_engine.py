@@ -71,6 +71,14 @@ def test_outage_restarts_running_jobs_elsewhere():
     assert r.device_seconds == [50.0, 100.0]
 
 
+@pytest.mark.parametrize(("outage", "says"), [(Outage("nowhere", 50, 500), "'nowhere'"),
+                                              (Outage("a", 50, math.inf), "finite"), (Outage("a", 50, 10), "finite")])
+def test_an_outage_at_no_center_or_at_no_time_is_refused(outage, says):
+    pools = [pool("a", "p", "v100", nodes=1, size=1, price=1)]
+    with pytest.raises(ValueError, match=says):
+        run("0,100,1,V100,a\n", "fifo", pools=pools, outages=(outage,))
+
+
 @pytest.mark.parametrize("policy", ["fifo", "easy", "sjf", "qssf", "las", "zhisuan", "gavel"])
 def test_conservation_on_a_philly_prefix(policy):
     from zhisuan.sim.readers import load_trace

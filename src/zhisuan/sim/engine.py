@@ -106,6 +106,14 @@ class Simulator:
         self.deferred: set[str] = set()  # jobs the scheduler held back for a cheaper hour
         self.runs = Series(6)
         self.interval, self.estimates, self.outages = interval, estimates, outages
+        centers = {p.center for p in scenario.pools}
+        for o in outages:  # an outage nowhere would silently replay as none
+            if o.center not in centers:
+                raise ValueError(f"outage at center {o.center!r}, which scenario {scenario.name} does not have "
+                                 f"(its centers: {', '.join(sorted(centers))})")
+            if not (math.isfinite(o.start) and math.isfinite(o.end)) or o.end <= o.start:
+                raise ValueError(f"outage at {o.center}: start and end must be finite seconds, the end after the "
+                                 f"start (got {o.start}, {o.end})")
         base, source, submit = columns(trace.jobs)
         self.base, self.source, self.copies = base, source, copy_numbers(trace.jobs)  # read a batch at a time
         self.tenants = {t: TenantState(t) for t in sorted({j.tenant for j in base})}
