@@ -124,3 +124,41 @@ def test_find_naming_reads_only_jobs_whose_spec_mentions_a_word_and_escapes_wild
     assert [r.id for r in store.find_naming(["s-1a_b%"], active)] == [replica]  # `_` and `%` are not wildcards
     assert [r.id for r in store.find_naming(["s-1a_b%", "s-1aXbY"], active)] == [replica, other]
     assert store.find_naming([], active) == []
+
+
+def test_a_cancel_committed_between_a_transitions_read_and_write_is_never_overwritten(store, db_url, monkeypatch):
+    """The API cancels while the loop places the same job: one wins, the other sees it (no cancelled job is
+    placed). The cancel is made to land, from another connection, between the placement's read and its write."""
+    import contextlib
+    import threading
+    from itertools import pairwise
+
+    from zhisuan.store import jobs as jobs_module
+
+    job = store.submit(SPEC, now=1.0)
+    engine = connect(db_url)
+    api = JobStore(engine)
+    real, box = jobs_module.check_transition, {}
+
+    def cancel() -> None:
+        try:
+            api.transition(job, JobState.CANCELLED, 2.0, "by tenant", actor="acme")
+        except ValueError as e:  # the placement won and made the cancel illegal: fine too
+            box["refused"] = str(e)
+
+    def racing(current: JobState, target: JobState) -> None:
+        if target is JobState.SCHEDULED and "cancel" not in box:
+            box["cancel"] = threading.Thread(target=cancel)
+            box["cancel"].start()
+            box["cancel"].join(1.0)  # unguarded, the cancel commits now: after the read, before the write
+        real(current, target)
+
+    monkeypatch.setattr(jobs_module, "check_transition", racing)
+    with contextlib.suppress(ValueError):  # the cancel won: the placement is refused
+        store.transition(job, JobState.SCHEDULED, 3.0, "placed", center="c", pool="p", nodes=(0,),
+                         devices_per_node=2)
+    box["cancel"].join(10)
+    engine.dispose()
+    chain = [(t.from_state, t.to_state) for t in store.transitions(job)]
+    assert all(a[1] == b[0] for a, b in pairwise(chain)), chain  # each move starts where the last one left it
+    assert store.get(job).state is JobState.CANCELLED  # cancelled first, or placed then cancelled

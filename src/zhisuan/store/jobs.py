@@ -164,6 +164,11 @@ class JobStore:
         if unknown:
             raise ValueError(f"cannot set {sorted(unknown)} on a job")
         with self.session.begin() as s:
+            if s.get_bind().dialect.name == "sqlite":
+                # SQLite ignores FOR UPDATE, and its driver reads outside a transaction until the first write: a
+                # cancel committed between the read and the write below was overwritten (a cancelled job placed
+                # and run). A no-op write of the row first takes the database's write lock for this transaction.
+                s.execute(update(JobRow).where(JobRow.id == job_id).values(state=JobRow.state))
             row = s.get(JobRow, job_id, with_for_update=True)
             if row is None:
                 raise KeyError(f"no job {job_id}")
