@@ -34,7 +34,7 @@ def test_ship_sends_this_zhisuan_to_the_workers():
         pytest.skip("no Ray head")
     import ray
 
-    from zhisuan.sim.plan.runner import code_env
+    from zhisuan.sim.plan.runner import code_env, connect_ray
 
     @ray.remote
     def where() -> str:
@@ -42,7 +42,7 @@ def test_ship_sends_this_zhisuan_to_the_workers():
 
         return zhisuan.__file__
 
-    ray.init(address=CLIENT, runtime_env=code_env(), log_to_driver=False)
+    connect_ray(CLIENT, code_env())  # retried as a plan's driver is: the proxy's first start can fail under load
     try:
         path = ray.get(where.remote(), timeout=120)
     finally:

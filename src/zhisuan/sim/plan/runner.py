@@ -125,21 +125,28 @@ def code_env() -> dict[str, list[str]]:
     return {"py_modules": [str(Path(zhisuan.__file__).parent)]}
 
 
+def connect_ray(address: str, env: dict[str, list[str]] | None = None) -> None:
+    """`ray.init` to an existing cluster, tried three times: Ray Client's proxy starts a server per driver, and
+    under load that first start can fail (its process gone before the proxy reads its command line)."""
+    import ray
+
+    for attempt in range(3):
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, runtime_env=env)
+            return
+        except (ConnectionError, RuntimeError) as e:
+            if attempt == 2:
+                raise RuntimeError(f"Ray at {address} refused this driver three times: {e}") from e
+            time.sleep(2.0 * (attempt + 1))
+
+
 def _on_ray(specs: list[CellSpec], order: list[int], address: str, progress: Callable[[CellSpec], None],
             ship: bool = False) -> dict[int, CellResult]:
     """Cells as Ray tasks on an existing cluster: its workers import zhisuan as installed there, or, with
     `ship`, this one sent along."""
     import ray
 
-    env = code_env() if ship else None
-    for attempt in range(3):  # Ray Client's proxy starts a server per driver; under load that first start can fail
-        try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, runtime_env=env)
-            break
-        except (ConnectionError, RuntimeError) as e:
-            if attempt == 2:
-                raise RuntimeError(f"Ray at {address} refused this driver three times: {e}") from e
-            time.sleep(2.0 * (attempt + 1))
+    connect_ray(address, code_env() if ship else None)
     try:
         task = ray.remote(num_cpus=1, max_retries=1)(run_cell)
         pending = {task.remote(specs[i]): i for i in order}
