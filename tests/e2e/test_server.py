@@ -301,7 +301,8 @@ def test_funds_through_the_cli_and_the_api_refuse_what_a_project_cannot_pay(serv
     refused = CliRunner().invoke(app, ["funds", "topup", "acme", "15"], env=acme_env)
     assert refused.exit_code != 0 and "403" in refused.output
     with server.client("acme") as c:
-        one_hour = job("costly", "true").replace("run:", "constraints: {time_limit: 1h}\nrun:")
+        # runs until cancelled, so its hold stands while the table below is read (``true`` ended first in CI)
+        one_hour = job("costly", "sleep 600").replace("run:", "constraints: {time_limit: 1h}\nrun:")
         first = c.post("/v1/jobs", content=one_hour)
         assert first.status_code == 201  # holds ¥10
         r = c.post("/v1/jobs", content=one_hour)
@@ -319,7 +320,8 @@ def test_funds_through_the_cli_and_the_api_refuse_what_a_project_cannot_pay(serv
     legs = CliRunner().invoke(app, ["funds", "ledger", "acme"], env=acme_env)
     assert legs.exit_code == 0 and "topup" in legs.output and "invoice 7" in legs.output, legs.output
     with server.client("acme") as c:
-        wait(c, first.json()["id"], "succeeded")  # its run is charged, its hold goes
+        assert c.post(f"/v1/jobs/{first.json()['id']}/cancel").status_code == 200
+        wait(c, first.json()["id"], "cancelled")  # what it ran is charged, its hold goes
     rec = CliRunner().invoke(app, ["funds", "reconcile", time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))],
                              env=admin)
     assert rec.exit_code == 0 and "balanced" in rec.output, rec.output
