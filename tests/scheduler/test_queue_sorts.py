@@ -76,9 +76,12 @@ def test_remove_visited_by_position_or_by_id():
     q = PendingQueue(Fifo())
     q.add_many([job(c, named(), i) for i, c in enumerate("abcde")], [0, 0, 1, 0, 0])
     walk = q.walk(Snapshot(pools=[pool()]), 0.0, lambda r: False)
-    seen = {j.id: walk.current for j, _ in walk}
+    seen = {j.id: walk.at() for j, _ in walk}
     assert seen["c"] is not None and seen["d"] is not None
     q.remove_visited(walk, [seen["d"], seen["c"], (seen["a"][0], 3)], ["d", "c", "a"])  # a's position is stale
     assert sorted(q.jobs) == ["b", "e"] and sorted(q.where) == ["b", "e"]
     assert [j.id for j, _ in q.walk(Snapshot(pools=[pool()]), 0.0, lambda r: False)] == ["b", "e"]
-    assert len(q.lists) == 1  # row 1's list emptied and went
+    walk = q.walk(Snapshot(pools=[pool()]), 0.0, lambda r: False)
+    left = [walk.at() for _ in walk]
+    q.remove_visited(walk, left, ["b", "e"])
+    assert q.lists == {} and q.jobs == {}  # the emptied list went

@@ -284,7 +284,7 @@ class Assigner:
                            job.base, math.inf, milli, shape.cpu, shape.memory))
         self.held[job.tenant] = self.held.get(job.tenant, 0) + (milli or d * n * 1000)
         walk = self._walk
-        self.taken.append(walk.current if walk is not None and walk.current is not None else (-1, -1))
+        self.taken.append((walk.list, walk.pos) if walk is not None and walk.visiting else (-1, -1))
         self.result.starts.append(Start(job.id, self.total[r][p], self.ranking, r, job.duration, p, self.calendar, pool,
                                         nodes, d, now, end, milli))
 

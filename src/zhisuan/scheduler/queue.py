@@ -1,17 +1,17 @@
 """The pending queue, kept in the policy's order as jobs come and go.
 
-Jobs are kept in one sorted list per (group, request row); entries are (key, sequence, job id, row, job)
-and the sequence number breaks ties in submission order. A cycle walks the queue in order by merging
-the lists' heads with a heap. When a request can no longer be placed this cycle (the assigner says it
-is dead), its list leaves the merge: its jobs wait without being visited one by one, and `rest()`
-hands them back as slices (copied in C).
+Jobs are kept in one sorted list per group (a fair-share tenant; one list when the policy has no groups);
+entries are (key, sequence, job id, row, job) and the sequence number breaks ties in submission order. A
+cycle walks the groups in their rank order and each list in order: an index moves along, with no merge and
+no comparison. When a request can no longer be placed this cycle (the assigner says it is dead, and stays
+so), its later jobs are passed over with one set lookup each and wait unvisited; `rest()` hands them back.
 """
 
 from __future__ import annotations
 
-import heapq
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from zhisuan.scheduler.framework import QueueSort
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
@@ -20,24 +20,17 @@ Entry = tuple[tuple[float, ...], int, str, int, PendingJob]  # the job itself la
 
 
 class QueueWalk:
-    def __init__(self, lists: list[tuple[int, list[Entry]]], jobs: dict[str, PendingJob],
-                 dead: Callable[[int], bool], per_row: bool) -> None:
-        self.lists, self.jobs, self.dead, self.per_row = lists, jobs, dead, per_row
-        by_rank: dict[int, list[int]] = {}
-        for i, (rank, lst) in enumerate(lists):
-            if lst:
-                by_rank.setdefault(rank, []).append(i)
-        # A group's jobs all come before the next group's (rank first): the merge holds one group's lists at a time
-        self.groups = [by_rank[rank] for rank in sorted(by_rank)]
-        self.group = 0  # the next group to merge
-        self.heap: list[tuple[tuple[float, ...], int, int, int]] = []  # (key, sequence, list, position)
-        self.slices: list[tuple[int, int]] = []  # (list, position): the list from there on waits
-        self.items: list[Entry] = []
-        self.current: tuple[int, int] | None = None
-        self.top = False  # the heap's top is the job `next` returned last
+    def __init__(self, lists: list[list[Entry]], dead: Callable[[int], bool]) -> None:
+        """`lists`: the queue's lists in the order they are walked (a group's jobs all before the next group's);
+        `dead(row)`: the row can place nothing more this cycle — once true, it stays true until the cycle ends."""
+        self.lists, self.dead = lists, dead
+        self.list = 0  # the list being walked
+        self.pos = 0  # the position in it of the job being visited, or of the next entry to look at
+        self.gone: set[int] = set()  # rows found dead: their entries are passed over without asking again
+        self.items: list[Entry] = []  # entries left waiting, unvisited
+        self.visiting = False  # the job `next` returned last is at (list, pos): no tuple made per visit
         self.job: PendingJob | None = None
-        self.cut: set[int] = set()  # per-row lists whose rest already waits (skip_row)
-        self.mark: tuple[int, int] | None = None  # (items, slices) before `stop`: what follows was cut short
+        self.mark: int | None = None  # len(items) before `stop`: what follows was cut short
 
     def __iter__(self) -> Iterator[tuple[PendingJob, int]]:
         while (r := self.next()) >= 0:
@@ -47,95 +40,59 @@ class QueueWalk:
     def next(self) -> int:
         """The row of the next job to visit (the job is `self.job`), or -1 once none is left. The assigner calls
         this directly: a compiled call, where a generator's resume costs several."""
-        heap, lists = self.heap, self.lists
-        if self.top:  # the job returned last is still at the top of the heap: its list moves on now
-            self.top = False
-            self.current = None
-            i, pos = heap[0][2], heap[0][3]
-            if i in self.cut:
-                heapq.heappop(heap)
-            else:
-                self._advance(i, pos)
-        while True:
-            if not heap:
-                if self.group >= len(self.groups):
-                    return -1
-                for i in self.groups[self.group]:
-                    head = lists[i][1][0]
-                    heap.append((head[0], head[1], i, 0))
-                self.group += 1
-                heapq.heapify(heap)
-            i, pos = heap[0][2], heap[0][3]  # it stays at the top while its job is visited: one sift, not two
-            e = lists[i][1][pos]
-            if not self.dead(e[3]):
-                self.current = (i, pos)
-                self.top = True
-                self.job = e[4]
-                return e[3]
-            if self.per_row:
-                self.slices.append((i, pos))
-                heapq.heappop(heap)
-                continue
-            self.items.append(e)
-            self._advance(i, pos)
-
-    def _advance(self, i: int, pos: int) -> None:
-        """List i's head at `pos` is done with: its successor takes its place in the heap."""
-        lst = self.lists[i][1]
-        if pos + 1 < len(lst):
-            nxt = lst[pos + 1]
-            heapq.heapreplace(self.heap, (nxt[0], nxt[1], i, pos + 1))
-        else:
-            heapq.heappop(self.heap)
+        if self.visiting:  # the job returned last is done with: move past it
+            self.visiting = False
+            self.pos += 1
+        lists, gone, items = self.lists, self.gone, self.items
+        while self.list < len(lists):
+            lst: list[Any] = lists[self.list]  # entries kept boxed: read as Entry, compiled code copies them to append
+            pos = self.pos
+            while pos < len(lst):
+                e = lst[pos]
+                r: int = e[3]
+                if r in gone:
+                    items.append(e)
+                elif self.dead(r):
+                    gone.add(r)
+                    items.append(e)
+                else:
+                    self.pos = pos
+                    self.visiting = True
+                    self.job = e[4]
+                    return r
+                pos += 1
+            self.list += 1
+            self.pos = 0
+        return -1
 
     def skip_row(self) -> None:
-        """The current job's request just died (`dead` says so from now on): it waits unvisited, and so
-        does the rest of its list when lists are per row."""
-        if self.current is None:
+        """The current job's request just died (`dead` says so from now on): it and the rest of its jobs wait
+        unvisited."""
+        if not self.visiting:
             return
-        i, pos = self.current
-        self.current = None
-        if self.per_row:
-            self.slices.append((i, pos))
-            self.cut.add(i)
-        else:
-            self.items.append(self.lists[i][1][pos])
+        lst: list[Any] = self.lists[self.list]
+        e = lst[self.pos]
+        self.gone.add(e[3])
+        self.items.append(e)
+        self.visiting = False
+        self.pos += 1
 
     def stop(self) -> None:
         """Nothing from the current job on is visited this cycle: all of it waits."""
-        self.mark = (len(self.items), len(self.slices))
-        if self.current is not None:
-            i, pos = self.current
-            if self.per_row:
-                self.slices.append((i, pos))
-            else:
-                self.items.extend(self.lists[i][1][pos:])  # its successor was not pushed yet
-            self.current = None
-        if self.top:
-            self.top = False
-            self.heap[0] = self.heap[-1]  # the current job, still at the top of the heap, was just handled
-            self.heap.pop()
-        waiting = [(i, pos) for _, _, i, pos in self.heap]
-        waiting += [(i, 0) for group in self.groups[self.group:] for i in group]  # groups not merged yet
-        self.heap.clear()
-        self.group = len(self.groups)
-        for i, pos in waiting:
-            if self.per_row:
-                self.slices.append((i, pos))
-            else:
-                self.items.extend(self.lists[i][1][pos:])
+        self.mark = len(self.items)
+        self.visiting = False  # the current job waits too: the walk resumes from it
+        for k in range(self.list, len(self.lists)):
+            lst = self.lists[k]
+            self.items.extend(lst[self.pos:] if k == self.list else lst)
+        self.list, self.pos = len(self.lists), 0
+
+    def at(self) -> tuple[int, int] | None:
+        """(list, position) of the job being visited, or None."""
+        return (self.list, self.pos) if self.visiting else None
 
     def rest(self) -> tuple[list[Entry], int]:
         """Jobs left unvisited, and where those start that `stop` cut short (the rest: shapes with nothing to do)."""
-        items, slices = self.mark or (len(self.items), len(self.slices))
-        out = self.items[:items]
-        for i, pos in self.slices[:slices]:
-            out += self.lists[i][1][pos:]
-        beyond = len(out)
-        out += self.items[items:]
-        for i, pos in self.slices[slices:]:
-            out += self.lists[i][1][pos:]
-        return out, beyond
+        return self.items, len(self.items) if self.mark is None else self.mark
 
 
 class PendingQueue:
@@ -143,23 +100,23 @@ class PendingQueue:
         self.sort = sort
         self.dynamic = bool(getattr(sort, "dynamic", False))
         self.grouped = hasattr(sort, "group")
-        self.lists: dict[tuple[str, int], list[Entry]] = {}
-        self.where: dict[str, tuple[tuple[str, int], Entry]] = {}
+        self.lists: dict[str, list[Entry]] = {}  # group -> its jobs in order
+        self.where: dict[str, tuple[str, Entry]] = {}  # job id -> (group, entry)
         self.jobs: dict[str, PendingJob] = {}
         self._seq = 0
 
     def __len__(self) -> int:
         return len(self.jobs)
 
-    def _entry(self, job: PendingJob, row: int) -> tuple[tuple[str, int], Entry]:
+    def _entry(self, job: PendingJob, row: int) -> tuple[str, Entry]:
         if job.id in self.jobs:
             raise ValueError(f"job {job.id} is already pending")
         group: str = self.sort.group(job) if self.grouped else ""  # type: ignore[attr-defined]
         entry = (self.sort.key(job), self._seq, job.id, row, job)
         self._seq += 1
-        self.where[job.id] = ((group, row), entry)
+        self.where[job.id] = (group, entry)
         self.jobs[job.id] = job
-        return (group, row), entry
+        return group, entry
 
     def add(self, job: PendingJob, row: int) -> None:
         place, entry = self._entry(job, row)
@@ -176,11 +133,11 @@ class PendingQueue:
         key, where, known, lists = self.sort.key, self.where, self.jobs, self.lists
         group = self.sort.group if self.grouped else None  # type: ignore[attr-defined]
         seq = self._seq
-        touched: dict[tuple[str, int], list[Entry]] = {}
+        touched: dict[str, list[Entry]] = {}
         for job, row in zip(jobs, rows, strict=True):
             if job.id in known:
                 raise ValueError(f"job {job.id} is already pending")
-            place = (group(job) if group else "", row)
+            place = group(job) if group else ""
             entry = (key(job), seq, job.id, row, job)
             seq += 1
             where[job.id] = (place, entry)
@@ -207,20 +164,19 @@ class PendingQueue:
 
     def remove_visited(self, walk: QueueWalk, taken: Sequence[tuple[int, int]], ids: Sequence[str]) -> None:
         """Remove the jobs `walk` (this queue's, of this cycle) yielded at `taken` (list, position): the walk knows
-        where they are, so there is no bisect over key tuples. A walk yields each list's positions in increasing
-        order; each list closes its gaps in one slice assignment (the jobs behind move once a cycle, not once per
-        job taken before them: a national queue's lists hold thousands). An entry not where the walk saw it (or a
-        merged walk's copy) is removed by its id."""
+        where they are, so there is no bisect over key tuples. Each list closes its gaps in one slice assignment
+        (the jobs behind move once a cycle, not once per job taken before them: a national queue's lists hold
+        thousands). An entry not where the walk saw it (or a merged walk's copy) is removed by its id."""
         if len(taken) != len(ids):
             raise ValueError("one id per position taken")
         lists = walk.lists
-        gaps: dict[int, list[int]] = {}  # walk list -> its positions taken, increasing
-        places: dict[int, tuple[str, int]] = {}  # walk list -> its key in `lists`
+        gaps: dict[int, list[int]] = {}  # walk list -> its positions taken
+        places: dict[int, str] = {}  # walk list -> its group in `lists`
         strays: list[str] = []
         for k in range(len(taken)):
             i, pos = taken[k]
             job_id = ids[k]
-            lst = lists[i][1] if i >= 0 and not self.dynamic else None
+            lst = lists[i] if i >= 0 and not self.dynamic else None
             if lst is None or pos >= len(lst) or lst[pos][2] != job_id:
                 strays.append(job_id)
                 continue
@@ -230,14 +186,14 @@ class PendingQueue:
             gaps[i].append(pos)
             del self.where[job_id], self.jobs[job_id]
         for i, positions in gaps.items():
-            lst = lists[i][1]
-            lo, hi = positions[0], positions[-1]
+            kept: list[Any] = lists[i]  # boxed entries: moved, not unpacked and packed again
+            lo, hi = min(positions), max(positions)
             if lo == hi:
-                del lst[lo]
+                del kept[lo]
             else:
                 skip = set(positions)
-                lst[lo:hi + 1] = [lst[k] for k in range(lo, hi + 1) if k not in skip]
-            if not lst:
+                kept[lo:hi + 1] = [kept[k] for k in range(lo, hi + 1) if k not in skip]
+            if not kept:
                 del self.lists[places[i]]
         for job_id in strays:
             self.remove(job_id)
@@ -247,10 +203,8 @@ class PendingQueue:
             key_at = self.sort.key_at  # type: ignore[attr-defined]
             everything = sorted((key_at(e[4], now), e[1], e[2], e[3], e[4])
                                 for lst in self.lists.values() for e in lst)
-            return QueueWalk([(0, everything)], self.jobs, dead, per_row=False)
+            return QueueWalk([everything], dead)
         if self.grouped:
-            groups = sorted({g for g, _ in self.lists})
-            ranked = self.sort.rank_groups(groups, snapshot, now)  # type: ignore[attr-defined]
-            rank = {g: i for i, g in enumerate(ranked)}
-            return QueueWalk([(rank[g], lst) for (g, _), lst in self.lists.items()], self.jobs, dead, True)
-        return QueueWalk([(0, lst) for lst in self.lists.values()], self.jobs, dead, per_row=True)
+            ranked = self.sort.rank_groups(sorted(self.lists), snapshot, now)  # type: ignore[attr-defined]
+            return QueueWalk([self.lists[g] for g in ranked], dead)
+        return QueueWalk(list(self.lists.values()), dead)

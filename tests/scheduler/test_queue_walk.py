@@ -1,0 +1,87 @@
+"""The queue's walk against its definition: every pending job in (group rank, key, submission) order, a job visited
+unless its row was dead when the walk reached it, the rest handed back, and the started ones removed where they
+were seen."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.builders import job, named, pool
+from zhisuan.scheduler import Snapshot, TenantState
+from zhisuan.scheduler.plugins.fair_share import FairShare
+from zhisuan.scheduler.plugins.priority import Priority
+from zhisuan.scheduler.queue import PendingQueue
+
+REQ = named()
+jobs_ = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 5), st.integers(0, 2)),
+                 min_size=1, max_size=40)  # (row, tenant, submit, priority)
+# per visit: 0 visit it, 1 start it, 2 its row dies now (skip_row), 3 stop the walk here
+actions = st.lists(st.integers(0, 3), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(jobs_, actions, st.sets(st.integers(0, 3), max_size=2), st.booleans())
+def test_the_walk_visits_in_order_skips_dead_rows_and_removes_what_started(specs, acts, dead_at_start, fair):
+    sort = FairShare() if fair else Priority()
+    tenants = {f"t{k}": TenantState(f"t{k}", usage=float(k * 7 % 3)) for k in range(3)}
+    snap = Snapshot(pools=[pool()], tenants=tenants)
+    q = PendingQueue(sort)
+    js = [job(f"j{i}", REQ, float(s), tenant=f"t{t}", priority=p) for i, (_, t, s, p) in enumerate(specs)]
+    rows = [r for r, _, _, _ in specs]
+    q.add_many(js, rows)
+    seq = {j.id: i for i, j in enumerate(js)}
+    rank = {g: i for i, g in enumerate(sort.rank_groups(sorted(tenants), snap, 0.0))} if fair else {}
+    order = sorted(js, key=lambda j: (rank.get(j.tenant, 0), sort.key(j), seq[j.id]))
+    row_of = {j.id: r for j, r in zip(js, rows, strict=True)}
+
+    dead = set(dead_at_start)
+    walk = q.walk(snap, 0.0, lambda r: r in dead)
+    visited, started, taken, stopped = [], [], [], None
+    for a in acts:
+        r = walk.next()
+        if r < 0:
+            break
+        assert walk.job is not None
+        visited.append(walk.job.id)
+        if a == 1:
+            started.append(walk.job.id)
+            taken.append(walk.at())
+        elif a == 2:
+            dead.add(r)
+            walk.skip_row()
+        elif a == 3:
+            stopped = len(visited) - 1
+            walk.stop()
+            assert walk.next() == -1
+            break
+    else:
+        while walk.next() >= 0:  # what the actions did not reach is visited, left waiting
+            assert walk.job is not None
+            visited.append(walk.job.id)
+
+    # the definition: in order, a job is visited unless its row was dead by then; the walk ends at a stop
+    expect, dead_now, k = [], set(dead_at_start), 0
+    for j in order:
+        if stopped is not None and k > stopped:
+            break
+        if row_of[j.id] in dead_now:
+            continue
+        expect.append(j.id)
+        if k < len(acts) and acts[k] == 2:
+            dead_now.add(row_of[j.id])
+        k += 1
+    assert visited == expect
+    rest, beyond = walk.rest()
+    waiting = [e[2] for e in rest]
+    assert sorted(waiting + [v for v in visited if v not in waiting]) == sorted(j.id for j in js)
+    assert len(set(waiting)) == len(waiting)
+    if stopped is None:
+        assert beyond == len(rest)
+    else:  # from the stopped job on, every job waits after the mark
+        cut = [j.id for j in order[order.index(next(j for j in order if j.id == visited[stopped])):]]
+        assert sorted(waiting[beyond:]) == sorted(cut)
+
+    q.remove_visited(walk, taken, started)
+    assert sorted(q.jobs) == sorted(set(seq) - set(started))
+    assert sorted(e[2] for lst in q.lists.values() for e in lst) == sorted(q.jobs)
+    for lst in q.lists.values():
+        assert lst == sorted(lst, key=lambda e: (e[0], e[1])) and lst
