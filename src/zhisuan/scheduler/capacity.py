@@ -8,9 +8,9 @@ nodes free for whole-node gangs. Shares of a device, CPUs and memory (`Shape`) a
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
+from heapq import heappop, heappush  # names, not the module's attributes: a global read in compiled code
 from operator import attrgetter
 
 from zhisuan.scheduler.endorder import EndOrder
@@ -138,14 +138,14 @@ class PoolCapacity:
         self.free[node] = new_free
         self.counts[new_free] += 1
         bucket = self.buckets[new_free]
-        heapq.heappush(bucket, node)
+        heappush(bucket, node)
         if len(bucket) > 2 * self.counts[new_free] + 32:  # too many stale entries: rebuild
             self.buckets[new_free] = sorted({n for n in bucket if self.free[n] == new_free})
 
     def _pop(self, k: int) -> int:
         bucket, free = self.buckets[k], self.free
         while True:
-            node = heapq.heappop(bucket)
+            node = heappop(bucket)
             if free[node] == k and (not bucket or bucket[0] != node):  # live, and not a duplicate entry
                 return node
 
@@ -184,20 +184,24 @@ class PoolCapacity:
     def take(self, devices: int, nodes: int) -> tuple[int, ...]:
         """Best-fit: fill the fullest nodes that still fit, lowest index first. Caller checked `fits`."""
         self._changed()
+        counts, free, buckets = self.counts, self.free, self.buckets  # locals: native list reads and int arithmetic
         chosen: list[int] = []
         k = devices
         while len(chosen) < nodes:
-            if not self.counts[k]:
+            if counts[k] == 0:
                 k += 1
                 continue
             node = self._pop(k)
-            self.counts[k] -= 1
+            counts[k] = counts[k] - 1
             left = k - devices
-            self.free[node] = left
-            self.counts[left] += 1
-            heapq.heappush(self.buckets[left], node)
+            free[node] = left
+            counts[left] = counts[left] + 1
+            heappush(buckets[left], node)
             chosen.append(node)
-        return tuple(sorted(chosen))
+        if nodes == 1:
+            return (chosen[0],)
+        chosen.sort()
+        return tuple(chosen)
 
     def hold(self, alloc: Allocation) -> None:
         if self.shares is not None or not alloc.shape.simple:
@@ -245,8 +249,8 @@ class PoolCapacity:
         """The allocations in order of expected end (then id), kept up to date once asked for. The
         caller reads it and must not change it."""
         if self._order is None:
-            ranked = sorted(self.allocations.values(), key=attrgetter("end", "job_id"))
-            self._order = EndOrder([(a.end, a.job_id, a) for a in ranked])
+            # (end, id) tuples sorted as they are: compared in C, floats first, no key function called per item
+            self._order = EndOrder(sorted([(a.end, a.job_id, a) for a in self.allocations.values()]))
         return self._order
 
     def releases_until_fit(self, shape: Shape) -> int:

@@ -24,9 +24,9 @@ the very same `Assigner`, so a snapshot and the incremental state that led to it
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import replace
+from heapq import heapify, heappop, heappush  # names, not the module's attributes: a global read in compiled code
 
 from zhisuan.model import Request
 from zhisuan.scheduler.assign import Assigner
@@ -72,6 +72,8 @@ class SchedulerState:
         state = cls(snapshot.pools, policy, snapshot.tenants, epoch)
         for running in snapshot.running:
             state.hold(running)
+        for cap in state.caps:  # as a state that has run a while keeps them: each start then inserts, none sorts
+            cap.by_end()
         state.submit_many(snapshot.pending)
         return state
 
@@ -145,7 +147,7 @@ class SchedulerState:
             if job.deadline is not None:
                 self._watch_deadline(job)
             if job.release > job.submit_time:
-                heapq.heappush(self.deferred, (job.release, self._seq, job))
+                heappush(self.deferred, (job.release, self._seq, job))
                 self.deferred_ids.add(job.id)
                 self._seq += 1
             else:
@@ -157,7 +159,7 @@ class SchedulerState:
         r = self.cache.row_of(job.request)
         speeds = [self.cache.ranking.speed_rows[r][p] for p in self.cache.ranking.prefs[r]]
         latest = job.deadline - job.duration / max(speeds) if speeds and job.deadline is not None else math.inf
-        heapq.heappush(self.deadlines, (latest, job.id))
+        heappush(self.deadlines, (latest, job.id))
         if self.deferral is not None and job.release == -math.inf:
             when = self.deferral.release(job.submit_time + self.epoch, latest + self.epoch)
             if when is not None:
@@ -186,7 +188,7 @@ class SchedulerState:
             job = self.deferred[k][2]
             self.deferred[k] = self.deferred[-1]
             self.deferred.pop()
-            heapq.heapify(self.deferred)
+            heapify(self.deferred)
             return job
         del self.by_row[found[1][3]][job_id]
         return self.queue.remove(job_id)
@@ -281,13 +283,13 @@ class SchedulerState:
         self.cache.refresh(now + self.epoch)
         due = []
         while self.deferred and self.deferred[0][0] <= now:
-            due.append(heapq.heappop(self.deferred)[2])
+            due.append(heappop(self.deferred)[2])
             self.deferred_ids.discard(due[-1].id)
         if due:
             self._add(due)
         expired = []
         while self.deadlines and self.deadlines[0][0] < now:
-            _, job_id = heapq.heappop(self.deadlines)
+            _, job_id = heappop(self.deadlines)
             if self.withdraw(job_id) is not None:
                 expired.append(Unschedulable(job_id, DEADLINE))
         if self.book is not None:

@@ -8,9 +8,9 @@ heap's log n tuple comparisons (a national-scale replay holds tens of thousands 
 
 from __future__ import annotations
 
-import heapq
 import math
 from enum import IntEnum
+from heapq import heappop, heappush  # names, not the module's attributes: a global read in compiled code
 
 
 class Kind(IntEnum):
@@ -44,7 +44,7 @@ class EventQueue:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = []
-            heapq.heappush(self._keys, key)
+            heappush(self._keys, key)
         bucket.append((time, self._seq, kind, subject, version))
         self._seq += 1
 
@@ -65,7 +65,7 @@ class EventQueue:
             if key < last or max(bucket)[0] <= time:
                 out.extend(bucket)
                 del buckets[key]
-                heapq.heappop(keys)
+                heappop(keys)
                 continue
             bucket.sort()  # `time` falls inside this bucket: its events up to `time` go, the rest stay
             k = 0
