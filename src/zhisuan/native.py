@@ -27,6 +27,7 @@ COMPILED: tuple[str, ...] = (
     "zhisuan.scheduler.decisions",
     "zhisuan.scheduler.endorder",
     "zhisuan.scheduler.ledger",
+    "zhisuan.scheduler.pending",
     "zhisuan.scheduler.queue",
     "zhisuan.scheduler.ranking",
     "zhisuan.scheduler.shape",

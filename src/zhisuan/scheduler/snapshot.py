@@ -6,16 +6,16 @@ in-memory state; `snapshot_from_network` from a network file (examples, `zhisuan
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from zhisuan.catalog import Accelerator
 from zhisuan.catalog.carbon import CarbonSeries, load_series
 from zhisuan.catalog.links import LinkFigures
 from zhisuan.catalog.tou import FLAT, TouTable, load_tou
-from zhisuan.model import JobSpec, Network, Request, request_from_spec
+from zhisuan.model import JobSpec, Network, request_from_spec
 from zhisuan.model.datasets import InputData
 from zhisuan.model.links import links_into
+from zhisuan.scheduler.pending import PendingJob as PendingJob  # re-exported: its home is compiled
 
 
 @dataclass(slots=True)
@@ -74,25 +74,6 @@ class RunningJob:
     @property
     def devices(self) -> int:
         return len(self.nodes) * self.devices_per_node
-
-
-@dataclass(slots=True)
-class PendingJob:
-    """`duration` is the expected run time on the request's reference chip (seconds)."""
-
-    id: str
-    tenant: str
-    request: Request
-    submit_time: float
-    duration: float
-    priority: int = 0
-    attained: float = 0.0  # device-seconds already received (preempted/requeued jobs; 2D-LAS)
-    deadline: float | None = None  # must have ended by then (the driver's clock); None: no deadline
-    release: float = -math.inf  # not before (a deferred job waits for a cheaper hour until then)
-    # written by the policy's book (framework.Book), read by its plugins:
-    entered: float | None = None  # when it entered its current LAS queue (None: at submission)
-    base: float = 0.0  # device-seconds received before its last promotion (Tiresias' starvation guard)
-    rank: float = 0.0  # its priority this round (Gavel: allocated share / share received)
 
 
 @dataclass(slots=True)
