@@ -98,3 +98,17 @@ def test_a_stale_build_runs_the_source(how):
     why, compiled = run.stdout.splitlines()
     assert why == expect and compiled == "False"
     assert "make install" in run.stderr
+
+
+def test_a_pending_job_pickles_and_copies_whole():
+    """PendingJob is compiled: it crosses to plan workers and is copied by field, every field kept."""
+    import copy
+    import pickle
+
+    from tests.builders import named
+    from zhisuan.scheduler.snapshot import PendingJob
+
+    job = PendingJob("j", "t", named(), 1.5, 60.0, 2, attained=3.0, deadline=99.0, release=4.0, entered=5.0,
+                     base=6.0, rank=7.0)
+    for twin in (pickle.loads(pickle.dumps(job)), copy.copy(job), copy.deepcopy(job)):
+        assert twin == job and twin is not job
