@@ -84,7 +84,7 @@ class WaitBoard:
         found = state.queue.where.get(job_id)
         if found is None:
             return None
-        row = found[1][3]
+        row = found[3]
         if row not in self._starts:
             req = state.cache.ranking.reqs.reqs[row]
             best = min((earliest_start(state.caps[p], Shape.of(req), now)

@@ -40,7 +40,7 @@ class QueueSort(Protocol):
     """Queue order by a per-job `key` (smaller first; ties in submission order), kept sorted as jobs
     come and go. Optional extras, found by attribute:
     - `group(job)` + `rank_groups(groups, snapshot, now)`: per-group queues concatenated in an order
-      chosen each cycle (fair share: groups are tenants);
+      chosen each cycle (fair share: groups are tenants); a job's group never changes while it is queued;
     - `dynamic = True` + `key_at(job, now)`: a key that changes with time, re-sorted every cycle.
     `priority_ordered`: the effective priority (PriorityOf) never rises along the queue, so once no
     job can preempt, no later one can either.

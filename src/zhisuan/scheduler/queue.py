@@ -20,10 +20,10 @@ Entry = tuple[tuple[float, ...], int, str, int, PendingJob]  # the job itself la
 
 
 class QueueWalk:
-    def __init__(self, lists: list[list[Entry]], dead: Callable[[int], bool]) -> None:
-        """`lists`: the queue's lists in the order they are walked (a group's jobs all before the next group's);
-        `dead(row)`: the row can place nothing more this cycle — once true, it stays true until the cycle ends."""
-        self.lists, self.dead = lists, dead
+    def __init__(self, lists: list[list[Entry]], groups: list[str], dead: Callable[[int], bool]) -> None:
+        """`lists`: the queue's lists in the order they are walked (a group's jobs all before the next group's), and
+        `groups` their groups; `dead(row)`: the row can place nothing more this cycle — once true, it stays so."""
+        self.lists, self.groups, self.dead = lists, groups, dead
         self.list = 0  # the list being walked
         self.pos = 0  # the position in it of the job being visited, or of the next entry to look at
         self.gone: set[int] = set()  # rows found dead: their entries are passed over without asking again
@@ -101,7 +101,7 @@ class PendingQueue:
         self.dynamic = bool(getattr(sort, "dynamic", False))
         self.grouped = hasattr(sort, "group")
         self.lists: dict[str, list[Entry]] = {}  # group -> its jobs in order
-        self.where: dict[str, tuple[str, Entry]] = {}  # job id -> (group, entry)
+        self.where: dict[str, Entry] = {}  # job id -> its entry (no tuple of its own: one less to make and free)
         self.jobs: dict[str, PendingJob] = {}
         self._seq = 0
 
@@ -114,7 +114,7 @@ class PendingQueue:
         group: str = self.sort.group(job) if self.grouped else ""  # type: ignore[attr-defined]
         entry = (self.sort.key(job), self._seq, job.id, row, job)
         self._seq += 1
-        self.where[job.id] = (group, entry)
+        self.where[job.id] = entry
         self.jobs[job.id] = job
         return group, entry
 
@@ -140,7 +140,7 @@ class PendingQueue:
             place = group(job) if group else ""
             entry = (key(job), seq, job.id, row, job)
             seq += 1
-            where[job.id] = (place, entry)
+            where[job.id] = entry
             known[job.id] = job
             lst = lists.get(place)
             if lst is None:
@@ -152,10 +152,10 @@ class PendingQueue:
             lst.sort()
 
     def remove(self, job_id: str) -> PendingJob | None:
-        found = self.where.pop(job_id, None)
-        if found is None:
+        entry = self.where.pop(job_id, None)
+        if entry is None:
             return None
-        place, entry = found
+        place: str = self.sort.group(entry[4]) if self.grouped else ""  # type: ignore[attr-defined]
         lst = self.lists[place]
         del lst[bisect_left(lst, entry)]
         if not lst:
@@ -171,7 +171,6 @@ class PendingQueue:
             raise ValueError("one id per position taken")
         lists = walk.lists
         gaps: dict[int, list[int]] = {}  # walk list -> its positions taken
-        places: dict[int, str] = {}  # walk list -> its group in `lists`
         strays: list[str] = []
         for k in range(len(taken)):
             i, pos = taken[k]
@@ -182,7 +181,6 @@ class PendingQueue:
                 continue
             if i not in gaps:
                 gaps[i] = []
-                places[i] = self.where[job_id][0]
             gaps[i].append(pos)
             del self.where[job_id], self.jobs[job_id]
         for i, positions in gaps.items():
@@ -194,7 +192,7 @@ class PendingQueue:
                 skip = set(positions)
                 kept[lo:hi + 1] = [kept[k] for k in range(lo, hi + 1) if k not in skip]
             if not kept:
-                del self.lists[places[i]]
+                del self.lists[walk.groups[i]]
         for job_id in strays:
             self.remove(job_id)
 
@@ -203,8 +201,8 @@ class PendingQueue:
             key_at = self.sort.key_at  # type: ignore[attr-defined]
             everything = sorted((key_at(e[4], now), e[1], e[2], e[3], e[4])
                                 for lst in self.lists.values() for e in lst)
-            return QueueWalk([everything], dead)
+            return QueueWalk([everything], [""], dead)
         if self.grouped:
             ranked = self.sort.rank_groups(sorted(self.lists), snapshot, now)  # type: ignore[attr-defined]
-            return QueueWalk([self.lists[g] for g in ranked], dead)
-        return QueueWalk(list(self.lists.values()), dead)
+            return QueueWalk([self.lists[g] for g in ranked], ranked, dead)
+        return QueueWalk(list(self.lists.values()), list(self.lists), dead)

@@ -190,7 +190,7 @@ class SchedulerState:
             self.deferred.pop()
             heapify(self.deferred)
             return job
-        del self.by_row[found[1][3]][job_id]
+        del self.by_row[found[3]][job_id]
         return self.queue.remove(job_id)
 
     def started(self, job_id: str, at: float) -> None:
@@ -350,7 +350,7 @@ class SchedulerState:
         for job_id in changed:
             found = self.queue.where.get(job_id)
             if found is not None:
-                row = found[1][3]
+                row = found[3]
                 job = self.queue.remove(job_id)
                 if job is not None:
                     self.queue.add(job, row)
