@@ -19,22 +19,27 @@ actions = st.lists(st.integers(0, 3), max_size=60)
 
 
 @settings(max_examples=150, deadline=None)
-@given(jobs_, actions, st.sets(st.integers(0, 3), max_size=2), st.booleans())
-def test_the_walk_visits_in_order_skips_dead_rows_and_removes_what_started(specs, acts, dead_at_start, fair):
+@given(jobs_, actions, st.sets(st.integers(0, 3), max_size=2), st.booleans(), st.booleans(), st.booleans())
+def test_the_walk_visits_in_order_skips_dead_rows_and_removes_what_started(specs, acts, dead_at_start, fair, collect,
+                                                                           one_by_one):
     sort = FairShare() if fair else Priority()
     tenants = {f"t{k}": TenantState(f"t{k}", usage=float(k * 7 % 3)) for k in range(3)}
     snap = Snapshot(pools=[pool()], tenants=tenants)
     q = PendingQueue(sort)
     js = [job(f"j{i}", REQ, float(s), tenant=f"t{t}", priority=p) for i, (_, t, s, p) in enumerate(specs)]
     rows = [r for r, _, _, _ in specs]
-    q.add_many(js, rows)
+    if one_by_one:  # out of order: inserted inside a list, not appended
+        for j, r in zip(js, rows, strict=True):
+            q.add(j, r)
+    else:
+        q.add_many(js, rows)
     seq = {j.id: i for i, j in enumerate(js)}
     rank = {g: i for i, g in enumerate(sort.rank_groups(sorted(tenants), snap, 0.0))} if fair else {}
     order = sorted(js, key=lambda j: (rank.get(j.tenant, 0), sort.key(j), seq[j.id]))
     row_of = {j.id: r for j, r in zip(js, rows, strict=True)}
 
     dead = set(dead_at_start)
-    walk = q.walk(snap, 0.0, lambda r: r in dead)
+    walk = q.walk(snap, 0.0, lambda r: r in dead, collect)
     visited, started, taken, stopped = [], [], [], None
     for a in acts:
         r = walk.next()
@@ -72,16 +77,23 @@ def test_the_walk_visits_in_order_skips_dead_rows_and_removes_what_started(specs
     assert visited == expect
     rest, beyond = walk.rest()
     waiting = [e[2] for e in rest]
-    assert sorted(waiting + [v for v in visited if v not in waiting]) == sorted(j.id for j in js)
-    assert len(set(waiting)) == len(waiting)
-    if stopped is None:
+    if not collect:  # a replay's walk: the same visits, nothing listed
+        assert rest == [] and beyond == 0
+    elif stopped is None:
         assert beyond == len(rest)
-    else:  # from the stopped job on, every job waits after the mark
+        skipped = {v for k, v in enumerate(visited) if k < len(acts) and acts[k] == 2}  # a dying row's job waits
+        assert set(waiting) >= skipped and len(set(waiting)) == len(waiting)
+        assert sorted(waiting + [v for v in visited if v not in skipped]) == sorted(j.id for j in js)
+    else:  # from the stopped job on, every job waits after the mark; before it, the unvisited ones
         cut = [j.id for j in order[order.index(next(j for j in order if j.id == visited[stopped])):]]
         assert sorted(waiting[beyond:]) == sorted(cut)
+        skipped = {v for k, v in enumerate(visited) if k < len(acts) and acts[k] == 2}
+        assert sorted(waiting[:beyond] + [v for v in visited[:stopped] if v not in skipped] + cut) == sorted(
+            j.id for j in js)
 
     q.remove_visited(walk, taken, started)
     assert sorted(q.jobs) == sorted(set(seq) - set(started))
     assert sorted(e[2] for lst in q.lists.values() for e in lst) == sorted(q.jobs)
-    for lst in q.lists.values():
-        assert lst == sorted(lst, key=lambda e: (e[0], e[1])) and lst
+    for g, lst in q.lists.items():
+        assert lst == sorted(lst, key=lambda e: (e[0], e[1])) and lst and q.rows[g] == [e[3] for e in lst]
+    assert q.rows.keys() == q.lists.keys()

@@ -1,15 +1,17 @@
 """The pending queue, kept in the policy's order as jobs come and go.
 
 Jobs are kept in one sorted list per group (a fair-share tenant; one list when the policy has no groups);
-entries are (key, sequence, job id, row, job) and the sequence number breaks ties in submission order. A
-cycle walks the groups in their rank order and each list in order: an index moves along, with no merge and
-no comparison. When a request can no longer be placed this cycle (the assigner says it is dead, and stays
-so), its later jobs are passed over with one set lookup each and wait unvisited; `rest()` hands them back.
+entries are (key, sequence, job id, row, job) and the sequence number breaks ties in submission order; beside
+each list, its entries' rows. A cycle walks the groups in their rank order and each list in order: an index
+moves along, with no merge and no comparison. When a request can no longer be placed this cycle (the assigner
+says it is dead, and stays so), its later jobs wait unvisited: the walk reads only their rows (a national queue
+holds a million jobs, most of them waiting: their entries stay untouched in memory), and `rest()` hands them
+back when the walk was asked to collect them (wait reasons; a replay asks for none).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,13 +22,15 @@ Entry = tuple[tuple[float, ...], int, str, int, PendingJob]  # the job itself la
 
 
 class QueueWalk:
-    def __init__(self, lists: list[list[Entry]], groups: list[str], dead: Callable[[int], bool]) -> None:
-        """`lists`: the queue's lists in the order they are walked (a group's jobs all before the next group's), and
-        `groups` their groups; `dead(row)`: the row can place nothing more this cycle — once true, it stays so."""
-        self.lists, self.groups, self.dead = lists, groups, dead
+    def __init__(self, lists: list[list[Entry]], rows: list[list[int]], groups: list[str], dead: Callable[[int], bool],
+                 collect: bool = True) -> None:
+        """`lists`: the queue's lists in the order they are walked (a group's jobs all before the next group's),
+        `rows` their entries' rows and `groups` their groups; `dead(row)`: the row can place nothing more this
+        cycle — once true, it stays so; `collect`: keep the jobs left waiting unvisited for `rest()`."""
+        self.lists, self.rows, self.groups, self.dead, self.collect = lists, rows, groups, dead, collect
         self.list = 0  # the list being walked
         self.pos = 0  # the position in it of the job being visited, or of the next entry to look at
-        self.gone: set[int] = set()  # rows found dead: their entries are passed over without asking again
+        self.gone: list[bool] = []  # by row, found dead: their entries are passed over without asking again
         self.items: list[Entry] = []  # entries left waiting, unvisited
         self.visiting = False  # the job `next` returned last is at (list, pos): no tuple made per visit
         self.job: PendingJob | None = None
@@ -43,23 +47,24 @@ class QueueWalk:
         if self.visiting:  # the job returned last is done with: move past it
             self.visiting = False
             self.pos += 1
-        lists, gone, items = self.lists, self.gone, self.items
+        lists, gone, collect = self.lists, self.gone, self.collect
         while self.list < len(lists):
             lst: list[Any] = lists[self.list]  # entries kept boxed: read as Entry, compiled code copies them to append
+            rows = self.rows[self.list]
             pos = self.pos
-            while pos < len(lst):
-                e = lst[pos]
-                r: int = e[3]
-                if r in gone:
-                    items.append(e)
-                elif self.dead(r):
-                    gone.add(r)
-                    items.append(e)
-                else:
-                    self.pos = pos
-                    self.visiting = True
-                    self.job = e[4]
-                    return r
+            while pos < len(rows):
+                r = rows[pos]
+                if r >= len(gone):
+                    gone.extend([False] * (r + 1 - len(gone)))
+                if not gone[r]:
+                    if not self.dead(r):
+                        self.pos = pos
+                        self.visiting = True
+                        self.job = lst[pos][4]
+                        return r
+                    gone[r] = True
+                if collect:
+                    self.items.append(lst[pos])
                 pos += 1
             self.list += 1
             self.pos = 0
@@ -70,10 +75,10 @@ class QueueWalk:
         unvisited."""
         if not self.visiting:
             return
-        lst: list[Any] = self.lists[self.list]
-        e = lst[self.pos]
-        self.gone.add(e[3])
-        self.items.append(e)
+        self.gone[self.rows[self.list][self.pos]] = True  # next() sized it for this row
+        if self.collect:
+            lst: list[Any] = self.lists[self.list]
+            self.items.append(lst[self.pos])
         self.visiting = False
         self.pos += 1
 
@@ -81,7 +86,7 @@ class QueueWalk:
         """Nothing from the current job on is visited this cycle: all of it waits."""
         self.mark = len(self.items)
         self.visiting = False  # the current job waits too: the walk resumes from it
-        for k in range(self.list, len(self.lists)):
+        for k in range(self.list, len(self.lists) if self.collect else 0):
             lst = self.lists[k]
             self.items.extend(lst[self.pos:] if k == self.list else lst)
         self.list, self.pos = len(self.lists), 0
@@ -91,7 +96,8 @@ class QueueWalk:
         return (self.list, self.pos) if self.visiting else None
 
     def rest(self) -> tuple[list[Entry], int]:
-        """Jobs left unvisited, and where those start that `stop` cut short (the rest: shapes with nothing to do)."""
+        """Jobs left unvisited, and where those start that `stop` cut short (the rest: shapes with nothing to do);
+        none unless the walk collects them."""
         return self.items, len(self.items) if self.mark is None else self.mark
 
 
@@ -101,6 +107,7 @@ class PendingQueue:
         self.dynamic = bool(getattr(sort, "dynamic", False))
         self.grouped = hasattr(sort, "group")
         self.lists: dict[str, list[Entry]] = {}  # group -> its jobs in order
+        self.rows: dict[str, list[int]] = {}  # group -> the row of each of its jobs, in the same order
         self.where: dict[str, Entry] = {}  # job id -> its entry (no tuple of its own: one less to make and free)
         self.jobs: dict[str, PendingJob] = {}
         self._seq = 0
@@ -123,10 +130,14 @@ class PendingQueue:
         lst = self.lists.get(place)
         if lst is None:
             self.lists[place] = [entry]
+            self.rows[place] = [row]
         elif lst[-1] < entry:
             lst.append(entry)  # jobs mostly arrive in their queue's order: one comparison, not a bisect
+            self.rows[place].append(row)
         else:
-            insort(lst, entry)
+            at = bisect_left(lst, entry)
+            lst.insert(at, entry)
+            self.rows[place].insert(at, row)
 
     def add_many(self, jobs: Sequence[PendingJob], rows: Sequence[int]) -> None:
         """Bulk insert (a snapshot's queue): one sort per list instead of an insertion per job."""
@@ -148,8 +159,9 @@ class PendingQueue:
             lst.append(entry)
             touched[place] = lst
         self._seq = seq
-        for lst in touched.values():
+        for place, lst in touched.items():
             lst.sort()
+            self.rows[place] = [e[3] for e in lst]
 
     def remove(self, job_id: str) -> PendingJob | None:
         entry = self.where.pop(job_id, None)
@@ -157,9 +169,10 @@ class PendingQueue:
             return None
         place: str = self.sort.group(entry[4]) if self.grouped else ""  # type: ignore[attr-defined]
         lst = self.lists[place]
-        del lst[bisect_left(lst, entry)]
+        at = bisect_left(lst, entry)
+        del lst[at], self.rows[place][at]
         if not lst:
-            del self.lists[place]
+            del self.lists[place], self.rows[place]
         return self.jobs.pop(job_id)
 
     def remove_visited(self, walk: QueueWalk, taken: Sequence[tuple[int, int]], ids: Sequence[str]) -> None:
@@ -185,24 +198,25 @@ class PendingQueue:
             del self.where[job_id], self.jobs[job_id]
         for i, positions in gaps.items():
             kept: list[Any] = lists[i]  # boxed entries: moved, not unpacked and packed again
+            rows = walk.rows[i]
             lo, hi = min(positions), max(positions)
             if lo == hi:
-                del kept[lo]
+                del kept[lo], rows[lo]
             else:
                 skip = set(positions)
                 kept[lo:hi + 1] = [kept[k] for k in range(lo, hi + 1) if k not in skip]
+                rows[lo:hi + 1] = [rows[k] for k in range(lo, hi + 1) if k not in skip]
             if not kept:
-                del self.lists[walk.groups[i]]
+                del self.lists[walk.groups[i]], self.rows[walk.groups[i]]
         for job_id in strays:
             self.remove(job_id)
 
-    def walk(self, snapshot: Snapshot, now: float, dead: Callable[[int], bool]) -> QueueWalk:
+    def walk(self, snapshot: Snapshot, now: float, dead: Callable[[int], bool], collect: bool = True) -> QueueWalk:
+        """This cycle's walk; `collect`: it hands back the jobs it left waiting unvisited (`rest()`)."""
         if self.dynamic:
             key_at = self.sort.key_at  # type: ignore[attr-defined]
             everything = sorted((key_at(e[4], now), e[1], e[2], e[3], e[4])
                                 for lst in self.lists.values() for e in lst)
-            return QueueWalk([everything], [""], dead)
-        if self.grouped:
-            ranked = self.sort.rank_groups(sorted(self.lists), snapshot, now)  # type: ignore[attr-defined]
-            return QueueWalk([self.lists[g] for g in ranked], ranked, dead)
-        return QueueWalk(list(self.lists.values()), list(self.lists), dead)
+            return QueueWalk([everything], [[e[3] for e in everything]], [""], dead, collect)
+        groups = self.sort.rank_groups(sorted(self.lists), snapshot, now) if self.grouped else list(self.lists)  # type: ignore[attr-defined]
+        return QueueWalk([self.lists[g] for g in groups], [self.rows[g] for g in groups], groups, dead, collect)

@@ -277,9 +277,11 @@ class SchedulerState:
 
     # ---- the cycle ---------------------------------------------------------------------------------
 
-    def cycle(self, now: float) -> CycleResult:
+    def cycle(self, now: float, waits: bool = True) -> CycleResult:
         """Order and assign the pending jobs; started jobs then hold their devices here, preempted ones
-        have theirs freed and their run recorded (their driver stops and requeues them)."""
+        have theirs freed and their run recorded (their driver stops and requeues them). `waits=False`: the
+        jobs the walk left waiting unvisited are not listed (`rest`: a replay reports no wait reasons), and the
+        walk passes over them reading only their rows."""
         self.cache.refresh(now + self.epoch)
         due = []
         while self.deferred and self.deferred[0][0] <= now:
@@ -300,7 +302,7 @@ class SchedulerState:
         snapshot = Snapshot(self.pools, [], [], self.tenants)
         assigner = Assigner(snapshot, now, self.policy, ranking, self.caps, self.held, now + self.epoch,
                             preemption=self.book.may_preempt if self.book is not None else True)
-        walk = self.queue.walk(snapshot, now, assigner.dead)
+        walk = self.queue.walk(snapshot, now, assigner.dead, waits)
         result = assigner.run(walk)
         result.expired = expired
         result.rest_skip = frozenset(unschedulable)

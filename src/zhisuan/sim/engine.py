@@ -293,7 +293,7 @@ class Simulator:
             self.deferred.add(job.id)
 
     def _cycle(self, now: float, events: EventQueue) -> None:
-        result = self.state.cycle(now)
+        result = self.state.cycle(now, waits=False)  # decisions only: a replay reports no wait reasons
         self.cycles += 1
         if self.cycles % GC_CYCLES == 0:
             gc.collect(1)  # the young generations only: what survives is long-lived and never rescanned
