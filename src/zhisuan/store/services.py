@@ -103,19 +103,24 @@ class TokenUsageStore:
         self.session = sessionmaker(engine, expire_on_commit=False)
 
     def add(self, rows: list[tuple[str, str, dict[str, int]]], now: float) -> None:
-        """(tenant, model, counts) since the last flush, into the hour of `now`."""
+        """(tenant, model, counts) since the last flush, into the hour of `now`. One statement per row, an upsert
+        that adds in the database: API workers flush at once, and a read-then-write lost counts on SQLite (which
+        ignores FOR UPDATE) and failed on both when two made the hour's row together."""
         if not rows:
             return
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         hour = now - now % 3600
+        table = TokenUsageRow.__table__
         with self.session.begin() as s:
+            make = sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
             for tenant, model, counts in rows:
-                row = s.get(TokenUsageRow, (tenant, model, hour), with_for_update=True)
-                if row is None:
-                    s.add(TokenUsageRow(tenant=tenant, model=model, hour=hour,
-                                        **{k: int(counts.get(k, 0)) for k in TOKEN_FIELDS}))
-                else:
-                    for k in TOKEN_FIELDS:
-                        setattr(row, k, getattr(row, k) + int(counts.get(k, 0)))
+                stmt = make(table).values(tenant=tenant, model=model, hour=hour,
+                                          **{k: int(counts.get(k, 0)) for k in TOKEN_FIELDS})
+                s.execute(stmt.on_conflict_do_update(
+                    index_elements=["tenant", "model", "hour"],
+                    set_={k: table.c[k] + getattr(stmt.excluded, k) for k in TOKEN_FIELDS}))
 
     def totals(self, tenant: str, since: float, until: float) -> dict[str, dict[str, int]]:
         """Per model, the sums over hours in [since, until)."""
