@@ -112,15 +112,14 @@ class TokenUsageStore:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         hour = now - now % 3600
-        table = TokenUsageRow.__table__
         with self.session.begin() as s:
             make = sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
             for tenant, model, counts in rows:
-                stmt = make(table).values(tenant=tenant, model=model, hour=hour,
+                stmt = make(TokenUsageRow).values(tenant=tenant, model=model, hour=hour,
                                           **{k: int(counts.get(k, 0)) for k in TOKEN_FIELDS})
                 s.execute(stmt.on_conflict_do_update(
                     index_elements=["tenant", "model", "hour"],
-                    set_={k: table.c[k] + getattr(stmt.excluded, k) for k in TOKEN_FIELDS}))
+                    set_={k: getattr(TokenUsageRow, k) + getattr(stmt.excluded, k) for k in TOKEN_FIELDS}))
 
     def totals(self, tenant: str, since: float, until: float) -> dict[str, dict[str, int]]:
         """Per model, the sums over hours in [since, until)."""
