@@ -22,13 +22,18 @@ DEFAULT_URL = "sqlite:///zhisuan.db"
 log = logging.getLogger("zhisuan.store")
 
 
-def insert_once(conn: Connection, table: Any, key: str, **values: Any) -> None:
-    """INSERT a row unless one with the same `key` exists (two replicas racing to make it: one does), in the
-    dialect's own words (SQLite and PostgreSQL both say ON CONFLICT DO NOTHING)."""
+def dialect_insert(dialect: str) -> Any:
+    """The INSERT of this dialect, which says ON CONFLICT (SQLite and PostgreSQL both do)."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    make = sqlite_insert if conn.engine.dialect.name == "sqlite" else pg_insert
+    return sqlite_insert if dialect == "sqlite" else pg_insert
+
+
+def insert_once(conn: Connection, table: Any, key: str, **values: Any) -> None:
+    """INSERT a row unless one with the same `key` exists (two replicas racing to make it: one does), in the
+    dialect's own words (ON CONFLICT DO NOTHING)."""
+    make = dialect_insert(conn.engine.dialect.name)
     conn.execute(make(table).values(**values).on_conflict_do_nothing(index_elements=[key]))
 
 

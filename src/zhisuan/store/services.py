@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from zhisuan.model import JobSpec
+from zhisuan.store.db import dialect_insert
 from zhisuan.store.schema import ServiceRow, TokenUsageRow
 
 ACTIVE, STOPPED = "active", "stopped"
@@ -108,12 +109,9 @@ class TokenUsageStore:
         ignores FOR UPDATE) and failed on both when two made the hour's row together."""
         if not rows:
             return
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         hour = now - now % 3600
         with self.session.begin() as s:
-            make = sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
+            make = dialect_insert(s.get_bind().dialect.name)
             for tenant, model, counts in rows:
                 stmt = make(TokenUsageRow).values(tenant=tenant, model=model, hour=hour,
                                           **{k: int(counts.get(k, 0)) for k in TOKEN_FIELDS})
