@@ -204,8 +204,9 @@ class PendingQueue:
                 del kept[lo], rows[lo]
             else:
                 skip = set(positions)
-                kept[lo:hi + 1] = [kept[k] for k in range(lo, hi + 1) if k not in skip]
-                rows[lo:hi + 1] = [rows[k] for k in range(lo, hi + 1) if k not in skip]
+                stay = [k for k in range(lo, hi + 1) if k not in skip]  # once, for the entries and their rows
+                kept[lo:hi + 1] = [kept[k] for k in stay]
+                rows[lo:hi + 1] = [rows[k] for k in stay]
             if not kept:
                 del self.lists[walk.groups[i]], self.rows[walk.groups[i]]
         for job_id in strays:
