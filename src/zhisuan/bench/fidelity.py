@@ -61,6 +61,7 @@ class Outcome:
     sim_pool: str = ""
     sim_start: float = math.nan
     sim_end: float = math.nan
+    live_story: str = ""  # the live job's states and their reasons, to say why one did not finish
 
     @property
     def live_jct(self) -> float:
@@ -174,6 +175,8 @@ def live(jobs: list[TraceJob], server: ServerProcess, progress: Callable[[str], 
         ended = [h["at"] for h in rec["history"] if h["state"] == "succeeded"]
         o.live_start = started[-1] - first if started else math.nan
         o.live_end = ended[-1] - first if ended else math.nan
+        o.live_story = "; ".join(f"{h['state']} {h['at'] - first:.1f}s {h.get('why') or ''}".strip()
+                                 for h in rec["history"])
     return list(out.values()), seconds, records
 
 
