@@ -151,3 +151,15 @@ def test_a_job_runs_only_on_the_chips_it_allows():
     first, second, free = r.jobs
     assert pools[first.pool].name == pools[second.pool].name == "t4"  # never the (free, faster) A100
     assert second.first_start == first.end and pools[free.pool].name == "a100"
+
+
+def test_a_grown_traces_copies_are_known_by_their_ids_in_the_replay():
+    """Deadlines name jobs by id: a copy's (made in the replay, not read from the trace) must match the trace's."""
+    from zhisuan.sim.demand import scale_arrivals
+
+    two = scale_arrivals(trace("0,50,1,V100,a\n5,50,1,V100,a\n"), 2.0)
+    copy = next(j for j in two.jobs if "~" in j.id)
+    sc = Scenario("network", [pool("c", "p", "v100", nodes=1, size=4)])
+    result = Simulator(two, sc, get_policy("zhisuan"), interval=0, deadlines={copy.id: copy.submit + 10.0}).run()
+    assert [j.trace.id for j in result.jobs if j.expired] == [copy.id]  # 50 s of work cannot end within 10 s
+    assert all(math.isfinite(j.end) for j in result.jobs if not j.expired)

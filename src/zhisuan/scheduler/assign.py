@@ -18,14 +18,14 @@ from zhisuan.scheduler.decisions import NO_CAPACITY, CycleResult, Preempt, Reser
 from zhisuan.scheduler.framework import Policy
 from zhisuan.scheduler.nodescore.workload import Workload
 from zhisuan.scheduler.preemption import VictimList
-from zhisuan.scheduler.queue import QueueWalk
+from zhisuan.scheduler.queue import QueueWalk, RowJudge
 from zhisuan.scheduler.ranking import Ranking
 from zhisuan.scheduler.shares import Picks
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 from zhisuan.scheduler.timeline import free_devices_at, release_end
 
 
-class Assigner:
+class Assigner(RowJudge):
     def __init__(self, snapshot: Snapshot, now: float, policy: Policy, ranking: Ranking,
                  caps: list[PoolCapacity], held: dict[str, int], calendar: float | None = None,
                  preemption: bool = True) -> None:

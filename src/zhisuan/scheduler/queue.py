@@ -21,13 +21,36 @@ from zhisuan.scheduler.snapshot import PendingJob, Snapshot
 Entry = tuple[tuple[float, ...], int, str, int, PendingJob]  # the job itself last: no lookup by id to visit it
 
 
+class RowJudge:
+    """Says whether a row can place nothing more this cycle (once true, it stays so). The assigner is one: the walk
+    asks at every visit, and a compiled method is called in C, where a Python callable costs the interpreter's
+    calling convention each time."""
+
+    def dead(self, r: int) -> bool:
+        return False
+
+
+class CalledJudge(RowJudge):
+    """A plain function as the judge (tests; callers outside a cycle)."""
+
+    def __init__(self, dead: Callable[[int], bool]) -> None:
+        self.called = dead
+
+    def dead(self, r: int) -> bool:
+        return self.called(r)
+
+
+Judge = RowJudge | Callable[[int], bool]
+
+
 class QueueWalk:
-    def __init__(self, lists: list[list[Entry]], rows: list[list[int]], groups: list[str], dead: Callable[[int], bool],
+    def __init__(self, lists: list[list[Entry]], rows: list[list[int]], groups: list[str], dead: Judge,
                  collect: bool = True) -> None:
         """`lists`: the queue's lists in the order they are walked (a group's jobs all before the next group's),
         `rows` their entries' rows and `groups` their groups; `dead(row)`: the row can place nothing more this
         cycle — once true, it stays so; `collect`: keep the jobs left waiting unvisited for `rest()`."""
-        self.lists, self.rows, self.groups, self.dead, self.collect = lists, rows, groups, dead, collect
+        self.lists, self.rows, self.groups, self.collect = lists, rows, groups, collect
+        self.judge: RowJudge = dead if isinstance(dead, RowJudge) else CalledJudge(dead)
         self.list = 0  # the list being walked
         self.pos = 0  # the position in it of the job being visited, or of the next entry to look at
         self.gone: list[bool] = []  # by row, found dead: their entries are passed over without asking again
@@ -57,7 +80,7 @@ class QueueWalk:
                 if r >= len(gone):
                     gone.extend([False] * (r + 1 - len(gone)))
                 if not gone[r]:
-                    if not self.dead(r):
+                    if not self.judge.dead(r):
                         self.pos = pos
                         self.visiting = True
                         self.job = lst[pos][4]
@@ -212,7 +235,7 @@ class PendingQueue:
         for job_id in strays:
             self.remove(job_id)
 
-    def walk(self, snapshot: Snapshot, now: float, dead: Callable[[int], bool], collect: bool = True) -> QueueWalk:
+    def walk(self, snapshot: Snapshot, now: float, dead: Judge, collect: bool = True) -> QueueWalk:
         """This cycle's walk; `collect`: it hands back the jobs it left waiting unvisited (`rest()`)."""
         if self.dynamic:
             key_at = self.sort.key_at  # type: ignore[attr-defined]

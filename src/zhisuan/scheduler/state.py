@@ -302,7 +302,7 @@ class SchedulerState:
         snapshot = Snapshot(self.pools, [], [], self.tenants)
         assigner = Assigner(snapshot, now, self.policy, ranking, self.caps, self.held, now + self.epoch,
                             preemption=self.book.may_preempt if self.book is not None else True)
-        walk = self.queue.walk(snapshot, now, assigner.dead, waits)
+        walk = self.queue.walk(snapshot, now, assigner, waits)  # the assigner itself: a compiled call per visit
         result = assigner.run(walk)
         result.expired = expired
         result.rest_skip = frozenset(unschedulable)

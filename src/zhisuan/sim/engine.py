@@ -30,7 +30,7 @@ from zhisuan.sim.joblog import JobLog, Series
 from zhisuan.sim.predict import DurationPredictor
 from zhisuan.sim.scenario import Scenario, request_for
 from zhisuan.sim.speed import SpeedModel
-from zhisuan.sim.trace import Trace, TraceJob, columns, copy_id, copy_numbers
+from zhisuan.sim.trace import Trace, TraceJob, columns, copy_numbers
 
 GC_CYCLES = 2048  # cycles between two collections of young cyclic garbage during a replay
 
@@ -52,6 +52,9 @@ class SimJob:
     trace: TraceJob  # what it runs; a grown trace's copy reads its original's (whose id and submit differ)
     request: Request
     remaining: float  # work left, seconds on the trace's chip
+    shape: int  # its request's row among the replay's distinct requests
+    amount: float  # devices it holds while it runs (a share as its fraction)
+    factor: float = 1.0  # speed of the current run's chip vs the one its work is measured on
     first_start: float = math.nan
     run_seconds: float = 0.0  # wall time spent running (all runs)
     started: float = math.nan  # start of the current run
@@ -62,10 +65,11 @@ class SimJob:
     measured_speed: bool = False
     staging: float = 0.0  # seconds of the current run spent moving inputs before the work
 
-    def __init__(self, index: int, id: str, submit: float, trace: TraceJob, request: Request, remaining: float) -> None:
+    def __init__(self, index: int, id: str, submit: float, trace: TraceJob, request: Request, remaining: float,
+                 shape: int, amount: float) -> None:
         # written out, not the dataclass's: compiled, mypyc runs it natively (the generated one is interpreted)
         self.index, self.id, self.submit, self.trace, self.request = index, id, submit, trace, request
-        self.remaining = remaining
+        self.remaining, self.shape, self.amount, self.factor = remaining, shape, amount, 1.0
         self.first_start, self.run_seconds, self.started, self.pool = math.nan, 0.0, math.nan, -1
         self.version, self.preemptions, self.restarts = 0, 0, 0
         self.measured_speed, self.staging = False, 0.0
@@ -134,8 +138,9 @@ class Simulator:
         self.shape = shape_of_base[source]
         billed = holds(RequestTable.build(self.requests), PoolTable.build(scenario.pools))  # [shape, pool]
         self.billed_cpus, self.billed_gib = billed.cpus.tolist(), billed.memory_gib.tolist()  # few rows: read per run
-        devices = np.fromiter((j.amount for j in base), np.float32, len(base))[source]
-        self.log = JobLog(trace.jobs, submit, devices)
+        amounts = np.fromiter((j.amount for j in base), np.float32, len(base))
+        self.amounts: list[float] = amounts.astype(float).tolist()  # per distinct job, read at each arrival
+        self.log = JobLog(trace.jobs, submit, amounts[source])
         # jobs no pool of the scenario could ever run are set aside (counted), not queued forever
         cache = self.state.cache
         possible = np.zeros(len(self.requests), dtype=bool)
@@ -246,7 +251,8 @@ class Simulator:
     def _arrive(self, i: int, when: float, source: int, copy: int, shape: int) -> None:
         """Job i arrives: the `copy`th copy of the trace's distinct job `source` (0: itself)."""
         t = self.base[source]
-        job = SimJob(i, copy_id(t.id, copy), when, t, self.requests[shape], t.duration)
+        job = SimJob(i, t.id if copy == 0 else f"{t.id}~{copy}", when, t, self.requests[shape], t.duration, shape,
+                     self.amounts[source])  # the id: trace.copy_id's, written here where mypyc compiles it
         self.live[i] = job
         self.index[job.id] = i
         self._submit(job)
@@ -307,31 +313,29 @@ class Simulator:
         for s in result.starts:
             i = self.index[s.job_id]
             job = self.live[i]
-            factor, job.measured_speed = self.speed.factor(job.trace.application, self.scenario.pools[s.pool].chip,
-                                                           job.trace.chip)
+            job.factor, job.measured_speed = self.speed.factor(job.trace.application,
+                                                               self.scenario.pools[s.pool].chip, job.trace.chip)
             job.pool, job.started = s.pool, now
             if math.isnan(job.first_start):
                 job.first_start = now
-            self.allocated += job.trace.amount
+            self.allocated += job.amount
             job.staging = s.ranking.staging_rows[s.request][s.pool]
             if job.staging > 0:
                 self._stage(job, s.ranking.reqs.reqs[s.request], s.pool, now, events)
-            events.push(now + job.staging + job.remaining / factor, Kind.FINISH, i, job.version)
+            events.push(now + job.staging + job.remaining / job.factor, Kind.FINISH, i, job.version)
         if result.starts or result.preemptions:
             self.utilization.append(now, self.allocated)
 
     def _stop(self, job: SimJob, now: float) -> None:
         """End the current run at `now`: account its device-time and progress."""
         ran = now - job.started
-        devices = job.trace.amount
-        factor, _ = self.speed.factor(job.trace.application, self.scenario.pools[job.pool].chip, job.trace.chip)
-        job.remaining = max(job.remaining - max(ran - job.staging, 0.0) * factor, 0.0)  # staging does no work
+        devices = job.amount
+        job.remaining = max(job.remaining - max(ran - job.staging, 0.0) * job.factor, 0.0)  # staging does no work
         job.run_seconds += ran
         job.version += 1
         self.device_seconds[job.pool] += devices * ran
-        shape = self.shape[job.index]
-        self.runs.append(job.pool, job.started, now, devices, self.billed_cpus[shape][job.pool],
-                         self.billed_gib[shape][job.pool])
+        self.runs.append(job.pool, job.started, now, devices, self.billed_cpus[job.shape][job.pool],
+                         self.billed_gib[job.shape][job.pool])
         self.allocated -= devices
 
     def _finish(self, job: SimJob, now: float) -> None:

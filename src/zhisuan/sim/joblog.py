@@ -4,10 +4,10 @@ metrics read whole columns. Readers that want objects get a light row per job on
 
 from __future__ import annotations
 
-from array import array
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import Final, overload
 
 import numpy as np
 
@@ -65,21 +65,41 @@ class JobLog(Sequence[JobRow]):
             yield self[i]
 
 
+SEAL: Final = 8192  # values gathered before they go into a typed block
+
+
 class Series:
-    """Rows of numbers appended one at a time into typed arrays (8 bytes a value, not a tuple of objects);
-    read back as an (n, width) float array."""
+    """Rows of numbers appended one at a time, kept in typed blocks (8 bytes a value, not a tuple of objects); read
+    back as an (n, width) float array. Values gather in a list and go into a numpy block every SEAL values: one
+    conversion per block, where an `array("d")` parses each value it is given (several times the cost per row)."""
 
     def __init__(self, width: int) -> None:
-        self.width, self._data = width, array("d")
+        self.width = width
+        self._blocks: list[np.ndarray] = []
+        self._sealed = 0  # values in the blocks
+        self._open: list[float] = []
 
     def append(self, *values: float) -> None:
-        self._data.extend(values)  # at once, while the values are in cache (a buffer of floats typed later is slower)
+        self._open.extend(values)
+        if len(self._open) >= SEAL:
+            self._seal()
+
+    def _seal(self) -> None:
+        block = np.frombuffer(struct.pack(f"{len(self._open)}d", *self._open), dtype=float)  # 3x numpy's from a list
+        self._blocks.append(block)
+        self._sealed += len(block)
+        self._open = []
 
     def __len__(self) -> int:
-        return len(self._data) // self.width
+        return (self._sealed + len(self._open)) // self.width
 
     def table(self) -> np.ndarray:
-        return np.frombuffer(self._data, dtype=float).reshape(-1, self.width).copy()
+        if self._open:
+            self._seal()
+        if not self._blocks:
+            return np.zeros((0, self.width))
+        joined = np.concatenate(self._blocks) if len(self._blocks) > 1 else self._blocks[0].copy()  # the caller's own
+        return joined.reshape(-1, self.width)
 
     def clear(self) -> None:
-        self._data = array("d")
+        self._blocks, self._sealed, self._open = [], 0, []
