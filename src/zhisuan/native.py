@@ -28,6 +28,7 @@ COMPILED: tuple[str, ...] = (
     "zhisuan.scheduler.endorder",
     "zhisuan.scheduler.ledger",
     "zhisuan.scheduler.pending",
+    "zhisuan.scheduler.plugins.fair_share",
     "zhisuan.scheduler.queue",
     "zhisuan.scheduler.ranking",
     "zhisuan.scheduler.shape",

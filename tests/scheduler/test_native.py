@@ -112,3 +112,15 @@ def test_a_pending_job_pickles_and_copies_whole():
                      base=6.0, rank=7.0)
     for twin in (pickle.loads(pickle.dumps(job)), copy.copy(job), copy.deepcopy(job)):
         assert twin == job and twin is not job
+
+
+def test_the_fair_share_sort_pickles_and_copies_whole():
+    """FairShare is compiled and frozen: a policy holding it crosses to plan workers."""
+    import copy
+    import pickle
+
+    from zhisuan.scheduler.plugins.fair_share import FairShare
+
+    sort = FairShare(half_life=3600.0, name="fs", priority_ordered=True)
+    for twin in (pickle.loads(pickle.dumps(sort)), copy.copy(sort), copy.deepcopy(sort)):
+        assert twin == sort and twin is not sort

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from zhisuan.scheduler.ledger import HALF_LIFE, decayed_usage
 from zhisuan.scheduler.snapshot import PendingJob, Snapshot
@@ -19,6 +20,11 @@ class FairShare:
     half_life: float = HALF_LIFE
     name: str = "fair-share"
     priority_ordered: bool = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by its fields: compiled (the queue calls `key` and `group` once per arrival), a frozen class
+        has no default way."""
+        return (FairShare, (self.half_life, self.name, self.priority_ordered))
 
     def key(self, job: PendingJob) -> tuple[float, ...]:
         return (-job.priority, job.submit_time)
