@@ -152,7 +152,7 @@ class Simulator:
         order = np.argsort(submit, kind="stable")
         self.arrivals = order[runnable[order]]  # job indices in arrival order
         self.live: dict[int, SimJob] = {}
-        self.index: dict[str, int] = {}  # job id -> trace index, live jobs only
+        self.by_id: dict[str, SimJob] = {}  # the live jobs by id (decisions name jobs so): one lookup, not two
         self.device_seconds = [0.0] * len(scenario.pools)
         self.allocated = 0.0
         self.utilization = Series(2)
@@ -254,7 +254,7 @@ class Simulator:
         job = SimJob(i, t.id if copy == 0 else f"{t.id}~{copy}", when, t, self.requests[shape], t.duration, shape,
                      self.amounts[source])  # the id: trace.copy_id's, written here where mypyc compiles it
         self.live[i] = job
-        self.index[job.id] = i
+        self.by_id[job.id] = job
         self._submit(job)
 
     def _retire(self, job: SimJob, end: float = math.nan, expired: bool = False) -> None:
@@ -265,7 +265,7 @@ class Simulator:
         if len(self._retired) >= 4096:
             self._log_retired()
         del self.live[i]
-        del self.index[job.id]
+        del self.by_id[job.id]
 
     def _log_retired(self) -> None:
         """Write the retired jobs' outcomes into the log's arrays, a block at a time (one numpy call per column,
@@ -304,15 +304,14 @@ class Simulator:
         if self.cycles % GC_CYCLES == 0:
             gc.collect(1)  # the young generations only: what survives is long-lived and never rescanned
         for x in result.expired:
-            self._retire(self.live[self.index[x.job_id]], expired=True)
+            self._retire(self.by_id[x.job_id], expired=True)
         for p in result.preemptions:  # the state freed their devices and recorded their service
-            job = self.live[self.index[p.job_id]]
+            job = self.by_id[p.job_id]
             self._stop(job, now)
             job.preemptions += 1
             self._submit(job)
         for s in result.starts:
-            i = self.index[s.job_id]
-            job = self.live[i]
+            job = self.by_id[s.job_id]
             job.factor, job.measured_speed = self.speed.factor(job.trace.application,
                                                                self.scenario.pools[s.pool].chip, job.trace.chip)
             job.pool, job.started = s.pool, now
@@ -322,7 +321,7 @@ class Simulator:
             job.staging = s.ranking.staging_rows[s.request][s.pool]
             if job.staging > 0:
                 self._stage(job, s.ranking.reqs.reqs[s.request], s.pool, now, events)
-            events.push(now + job.staging + job.remaining / job.factor, Kind.FINISH, i, job.version)
+            events.push(now + job.staging + job.remaining / job.factor, Kind.FINISH, job.index, job.version)
         if result.starts or result.preemptions:
             self.utilization.append(now, self.allocated)
 
@@ -352,7 +351,7 @@ class Simulator:
             if pool.center != center:
                 continue
             for alloc in self.state.running(pool.key):
-                job = self.live[self.index[alloc.job_id]]
+                job = self.by_id[alloc.job_id]
                 self.state.end(alloc.job_id, now, requeue=True, keep_progress=False)
                 self._stop(job, now)
                 job.remaining = job.trace.duration  # restarts from scratch elsewhere
@@ -379,7 +378,7 @@ class Simulator:
             return
         for pending in list(self.state.pending.values()):
             if any(d.name in new for d in pending.request.inputs):
-                queued = self.live[self.index[pending.id]]
+                queued = self.by_id[pending.id]
                 self.state.withdraw(pending.id)
                 self._submit(queued)
 
