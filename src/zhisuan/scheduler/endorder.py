@@ -95,7 +95,22 @@ class EndOrder(Generic[T]):
         self._last[c] = self._ends[c][-1]
 
     def remove(self, end: float, key: str) -> None:
-        """Remove the item with this end and id (it must be held)."""
+        """Remove the item with this end and id (it must be held). A run ending when expected is the first to end:
+        that one is found without a search."""
+        if self._ids[0][0] == key:
+            c, i = 0, 0
+            ends, ids = self._ends[0], self._ids[0]
+        else:
+            c, i, ends, ids = self._find(end, key)
+        del ends[i], ids[i], self._items[c][i]
+        self._size -= 1
+        if ends:
+            self._last[c] = ends[-1]
+        else:
+            del self._ends[c], self._ids[c], self._items[c], self._last[c]
+
+    def _find(self, end: float, key: str) -> tuple[int, int, list[float], list[str]]:
+        """(chunk, position, the chunk's ends and ids) of the held item with this end and id."""
         c = _first_at_least(self._last, end)
         ends, ids = self._ends[c], self._ids[c]
         i = _first_at_least(ends, end)
@@ -104,14 +119,8 @@ class EndOrder(Generic[T]):
                 c, i = c + 1, 0
                 ends, ids = self._ends[c], self._ids[c]
             if ids[i] == key:
-                break
+                return c, i, ends, ids
             i += 1
-        del ends[i], ids[i], self._items[c][i]
-        self._size -= 1
-        if ends:
-            self._last[c] = ends[-1]
-        else:
-            del self._ends[c], self._ids[c], self._items[c], self._last[c]
 
 
 def _first_at_least(ends: list[float], end: float) -> int:
