@@ -266,7 +266,7 @@ class PoolCapacity:
         """How many of the allocations in `chunks` (read in order), released in order, until the shape fits
         (0: never)."""
         if shape.simple and self.shares is None:
-            return releases_until_fit(self.free, chunks, shape.devices_per_node, shape.nodes)
+            return releases_until_fit(self.free, self.counts, chunks, shape.devices_per_node, shape.nodes)
         if shape.devices_per_node > self.size or shape.cpu > self.cpu or shape.memory > self.memory:
             return 0
         shares = self.device_shares().copy()
@@ -318,19 +318,23 @@ def capacities(snapshot: Snapshot) -> list[PoolCapacity]:
     return caps
 
 
-def releases_until_fit(free: list[int], chunks: list[list[Allocation]], devices: int, nodes: int) -> int:
+def releases_until_fit(free: list[int], counts: list[int], chunks: list[list[Allocation]], devices: int,
+                       nodes: int) -> int:
     """How many of the allocations in `chunks` (read in order), released in order, until `nodes` nodes have
-    `devices` free (0: never)."""
-    free = list(free)
-    ready = sum(1 for f in free if f >= devices)
+    `devices` free (0: never). `counts[k]`: nodes with k devices free. Costs what the walk touches: the nodes ready
+    now are counted from `counts`, and only the nodes released to are tracked (a national pool has thousands)."""
+    ready = 0
+    for level in range(devices, len(counts)):
+        ready += counts[level]
+    grown: dict[int, int] = {}  # node -> its free devices once the allocations walked so far are released
     k = 0
     for chunk in chunks:
         for alloc in chunk:
             k += 1
             for n in alloc.nodes:
-                before = free[n]
-                free[n] += alloc.devices_per_node
-                if before < devices <= free[n]:
+                before = grown.get(n, free[n])
+                after = grown[n] = before + alloc.devices_per_node
+                if before < devices <= after:
                     ready += 1
             if ready >= nodes:
                 return k
