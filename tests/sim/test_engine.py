@@ -163,3 +163,10 @@ def test_a_grown_traces_copies_are_known_by_their_ids_in_the_replay():
     result = Simulator(two, sc, get_policy("zhisuan"), interval=0, deadlines={copy.id: copy.submit + 10.0}).run()
     assert [j.trace.id for j in result.jobs if j.expired] == [copy.id]  # 50 s of work cannot end within 10 s
     assert all(math.isfinite(j.end) for j in result.jobs if not j.expired)
+
+
+def test_a_share_is_counted_at_its_exact_fraction():
+    """A 0.3-device share holds 0.3 of a device in double precision (not a float32 rounding of it)."""
+    r = run("0,100,0.3,V100,a\n", "fifo")
+    assert r.device_seconds[0] == 0.3 * 100.0
+    assert r.runs[0, 3] == 0.3

@@ -138,9 +138,8 @@ class Simulator:
         self.shape = shape_of_base[source]
         billed = holds(RequestTable.build(self.requests), PoolTable.build(scenario.pools))  # [shape, pool]
         self.billed_cpus, self.billed_gib = billed.cpus.tolist(), billed.memory_gib.tolist()  # few rows: read per run
-        amounts = np.fromiter((j.amount for j in base), np.float32, len(base))
-        self.amounts: list[float] = amounts.astype(float).tolist()  # per distinct job, read at each arrival
-        self.log = JobLog(trace.jobs, submit, amounts[source])
+        self.amounts: list[float] = [j.amount for j in base]  # per distinct job, read at each arrival (float64)
+        self.log = JobLog(trace.jobs, submit, np.array(self.amounts, dtype=np.float32)[source])
         # jobs no pool of the scenario could ever run are set aside (counted), not queued forever
         cache = self.state.cache
         possible = np.zeros(len(self.requests), dtype=bool)
