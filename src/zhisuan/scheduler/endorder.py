@@ -4,6 +4,8 @@ A national pool runs thousands of jobs at once and one starts or ends every few 
 sorted list each insertion and removal shifts half the list. Here the order is a list of sorted chunks of at most
 CHUNK entries (as `sortedcontainers` keeps its lists), so a change shifts one chunk and finding it is a bisect over
 the chunks' last ends. Readers walk the chunks in order (EASY's "how many must end before this fits" stops early).
+A run that ends when expected is the first to end: it leaves by moving a mark past it, and the first chunk drops its
+ended entries in one cut when next read or split (deleting at a list's front shifts the whole chunk each time).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ CHUNK = 512  # entries a chunk holds before it splits in two
 class EndOrder(Generic[T]):
     """Items keyed by (end, id), ascending; ids are unique."""
 
-    __slots__ = ("_chunk", "_ends", "_ids", "_items", "_last", "_size")
+    __slots__ = ("_chunk", "_ends", "_head", "_ids", "_items", "_last", "_size")
 
     def __init__(self, ranked: list[tuple[float, str, T]], chunk: int = CHUNK) -> None:
         """`ranked`: the items to start with, already in (end, id) order."""
@@ -26,6 +28,7 @@ class EndOrder(Generic[T]):
         self._ids: list[list[str]] = []
         self._items: list[list[T]] = []
         self._last: list[float] = []  # each chunk's last end
+        self._head = 0  # entries at the first chunk's front that are gone (removed, not yet cut)
         for lo in range(0, len(ranked), chunk):
             part = ranked[lo:lo + chunk]
             self._ends.append([e for e, _, _ in part])
@@ -37,12 +40,21 @@ class EndOrder(Generic[T]):
     def __len__(self) -> int:
         return self._size
 
+    def _cut(self) -> None:
+        """Drop the first chunk's gone entries (before reading the chunks, or changing the first)."""
+        h = self._head
+        if h:
+            self._head = 0
+            del self._ends[0][:h], self._ids[0][:h], self._items[0][:h]
+
     def chunks(self) -> list[list[T]]:
         """The items in order, chunk by chunk (the caller reads them and must not change them)."""
+        self._cut()
         return self._items
 
     def item_at(self, k: int) -> T:
         """The k-th item in order (0-based)."""
+        self._cut()
         for chunk in self._items:
             if k < len(chunk):
                 return chunk[k]
@@ -51,6 +63,7 @@ class EndOrder(Generic[T]):
 
     def first(self, k: int) -> list[T]:
         """The first k items in order."""
+        self._cut()
         out: list[T] = []
         for chunk in self._items:
             if len(out) + len(chunk) >= k:
@@ -69,7 +82,7 @@ class EndOrder(Generic[T]):
             return
         c = min(_first_at_least(self._last, end), len(self._last) - 1)
         ends, ids = self._ends[c], self._ids[c]
-        i = _first_at_least(ends, end)
+        i = _first_at_least(ends, end, self._head if c == 0 else 0)  # among the first chunk's entries not gone
         while True:  # ties on the end in id order, across a chunk's edge too
             while i < len(ends) and ends[i] == end and ids[i] < key:
                 i += 1
@@ -86,6 +99,8 @@ class EndOrder(Generic[T]):
             self._split(c)
 
     def _split(self, c: int) -> None:
+        if c == 0:
+            self._cut()
         half = len(self._ends[c]) // 2
         self._ends.insert(c + 1, self._ends[c][half:])
         self._ids.insert(c + 1, self._ids[c][half:])
@@ -96,14 +111,20 @@ class EndOrder(Generic[T]):
 
     def remove(self, end: float, key: str) -> None:
         """Remove the item with this end and id (it must be held). A run ending when expected is the first to end:
-        that one is found without a search."""
-        if self._ids[0][0] == key:
-            c, i = 0, 0
-            ends, ids = self._ends[0], self._ids[0]
-        else:
-            c, i, ends, ids = self._find(end, key)
-        del ends[i], ids[i], self._items[c][i]
+        that one is found without a search and leaves in O(1)."""
         self._size -= 1
+        h = self._head
+        ids = self._ids[0]
+        if ids[h] == key:
+            if h + 1 < len(ids):
+                self._head = h + 1
+                return
+            self._head = 0
+            del self._ends[0], self._ids[0], self._items[0], self._last[0]
+            return
+        self._cut()
+        c, i, ends, ids = self._find(end, key)
+        del ends[i], ids[i], self._items[c][i]
         if ends:
             self._last[c] = ends[-1]
         else:
@@ -123,9 +144,10 @@ class EndOrder(Generic[T]):
             i += 1
 
 
-def _first_at_least(ends: list[float], end: float) -> int:
-    """`bisect_left` over floats, written out: compiled, it compares C doubles (the library's compares objects)."""
-    lo, hi = 0, len(ends)
+def _first_at_least(ends: list[float], end: float, lo: int = 0) -> int:
+    """`bisect_left` over floats from `lo`, written out: compiled, it compares C doubles (the library's compares
+    objects)."""
+    hi = len(ends)
     while lo < hi:
         mid = (lo + hi) // 2
         if ends[mid] < end:
