@@ -33,6 +33,8 @@ def test_pops_as_a_heap_would(script: list[tuple[str, float, int]], width: float
         assert bool(queue) == bool(heap)
         if heap:
             assert queue.peek_time() == heap[0][0]
+            if math.isfinite(heap[0][0]):  # the tick a replay cycles at next, read off the bucket
+                assert queue.next_tick() == math.ceil(heap[0][0] / width) * width
 
 
 def test_a_cycle_on_the_bucket_edge_takes_the_events_at_it_and_leaves_those_just_after() -> None:

@@ -34,3 +34,8 @@ def test_rows_read_back_as_appended(width: int, n: int, data: st.DataObject) -> 
     assert len(s) == 0 and s.table().shape == (0, width)
     s.append(*map(float, range(width)))
     np.testing.assert_array_equal(s.table(), [list(map(float, range(width)))])
+    taken = s.take()  # handed over: the series starts empty, and what was taken stays as it was
+    assert len(s) == 0 and s.table().shape == (0, width)
+    s.append(*[-2.0] * width)
+    np.testing.assert_array_equal(taken, [list(map(float, range(width)))])
+    np.testing.assert_array_equal(s.take(), [[-2.0] * width])

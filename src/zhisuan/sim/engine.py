@@ -150,7 +150,7 @@ class Simulator:
         self.impossible = int((~runnable).sum())
         order = np.argsort(submit, kind="stable")
         self.arrivals = order[runnable[order]]  # job indices in arrival order
-        self.live: dict[int, SimJob] = {}
+        self.live: list[SimJob | None] = [None] * len(submit)  # by index: a list slot, not a dict entry, per job
         self.by_id: dict[str, SimJob] = {}  # the live jobs by id (decisions name jobs so): one lookup, not two
         self.device_seconds = [0.0] * len(scenario.pools)
         self.allocated = 0.0
@@ -190,8 +190,11 @@ class Simulator:
         nxt, n = 0, len(arrivals)
         done = 0
         while events or nxt < n:
-            t = float(min(events.peek_time() if events else math.inf, times[nxt] if nxt < n else math.inf))
-            tick = t if self.interval <= 0 else math.ceil(t / self.interval) * self.interval
+            if self.interval > 0:  # the events' buckets are as wide as the interval: the first one's end is its tick
+                tick = min(events.next_tick() if events else math.inf,
+                           math.ceil(float(times[nxt]) / self.interval) * self.interval if nxt < n else math.inf)
+            else:
+                tick = float(min(events.peek_time() if events else math.inf, times[nxt] if nxt < n else math.inf))
             upto = int(times.searchsorted(tick, "right"))
             popped = events.pop_until(tick)
             k = 0
@@ -216,7 +219,7 @@ class Simulator:
             if progress is not None and done:
                 progress(done)
                 done = 0
-        for job in list(self.live.values()):  # never finished (e.g. its center never came back)
+        for job in [j for j in self.live if j is not None]:  # never finished (e.g. its center never came back)
             self._retire(job)
         self._log_retired()
         expired = int(self.log.expired.sum())
@@ -227,15 +230,15 @@ class Simulator:
             notes.append(f"{self.impossible} jobs no pool of scenario {self.scenario.name} can run were "
                          "left out (e.g. too large a gang, or a chip the network lacks)")
         return SimResult(self.trace.name, self.scenario, self.policy.name, self.estimates, self.log,
-                         self.device_seconds, self.utilization.table(), self.cycles, time.perf_counter() - t0,
-                         notes, self._busy_fraction(), self.runs.table(), self.trace.start, len(self.deferred),
-                         expired, self.transfers.table())
+                         self.device_seconds, self.utilization.take(), self.cycles, time.perf_counter() - t0,
+                         notes, self._busy_fraction(), self.runs.take(), self.trace.start, len(self.deferred),
+                         expired, self.transfers.take())
 
     def _event(self, event: Event) -> int:
         """Apply one queued event; 1 if a job finished."""
         when, _, kind, subject, version = event
         if kind is Kind.FINISH:
-            job = self.live.get(subject)
+            job = self.live[subject]
             if job is not None and job.version == version:
                 self._finish(job, when)
                 return 1
@@ -263,7 +266,7 @@ class Simulator:
                              1.0 if job.measured_speed else 0.0, 1.0 if expired else 0.0)
         if len(self._retired) >= 4096:
             self._log_retired()
-        del self.live[i]
+        self.live[i] = None
         del self.by_id[job.id]
 
     def _log_retired(self) -> None:
@@ -272,13 +275,12 @@ class Simulator:
         if not len(self._retired):
             return
         log = self.log
-        rows = self._retired.table()
+        rows = self._retired.take()
         idx = rows[:, 0].astype(np.int64)
         arrays: list[np.ndarray] = [log.first_start, log.end, log.run_seconds, log.pool, log.preemptions, log.restarts,
                                     log.measured_speed, log.expired]
         for k, arr in enumerate(arrays, 1):
             arr[idx] = rows[:, k]  # counts and flags exact in float64; numpy casts them to each column's type
-        self._retired.clear()
 
     def _estimate(self, job: SimJob) -> float:
         if self.estimates == "oracle":
@@ -369,7 +371,7 @@ class Simulator:
     def _staged(self, i: int, version: int) -> None:
         """Replicas landed: queued jobs reading them are resolved again (the data is now nearer)."""
         names, center = self._landing.pop(i, ((), ""))
-        job = self.live.get(i)
+        job = self.live[i]
         if self.data is None or job is None or job.version != version:
             return  # cut short before its data arrived: nothing landed
         new = {n for n in names if self.data.landed(n, center)}

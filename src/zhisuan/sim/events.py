@@ -54,6 +54,11 @@ class EventQueue:
     def peek_time(self) -> float:
         return min(self._buckets[self._keys[0]])[0]
 
+    def next_tick(self) -> float:
+        """The end of the earliest non-empty bucket: `ceil(t / width) * width` for its earliest event's time t (every
+        event in a bucket gives the same), found without looking at its events. A cycle there takes the bucket."""
+        return self._keys[0] * self.width
+
     def pop_until(self, time: float) -> list[Event]:
         """All events at or before `time`, in order."""
         out: list[Event] = []
