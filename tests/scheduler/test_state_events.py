@@ -5,6 +5,7 @@ import math
 from tests.builders import job, named, pool
 from zhisuan.scheduler import POLICIES, RunningJob, TenantState
 from zhisuan.scheduler.explain import explain
+from zhisuan.scheduler.ledger import HALF_LIFE
 from zhisuan.scheduler.state import SchedulerState
 
 
@@ -75,3 +76,19 @@ def test_started_moves_the_run_start_and_unplace_records_nothing():
     st.unplace("b")
     st.end("a", 130.0)
     assert st.tenants["t"].usage == 100.0  # only a's run, from when it really started
+
+
+def test_a_job_ended_for_good_leaves_only_its_tenants_usage():
+    """With no book to tell (the default policy), a final end writes no per-job service only to drop it: whatever
+    a requeued run had left goes, and the tenant's usage counts both runs."""
+    st = state()
+    st.submit(job("a", named(per_node=2), 0.0, 4000.0, tenant="acme"))
+    st.cycle(0.0)
+    st.end("a", 100.0, requeue=True)
+    assert st.ledger.attained["a"] == 200.0 and st.ledger.progress["a"] == 100.0
+    st.submit(job("a", named(per_node=2), 0.0, 3900.0, tenant="acme"))
+    st.cycle(200.0)
+    st.end("a", 300.0)
+    assert "a" not in st.ledger.attained and "a" not in st.ledger.progress
+    acme = st.tenants["acme"]
+    assert acme.usage == 200.0 * 0.5 ** (200.0 / HALF_LIFE) + 200.0 and acme.usage_at == 300.0

@@ -33,11 +33,17 @@ class ServiceLedger:
             t = self.tenants[name] = TenantState(name)
         return t
 
-    def record(self, tenant: str, job_id: str, device_seconds: float, at: float, progress: float = 0.0) -> None:
-        """A run of `job_id` ended at `at` after receiving `device_seconds` (and `progress` reference seconds)."""
+    def record(self, tenant: str, job_id: str, device_seconds: float, at: float, progress: float = 0.0,
+               final: bool = False) -> None:
+        """A run of `job_id` ended at `at` after receiving `device_seconds` (and `progress` reference seconds).
+        `final`: the job ended for good and nobody reads its own service any more (`forget` at once): only its
+        tenant's usage is kept, with no per-job entry written to be dropped again."""
         t = self.tenant(tenant)
         t.usage = decayed_usage(t, at, self.half_life) + device_seconds
         t.usage_at = at
+        if final:
+            self.forget(job_id)
+            return
         self.attained[job_id] = self.attained.get(job_id, 0.0) + device_seconds
         self.progress[job_id] = self.progress.get(job_id, 0.0) + progress
 

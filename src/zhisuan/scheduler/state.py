@@ -206,6 +206,9 @@ class SchedulerState:
         alloc = self._release(job_id)
         if alloc is None:
             return None
+        if not requeue and self.book is None:  # ended for good, and no book to tell: only its tenant's usage stays
+            self._record(alloc, at, final=True)
+            return alloc
         self._record(alloc, at)
         if not requeue:
             self.forget(job_id)
@@ -367,8 +370,8 @@ class SchedulerState:
         self.held[alloc.tenant] -= alloc.milli or alloc.devices * 1000
         return alloc
 
-    def _record(self, alloc: Allocation, at: float) -> None:
+    def _record(self, alloc: Allocation, at: float, final: bool = False) -> None:
         ran = max(0.0, at - alloc.start)
-        self.ledger.record(alloc.tenant, alloc.job_id, alloc.devices * ran, at, ran * alloc.speed)
+        self.ledger.record(alloc.tenant, alloc.job_id, alloc.devices * ran, at, ran * alloc.speed, final)
         if self.book is not None and alloc.tenant != EXTERNAL:
             self.book.ended(alloc, at)
