@@ -2,6 +2,8 @@
 unless its row was dead when the walk reached it, the rest handed back, and the started ones removed where they
 were seen."""
 
+from collections import Counter
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -9,7 +11,7 @@ from tests.builders import job, named, pool
 from zhisuan.scheduler import Snapshot, TenantState
 from zhisuan.scheduler.plugins.fair_share import FairShare
 from zhisuan.scheduler.plugins.priority import Priority
-from zhisuan.scheduler.queue import PendingQueue
+from zhisuan.scheduler.queue import PendingQueue, QueueWalk, RowCount
 
 REQ = named()
 jobs_ = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 5), st.integers(0, 2)),
@@ -92,8 +94,72 @@ def test_the_walk_visits_in_order_skips_dead_rows_and_removes_what_started(specs
             j.id for j in js)
 
     q.remove_visited(walk, taken, started)
+    assert q.counts.keys() >= q.lists.keys()
+    assert all(counted(q.counts[g]) == Counter(q.rows.get(g, [])) for g in q.counts)
     assert sorted(q.jobs) == sorted(set(seq) - set(started))
     assert sorted(e[2] for lst in q.lists.values() for e in lst) == sorted(q.jobs)
     for g, lst in q.lists.items():
         assert lst == sorted(lst, key=lambda e: (e[0], e[1])) and lst and q.rows[g] == [e[3] for e in lst]
     assert q.rows.keys() == q.lists.keys()
+
+
+class Aging:
+    """A key that changes with time (re-sorted every cycle): the queue walks one merged list."""
+
+    name = "aging"
+    dynamic = True
+    priority_ordered = False
+
+    def key(self, j):
+        return (j.submit_time,)
+
+    def key_at(self, j, now):
+        return (-(now - j.submit_time) * (1 + j.priority),)
+
+
+@settings(max_examples=150, deadline=None)
+@given(jobs_, actions, st.sets(st.integers(0, 3), max_size=2), st.sampled_from(["fair", "priority", "aging"]),
+       st.booleans())
+def test_leaving_a_list_whose_rows_are_all_dead_changes_nothing_the_walk_does(specs, acts, dead_at_start, sort_name,
+                                                                               collect):
+    """The queue counts each list's rows so the walk leaves a list once all its rows are dead: the same visits, the
+    same jobs left waiting in the same order as a walk that reads every entry, and the counts right after removal."""
+    sort = {"fair": FairShare(), "priority": Priority(), "aging": Aging()}[sort_name]
+    tenants = {f"t{k}": TenantState(f"t{k}", usage=float(k * 7 % 3)) for k in range(3)}
+    snap = Snapshot(pools=[pool()], tenants=tenants)
+    q = PendingQueue(sort)
+    for i, (r, t, s, p) in enumerate(specs):
+        q.add(job(f"j{i}", REQ, float(s), tenant=f"t{t}", priority=p), r)
+    dead = set(dead_at_start)
+    fast = q.walk(snap, 5.0, lambda r: r in dead, collect)
+    assert fast.present is not None
+    slow = QueueWalk(fast.lists, fast.rows, fast.groups, lambda r: r in dead, collect)  # no rows known: reads all
+    taken, started = [], []
+    for a in [*acts, *[0] * len(specs)]:
+        r = fast.next()
+        assert slow.next() == r
+        if r < 0:
+            break
+        assert fast.job is slow.job and fast.at() == slow.at()
+        if a == 1:
+            started.append(fast.job.id)
+            taken.append(fast.at())
+        elif a == 2:
+            dead.add(r)
+            fast.skip_row()
+            slow.skip_row()
+        elif a == 3:
+            fast.stop()
+            slow.stop()
+    assert fast.rest() == slow.rest()
+    q.remove_visited(fast, taken, started)
+    assert q.counts.keys() >= q.lists.keys()  # a group whose list emptied keeps its (empty) counts
+    for g, counts in q.counts.items():
+        assert counted(counts) == Counter(q.rows.get(g, []))
+
+
+def counted(counts: RowCount) -> Counter:
+    """The counts as a Counter, checked against the rows they say are present."""
+    out = Counter({r: n for r, n in enumerate(counts.by_row) if n})
+    assert sorted(counts.rows) == sorted(out) and min(counts.by_row, default=0) >= 0
+    return out

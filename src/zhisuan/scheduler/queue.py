@@ -6,13 +6,14 @@ each list, its entries' rows. A cycle walks the groups in their rank order and e
 moves along, with no merge and no comparison. When a request can no longer be placed this cycle (the assigner
 says it is dead, and stays so), its later jobs wait unvisited: the walk reads only their rows (a national queue
 holds a million jobs, most of them waiting: their entries stay untouched in memory), and `rest()` hands them
-back when the walk was asked to collect them (wait reasons; a replay asks for none).
+back when the walk was asked to collect them (wait reasons; a replay asks for none). The queue counts the rows of
+each list, so once every row of a list is dead the walk leaves the rest of that list at once, unread.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from zhisuan.scheduler.framework import QueueSort
@@ -43,13 +44,40 @@ class CalledJudge(RowJudge):
 Judge = RowJudge | Callable[[int], bool]
 
 
+class RowCount:
+    """How many entries of one list have each row, and the rows present: the walk leaves the list once all of these
+    are dead. Counts in a list by row (a few list reads an arrival, where a dict costs a lookup and a store)."""
+
+    __slots__ = ("by_row", "rows")
+
+    def __init__(self) -> None:
+        self.by_row: list[int] = []
+        self.rows: list[int] = []  # rows with entries, unordered
+
+    def add(self, row: int) -> None:
+        by_row = self.by_row
+        if row >= len(by_row):
+            by_row.extend([0] * (row + 1 - len(by_row)))
+        n = by_row[row]
+        if n == 0:
+            self.rows.append(row)
+        by_row[row] = n + 1
+
+    def remove(self, row: int) -> None:
+        n = self.by_row[row] - 1
+        self.by_row[row] = n
+        if n == 0:
+            self.rows.remove(row)
+
+
 class QueueWalk:
     def __init__(self, lists: list[list[Entry]], rows: list[list[int]], groups: list[str], dead: Judge,
-                 collect: bool = True) -> None:
+                 collect: bool = True, present: list[Collection[int]] | None = None) -> None:
         """`lists`: the queue's lists in the order they are walked (a group's jobs all before the next group's),
         `rows` their entries' rows and `groups` their groups; `dead(row)`: the row can place nothing more this
-        cycle — once true, it stays so; `collect`: keep the jobs left waiting unvisited for `rest()`."""
-        self.lists, self.rows, self.groups, self.collect = lists, rows, groups, collect
+        cycle — once true, it stays so; `collect`: keep the jobs left waiting unvisited for `rest()`; `present`:
+        each list's distinct rows, exactly (None: not known, every entry is read)."""
+        self.lists, self.rows, self.groups, self.collect, self.present = lists, rows, groups, collect, present
         self.judge: RowJudge = dead if isinstance(dead, RowJudge) else CalledJudge(dead)
         self.list = 0  # the list being walked
         self.pos = 0  # the position in it of the job being visited, or of the next entry to look at
@@ -58,6 +86,7 @@ class QueueWalk:
         self.visiting = False  # the job `next` returned last is at (list, pos): no tuple made per visit
         self.job: PendingJob | None = None
         self.mark: int | None = None  # len(items) before `stop`: what follows was cut short
+        self.alive = -1  # rows of the list being walked not found dead yet (-1: not counted)
 
     def __iter__(self) -> Iterator[tuple[PendingJob, int]]:
         while (r := self.next()) >= 0:
@@ -75,7 +104,9 @@ class QueueWalk:
             lst: list[Any] = lists[self.list]  # entries kept boxed: read as Entry, compiled code copies them to append
             rows = self.rows[self.list]
             pos = self.pos
-            while pos < len(rows):
+            if pos == 0 and self.present is not None:
+                self.alive = self._alive(self.present[self.list])
+            while pos < len(rows) and self.alive != 0:
                 r = rows[pos]
                 if r >= len(gone):
                     gone.extend([False] * (r + 1 - len(gone)))
@@ -86,12 +117,24 @@ class QueueWalk:
                         self.job = lst[pos][4]
                         return r
                     gone[r] = True
+                    self.alive -= 1
                 if collect:
                     self.items.append(lst[pos])
                 pos += 1
+            if collect and pos < len(rows):  # every row of this list is dead: the rest of it waits, unread
+                self.items.extend(lst[pos:])
             self.list += 1
             self.pos = 0
         return -1
+
+    def _alive(self, rows: Collection[int]) -> int:
+        """How many of these rows are not found dead yet."""
+        gone = self.gone
+        n = 0
+        for r in rows:
+            if r >= len(gone) or not gone[r]:
+                n += 1
+        return n
 
     def skip_row(self) -> None:
         """The current job's request just died (`dead` says so from now on): it and the rest of its jobs wait
@@ -99,6 +142,7 @@ class QueueWalk:
         if not self.visiting:
             return
         self.gone[self.rows[self.list][self.pos]] = True  # next() sized it for this row
+        self.alive -= 1
         if self.collect:
             lst: list[Any] = self.lists[self.list]
             self.items.append(lst[self.pos])
@@ -132,6 +176,7 @@ class PendingQueue:
         self.lists: dict[str, list[Entry]] = {}  # group -> its jobs in order
         self.rows: dict[str, list[int]] = {}  # group -> the row of each of its jobs, in the same order
         self.where: dict[str, Entry] = {}  # job id -> its entry (no tuple of its own: one less to make and free)
+        self.counts: dict[str, RowCount] = {}  # group -> its entries' rows (kept when its list empties: tenants return)
         self.jobs: dict[str, PendingJob] = {}
         self._seq = 0
 
@@ -154,7 +199,13 @@ class PendingQueue:
         if lst is None:
             self.lists[place] = [entry]
             self.rows[place] = [row]
-        elif lst[-1] < entry:
+        counts = self.counts.get(place)
+        if counts is None:
+            counts = self.counts[place] = RowCount()
+        counts.add(row)
+        if lst is None:
+            return
+        if lst[-1] < entry:
             lst.append(entry)  # jobs mostly arrive in their queue's order: one comparison, not a bisect
             self.rows[place].append(row)
         else:
@@ -181,6 +232,10 @@ class PendingQueue:
                 lists[place] = lst = []
             lst.append(entry)
             touched[place] = lst
+            counts = self.counts.get(place)
+            if counts is None:
+                counts = self.counts[place] = RowCount()
+            counts.add(row)
         self._seq = seq
         for place, lst in touched.items():
             lst.sort()
@@ -194,6 +249,7 @@ class PendingQueue:
         lst = self.lists[place]
         at = bisect_left(lst, entry)
         del lst[at], self.rows[place][at]
+        self.counts[place].remove(entry[3])
         if not lst:
             del self.lists[place], self.rows[place]
         return self.jobs.pop(job_id)
@@ -219,6 +275,7 @@ class PendingQueue:
                 gaps[i] = []
             gaps[i].append(pos)
             del self.where[job_id], self.jobs[job_id]
+            self.counts[walk.groups[i]].remove(walk.rows[i][pos])
         for i, positions in gaps.items():
             kept: list[Any] = lists[i]  # boxed entries: moved, not unpacked and packed again
             rows = walk.rows[i]
@@ -241,6 +298,10 @@ class PendingQueue:
             key_at = self.sort.key_at  # type: ignore[attr-defined]
             everything = sorted((key_at(e[4], now), e[1], e[2], e[3], e[4])
                                 for lst in self.lists.values() for e in lst)
-            return QueueWalk([everything], [[e[3] for e in everything]], [""], dead, collect)
+            present: set[int] = set()
+            for counts in self.counts.values():
+                present.update(counts.rows)
+            return QueueWalk([everything], [[e[3] for e in everything]], [""], dead, collect, [present])
         groups = self.sort.rank_groups(sorted(self.lists), snapshot, now) if self.grouped else list(self.lists)  # type: ignore[attr-defined]
-        return QueueWalk([self.lists[g] for g in groups], [self.rows[g] for g in groups], groups, dead, collect)
+        return QueueWalk([self.lists[g] for g in groups], [self.rows[g] for g in groups], groups, dead, collect,
+                         [self.counts[g].rows for g in groups])
