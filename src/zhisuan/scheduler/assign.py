@@ -30,6 +30,9 @@ class Assigner(RowJudge):
                  caps: list[PoolCapacity], held: dict[str, int], calendar: float | None = None,
                  preemption: bool = True) -> None:
         self.snapshot, self.now, self.policy, self.ranking = snapshot, now, policy, ranking
+        # fields of Python objects (a lookup by name each time) read once a cycle, not at each job
+        self.pools = snapshot.pools
+        self.reservations, self.no_backfill = policy.reservations, policy.backfill == "none"
         self.calendar = calendar  # epoch seconds of `now` (the simulator's clock starts at its trace's 0)
         self.caps = caps
         self.preemption = policy.preemption and preemption  # the policy's book may hold it back this cycle
@@ -43,10 +46,10 @@ class Assigner(RowJudge):
         self.pointer = [0] * n
         self.exhausted = [False] * n
         self.gone = [False] * n  # request rows that can neither fit, reserve nor preempt for the rest of the cycle
+        self._open = [-2] * n  # row -> one of its pools with room to reserve when last asked (-1: none; -2: not yet)
         self.blocked = [False] * len(caps)
         self.reserved: dict[int, list[Reserve]] = {}  # pool -> its reservations (the backfill check; `extra` shrinks)
         self.full: set[int] = set()  # pools holding as many reservations as the policy allows per pool
-        self._reservable: dict[int, tuple[int, bool]] = {}  # row -> (len(full) when checked, any pool not full)
         self.easy = policy.backfill == "easy" and policy.reservations > 0
         self.depth = policy.backfill_depth  # jobs the walk may visit after the first blocked one (0: all)
         self.blocked_at: int | None = None  # jobs visited when the first job was blocked
@@ -149,12 +152,20 @@ class Assigner(RowJudge):
         """EASY reserves per pool: a blocked job may reserve while one of its pools has room for one more."""
         if not self.easy:
             return False
-        if not self.full:
+        full = self.full
+        if not full:
             return True
-        known = self._reservable.get(r)
-        if known is None or known[0] != len(self.full):
-            known = self._reservable[r] = (len(self.full), any(p not in self.full for p in self.ranking.prefs[r]))
-        return known[1]
+        p = self._open[r]
+        if p >= 0 and p not in full:  # pools only fill up in a cycle: the one found last time, if still open, answers
+            return True
+        if p == -1:
+            return False
+        for q in self.ranking.prefs[r]:
+            if q not in full:
+                self._open[r] = q
+                return True
+        self._open[r] = -1
+        return False
 
     def _refused(self, job: PendingJob, r: int) -> str | None:
         """The reason of the first admission check that refuses the job now, else None."""
@@ -265,7 +276,7 @@ class Assigner(RowJudge):
     def _start(self, job: PendingJob, r: int, p: int) -> None:
         shape = self.shape[r]
         d, n, milli = shape.devices_per_node, shape.nodes, shape.milli
-        cap, pool, now = self.caps[p], self.snapshot.pools[p], self.now
+        cap, pool, now = self.caps[p], self.pools[p], self.now
         speed = self.speed[r][p]
         end = now + self._runtime(job, r, p)
         here = self.reserved.get(p)
@@ -292,7 +303,7 @@ class Assigner(RowJudge):
         self.result.wait(job.id, NO_CAPACITY)
         if self.blocked_at is None:
             self.blocked_at = self.visited
-        if self.policy.backfill == "none":
+        if self.no_backfill:
             for p in self.ranking.prefs[r]:
                 self.blocked[p] = True
         elif self._may_reserve(r):
@@ -312,12 +323,13 @@ class Assigner(RowJudge):
         p = pools[k]
         start = now + delays[k]
         extra = free_devices_at(self.caps[p], start) - self.shape[r].amount
-        why = Why(self.ranking, r, job.duration, p, dict(zip(pools, delays, strict=True)), self.calendar)
-        reserve = Reserve(job.id, self.snapshot.pools[p].key, start, why, extra, job.tenant)
+        given = {pools[i]: delays[i] for i in range(len(pools))}  # compiled: `dict(zip(...))` is two generic calls
+        why = Why(self.ranking, r, job.duration, p, given, self.calendar)
+        reserve = Reserve(job.id, self.pools[p].key, start, why, extra, job.tenant)
         self.result.reservations.append(reserve)
         here = self.reserved.setdefault(p, [])
         here.append(reserve)
-        if len(here) >= self.policy.reservations:
+        if len(here) >= self.reservations:
             self.full.add(p)
 
     def _preempt(self, job: PendingJob, r: int) -> bool:

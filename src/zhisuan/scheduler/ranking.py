@@ -130,19 +130,23 @@ class Ranking:
 
     def _totals(self, r: int, pools: list[int], delays: list[float]) -> tuple[list[int], list[float]]:
         """The pools with a finite delay and their totals: `normalise` over them in plain Python (a reservation
-        asks for a few pools, where numpy's per-call overhead dominates)."""
+        asks for a few pools, where numpy's per-call overhead dominates). Each pool's total is summed in a local,
+        term by term in the ranking's order (the same additions as `normalise`, so the same bits)."""
         cands: list[int] = []
         starts: list[float] = []
         for i in range(len(pools)):
             d: float = delays[i]
-            if math.isfinite(d):
+            if not (math.isinf(d) or math.isnan(d)):  # finite: `math.isfinite` is no compiled primitive, a call by name
                 cands.append(pools[i])
                 starts.append(d)
         n = len(cands)
         if not n:
             return cands, []
         flat, terms, wsum = self._varying(r)
-        acc = [flat] * n
+        cols: list[list[float]] = []  # per varying term: its values over the candidates, weight, highest, span
+        ws: list[float] = []
+        his: list[float] = []
+        spans: list[float] = []
         for row, w, floor in terms:
             if row is not None:
                 vals = [row[p] for p in cands]
@@ -161,14 +165,21 @@ class Ranking:
                     hi = v
             if hi - lo < floor:
                 hi = lo + floor
-            if hi > lo:
-                span = hi - lo
-                for i in range(n):
-                    acc[i] += w * (100.0 * (hi - vals[i]) / span)
-            else:
-                for i in range(n):
-                    acc[i] += w * 100.0
-        return cands, [v / wsum for v in acc]
+            cols.append(vals)
+            ws.append(w)
+            his.append(hi)
+            spans.append(hi - lo if hi > lo else 0.0)
+        out: list[float] = []
+        for i in range(n):
+            t = flat
+            for k in range(len(cols)):
+                span = spans[k]
+                if span > 0.0:
+                    t += ws[k] * (100.0 * (his[k] - cols[k][i]) / span)
+                else:
+                    t += ws[k] * 100.0
+            out.append(t / wsum)
+        return cands, out
 
     def parts(self, r: int, delay: F | None = None) -> dict[int, tuple[Part, ...]]:
         """Each candidate pool's parts for row r (pools with a finite `delay`, if given), normalised by the

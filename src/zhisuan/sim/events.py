@@ -37,7 +37,9 @@ class EventQueue:
 
     def _key(self, time: float) -> int:
         # bucket k holds the times in (width (k-1), width k]: a cycle at a multiple of the width takes it whole
-        return math.ceil(time / self.width) if math.isfinite(time) else (NEVER if time > 0 else -NEVER)
+        if math.isinf(time) or math.isnan(time):  # not `math.isfinite`: no compiled primitive, a call by name
+            return NEVER if time > 0 else -NEVER
+        return math.ceil(time / self.width)
 
     def push(self, time: float, kind: Kind, subject: int, version: int = 0) -> None:
         key = self._key(time)
