@@ -156,6 +156,11 @@ def test_leaving_a_list_whose_rows_are_all_dead_changes_nothing_the_walk_does(sp
     assert q.counts.keys() >= q.lists.keys()  # a group whose list emptied keeps its (empty) counts
     for g, counts in q.counts.items():
         assert counted(counts) == Counter(q.rows.get(g, []))
+    entries = sorted((e[3], e[1], e[2]) for lst in q.lists.values() for e in lst)  # (row, submission, id)
+    assert q.row_counts() == dict(sorted(Counter(e[0] for e in entries).items()))
+    assert q.present_rows() == {e[0] for e in entries}
+    some = set(dead_at_start)
+    assert q.ids_with_rows(some) == [(r, i) for r, _, i in entries if r in some]
 
 
 def counted(counts: RowCount) -> Counter:

@@ -31,7 +31,7 @@ class LiveView:
     def of(cls, state: SchedulerState, down: dict[str, str], labels: dict[str, str],
            started: frozenset[str] = frozenset(), reservations: list[Reserve] | None = None) -> LiveView:
         reqs = state.cache.ranking.reqs.reqs
-        queued = [(reqs[r], len(ids)) for r, ids in state.by_row.items() if ids]
+        queued = [(reqs[r], n) for r, n in state.queue.row_counts().items()]
         tenants = {k: TenantState(t.name, t.weight, t.quota_devices, t.usage, t.usage_at)
                    for k, t in state.tenants.items()}
         return cls(list(state.pools), state.running_jobs(), queued, tenants, dict(down), dict(labels), started,

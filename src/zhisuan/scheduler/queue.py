@@ -292,16 +292,41 @@ class PendingQueue:
         for job_id in strays:
             self.remove(job_id)
 
+    def present_rows(self) -> set[int]:
+        """The rows of the pending jobs."""
+        out: set[int] = set()
+        for counts in self.counts.values():
+            out.update(counts.rows)
+        return out
+
+    def row_counts(self) -> dict[int, int]:
+        """Pending jobs per row (rows with none left out), in row order."""
+        out: dict[int, int] = {}
+        for counts in self.counts.values():
+            for r in counts.rows:
+                out[r] = out.get(r, 0) + counts.by_row[r]
+        return dict(sorted(out.items()))
+
+    def ids_with_rows(self, rows: Collection[int]) -> list[tuple[int, str]]:
+        """(row, id) of the pending jobs with these rows, by row, then in submission order: a pass over the lists
+        holding them, for the rare rows no pool can run (the cycle tells those jobs so each time)."""
+        wanted = set(rows)
+        if not wanted:
+            return []
+        found: list[tuple[int, int, str]] = []
+        for group, lst in self.lists.items():
+            if any(r in wanted for r in self.counts[group].rows):
+                found.extend((e[3], e[1], e[2]) for e in lst if e[3] in wanted)
+        found.sort()
+        return [(r, job_id) for r, _, job_id in found]
+
     def walk(self, snapshot: Snapshot, now: float, dead: Judge, collect: bool = True) -> QueueWalk:
         """This cycle's walk; `collect`: it hands back the jobs it left waiting unvisited (`rest()`)."""
         if self.dynamic:
             key_at = self.sort.key_at  # type: ignore[attr-defined]
             everything = sorted((key_at(e[4], now), e[1], e[2], e[3], e[4])
                                 for lst in self.lists.values() for e in lst)
-            present: set[int] = set()
-            for counts in self.counts.values():
-                present.update(counts.rows)
-            return QueueWalk([everything], [[e[3] for e in everything]], [""], dead, collect, [present])
+            return QueueWalk([everything], [[e[3] for e in everything]], [""], dead, collect, [self.present_rows()])
         groups = self.sort.rank_groups(sorted(self.lists), snapshot, now) if self.grouped else list(self.lists)  # type: ignore[attr-defined]
         return QueueWalk([self.lists[g] for g in groups], [self.rows[g] for g in groups], groups, dead, collect,
                          [self.counts[g].rows for g in groups])

@@ -61,7 +61,6 @@ class SchedulerState:
         self.placed: dict[str, int] = {}  # job id -> pool index of its allocation
         self.external: dict[int, list[str]] = {}  # pool index -> ids of the external allocations held there
         self.queue = PendingQueue(policy.queue_sort)
-        self.by_row: dict[int, dict[str, None]] = {}  # ranking row -> ids of pending jobs with that request
         self.held: dict[str, int] = {}  # thousandths of a device per tenant (quotas)
         self.cache = RankCache(PoolTable.build(self.pools), policy)
         make_book = getattr(policy.queue_sort, "book", None)
@@ -80,8 +79,6 @@ class SchedulerState:
     def _enqueue(self, jobs: list[PendingJob]) -> None:
         rows = self.cache.rows_of(jobs)
         self.queue.add_many(jobs, rows)
-        for job, r in zip(jobs, rows, strict=True):
-            self.by_row.setdefault(r, {})[job.id] = None
 
     @property
     def pending(self) -> dict[str, PendingJob]:
@@ -125,15 +122,11 @@ class SchedulerState:
             job.attained = attained
         if self.book is not None:
             self.book.submitted(job)
-        r = self.cache.row_of(job.request)
-        self.queue.add(job, r)
-        self.by_row.setdefault(r, {})[job.id] = None
+        self.queue.add(job, self.cache.row_of(job.request))
 
     def _add(self, jobs: list[PendingJob]) -> None:
         if len(jobs) == 1:  # one insertion, not a sort of its list
-            r = self.cache.row_of(jobs[0].request)
-            self.queue.add(jobs[0], r)
-            self.by_row.setdefault(r, {})[jobs[0].id] = None
+            self.queue.add(jobs[0], self.cache.row_of(jobs[0].request))
         else:
             self._enqueue(jobs)
 
@@ -190,7 +183,6 @@ class SchedulerState:
             self.deferred.pop()
             heapify(self.deferred)
             return job
-        del self.by_row[found[3]][job_id]
         return self.queue.remove(job_id)
 
     def started(self, job_id: str, at: float) -> None:
@@ -234,7 +226,6 @@ class SchedulerState:
         self.cache = RankCache(PoolTable.build(self.pools), self.policy)
         jobs = list(self.queue.jobs.values())
         self.queue = PendingQueue(self.policy.queue_sort)
-        self.by_row = {}
         self._enqueue(jobs)
 
     def set_external(self, pool: str, load: list[RunningJob]) -> None:
@@ -300,8 +291,7 @@ class SchedulerState:
         if self.book is not None:
             self._rekey(self.book.prepare(self.queue.jobs, self, now))
         ranking = self.cache.ranking
-        present = [r for r, ids in self.by_row.items() if ids]
-        unschedulable = [r for r in present if not ranking.prefs[r]]
+        unschedulable = sorted(r for r in self.queue.present_rows() if not ranking.prefs[r])
         snapshot = Snapshot(self.pools, [], [], self.tenants)
         assigner = Assigner(snapshot, now, self.policy, ranking, self.caps, self.held, now + self.epoch,
                             preemption=self.book.may_preempt if self.book is not None else True)
@@ -310,13 +300,11 @@ class SchedulerState:
         result.expired = expired
         result.rest_skip = frozenset(unschedulable)
         why = {r: assigner.why_not(r) for r in unschedulable}  # once per row: it depends only on the row
-        result.unschedulable = [Unschedulable(job_id, why[r]) for r in unschedulable for job_id in self.by_row[r]]
+        result.unschedulable = [Unschedulable(job_id, why[r]) for r, job_id in self.queue.ids_with_rows(unschedulable)]
         for pre in result.preemptions:
             self.placed.pop(pre.job_id, None)
             if pre.allocation is not None:
                 self._record(pre.allocation, now)
-        for s in result.starts:  # started jobs leave the queue where the walk found them, in one go
-            del self.by_row[s.request][s.job_id]
         self.queue.remove_visited(walk, assigner.taken, [s.job_id for s in result.starts])
         for s in result.starts:
             self.placed[s.job_id] = s.pool
@@ -349,7 +337,6 @@ class SchedulerState:
         if changed is None:
             jobs = list(self.queue.jobs.values())
             self.queue = PendingQueue(self.policy.queue_sort)
-            self.by_row = {}
             self._enqueue(jobs)
             return
         for job_id in changed:
