@@ -14,6 +14,7 @@ WRITTEN = [
     ("scheduler/decisions.py", "Start"),
     ("scheduler/decisions.py", "Reserve"),
     ("scheduler/decisions.py", "Unschedulable"),
+    ("scheduler/decisions.py", "CycleResult"),
     ("scheduler/pending.py", "PendingJob"),
     ("sim/engine.py", "SimJob"),
 ]

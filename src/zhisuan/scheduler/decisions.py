@@ -176,7 +176,7 @@ NO_CAPACITY = "no accepted pool has room for the gang now"
 DEADLINE = "its deadline can no longer be met on any pool"
 
 
-@dataclass
+@dataclass(init=False)
 class CycleResult:
     starts: list[Start] = field(default_factory=list)
     preemptions: list[Preempt] = field(default_factory=list)
@@ -188,6 +188,23 @@ class CycleResult:
     rest_skip: frozenset[int] = frozenset()  # rows of unschedulable jobs, reported in `unschedulable`
     beyond: int = 0  # rest[beyond:] was cut short by the backfill depth, not by its request dying
     beyond_reason: str = NO_CAPACITY
+    reqs: int = 0  # distinct resource asks ranked
+
+    def __init__(self, starts: list[Start] | None = None, preemptions: list[Preempt] | None = None,
+                 reservations: list[Reserve] | None = None, unschedulable: list[Unschedulable] | None = None,
+                 expired: list[Unschedulable] | None = None, waits: dict[str, list[str]] | None = None,
+                 rest: list[tuple[tuple[float, ...], int, str, int, PendingJob]] | None = None,
+                 rest_skip: frozenset[int] = frozenset(), beyond: int = 0, beyond_reason: str = NO_CAPACITY,
+                 reqs: int = 0) -> None:
+        # written out: mypyc compiles this one (the dataclass's is interpreted, and every cycle makes one)
+        self.starts = [] if starts is None else starts
+        self.preemptions = [] if preemptions is None else preemptions
+        self.reservations = [] if reservations is None else reservations
+        self.unschedulable = [] if unschedulable is None else unschedulable
+        self.expired = [] if expired is None else expired
+        self.waits = {} if waits is None else waits
+        self.rest = [] if rest is None else rest
+        self.rest_skip, self.beyond, self.beyond_reason, self.reqs = rest_skip, beyond, beyond_reason, reqs
 
     def wait(self, job_id: str, reason: str) -> None:
         ids = self.waits.get(reason)
@@ -208,7 +225,6 @@ class CycleResult:
     @property
     def waiting_jobs(self) -> int:
         return sum(len(v) for v in self.waits.values()) + sum(1 for e in self.rest if e[3] not in self.rest_skip)
-    reqs: int = 0  # distinct resource asks ranked
 
     @property
     def placed(self) -> int:

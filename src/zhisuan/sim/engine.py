@@ -137,7 +137,9 @@ class Simulator:
             shape_of_base[k] = shapes[key]
         self.shape = shape_of_base[source]
         billed = holds(RequestTable.build(self.requests), PoolTable.build(scenario.pools))  # [shape, pool]
-        self.billed_cpus, self.billed_gib = billed.cpus.tolist(), billed.memory_gib.tolist()  # few rows: read per run
+        # few rows, read per run: typed lists, so compiled code indexes them natively (numpy's tolist is untyped)
+        self.billed_cpus: list[list[float]] = billed.cpus.tolist()
+        self.billed_gib: list[list[float]] = billed.memory_gib.tolist()
         self.amounts: list[float] = [j.amount for j in base]  # per distinct job, read at each arrival (float64)
         self.log = JobLog(trace.jobs, submit, np.array(self.amounts, dtype=np.float32)[source])
         # jobs no pool of the scenario could ever run are set aside (counted), not queued forever

@@ -33,8 +33,11 @@ class FairShare:
         return job.tenant
 
     def rank_groups(self, groups: Sequence[str], snapshot: Snapshot, now: float) -> list[str]:
-        def share(name: str) -> float:
-            t = snapshot.tenant(name)
-            return decayed_usage(t, now, self.half_life) / t.weight
-
-        return sorted(groups, key=lambda g: (share(g), g))
+        """By decayed usage per unit of weight, then name: (share, name) pairs sorted, no key function called per
+        group through a closure (each cycle ranks its tenants)."""
+        ranked: list[tuple[float, str]] = []
+        for g in groups:
+            t = snapshot.tenant(g)
+            ranked.append((decayed_usage(t, now, self.half_life) / t.weight, g))
+        ranked.sort()
+        return [g for _, g in ranked]
