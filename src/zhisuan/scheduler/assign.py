@@ -193,7 +193,7 @@ class Assigner(RowJudge):
             p = prefs[i]
             if blocked[p] or not (caps[p].fits(d, n) if simple else caps[p].fits_shape(shape)):
                 if i == self.pointer[r]:
-                    self.pointer[r] += 1
+                    self.pointer[r] = i + 1  # (i is the pointer here) an item's `+=` is a generic number op
                 i += 1
                 continue
             if reserved and p in reserved and self._conflicts(job, r, p, shape.amount):

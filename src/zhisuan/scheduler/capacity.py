@@ -134,9 +134,10 @@ class PoolCapacity:
 
     def _move(self, node: int, new_free: int) -> None:
         self._changed()
-        self.counts[self.free[node]] -= 1
+        counts, old = self.counts, self.free[node]
+        counts[old] = counts[old] - 1  # not `-=`: on an item, compiled code makes that a generic number operation
         self.free[node] = new_free
-        self.counts[new_free] += 1
+        counts[new_free] = counts[new_free] + 1
         bucket = self.buckets[new_free]
         heappush(bucket, node)
         if len(bucket) > 2 * self.counts[new_free] + 32:  # too many stale entries: rebuild

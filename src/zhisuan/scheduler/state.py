@@ -354,7 +354,7 @@ class SchedulerState:
         if p is None:
             return None
         alloc = self.caps[p].release(job_id)
-        self.held[alloc.tenant] -= alloc.milli or alloc.devices * 1000
+        self.held[alloc.tenant] = self.held[alloc.tenant] - (alloc.milli or alloc.devices * 1000)
         return alloc
 
     def _record(self, alloc: Allocation, at: float, final: bool = False) -> None:

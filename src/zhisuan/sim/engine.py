@@ -335,7 +335,7 @@ class Simulator:
         job.remaining = max(job.remaining - max(ran - job.staging, 0.0) * job.factor, 0.0)  # staging does no work
         job.run_seconds += ran
         job.version += 1
-        self.device_seconds[job.pool] += devices * ran
+        self.device_seconds[job.pool] = self.device_seconds[job.pool] + devices * ran  # `+=` on an item: generic
         self.runs.append(job.pool, job.started, now, devices, self.billed_cpus[job.shape][job.pool],
                          self.billed_gib[job.shape][job.pool])
         self.allocated -= devices
