@@ -32,7 +32,7 @@ from zhisuan.sim.scenario import Scenario, request_for
 from zhisuan.sim.speed import SpeedModel
 from zhisuan.sim.trace import Trace, TraceJob, columns, copy_numbers
 
-GC_CYCLES = 2048  # cycles between two collections of young cyclic garbage during a replay
+GC_CYCLES = 8192  # cycles between two collections of young cyclic garbage during a replay (6 days of 60 s cycles)
 
 
 @dataclass(frozen=True)
