@@ -12,14 +12,12 @@ from zhisuan.scheduler.shape import Shape
 
 def by_copy(cap: PoolCapacity, devices: int, nodes: int) -> int:
     free = list(cap.free)
-    k = 0
-    for chunk in cap.by_end().chunks():
-        for alloc in chunk:
-            k += 1
-            for n in alloc.nodes:
-                free[n] += alloc.devices_per_node
-            if sum(1 for f in free if f >= devices) >= nodes:
-                return k
+    order = cap.by_end()
+    for k, alloc in enumerate(order.first(len(order)), 1):
+        for n in alloc.nodes:
+            free[n] += alloc.devices_per_node
+        if sum(1 for f in free if f >= devices) >= nodes:
+            return k
     return 0
 
 
@@ -32,9 +30,14 @@ def test_releases_until_fit_counts_as_a_full_copy_would(nodes: int, size: int, d
     for k, (d, n, end) in enumerate(asks):
         if cap.fits(d, n):
             cap.add(Allocation(f"j{k}", "t", cap.take(d, n), d, end, 0, True, 0.0))
-    for k in data.draw(st.lists(st.integers(0, len(asks)), max_size=5)):  # some end early
-        if f"j{k}" in cap.allocations:
-            cap.release(f"j{k}")
+    for k in data.draw(st.lists(st.integers(0, len(asks)), max_size=5)):  # some end early, some first (gone by a mark)
+        first = cap.by_end().item_at(0).job_id if cap.allocations else None
+        for job_id in (f"j{k}", first):
+            if job_id in cap.allocations:
+                cap.release(job_id)
+    order = cap.by_end()
     for d in range(1, size + 1):
         for n in range(1, nodes + 2):
-            assert cap.releases_among(Shape(d, n), cap.by_end().chunks()) == by_copy(cap, d, n), (d, n)
+            want = by_copy(cap, d, n)
+            assert cap.releases_among(Shape(d, n), order.chunks(), order.head) == want, (d, n)
+            assert cap.releases_until_fit(Shape(d, n)) == want, (d, n)

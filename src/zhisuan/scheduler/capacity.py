@@ -260,21 +260,24 @@ class PoolCapacity:
         left keeps it from cycle to cycle (EASY asks it for every blocked job and pool)."""
         known = self._releases.get(shape)
         if known is None:
-            known = self._releases[shape] = self.releases_among(shape, self.by_end().chunks())
+            order = self.by_end()
+            known = self._releases[shape] = self.releases_among(shape, order.chunks(), order.head)
         return known
 
-    def releases_among(self, shape: Shape, chunks: list[list[Allocation]]) -> int:
-        """How many of the allocations in `chunks` (read in order), released in order, until the shape fits
-        (0: never)."""
+    def releases_among(self, shape: Shape, chunks: list[list[Allocation]], skip: int = 0) -> int:
+        """How many of the allocations in `chunks` (read in order, the first `skip` of the first chunk left out),
+        released in order, until the shape fits (0: never)."""
         if shape.simple and self.shares is None:
-            return releases_until_fit(self.free, self.counts, chunks, shape.devices_per_node, shape.nodes)
+            return releases_until_fit(self.free, self.counts, chunks, shape.devices_per_node, shape.nodes, skip)
         if shape.devices_per_node > self.size or shape.cpu > self.cpu or shape.memory > self.memory:
             return 0
         shares = self.device_shares().copy()
         ready = int(shares.node_mask(shape).sum())
         k = 0
-        for chunk in chunks:
-            for alloc in chunk:
+        for c in range(len(chunks)):
+            chunk = chunks[c]
+            for i in range(skip if c == 0 else 0, len(chunk)):
+                alloc = chunk[i]
                 k += 1
                 was = [shares.node_fits(n, shape) for n in alloc.nodes]
                 shares.remove(alloc.job_id, alloc.shape, alloc.nodes)
@@ -320,17 +323,20 @@ def capacities(snapshot: Snapshot) -> list[PoolCapacity]:
 
 
 def releases_until_fit(free: list[int], counts: list[int], chunks: list[list[Allocation]], devices: int,
-                       nodes: int) -> int:
-    """How many of the allocations in `chunks` (read in order), released in order, until `nodes` nodes have
-    `devices` free (0: never). `counts[k]`: nodes with k devices free. Costs what the walk touches: the nodes ready
-    now are counted from `counts`, and only the nodes released to are tracked (a national pool has thousands)."""
+                       nodes: int, skip: int = 0) -> int:
+    """How many of the allocations in `chunks` (read in order, the first `skip` of the first chunk left out),
+    released in order, until `nodes` nodes have `devices` free (0: never). `counts[k]`: nodes with k devices free.
+    Costs what the walk touches: the nodes ready now are counted from `counts`, and only the nodes released to are
+    tracked (a national pool has thousands)."""
     ready = 0
     for level in range(devices, len(counts)):
         ready += counts[level]
     grown: dict[int, int] = {}  # node -> its free devices once the allocations walked so far are released
     k = 0
-    for chunk in chunks:
-        for alloc in chunk:
+    for c in range(len(chunks)):
+        chunk = chunks[c]
+        for i in range(skip if c == 0 else 0, len(chunk)):
+            alloc = chunk[i]
             k += 1
             for n in alloc.nodes:
                 before = grown.get(n, free[n])

@@ -41,20 +41,25 @@ class EndOrder(Generic[T]):
         return self._size
 
     def _cut(self) -> None:
-        """Drop the first chunk's gone entries (before reading the chunks, or changing the first)."""
+        """Drop the first chunk's gone entries (before splitting it, or searching it for one to remove)."""
         h = self._head
         if h:
             self._head = 0
             del self._ends[0][:h], self._ids[0][:h], self._items[0][:h]
 
+    @property
+    def head(self) -> int:
+        """How many entries at the front of the first of `chunks()` are gone: readers start after them."""
+        return self._head
+
     def chunks(self) -> list[list[T]]:
-        """The items in order, chunk by chunk (the caller reads them and must not change them)."""
-        self._cut()
+        """The items in order, chunk by chunk, the first chunk's first `head` gone (the caller reads them and must
+        not change them). Not cut here: a pool's order is read every cycle, and each cut shifted the chunk."""
         return self._items
 
     def item_at(self, k: int) -> T:
         """The k-th item in order (0-based)."""
-        self._cut()
+        k += self._head
         for chunk in self._items:
             if k < len(chunk):
                 return chunk[k]
@@ -63,14 +68,19 @@ class EndOrder(Generic[T]):
 
     def first(self, k: int) -> list[T]:
         """The first k items in order."""
-        self._cut()
         out: list[T] = []
-        for chunk in self._items:
+        for chunk in self._live_chunks():
             if len(out) + len(chunk) >= k:
                 out.extend(chunk[:k - len(out)])
                 break
             out.extend(chunk)
         return out
+
+    def _live_chunks(self) -> list[list[T]]:
+        """The chunks with the gone entries left out (a copy of the first chunk's rest when there are any)."""
+        if not self._head:
+            return self._items
+        return [self._items[0][self._head:], *self._items[1:]]
 
     def add(self, end: float, key: str, item: T) -> None:
         if not self._items:

@@ -45,8 +45,12 @@ def _walk(cap: PoolCapacity, shape: Shape) -> tuple[float, int]:
 def free_devices_at(cap: PoolCapacity, t: float) -> float:
     """Devices free at time t if every allocation ends when expected (shares as fractions)."""
     free = cap.free_amount()
-    for chunk in cap.by_end().chunks():
-        for a in chunk:
+    order = cap.by_end()
+    chunks = order.chunks()
+    for c in range(len(chunks)):
+        chunk = chunks[c]
+        for i in range(order.head if c == 0 else 0, len(chunk)):
+            a = chunk[i]
             if a.end > t:
                 return free
             free += a.amount
