@@ -45,29 +45,25 @@ Judge = RowJudge | Callable[[int], bool]
 
 
 class RowCount:
-    """How many entries of one list have each row, and the rows present: the walk leaves the list once all of these
-    are dead. Counts in a list by row (a few list reads an arrival, where a dict costs a lookup and a store)."""
+    """How many entries of one list have each row (rows with none left out): the walk leaves the list once all of
+    these are dead. A dict, not a list indexed by row: that would be as long as the highest row any job ever had,
+    in every tenant's list (one tenant sending many distinct asks would lengthen them all)."""
 
-    __slots__ = ("by_row", "rows")
+    __slots__ = ("by_row",)
 
     def __init__(self) -> None:
-        self.by_row: list[int] = []
-        self.rows: list[int] = []  # rows with entries, unordered
+        self.by_row: dict[int, int] = {}
 
     def add(self, row: int) -> None:
         by_row = self.by_row
-        if row >= len(by_row):
-            by_row.extend([0] * (row + 1 - len(by_row)))
-        n = by_row[row]
-        if n == 0:
-            self.rows.append(row)
-        by_row[row] = n + 1
+        by_row[row] = by_row.get(row, 0) + 1
 
     def remove(self, row: int) -> None:
         n = self.by_row[row] - 1
-        self.by_row[row] = n
-        if n == 0:
-            self.rows.remove(row)
+        if n:
+            self.by_row[row] = n
+        else:
+            del self.by_row[row]
 
 
 class QueueWalk:
@@ -296,15 +292,15 @@ class PendingQueue:
         """The rows of the pending jobs."""
         out: set[int] = set()
         for counts in self.counts.values():
-            out.update(counts.rows)
+            out.update(counts.by_row)
         return out
 
     def row_counts(self) -> dict[int, int]:
         """Pending jobs per row (rows with none left out), in row order."""
         out: dict[int, int] = {}
         for counts in self.counts.values():
-            for r in counts.rows:
-                out[r] = out.get(r, 0) + counts.by_row[r]
+            for r, n in counts.by_row.items():
+                out[r] = out.get(r, 0) + n
         return dict(sorted(out.items()))
 
     def ids_with_rows(self, rows: Collection[int]) -> list[tuple[int, str]]:
@@ -315,7 +311,7 @@ class PendingQueue:
             return []
         found: list[tuple[int, int, str]] = []
         for group, lst in self.lists.items():
-            if any(r in wanted for r in self.counts[group].rows):
+            if any(r in wanted for r in self.counts[group].by_row):
                 found.extend((e[3], e[1], e[2]) for e in lst if e[3] in wanted)
         found.sort()
         return [(r, job_id) for r, _, job_id in found]
@@ -329,4 +325,4 @@ class PendingQueue:
             return QueueWalk([everything], [[e[3] for e in everything]], [""], dead, collect, [self.present_rows()])
         groups = self.sort.rank_groups(sorted(self.lists), snapshot, now) if self.grouped else list(self.lists)  # type: ignore[attr-defined]
         return QueueWalk([self.lists[g] for g in groups], [self.rows[g] for g in groups], groups, dead, collect,
-                         [self.counts[g].rows for g in groups])
+                         [self.counts[g].by_row for g in groups])
