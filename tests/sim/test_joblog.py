@@ -30,7 +30,7 @@ def test_rows_read_back_as_appended(width: int, n: int, data: st.DataObject) -> 
     np.testing.assert_array_equal(s.table(), table)  # read twice, the same
     table[:] = -1.0
     assert n == 0 or s.table()[0, 0] != -1.0 or expected[0][0] == -1.0  # a copy: the caller's edits stay theirs
-    s.clear()
+    s.take()  # handed over: what is appended next starts a new table
     assert len(s) == 0 and s.table().shape == (0, width)
     s.append(*map(float, range(width)))
     np.testing.assert_array_equal(s.table(), [list(map(float, range(width)))])

@@ -4,8 +4,9 @@ A national pool runs thousands of jobs at once and one starts or ends every few 
 sorted list each insertion and removal shifts half the list. Here the order is a list of sorted chunks of at most
 CHUNK entries (as `sortedcontainers` keeps its lists), so a change shifts one chunk and finding it is a bisect over
 the chunks' last ends. Readers walk the chunks in order (EASY's "how many must end before this fits" stops early).
-A run that ends when expected is the first to end: it leaves by moving a mark past it, and the first chunk drops its
-ended entries in one cut when next read or split (deleting at a list's front shifts the whole chunk each time).
+A run that ends when expected is the first to end: it leaves by moving a mark (`head`) past it, readers start after
+the mark, and the first chunk drops its ended entries in one cut only when it splits or is searched for another
+(deleting at a list's front shifted the whole chunk at every finish).
 """
 
 from __future__ import annotations

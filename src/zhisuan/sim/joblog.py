@@ -90,6 +90,3 @@ class Series:
         replay's peak memory at its end); the series is empty after."""
         data, self._data = self._data, bytearray()
         return np.frombuffer(data, dtype=float).reshape(-1, self.width)
-
-    def clear(self) -> None:
-        self._data = bytearray()
